@@ -1,0 +1,1 @@
+"""Pieces every room shares: configuration, privacy masking, logging."""

@@ -1,0 +1,53 @@
+"""The [ami] and [ivr] sections: how to reach Asterisk and how calls are driven."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SECTIONS = {"ami", "ivr"}
+PREFIXES: set[str] = set()
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    enabled: bool
+    endpoint: str
+    username: str
+    secret: str
+    action_timeout: float
+    ping_interval: float
+    heartbeat_interval: float
+    heartbeat_variable: str
+
+
+@dataclass(frozen=True)
+class IvrConfig:
+    ami: AmiConfig
+    menus_dir: Path
+    agi_timeout: float
+    password_attempts: int
+    lock_minutes: int
+    agent_queue: str
+
+
+def parse(ini, daemon, centers) -> IvrConfig:
+    a = ini.section("ami")
+    s = ini.section("ivr")
+    ami = AmiConfig(
+        enabled=a.bool("enabled", True),
+        endpoint=a.endpoint("endpoint", "tcp:host=127.0.0.1:port=5038"),
+        username=a.str("username", "hotline"),
+        secret=a.str("secret", "env:HOTLINE_AMI_SECRET") if a.bool("enabled", True) else "",
+        action_timeout=a.float("action_timeout", 10.0, min=0.5, max=120),
+        ping_interval=a.float("ping_interval", 20.0, min=1, max=600),
+        heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),
+        heartbeat_variable=a.str("heartbeat_variable", "HOTLINE_HEARTBEAT"),
+    )
+    return IvrConfig(
+        ami=ami,
+        menus_dir=s.path_value("menus_dir", str(Path(__file__).with_name("menus"))),
+        agi_timeout=s.float("agi_timeout", 60.0, min=1, max=600),
+        password_attempts=s.int("password_attempts", 3, min=1, max=10),
+        lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
+        agent_queue=s.str("agent_queue", "hotline-agents"),
+    )
