@@ -1,0 +1,96 @@
+"""The INI configuration: defaults, validation with one-line errors, secrets from env."""
+from pathlib import Path
+
+import pytest
+
+from common.config import ConfigError, load
+
+SAMPLE = Path(__file__).resolve().parents[3] / "hotline.sample.ini"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("HOTLINE_AMI_SECRET", "s3cret")
+    monkeypatch.setenv("HOTLINE_SMPP_PASSWORD_LOCAL", "pw")
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "hotline.ini"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = """
+[center:ly]
+name = 洛阳市住房公积金管理中心
+signature = 洛阳公积金
+[ami]
+secret = x
+"""
+
+
+def test_sample_config_loads(env):
+    """The commented sample in the repository is itself a valid configuration."""
+    config = load(SAMPLE)
+    assert config.centers["demo"].signature == "示例公积金"
+    assert config.ivr.ami.secret == "s3cret"
+    assert config.sms.smscs[0].password == "pw"
+
+
+def test_relative_paths_follow_the_file(tmp_path):
+    """Relative paths and SQLite URLs are taken from the config file's folder."""
+    config = load(write(tmp_path, MINIMAL))
+    assert config.daemon.state_dir == tmp_path / "var"
+    assert config.database.url == f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
+    assert config.centers["ly"].core_db == tmp_path / "var" / "core-ly.db"
+
+
+def test_bad_value_names_file_section_and_key(tmp_path):
+    """A bad number is reported as FILE [section] key: problem."""
+    path = write(tmp_path, MINIMAL + "[codes]\nttl = soon\n")
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert str(e.value) == f"{path} [codes] ttl: must be a whole number, not 'soon'"
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    """A misspelt key is an error, not silently ignored."""
+    path = write(tmp_path, MINIMAL + "[codes]\nttll = 5\n")
+    with pytest.raises(ConfigError, match=r"\[codes\] ttll: unknown key"):
+        load(path)
+
+
+def test_unknown_section_is_rejected(tmp_path):
+    """A misspelt section is an error."""
+    with pytest.raises(ConfigError, match=r"\[daemom\]: unknown section"):
+        load(write(tmp_path, MINIMAL + "[daemom]\n"))
+
+
+def test_missing_env_secret(tmp_path, monkeypatch):
+    """A secret taken from an unset environment variable names the variable."""
+    monkeypatch.delenv("NOPE_SECRET", raising=False)
+    path = write(tmp_path, MINIMAL.replace("secret = x", "secret = env:NOPE_SECRET"))
+    with pytest.raises(ConfigError, match="environment variable NOPE_SECRET is not set"):
+        load(path)
+
+
+def test_missing_file_and_no_center(tmp_path):
+    """A missing file and a file without any center are both one-line errors."""
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "absent.ini")
+    with pytest.raises(ConfigError, match=r"at least one \[center:CODE\]"):
+        load(write(tmp_path, "[ami]\nsecret = x\n"))
+
+
+def test_http_core_needs_url_and_key(tmp_path):
+    """A center on the http core must say where the core is and how to sign."""
+    with pytest.raises(ConfigError, match=r"\[center:ly\] core_url: is required"):
+        load(write(tmp_path, MINIMAL.replace("signature", "core = http\nsignature")))
+
+
+def test_office_hours_window(tmp_path):
+    """Office hours parse as minutes since midnight; nonsense is refused."""
+    config = load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 08:30-17:30\nsignature")))
+    assert config.centers["ly"].office_hours == (510, 1050)
+    with pytest.raises(ConfigError, match="office_hours: must be a time window"):
+        load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 8-5\nsignature")))
