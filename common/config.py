@@ -63,7 +63,7 @@ class Section:
 
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         value = self._raw(key, default)
-        if value is None:
+        if not value:
             if required:
                 raise self.error(key, "is required")
             return ""
