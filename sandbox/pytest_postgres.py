@@ -23,14 +23,14 @@ def unavailable(reason: str):
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     url = os.environ.get("HOTLINE_TEST_PG_URL")
     if url:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         yield PostgresServer(datadir=None, port=port)
         return
     try:
-        server = PostgresServer.start(tmp_path_factory.mktemp("pg") / "data")
+        server = PostgresServer.start()  # under /tmp: the postgres user must reach it
     except (PostgresUnavailable, OSError) as e:
         unavailable(str(e))
     os.environ["HOTLINE_TEST_PG_URL"] = server.url()
