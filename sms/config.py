@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = {"sms"}
+SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
 PREFIXES = {"smsc"}
 
 
@@ -24,10 +24,40 @@ class SmscConfig:
     source_addr: str
 
 
+CLASSES = ("code", "transaction", "bulk", "reply")
+KEYWORD_ACTIONS = ("balance", "loan", "unsubscribe", "subscribe")
+_DEFAULT_QUIET = {"code": "none", "transaction": "21:00-08:00", "bulk": "21:00-08:00",
+                  "reply": "none"}
+_DEFAULT_VALIDITY = {"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600}
+_DEFAULT_KEYWORDS = {"balance": ("YE", "CX"), "loan": ("DKYE",), "unsubscribe": ("TD",),
+                     "subscribe": ("DY",)}
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    """The [sms] outbox rules: validity, retries, limits, batching, alerts."""
+
+    timezone: str
+    validity: dict  # class -> seconds
+    quiet_hours: dict  # class -> (start_minute, end_minute) or None
+    retry_base: float
+    retry_max: float
+    per_destination_per_hour: int
+    batch: int
+    max_inflight: int  # parts marked submitting at once; 0 = the routers' total window
+    alerts_interval: float
+    alerts_batch: int
+    reminder_days: int
+    reminder_time: tuple[int, int]
+    mo_routes: dict  # MO destination number -> center code
+    keywords: dict  # center -> {KEYWORD: action}
+
+
 @dataclass(frozen=True)
 class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
+    outbox: OutboxConfig | None = None
 
 
 def parse(ini, daemon, centers) -> SmsConfig:
@@ -49,4 +79,58 @@ def parse(ini, daemon, centers) -> SmsConfig:
             prefixes=sec.list("prefixes"),
             source_addr=sec.str("source_addr", "12329"),
         ))
-    return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs))
+    return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
+                     outbox=_outbox(ini, s, centers))
+
+
+def _outbox(ini, s, centers) -> OutboxConfig:
+    validity = {k: s.int(f"validity_{k}", v, min=10, max=7 * 86400)
+                for k, v in _DEFAULT_VALIDITY.items()}
+    q = ini.section("sms.quiet_hours")
+    quiet = {}
+    for klass, default in _DEFAULT_QUIET.items():
+        quiet[klass] = None if q.str(klass, default).lower() == "none" \
+            else q.hours(klass, default)
+    routes = {}
+    for item in s.list("mo_routes"):
+        number, sep, center = item.partition("=")
+        if not sep or center.strip() not in centers:
+            raise s.error("mo_routes", f"must be NUMBER=CENTER with a known center, not {item!r}")
+        routes[number.strip()] = center.strip()
+    kw = ini.section("sms.keywords")
+    keywords = {}
+    for center in centers:
+        table = {}
+        for action, default in _DEFAULT_KEYWORDS.items():
+            words = kw.list(f"{center}.{action}", ()) or kw.list(action, default)
+            for word in words:
+                table[word.upper()] = action
+        keywords[center] = table
+    for key in kw.keys():
+        name = key.split(".", 1)[-1]
+        if name not in KEYWORD_ACTIONS or ("." in key and key.split(".", 1)[0] not in centers):
+            raise kw.error(key, f"unknown keyword action (use [CENTER.]{'/'.join(KEYWORD_ACTIONS)})")
+    retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
+    return OutboxConfig(
+        timezone=s.str("timezone", "Asia/Shanghai"),
+        validity=validity,
+        quiet_hours=quiet,
+        retry_base=retry_base,
+        retry_max=s.float("retry_max", 300.0, min=retry_base, max=86400),
+        per_destination_per_hour=s.int("per_destination_per_hour", 20, min=1),
+        batch=s.int("batch", 500, min=1, max=10000),
+        max_inflight=s.int("max_inflight", 0, min=0, max=100000),
+        alerts_interval=s.float("alerts_interval", 10.0, min=0.1, max=3600),
+        alerts_batch=s.int("alerts_batch", 1000, min=1, max=100000),
+        reminder_days=s.int("reminder_days", 3, min=0, max=30),
+        reminder_time=s.parse("reminder_time", "09:00", _hhmm),
+        mo_routes=routes,
+        keywords=keywords,
+    )
+
+
+def _hhmm(value: str) -> tuple[int, int]:
+    h, sep, m = value.partition(":")
+    if not sep or not (h.isdigit() and m.isdigit()) or int(h) > 23 or int(m) > 59:
+        raise ValueError(f"must be a time like 09:00, not {value!r}")
+    return int(h), int(m)

@@ -1,0 +1,139 @@
+"""The SMS room's tables: the durable outbox, its SMPP parts, MO messages and alert cursors.
+
+Times are epoch seconds (floats) from the reactor's clock, so tests drive them
+with ``task.Clock`` and PostgreSQL and SQLite store them alike.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models import Base
+
+
+class SmsMessage(Base):
+    """One logical message: committed before the submitter hears it was accepted."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (
+        UniqueConstraint("center", "idem_key", name="uq_sms_message_center_idem"),
+        Index("ix_sms_message_ready", "state", "priority", "next_attempt_at"),
+        Index("ix_sms_message_dest", "destination", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(32))
+    klass: Mapped[str] = mapped_column(String(16))  # code / transaction / bulk / reply
+    priority: Mapped[int] = mapped_column(Integer)  # higher goes first
+    template: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)  # JSON, sensitive values masked
+    text: Mapped[str] = mapped_column(Text)  # scrubbed at the final state if sensitive
+    sensitive: Mapped[int] = mapped_column(Integer, default=0)
+    destination: Mapped[str] = mapped_column(String(24))
+    idem_key: Mapped[str] = mapped_column(String(128))
+    part_count: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    possible_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    valid_until: Mapped[float] = mapped_column(Float)
+    claimed_by: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    smsc: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SmsPart(Base):
+    """One submit_sm: marked ``submitting`` (committed) before it goes out."""
+
+    __tablename__ = "sms_part"
+    __table_args__ = (
+        UniqueConstraint("message_id", "seq", name="uq_sms_part_message_seq"),
+        Index("ix_sms_part_smpp_id", "smpp_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("sms_message.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    data_coding: Mapped[int] = mapped_column(Integer)
+    esm_class: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))
+    smpp_id: Mapped[str | None] = mapped_column(String(72), nullable=True)
+    smsc: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    done_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SmsUnmatchedReceipt(Base):
+    """A DLR that arrived before its submit_sm_resp was recorded; matched later."""
+
+    __tablename__ = "sms_unmatched_receipt"
+    __table_args__ = (Index("ix_sms_unmatched_receipt_smpp_id", "smpp_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    smpp_id: Mapped[str] = mapped_column(String(72))
+    smsc: Mapped[str] = mapped_column(String(48))
+    state: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    done_at: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[float] = mapped_column(Float)
+
+
+class SmsOptOut(Base):
+    """A mobile that replied TD to a center: no bulk or alert SMS until DY."""
+
+    __tablename__ = "sms_optout"
+    __table_args__ = (UniqueConstraint("center", "mobile", name="uq_sms_optout_center_mobile"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(32))
+    mobile: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SmsMo(Base):
+    """A mobile-originated message as received, and how it was answered."""
+
+    __tablename__ = "sms_mo"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source: Mapped[str] = mapped_column(String(24))
+    destination: Mapped[str] = mapped_column(String(24))
+    text: Mapped[str] = mapped_column(Text)
+    smsc: Mapped[str] = mapped_column(String(48))
+    received_at: Mapped[float] = mapped_column(Float)
+    keyword: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class SmsAlertCursor(Base):
+    """How far each center's account-event journal has been turned into alerts."""
+
+    __tablename__ = "sms_alert_cursor"
+
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SmsCounter(Base):
+    """Monotonic counters kept across restarts (e.g. possible duplicates after a crash)."""
+
+    __tablename__ = "sms_counter"
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
