@@ -1,0 +1,195 @@
+"""Keeps the router's window full: claims queued messages in batches and submits their parts.
+
+Claims are batched (one transaction per ``batch`` messages), every part is
+committed as ``submitting`` before its submit_sm goes out, and results are
+recorded through the outbox's group-commit lane, so the hot path never spends a
+transaction on one message. ``max_inflight`` bounds the parts marked
+``submitting`` at any moment, and so the duplicates a crash can cause.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from sms.outbox import ClaimedMessage, SubmitResult
+
+log = Logger(namespace="hotline.sms.dispatcher")
+
+
+class Dispatcher(Service):
+    """Moves claimed messages from the outbox through the router, highest priority first."""
+
+    name = "sms-dispatcher"
+
+    def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
+                 batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
+                 sweep: float = 60.0):
+        self.outbox, self.router, self.clock = outbox, router, clock
+        self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
+        self.temporary, self.permanent = temporary, permanent
+        self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
+        self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
+        self._order = itertools.count()
+        self.inflight = 0  # parts marked submitting whose result is not yet committed
+        self._claiming = False
+        self._waiting_capacity = False
+        self._poll_call = None
+        self._sweep_call = None
+        self._stopping = False
+        self.submitted = self.temporary_errors = self.permanent_errors = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        self._stopping = False
+        self.outbox.listeners.append(self.wake)
+        d = self.outbox.recover()
+        d.addCallback(lambda _: self._sweep())
+        d.addErrback(lambda f: log.failure("outbox recovery failed", f))
+        return d
+
+    def stopService(self):
+        """Stop claiming; hand unsent claimed messages back to the queue."""
+        super().stopService()
+        self._stopping = True
+        if self.wake in self.outbox.listeners:
+            self.outbox.listeners.remove(self.wake)
+        for call in (self._poll_call, self._sweep_call):
+            if call is not None and call.active():
+                call.cancel()
+        held = [m.message_id for _, _, m in self._ready]
+        self._ready = []
+        if held:
+            return self.outbox.release(held)
+        return None
+
+    def wake(self) -> None:
+        """New work was accepted: claim now rather than at the next poll."""
+        if self._poll_call is not None and self._poll_call.active():
+            self._poll_call.cancel()
+            self._poll_call = None
+        self._fill()
+
+    # -- claiming ---------------------------------------------------------------
+
+    def _fill(self) -> None:
+        if self._stopping or self._claiming or len(self._ready) >= self.batch // 2:
+            self._pump()
+            return
+        self._claiming = True
+        d = self.outbox.claim(self.batch)
+        d.addCallbacks(self._claimed, self._claim_failed)
+
+    def _claimed(self, messages: list[ClaimedMessage]) -> None:
+        self._claiming = False
+        for m in messages:
+            heapq.heappush(self._ready, (-m.priority, next(self._order), m))
+        if not self._ready and not self._stopping:
+            self._schedule_poll()
+        self._pump()
+        if len(messages) == self.batch:
+            self._fill()
+
+    def _claim_failed(self, failure) -> None:
+        self._claiming = False
+        log.failure("claiming queued messages failed; retrying", failure)
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        if self._poll_call is None or not self._poll_call.active():
+            self._poll_call = self.clock.callLater(self.poll, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_call = None
+        self._fill()
+
+    def _sweep(self) -> None:
+        self._sweep_call = None
+        if self._stopping:
+            return
+        d = self.outbox.expire_stale()
+        d.addErrback(lambda f: log.failure("expiry sweep failed", f))
+        self._sweep_call = self.clock.callLater(self.sweep, self._sweep)
+        self._fill()
+
+    # -- sending -----------------------------------------------------------------
+
+    def _pump(self) -> None:
+        batch: list[ClaimedMessage] = []
+        reserved = 0
+        while self._ready and not self._stopping:
+            m = self._ready[0][2]
+            n = len(m.part_ids)
+            if self.inflight + reserved + n > self.max_inflight and (self.inflight + reserved):
+                break
+            if not self.router.has_capacity(m.destination):
+                self._wait_capacity()
+                break
+            heapq.heappop(self._ready)
+            batch.append(m)
+            reserved += n
+        if batch:
+            self.inflight += reserved
+            part_ids = [pid for m in batch for pid in m.part_ids]
+            d = self.outbox.mark_submitting(part_ids)
+            d.addCallbacks(self._send, self._mark_failed, callbackArgs=(batch,),
+                           errbackArgs=(batch, reserved))
+        if len(self._ready) < self.batch // 2 and not self._claiming and not self._stopping:
+            self._fill()
+
+    def _mark_failed(self, failure, batch, reserved) -> None:
+        self.inflight -= reserved
+        log.failure("marking parts submitting failed; they stay claimed until restart", failure)
+
+    def _wait_capacity(self) -> None:
+        if self._waiting_capacity:
+            return
+        self._waiting_capacity = True
+
+        def ready(_):
+            self._waiting_capacity = False
+            self._pump()
+
+        self.router.wait_for_capacity().addBoth(ready)
+
+    def _send(self, _, batch: list[ClaimedMessage]) -> None:
+        for m in batch:
+            for part_id, part in zip(m.part_ids, m.parts):
+                d = self.router.submit(self.make_part(m, part))
+                d.addCallbacks(self._ok, self._error, callbackArgs=(part_id,),
+                               errbackArgs=(part_id,))
+                d.addCallback(self.outbox.record)
+                d.addBoth(self._recorded)
+        self._pump()
+
+    def _ok(self, submitted, part_id: int) -> SubmitResult:
+        self.submitted += 1
+        return SubmitResult(part_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
+
+    def _error(self, failure, part_id: int) -> SubmitResult:
+        if failure.check(*self.permanent):
+            self.permanent_errors += 1
+            status = getattr(failure.value, "status", None)
+            return SubmitResult(part_id, "permanent", error=_code(status, failure),
+                                smsc=getattr(failure.value, "smsc", None))
+        if not failure.check(*self.temporary):
+            # Not an SMSC answer but a bug: log it, and retry the part rather than strand it.
+            log.failure("unexpected submit error; the part will be retried", failure)
+        self.temporary_errors += 1
+        return SubmitResult(part_id, "temporary", error=type(failure.value).__name__[:32])
+
+    def _recorded(self, result) -> None:
+        self.inflight -= 1
+        if hasattr(result, "getErrorMessage"):
+            log.failure("recording a submit result failed", result)
+        self._pump()
+
+
+def _code(status, failure) -> str:
+    if isinstance(status, int):
+        return f"0x{status:08X}"
+    return str(status or type(failure.value).__name__)[:32]

@@ -1,0 +1,635 @@
+"""The durable outbox: every accepted SMS is committed first, then moved by an explicit state machine.
+
+Messages go queued -> submitting -> submitted -> delivered / failed / expired,
+and back to queued on a temporary error. Each SMPP part has its own row and
+state; a part is committed as ``submitting`` before its submit_sm goes out, so
+after a crash the parts left in ``submitting`` are the only ones that may have
+been sent twice. We resubmit them (nothing accepted is lost) and count them as
+possible duplicates.
+
+The hot path is batched: writes go through ``GroupCommit`` lanes that put
+everything that arrived while one transaction ran into the next one, and all
+lanes share one lock so SQLite never has two writers spinning on its lock.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam as _bind, delete, func, insert, select, update
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.logger import Logger
+
+from common.masking import mask_mobile
+from sms.tables import SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsUnmatchedReceipt
+
+log = Logger(namespace="hotline.sms.outbox")
+
+M = SmsMessage.__table__
+P = SmsPart.__table__
+U = SmsUnmatchedReceipt.__table__
+O = SmsOptOut.__table__
+C = SmsCounter.__table__
+
+QUEUED, SUBMITTING, SUBMITTED = "queued", "submitting", "submitted"
+DELIVERED, FAILED, EXPIRED = "delivered", "failed", "expired"
+FINAL = frozenset({DELIVERED, FAILED, EXPIRED})
+
+# A message may jump from submitting to a final state when a DLR that came
+# before its submit_sm_resp is matched in the same transaction as the result.
+MESSAGE_TRANSITIONS = {
+    QUEUED: frozenset({SUBMITTING, EXPIRED, FAILED}),
+    SUBMITTING: frozenset({QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED}),
+    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED}),
+}
+PART_TRANSITIONS = {
+    QUEUED: frozenset({SUBMITTING, EXPIRED, FAILED}),
+    SUBMITTING: frozenset({QUEUED, SUBMITTED, FAILED}),
+    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED}),
+}
+
+CLASSES = ("code", "reply", "transaction", "bulk")
+PRIORITY = {"code": 30, "reply": 25, "transaction": 20, "bulk": 10}
+OPTABLE = frozenset({"transaction", "bulk"})  # classes a TD opt-out stops
+LIMITED = frozenset({"transaction", "bulk"})  # classes under the per-destination limit
+SCRUBBED = "(scrubbed: sensitive text removed at final state)"
+EXPIRY_GRACE = 3600.0  # a submitted part with no DLR this long after validity is expired
+
+
+class IllegalTransition(Exception):
+    """A state change the outbox state machine does not allow."""
+
+
+class OutboxError(Exception):
+    """Base of the reasons a message is refused at accept."""
+
+
+class OptedOut(OutboxError):
+    """The destination opted out of this class of messages for this center."""
+
+
+class DestinationLimited(OutboxError):
+    """The destination reached its hourly limit for alerts and bulk messages."""
+
+
+def check_transition(old: str, new: str, table: dict = MESSAGE_TRANSITIONS) -> None:
+    if new not in table.get(old, ()):
+        raise IllegalTransition(f"{old} -> {new}")
+
+
+def rollup(part_states: Sequence[str]) -> str:
+    """The message state its parts imply (a pure function, pinned by tests)."""
+    states = set(part_states)
+    if SUBMITTING in states:
+        return SUBMITTING
+    if QUEUED in states:
+        return FAILED if FAILED in states else QUEUED
+    if states <= FINAL:
+        if states == {DELIVERED}:
+            return DELIVERED
+        return FAILED if FAILED in states else EXPIRED
+    return SUBMITTED
+
+
+def receipt_state(state: str) -> str | None:
+    """SMPP DLR ``stat`` (or an already normalised state) to a final part state, None if not final."""
+    s = (state or "").upper()
+    if s in ("DELIVRD", "DELIVERED"):
+        return DELIVERED
+    if s in ("EXPIRED",):
+        return EXPIRED
+    if s in ("UNDELIV", "UNDELIVERABLE", "REJECTD", "REJECTED", "DELETED", "UNKNOWN", "FAILED"):
+        return FAILED
+    return None
+
+
+@dataclass(frozen=True)
+class EncodedPart:
+    payload: bytes
+    data_coding: int
+    esm_class: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A rendered, encoded message ready to be accepted."""
+
+    center: str
+    klass: str
+    template: str
+    params: dict  # already masked where sensitive
+    text: str
+    destination: str
+    idem_key: str
+    parts: tuple[EncodedPart, ...]
+    sensitive: bool = False
+    valid_for: float | None = None  # seconds; None = the class default
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: int
+    part_count: int
+    duplicate: bool
+
+
+@dataclass
+class ClaimedMessage:
+    """A message the dispatcher holds in memory, with the parts still to send."""
+
+    message_id: int
+    center: str
+    klass: str
+    priority: int
+    destination: str
+    valid_until: float
+    part_ids: list[int] = field(default_factory=list)
+    parts: list[EncodedPart] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What became of one submit_sm: ok (message id), temporary or permanent error."""
+
+    part_id: int
+    outcome: str  # ok / temporary / permanent
+    smpp_id: str | None = None
+    smsc: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptIn:
+    smpp_id: str
+    smsc: str
+    state: str  # a final part state
+    error: str | None
+    done_at: float
+
+
+class GroupCommit:
+    """Items added while one transaction runs are committed together in the next.
+
+    ``fn(session, items)`` returns one result per item (an exception instance
+    fails that item's Deferred); every Deferred fires only after the commit.
+    """
+
+    def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000):
+        self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
+        self._pending: list[tuple[Any, Deferred]] = []
+        self._running = False
+
+    def add(self, item: Any) -> Deferred:
+        d: Deferred = Deferred()
+        self._pending.append((item, d))
+        self._kick()
+        return d
+
+    def _kick(self) -> None:
+        if self._running or not self._pending:
+            return
+        self._running = True
+        batch = self._pending[:self.max_batch]
+        del self._pending[:self.max_batch]
+        d = self.lock.run(self.db.run, self.fn, [item for item, _ in batch])
+        d.addCallbacks(self._done, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _done(self, results, batch) -> None:
+        self._running = False
+        for (_, d), result in zip(batch, results):
+            if isinstance(result, Exception):
+                d.errback(result)
+            else:
+                d.callback(result)
+        self._kick()
+
+    def _failed(self, failure, batch) -> None:
+        self._running = False
+        log.failure("outbox transaction failed ({n} items)", failure, n=len(batch))
+        for _, d in batch:
+            d.errback(failure)
+        self._kick()
+
+
+class QuietHours:
+    """Per-class windows (local time) in which a message waits instead of going out."""
+
+    def __init__(self, windows: dict, timezone: str):
+        self.windows = windows
+        self.tz = ZoneInfo(timezone)
+
+    def release_at(self, klass: str, now: float) -> float:
+        """``now`` if the class may send now, else the epoch second its quiet window ends."""
+        window = self.windows.get(klass)
+        if window is None:
+            return now
+        start, end = window
+        local = dt.datetime.fromtimestamp(now, self.tz)
+        minute = local.hour * 60 + local.minute
+        inside = (start <= minute < end) if start <= end else (minute >= start or minute < end)
+        if not inside:
+            return now
+        day = local.date()
+        if start > end and minute >= start:
+            day += dt.timedelta(days=1)
+        release = dt.datetime.combine(day, dt.time(end // 60 % 24, end % 60), self.tz)
+        return release.timestamp()
+
+
+class Outbox:
+    """Accepts messages durably and records what the dispatcher and the SMSC say about them."""
+
+    def __init__(self, db, clock, config, *, encode: Callable, instance: str = "hotline-1",
+                 templates=None):
+        self.db, self.clock, self.config = db, clock, config
+        self.encode = encode  # text, max_parts -> EncodedMessage (sms.text.encode)
+        self.instance = instance
+        self.templates = templates
+        self.quiet = QuietHours(config.quiet_hours, config.timezone)
+        self.lock = DeferredLock()
+        self._accepts = GroupCommit(db, self._accept_batch, self.lock)
+        self._progress = GroupCommit(db, self._progress_batch, self.lock)
+        self._receipts = GroupCommit(db, self._receipt_batch, self.lock)
+        self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
+
+    # -- accepting --------------------------------------------------------------
+
+    async def send(self, center: str, template: str, params: dict, destination: str,
+                   idem_key: str) -> Accepted:
+        """Render a template, encode it and accept it (the usual entry point)."""
+        rendered = self.templates.render(center, template, params)
+        encoded = self.encode(rendered.text, max_parts=rendered.max_parts)
+        parts = tuple(EncodedPart(bytes(p), encoded.data_coding, encoded.esm_class)
+                      for p in encoded.parts)
+        return await self.accept(Outgoing(
+            center=center, klass=rendered.klass, template=template,
+            params=rendered.logged_params, text=rendered.text, destination=destination,
+            idem_key=idem_key, parts=parts, sensitive=rendered.sensitive))
+
+    def accept(self, message: Outgoing) -> Deferred[Accepted]:
+        """Commit the message (or find its twin by idempotency key); fires after the commit."""
+        if message.klass not in PRIORITY:
+            raise ValueError(f"unknown message class {message.klass!r}")
+        d = self._accepts.add(message)
+        d.addCallback(self._accepted)
+        return d
+
+    def _accepted(self, accepted: Accepted) -> Accepted:
+        if not accepted.duplicate:
+            for wake in list(self.listeners):
+                wake()
+        return accepted
+
+    def _accept_batch(self, session, items: list[Outgoing]) -> list:
+        now = self.clock.seconds()
+        results: list = [None] * len(items)
+        keys = {(m.center, m.idem_key) for m in items}
+        existing = {}
+        for row in session.execute(
+                select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count)
+                .where(M.c.idem_key.in_({k for _, k in keys}))):
+            if (row.center, row.idem_key) in keys:
+                existing[(row.center, row.idem_key)] = Accepted(row.id, row.part_count, True)
+        optable = {(m.center, m.destination) for m in items if m.klass in OPTABLE}
+        opted = set()
+        if optable:
+            for row in session.execute(select(O.c.center, O.c.mobile).where(
+                    O.c.mobile.in_({d for _, d in optable}))):
+                opted.add((row.center, row.mobile))
+        limited = {m.destination for m in items if m.klass in LIMITED}
+        counts: dict[str, int] = {}
+        if limited:
+            for row in session.execute(
+                    select(M.c.destination, func.count()).where(
+                        M.c.destination.in_(limited), M.c.created_at > now - 3600,
+                        M.c.klass.in_(LIMITED)).group_by(M.c.destination)):
+                counts[row[0]] = row[1]
+        rows, owners = [], []
+        for i, m in enumerate(items):
+            key = (m.center, m.idem_key)
+            if key in existing:
+                results[i] = existing[key]
+                continue
+            if (m.center, m.destination) in opted and m.klass in OPTABLE:
+                results[i] = OptedOut(f"{mask_mobile(m.destination)} opted out of {m.klass}")
+                continue
+            if m.klass in LIMITED:
+                counts[m.destination] = counts.get(m.destination, 0) + 1
+                if counts[m.destination] > self.config.per_destination_per_hour:
+                    results[i] = DestinationLimited(
+                        f"{mask_mobile(m.destination)} reached "
+                        f"{self.config.per_destination_per_hour} messages this hour")
+                    continue
+            valid_for = m.valid_for or self.config.validity[m.klass]
+            existing[key] = None  # a twin later in this batch is a duplicate of this one
+            rows.append(dict(
+                center=m.center, klass=m.klass, priority=PRIORITY[m.klass], template=m.template,
+                params=json.dumps(m.params, ensure_ascii=False, default=str), text=m.text,
+                sensitive=int(m.sensitive), destination=m.destination, idem_key=m.idem_key,
+                part_count=len(m.parts), state=QUEUED, attempts=0, possible_duplicates=0,
+                next_attempt_at=self.quiet.release_at(m.klass, now), valid_until=now + valid_for,
+                claimed_by=None, smsc=None, error=None, created_at=now, submitted_at=None,
+                final_at=None))
+            owners.append(i)
+        if rows:
+            ids = [r[0] for r in session.execute(
+                insert(M).returning(M.c.id, sort_by_parameter_order=True), rows)]
+            part_rows = []
+            for i, message_id in zip(owners, ids):
+                m = items[i]
+                results[i] = Accepted(message_id, len(m.parts), False)
+                existing[(m.center, m.idem_key)] = Accepted(message_id, len(m.parts), True)
+                for seq, part in enumerate(m.parts):
+                    part_rows.append(dict(
+                        message_id=message_id, seq=seq, payload=part.payload,
+                        data_coding=part.data_coding, esm_class=part.esm_class, state=QUEUED,
+                        smpp_id=None, smsc=None, error_code=None, submitted_at=None,
+                        done_at=None))
+            session.execute(insert(P), part_rows)
+        for i, m in enumerate(items):
+            if results[i] is None:  # an in-batch twin of a message inserted above
+                results[i] = existing[(m.center, m.idem_key)]
+        return results
+
+    # -- opt-out list -------------------------------------------------------------
+
+    def set_opt_out(self, center: str, mobile: str, opted_out: bool) -> Deferred:
+        return self.db.run(self._set_opt_out, center, mobile, opted_out, self.clock.seconds())
+
+    @staticmethod
+    def _set_opt_out(session, center, mobile, opted_out, now) -> None:
+        session.execute(delete(O).where(O.c.center == center, O.c.mobile == mobile))
+        if opted_out:
+            session.execute(insert(O).values(center=center, mobile=mobile, created_at=now))
+
+    def is_opted_out(self, center: str, mobile: str) -> Deferred[bool]:
+        return self.db.run(lambda s: s.execute(select(O.c.id).where(
+            O.c.center == center, O.c.mobile == mobile)).first() is not None)
+
+    # -- the dispatcher's side ----------------------------------------------------------
+
+    def recover(self) -> Deferred[int]:
+        """After a restart: parts left ``submitting`` may have gone out; count and requeue them."""
+        return self.lock.run(self.db.run, self._recover, self.clock.seconds())
+
+    def _recover(self, session, now: float) -> int:
+        mine = (M.c.claimed_by == self.instance) | (M.c.claimed_by.is_(None))
+        message_ids = [r[0] for r in session.execute(
+            select(M.c.id).where(M.c.state == SUBMITTING, mine))]
+        if not message_ids:
+            return 0
+        doubtful: dict[int, int] = {}
+        for row in session.execute(select(P.c.message_id, func.count()).where(
+                P.c.message_id.in_(message_ids), P.c.state == SUBMITTING)
+                .group_by(P.c.message_id)):
+            doubtful[row[0]] = row[1]
+        session.execute(update(P).where(P.c.message_id.in_(message_ids),
+                                         P.c.state == SUBMITTING).values(state=QUEUED))
+        for message_id, n in doubtful.items():
+            session.execute(update(M).where(M.c.id == message_id).values(
+                possible_duplicates=M.c.possible_duplicates + n))
+        total = sum(doubtful.values())
+        if total:
+            self._bump(session, "possible_duplicates", total)
+        self._rollup(session, message_ids, now, retry_now=True)
+        log.info("outbox recovered {m} claimed messages, {n} parts possibly sent twice",
+                 m=len(message_ids), n=total)
+        return total
+
+    @staticmethod
+    def _bump(session, name: str, n: int) -> None:
+        row = session.execute(select(C.c.value).where(C.c.name == name)).first()
+        if row is None:
+            session.execute(insert(C).values(name=name, value=n))
+        else:
+            session.execute(update(C).where(C.c.name == name).values(value=C.c.value + n))
+
+    def claim(self, limit: int) -> Deferred[list[ClaimedMessage]]:
+        """Take up to ``limit`` due messages, highest priority first, and mark them ``submitting``."""
+        return self.lock.run(self.db.run, self._claim, self.clock.seconds(), limit)
+
+    def _claim(self, session, now: float, limit: int) -> list[ClaimedMessage]:
+        query = (select(M.c.id, M.c.center, M.c.klass, M.c.priority, M.c.destination,
+                        M.c.valid_until)
+                 .where(M.c.state == QUEUED, M.c.next_attempt_at <= now)
+                 .order_by(M.c.priority.desc(), M.c.next_attempt_at, M.c.id).limit(limit))
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        claimed: dict[int, ClaimedMessage] = {}
+        expired = []
+        for r in session.execute(query):
+            if r.valid_until <= now:
+                expired.append(r.id)
+            else:
+                claimed[r.id] = ClaimedMessage(r.id, r.center, r.klass, r.priority,
+                                               r.destination, r.valid_until)
+        if expired:
+            session.execute(update(P).where(P.c.message_id.in_(expired),
+                                            P.c.state == QUEUED).values(state=EXPIRED, done_at=now))
+            self._set_final(session, expired, EXPIRED, now, "validity")
+        if not claimed:
+            return []
+        session.execute(update(M).where(M.c.id.in_(list(claimed))).values(
+            state=SUBMITTING, claimed_by=self.instance))
+        for r in session.execute(
+                select(P.c.id, P.c.message_id, P.c.payload, P.c.data_coding, P.c.esm_class)
+                .where(P.c.message_id.in_(list(claimed)), P.c.state == QUEUED)
+                .order_by(P.c.message_id, P.c.seq)):
+            c = claimed[r.message_id]
+            c.part_ids.append(r.id)
+            c.parts.append(EncodedPart(r.payload, r.data_coding, r.esm_class))
+        return list(claimed.values())
+
+    def mark_submitting(self, part_ids: list[int]) -> Deferred:
+        """Commit that these parts are about to go out; fires after the commit."""
+        return self._progress.add(("mark", part_ids))
+
+    def record(self, result: SubmitResult) -> Deferred:
+        """Record one submit outcome; fires after the commit (batched with its neighbours)."""
+        return self._progress.add(("result", result))
+
+    def release(self, message_ids: list[int]) -> Deferred:
+        """Give back claimed messages the dispatcher will not send now (on stop)."""
+        return self.lock.run(self.db.run, self._release, message_ids)
+
+    @staticmethod
+    def _release(session, message_ids: list[int]) -> None:
+        session.execute(update(M).where(M.c.id.in_(message_ids), M.c.state == SUBMITTING)
+                        .values(state=QUEUED, claimed_by=None))
+
+    def _progress_batch(self, session, items: list) -> list:
+        now = self.clock.seconds()
+        marks = [pid for kind, x in items if kind == "mark" for pid in x]
+        if marks:
+            session.execute(update(P).where(P.c.id.in_(marks), P.c.state == QUEUED)
+                            .values(state=SUBMITTING))
+        results = [x for kind, x in items if kind == "result"]
+        if results:
+            self._apply_results(session, results, now)
+        return [None] * len(items)
+
+    def _apply_results(self, session, results: list[SubmitResult], now: float) -> None:
+        ok = [r for r in results if r.outcome == "ok"]
+        temporary = [r for r in results if r.outcome == "temporary"]
+        permanent = [r for r in results if r.outcome == "permanent"]
+        if ok:
+            session.execute(update(P).where(P.c.id == _bind("pid")).values(
+                state=SUBMITTED, smpp_id=_bind("sid"), smsc=_bind("smsc"), submitted_at=now),
+                [{"pid": r.part_id, "sid": r.smpp_id, "smsc": r.smsc} for r in ok])
+        if temporary:
+            session.execute(update(P).where(P.c.id == _bind("pid")).values(
+                state=QUEUED, error_code=_bind("err")),
+                [{"pid": r.part_id, "err": r.error} for r in temporary])
+        if permanent:
+            session.execute(update(P).where(P.c.id == _bind("pid")).values(
+                state=FAILED, error_code=_bind("err"), smsc=_bind("smsc"), done_at=now),
+                [{"pid": r.part_id, "err": r.error, "smsc": r.smsc} for r in permanent])
+        part_ids = [r.part_id for r in results]
+        message_ids = [r[0] for r in session.execute(
+            select(P.c.message_id).where(P.c.id.in_(part_ids)).distinct())]
+        if ok:
+            self._match_early_receipts(session, ok)
+        self._rollup(session, message_ids, now)
+
+    def _match_early_receipts(self, session, ok: list[SubmitResult]) -> None:
+        ids = {r.smpp_id for r in ok}
+        early = list(session.execute(select(U).where(U.c.smpp_id.in_(ids))))
+        if not early:
+            return
+        by_key = {(r.smpp_id, r.smsc): r.part_id for r in ok}
+        used = []
+        for e in early:
+            part_id = by_key.get((e.smpp_id, e.smsc))
+            if part_id is None:
+                continue
+            session.execute(update(P).where(P.c.id == part_id, P.c.state == SUBMITTED).values(
+                state=e.state, error_code=e.error, done_at=e.done_at))
+            used.append(e.id)
+        if used:
+            session.execute(delete(U).where(U.c.id.in_(used)))
+
+    def _rollup(self, session, message_ids: Iterable[int], now: float,
+                retry_now: bool = False) -> None:
+        """Bring each message's state in line with its parts (temporary errors back off)."""
+        message_ids = list(message_ids)
+        if not message_ids:
+            return
+        parts: dict[int, list[str]] = {}
+        for mid, state in session.execute(select(P.c.message_id, P.c.state).where(
+                P.c.message_id.in_(message_ids))):
+            parts.setdefault(mid, []).append(state)
+        rows = session.execute(select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until,
+                                      M.c.sensitive).where(M.c.id.in_(message_ids)))
+        submitted, final, requeue = [], {}, []
+        for r in rows:
+            new = rollup(parts.get(r.id, []))
+            if new == r.state:
+                continue
+            check_transition(r.state, new)
+            if new == SUBMITTED:
+                submitted.append(r.id)
+            elif new == QUEUED:
+                delay = 0.0 if retry_now else min(
+                    self.config.retry_max, self.config.retry_base * (2 ** r.attempts))
+                if now + delay >= r.valid_until:
+                    final.setdefault(EXPIRED, []).append(r.id)
+                else:
+                    requeue.append({"mid": r.id, "at": now + delay,
+                                    "attempts": r.attempts + (0 if retry_now else 1)})
+            else:
+                final.setdefault(new, []).append(r.id)
+        if submitted:
+            session.execute(update(M).where(M.c.id.in_(submitted)).values(
+                state=SUBMITTED, submitted_at=now))
+        if requeue:
+            session.execute(update(M).where(M.c.id == _bind("mid")).values(
+                state=QUEUED, next_attempt_at=_bind("at"), attempts=_bind("attempts"),
+                claimed_by=None), requeue)
+        for state, ids in final.items():
+            session.execute(update(P).where(P.c.message_id.in_(ids), P.c.state == QUEUED)
+                            .values(state=state if state == EXPIRED else FAILED, done_at=now,
+                                    error_code="not sent"))
+            self._set_final(session, ids, state, now)
+
+    @staticmethod
+    def _set_final(session, ids: list[int], state: str, now: float,
+                   error: str | None = None) -> None:
+        session.execute(update(M).where(M.c.id.in_(ids)).values(
+            state=state, final_at=now, error=error))
+        sensitive = [r[0] for r in session.execute(
+            select(M.c.id).where(M.c.id.in_(ids), M.c.sensitive == 1))]
+        if sensitive:
+            session.execute(update(M).where(M.c.id.in_(sensitive)).values(
+                text=SCRUBBED, params="{}"))
+            session.execute(update(P).where(P.c.message_id.in_(sensitive)).values(payload=b""))
+
+    # -- receipts ---------------------------------------------------------------------
+
+    def receipt(self, smpp_id: str, smsc: str, state: str, error: str | None,
+                done_at: float | None) -> Deferred:
+        """Record a DLR; fires after the commit, so the deliver_sm may be acknowledged then."""
+        final = receipt_state(state)
+        if final is None:
+            return succeed(None)  # ENROUTE, ACCEPTD: not a final state, nothing to record
+        return self._receipts.add(ReceiptIn(smpp_id, smsc, final, error,
+                                            done_at if done_at else self.clock.seconds()))
+
+    def _receipt_batch(self, session, items: list[ReceiptIn]) -> list:
+        now = self.clock.seconds()
+        found: dict[tuple[str, str], tuple[int, int, str]] = {}
+        for r in session.execute(select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id,
+                                        P.c.smsc).where(
+                P.c.smpp_id.in_({i.smpp_id for i in items}))):
+            found[(r.smpp_id, r.smsc)] = (r.id, r.message_id, r.state)
+        updates, unmatched, messages = [], [], set()
+        for item in items:
+            hit = found.get((item.smpp_id, item.smsc))
+            if hit is None:
+                unmatched.append(dict(smpp_id=item.smpp_id, smsc=item.smsc, state=item.state,
+                                      error=item.error, done_at=item.done_at, received_at=now))
+                continue
+            part_id, message_id, state = hit
+            if state != SUBMITTED:
+                continue  # a repeated DLR for a part already final
+            check_transition(state, item.state, PART_TRANSITIONS)
+            updates.append({"pid": part_id, "st": item.state, "err": item.error,
+                            "done": item.done_at})
+            found[(item.smpp_id, item.smsc)] = (part_id, message_id, item.state)
+            messages.add(message_id)
+        if updates:
+            session.execute(update(P).where(P.c.id == _bind("pid")).values(
+                state=_bind("st"), error_code=_bind("err"), done_at=_bind("done")), updates)
+        if unmatched:
+            session.execute(insert(U), unmatched)
+        self._rollup(session, messages, now)
+        return [None] * len(items)
+
+    def expire_stale(self) -> Deferred[int]:
+        """Expire messages whose validity ended: queued ones at once, submitted ones after a grace."""
+        return self.lock.run(self.db.run, self._expire_stale, self.clock.seconds())
+
+    def _expire_stale(self, session, now: float) -> int:
+        stale = [r[0] for r in session.execute(select(M.c.id).where(
+            ((M.c.state == QUEUED) & (M.c.valid_until <= now))
+            | ((M.c.state == SUBMITTED) & (M.c.valid_until <= now - EXPIRY_GRACE))))]
+        if stale:
+            session.execute(update(P).where(P.c.message_id.in_(stale),
+                                            P.c.state.in_([QUEUED, SUBMITTED]))
+                            .values(state=EXPIRED, done_at=now))
+            self._rollup(session, stale, now)
+        session.execute(delete(U).where(U.c.received_at <= now - 2 * EXPIRY_GRACE))
+        return len(stale)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def counts(self) -> Deferred[dict[str, int]]:
+        """Messages per state (for tests, stats and the bench)."""
+        return self.db.run(lambda s: dict(
+            s.execute(select(M.c.state, func.count()).group_by(M.c.state)).all()))
+
+    def counter(self, name: str) -> Deferred[int]:
+        return self.db.run(lambda s: (s.execute(
+            select(C.c.value).where(C.c.name == name)).scalar() or 0))

@@ -1,0 +1,290 @@
+"""The outbox state machine, dedupe, opt-out, limits, quiet hours, receipts and crash recovery."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from sms import outbox as ob
+from sms.config import OutboxConfig
+from sms.outbox import (
+    DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING,
+    EncodedPart, IllegalTransition, Outbox, Outgoing, SubmitResult, check_transition, rollup,
+)
+from sms.outbox_testing import InlineDatabase, split_encode
+from sms.tables import SmsMessage, SmsPart
+from sms.templates import TemplateSet
+
+TZ = ZoneInfo("Asia/Shanghai")
+MOBILE = "13900000001"
+
+
+def make_config(**over) -> OutboxConfig:
+    base = dict(
+        timezone="Asia/Shanghai",
+        validity={"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600},
+        quiet_hours={"code": None, "transaction": (21 * 60, 8 * 60),
+                     "bulk": (21 * 60, 8 * 60), "reply": None},
+        retry_base=5.0, retry_max=300.0, per_destination_per_hour=20, batch=100,
+        max_inflight=0, alerts_interval=10.0, alerts_batch=1000, reminder_days=3,
+        reminder_time=(9, 0), mo_routes={}, keywords={"demo": {"YE": "balance"}})
+    base.update(over)
+    return OutboxConfig(**base)
+
+
+def noon() -> float:
+    return dt.datetime(2026, 11, 26, 12, 0, tzinfo=TZ).timestamp()
+
+
+@pytest.fixture
+def clock():
+    c = Clock()
+    c.advance(noon())
+    return c
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = InlineDatabase(f"sqlite:///{tmp_path / 'o.db'}", None, 1)
+    d.create_all()
+    yield d
+    d.engine.dispose()
+
+
+@pytest.fixture
+def outbox(db, clock):
+    return Outbox(db, clock, make_config(), encode=split_encode,
+                  templates=TemplateSet({"demo": "示例公积金"}))
+
+
+def msg(key="k1", klass="transaction", dest=MOBILE, parts=1, center="demo") -> Outgoing:
+    return Outgoing(center=center, klass=klass, template="t", params={}, text="x",
+                    destination=dest, idem_key=key,
+                    parts=tuple(EncodedPart(b"p%d" % i, 8, 0) for i in range(parts)))
+
+
+def result(d):
+    out = []
+    d.addBoth(out.append)
+    assert out, "Deferred did not fire"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+def states(db):
+    with db.sessions() as s:
+        return {r.id: r.state for r in s.execute(select(SmsMessage.id, SmsMessage.state))}
+
+
+def part_states(db):
+    with db.sessions() as s:
+        return [r.state for r in s.execute(select(SmsPart.state).order_by(SmsPart.id))]
+
+
+def test_transitions_table_rejects_illegal_moves():
+    """Only the declared state changes are allowed; a delivered message cannot be requeued."""
+    check_transition(QUEUED, SUBMITTING)
+    check_transition(SUBMITTED, DELIVERED)
+    with pytest.raises(IllegalTransition):
+        check_transition(DELIVERED, QUEUED)
+    with pytest.raises(IllegalTransition):
+        check_transition(QUEUED, DELIVERED)
+
+
+def test_rollup_of_part_states():
+    """A message is delivered only when every part is; any failed part fails it."""
+    assert rollup([DELIVERED, DELIVERED]) == DELIVERED
+    assert rollup([DELIVERED, SUBMITTED]) == SUBMITTED
+    assert rollup([DELIVERED, FAILED]) == FAILED
+    assert rollup([DELIVERED, EXPIRED]) == EXPIRED
+    assert rollup([SUBMITTED, SUBMITTING]) == SUBMITTING
+    assert rollup([SUBMITTED, QUEUED]) == QUEUED
+
+
+def test_accept_commits_and_dedupes_by_idempotency_key(outbox, db):
+    """A second accept with the same key returns the first message and stores nothing new."""
+    a = result(outbox.accept(msg("same", parts=2)))
+    b = result(outbox.accept(msg("same", parts=2)))
+    assert not a.duplicate and b.duplicate and a.message_id == b.message_id
+    assert states(db) == {a.message_id: QUEUED}
+    assert part_states(db) == [QUEUED, QUEUED]
+
+
+def test_same_key_twice_in_one_batch_is_one_message(outbox, db):
+    """Twins arriving in the same group commit are still deduplicated."""
+    outbox.lock.acquire()  # hold the lane so both land in one batch
+    d1, d2 = outbox.accept(msg("twin")), outbox.accept(msg("twin"))
+    outbox.lock.release()
+    a, b = result(d1), result(d2)
+    assert a.message_id == b.message_id and b.duplicate
+    assert len(states(db)) == 1
+
+
+def test_opted_out_destination_refused_for_alerts_not_codes(outbox):
+    """TD stops alerts and bulk for that center; verification codes still go out."""
+    result(outbox.set_opt_out("demo", MOBILE, True))
+    with pytest.raises(ob.OptedOut):
+        result(outbox.accept(msg("a1", "transaction")))
+    assert not result(outbox.accept(msg("c1", "code"))).duplicate
+    result(outbox.set_opt_out("demo", MOBILE, False))
+    assert not result(outbox.accept(msg("a2", "transaction"))).duplicate
+
+
+def test_per_destination_hourly_limit(db, clock):
+    """The N+1st alert to one mobile within an hour is refused; codes are not counted."""
+    box = Outbox(db, clock, make_config(per_destination_per_hour=2), encode=split_encode)
+    result(box.accept(msg("1")))
+    result(box.accept(msg("2")))
+    result(box.accept(msg("c", "code")))
+    with pytest.raises(ob.DestinationLimited):
+        result(box.accept(msg("3")))
+    clock.advance(3601)
+    assert not result(box.accept(msg("4"))).duplicate
+
+
+def test_quiet_hours_hold_alerts_until_morning(db):
+    """An alert accepted at 22:30 is not claimable until 08:00; a code is claimable at once."""
+    clock = Clock()
+    clock.advance(dt.datetime(2026, 11, 26, 22, 30, tzinfo=TZ).timestamp())
+    box = Outbox(db, clock, make_config(), encode=split_encode)
+    result(box.accept(msg("alert")))
+    code = result(box.accept(msg("code", "code")))
+    claimed = result(box.claim(10))
+    assert [m.message_id for m in claimed] == [code.message_id]
+    clock.advance(dt.datetime(2026, 11, 27, 8, 0, tzinfo=TZ).timestamp() - clock.seconds())
+    assert len(result(box.claim(10))) == 1
+
+
+def test_claim_orders_codes_then_alerts_then_bulk(outbox):
+    """Priorities: verification codes first, then replies and alerts, then bulk notices."""
+    bulk = result(outbox.accept(msg("b", "bulk", dest="13900000002")))
+    alert = result(outbox.accept(msg("t", "transaction", dest="13900000003")))
+    code = result(outbox.accept(msg("c", "code", dest="13900000004")))
+    order = [m.message_id for m in result(outbox.claim(10))]
+    assert order == [code.message_id, alert.message_id, bulk.message_id]
+
+
+def submit_all(outbox, claimed, outcome="ok", error=None):
+    results = []
+    for m in claimed:
+        result(outbox.mark_submitting(m.part_ids))
+        for i, pid in enumerate(m.part_ids):
+            r = SubmitResult(pid, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
+                             smsc="s1", error=error)
+            results.append(r)
+            result(outbox.record(r))
+    return results
+
+
+def test_happy_path_submit_and_multipart_rollup(outbox, db):
+    """A 2-part message is submitted when both parts are, delivered when both DLRs are."""
+    a = result(outbox.accept(msg("m", parts=2)))
+    claimed = result(outbox.claim(10))
+    assert states(db)[a.message_id] == SUBMITTING
+    submit_all(outbox, claimed)
+    assert states(db)[a.message_id] == SUBMITTED
+    pids = claimed[0].part_ids
+    result(outbox.receipt(f"id{pids[0]}", "s1", "DELIVRD", None, None))
+    assert states(db)[a.message_id] == SUBMITTED
+    result(outbox.receipt(f"id{pids[1]}", "s1", "DELIVRD", None, None))
+    assert states(db)[a.message_id] == DELIVERED
+
+
+def test_one_undelivered_part_fails_the_message(outbox, db):
+    """Roll-up: one part UNDELIV and one DELIVRD gives a failed message."""
+    a = result(outbox.accept(msg("m", parts=2)))
+    claimed = result(outbox.claim(10))
+    submit_all(outbox, claimed)
+    pids = claimed[0].part_ids
+    result(outbox.receipt(f"id{pids[0]}", "s1", "DELIVRD", None, None))
+    result(outbox.receipt(f"id{pids[1]}", "s1", "UNDELIV", "005", None))
+    assert states(db)[a.message_id] == FAILED
+
+
+def test_early_receipt_is_kept_and_matched_when_the_id_arrives(outbox, db):
+    """A DLR before its submit_sm_resp is stored unmatched, then applied, not lost."""
+    a = result(outbox.accept(msg("m")))
+    claimed = result(outbox.claim(10))
+    pid = claimed[0].part_ids[0]
+    result(outbox.mark_submitting([pid]))
+    result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
+    assert states(db)[a.message_id] == SUBMITTING
+    result(outbox.record(SubmitResult(pid, "ok", smpp_id=f"id{pid}", smsc="s1")))
+    assert states(db)[a.message_id] == DELIVERED
+
+
+def test_temporary_error_requeues_with_backoff(outbox, db, clock):
+    """A throttled part goes back to queued and is claimable only after the backoff."""
+    a = result(outbox.accept(msg("m")))
+    submit_all(outbox, result(outbox.claim(10)), outcome="temporary", error="throttled")
+    assert states(db)[a.message_id] == QUEUED
+    assert result(outbox.claim(10)) == []
+    clock.advance(5)
+    again = result(outbox.claim(10))
+    assert [m.message_id for m in again] == [a.message_id]
+    submit_all(outbox, again, outcome="temporary")
+    clock.advance(5)
+    assert result(outbox.claim(10)) == []  # second backoff is 10 s
+    clock.advance(5)
+    assert len(result(outbox.claim(10))) == 1
+
+
+def test_permanent_error_recorded_with_smsc_code(outbox, db):
+    """A permanent error fails the message and keeps the SMSC's status code."""
+    a = result(outbox.accept(msg("m")))
+    submit_all(outbox, result(outbox.claim(10)), outcome="permanent", error="0x0000000B")
+    assert states(db)[a.message_id] == FAILED
+    with db.sessions() as s:
+        assert s.execute(select(SmsPart.error_code)).scalar() == "0x0000000B"
+
+
+def test_validity_expires_queued_and_unconfirmed_messages(outbox, db, clock):
+    """A code not sent within its validity expires; a submitted one without DLR expires later."""
+    alert = result(outbox.accept(msg("a", "transaction", dest="13900000009")))
+    submit_all(outbox, result(outbox.claim(10)))
+    code = result(outbox.accept(msg("c", "code")))
+    clock.advance(601)
+    assert result(outbox.claim(10)) == []
+    assert states(db)[code.message_id] == EXPIRED
+    clock.advance(172800 + ob.EXPIRY_GRACE)
+    result(outbox.expire_stale())
+    assert states(db)[alert.message_id] == EXPIRED
+
+
+def test_recover_requeues_submitting_parts_and_counts_duplicates(outbox, db):
+    """After a crash, parts left submitting are resent and counted as possible duplicates."""
+    a = result(outbox.accept(msg("m", parts=3)))
+    b = result(outbox.accept(msg("n", dest="13900000002")))
+    claimed = {m.message_id: m for m in result(outbox.claim(10))}
+    pids = claimed[a.message_id].part_ids
+    result(outbox.mark_submitting(pids))
+    result(outbox.record(SubmitResult(pids[0], "ok", smpp_id="x", smsc="s1")))
+    # b is claimed but never marked: it was never sent, so it is not a possible duplicate
+    assert result(outbox.recover()) == 2
+    assert states(db) == {a.message_id: QUEUED, b.message_id: QUEUED}
+    assert result(outbox.counter("possible_duplicates")) == 2
+    again = {m.message_id: m for m in result(outbox.claim(10))}
+    assert len(again[a.message_id].part_ids) == 2  # the confirmed part is not resent
+
+
+def test_sensitive_text_scrubbed_at_final_state(outbox, db):
+    """A verification code's text and payload are removed once the message is final."""
+    a = result(Deferred.fromCoroutine(outbox.send("demo", "verification_code",
+                           {"code": "482913", "purpose": "登录", "minutes": 5},
+                           MOBILE, "code-1")))
+    with db.sessions() as s:
+        row = s.execute(select(SmsMessage.params, SmsMessage.klass)).one()
+        assert "482913" not in row.params and row.klass == "code"
+    claimed = result(outbox.claim(10))
+    submit_all(outbox, claimed)
+    result(outbox.receipt(f"id{claimed[0].part_ids[0]}", "s1", "DELIVRD", None, None))
+    with db.sessions() as s:
+        text = s.execute(select(SmsMessage.text)).scalar()
+        payload = s.execute(select(SmsPart.payload)).scalar()
+    assert "482913" not in text and payload == b""
+    assert states(db)[a.message_id] == DELIVERED
