@@ -1,0 +1,130 @@
+"""The dispatcher keeps the window full, marks parts before sending, and never loses a message."""
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+
+from sms.dispatcher import Dispatcher
+from sms.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox, Outgoing
+from sms.outbox_testing import (
+    FakePermanent, FakeRouter, FakeTemporary, InlineDatabase, split_encode,
+)
+from tests.unit.sms.test_outbox import make_config, noon, result
+
+
+@pytest.fixture
+def env(tmp_path):
+    clock = Clock()
+    clock.advance(noon())
+    db = InlineDatabase(f"sqlite:///{tmp_path / 'd.db'}", None, 1)
+    db.create_all()
+    box = Outbox(db, clock, make_config(), encode=split_encode)
+    router = FakeRouter(window=4)
+    disp = Dispatcher(box, router, clock, make_part=lambda m, p: (m.message_id, p),
+                      temporary=(FakeTemporary,), permanent=(FakePermanent,),
+                      batch=10, max_inflight=4, poll=1.0)
+    yield clock, box, router, disp
+    disp.stopService()
+    db.engine.dispose()
+
+
+def accept(box, n, parts=1, klass="bulk"):
+    return [result(box.accept(Outgoing(
+        center="demo", klass=klass, template="t", params={}, text="x",
+        destination=f"1390000{i:04d}", idem_key=f"k{klass}{i}",
+        parts=tuple(EncodedPart(b"p", 8, 0) for _ in range(parts))))) for i in range(n)]
+
+
+def test_window_is_kept_full_and_never_exceeded(env):
+    """With 10 queued messages and a window of 4, exactly 4 are out; each answer sends the next."""
+    clock, box, router, disp = env
+    accept(box, 10)
+    disp.startService()
+    assert len(router.pending) == 4
+    router.answer()
+    assert len(router.pending) == 4
+    router.answer_all()
+    router.answer_all()
+    router.answer_all()
+    assert len(router.sent) == 10
+    assert result(box.counts()) == {SUBMITTED: 10}
+
+
+def test_new_accepts_wake_the_dispatcher(env):
+    """A message accepted while idle is sent at once, not at the next poll."""
+    clock, box, router, disp = env
+    disp.startService()
+    assert router.sent == []
+    accept(box, 1, klass="code")
+    assert len(router.sent) == 1
+
+
+def test_parts_are_committed_submitting_before_they_are_sent(env):
+    """When a part reaches the router, its row already says submitting."""
+    clock, box, router, disp = env
+    accept(box, 1, parts=3)
+    disp.startService()
+    assert len(router.pending) == 3
+    rows = box.db.run_sync(lambda s: [r[0] for r in s.execute(
+        __import__("sqlalchemy").text("select state from sms_part"))])
+    assert rows == ["submitting"] * 3
+
+
+def test_temporary_error_retries_after_backoff_and_delivers(env):
+    """Throttled: the message returns to queued, is resent after the backoff, and delivered."""
+    clock, box, router, disp = env
+    accept(box, 1)
+    disp.startService()
+    router.fail(0, FakeTemporary("throttled"))
+    assert result(box.counts()) == {QUEUED: 1}
+    clock.advance(5)
+    assert len(router.pending) == 1
+    mid = router.answer()
+    result(box.receipt(mid, "fake", "DELIVRD", None, None))
+    assert result(box.counts()) == {DELIVERED: 1}
+    assert disp.temporary_errors == 1
+
+
+def test_permanent_error_fails_without_retry(env):
+    """A permanent SMSC error is final: no resend even after the backoff would have passed."""
+    clock, box, router, disp = env
+    accept(box, 1)
+    disp.startService()
+    router.fail(0, FakePermanent(0x0B))
+    clock.advance(600)
+    assert result(box.counts()) == {FAILED: 1}
+    assert len(router.sent) == 1
+
+
+def test_every_accepted_message_reaches_one_final_state_under_mixed_faults(env):
+    """Random mix of answers, throttles and receipts: all 30 end delivered, none lost or doubled."""
+    import random
+
+    rnd = random.Random(7)
+    clock, box, router, disp = env
+    accept(box, 30)
+    disp.startService()
+    for _ in range(2000):
+        if not router.pending:
+            clock.advance(5)
+            if not router.pending and result(box.counts()).get(DELIVERED) == 30:
+                break
+            continue
+        i = rnd.randrange(len(router.pending))
+        if rnd.random() < 0.3:
+            router.fail(i, FakeTemporary("throttled"))
+        else:
+            mid = router.answer(i)
+            result(box.receipt(mid, "fake", "DELIVRD", None, None))
+    assert result(box.counts()) == {DELIVERED: 30}
+
+
+def test_stop_gives_claimed_messages_back(env):
+    """Messages claimed but not sent are queued again when the dispatcher stops."""
+    clock, box, router, disp = env
+    accept(box, 10)
+    disp.startService()
+    result(disp.stopService())
+    router.answer_all()
+    counts = result(box.counts())
+    assert counts == {SUBMITTED: 4, QUEUED: 6}
