@@ -48,6 +48,14 @@ class CoreProtocolError(CoreError):
     """The core answered something this client cannot understand."""
 
 
+class CoreAuthFailed(CoreProtocolError):
+    """The core refused this client's request signature (wrong key, clock skew, replay)."""
+
+
+class PasswordRejected(CoreError):
+    """The new query password is not acceptable (the core wants exactly 6 digits)."""
+
+
 class CodeRateLimited(CoreError):
     """Too many verification codes for this mobile; retry after ``retry_after`` s."""
 

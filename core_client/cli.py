@@ -1,0 +1,164 @@
+"""``hotline core ...`` and ``hotline bench core``: demo core tools and the lookup benchmark."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from core_client import demo_data
+
+
+def register(subparsers) -> None:
+    core = subparsers.add_parser("core", help="demo core database tools")
+    sub = core.add_subparsers(dest="core_command", required=True)
+    gen = sub.add_parser("generate", help="generate a demo core database (deterministic)")
+    gen.add_argument("--persons", type=int, default=demo_data.DEFAULT_PERSONS)
+    gen.add_argument("--out", required=True, help="the SQLite file to write (replaced)")
+    gen.add_argument("--seed", type=int, default=demo_data.DEFAULT_SEED)
+    gen.set_defaults(func=cmd_generate)
+    ids = sub.add_parser("demo-identities", help="print the documented demo identities")
+    ids.add_argument("--seed", type=int, default=demo_data.DEFAULT_SEED)
+    ids.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
+    ids.set_defaults(func=cmd_identities)
+
+
+def register_bench(bench_subparsers) -> None:
+    b = bench_subparsers.add_parser("core", help="core lookups per second, embedded and http")
+    b.add_argument("--db", help="an existing demo core database (default: generate one)")
+    b.add_argument("--persons", type=int, default=100_000, help="persons when generating")
+    b.add_argument("--seconds", type=float, default=5.0, help="measuring time per backend")
+    b.add_argument("--concurrency", type=int, default=16, help="lookups in flight")
+    b.add_argument("--out", default="benchmarks/results/core.json")
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_generate(args) -> int:
+    counts = demo_data.generate(args.out, args.persons, args.seed)
+    print(f"{args.out}: {counts['persons']} persons, {counts['details']} details, "
+          f"{counts['loans']} loans, {counts['events']} events in {counts['seconds']} s")
+    return 0
+
+
+def identities_markdown(seed: int = demo_data.DEFAULT_SEED) -> str:
+    """The identities as the Markdown table kept in DEMO_IDENTITIES.md."""
+    lines = ["| what it shows | account no. (GRZH) | ID number (ZJHM) | name | mobile | "
+             "password |", "|---|---|---|---|---|---|"]
+    for i in demo_data.demo_identities(seed):
+        lines.append(f"| {i.label} | {i.account_no} | {i.id_number} | {i.name} | {i.mobile} | "
+                     f"{i.password} |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_identities(args) -> int:
+    if args.json:
+        print(json.dumps([i.__dict__ for i in demo_data.demo_identities(args.seed)],
+                         ensure_ascii=False, indent=2))
+    else:
+        print(identities_markdown(args.seed), end="")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from twisted.internet import task
+
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-core-") as tmp:
+        db = Path(args.db) if args.db else Path(tmp) / "core.db"
+        generated = None
+        if not args.db:
+            generated = demo_data.generate(db, args.persons)
+        results = {}
+        task.react(lambda reactor: _bench(reactor, db, args, results))
+    results.update({
+        "persons": _persons(db) if args.db else args.persons,
+        "generate_seconds": generated["seconds"] if generated else None,
+        "seconds_per_backend": args.seconds, "concurrency": args.concurrency,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'backend':<10} {'lookups/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for name in ("embedded", "http"):
+        r = results[name]
+        print(f"{name:<10} {r['lookups_per_s']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
+    print(f"written to {out}")
+    return 0
+
+
+def _persons(db: Path) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM person").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def _bench(reactor, db: Path, args, results: dict) -> None:
+    """Embedded direct, then HTTP through the test server on a loopback port."""
+    import sqlite3
+
+    from core_client.embedded import EmbeddedCore
+    from core_client.http import HttpCore, make_http_client
+    from core_client.testing import CoreServer, serve
+
+    conn = sqlite3.connect(db)
+    ids = [r[0] for r in conn.execute("SELECT ZJHM FROM person ORDER BY random() LIMIT 5000")]
+    conn.close()
+    reactor.suggestThreadPoolSize(max(4, args.concurrency))
+    embedded = EmbeddedCore("bench", db, reactor)
+    results["embedded"] = await _measure(reactor, embedded, ids, args)
+    key = os.urandom(32)
+    port = serve(reactor, CoreServer(embedded, key, reactor))
+    url = f"http://127.0.0.1:{port.getHost().port}/hpf/v1"
+    client = HttpCore("bench", url, key, reactor, make_http_client(reactor), timeout=10)
+    try:
+        results["http"] = await _measure(reactor, client, ids, args)
+    finally:
+        await port.stopListening()
+
+
+async def _measure(reactor, core, ids: list[str], args) -> dict:
+    """``concurrency`` loops of find_account(id_number) for ``seconds``; latency percentiles."""
+    from twisted.internet import defer
+
+    rng = random.Random(1)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + args.seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await core.find_account(id_number=rng.choice(ids))
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await defer.gatherResults([defer.Deferred.fromCoroutine(worker())
+                               for _ in range(args.concurrency)], consumeErrors=True)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"lookups": len(latencies), "lookups_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the core tools without the daemon's parser (``python -m core_client.cli``)."""
+    parser = argparse.ArgumentParser(prog="hotline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    register_bench(sub.add_parser("bench").add_subparsers(dest="bench", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
