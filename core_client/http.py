@@ -150,13 +150,15 @@ class HttpCore:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
+        def timed_out(_result: Any, _timeout: float) -> None:
+            # Cancelling a treq request fails it with ResponseNeverReceived, not CancelledError.
+            raise CoreUnavailable(f"core {self.center} {op}: no answer within "
+                                  f"{self.timeout:g} s")
+
         d = defer.Deferred.fromCoroutine(self._exchange(method, self._origin + full, headers, data))
-        d.addTimeout(self.timeout, self._clock)
+        d.addTimeout(self.timeout, self._clock, onTimeoutCancel=timed_out)
         try:
             status, content = await d
-        except defer.TimeoutError:
-            raise CoreUnavailable(f"core {self.center} {op}: no answer within "
-                                  f"{self.timeout:g} s") from None
         except _NETWORK_ERRORS as e:
             raise CoreUnavailable(f"core {self.center} {op}: {type(e).__name__}") from None
         if status >= 500:

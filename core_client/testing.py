@@ -177,8 +177,9 @@ class CoreServer(Resource):
 
     Switches: ``delay`` seconds before answering; ``fail_next`` requests answered with
     ``fail_status``; ``malformed`` answers truncated JSON; ``wrong_key`` checks
-    signatures with another key (every request is refused). ``answers`` keeps
-    (operation, status, body) of every answer for tests and schema validation.
+    signatures with another key (every request is refused). ``received`` counts
+    requests as they arrive; ``answers`` keeps (operation, status, body) of every
+    answer for tests and schema validation.
     """
 
     isLeaf = True
@@ -194,8 +195,10 @@ class CoreServer(Resource):
         self.malformed = False
         self.wrong_key = False
         self.answers: list[tuple[str, int, Any]] = []
+        self.received = 0
 
     def render(self, request: Request):
+        self.received += 1
         lost: list[Failure] = []
         request.notifyFinish().addErrback(lost.append)
         d = Deferred.fromCoroutine(self._respond(request, lost))
