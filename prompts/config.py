@@ -1,4 +1,5 @@
-"""The [prompts] section: where the prompt library lives and which formats it keeps."""
+"""The [prompts] section: where the prompt library lives, which formats it keeps,
+how recordings travel between Asterisk's host and the daemon, and staff login rules."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +7,7 @@ from pathlib import Path
 
 SECTIONS = {"prompts"}
 PREFIXES: set[str] = set()
+FORMATS = ("wav", "ulaw", "alaw", "sln", "sln16", "gsm")
 
 
 @dataclass(frozen=True)
@@ -15,18 +17,43 @@ class PromptsConfig:
     wideband: bool
     loudness_dbfs: float
     max_seconds: float
+    # Where RECORD FILE writes, as a path on Asterisk's host (the same path here
+    # when the folder is a shared mount).
+    recording_dir: Path = Path("/var/tmp/hotline-recordings")
+    # Empty: shared mount. Else argv templates with {remote} {local} / {library_dir}.
+    fetch_command: str = ""
+    publish_command: str = ""
+    command_timeout: float = 60.0
+    silence_seconds: float = 4.0  # a recording by phone stops after this much silence
+    pin_max_failures: int = 5
+    pin_lockout_minutes: float = 30.0
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        """The configured formats, plus ``sln16`` when wideband is on."""
+        if self.wideband and "sln16" not in self.formats:
+            return self.formats + ("sln16",)
+        return self.formats
 
 
 def parse(ini, daemon, centers) -> PromptsConfig:
     s = ini.section("prompts")
     formats = s.list("formats", ("wav", "ulaw", "alaw"))
     for f in formats:
-        if f not in ("wav", "ulaw", "alaw", "sln", "sln16", "gsm"):
+        if f not in FORMATS:
             raise s.error("formats", f"unknown format {f!r}")
+    library_dir = s.path_value("library_dir", str(daemon.state_dir / "prompts"))
     return PromptsConfig(
-        library_dir=s.path_value("library_dir", str(daemon.state_dir / "prompts")),
+        library_dir=library_dir,
         formats=formats,
         wideband=s.bool("wideband", False),
         loudness_dbfs=s.float("loudness_dbfs", -20.0, min=-40, max=-3),
         max_seconds=s.float("max_seconds", 120.0, min=1, max=600),
+        recording_dir=s.path_value("recording_dir", str(library_dir / "incoming")),
+        fetch_command=s.str("fetch_command", ""),
+        publish_command=s.str("publish_command", ""),
+        command_timeout=s.float("command_timeout", 60.0, min=1, max=3600),
+        silence_seconds=s.float("silence_seconds", 4.0, min=1, max=30),
+        pin_max_failures=s.int("pin_max_failures", 5, min=1, max=20),
+        pin_lockout_minutes=s.float("pin_lockout_minutes", 30.0, min=1, max=24 * 60),
     )
