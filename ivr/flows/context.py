@@ -1,0 +1,99 @@
+"""What every flow of one call shares: the AGI session, the center's core, the record."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from common.config import CenterConfig
+from core_client.interface import Account, CoreClient
+from ivr.menu import Input, Menu
+from ivr.records import CallRecord
+
+Notifier = Callable[[str, str], Awaitable[None]]
+
+DIGITS_ALL = "0123456789*#"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a flow hands back to the engine.
+
+    ``preamble`` is said in the same GET DATA as the next menu's prompts, so a
+    caller can key the next choice while still hearing a balance (DTMF between
+    AGI commands is lost). ``goto`` overrides the node's ``next``; ``end`` ends
+    the call with that outcome (the flow has hung up or left the AGI).
+    """
+
+    preamble: tuple[str, ...] = ()
+    goto: str | None = None
+    end: str | None = None
+
+
+@dataclass
+class CallContext:
+    session: object  # ivr.agi.AgiSession or a test double with the same coroutines
+    center: CenterConfig
+    core: CoreClient
+    menu: Menu
+    clock: object  # IReactorTime
+    record: CallRecord
+    notifier: Notifier | None = None
+    agent_context: str = "hotline-agents"
+    agent_exten: str = "s"
+    tz: dt.tzinfo | None = None  # None: the host's local time
+    # Prompt id and language to the file Asterisk plays (prompts.layout.prompt_path);
+    # the identity by default, so tests see prompt ids.
+    resolve: Callable[[str, str], str] = lambda prompt_id, lang: prompt_id
+    lang: str = "zh"
+    account: Account | None = None
+    served: int = 0  # self-service items completed (balance read, password changed, ...)
+    failed: bool = False  # locked out, or gave up after too many failures
+    transferred: bool = False
+    node: object = None  # the ivr.menu.Node being run
+    _digit_timeout: float | None = field(default=None, repr=False)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.seconds(), self.tz)
+
+    async def set_digit_timeout(self, seconds: float) -> None:
+        """The inter-digit timeout GET DATA uses is the channel's TIMEOUT(digit)."""
+        if seconds != self._digit_timeout:
+            await self.session.set_variable("TIMEOUT(digit)", f"{seconds:g}")
+            self._digit_timeout = seconds
+
+    async def collect(self, spec: Input, valid: Callable[[str], bool],
+                      preamble: tuple[str, ...] = ()) -> str | None:
+        """Keyed input per ``spec``: silence and invalid entries re-prompt with their own
+        wording; after ``spec.max_failures`` failures give up with None."""
+        prompts = preamble + spec.prompts
+        for _ in range(spec.max_failures):
+            await self.set_digit_timeout(spec.inter_digit_timeout)
+            result = await self.get_data(prompts, spec.first_digit_timeout, spec.max_digits)
+            if not result.digits:
+                prompts = spec.silence_prompts + spec.prompts
+            elif valid(result.digits):
+                return result.digits
+            else:
+                prompts = spec.invalid_prompts + spec.prompts
+        return None
+
+    def give_up(self, preamble: tuple[str, ...] = ()) -> Step:
+        """Too many failures in a flow: on to the node's escalation (agent or goodbye)."""
+        self.failed = True
+        target = getattr(self.node, "on_failures", None) or self.menu.main
+        return Step(preamble=preamble, goto=target)
+
+    async def say(self, prompts: tuple[str, ...] | list[str]) -> None:
+        """Prompts that must be heard whole (no barge-in)."""
+        if prompts:
+            await self.session.play([self.resolve(p, self.lang) for p in prompts])
+
+    async def get_data(self, prompts: tuple[str, ...] | list[str], first_digit_timeout: float,
+                       max_digits: int):
+        """Prompts and key collection in one GET DATA: keys barge in over all of them."""
+        return await self.session.get_data([self.resolve(p, self.lang) for p in prompts],
+                                           int(first_digit_timeout * 1000), max_digits)
+
+    async def stream(self, prompt: str, escape_digits: str) -> str | None:
+        return await self.session.stream_file(self.resolve(prompt, self.lang), escape_digits)
