@@ -1,0 +1,357 @@
+"""AsyncAGI call driver: one AgiSession per channel, commands over AMI, results by CommandID.
+
+A session sends ``Action: AGI`` with a unique CommandID and waits for the
+matching ``AsyncAGIExec`` event (routed to it by ``ivr.calls``). Every argument
+is quoted and escaped the way res_agi's parser reads it, and CR/LF are refused,
+so nothing a caller or the core sends can inject a command. When the channel
+leaves AGI (``AsyncAGIEnd``, hangup) every pending and later command fails with
+``CallHungUp``, the one exception a flow lets through to end cleanly.
+
+The helpers below (``stream_file``, ``get_data``, ``play``, ``record_file`` ...)
+are the API the IVR and prompt-recording flows are written against.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from common.masking import mask_text
+from ivr.ami_codec import Message
+from ivr.ami_protocol import AmiActionError, AmiError
+
+
+class AgiError(Exception):
+    """Base of the AGI driver's typed failures."""
+
+
+class CallHungUp(AgiError):
+    """The channel hung up or left AGI: the flow ends here, cleanly."""
+
+
+class AgiCommandTimeout(AgiError):
+    """No AsyncAGIExec for a command within its timeout."""
+
+
+class AgiCommandFailed(AgiError):
+    """Asterisk answered 510 (unknown command), 520 (usage) or refused to queue the command."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class AgiLinkLost(AgiError):
+    """The AMI link dropped while the command was pending; the call is left for recovery."""
+
+
+class UnsafeAgiArgument(AgiError):
+    """An argument holds CR, LF or NUL, or an application argument holds a separator."""
+
+
+class AmiSender(Protocol):
+    def action(self, name: str, headers: dict[str, str] | None = None,
+               variables: dict[str, str] | None = None, timeout: float | None = None
+               ) -> Deferred: ...
+
+
+# ---- pure helpers --------------------------------------------------------------
+
+def quote(arg: str) -> str:
+    """One AGI argument, double-quoted with ``\\`` and ``"`` escaped (res_agi parse_args)."""
+    if any(c in arg for c in "\r\n\0"):
+        raise UnsafeAgiArgument(f"AGI argument holds CR, LF or NUL: {mask_text(arg[:60])!r}")
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_command(verb: str, *args: str) -> str:
+    """``verb`` is ours (fixed words); every argument is quoted."""
+    return " ".join([verb, *(quote(str(a)) for a in args)])
+
+
+_APP = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()]*$")
+
+
+def app_args(*args: str) -> str:
+    """Application arguments joined by commas; a comma, pipe or ``$`` inside one is refused."""
+    for a in args:
+        if any(c in a for c in ",|$\r\n\0"):
+            raise UnsafeAgiArgument(f"application argument holds a separator: {mask_text(a[:60])!r}")
+    return ",".join(args)
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    """A parsed AGI answer: ``200 result=12 (timeout) endpos=8000``."""
+
+    code: int
+    result: str | None = None
+    data: str | None = None
+    endpos: int | None = None
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def timed_out(self) -> bool:
+        return self.data == "timeout"
+
+    @property
+    def int_result(self) -> int:
+        try:
+            return int(self.result or "0")
+        except ValueError:
+            return 0
+
+
+_RESULT = re.compile(r"^result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$",
+                     re.S)
+
+
+def parse_result(text: str) -> AgiResult:
+    """Parse the (URL-decoded) text of an AsyncAGIExec Result."""
+    text = text.strip("\r\n")
+    match = re.match(r"^(\d{3})[ -]?(.*)$", text, re.S)
+    if match is None:
+        return AgiResult(code=0, text=text)
+    code, rest = int(match.group(1)), match.group(2)
+    if code == 200:
+        body = _RESULT.match(rest.split("\n", 1)[0])
+        if body is not None:
+            endpos = body.group("endpos")
+            return AgiResult(200, body.group("result"), body.group("data"),
+                             int(endpos) if endpos is not None else None, text)
+    return AgiResult(code, None, None, None, text)
+
+
+def parse_env(env: str) -> dict[str, str]:
+    """The URL-encoded ``Env`` of AsyncAGIStart as a dict (``agi_channel`` ...)."""
+    out: dict[str, str] = {}
+    for line in unquote(env).split("\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            out[key.strip()] = value
+    return out
+
+
+def env_args(env: dict[str, str]) -> list[str]:
+    """``agi_arg_1``, ``agi_arg_2`` ... in order, as a list."""
+    numbered = []
+    for key, value in env.items():
+        m = re.fullmatch(r"agi_arg_(\d+)", key)
+        if m:
+            numbered.append((int(m.group(1)), value))
+    return [v for _, v in sorted(numbered)]
+
+
+@dataclass(frozen=True)
+class DigitsResult:
+    """Digits typed during GET DATA (``#`` not included); ``timed_out``: the caller stopped typing."""
+
+    digits: str
+    timed_out: bool
+
+
+# ---- the session ---------------------------------------------------------------
+
+@dataclass
+class _Command:
+    text: str
+    deferred: Deferred
+    timer: IDelayedCall
+
+
+class AgiSession:
+    """One channel in AsyncAGI. Build it from AsyncAGIStart with ``from_start``."""
+
+    log = Logger()
+    _ids = itertools.count(1)
+
+    def __init__(self, ami: AmiSender, channel: str, env: dict[str, str], clock: IReactorTime,
+                 command_timeout: float = 60.0, id_prefix: str = "cmd"):
+        self.ami = ami
+        self.clock = clock
+        self.channel = channel
+        self.env = env
+        self.uniqueid = env.get("agi_uniqueid", "")
+        self.caller_id = env.get("agi_callerid", "")
+        self.dnid = env.get("agi_dnid", "")
+        self.language = env.get("agi_language", "en")
+        self.args = env_args(env)
+        self.command_timeout = command_timeout
+        self._prefix = id_prefix
+        self._pending: dict[str, _Command] = {}
+        self.ended = False
+        self.left = False
+        self._response_timeout_s: float | None = None
+        self._digit_timeout_s: float | None = None
+
+    @classmethod
+    def from_start(cls, ami: AmiSender, event: Message, clock: IReactorTime,
+                   command_timeout: float = 60.0, id_prefix: str = "cmd") -> "AgiSession":
+        env = parse_env(event.get("Env", "") or "")
+        channel = event.get("Channel") or env.get("agi_channel", "")
+        env.setdefault("agi_uniqueid", event.get("Uniqueid", "") or "")
+        return cls(ami, channel, env, clock, command_timeout, id_prefix)
+
+    # ---- events (called by the dispatcher) ----
+    def handle_exec(self, event: Message) -> bool:
+        """Resolve the command this AsyncAGIExec answers; False if it is not ours."""
+        command = self._pending.pop(event.get("CommandID") or "", None)
+        if command is None:
+            return False
+        if command.timer.active():
+            command.timer.cancel()
+        command.deferred.callback(parse_result(unquote(event.get("Result", "") or "")))
+        return True
+
+    def end(self, error: AgiError | None = None) -> None:
+        """The channel left AGI (or the link is gone): fail everything pending and later."""
+        self.ended = True
+        pending, self._pending = self._pending, {}
+        for command in pending.values():
+            if command.timer.active():
+                command.timer.cancel()
+            command.deferred.errback(Failure(error or CallHungUp(f"{self.channel} hung up")))
+
+    # ---- raw commands ----
+    async def command(self, text: str, timeout: float | None = None) -> AgiResult:
+        """Queue one already-formatted AGI command and wait for its AsyncAGIExec result."""
+        if self.ended:
+            raise CallHungUp(f"{self.channel} is no longer in AGI")
+        command_id = f"{self._prefix}-{next(self._ids)}"
+        d: Deferred = Deferred()
+        wait = timeout if timeout is not None else self.command_timeout
+        timer = self.clock.callLater(wait, self._timed_out, command_id)
+        self._pending[command_id] = _Command(text, d, timer)
+        try:
+            await self.ami.action("AGI", {"Channel": self.channel, "Command": text,
+                                          "CommandID": command_id})
+        except AmiActionError as e:
+            self._drop(command_id)
+            if "not exist" in e.message.lower() or self.ended:
+                raise CallHungUp(f"{self.channel}: {e.message}") from None
+            raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
+        except AmiError as e:
+            self._drop(command_id)
+            raise AgiLinkLost(str(e)) from None
+        return await d
+
+    def _drop(self, command_id: str) -> None:
+        command = self._pending.pop(command_id, None)
+        if command is not None and command.timer.active():
+            command.timer.cancel()
+
+    def _timed_out(self, command_id: str) -> None:
+        command = self._pending.pop(command_id, None)
+        if command is not None:
+            verb = command.text.split(' "', 1)[0]
+            command.deferred.errback(Failure(AgiCommandTimeout(
+                f"{self.channel}: no result for {verb}")))
+
+    async def run(self, verb: str, *args: str, timeout: float | None = None) -> AgiResult:
+        """Send ``verb`` with quoted args; 511 means hung up, other non-200 codes raise."""
+        result = await self.command(format_command(verb, *args), timeout)
+        if result.code == 511:
+            raise CallHungUp(f"{self.channel}: dead channel")
+        if result.code != 200:
+            raise AgiCommandFailed(f"{verb}: {result.text.splitlines()[0] if result.text else result.code}",
+                                   result.code)
+        return result
+
+    # ---- the flow API ----
+    async def stream_file(self, prompt: str, escape_digits: str = "") -> str | None:
+        """Play one file; the key that interrupted it, or None."""
+        result = await self.run("STREAM FILE", prompt, escape_digits)
+        code = result.int_result
+        if code < 0:
+            self.log.warn("STREAM FILE {prompt} failed on {channel}", prompt=prompt,
+                          channel=self.channel)
+            return None
+        return chr(code) if code > 0 else None
+
+    async def _set_timeouts(self, response_s: float | None, digit_s: float | None) -> None:
+        if response_s is not None and response_s != self._response_timeout_s:
+            await self.set_variable("TIMEOUT(response)", f"{response_s:g}")
+            self._response_timeout_s = response_s
+        if digit_s is not None and digit_s != self._digit_timeout_s:
+            await self.set_variable("TIMEOUT(digit)", f"{digit_s:g}")
+            self._digit_timeout_s = digit_s
+
+    async def get_data(self, prompts: list[str], timeout_ms: int, max_digits: int,
+                       inter_digit_ms: int | None = None) -> DigitsResult:
+        """Play ``prompts`` with barge-in and collect up to ``max_digits`` in one GET DATA.
+
+        res_agi drops DTMF between commands, so prompts and collection must be one
+        command. ``timeout_ms`` waits for the first digit, the channel's
+        TIMEOUT(digit) (or ``inter_digit_ms``) between digits; ``#`` ends input.
+        """
+        await self._set_timeouts(timeout_ms / 1000, inter_digit_ms / 1000 if inter_digit_ms else None)
+        prompt = "&".join(prompts) if prompts else "silence/1"
+        result = await self.run("GET DATA", prompt, "0", str(max_digits),
+                                timeout=self.command_timeout + timeout_ms / 1000)
+        if result.result == "-1":
+            if self.ended:
+                raise CallHungUp(f"{self.channel} hung up")
+            return DigitsResult("", True)
+        return DigitsResult(result.result or "", result.timed_out)
+
+    async def play(self, prompts: list[str]) -> None:
+        """Play files without barge-in (``EXEC Playback f1&f2``)."""
+        if prompts:
+            await self.exec("Playback", "&".join(prompts))
+
+    async def record_file(self, path: str, fmt: str, escape_digits: str, timeout_ms: int,
+                          beep: bool = True, silence_s: int | None = None) -> AgiResult:
+        """Record to ``path`` (no extension) until a key, ``timeout_ms`` or ``silence_s`` of quiet."""
+        args = [path, fmt, escape_digits, str(int(timeout_ms))]
+        if beep:
+            args.append("BEEP")
+        elif silence_s is not None:
+            args.append("0")  # sample offset: keeps the silence argument in its place
+        if silence_s is not None:
+            args.append(f"s={int(silence_s)}")
+        return await self.run("RECORD FILE", *args,
+                              timeout=self.command_timeout + timeout_ms / 1000)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _NAME.match(name):
+            raise UnsafeAgiArgument(f"bad variable name {name!r}")
+        await self.run("SET VARIABLE", name, value)
+
+    async def get_variable(self, name: str) -> str | None:
+        if not _NAME.match(name):
+            raise UnsafeAgiArgument(f"bad variable name {name!r}")
+        result = await self.run("GET VARIABLE", name)
+        return result.data if result.result == "1" else None
+
+    async def exec(self, app: str, *args: str) -> AgiResult:
+        """Run a dialplan application; arguments may not hold ``,`` ``|`` or ``$``."""
+        if not _APP.match(app):
+            raise UnsafeAgiArgument(f"bad application name {app!r}")
+        if args:
+            return await self.run("EXEC", app, app_args(*args))
+        return await self.run("EXEC", app)
+
+    async def hangup(self) -> None:
+        if not self.ended:
+            await self.run("HANGUP")
+
+    async def leave(self, context: str, exten: str, priority: int | str = 1) -> None:
+        """Continue in the dialplan at context,exten,priority and end AsyncAGI."""
+        await self.exec("Goto", context, exten, str(priority))
+        self.left = True
+        try:
+            await self.run("ASYNCAGI BREAK")
+        except CallHungUp:
+            pass  # AsyncAGIEnd may come before (or instead of) the BREAK's result

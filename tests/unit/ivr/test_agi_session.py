@@ -1,0 +1,230 @@
+"""The AsyncAGI driver: quoting against injection, result parsing, CommandID matching, hangups."""
+from __future__ import annotations
+
+from urllib.parse import quote as urlquote
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from ivr.agi import (AgiCommandFailed, AgiCommandTimeout, AgiLinkLost, AgiSession, CallHungUp,
+                     DigitsResult, UnsafeAgiArgument, format_command, parse_env, parse_result,
+                     quote)
+from ivr.ami_codec import Message
+from ivr.ami_protocol import AmiActionError, AmiConnectionLost
+
+
+class FakeAmi:
+    """Records AGI actions and answers them with 'Added AGI command to queue'."""
+
+    def __init__(self):
+        self.actions: list[dict] = []
+        self.refuse: Exception | None = None
+
+    def action(self, name, headers=None, variables=None, timeout=None):
+        self.actions.append({"Action": name, **(headers or {})})
+        if self.refuse is not None:
+            return fail(self.refuse)
+        return succeed(Message([("Response", "Success"), ("Message", "Added AGI command to queue")]))
+
+    @property
+    def last(self):
+        return self.actions[-1]
+
+
+ENV = ("agi_request: async\nagi_channel: PJSIP/anon-00000001\nagi_language: en\n"
+       "agi_uniqueid: 1700000000.1\nagi_callerid: 13800138000\nagi_dnid: 12329\n"
+       "agi_arg_1: node-a\nagi_arg_2: ivr\nagi_arg_3: gz\n\n")
+
+
+def start_event():
+    return Message([("Event", "AsyncAGIStart"), ("Channel", "PJSIP/anon-00000001"),
+                    ("Uniqueid", "1700000000.1"), ("Env", urlquote(ENV))])
+
+
+def make():
+    ami, clock = FakeAmi(), Clock()
+    return AgiSession.from_start(ami, start_event(), clock, command_timeout=30), ami, clock
+
+
+def run(coro):
+    d = Deferred.fromCoroutine(coro)
+    out = []
+    d.addBoth(out.append)
+    return out
+
+
+def answer(session, ami, result_text):
+    cid = ami.last["CommandID"]
+    session.handle_exec(Message([("Event", "AsyncAGIExec"), ("CommandId", cid),
+                                 ("Result", urlquote(result_text))]))
+
+
+def test_session_attributes_from_start():
+    """Env is URL-decoded; args, caller id, dnid, uniqueid and language are exposed."""
+    s, _, _ = make()
+    assert s.channel == "PJSIP/anon-00000001"
+    assert s.args == ["node-a", "ivr", "gz"]
+    assert (s.caller_id, s.dnid, s.uniqueid, s.language) == ("13800138000", "12329",
+                                                             "1700000000.1", "en")
+
+
+def test_parse_env_handles_encoded_values():
+    """Values with encoded colons and spaces survive decoding."""
+    assert parse_env("agi_callerid%3A%20a%20b%0Aagi_arg_1%3A%20x%3Ay%0A") == {
+        "agi_callerid": "a b", "agi_arg_1": "x:y"}
+
+
+@pytest.mark.parametrize("text,code,result,data,endpos", [
+    ("200 result=12\n", 200, "12", None, None),
+    ("200 result=1 (timeout)\n", 200, "1", "timeout", None),
+    ("200 result= (timeout)\n", 200, "", "timeout", None),
+    ("200 result=0 endpos=8000\n", 200, "0", None, 8000),
+    ("200 result=35 (dtmf) endpos=16000\n", 200, "35", "dtmf", 16000),
+    ("200 result=1 (a (nested) value)\n", 200, "1", "a (nested) value", None),
+    ("200 result=-1\n", 200, "-1", None, None),
+    ("510 Invalid or unknown command\n", 510, None, None, None),
+    ("511 Command Not Permitted on a dead channel or intercept routine\n", 511, None, None, None),
+    ("520-Invalid command syntax.  Proper usage follows:\nUsage: x\n520 End of proper usage.\n",
+     520, None, None, None),
+])
+def test_parse_result(text, code, result, data, endpos):
+    """Result lines parse into code, result, parenthesised data and endpos."""
+    r = parse_result(text)
+    assert (r.code, r.result, r.data, r.endpos) == (code, result, data, endpos)
+
+
+@pytest.mark.parametrize("evil", ['1" "2', "a\\", 'x\\" HANGUP "', "12 HANGUP"])
+def test_quoting_keeps_one_argument(evil):
+    """Quotes, backslashes and spaces stay inside a single quoted argument."""
+    q = quote(evil)
+    assert q.startswith('"') and q.endswith('"')
+    # undo res_agi's parse: inside the quotes every \x is x
+    body, out, esc = q[1:-1], "", False
+    for ch in body:
+        if esc:
+            out, esc = out + ch, False
+        elif ch == "\\":
+            esc = True
+        else:
+            assert ch != '"', "an unescaped quote would end the argument"
+            out += ch
+    assert out == evil
+
+
+@pytest.mark.parametrize("evil", ["a\nHANGUP", "a\rb", "a\0b"])
+def test_newlines_rejected(evil):
+    """CR, LF or NUL in any argument raise UnsafeAgiArgument before anything is sent."""
+    with pytest.raises(UnsafeAgiArgument):
+        format_command("STREAM FILE", evil, "")
+
+
+def test_get_data_joins_prompts_and_parses_digits():
+    """get_data sends one GET DATA with prompts joined by & and returns the digits."""
+    s, ami, _ = make()
+    out = run(s.get_data(["welcome", "menu"], 5000, 4))
+    assert ami.last["Command"] == 'SET VARIABLE "TIMEOUT(response)" "5"'
+    answer(s, ami, "200 result=1\n")
+    assert ami.last["Command"] == 'GET DATA "welcome&menu" "0" "4"'
+    answer(s, ami, "200 result=12\n")
+    assert out == [DigitsResult("12", False)]
+
+
+def test_get_data_timeout_and_cached_timeouts():
+    """A (timeout) result is reported; an unchanged first-digit timeout is not set again."""
+    s, ami, _ = make()
+    out = run(s.get_data(["a"], 3000, 1))
+    answer(s, ami, "200 result=1\n")
+    answer(s, ami, "200 result= (timeout)\n")
+    out2 = run(s.get_data(["b"], 3000, 1))
+    assert ami.last["Command"].startswith("GET DATA")
+    answer(s, ami, "200 result=7 (timeout)\n")
+    assert out == [DigitsResult("", True)] and out2 == [DigitsResult("7", True)]
+
+
+def test_matching_by_command_id_ignores_others():
+    """An AsyncAGIExec with another CommandID does not resolve this session's command."""
+    s, ami, _ = make()
+    out = run(s.stream_file("hello", "12"))
+    assert not s.handle_exec(Message([("Event", "AsyncAGIExec"), ("CommandID", "other"),
+                                      ("Result", "200%20result%3D49%0A")]))
+    assert out == []
+    answer(s, ami, "200 result=49 endpos=100\n")
+    assert out == ["1"]
+
+
+def test_hangup_mid_command_raises_call_hung_up():
+    """AsyncAGIEnd during a command fails it, and later commands, with CallHungUp."""
+    s, ami, _ = make()
+    out = run(s.play(["long-notice"]))
+    assert ami.last["Command"] == 'EXEC "Playback" "long-notice"'
+    s.end()
+    assert out[0].check(CallHungUp)
+    later = run(s.stream_file("x"))
+    assert later[0].check(CallHungUp)
+    assert len(ami.actions) == 1
+
+
+def test_command_timeout_on_clock():
+    """A command without a result fails with AgiCommandTimeout after its timeout."""
+    s, ami, clock = make()
+    out = run(s.stream_file("x"))
+    clock.advance(29)
+    assert out == []
+    clock.advance(2)
+    assert out[0].check(AgiCommandTimeout)
+
+
+def test_code_511_is_hangup_and_510_is_failure():
+    """A dead-channel answer is CallHungUp; an unknown command is AgiCommandFailed."""
+    s, ami, _ = make()
+    out = run(s.stream_file("x"))
+    answer(s, ami, "511 Command Not Permitted on a dead channel\n")
+    assert out[0].check(CallHungUp)
+    out = run(s.exec("NoSuchApp"))
+    answer(s, ami, "510 Invalid or unknown command\n")
+    assert out[0].check(AgiCommandFailed) and out[0].value.code == 510
+
+
+def test_ami_refusal_and_link_loss_are_typed():
+    """A refused AGI action on a gone channel is CallHungUp; a lost link is AgiLinkLost."""
+    s, ami, _ = make()
+    ami.refuse = AmiActionError("AGI", "Channel does not exist.")
+    assert run(s.stream_file("x"))[0].check(CallHungUp)
+    ami.refuse = AmiConnectionLost("down")
+    assert run(s.stream_file("x"))[0].check(AgiLinkLost)
+    assert s._pending == {}
+
+
+def test_exec_refuses_separators_and_bad_names():
+    """Application arguments may not smuggle extra arguments; names are checked."""
+    s, ami, _ = make()
+    assert run(s.exec("Playback", "a,skip"))[0].check(UnsafeAgiArgument)
+    assert run(s.exec("Play back"))[0].check(UnsafeAgiArgument)
+    assert run(s.set_variable("A;B", "x"))[0].check(UnsafeAgiArgument)
+    assert ami.actions == []
+
+
+def test_record_file_arguments():
+    """RECORD FILE puts BEEP and s=N where res_agi looks for them."""
+    s, ami, _ = make()
+    run(s.record_file("/var/lib/hotline/rec/p1", "wav", "#", 60000, beep=True, silence_s=3))
+    assert ami.last["Command"] == 'RECORD FILE "/var/lib/hotline/rec/p1" "wav" "#" "60000" "BEEP" "s=3"'
+    run(s.record_file("/r/p2", "wav", "#", 1000, beep=False, silence_s=2))
+    assert ami.last["Command"] == 'RECORD FILE "/r/p2" "wav" "#" "1000" "0" "s=2"'
+
+
+def test_variables_and_leave():
+    """get_variable returns the value or None; leave does Goto then ASYNCAGI BREAK."""
+    s, ami, _ = make()
+    out = run(s.get_variable("CHANNEL(state)"))
+    answer(s, ami, "200 result=1 (Up)\n")
+    out2 = run(s.get_variable("NOPE"))
+    answer(s, ami, "200 result=0\n")
+    assert out == ["Up"] and out2 == [None]
+    done = run(s.leave("hotline-queue", "s", 1))
+    assert ami.last["Command"] == 'EXEC "Goto" "hotline-queue,s,1"'
+    answer(s, ami, "200 result=0\n")
+    assert ami.last["Command"] == "ASYNCAGI BREAK"
+    s.end()  # AsyncAGIEnd before the BREAK's own result
+    assert done == [None] and s.left
