@@ -7,7 +7,7 @@ their blocking work off the reactor thread.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, Sequence
 
@@ -18,6 +18,10 @@ class CoreError(Exception):
 
 class AccountNotFound(CoreError):
     """No account matches the given account number or ID number."""
+
+
+class UnknownCenter(AccountNotFound):
+    """No core is configured for the given center code."""
 
 
 class InvalidIdNumber(CoreError):
@@ -129,9 +133,9 @@ class IssuedCode:
 
     code_id: str
     account_no: str
-    mobile: str
+    mobile: str = field(repr=False)
     purpose: str
-    code: str
+    code: str = field(repr=False)
     expires_at: dt.datetime
 
 

@@ -1,0 +1,35 @@
+"""One CoreClient per configured center, each behind the platform's password lockout."""
+from __future__ import annotations
+
+from typing import Any
+
+from common.config import CenterConfig, Config
+from core_client.embedded import EmbeddedCore
+from core_client.http import HttpCore, make_http_client
+from core_client.interface import CoreClient
+from core_client.lockout import LockoutCore
+
+
+def build_cores(config: Config, db: Any, reactor: Any) -> dict[str, CoreClient]:
+    """``{center code: core}`` from the ``[center:X]`` sections; nothing connects yet.
+
+    Embedded demo cores are generated (10,000 persons, deterministic) by the first
+    query that finds the file missing, on a pool thread.
+    """
+    http_client = None
+    cores: dict[str, CoreClient] = {}
+    for code, center in config.centers.items():
+        if center.core == "http":
+            if http_client is None:
+                http_client = make_http_client(reactor)
+            inner: CoreClient = _http(center, reactor, http_client)
+        else:
+            inner = EmbeddedCore(code, center.core_db, reactor)
+        cores[code] = LockoutCore(inner, db, reactor, attempts=config.ivr.password_attempts,
+                                  lock_minutes=config.ivr.lock_minutes)
+    return cores
+
+
+def _http(center: CenterConfig, reactor: Any, client: Any) -> HttpCore:
+    return HttpCore(center.code, center.core_url, center.core_key, reactor, client,
+                    timeout=center.core_timeout)
