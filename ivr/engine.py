@@ -101,11 +101,11 @@ class Engine:
                 return node.on_failures, ()
 
     async def _ask(self, ctx: CallContext, node: Node, prompts: tuple[str, ...]) -> str:
-        await ctx.set_digit_timeout(node.inter_digit_timeout)
         if not node.barge_in and len(prompts) > 1:
             await ctx.say(prompts[:-1])  # must be heard; keys count from the last prompt on
             prompts = prompts[-1:]
-        result = await ctx.get_data(prompts, node.first_digit_timeout, node.max_digits)
+        result = await ctx.get_data(prompts, node.first_digit_timeout, node.inter_digit_timeout,
+                                    node.max_digits)
         return result.digits or ""
 
     async def _notice(self, ctx: CallContext, node: Node, preamble: tuple[str, ...]) -> None:

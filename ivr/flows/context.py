@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from common.config import CenterConfig
@@ -51,16 +51,9 @@ class CallContext:
     failed: bool = False  # locked out, or gave up after too many failures
     transferred: bool = False
     node: object = None  # the ivr.menu.Node being run
-    _digit_timeout: float | None = field(default=None, repr=False)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.seconds(), self.tz)
-
-    async def set_digit_timeout(self, seconds: float) -> None:
-        """The inter-digit timeout GET DATA uses is the channel's TIMEOUT(digit)."""
-        if seconds != self._digit_timeout:
-            await self.session.set_variable("TIMEOUT(digit)", f"{seconds:g}")
-            self._digit_timeout = seconds
 
     async def collect(self, spec: Input, valid: Callable[[str], bool],
                       preamble: tuple[str, ...] = ()) -> str | None:
@@ -68,8 +61,8 @@ class CallContext:
         wording; after ``spec.max_failures`` failures give up with None."""
         prompts = preamble + spec.prompts
         for _ in range(spec.max_failures):
-            await self.set_digit_timeout(spec.inter_digit_timeout)
-            result = await self.get_data(prompts, spec.first_digit_timeout, spec.max_digits)
+            result = await self.get_data(prompts, spec.first_digit_timeout,
+                                         spec.inter_digit_timeout, spec.max_digits)
             if not result.digits:
                 prompts = spec.silence_prompts + spec.prompts
             elif valid(result.digits):
@@ -90,10 +83,11 @@ class CallContext:
             await self.session.play([self.resolve(p, self.lang) for p in prompts])
 
     async def get_data(self, prompts: tuple[str, ...] | list[str], first_digit_timeout: float,
-                       max_digits: int):
+                       inter_digit_timeout: float, max_digits: int):
         """Prompts and key collection in one GET DATA: keys barge in over all of them."""
         return await self.session.get_data([self.resolve(p, self.lang) for p in prompts],
-                                           int(first_digit_timeout * 1000), max_digits)
+                                           int(first_digit_timeout * 1000), max_digits,
+                                           int(inter_digit_timeout * 1000))
 
     async def stream(self, prompt: str, escape_digits: str) -> str | None:
         return await self.session.stream_file(self.resolve(prompt, self.lang), escape_digits)
