@@ -28,6 +28,9 @@ class IvrConfig:
     password_attempts: int
     lock_minutes: int
     agent_queue: str
+    # Where a transfer to agents continues in the dialplan (the queue's entry).
+    agent_context: str = "hotline-agents"
+    agent_exten: str = "s"
 
 
 def parse(ini, daemon, centers) -> IvrConfig:
@@ -50,4 +53,6 @@ def parse(ini, daemon, centers) -> IvrConfig:
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
         agent_queue=s.str("agent_queue", "hotline-agents"),
+        agent_context=s.str("agent_context", "hotline-agents"),
+        agent_exten=s.str("agent_exten", "s"),
     )
