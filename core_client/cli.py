@@ -64,15 +64,13 @@ def cmd_identities(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from twisted.internet import task
-
     with tempfile.TemporaryDirectory(prefix="hotline-bench-core-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "core.db"
         generated = None
         if not args.db:
             generated = demo_data.generate(db, args.persons)
-        results = {}
-        task.react(lambda reactor: _bench(reactor, db, args, results))
+        results: dict = {}
+        _run_reactor(lambda reactor: _bench(reactor, db, args, results))
     results.update({
         "persons": _persons(db) if args.db else args.persons,
         "generate_seconds": generated["seconds"] if generated else None,
@@ -90,6 +88,24 @@ def cmd_bench(args) -> int:
         print(f"{name:<10} {r['lookups_per_s']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
     print(f"written to {out}")
     return 0
+
+
+def _run_reactor(main) -> None:
+    """Run ``main(reactor)`` on the real reactor until it finishes; re-raise its error."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+
+    outcome: list = []
+
+    def start() -> None:
+        d = Deferred.fromCoroutine(main(reactor))
+        d.addBoth(lambda r: (outcome.append(r), reactor.stop()))
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if outcome and isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
 
 
 def _persons(db: Path) -> int:

@@ -30,6 +30,18 @@ def build_cores(config: Config, db: Any, reactor: Any) -> dict[str, CoreClient]:
     return cores
 
 
+def prepare_cores(cores: dict[str, CoreClient]):
+    """A Deferred that fires once every embedded demo core is open (generated if missing).
+
+    For the daemon's startService, so the first caller does not wait for generation.
+    """
+    from twisted.internet.defer import gatherResults
+
+    return gatherResults([c.inner.prepare() for c in cores.values()
+                          if isinstance(c, LockoutCore) and isinstance(c.inner, EmbeddedCore)],
+                         consumeErrors=True)
+
+
 def _http(center: CenterConfig, reactor: Any, client: Any) -> HttpCore:
     return HttpCore(center.code, center.core_url, center.core_key, reactor, client,
                     timeout=center.core_timeout)

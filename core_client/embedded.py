@@ -76,6 +76,10 @@ class EmbeddedCore:
             if not self.path.exists():
                 demo_data.generate(self.path, self._persons, self._seed)
 
+    def prepare(self):
+        """Open (and, when missing, generate) the database now rather than on the first call."""
+        return self._run(lambda conn: None)
+
     # -- CoreClient -------------------------------------------------------------------------
 
     async def find_account(self, *, account_no: str | None = None,

@@ -1,0 +1,67 @@
+"""build_cores: one core per [center:X] section, of the configured kind, behind the lockout."""
+from __future__ import annotations
+
+from common.config import load
+from core_client.directory import build_cores
+from core_client.embedded import EmbeddedCore
+from core_client.http import HttpCore
+from core_client.lockout import LockoutCore
+from tests.unit.core_client.conftest import InlinePool, ThreadedClock
+
+INI = """
+[daemon]
+state_dir = {state}
+[center:a]
+name = A
+signature = A
+core = embedded
+core_db = {state}/core-a.db
+[center:b]
+name = B
+signature = B
+core = http
+core_url = http://127.0.0.1:1/hpf/v1
+core_key = not-a-real-key
+core_timeout = 1.5
+[ami]
+enabled = no
+[ivr]
+password_attempts = 4
+lock_minutes = 10
+[sms]
+enabled = no
+"""
+
+
+class ReactorWithPool(ThreadedClock):
+    def getThreadPool(self):
+        return InlinePool()
+
+
+def test_cores_follow_the_center_sections(tmp_path):
+    """An embedded and an http center give the two backends, each wrapped with the [ivr]
+    lockout settings, and nothing is generated or connected at build time."""
+    path = tmp_path / "hotline.ini"
+    path.write_text(INI.format(state=tmp_path / "var"))
+    config = load(path)
+    cores = build_cores(config, db=object(), reactor=ReactorWithPool())
+    assert set(cores) == {"a", "b"}
+    a, b = cores["a"], cores["b"]
+    assert isinstance(a, LockoutCore) and isinstance(b, LockoutCore)
+    assert a.attempts == 4 and a.lock_seconds == 600 and a.center == "a"
+    assert isinstance(a.inner, EmbeddedCore) and a.inner.path == tmp_path / "var" / "core-a.db"
+    assert isinstance(b.inner, HttpCore) and b.inner.timeout == 1.5 and b.center == "b"
+    assert not (tmp_path / "var" / "core-a.db").exists()
+
+
+def test_prepare_cores_generates_missing_embedded_databases(tmp_path):
+    """prepare_cores opens every embedded core ahead of the first call, generating it."""
+    from core_client.directory import prepare_cores
+    from tests.unit.core_client.conftest import resolve
+
+    path = tmp_path / "hotline.ini"
+    path.write_text(INI.format(state=tmp_path / "var"))
+    cores = build_cores(load(path), db=object(), reactor=ReactorWithPool())
+    cores["a"].inner._persons = 20  # keep the test fast; the default is 10,000
+    resolve(prepare_cores(cores))
+    assert (tmp_path / "var" / "core-a.db").exists()
