@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from twisted.application.service import MultiService
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
+from ivr.ami_link import AmiLink
+from ivr.calls import CallDispatcher
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
@@ -72,3 +76,41 @@ class CallHandler:
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,
                       path=" ".join(record.path))
         return outcome
+
+
+class IvrService(Service):
+    """Starts the AMI link and the dispatcher; on stop, takes no new calls and logs off.
+
+    Calls still running when the daemon stops are left to the dialplan's watchdog
+    and fallback (ivr.calls), which get the caller out within seconds.
+    """
+
+    name = "ivr"
+
+    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
+        self.link, self.dispatcher, self.handler = link, dispatcher, handler
+
+    def startService(self) -> None:
+        super().startService()
+        self.dispatcher.start()
+        self.link.start()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        self.dispatcher.stop()
+        return self.link.stop()
+
+
+def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
+                 notifier: Notifier | None = None) -> IvrService:
+    """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
+    center. Menu files are loaded here, so a bad one stops the daemon at start."""
+    ami = config.ivr.ami
+    link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
+                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
+    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
+    dispatcher = CallDispatcher(link, config.daemon.instance, handler, reactor,
+                                heartbeat_interval=ami.heartbeat_interval,
+                                heartbeat_variable=ami.heartbeat_variable,
+                                command_timeout=config.ivr.agi_timeout)
+    return IvrService(link, dispatcher, handler)
