@@ -1,0 +1,241 @@
+"""Call dispatch: which daemon owns a call, the heartbeat Asterisk checks, and recovery.
+
+Every AMI session with ``read=agi`` sees every AsyncAGIStart, so a call
+belongs to the daemon whose instance name is its first AGI argument
+(``AGI(agi:async,<instance>,ivr,<center>)``); others ignore it.
+
+The dialplan sends callers to its fallback when the global heartbeat variable
+is stale at call start, and a per-channel watchdog (``TIMEOUT(absolute)``,
+refreshed here for every live call) gets a caller out of AsyncAGI when the
+daemon dies mid-call. When the link comes back (or a restarted daemon logs in)
+channels still in this instance's AsyncAGI with no live session are handed to
+``recover``, so nobody waits in silence.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Awaitable, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from common.masking import mask_text
+from ivr.agi import AgiError, AgiLinkLost, AgiSession, CallHungUp, env_args, parse_env
+from ivr.ami_codec import Message
+from ivr.ami_link import AmiLink
+from ivr.ami_protocol import AmiError, ListResult
+
+Flow = Callable[[AgiSession], Awaitable[object]]
+
+FALLBACK_CONTEXT = "hotline-fallback"
+
+
+async def to_fallback(session: AgiSession) -> None:
+    """Default recovery: the dialplan's fallback apologises, then queues or hangs up."""
+    await session.leave(FALLBACK_CONTEXT, "s", 1)
+
+
+class CallDispatcher:
+    """Takes this instance's AsyncAGI calls, runs a flow per call, keeps the heartbeat."""
+
+    log = Logger()
+
+    def __init__(self, link: AmiLink, instance: str, flow_factory: Flow, clock: IReactorTime,
+                 heartbeat_interval: float = 5.0, heartbeat_variable: str = "HOTLINE_HEARTBEAT",
+                 watchdog_s: int = 10, recover: Flow = to_fallback,
+                 command_timeout: float = 60.0):
+        self.link = link
+        self.instance = instance
+        self.flow_factory = flow_factory
+        self.recover = recover
+        self.clock = clock
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_variable = heartbeat_variable
+        self.watchdog_s = watchdog_s
+        self.command_timeout = command_timeout
+        self.sessions: dict[str, AgiSession] = {}
+        self.running: dict[str, Deferred] = {}
+        self.stats: Counter[str] = Counter()
+        self._beat = LoopingCall(self._heartbeat)
+        self._beat.clock = clock
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # ---- lifecycle ----
+    def start(self) -> None:
+        for name, handler in (("AsyncAGIStart", self._on_start), ("AsyncAGIExec", self._on_exec),
+                              ("AsyncAGIEnd", self._on_end)):
+            self._unsubscribe.append(self.link.subscribe(name, handler))
+        self.link.on_up(self._on_up)
+        self.link.on_down(self._on_down)
+        self._beat.start(self.heartbeat_interval, now=False)
+
+    def stop(self) -> None:
+        if self._beat.running:
+            self._beat.stop()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    # ---- events ----
+    def _owns(self, args: list[str]) -> bool:
+        return bool(args) and args[0] == self.instance
+
+    def _on_start(self, event: Message) -> None:
+        env = parse_env(event.get("Env", "") or "")
+        if not self._owns(env_args(env)):
+            self.stats["foreign"] += 1
+            return
+        session = AgiSession.from_start(self.link, event, self.clock, self.command_timeout,
+                                        id_prefix=f"{self.instance}-{event.get('Uniqueid', '')}")
+        if session.uniqueid in self.sessions:
+            return
+        self.stats["started"] += 1
+        self._launch(session, self.flow_factory, "flow")
+
+    def _on_exec(self, event: Message) -> None:
+        session = self.sessions.get(event.get("Uniqueid") or "")
+        if session is not None:
+            session.handle_exec(event)
+            return
+        for session in list(self.sessions.values()):
+            if session.handle_exec(event):
+                return
+
+    def _on_end(self, event: Message) -> None:
+        uniqueid = event.get("Uniqueid") or ""
+        session = self.sessions.pop(uniqueid, None)
+        if session is None:
+            session = next((s for s in self.sessions.values()
+                            if s.channel == event.get("Channel")), None)
+            if session is not None:
+                self.sessions.pop(session.uniqueid, None)
+        if session is not None:
+            session.end()
+
+    # ---- running flows ----
+    def _launch(self, session: AgiSession, flow: Flow, kind: str) -> Deferred:
+        self.sessions[session.uniqueid] = session
+        d = Deferred.fromCoroutine(self._run(session, flow, kind))
+        self.running[session.uniqueid] = d
+        d.addErrback(self._crashed, session, flow)
+        d.addBoth(self._forget, session)
+        return d
+
+    def _forget(self, _result: object, session: AgiSession) -> None:
+        self.running.pop(session.uniqueid, None)
+
+    async def _run(self, session: AgiSession, flow: Flow, kind: str) -> None:
+        who = f"{session.channel} (caller {mask_text(session.caller_id)})"
+        try:
+            await flow(session)
+        except CallHungUp:
+            self.stats["hung_up"] += 1
+            self.log.info("{kind} ended: {who} hung up", kind=kind, who=who)
+        except AgiLinkLost:
+            self.stats["link_lost"] += 1
+            self.log.warn("{kind} cut off by the AMI link: {who} is left for recovery",
+                          kind=kind, who=who)
+        except AgiError as e:
+            self.stats["failed"] += 1
+            self.log.error("{kind} failed on {who}: {why}", kind=kind, who=who,
+                           why=mask_text(str(e)))
+            await self._rescue(session, flow)
+        else:
+            self.stats["completed"] += 1
+            if not session.ended and not session.left:
+                await self._end_quietly(session)
+
+    def _crashed(self, failure: Failure, session: AgiSession, flow: Flow) -> Deferred:
+        """A bug in a flow: log it, and still get the caller out (fallback or hang up)."""
+        self.stats["crashed"] += 1
+        self.log.failure("flow crashed on {channel}", failure, channel=session.channel)
+        return Deferred.fromCoroutine(self._rescue(session, flow)).addErrback(
+            lambda f: self.log.failure("rescue failed on {channel}", f, channel=session.channel))
+
+    async def _rescue(self, session: AgiSession, flow: Flow) -> None:
+        if session.ended or session.left or flow is self.recover:
+            await self._end_quietly(session)
+            return
+        try:
+            await self.recover(session)
+        except AgiError as e:
+            self.log.warn("recovery failed on {channel}: {why}", channel=session.channel,
+                          why=mask_text(str(e)))
+            await self._end_quietly(session)
+
+    async def _end_quietly(self, session: AgiSession) -> None:
+        if session.ended or session.left:
+            return
+        try:
+            await session.hangup()
+        except AgiError as e:
+            self.log.debug("hangup after flow on {channel}: {why}", channel=session.channel,
+                           why=str(e))
+
+    # ---- heartbeat and watchdog ----
+    def _heartbeat(self) -> None:
+        if not self.link.is_up:
+            return
+        now = str(int(self.clock.seconds()))
+        self.link.action("Setvar", {"Variable": self.heartbeat_variable, "Value": now}) \
+            .addErrback(self._beat_failed, "heartbeat")
+        for session in list(self.sessions.values()):
+            if not session.ended and not session.left:
+                self.link.action("Setvar", {"Channel": session.channel,
+                                            "Variable": "TIMEOUT(absolute)",
+                                            "Value": str(self.watchdog_s)}) \
+                    .addErrback(self._beat_failed, session.channel)
+
+    def _beat_failed(self, failure: Failure, what: str) -> None:
+        failure.trap(AmiError)
+        self.log.debug("Setvar for {what} failed: {why}", what=what, why=str(failure.value))
+
+    # ---- link state ----
+    def _on_down(self) -> None:
+        sessions, self.sessions = self.sessions, {}
+        for session in sessions.values():
+            session.end(AgiLinkLost("AMI link lost"))
+
+    def _on_up(self) -> None:
+        self._heartbeat()
+        d = self.link.list_action("CoreShowChannels")
+        d.addCallback(self._recover_orphans)
+        d.addErrback(self._recovery_failed)
+
+    def _recovery_failed(self, failure: Failure) -> None:
+        failure.trap(AmiError)
+        self.log.warn("could not list channels for recovery: {why}", why=str(failure.value))
+
+    def orphans(self, listing: ListResult) -> list[Message]:
+        """Channels in this instance's AsyncAGI with no live session here."""
+        found = []
+        for channel in listing.events:
+            if (channel.get("Application") or "").upper() != "AGI":
+                continue
+            data = (channel.get("ApplicationData") or "").split(",")
+            if data[0].strip() != "agi:async" or not self._owns([a.strip() for a in data[1:]]):
+                continue
+            if (channel.get("Uniqueid") or "") in self.sessions:
+                continue
+            found.append(channel)
+        return found
+
+    def _recover_orphans(self, listing: ListResult) -> None:
+        for channel in self.orphans(listing):
+            data = [a.strip() for a in (channel.get("ApplicationData") or "").split(",")[1:]]
+            env = {"agi_channel": channel.get("Channel") or "",
+                   "agi_uniqueid": channel.get("Uniqueid") or "",
+                   "agi_callerid": channel.get("CallerIDNum") or "",
+                   "agi_language": channel.get("Language") or "en",
+                   "agi_extension": channel.get("Exten") or ""}
+            env.update({f"agi_arg_{i}": a for i, a in enumerate(data, 1)})
+            session = AgiSession(self.link, env["agi_channel"], env, self.clock,
+                                 self.command_timeout,
+                                 id_prefix=f"{self.instance}-r-{env['agi_uniqueid']}")
+            self.stats["recovered"] += 1
+            self.log.warn("recovering {channel}, left in AsyncAGI without a flow",
+                          channel=session.channel)
+            self._launch(session, self.recover, "recovery")
