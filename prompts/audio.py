@@ -23,11 +23,11 @@ from array import array
 from dataclasses import dataclass
 
 from pydub import AudioSegment
+from pydub.silence import detect_leading_silence
 
 with warnings.catch_warnings():  # audioop: deprecated in 3.11, audioop-lts from 3.13
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
-from pydub.silence import detect_leading_silence
 
 SILENCE_DBFS = -50.0  # quieter than this counts as silence when trimming
 PAD_MS = 60  # kept before and after the speech so the first consonant is not cut

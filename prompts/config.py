@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from prompts import transfer
+
 SECTIONS = {"prompts"}
 PREFIXES: set[str] = set()
 FORMATS = ("wav", "ulaw", "alaw", "sln", "sln16", "gsm")
@@ -43,6 +45,12 @@ def parse(ini, daemon, centers) -> PromptsConfig:
         if f not in FORMATS:
             raise s.error("formats", f"unknown format {f!r}")
     library_dir = s.path_value("library_dir", str(daemon.state_dir / "prompts"))
+    commands = {key: s.str(key, "") for key in ("fetch_command", "publish_command")}
+    for key, template in commands.items():
+        try:
+            transfer.validate(key, template)
+        except transfer.TransferError as e:
+            raise s.error(key, str(e)) from None
     return PromptsConfig(
         library_dir=library_dir,
         formats=formats,
@@ -50,8 +58,8 @@ def parse(ini, daemon, centers) -> PromptsConfig:
         loudness_dbfs=s.float("loudness_dbfs", -20.0, min=-40, max=-3),
         max_seconds=s.float("max_seconds", 120.0, min=1, max=600),
         recording_dir=s.path_value("recording_dir", str(library_dir / "incoming")),
-        fetch_command=s.str("fetch_command", ""),
-        publish_command=s.str("publish_command", ""),
+        fetch_command=commands["fetch_command"],
+        publish_command=commands["publish_command"],
         command_timeout=s.float("command_timeout", 60.0, min=1, max=3600),
         silence_seconds=s.float("silence_seconds", 4.0, min=1, max=30),
         pin_max_failures=s.int("pin_max_failures", 5, min=1, max=20),

@@ -1,0 +1,98 @@
+"""The daemon's door to the prompt library: audio work in threads, rows via Database.run.
+
+The recording flow talks only to this object, so its tests use a fake with
+the same four coroutines (login, fetch, install, discard) and ``path``.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from prompts import audio, library, staff, transfer
+from prompts.config import PromptsConfig
+from prompts.layout import DEFAULT_CENTER, has_current, prompt_path
+
+log = Logger()
+
+
+def settings(config: PromptsConfig) -> audio.Settings:
+    return audio.Settings(formats=config.all_formats, loudness_dbfs=config.loudness_dbfs,
+                          max_seconds=config.max_seconds)
+
+
+class PromptStore:
+    """Processing, installing and moving prompt files for the running daemon."""
+
+    def __init__(self, config: PromptsConfig, db: Any, reactor: Any, threadpool: Any = None):
+        self.config, self.db, self.reactor = config, db, reactor
+        self.threadpool = threadpool if threadpool is not None else reactor.getThreadPool()
+        self.local_dir = Path(config.library_dir) / "incoming-local"
+
+    def path(self, center: str, lang: str, prompt_id: str) -> str:
+        """What Asterisk should play for this prompt (no extension)."""
+        return prompt_path(self.config.library_dir, center, lang, prompt_id)
+
+    def exists(self, center: str, lang: str, prompt_id: str) -> bool:
+        """Whether callers of this center hear anything for the prompt (own or default)."""
+        return has_current(self.config.library_dir, center, lang, prompt_id) or \
+            has_current(self.config.library_dir, DEFAULT_CENTER, lang, prompt_id)
+
+    def new_recording(self) -> str:
+        """A fresh path without extension, on Asterisk's host, for RECORD FILE."""
+        return str(Path(self.config.recording_dir) / f"rec-{uuid.uuid4().hex}")
+
+    async def login(self, number: str, pin: str) -> staff.Login:
+        return await self.db.run(staff.login, number, pin, self.reactor.seconds(),
+                                 self.config.pin_max_failures,
+                                 self.config.pin_lockout_minutes * 60)
+
+    async def fetch(self, remote: str) -> str:
+        """The wav RECORD FILE wrote to ``remote`` (no extension) as a local file:
+        the same path on a shared mount, else copied by ``fetch_command``."""
+        local = self.local_copy(remote)
+        if self.config.fetch_command:
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            argv = transfer.expand(self.config.fetch_command,
+                                   {"remote": f"{remote}.wav", "local": local})
+            await transfer.run(self.reactor, argv, self.config.command_timeout)
+        return local
+
+    async def install(self, path: str, prompt_id: str, center: str, lang: str, source: str,
+                      who: str) -> library.Change:
+        """Process (in a thread), install as a new version, then publish to Asterisk.
+
+        Raises ``audio.AudioRejected`` for unusable audio, with nothing installed.
+        """
+        processed = await deferToThreadPool(self.reactor, self.threadpool, audio.process_file,
+                                            path, settings(self.config))
+        change = await self.db.run(library.install, self.config.library_dir, prompt_id,
+                                   center, lang, processed, source, who,
+                                   self.reactor.seconds())
+        log.info("prompt {prompt_id} ({center}, {lang}) version {new} installed by {who}",
+                 prompt_id=prompt_id, center=center, lang=lang, new=change.new_version, who=who)
+        await self.publish()
+        return change
+
+    async def publish(self) -> None:
+        if self.config.publish_command:
+            argv = transfer.expand(self.config.publish_command,
+                                   {"library_dir": str(self.config.library_dir)})
+            await transfer.run(self.reactor, argv, self.config.command_timeout)
+
+    def local_copy(self, remote: str) -> str:
+        """Where the daemon reads a recording RECORD FILE wrote to ``remote`` (no extension)."""
+        if not self.config.fetch_command:
+            return f"{remote}.wav"
+        return str(self.local_dir / f"{os.path.basename(remote)}.wav")
+
+    async def discard(self, remote: str) -> None:
+        """Remove the daemon's copy of a raw recording (on a shared mount, the only one)."""
+        try:
+            os.unlink(self.local_copy(remote))
+        except FileNotFoundError:
+            pass
