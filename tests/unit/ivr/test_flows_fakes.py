@@ -1,7 +1,7 @@
 """Test doubles for the IVR engine and flow tests: a scripted AGI session and a call harness.
 
 The session follows ``ivr.agi.AgiSession``'s coroutines. A script lists what the
-caller does, one item per GET DATA: keyed digits, ``SILENCE`` (the first-digit
+caller does, one item per GET DATA: keyed digits (``#`` ends them), ``SILENCE`` (the first-digit
 timeout passed) or ``HANGUP``. ``HANGUP`` also ends a STREAM FILE or a
 no-barge-in playback when it comes next, as a caller hanging up mid-prompt. An
 exhausted script is a hang-up too, so every scripted call ends.
@@ -67,7 +67,7 @@ class FakeSession:
         item = self.script.pop(0)
         if item is SILENCE:
             return Digits("", True)
-        return Digits(item[:max_digits], False)
+        return Digits(item.split("#")[0][:max_digits], False)  # '#' ends input, is not returned
 
     async def stream_file(self, prompt, escape_digits=""):
         self.log.append(("stream_file", prompt))
