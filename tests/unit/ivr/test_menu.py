@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr import speech
-from ivr.flows import FLOWS
+from ivr.flows import FLOW_PROMPTS, FLOWS, all_prompts
 from ivr.menu import Hours, MenuError, load, load_for_center, parse
 
 ROOT = Path(__file__).parents[3]
@@ -97,18 +97,22 @@ def _catalog() -> dict:
     return out
 
 
-def flow_prompts() -> set[str]:
-    """Prompt ids written literally in the flows and the engine."""
+def test_flow_prompts_list_is_complete():
+    """FLOW_PROMPTS names exactly the prompt ids written in the flows and the engine."""
     found: set[str] = set()
     for path in [*(ROOT / "ivr" / "flows").glob("*.py"), ROOT / "ivr" / "engine.py"]:
-        found.update(re.findall(r'"((?:ivr|unit|num)/[a-z0-9-]+)"', path.read_text("utf-8")))
-    return found
+        text = path.read_text("utf-8")
+        if path.name == "__init__.py":
+            text = text.split("FLOW_PROMPTS = ")[0]
+        found.update(re.findall(r'"((?:ivr|unit|num)/[a-z0-9-]+)"', text))
+    assert found == set(FLOW_PROMPTS)
 
 
 def test_every_prompt_is_in_the_catalog():
     """Menus, flows and number speech only use prompts the catalog has, in zh and en."""
     catalog = _catalog()
-    used = load(MENUS / "default.toml", FLOWS).prompts() | flow_prompts() | set(speech.fragments())
+    used = all_prompts(load(MENUS / "default.toml", FLOWS))
+    assert set(speech.fragments()) <= used
     missing = sorted(used - set(catalog))
     assert not missing
     for pid in used:
