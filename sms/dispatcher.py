@@ -160,33 +160,35 @@ class Dispatcher(Service):
         for m in batch:
             for part_id, part in zip(m.part_ids, m.parts):
                 d = self.router.submit(self.make_part(m, part))
-                d.addCallbacks(self._ok, self._error, callbackArgs=(part_id,),
-                               errbackArgs=(part_id,))
-                d.addCallback(self.outbox.record)
-                d.addBoth(self._recorded)
+                d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
+                               errbackArgs=(part_id, m.message_id))
+                d.addCallback(self._record)
         self._pump()
 
-    def _ok(self, submitted, part_id: int) -> SubmitResult:
-        self.submitted += 1
-        return SubmitResult(part_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
+    def _record(self, result: SubmitResult) -> None:
+        # The slot is free as soon as the result is queued on the progress lane: the lane is
+        # FIFO, so any mark issued from now on commits with or after this result, and the
+        # parts committed as submitting never exceed max_inflight.
+        self.inflight -= 1
+        d = self.outbox.record(result)
+        d.addErrback(lambda f: log.failure("recording a submit result failed", f))
+        self._pump()
 
-    def _error(self, failure, part_id: int) -> SubmitResult:
+    def _ok(self, submitted, part_id: int, message_id: int) -> SubmitResult:
+        self.submitted += 1
+        return SubmitResult(part_id, message_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
+
+    def _error(self, failure, part_id: int, message_id: int) -> SubmitResult:
         if failure.check(*self.permanent):
             self.permanent_errors += 1
             status = getattr(failure.value, "status", None)
-            return SubmitResult(part_id, "permanent", error=_code(status, failure),
+            return SubmitResult(part_id, message_id, "permanent", error=_code(status, failure),
                                 smsc=getattr(failure.value, "smsc", None))
         if not failure.check(*self.temporary):
             # Not an SMSC answer but a bug: log it, and retry the part rather than strand it.
             log.failure("unexpected submit error; the part will be retried", failure)
         self.temporary_errors += 1
-        return SubmitResult(part_id, "temporary", error=type(failure.value).__name__[:32])
-
-    def _recorded(self, result) -> None:
-        self.inflight -= 1
-        if hasattr(result, "getErrorMessage"):
-            log.failure("recording a submit result failed", result)
-        self._pump()
+        return SubmitResult(part_id, message_id, "temporary", error=type(failure.value).__name__[:32])
 
 
 def _code(status, failure) -> str:

@@ -155,6 +155,7 @@ class SubmitResult:
     """What became of one submit_sm: ok (message id), temporary or permanent error."""
 
     part_id: int
+    message_id: int
     outcome: str  # ok / temporary / permanent
     smpp_id: str | None = None
     smsc: str | None = None
@@ -251,8 +252,8 @@ class Outbox:
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
         self.lock = DeferredLock()
         self._accepts = GroupCommit(db, self._accept_batch, self.lock)
+        # Marks, submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock)
-        self._receipts = GroupCommit(db, self._receipt_batch, self.lock)
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
 
     # -- accepting --------------------------------------------------------------
@@ -466,12 +467,17 @@ class Outbox:
         if marks:
             session.execute(update(P).where(P.c.id.in_(marks), P.c.state == QUEUED)
                             .values(state=SUBMITTING))
+        touched: set[int] = set()
         results = [x for kind, x in items if kind == "result"]
         if results:
-            self._apply_results(session, results, now)
+            touched |= self._apply_results(session, results, now)
+        receipts = [x for kind, x in items if kind == "receipt"]
+        if receipts:
+            touched |= self._apply_receipts(session, receipts, now)
+        self._rollup(session, touched, now)
         return [None] * len(items)
 
-    def _apply_results(self, session, results: list[SubmitResult], now: float) -> None:
+    def _apply_results(self, session, results: list[SubmitResult], now: float) -> set[int]:
         ok = [r for r in results if r.outcome == "ok"]
         temporary = [r for r in results if r.outcome == "temporary"]
         permanent = [r for r in results if r.outcome == "permanent"]
@@ -487,12 +493,9 @@ class Outbox:
             session.execute(update(P).where(P.c.id == _bind("pid")).values(
                 state=FAILED, error_code=_bind("err"), smsc=_bind("smsc"), done_at=now),
                 [{"pid": r.part_id, "err": r.error, "smsc": r.smsc} for r in permanent])
-        part_ids = [r.part_id for r in results]
-        message_ids = [r[0] for r in session.execute(
-            select(P.c.message_id).where(P.c.id.in_(part_ids)).distinct())]
         if ok:
             self._match_early_receipts(session, ok)
-        self._rollup(session, message_ids, now)
+        return {r.message_id for r in results}
 
     def _match_early_receipts(self, session, ok: list[SubmitResult]) -> None:
         ids = {r.smpp_id for r in ok}
@@ -518,14 +521,15 @@ class Outbox:
         if not message_ids:
             return
         parts: dict[int, list[str]] = {}
-        for mid, state in session.execute(select(P.c.message_id, P.c.state).where(
-                P.c.message_id.in_(message_ids))):
-            parts.setdefault(mid, []).append(state)
-        rows = session.execute(select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until,
-                                      M.c.sensitive).where(M.c.id.in_(message_ids)))
+        rows = {}
+        for r in session.execute(
+                select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until, P.c.state.label("ps"))
+                .join(P, P.c.message_id == M.c.id).where(M.c.id.in_(message_ids))):
+            parts.setdefault(r.id, []).append(r.ps)
+            rows[r.id] = r
         submitted, final, requeue = [], {}, []
-        for r in rows:
-            new = rollup(parts.get(r.id, []))
+        for r in rows.values():
+            new = rollup(parts[r.id])
             if new == r.state:
                 continue
             check_transition(r.state, new)
@@ -574,11 +578,10 @@ class Outbox:
         final = receipt_state(state)
         if final is None:
             return succeed(None)  # ENROUTE, ACCEPTD: not a final state, nothing to record
-        return self._receipts.add(ReceiptIn(smpp_id, smsc, final, error,
-                                            done_at if done_at else self.clock.seconds()))
+        return self._progress.add(("receipt", ReceiptIn(
+            smpp_id, smsc, final, error, done_at if done_at else self.clock.seconds())))
 
-    def _receipt_batch(self, session, items: list[ReceiptIn]) -> list:
-        now = self.clock.seconds()
+    def _apply_receipts(self, session, items: list[ReceiptIn], now: float) -> set[int]:
         found: dict[tuple[str, str], tuple[int, int, str]] = {}
         for r in session.execute(select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id,
                                         P.c.smsc).where(
@@ -604,8 +607,7 @@ class Outbox:
                 state=_bind("st"), error_code=_bind("err"), done_at=_bind("done")), updates)
         if unmatched:
             session.execute(insert(U), unmatched)
-        self._rollup(session, messages, now)
-        return [None] * len(items)
+        return messages
 
     def expire_stale(self) -> Deferred[int]:
         """Expire messages whose validity ended: queued ones at once, submitted ones after a grace."""

@@ -174,7 +174,7 @@ def submit_all(outbox, claimed, outcome="ok", error=None):
     for m in claimed:
         result(outbox.mark_submitting(m.part_ids))
         for i, pid in enumerate(m.part_ids):
-            r = SubmitResult(pid, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
+            r = SubmitResult(pid, m.message_id, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
                              smsc="s1", error=error)
             results.append(r)
             result(outbox.record(r))
@@ -214,7 +214,7 @@ def test_early_receipt_is_kept_and_matched_when_the_id_arrives(outbox, db):
     result(outbox.mark_submitting([pid]))
     result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
     assert states(db)[a.message_id] == SUBMITTING
-    result(outbox.record(SubmitResult(pid, "ok", smpp_id=f"id{pid}", smsc="s1")))
+    result(outbox.record(SubmitResult(pid, a.message_id, "ok", smpp_id=f"id{pid}", smsc="s1")))
     assert states(db)[a.message_id] == DELIVERED
 
 
@@ -263,7 +263,7 @@ def test_recover_requeues_submitting_parts_and_counts_duplicates(outbox, db):
     claimed = {m.message_id: m for m in result(outbox.claim(10))}
     pids = claimed[a.message_id].part_ids
     result(outbox.mark_submitting(pids))
-    result(outbox.record(SubmitResult(pids[0], "ok", smpp_id="x", smsc="s1")))
+    result(outbox.record(SubmitResult(pids[0], a.message_id, "ok", smpp_id="x", smsc="s1")))
     # b is claimed but never marked: it was never sent, so it is not a possible duplicate
     assert result(outbox.recover()) == 2
     assert states(db) == {a.message_id: QUEUED, b.message_id: QUEUED}
