@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, TypeVar
 
+from common.masking import mask_text
 from core_client.interface import (
     Account,
     AccountEvent,
@@ -81,7 +82,8 @@ def error_to_json(e: CoreError) -> tuple[int, dict]:
 def error_from_json(status: int, body: Any) -> CoreError:
     """The typed error for a 4xx answer; an unknown shape is a protocol error."""
     code = body.get("error") if isinstance(body, dict) else None
-    message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    # A real core may echo personal data in its message: mask before it reaches any log.
+    message = mask_text(str(body.get("message", ""))) if isinstance(body, dict) else ""
     if status == 404 and code == "not_found":
         return AccountNotFound(message or "account not found")
     if status == 400 and code == "invalid_id_number":

@@ -230,3 +230,13 @@ def test_domain_errors_keep_the_breaker_closed(stub, server, clock):
         with pytest.raises(AccountNotFound):
             resolve(client.balance("299999999999"))
     assert client.breaker.state == CLOSED
+
+
+def test_core_error_messages_are_masked():
+    """A core that echoes an ID number or mobile in its error message has it masked."""
+    from core_client import wire
+
+    leaky = {"error": "not_found", "message": "no account for 11010519491231002X, 13812345678"}
+    message = str(wire.error_from_json(404, leaky))
+    assert "11010519491231002X" not in message and "13812345678" not in message
+    assert "110105" in message and "5678" in message
