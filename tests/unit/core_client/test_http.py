@@ -139,7 +139,7 @@ def test_malformed_json_is_a_protocol_error_not_retried(client, server, identiti
     assert server.received == 1
 
 
-def test_missing_member_is_a_protocol_error_without_the_value(stub, clock, identities):
+def test_missing_member_is_a_protocol_error_without_the_value():
     """An answer lacking a member raises CoreProtocolError naming the member only."""
     from core_client import wire
 
@@ -240,3 +240,31 @@ def test_core_error_messages_are_masked():
     message = str(wire.error_from_json(404, leaky))
     assert "11010519491231002X" not in message and "13812345678" not in message
     assert "110105" in message and "5678" in message
+
+
+class RefusingClient:
+    """An HTTP client whose every request fails as a refused TCP connection does."""
+
+    def __init__(self):
+        self.requests = 0
+
+    def request(self, method, url, **kwargs):
+        from twisted.internet.defer import fail
+        from twisted.internet.error import ConnectionRefusedError
+
+        self.requests += 1
+        return fail(ConnectionRefusedError())
+
+
+def test_unreachable_core_is_unavailable_after_retries(clock):
+    """A refused connection is CoreUnavailable; lookups retry (3 tries), passwords do not."""
+    refusing = RefusingClient()
+    client = HttpCore("demo", URL, KEY, clock, refusing, retries=2, backoff=0.2,
+                      jitter=lambda: 0.5)
+    box = pending(client.balance("200000000002"))
+    clock.advance(0.2)
+    clock.advance(0.4)
+    assert isinstance(box[0].value, CoreUnavailable) and refusing.requests == 3
+    with pytest.raises(CoreUnavailable):
+        resolve(client.verify_password("200000000002", "123456"))
+    assert refusing.requests == 4
