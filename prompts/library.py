@@ -121,9 +121,9 @@ def _activate(session, library_dir, prompt_id, center, lang, version, action, wh
             os.makedirs(os.path.dirname(base), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(base), prefix=".tmp-")
             os.close(fd)
+            staged.append((tmp, f"{base}.{ext}"))
             shutil.copyfile(os.path.join(src, f"{version}.{ext}"), tmp)
             os.chmod(tmp, 0o644)
-            staged.append((tmp, f"{base}.{ext}"))
     except OSError as e:
         for tmp, _ in staged:
             os.unlink(tmp)
