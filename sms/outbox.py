@@ -24,7 +24,9 @@ from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.logger import Logger
 
 from common.masking import mask_mobile
-from sms.tables import SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsUnmatchedReceipt
+from sms.tables import (
+    SmsAlertCursor, SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsUnmatchedReceipt,
+)
 
 log = Logger(namespace="hotline.sms.outbox")
 
@@ -33,6 +35,7 @@ P = SmsPart.__table__
 U = SmsUnmatchedReceipt.__table__
 O = SmsOptOut.__table__
 C = SmsCounter.__table__
+A = SmsAlertCursor.__table__
 
 QUEUED, SUBMITTING, SUBMITTED = "queued", "submitting", "submitted"
 DELIVERED, FAILED, EXPIRED = "delivered", "failed", "expired"
@@ -127,6 +130,19 @@ class Outgoing:
     parts: tuple[EncodedPart, ...]
     sensitive: bool = False
     valid_for: float | None = None  # seconds; None = the class default
+    not_before: float | None = None  # epoch seconds; e.g. a reminder N days before a due date
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message still to be rendered: what alerts and keyword replies hand the outbox."""
+
+    template: str
+    params: dict
+    destination: str
+    idem_key: str
+    not_before: float | None = None
+    valid_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -261,14 +277,56 @@ class Outbox:
     async def send(self, center: str, template: str, params: dict, destination: str,
                    idem_key: str) -> Accepted:
         """Render a template, encode it and accept it (the usual entry point)."""
-        rendered = self.templates.render(center, template, params)
+        return await self.accept(self.build(center, Draft(template, params, destination,
+                                                          idem_key)))
+
+    def build(self, center: str, draft: Draft, now: float | None = None) -> Outgoing:
+        """Render and encode a draft (pure; safe on a pool thread)."""
+        rendered = self.templates.render(center, draft.template, draft.params)
         encoded = self.encode(rendered.text, max_parts=rendered.max_parts)
         parts = tuple(EncodedPart(bytes(p), encoded.data_coding, encoded.esm_class)
                       for p in encoded.parts)
-        return await self.accept(Outgoing(
-            center=center, klass=rendered.klass, template=template,
-            params=rendered.logged_params, text=rendered.text, destination=destination,
-            idem_key=idem_key, parts=parts, sensitive=rendered.sensitive))
+        valid_for = None
+        if draft.valid_until is not None:
+            valid_for = max(1.0, draft.valid_until - (now or self.clock.seconds()))
+        return Outgoing(
+            center=center, klass=rendered.klass, template=draft.template,
+            params=rendered.logged_params, text=rendered.text, destination=draft.destination,
+            idem_key=draft.idem_key, parts=parts, sensitive=rendered.sensitive,
+            valid_for=valid_for, not_before=draft.not_before)
+
+    def accept_drafts(self, center: str, drafts: list[Draft], cursor: int) -> Deferred[list]:
+        """Render, accept and move the center's alert cursor in one transaction.
+
+        Fires with one result per draft: Accepted, or the OutboxError that refused it.
+        Rendering happens on the pool thread, so a big batch never stalls the reactor.
+        """
+        d = self.lock.run(self.db.run, self._accept_drafts, center, drafts, cursor)
+        d.addCallback(self._woken)
+        return d
+
+    def _woken(self, results: list) -> list:
+        if any(isinstance(r, Accepted) and not r.duplicate for r in results):
+            self._wake()
+        return results
+
+    def _accept_drafts(self, session, center: str, drafts: list[Draft], cursor: int) -> list:
+        now = self.clock.seconds()
+        items = [self.build(center, d, now) for d in drafts]
+        results = self._accept_batch(session, items) if items else []
+        done = session.execute(update(A).where(A.c.center == center).values(
+            cursor=cursor, updated_at=now)).rowcount
+        if not done:
+            session.execute(insert(A).values(center=center, cursor=cursor, updated_at=now))
+        return results
+
+    def _wake(self) -> None:
+        for wake in list(self.listeners):
+            wake()
+
+    def alert_cursor(self, center: str) -> Deferred[int]:
+        return self.db.run(lambda s: s.execute(
+            select(A.c.cursor).where(A.c.center == center)).scalar() or 0)
 
     def accept(self, message: Outgoing) -> Deferred[Accepted]:
         """Commit the message (or find its twin by idempotency key); fires after the commit."""
@@ -280,8 +338,7 @@ class Outbox:
 
     def _accepted(self, accepted: Accepted) -> Accepted:
         if not accepted.duplicate:
-            for wake in list(self.listeners):
-                wake()
+            self._wake()
         return accepted
 
     def _accept_batch(self, session, items: list[Outgoing]) -> list:
@@ -331,7 +388,8 @@ class Outbox:
                 params=json.dumps(m.params, ensure_ascii=False, default=str), text=m.text,
                 sensitive=int(m.sensitive), destination=m.destination, idem_key=m.idem_key,
                 part_count=len(m.parts), state=QUEUED, attempts=0, possible_duplicates=0,
-                next_attempt_at=self.quiet.release_at(m.klass, now), valid_until=now + valid_for,
+                next_attempt_at=self.quiet.release_at(m.klass, max(now, m.not_before or now)),
+                valid_until=now + valid_for,
                 claimed_by=None, smsc=None, error=None, created_at=now, submitted_at=None,
                 final_at=None))
             owners.append(i)

@@ -1,0 +1,77 @@
+"""The SMS room's service tree: SMPP router, outbox dispatcher, alert jobs, codes API, MO answers.
+
+``make_service(config, reactor, db, cores, codes, scheduler)`` returns an
+``SmsService`` (a MultiService) whose ``outbox`` others may call, whose
+``http_resources()`` the daemon mounts at the HTTP root, and whose
+``notify_balance`` the IVR calls for "send my balance by SMS".
+"""
+from __future__ import annotations
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+
+from sms.alerts import AlertJob, schedule_alerts
+from sms.dispatcher import Dispatcher
+from sms.keywords import KeywordHandler, notify_balance
+from sms.outbox import Outbox
+from sms.templates import TemplateSet
+
+
+class SmsService(MultiService):
+    """Owns the outbox and everything that feeds it or drains it."""
+
+    name = "sms"
+
+    def __init__(self, config, reactor, db, cores, codes, scheduler):
+        super().__init__()
+        from sms import text
+        from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+
+        self.config, self.reactor, self.db, self.cores, self.codes = (
+            config, reactor, db, cores, codes)
+        rules = config.sms.outbox
+        self.templates = TemplateSet({c: center.signature for c, center in config.centers.items()})
+        self.outbox = Outbox(db, reactor, rules, encode=text.encode,
+                             instance=config.daemon.instance, templates=self.templates)
+        self.keywords = KeywordHandler(db, self.outbox, cores, rules, reactor)
+        self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
+                                 on_mo=self.keywords.on_mo)
+        self.router.setServiceParent(self)
+        window = rules.max_inflight or sum(s.window * s.binds for s in config.sms.smscs)
+        source = config.sms.smscs[0].source_addr if config.sms.smscs else "12329"
+
+        def make_part(message, part):
+            return SubmitPart(message.destination, source, part.payload, part.data_coding,
+                              part.esm_class, registered_delivery=1,
+                              priority_flag=1 if message.klass == "code" else 0)
+
+        self.dispatcher = Dispatcher(self.outbox, self.router, reactor, make_part=make_part,
+                                     temporary=(TemporaryError,), permanent=(PermanentError,),
+                                     batch=rules.batch, max_inflight=window)
+        self.dispatcher.setServiceParent(self)
+        self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
+        schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
+
+    def _on_receipt(self, receipt) -> Deferred:
+        """Commit the DLR before the router acknowledges it."""
+        done = receipt.done_at
+        if done is not None and hasattr(done, "timestamp"):
+            done = done.timestamp()
+        return self.outbox.receipt(receipt.message_id, receipt.smsc, receipt.state,
+                                   receipt.error, done)
+
+    def http_resources(self) -> dict:
+        from sms.codes_api import make_resource
+
+        return {b"v1": make_resource(self.codes, self.outbox, self.cores,
+                                     self.config.http.clients, self.reactor,
+                                     self.config.codes.ttl)}
+
+    async def notify_balance(self, center: str, account_no: str) -> None:
+        """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""
+        key = f"ivr:{center}:{account_no}:{int(self.reactor.seconds() // 60)}"
+        await notify_balance(self.outbox, self.cores, center, account_no, key)
+
+
+def make_service(config, reactor, db, cores, codes, scheduler) -> SmsService:
+    return SmsService(config, reactor, db, cores, codes, scheduler)
