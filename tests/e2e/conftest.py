@@ -1,0 +1,1 @@
+from sandbox.pytest_asterisk import *  # noqa: F401,F403  (Asterisk and sipp fixtures)
