@@ -53,11 +53,11 @@ class Store(Protocol):
 class _Call:
     """The session plus what every step needs: center, language, prompt paths."""
 
-    def __init__(self, session: Any, store: Store, catalog: Catalog,
+    def __init__(self, session: Any, store: Store, catalog: Catalog, center: str,
                  languages: tuple[str, ...], max_seconds: float, silence_seconds: float):
         self.session, self.store, self.catalog = session, store, catalog
-        self.center = session.args[2] if len(session.args) > 2 else "default"
-        self.lang = session.language if session.language in LANGUAGES else "zh"
+        self.center = center
+        self.lang = languages[0]  # the center's first language speaks to the administrator
         self.languages = languages
         self.max_seconds, self.silence_seconds = max_seconds, silence_seconds
 
@@ -73,11 +73,15 @@ class _Call:
         return "" if result.timed_out and not result.digits else (result.digits or "")
 
 
-async def record_by_phone(session: Any, store: Store, catalog: Catalog,
+async def record_by_phone(session: Any, store: Store, catalog: Catalog, center: str,
                           languages: tuple[str, ...] = LANGUAGES, max_seconds: float = 120.0,
                           silence_seconds: float = 4.0) -> list[Change]:
-    """Run one administrator's call; returns the versions installed during it."""
-    call = _Call(session, store, catalog, languages, max_seconds, silence_seconds)
+    """Run one administrator's call; returns the versions installed during it.
+
+    Recordings are installed for ``center``; ``languages`` are the center's (the first one is spoken to the administrator,
+    and with two a recording asks which one it is for).
+    """
+    call = _Call(session, store, catalog, center, languages, max_seconds, silence_seconds)
     await call.play("admin/welcome")
     staff = await _login(call)
     changes: list[Change] = []

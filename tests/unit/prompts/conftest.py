@@ -10,7 +10,12 @@ def run(*cmd):
 
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("audio")
+    return make_audio(tmp_path_factory.mktemp("audio"))
+
+
+def make_audio(d):
+    """speech, padded speech, mp3, 44.1 kHz stereo, silence, clipped and not-audio files."""
+    d.mkdir(parents=True, exist_ok=True)
     speech = d / "speech.wav"
     run("espeak-ng", "-v", "cmn", "-w", str(speech), "您好，欢迎致电住房公积金服务热线。")
     # Half a second of silence either side, as a real recording would have.

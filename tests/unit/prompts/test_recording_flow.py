@@ -26,7 +26,7 @@ def env(tmp_path):
 
 
 def run(session, store, **kw):
-    d = Deferred.fromCoroutine(record_by_phone(session, store, CATALOG, max_seconds=SETTINGS.max_seconds, **kw))
+    d = Deferred.fromCoroutine(record_by_phone(session, store, CATALOG, session.args[2], max_seconds=SETTINGS.max_seconds, **kw))
     results = []
     d.addBoth(results.append)
     assert results, "the flow waited on something the fakes never fire"
