@@ -18,6 +18,7 @@ class AmiConfig:
     ping_interval: float
     heartbeat_interval: float
     heartbeat_variable: str
+    watchdog_seconds: int
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class IvrConfig:
     lock_minutes: int
     agent_queue: str
     # Where a transfer to agents continues in the dialplan (the queue's entry).
-    agent_context: str = "hotline-agents"
+    agent_context: str = "hotline-queue"
     agent_exten: str = "s"
 
 
@@ -45,6 +46,7 @@ def parse(ini, daemon, centers) -> IvrConfig:
         ping_interval=a.float("ping_interval", 20.0, min=1, max=600),
         heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),
         heartbeat_variable=a.str("heartbeat_variable", "HOTLINE_HEARTBEAT"),
+        watchdog_seconds=a.int("watchdog_seconds", 10, min=3, max=300),
     )
     return IvrConfig(
         ami=ami,
@@ -53,6 +55,6 @@ def parse(ini, daemon, centers) -> IvrConfig:
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
         agent_queue=s.str("agent_queue", "hotline-agents"),
-        agent_context=s.str("agent_context", "hotline-agents"),
+        agent_context=s.str("agent_context", "hotline-queue"),
         agent_exten=s.str("agent_exten", "s"),
     )
