@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from common.config import Config, ConfigError, load
@@ -34,6 +34,7 @@ def build_service(config: Config, reactor) -> MultiService:
     scheduler = SchedulerService(reactor)
     scheduler.setServiceParent(top)
     cores = build_cores(config, db, reactor)
+    CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, object] = {}
@@ -52,6 +53,23 @@ def build_service(config: Config, reactor) -> MultiService:
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
     return top
+
+
+class CorePreparation(Service):
+    """Opens (and on first start generates) the embedded demo cores before calls arrive."""
+
+    name = "core-preparation"
+
+    def __init__(self, cores):
+        self.cores = cores
+
+    def startService(self) -> None:
+        super().startService()
+        from core_client.directory import prepare_cores
+
+        d = prepare_cores(self.cores)
+        d.addCallbacks(lambda _: log.info("core systems ready"),
+                       lambda f: log.failure("a core system could not be prepared", f))
 
 
 def _prepare_storage(config: Config) -> None:

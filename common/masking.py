@@ -11,7 +11,7 @@ from typing import Any
 
 _ID = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5})(\d{8})(\d{3}[0-9Xx*])(?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_LONG_DIGITS = re.compile(r"(?<!\d)(\d{4})(\d{4,11})(\d{4})(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<![\d.])(\d{4})(\d{4,11})(\d{4})(?!\d)")  # not a fraction
 _SECRET_KV = re.compile(
     r"(?i)\b(password|passwd|pwd|pin|secret|code|otp|new_password|old_password)"
     r"(\s*[=:]\s*|\"\s*:\s*\"?)([^\s&,;\"']+)"

@@ -41,3 +41,8 @@ def test_structured_secrets_by_key():
                                 "nested": [{"code": "999999"}]})
     assert masked == {"password": "******", "pin": "******", "mobile": "138****8000",
                       "nested": [{"code": "******"}]}
+
+
+def test_fractions_are_not_account_numbers():
+    """The digits after a decimal point (a retry delay, an amount) are not masked."""
+    assert mask_text("retry in 2.2821234562846 seconds") == "retry in 2.2821234562846 seconds"
