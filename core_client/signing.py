@@ -35,7 +35,7 @@ class ReplayGuard:
 
     def __init__(self, window: int = DEFAULT_WINDOW):
         self.window = window
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, float] = {}  # insertion order is arrival order
 
     def check(self, key: bytes, method: str, path: str, timestamp: str | None, nonce: str | None,
               signature: str | None, body: bytes, now: float) -> None:
@@ -51,9 +51,11 @@ class ReplayGuard:
         expected = sign(key, method, path, ts, nonce, body)
         if not hmac.compare_digest(expected, signature):
             raise SignatureError("signature does not match")
-        for old, seen_at in list(self._seen.items()):
-            if now - seen_at > 2 * self.window:
-                del self._seen[old]
+        while self._seen:  # oldest first: forget what has left the window
+            oldest, seen_at = next(iter(self._seen.items()))
+            if now - seen_at <= 2 * self.window:
+                break
+            del self._seen[oldest]
         if nonce in self._seen:
             raise SignatureError("nonce already used")
         self._seen[nonce] = now

@@ -268,3 +268,22 @@ def test_unreachable_core_is_unavailable_after_retries(clock):
     with pytest.raises(CoreUnavailable):
         resolve(client.verify_password("200000000002", "123456"))
     assert refusing.requests == 4
+
+
+def test_replay_guard_forgets_old_nonces_but_refuses_stale_requests():
+    """Nonces are remembered for the window (then dropped, keeping memory bounded); a request
+    old enough for its nonce to be forgotten is refused by its timestamp anyway."""
+    guard = signing.ReplayGuard(window=300)
+
+    def check(ts, nonce, now):
+        guard.check(KEY, "GET", "/p", str(ts), nonce, signing.sign(KEY, "GET", "/p", ts, nonce, b""),
+                    b"", now)
+
+    check(0, "a", 0)
+    check(100, "b", 100)
+    with pytest.raises(signing.SignatureError):
+        check(0, "a", 200)  # replay within the window
+    check(700, "c", 700)  # 700 s later: "a" is forgotten, "b" not yet
+    assert list(guard._seen) == ["b", "c"]
+    with pytest.raises(signing.SignatureError):
+        check(0, "a", 700)  # its timestamp is stale
