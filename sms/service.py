@@ -50,7 +50,8 @@ class SmsService(MultiService):
                                      batch=rules.batch, max_inflight=window)
         self.dispatcher.setServiceParent(self)
         self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
-        schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
+        if scheduler is not None:  # the standalone outbox worker runs no alert jobs
+            schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""
