@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
 PREFIXES = {"smsc"}
+_ID_FORMS = ("auto", "dec", "hex", "str")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,11 @@ class SmscConfig:
     enquire_link: float
     prefixes: tuple[str, ...]  # destination prefixes routed here; empty = any
     source_addr: str
+    # How this SMSC writes message ids: auto | dec | hex | str (sms.receipts.normalise_message_id)
+    message_id_resp: str = "auto"  # in submit_sm_resp
+    message_id_dlr: str = "auto"  # in delivery receipts
+    reconnect_min: float = 1.0  # ClientService backoff, seconds
+    reconnect_max: float = 60.0
 
 
 CLASSES = ("code", "transaction", "bulk", "reply")
@@ -78,6 +84,10 @@ def parse(ini, daemon, centers) -> SmsConfig:
             enquire_link=sec.float("enquire_link", 30.0, min=1, max=600),
             prefixes=sec.list("prefixes"),
             source_addr=sec.str("source_addr", "12329"),
+            message_id_resp=sec.choice("message_id_resp", _ID_FORMS, "auto"),
+            message_id_dlr=sec.choice("message_id_dlr", _ID_FORMS, "auto"),
+            reconnect_min=sec.float("reconnect_min", 1.0, min=0.05, max=300),
+            reconnect_max=sec.float("reconnect_max", 60.0, min=0.05, max=3600),
         ))
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
                      outbox=_outbox(ini, s, centers))

@@ -1,0 +1,331 @@
+"""Binds kept up by ClientService, each with a window of submit_sm and a throttle.
+
+A ``BindLink`` is one TCP connection that ``ClientService`` reconnects with
+jittered backoff; the bind PDU is sent in ``prepareConnection``, so a refused
+bind counts as a failed connection. Its state is an explicit machine
+(down -> binding -> bound -> unbinding -> down) that observers can follow.
+
+A ``Bind`` is what the router submits to: a transceiver link, or a transmitter
+plus a receiver link (``bind_mode = pair``). It holds the window of outstanding
+submit_sm and a token-bucket throttle in PDUs per second (each part is one PDU,
+so a 3-part message costs 3). When the SMSC answers ESME_RTHROTTLED or
+ESME_RMSGQFUL the bind slows down: a configured rate is halved and recovers by a
+tenth of itself per second; an unlimited bind pauses for a second.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Callable
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sms.config import SmscConfig
+from sms.smpp_protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppProtocol,
+                               Throttled)
+
+DOWN, BINDING, BOUND, UNBINDING = "down", "binding", "bound", "unbinding"
+TRANSITIONS = {
+    DOWN: {BINDING},
+    BINDING: {BOUND, DOWN},
+    BOUND: {UNBINDING, DOWN},
+    UNBINDING: {DOWN},
+}
+PAUSE_ON_THROTTLE = 1.0
+log = Logger(namespace="hotline.sms.binds")
+
+
+class IllegalTransition(RuntimeError):
+    """A bind state change the machine does not allow: a bug, never an SMSC answer."""
+
+
+class TokenBucket:
+    """PDUs per second on the injected clock; a rate of 0 means unlimited."""
+
+    def __init__(self, rate: float, clock: IReactorTime):
+        self.clock = clock
+        self.rate = rate
+        self.tokens = self.burst
+        self._stamp = clock.seconds()
+
+    @property
+    def burst(self) -> float:
+        return max(1.0, self.rate / 10.0)
+
+    def set_rate(self, rate: float) -> None:
+        self._refill()
+        self.rate = rate
+        self.tokens = min(self.tokens, self.burst)
+
+    def _refill(self) -> None:
+        now = self.clock.seconds()
+        if self.rate > 0:
+            self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def take(self) -> float:
+        """Take one token: 0.0 when taken, else the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        self._refill()
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class _LinkFactory(Factory):
+    def __init__(self, link: "BindLink"):
+        self.link = link
+
+    def buildProtocol(self, addr) -> SmppProtocol:
+        return self.link._build()
+
+
+class BindLink(Service):
+    """One SMPP connection in one bind mode, rebound after every loss."""
+
+    def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
+                 clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
+                 on_state: Callable[["BindLink", str, str], None] | None = None,
+                 jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
+                 max_delay: float = 60.0):
+        self.setName(name)
+        self.config, self.clock, self.mode = config, clock, mode
+        self.on_deliver = on_deliver
+        self._observers: list[Callable] = [on_state] if on_state else []
+        self.state, self.since = DOWN, clock.seconds()
+        self.protocol: SmppProtocol | None = None
+        self._connecting: SmppProtocol | None = None
+        self.binds = self.failed_binds = 0
+        self.last_error: str | None = None
+        policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay, factor=2.0,
+                               jitter=jitter if jitter is not None else random.Random().random)
+        self.service = ClientService(endpoint, _LinkFactory(self), retryPolicy=policy,
+                                     clock=clock, prepareConnection=self._bind)
+
+    # ---- state machine -------------------------------------------------------
+    def observe(self, callback: Callable[["BindLink", str, str], None]) -> None:
+        """Call ``callback(link, old, new)`` on every state change."""
+        self._observers.append(callback)
+
+    def _set(self, new: str) -> None:
+        old = self.state
+        if new == old:
+            return
+        if new not in TRANSITIONS[old]:
+            raise IllegalTransition(f"{self.name}: {old} -> {new}")
+        self.state, self.since = new, self.clock.seconds()
+        log.info("SMPP {bind} {old} -> {new}{why}", bind=self.name, old=old, new=new,
+                 why=f" ({self.last_error})" if new == DOWN and self.last_error else "")
+        for callback in list(self._observers):
+            callback(self, old, new)
+
+    # ---- connection ----------------------------------------------------------
+    def _build(self) -> SmppProtocol:
+        proto = SmppProtocol(self.clock, response_timeout=self.config.response_timeout,
+                             enquire_link=self.config.enquire_link, on_deliver=self.on_deliver,
+                             on_lost=self._lost, name=self.name)
+        self._connecting = proto
+        return proto
+
+    def _bind(self, _proxy) -> Deferred:
+        proto = self._connecting
+        self._set(BINDING)
+        d = proto.bind(self.mode, self.config.system_id, self.config.password,
+                       self.config.system_type)
+
+        def bound(_system_id):
+            if not proto.connected:
+                raise LinkLost("connection closed during bind")
+            self.protocol = proto
+            self.binds += 1
+            self.last_error = None
+            self._set(BOUND)
+
+        def refused(failure: Failure) -> Failure:
+            failure.trap(SmppError)
+            self.failed_binds += 1
+            self.last_error = f"bind failed: {failure.getErrorMessage()}"
+            if self.state == BINDING:
+                self._set(DOWN)
+            if proto.transport is not None:
+                proto.transport.loseConnection()
+            return failure
+
+        return d.addCallbacks(bound, refused)
+
+    def _lost(self, proto: SmppProtocol, reason: Failure) -> None:
+        if proto is self.protocol:
+            self.protocol = None
+            if self.state != DOWN:
+                if self.state == BOUND:
+                    self.last_error = reason.getErrorMessage() if reason else "closed"
+                self._set(DOWN)
+
+    # ---- service -------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        self.service.startService()
+
+    def stopService(self) -> Deferred:
+        """Unbind if bound, then stop reconnecting; fires when the connection is closed."""
+        super().stopService()
+        proto = self.protocol
+        if proto is not None and self.state == BOUND and proto.connected:
+            self._set(UNBINDING)
+            d = proto.unbind(timeout=min(self.config.response_timeout, 5.0))
+            return d.addBoth(lambda _: self.service.stopService())
+        return self.service.stopService()
+
+
+class Bind(Service):
+    """Where submit_sm goes: window, throttle, slow-down, counters; one or two links."""
+
+    def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
+                 clock: IReactorTime, *, on_deliver: Callable | None = None,
+                 on_capacity: Callable[[], None] | None = None,
+                 jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
+                 max_delay: float = 60.0):
+        self.setName(name)
+        self.config, self.clock = config, clock
+        self.window = config.window
+        self.on_capacity = on_capacity
+        kw = dict(on_deliver=on_deliver, on_state=self._link_changed, jitter=jitter,
+                  initial_delay=initial_delay, max_delay=max_delay)
+        if config.bind_mode == "pair":
+            self.links = [BindLink(f"{name}-tx", endpoint, config, clock, "transmitter", **kw),
+                          BindLink(f"{name}-rx", endpoint, config, clock, "receiver", **kw)]
+        else:
+            self.links = [BindLink(name, endpoint, config, clock, "transceiver", **kw)]
+        self.tx = self.links[0]
+        self.bucket = TokenBucket(config.throughput, clock)
+        self._queue: deque = deque()
+        self.inflight = 0
+        self._paused_until = 0.0
+        self._drain_call = None
+        self._recover_call = None
+        self.counters = dict(submitted=0, ok=0, temporary=0, permanent=0, throttled=0)
+
+    # ---- state ---------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.tx.state
+
+    @property
+    def bound(self) -> bool:
+        return self.tx.state == BOUND
+
+    def has_capacity(self) -> bool:
+        return self.tx.state == BOUND and self.inflight + len(self._queue) < self.window
+
+    def free_slots(self) -> int:
+        return self.window - self.inflight - len(self._queue) if self.bound else 0
+
+    def snapshot(self) -> dict:
+        """State, window use, current rate and counters, for ``states()`` and statistics."""
+        return dict(state=self.state, links={link.name: link.state for link in self.links},
+                    inflight=self.inflight, queued=len(self._queue), window=self.window,
+                    rate=self.bucket.rate, paused=self._paused_until > self.clock.seconds(),
+                    binds=sum(link.binds for link in self.links),
+                    failed_binds=sum(link.failed_binds for link in self.links),
+                    last_error=self.tx.last_error, **self.counters)
+
+    def _link_changed(self, link: BindLink, old: str, new: str) -> None:
+        if link is self.tx and new == BOUND:
+            self._drain()
+            if self.on_capacity is not None:
+                self.on_capacity()
+        elif link is self.tx and old == BOUND:
+            queued, self._queue = self._queue, deque()
+            for _fields, d in queued:
+                d.errback(LinkLost(f"{self.name}: link went {new} before the part was sent"))
+
+    # ---- service -------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        for link in self.links:
+            link.startService()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        for call in (self._drain_call, self._recover_call):
+            if call is not None and call.active():
+                call.cancel()
+        queued, self._queue = self._queue, deque()
+        for _fields, d in queued:
+            d.errback(NotBound(f"{self.name}: stopping"))
+        return gatherResults([link.stopService() for link in self.links], consumeErrors=True)
+
+    # ---- submitting ----------------------------------------------------------
+    def submit(self, fields: dict) -> Deferred:
+        """Queue one submit_sm; fires with the raw message_id, or a typed SmppError."""
+        if self.tx.state != BOUND:
+            return fail(NotBound(f"{self.name} is {self.tx.state}"))
+        d = Deferred()
+        self._queue.append((fields, d))
+        if self._drain_call is None:
+            self._drain()
+        return d
+
+    def _drain(self) -> None:
+        self._drain_call = None
+        proto = self.tx.protocol
+        if proto is None or self.tx.state != BOUND:
+            return
+        queue = self._queue
+        while queue and self.inflight < self.window:
+            now = self.clock.seconds()
+            if self._paused_until > now:
+                self._drain_call = self.clock.callLater(self._paused_until - now, self._drain)
+                return
+            wait = self.bucket.take()
+            if wait > 0:
+                self._drain_call = self.clock.callLater(wait, self._drain)
+                return
+            fields, d = queue.popleft()
+            self.inflight += 1
+            self.counters["submitted"] += 1
+            proto.submit_sm(**fields).addBoth(self._done, d)
+
+    def _done(self, result, d: Deferred) -> None:
+        self.inflight -= 1
+        if isinstance(result, Failure):
+            if result.check(Throttled):
+                self.counters["throttled"] += 1
+                self._slow_down()
+            if result.check(PermanentError):
+                self.counters["permanent"] += 1
+            else:
+                self.counters["temporary"] += 1
+            d.errback(result)
+        else:
+            self.counters["ok"] += 1
+            d.callback(result)
+        if self._queue and self._drain_call is None:
+            self._drain()
+        if self.on_capacity is not None:
+            self.on_capacity()
+
+    # ---- slowing down --------------------------------------------------------
+    def _slow_down(self) -> None:
+        configured = self.config.throughput
+        if configured > 0:
+            self.bucket.set_rate(max(1.0, self.bucket.rate / 2.0))
+            if self._recover_call is None:
+                self._recover_call = self.clock.callLater(1.0, self._recover)
+        else:
+            self._paused_until = self.clock.seconds() + PAUSE_ON_THROTTLE
+
+    def _recover(self) -> None:
+        self._recover_call = None
+        configured = self.config.throughput
+        self.bucket.set_rate(min(configured, self.bucket.rate + max(1.0, configured / 10.0)))
+        if self.bucket.rate < configured:
+            self._recover_call = self.clock.callLater(1.0, self._recover)

@@ -1,0 +1,169 @@
+"""Delivery receipts and MO messages out of deliver_sm/data_sm, and message-id normalisation.
+
+A receipt is read from the TLVs first (``receipted_message_id``,
+``message_state``, ``network_error_code``), as Kannel does, and from the DLR text
+(``id:X sub:... dlvrd:... submit date:... done date:... stat:DELIVRD err:000``)
+only for what the TLVs lack.
+
+Message ids: the id in a submit_sm_resp and the one in its DLR may differ in
+form (hex vs decimal, leading zeros, case). ``normalise_message_id`` maps both to
+one canonical string, the only form stored and compared:
+
+* ``dec``: the id is a decimal number -> the number in decimal, no leading zeros.
+* ``hex``: the id is a hexadecimal number -> that number in decimal.
+* ``str``: the id is opaque -> itself, stripped of spaces and NULs, case kept.
+* ``auto`` (the default): all digits -> ``dec``; otherwise hex digits with at least
+  one letter a-f -> ``hex``; otherwise ``str``.
+
+``auto`` cannot tell a hex id made only of digits (``1234`` = 4660) from a decimal
+one; an SMSC known to send hex on one side sets ``message_id_resp`` /
+``message_id_dlr`` in its ``[smsc:NAME]`` section (like Kannel's msg-id-type).
+False matches are confined to one SMSC (receipts are matched on (id, smsc)), and
+within it two opaque ids only collide if they denote the same number, e.g. ``0A``
+and ``10``, which an SMSC issuing ids in one form never produces for two
+different messages.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sms import text as _text
+from sms.smpp_codec import MESSAGE_STATES
+
+ID_FORMATS = ("auto", "dec", "hex", "str")
+FINAL_STATES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
+STATES = FINAL_STATES + ("ACCEPTD", "ENROUTE")
+_STATE_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "REJECTED": "REJECTD",
+                  "ACCEPTED": "ACCEPTD", "DELETE": "DELETED", "EXPIRE": "EXPIRED",
+                  "FAILED": "UNDELIV", "FAIL": "UNDELIV"}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DLR_FIELD = re.compile(
+    r"(?i)\b(id|sub|dlvrd|submit date|done date|stat|err)\s*:\s*(\S*)")
+ESM_RECEIPT_MASK = 0x3C
+ESM_SMSC_RECEIPT = 0x04
+
+
+class ReceiptError(ValueError):
+    """A deliver_sm claims to be a receipt but carries no message id."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    message_id: str  # normalised
+    state: str  # one of STATES
+    error: str | None
+    done_at: datetime | None
+    smsc: str
+
+
+@dataclass(frozen=True)
+class MoMessage:
+    source: str
+    destination: str
+    text: str
+    smsc: str
+    received_at: datetime
+
+
+def normalise_message_id(raw: str | bytes, form: str = "auto") -> str:
+    """The canonical form of an SMSC message id (see the module docstring for the rule)."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    s = raw.strip().strip("\0").strip()
+    if not s:
+        raise ValueError("empty message id")
+    if form == "auto":
+        if s.isdigit() and s.isascii():
+            form = "dec"
+        elif _HEX.fullmatch(s):
+            form = "hex"
+        else:
+            form = "str"
+    if form == "dec":
+        if not (s.isdigit() and s.isascii()):
+            raise ValueError("message id is not decimal")
+        return str(int(s))
+    if form == "hex":
+        if not _HEX.fullmatch(s):
+            raise ValueError("message id is not hexadecimal")
+        return str(int(s, 16))
+    if form == "str":
+        return s
+    raise ValueError(f"unknown message id form {form!r} (one of {', '.join(ID_FORMATS)})")
+
+
+def is_receipt(pdu) -> bool:
+    """A deliver_sm/data_sm is a receipt when esm_class says so or it carries receipt TLVs."""
+    esm = pdu.esm_class or 0
+    return (esm & ESM_RECEIPT_MASK) in (ESM_SMSC_RECEIPT, 0x08, 0x10, 0x20) or bool(
+        getattr(pdu, "receipted_message_id", None))
+
+
+def _s(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+def parse_dlr_text(body: str) -> dict[str, str]:
+    """The ``key:value`` fields of a DLR text, keys lower-case (``submit date`` kept spaced)."""
+    fields: dict[str, str] = {}
+    for match in _DLR_FIELD.finditer(body):
+        fields.setdefault(match.group(1).lower(), match.group(2))
+    return fields
+
+
+def _state(raw: str) -> str:
+    s = raw.strip().upper()
+    s = _STATE_ALIASES.get(s, s)
+    return s if s in STATES else "UNKNOWN"
+
+
+def _done_at(raw: str | None) -> datetime | None:
+    """DLR ``done date`` YYMMDDhhmm[ss], read as UTC (the SMSC's zone is not on the wire)."""
+    if not raw or not raw.isdigit() or len(raw) not in (10, 12):
+        return None
+    fmt = "%y%m%d%H%M%S" if len(raw) == 12 else "%y%m%d%H%M"
+    try:
+        return datetime.strptime(raw, fmt).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
+    """A receipt from a deliver_sm/data_sm: TLVs first, the DLR text for the rest."""
+    body = _s(getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None))
+    fields = parse_dlr_text(body) if body else {}
+    raw_id = _s(getattr(pdu, "receipted_message_id", None)) or fields.get("id", "")
+    if not raw_id.strip("\0 "):
+        raise ReceiptError("receipt without a message id")
+    message_state = getattr(pdu, "message_state", None)
+    if message_state:
+        state = MESSAGE_STATES.get(int(message_state), "UNKNOWN")
+    else:
+        state = _state(fields.get("stat", ""))
+    error = None
+    network_error = getattr(pdu, "network_error_code", None)
+    if network_error and len(network_error) == 3:
+        code = int.from_bytes(network_error[1:], "big")
+        if code:
+            error = f"{network_error[0]}:{code:03d}"
+    if error is None:
+        err = fields.get("err", "")
+        if err and err.strip("0"):
+            error = err[:16]
+    return Receipt(normalise_message_id(raw_id, form), state, error,
+                   _done_at(fields.get("done date")), smsc)
+
+
+def parse_mo(pdu, smsc: str, received_at: datetime) -> MoMessage:
+    """An MO message: addresses and the text decoded by data_coding (UDH dropped)."""
+    body = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
+    _udh, payload = _text.split_udh(body, pdu.esm_class or 0)
+    return MoMessage(source=_s(pdu.source_addr), destination=_s(pdu.destination_addr),
+                     text=_text.decode(payload, pdu.data_coding or 0), smsc=smsc,
+                     received_at=received_at)

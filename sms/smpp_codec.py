@@ -1,0 +1,230 @@
+"""SMPP 3.4 bytes <-> PDUs: framing on command_length, smpplib's PDU layer, typed errors.
+
+Pure functions and a stateful frame splitter, no I/O. smpplib does the field
+work (``make_pdu``/``generate``, ``parse_pdu``); this module adds what it lacks:
+length sanity limits (a length < 16 or > 64 KiB cannot be resynchronised, so the
+link must drop), C-string length validation (smpplib silently truncates), and
+typed errors that carry the status a generic_nack should answer with.
+"""
+from __future__ import annotations
+
+import struct
+
+from smpplib import command_codes, consts, exceptions as _smpplib_errors
+from smpplib.smpp import make_pdu
+
+HEADER = struct.Struct(">LLLL")
+MIN_LENGTH = 16
+MAX_LENGTH = 64 * 1024
+
+# Command statuses this package reacts to (SMPP 3.4 section 5.1.3).
+ESME_ROK = 0x00
+ESME_RINVMSGLEN = 0x01
+ESME_RINVCMDLEN = 0x02
+ESME_RINVCMDID = 0x03
+ESME_RINVBNDSTS = 0x04
+ESME_RALYBND = 0x05
+ESME_RSYSERR = 0x08
+ESME_RINVDSTADR = 0x0B
+ESME_RBINDFAIL = 0x0D
+ESME_RINVPASWD = 0x0E
+ESME_RINVSYSID = 0x0F
+ESME_RMSGQFUL = 0x14
+ESME_RTHROTTLED = 0x58
+ESME_RX_T_APPN = 0x64
+
+GENERIC_NACK = 0x80000000
+RESPONSE_BIT = 0x80000000
+
+#: Deliver-receipt message_state values (SMPP 3.4 section 5.2.28) by name.
+MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
+                  6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
+
+
+class CodecError(Exception):
+    """Base of the SMPP codec's errors."""
+
+
+class FramingError(CodecError):
+    """The command_length is outside sane limits: the stream cannot be resynchronised."""
+
+
+class MalformedPdu(CodecError):
+    """A frame with a sane length whose body cannot be decoded; answer with generic_nack.
+
+    ``status`` is what the nack carries (ESME_RINVCMDID for an unknown command,
+    ESME_RINVMSGLEN for a body that does not parse); ``sequence`` is the frame's.
+    """
+
+    def __init__(self, message: str, *, command_id: int, sequence: int, status: int):
+        super().__init__(message)
+        self.command_id, self.sequence, self.status = command_id, sequence, status
+
+
+class FieldTooLong(CodecError, ValueError):
+    """A field does not fit its SMPP maximum; refusing beats smpplib's silent truncation."""
+
+
+class _Seq:
+    """The ``client`` object smpplib wants: it only asks for the sequence number."""
+
+    __slots__ = ("sequence",)
+
+    def __init__(self, sequence: int):
+        self.sequence = sequence
+
+    def next_sequence(self) -> int:
+        return self.sequence
+
+
+def command_name(command_id: int) -> str | None:
+    """smpplib's name for a command id, or None when it is not an SMPP 3.4 command."""
+    try:
+        return command_codes.get_command_name(command_id)
+    except _smpplib_errors.UnknownCommandError:
+        return None
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def _check_lengths(name: str, fields: dict) -> None:
+    params = _params(name)
+    for key, value in fields.items():
+        param = params.get(key)
+        limit = getattr(param, "max", None)
+        if limit is None or value is None:
+            continue
+        # smpplib's maximum for a C-Octet string counts the terminating NUL.
+        allowed = limit - 1 if param.type is str else limit
+        if len(value) > allowed:
+            raise FieldTooLong(f"{name}.{key} is {len(value)} long, at most {allowed} allowed")
+
+
+def _params(name: str) -> dict:
+    cls = _CLASSES.get(name)
+    if cls is None:
+        cls = type(make_pdu(name, client=_Seq(1)))
+        _CLASSES[name] = cls
+    return cls.params
+
+
+def encode(name: str, sequence: int, status: int = ESME_ROK, **fields) -> bytes:
+    """One PDU as bytes; string fields are ``str`` (ASCII), octet strings ``bytes``."""
+    _check_lengths(name, fields)
+    pdu = make_pdu(name, client=_Seq(sequence), status=status, **fields)
+    return pdu.generate()
+
+
+def generic_nack(sequence: int, status: int) -> bytes:
+    """A generic_nack without smpplib: it has no body, and is sent when parsing failed."""
+    return HEADER.pack(MIN_LENGTH, GENERIC_NACK, status, sequence)
+
+
+def header(raw: bytes) -> tuple[int, int, int, int]:
+    """(command_length, command_id, command_status, sequence_number) of a frame."""
+    return HEADER.unpack_from(raw)
+
+
+def decode(raw: bytes):
+    """One framed PDU into smpplib's object (``.command``, ``.status``, ``.sequence``, fields).
+
+    Raises MalformedPdu with the nack status when the command is unknown or the body
+    is inconsistent (a string without NUL, a length running past the end).
+    """
+    length, command_id, status, sequence = HEADER.unpack_from(raw)
+    name = command_name(command_id)
+    if name is None:
+        raise MalformedPdu(f"unknown command_id 0x{command_id:08X}", command_id=command_id,
+                           sequence=sequence, status=ESME_RINVCMDID)
+    body = raw[MIN_LENGTH:]
+    try:
+        _validate_body(name, body)
+        pdu = make_pdu(name, client=_Seq(sequence), allow_unknown_opt_params=True)
+        pdu.parse(raw)
+    except (struct.error, ValueError, IndexError, KeyError, TypeError,
+            _smpplib_errors.UnknownCommandError) as e:
+        raise MalformedPdu(f"{name}: body does not parse ({type(e).__name__})",
+                           command_id=command_id, sequence=sequence,
+                           status=ESME_RINVMSGLEN) from None
+    return pdu
+
+
+def _validate_body(name: str, body: bytes) -> None:
+    """Walk the mandatory fields and TLV headers so a lying body fails here, not deep in smpplib."""
+    cls = _CLASSES.get(name) or type(make_pdu(name, client=_Seq(1)))
+    _CLASSES[name] = cls
+    params = cls.params
+    pos, end = 0, len(body)
+    values: dict[str, int] = {}
+    mandatory = getattr(cls, "mandatory_fields", ())
+    for field in getattr(cls, "params_order", ()):
+        if pos == end:
+            break
+        if field not in mandatory and field in consts.OPTIONAL_PARAMS:
+            break
+        param = params[field]
+        if param.type is int:
+            size = param.size
+            if pos + size > end:
+                raise ValueError(f"{field} runs past the end")
+            values[field] = int.from_bytes(body[pos:pos + size], "big")
+            pos += size
+        elif param.type is str:
+            nul = body.find(b"\0", pos)
+            if nul < 0:
+                raise ValueError(f"{field} has no NUL terminator")
+            limit = getattr(param, "max", None)
+            if limit is not None and nul - pos >= limit:
+                raise ValueError(f"{field} is longer than {limit - 1}")
+            pos = nul + 1
+        else:
+            length = values.get(getattr(param, "len_field", ""), 0)
+            if pos + length > end:
+                raise ValueError(f"{field} runs past the end")
+            pos += length
+    while pos < end:
+        if pos + 4 > end:
+            raise ValueError("truncated TLV header")
+        tag, length = struct.unpack_from(">HH", body, pos)
+        pos += 4 + length
+        if pos > end:
+            raise ValueError(f"TLV 0x{tag:04X} runs past the end")
+        name_ = _TLV_NAMES.get(tag)
+        param = params.get(name_) if name_ else None
+        if param is not None and param.type is int and length != param.size:
+            raise ValueError(f"TLV {name_} has length {length}, expected {param.size}")
+
+
+_TLV_NAMES = {code: name for name, code in consts.OPTIONAL_PARAMS.items()}
+
+
+class FrameSplitter:
+    """Cuts a byte stream into whole PDUs on the 4-byte command_length."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self):
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the complete frames now buffered; raise FramingError on an insane length."""
+        buf = self._buffer
+        buf += data
+        frames = []
+        pos, size = 0, len(buf)
+        while size - pos >= 4:
+            length = int.from_bytes(buf[pos:pos + 4], "big")
+            if length < MIN_LENGTH or length > MAX_LENGTH:
+                raise FramingError(f"command_length {length} outside {MIN_LENGTH}..{MAX_LENGTH}")
+            if size - pos < length:
+                break
+            frames.append(bytes(buf[pos:pos + length]))
+            pos += length
+        if pos:
+            del buf[:pos]
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
