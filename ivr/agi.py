@@ -347,6 +347,21 @@ class AgiSession:
         if not self.ended:
             await self.run("HANGUP")
 
+    async def redirect(self, context: str, exten: str, priority: int | str = 1) -> None:
+        """Move the channel now with AMI Redirect, interrupting a running command.
+
+        For recovery: a command queued behind a running GET DATA or Playback
+        would wait for it, a Redirect does not.
+        """
+        try:
+            await self.ami.action("Redirect", {"Channel": self.channel, "Context": context,
+                                               "Exten": exten, "Priority": str(priority)})
+        except AmiActionError as e:
+            raise CallHungUp(f"{self.channel}: {e.message}") from None
+        except AmiError as e:
+            raise AgiLinkLost(str(e)) from None
+        self.left = True
+
     async def leave(self, context: str, exten: str, priority: int | str = 1) -> None:
         """Continue in the dialplan at context,exten,priority and end AsyncAGI."""
         await self.exec("Goto", context, exten, str(priority))

@@ -34,8 +34,12 @@ FALLBACK_CONTEXT = "hotline-fallback"
 
 
 async def to_fallback(session: AgiSession) -> None:
-    """Default recovery: the dialplan's fallback apologises, then queues or hangs up."""
-    await session.leave(FALLBACK_CONTEXT, "s", 1)
+    """Default recovery: the dialplan's fallback apologises, then queues or hangs up.
+
+    A Redirect, not AGI commands: the orphan may still be inside a long GET DATA
+    or Playback that a queued command would have to wait for.
+    """
+    await session.redirect(FALLBACK_CONTEXT, "s", 1)
 
 
 class CallDispatcher:

@@ -92,3 +92,140 @@ def test_no_heartbeat_sends_caller_to_apology_and_queue(asterisk, tmp_path):
     joins = [e for e in events if e.event == "QueueCallerJoin"]
     assert joins and joins[0].get("Queue") == "hotline-agents"
     assert result.ok, result.errors
+
+
+class Observer:
+    """A second AMI session that records the events a test asserts on, with arrival times."""
+
+    def __init__(self, reactor, inst, names=("UserEvent", "QueueCallerJoin", "AsyncAGIStart",
+                                            "AsyncAGIEnd")):
+        self.reactor = reactor
+        self.events = []
+        self.link = make_link(reactor, inst)
+        for name in names:
+            self.link.subscribe(name, lambda m: self.events.append((reactor.seconds(), m)))
+
+    def named(self, event, **headers):
+        return [(t, m) for t, m in self.events if m.event == event
+                and all(m.get(k) == v for k, v in headers.items())]
+
+
+def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_factory, tmp_path):
+    """When the daemon vanishes mid-call, the watchdog moves the caller to the queue in time."""
+    inst = asterisk_factory({"watchdog_seconds": "3"})
+    instance = inst.variables["instance"]
+    started = []
+
+    async def flow(session):
+        started.append(session.channel)
+        await session.get_data(["beep"], 30000, 4)
+
+    async def main(reactor):
+        observer = Observer(reactor, inst)
+        observer.link.start()
+        link = make_link(reactor, inst)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=1,
+                                    watchdog_s=3)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        await observer.link.when_up()
+        sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(12000)],
+                        hangup="bye", workdir=tmp_path / "sipp")
+        sipp.start()
+        assert await wait_for(reactor, lambda: started)
+        await task.deferLater(reactor, 1.5)
+        died = reactor.seconds()
+        dispatcher.stop()                      # the daemon is gone: no heartbeat, no re-arming,
+        link.service.stopService()             # no AMI session, nobody ends the AGI
+        result = await wait_sipp(reactor, sipp)
+        await observer.link.stop()
+        return died, observer, result
+
+    died, observer, result = run_reactor(main, timeout=60)
+    fallback = observer.named("UserEvent", UserEvent="HotlineFallback")
+    assert fallback and fallback[0][1].get("Reason") == "watchdog"
+    joins = observer.named("QueueCallerJoin")
+    assert joins and joins[0][0] - died < 10
+    assert result.ok, result.errors
+
+
+def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
+    """A call whose flow was cut off by a link drop is recovered to the fallback on reconnect."""
+    instance = asterisk.variables["instance"]
+    started = []
+
+    async def flow(session):
+        started.append(session.channel)
+        await session.get_data(["beep"], 30000, 4)
+
+    async def main(reactor):
+        observer = Observer(reactor, asterisk)
+        observer.link.start()
+        link = make_link(reactor, asterisk)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=1,
+                                    watchdog_s=10)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        await observer.link.when_up()
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329", steps=[Pause(9000)],
+                        hangup="bye", workdir=tmp_path / "sipp")
+        sipp.start()
+        assert await wait_for(reactor, lambda: started)
+        await task.deferLater(reactor, 1.0)
+        dropped = reactor.seconds()
+        link.protocol.transport.abortConnection()
+        assert await wait_for(reactor, lambda: observer.named("QueueCallerJoin"), 15)
+        result = await wait_sipp(reactor, sipp)
+        dispatcher.stop()
+        await link.stop()
+        await observer.link.stop()
+        return dropped, observer, dict(dispatcher.stats), link.state, result
+
+    dropped, observer, stats, state, result = run_reactor(main, timeout=60)
+    assert stats["link_lost"] == 1 and stats["recovered"] == 1
+    assert state.reconnects == 1
+    fallback = observer.named("UserEvent", UserEvent="HotlineFallback")
+    assert fallback and fallback[0][1].get("Reason") == "recovered"
+    assert observer.named("QueueCallerJoin")[0][0] - dropped < 10
+    assert result.ok, result.errors
+
+
+def test_leave_transfers_to_agent_queue_and_timeouts_behave(asterisk, tmp_path):
+    """get_data ends on the inter-digit timeout with the digits so far; leave() reaches the queue."""
+    instance = asterisk.variables["instance"]
+    got = []
+
+    async def flow(session):
+        t0 = session.clock.seconds()
+        got.append((await session.get_data(["beep"], 4000, 6, inter_digit_ms=1500),
+                    session.clock.seconds() - t0))
+        await session.leave("hotline-queue", "s", 1)
+
+    async def main(reactor):
+        observer = Observer(reactor, asterisk)
+        observer.link.start()
+        link = make_link(reactor, asterisk)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        await observer.link.when_up()
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
+                        steps=[Pause(1500), Keys("7", gap_ms=200), Pause(6000)],
+                        hangup="bye", workdir=tmp_path / "sipp")
+        sipp.start()
+        result = await wait_sipp(reactor, sipp)
+        dispatcher.stop()
+        await link.stop()
+        await observer.link.stop()
+        return observer, result
+
+    observer, result = run_reactor(main, timeout=60)
+    (digits, took), = got
+    assert digits == DigitsResult("7", True)
+    assert took < 1.5 + 1.0 + 3.0  # first key at ~1.5 s, then 1.5 s of inter-digit silence
+    assert observer.named("QueueCallerJoin")
+    assert not observer.named("UserEvent", UserEvent="HotlineFallback")
+    assert result.ok, result.errors

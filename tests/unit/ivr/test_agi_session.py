@@ -228,3 +228,14 @@ def test_variables_and_leave():
     assert ami.last["Command"] == "ASYNCAGI BREAK"
     s.end()  # AsyncAGIEnd before the BREAK's own result
     assert done == [None] and s.left
+
+
+def test_redirect_moves_channel_over_ami():
+    """redirect sends one AMI Redirect (not an AGI command) and marks the session as left."""
+    s, ami, _ = make()
+    out = run(s.redirect("hotline-fallback", "s", 1))
+    assert out == [None] and s.left
+    assert ami.last == {"Action": "Redirect", "Channel": "PJSIP/anon-00000001",
+                        "Context": "hotline-fallback", "Exten": "s", "Priority": "1"}
+    ami.refuse = AmiActionError("Redirect", "Channel does not exist")
+    assert run(s.redirect("x", "s"))[0].check(CallHungUp)
