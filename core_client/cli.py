@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +27,15 @@ def register(subparsers) -> None:
     ids.add_argument("--seed", type=int, default=demo_data.DEFAULT_SEED)
     ids.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
     ids.set_defaults(func=cmd_identities)
+    srv = sub.add_parser("serve", help="serve a demo core database over the HTTP API "
+                                       "(core_client/openapi.yaml), for trying core = http")
+    srv.add_argument("--db", required=True, help="a demo core database (generated if missing)")
+    srv.add_argument("--key-env", default="HOTLINE_CORE_KEY",
+                     help="environment variable holding the signing key")
+    srv.add_argument("--listen", default="tcp:port=8340:interface=127.0.0.1",
+                     help="Twisted endpoint; port=0 picks a free port")
+    srv.add_argument("--center", default="demo")
+    srv.set_defaults(func=cmd_serve)
 
 
 def register_bench(bench_subparsers) -> None:
@@ -63,6 +74,34 @@ def cmd_identities(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Run the test core server over the real reactor until SIGTERM or SIGINT."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+    from twisted.web.server import Site
+
+    from core_client.embedded import EmbeddedCore
+    from core_client.testing import CoreServer
+
+    key = os.environ.get(args.key_env)
+    if not key:
+        print(f"hotline: environment variable {args.key_env} (the signing key) is not set")
+        return 2
+    server = CoreServer(EmbeddedCore(args.center, args.db, reactor), key, reactor)
+
+    def listening(port) -> None:
+        print(f"core {args.center} listening on port {port.getHost().port}", flush=True)
+
+    def failed(failure) -> None:
+        print(f"hotline: cannot listen: {failure.getErrorMessage()}", flush=True)
+        reactor.stop()
+
+    d = serverFromString(reactor, args.listen).listen(Site(server))
+    d.addCallbacks(listening, failed)
+    reactor.run()
+    return 0
+
+
 def cmd_bench(args) -> int:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-core-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "core.db"
@@ -70,7 +109,21 @@ def cmd_bench(args) -> int:
         if not args.db:
             generated = demo_data.generate(db, args.persons)
         results: dict = {}
-        _run_reactor(lambda reactor: _bench(reactor, db, args, results))
+        key = os.urandom(16).hex()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "core_client.cli", "core", "serve", "--db", str(db),
+             "--listen", "tcp:port=0:interface=127.0.0.1", "--center", "bench"],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "HOTLINE_CORE_KEY": key})
+        try:
+            line = server.stdout.readline()
+            if "listening on port" not in line:
+                raise SystemExit(f"hotline: the core server did not start: {line.strip()}")
+            remote = (int(line.rsplit(" ", 1)[1]), key)
+            _run_reactor(lambda reactor: _bench(reactor, db, args, results, remote))
+        finally:
+            server.terminate()
+            server.wait(10)
     results.update({
         "persons": _persons(db) if args.db else args.persons,
         "generate_seconds": generated["seconds"] if generated else None,
@@ -82,10 +135,12 @@ def cmd_bench(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'backend':<10} {'lookups/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-    for name in ("embedded", "http"):
+    print(f"{'backend':<40} {'lookups/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, label in (("embedded", "embedded (direct, thread pool)"),
+                        ("http", "http (server in the same process)"),
+                        ("http_server_process", "http (server in its own process)")):
         r = results[name]
-        print(f"{name:<10} {r['lookups_per_s']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
+        print(f"{label:<40} {r['lookups_per_s']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
     print(f"written to {out}")
     return 0
 
@@ -118,8 +173,9 @@ def _persons(db: Path) -> int:
         conn.close()
 
 
-async def _bench(reactor, db: Path, args, results: dict) -> None:
-    """Embedded direct, then HTTP through the test server on a loopback port."""
+async def _bench(reactor, db: Path, args, results: dict, remote: tuple[int, str]) -> None:
+    """Embedded direct, then HTTP through the test server on a loopback port: first served
+    by this process's reactor, then by ``hotline core serve`` in its own process."""
     import sqlite3
 
     from core_client.embedded import EmbeddedCore
@@ -140,6 +196,10 @@ async def _bench(reactor, db: Path, args, results: dict) -> None:
         results["http"] = await _measure(reactor, client, ids, args)
     finally:
         await port.stopListening()
+    port_no, remote_key = remote
+    client = HttpCore("bench", f"http://127.0.0.1:{port_no}/hpf/v1", remote_key, reactor,
+                      make_http_client(reactor), timeout=10)
+    results["http_server_process"] = await _measure(reactor, client, ids, args)
 
 
 async def _measure(reactor, core, ids: list[str], args) -> dict:
