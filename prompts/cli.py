@@ -172,8 +172,9 @@ def cmd_rollback(args, config: Config, db: Database) -> int:
     change = db.run_sync(library.rollback, config.prompts.library_dir, args.prompt_id,
                          args.center, args.lang, args.who, time.time(), args.to_version)
     _publish(config)
-    print(f"{args.prompt_id} ({args.center}, {args.lang}): version {change.new_version} "
-          f"installed again, was {change.old_version}")
+    now = f"version {change.new_version}" if change.new_version else "the default version"
+    print(f"{args.prompt_id} ({args.center}, {args.lang}): {now} installed again, "
+          f"was {change.old_version}")
     return 0
 
 

@@ -35,7 +35,7 @@ class Change:
     center: str
     lang: str
     old_version: int | None
-    new_version: int
+    new_version: int | None  # None: a center's override removed, the default plays again
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -83,7 +83,11 @@ def install(session: Session, library_dir: str | Path, prompt_id: str, center: s
 
 def rollback(session: Session, library_dir: str | Path, prompt_id: str, center: str, lang: str,
              who: str, now: float, to_version: int | None = None) -> Change:
-    """Reinstall an earlier version: the one before the current, or ``to_version``."""
+    """Reinstall an earlier version: the one before the current, or ``to_version``.
+
+    A center's first own version has nothing before it: rolling it back removes
+    the override, so the center's callers hear the default again (new version None).
+    """
     current = current_version(session, prompt_id, center, lang)
     if current is None:
         raise LibraryError(f"{prompt_id} ({center}, {lang}) has no installed version")
@@ -92,11 +96,26 @@ def rollback(session: Session, library_dir: str | Path, prompt_id: str, center: 
             PromptVersion.prompt_id == prompt_id, PromptVersion.center == center,
             PromptVersion.lang == lang, PromptVersion.version < current))
         if to_version is None:
+            if center != DEFAULT_CENTER:
+                return _remove_override(session, library_dir, prompt_id, center, lang, current,
+                                        who, now)
             raise LibraryError(f"{prompt_id} ({center}, {lang}) has no version before {current}")
     if _version(session, prompt_id, center, lang, to_version) is None:
         raise LibraryError(f"{prompt_id} ({center}, {lang}) has no version {to_version}")
     return _activate(session, library_dir, prompt_id, center, lang, to_version, "rollback", who,
                      now)
+
+
+def _remove_override(session, library_dir, prompt_id, center, lang, current, who,
+                     now) -> Change:
+    base = current_base(library_dir, center, lang, prompt_id)
+    for ext in EXTENSIONS:
+        if os.path.exists(f"{base}.{ext}"):
+            os.unlink(f"{base}.{ext}")
+    session.delete(session.get(PromptCurrent, (prompt_id, center, lang)))
+    session.add(PromptAudit(at=now, who=who, action="rollback", prompt_id=prompt_id,
+                            center=center, lang=lang, old_version=current, new_version=None))
+    return Change(prompt_id, center, lang, current, None)
 
 
 def _version(session, prompt_id, center, lang, version) -> PromptVersion | None:

@@ -45,6 +45,8 @@ class PromptStore:
 
     def new_recording(self) -> str:
         """A fresh path without extension, on Asterisk's host, for RECORD FILE."""
+        if not self.config.fetch_command:  # a shared mount: make sure the folder exists
+            Path(self.config.recording_dir).mkdir(parents=True, exist_ok=True)
         return str(Path(self.config.recording_dir) / f"rec-{uuid.uuid4().hex}")
 
     async def login(self, number: str, pin: str) -> staff.Login:

@@ -128,3 +128,18 @@ def test_pin_hash_and_lockout(db):
         db.run_sync(staff.add, "12", "X", "2468", 0.0)
     with pytest.raises(staff.StaffError):
         db.run_sync(staff.add, "8002", "X", "12", 0.0)
+
+
+def test_rollback_of_a_centers_first_version_restores_the_default(db, tmp_path):
+    """A center's only version rolled back removes its override: prompt_path falls back."""
+    from prompts.layout import prompt_path
+    lib = tmp_path / "lib"
+    db.run_sync(library.install, lib, "a", "default", "zh", _audio(b"d"), "tts", "t", 1.0)
+    db.run_sync(library.install, lib, "a", "sz", "zh", _audio(b"s"), "phone", "8001", 2.0)
+    assert prompt_path(lib, "sz", "zh", "a") == current_base(lib, "sz", "zh", "a")
+    change = db.run_sync(library.rollback, lib, "a", "sz", "zh", "ops", 3.0)
+    assert (change.old_version, change.new_version) == (1, None)
+    assert prompt_path(lib, "sz", "zh", "a") == current_base(lib, "default", "zh", "a")
+    assert ("a", "sz", "zh") not in db.run_sync(library.installed)
+    last = db.run_sync(library.audit)[-1]
+    assert (last.action, last.old_version, last.new_version) == ("rollback", 1, None)
