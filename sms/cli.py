@@ -128,6 +128,8 @@ def register_bench(bench) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller run")
     p.add_argument("--messages", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/sms.json")
+    p.add_argument("--alerts-core", help="time one alert run over this demo core database")
+    p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
 
     def run(args):
         from sms.bench import main
