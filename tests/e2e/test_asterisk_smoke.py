@@ -229,3 +229,79 @@ def test_leave_transfers_to_agent_queue_and_timeouts_behave(asterisk, tmp_path):
     assert observer.named("QueueCallerJoin")
     assert not observer.named("UserEvent", UserEvent="HotlineFallback")
     assert result.ok, result.errors
+
+
+def test_record_file_hears_caller_audio_into_bind_mounted_folder(asterisk_factory, tmp_path):
+    """Speech played by sipp is recorded by RECORD FILE into a host folder mounted at its own path."""
+    import shutil
+    import subprocess
+
+    from sandbox.sipp import Audio, wav_to_rtp_pcap
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    speech = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "cmn", "-w", str(speech), "您好，欢迎致电住房公积金热线"],
+                   check=True, capture_output=True)
+    pcap = tmp_path / "speech.pcap"
+    ms = wav_to_rtp_pcap(speech, pcap)
+    recordings = tmp_path / "rec"
+    recordings.mkdir()
+    inst = asterisk_factory(bind_mounts=[str(recordings)])
+    instance = inst.variables["instance"]
+    results = []
+
+    async def flow(session):
+        results.append(await session.record_file(str(recordings / "greeting"), "wav", "#",
+                                                  ms + 8000, beep=True))
+
+    async def main(reactor):
+        link = make_link(reactor, inst)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        sipp = SippCall("127.0.0.1", inst.sip_port, "12329",
+                        steps=[Pause(1500), Audio(pcap, ms), Keys("#")], hangup="wait",
+                        workdir=tmp_path / "sipp")
+        sipp.start()
+        result = await wait_sipp(reactor, sipp)
+        dispatcher.stop()
+        await link.stop()
+        return result
+
+    result = run_reactor(main, timeout=60)
+    (rec,) = results
+    assert rec.code == 200 and rec.data == "dtmf" and rec.result == str(ord("#")), rec
+    recorded = recordings / "greeting.wav"
+    assert recorded.exists() and recorded.stat().st_size > 8000 * 2 * (ms / 1000) * 0.5
+    assert result.ok, result.errors
+
+
+def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
+    """Ten simultaneous sipp calls are each driven by their own session and all get 12."""
+    instance = asterisk.variables["instance"]
+    got = []
+
+    async def flow(session):
+        got.append((session.uniqueid, await session.get_data(["beep"], 8000, 4)))
+
+    async def main(reactor):
+        link = make_link(reactor, asterisk)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
+                        steps=[Pause(2000), Keys("12#")], hangup="wait", calls=10, rate=20,
+                        workdir=tmp_path / "sipp")
+        sipp.start()
+        result = await wait_sipp(reactor, sipp)
+        dispatcher.stop()
+        await link.stop()
+        return result
+
+    result = run_reactor(main, timeout=60)
+    assert len({uid for uid, _ in got}) == 10
+    assert all(d == DigitsResult("12", False) for _, d in got), got
+    assert result.ok, result.errors
