@@ -6,8 +6,8 @@ submit_sm_resp, hex message ids in DLRs (decimal in responses), refused binds.
 It counts what it received and accepted per (destination, body), so tests can
 assert that every message was accepted exactly once.
 
-In process: ``SmscFactory(clock, SimConfig(...))`` (memory transports or a real
-port). From the shell: ``python -m sandbox.smsc_sim --port P [--control-port C]``
+In process: ``SmscFactory(clock, SimConfig(...))`` on a real port, or joined to
+the client in memory by ``MemoryEndpoint`` (a test double, like treq's StubTreq). From the shell: ``python -m sandbox.smsc_sim --port P [--control-port C]``
 with a small JSON control API on loopback (GET /stats, POST /config, /mo, /reset).
 """
 from __future__ import annotations
@@ -263,6 +263,40 @@ class SmscFactory(Factory):
         return dict(self.stats, bound_sessions=sum(1 for s in self.sessions if s.mode),
                     distinct_accepted=len(self.accepted), duplicates=duplicates,
                     config=asdict(self.config))
+
+
+class MemoryEndpoint:
+    """A client endpoint joined to an in-process SmscFactory over iosim, for Clock-driven tests.
+
+    Bytes move only when the test calls ``flush()``; ``refuse`` makes the next
+    connection attempts fail like a closed port.
+    """
+
+    def __init__(self, smsc: SmscFactory):
+        self.smsc = smsc
+        self.pumps: list = []
+        self.refuse = False
+        self.attempts = 0
+
+    def connect(self, factory):
+        from twisted.internet.defer import fail, succeed
+        from twisted.internet.error import ConnectionRefusedError
+        from twisted.test import iosim
+
+        self.attempts += 1
+        if self.refuse:
+            return fail(ConnectionRefusedError("smsc_sim memory endpoint refusing"))
+        client = factory.buildProtocol(None)
+        server = self.smsc.buildProtocol(None)
+        self.pumps.append(iosim.connect(server, iosim.makeFakeServer(server), client,
+                                        iosim.makeFakeClient(client), greet=True))
+        return succeed(client)
+
+    def flush(self) -> None:
+        for pump in self.pumps:
+            pump.flush()
+        self.pumps = [p for p in self.pumps
+                      if not (p.clientIO.disconnected and p.serverIO.disconnected)]
 
 
 def _s(value) -> str:

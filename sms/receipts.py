@@ -10,10 +10,11 @@ form (hex vs decimal, leading zeros, case). ``normalise_message_id`` maps both t
 one canonical string, the only form stored and compared:
 
 * ``dec``: the id is a decimal number -> the number in decimal, no leading zeros.
-* ``hex``: the id is a hexadecimal number -> that number in decimal.
+* ``hex``: the id is a hexadecimal number (``0x`` prefix allowed) -> that number
+  in decimal.
 * ``str``: the id is opaque -> itself, stripped of spaces and NULs, case kept.
 * ``auto`` (the default): all digits -> ``dec``; otherwise hex digits with at least
-  one letter a-f -> ``hex``; otherwise ``str``.
+  one letter a-f, or ``0x`` and hex digits -> ``hex``; otherwise ``str``.
 
 ``auto`` cannot tell a hex id made only of digits (``1234`` = 4660) from a decimal
 one; an SMSC known to send hex on one side sets ``message_id_resp`` /
@@ -74,6 +75,8 @@ def normalise_message_id(raw: str | bytes, form: str = "auto") -> str:
     s = raw.strip().strip("\0").strip()
     if not s:
         raise ValueError("empty message id")
+    if form in ("auto", "hex") and s[:2] in ("0x", "0X") and _HEX.fullmatch(s[2:]):
+        s, form = s[2:], "hex"
     if form == "auto":
         if s.isdigit() and s.isascii():
             form = "dec"
