@@ -27,6 +27,7 @@ from core_client.interface import (
     AccountLocked,
     AccountNotFound,
     Balance,
+    CoreUnavailable,
     Detail,
     InvalidIdNumber,
     Loan,
@@ -46,20 +47,31 @@ class EmbeddedCore:
 
     def __init__(self, center: str, path: str | os.PathLike, reactor: Any, pool: Any = None, *,
                  persons: int = demo_data.DEFAULT_PERSONS, seed: int = demo_data.DEFAULT_SEED,
-                 core_attempts: int = 5, core_lock_minutes: int = 24 * 60):
+                 core_attempts: int = 5, core_lock_minutes: int = 24 * 60,
+                 timeout: float = 10.0):
         self.center = center
         self.path = Path(path)
         self._reactor = reactor
         self._pool = pool if pool is not None else reactor.getThreadPool()
         self._persons, self._seed = persons, seed
         self._core_attempts, self._core_lock = core_attempts, core_lock_minutes * 60
+        self.timeout = timeout
         self._local = threading.local()
         self._generate_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _run(self, fn: Callable[..., Any], *args: Any):
-        return deferToThreadPool(self._reactor, self._pool, self._in_thread, fn, *args)
+        """``fn(conn, *args)`` on a pool thread, failing with CoreUnavailable after ``timeout``
+        (a stuck database must not stall a caller; the thread finishes on its own)."""
+
+        def timed_out(_result: Any, timeout: float) -> None:
+            raise CoreUnavailable(f"core {self.center}: demo database did not answer "
+                                  f"within {timeout:g} s")
+
+        d = deferToThreadPool(self._reactor, self._pool, self._in_thread, fn, *args)
+        d.addTimeout(self.timeout, self._reactor, onTimeoutCancel=timed_out)
+        return d
 
     def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -77,8 +89,11 @@ class EmbeddedCore:
                 demo_data.generate(self.path, self._persons, self._seed)
 
     def prepare(self):
-        """Open (and, when missing, generate) the database now rather than on the first call."""
-        return self._run(lambda conn: None)
+        """Open (and, when missing, generate) the database now rather than on the first call.
+
+        No timeout here: generating takes seconds, and nothing waits on it but startup.
+        """
+        return deferToThreadPool(self._reactor, self._pool, self._in_thread, lambda conn: None)
 
     # -- CoreClient -------------------------------------------------------------------------
 

@@ -146,3 +146,33 @@ def _spy(fn, seen):
         seen.append(threading.get_ident())
         return fn(*args)
     return wrapper
+
+
+class StuckPool:
+    """A thread pool whose threads never get to the work (a stuck database)."""
+
+    def __init__(self):
+        self.queued = []
+
+    def callInThreadWithCallback(self, on_result, f, *args, **kwargs):
+        self.queued.append((on_result, f, args))
+
+
+def test_stuck_database_fails_with_core_unavailable_after_the_timeout(demo_path):
+    """A query that gets no answer fails CoreUnavailable after `timeout` on the clock; a late
+    answer is then ignored."""
+    from core_client.interface import CoreUnavailable
+    from tests.unit.core_client.conftest import ThreadedClock
+
+    clock, pool = ThreadedClock(), StuckPool()
+    core = EmbeddedCore("demo", demo_path, clock, pool, timeout=2.5)
+    from twisted.internet.defer import ensureDeferred
+
+    box = []
+    ensureDeferred(core.balance("200000000002")).addBoth(box.append)
+    clock.advance(2.4)
+    assert not box
+    clock.advance(0.1)
+    assert isinstance(box[0].value, CoreUnavailable) and "2.5 s" in str(box[0].value)
+    on_result, f, args = pool.queued[0]
+    on_result(True, None)  # the thread finishes late: nothing breaks
