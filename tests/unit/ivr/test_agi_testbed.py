@@ -1,0 +1,90 @@
+"""The pieces of the Asterisk test bed that need no Asterisk: dialplan rendering, sipp scenarios, pcaps."""
+from __future__ import annotations
+
+import struct
+import wave
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import dialplans
+from sandbox.sipp import Audio, Keys, Pause, SippError, scenario_xml, wav_to_rtp_pcap
+
+
+def test_render_fills_every_placeholder(tmp_path):
+    """Rendering leaves no {{...}} behind and puts the instance name into the AGI call."""
+    written = dialplans.render({"ami_secret": "s", "instance": "node-7", "center": "gz"}, tmp_path)
+    assert {p.name for p in written} >= {"extensions.conf", "manager.conf", "modules.conf",
+                                         "pjsip.conf", "asterisk.conf", "queues.conf"}
+    for path in written:
+        assert "{{" not in path.read_text(), path.name
+    ext = (tmp_path / "extensions.conf").read_text()
+    assert "AGI(agi:async,node-7,ivr,gz)" in ext and "AGI(agi:async,node-7,admin,gz)" in ext
+    assert "autoload = no" in (tmp_path / "modules.conf").read_text()
+
+
+@pytest.mark.parametrize("values,problem", [
+    ({}, "ami_secret is required"),
+    ({"ami_secret": "s", "nonsense": "1"}, "unknown template variables: nonsense"),
+    ({"ami_secret": "s\n[evil]"}, "line break"),
+])
+def test_render_refuses_bad_values(tmp_path, values, problem):
+    """A missing secret, an unknown name or a line break is a TemplateError, nothing written."""
+    with pytest.raises(dialplans.TemplateError, match=problem.replace("[", r"\[")):
+        dialplans.render(values, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_placeholder_has_a_default_or_is_required():
+    """Templates and DEFAULTS agree, so render never meets an unknown placeholder."""
+    assert dialplans.placeholders() == set(dialplans.DEFAULTS) | set(dialplans.REQUIRED)
+
+
+def test_scenario_keys_and_pauses():
+    """Keys become the shipped RFC 2833 pcaps in order, with pauses; the XML is well formed."""
+    text = scenario_xml([Pause(1000), Keys("1*#", gap_ms=500)], hangup="bye", caller="4001")
+    root = ET.fromstring(text.encode())
+    plays = [e.get("play_pcap_audio") for e in root.iter("exec")]
+    assert plays == ["/usr/share/sip-tester/dtmf_2833_1.pcap",
+                     "/usr/share/sip-tester/dtmf_2833_star.pcap",
+                     "/usr/share/sip-tester/dtmf_2833_pound.pcap"]
+    assert [p.get("milliseconds") for p in root.iter("pause")] == ["1000", "500", "500", "500"]
+    assert "BYE sip:[service]" in text and "sip:4001@" in text
+
+
+def test_wait_mode_pauses_accept_the_far_end_bye():
+    """Waiting for the far end's BYE turns every pause into a BYE-or-timeout step."""
+    text = scenario_xml([Pause(800), Keys("2")], hangup="wait", wait_bye_ms=5000)
+    assert text.count('<recv request="BYE" timeout=') == 3
+    assert "<pause" not in text and "[last_Via:]" in text
+
+
+def test_bad_steps_are_refused():
+    """Unknown keys and endings raise SippError."""
+    with pytest.raises(SippError):
+        scenario_xml([Keys("A")])
+    with pytest.raises(SippError):
+        scenario_xml([], hangup="never")
+
+
+def test_wav_to_rtp_pcap(tmp_path):
+    """A 1 s 8 kHz wav becomes 50 RTP packets of 160 u-law bytes, 20 ms apart."""
+    wav = tmp_path / "a.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(struct.pack("<8000h", *([1000, -1000] * 4000)))
+    pcap = tmp_path / "a.pcap"
+    assert wav_to_rtp_pcap(wav, pcap) == 1000
+    data = pcap.read_bytes()
+    assert struct.unpack("<I", data[:4])[0] == 0xA1B2C3D4
+    offset, packets, times = 24, 0, []
+    while offset < len(data):
+        sec, usec, incl, _ = struct.unpack("<IIII", data[offset:offset + 16])
+        frame = data[offset + 16:offset + 16 + incl]
+        assert len(frame) == 14 + 20 + 8 + 12 + 160
+        times.append(sec + usec / 1e6)
+        offset += 16 + incl
+        packets += 1
+    assert packets == 50 and abs(times[1] - times[0] - 0.02) < 1e-6
