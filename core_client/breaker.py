@@ -19,13 +19,14 @@ class CircuitBreaker:
         self.threshold, self.reset_after = threshold, reset_after
         self._failures = 0
         self._opened_at: float | None = None
-        self._trial = False
+        self._trial_at: float | None = None  # when the half-open trial call started
 
     @property
     def state(self) -> str:
         if self._opened_at is None:
             return CLOSED
-        if self._trial or self._clock.seconds() - self._opened_at >= self.reset_after:
+        if self._trial_at is not None or \
+                self._clock.seconds() - self._opened_at >= self.reset_after:
             return HALF_OPEN
         return OPEN
 
@@ -36,16 +37,18 @@ class CircuitBreaker:
             wait = self.reset_after - (self._clock.seconds() - self._opened_at)
             raise CoreUnavailable(f"core circuit open, next trial in {wait:.1f} s")
         if state == HALF_OPEN:
-            if self._trial:
+            now = self._clock.seconds()
+            # A trial that never reported back (a caller gone) must not block the core forever.
+            if self._trial_at is not None and now - self._trial_at < self.reset_after:
                 raise CoreUnavailable("core circuit half-open, a trial call is in flight")
-            self._trial = True
+            self._trial_at = now
 
     def success(self) -> None:
-        self._failures, self._opened_at, self._trial = 0, None, False
+        self._failures, self._opened_at, self._trial_at = 0, None, None
 
     def failure(self) -> None:
         if self._opened_at is not None:  # the half-open trial failed
-            self._opened_at, self._trial = self._clock.seconds(), False
+            self._opened_at, self._trial_at = self._clock.seconds(), None
             return
         self._failures += 1
         if self._failures >= self.threshold:

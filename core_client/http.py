@@ -38,8 +38,8 @@ from core_client.interface import (
 log = Logger(namespace="hotline.core.http")
 
 _NETWORK_ERRORS = (error.ConnectError, error.ConnectionLost, error.ConnectionDone,
-                   error.DNSLookupError, ResponseFailed, ResponseNeverReceived,
-                   RequestTransmissionFailed)
+                   error.DNSLookupError, error.TimeoutError, ResponseFailed,
+                   ResponseNeverReceived, RequestTransmissionFailed)
 
 
 class HttpCore:
@@ -114,7 +114,9 @@ class HttpCore:
                     body: dict | None = None, idempotent: bool = True) -> Any:
         """One operation: breaker first, then attempts with jittered backoff if idempotent."""
         attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             self.breaker.before_call()
             try:
                 result = await self._attempt(op, method, path, query, body)
@@ -135,7 +137,6 @@ class HttpCore:
                 raise
             self.breaker.success()
             return result
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _attempt(self, op: str, method: str, path: str, query: dict | None,
                        body: dict | None) -> Any:

@@ -287,3 +287,18 @@ def test_replay_guard_forgets_old_nonces_but_refuses_stale_requests():
     assert list(guard._seen) == ["b", "c"]
     with pytest.raises(signing.SignatureError):
         check(0, "a", 700)  # its timestamp is stale
+
+
+def test_breaker_trial_that_never_reports_back_does_not_block_forever():
+    """If a half-open trial's caller vanishes, another trial is allowed after reset_after."""
+    clock = ThreadedClock()
+    breaker = CircuitBreaker(clock, threshold=1, reset_after=10)
+    breaker.failure()
+    clock.advance(10)
+    breaker.before_call()  # the trial starts, and its result never comes
+    with pytest.raises(CoreUnavailable):
+        breaker.before_call()
+    clock.advance(10)
+    breaker.before_call()  # a new trial
+    breaker.success()
+    assert breaker.state == CLOSED
