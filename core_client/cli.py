@@ -85,7 +85,8 @@ def cmd_serve(args) -> int:
 
     key = os.environ.get(args.key_env)
     if not key:
-        print(f"hotline: environment variable {args.key_env} (the signing key) is not set")
+        print(f"hotline: environment variable {args.key_env} (the signing key) is not set",
+              file=sys.stderr)
         return 2
     server = CoreServer(EmbeddedCore(args.center, args.db, reactor), key, reactor)
 
@@ -93,7 +94,7 @@ def cmd_serve(args) -> int:
         print(f"core {args.center} listening on port {port.getHost().port}", flush=True)
 
     def failed(failure) -> None:
-        print(f"hotline: cannot listen: {failure.getErrorMessage()}", flush=True)
+        print(f"hotline: cannot listen: {failure.getErrorMessage()}", file=sys.stderr)
         reactor.stop()
 
     d = serverFromString(reactor, args.listen).listen(Site(server))
