@@ -359,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="dialplan template variable (see dialplans/README.md)")
     st = sub.add_parser("stop", help="stop instances started with start")
-    st.add_argument("name", nargs="?", help="instance name (default: all)")
+    st.add_argument("name", nargs="?",
+                    help="instance name (default: every instance this CLI started; never "
+                         "instances owned by a running test session)")
     sub.add_parser("status", help="show the root and its instances")
     r = sub.add_parser("render", help="render dialplans/ for a production Asterisk")
     r.add_argument("--out", type=Path, required=True)
@@ -384,8 +386,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{inst.name}: AMI {inst.endpoint}, SIP udp {inst.address}:{inst.sip_port}, "
                   f"logs {inst.log_dir}")
         elif args.command == "stop":
-            names = [args.name] if args.name else list(_entries(root))
+            names = [args.name] if args.name else [
+                name for name, entry in _entries(root).items() if entry.get("owner") is None]
             for name in names:
+                owner = _entries(root).get(name, {}).get("owner")
+                if owner is not None and _alive(owner):
+                    print(f"{name}: owned by running process {owner}, left alone")
+                    continue
                 print(f"{name}: {'stopped' if stop_by_registry(root, name) else 'not running'}")
         elif args.command == "status":
             print(f"root {root}: {'built' if is_built(root) else 'missing'}")

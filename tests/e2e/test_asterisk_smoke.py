@@ -305,3 +305,28 @@ def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
     assert len({uid for uid, _ in got}) == 10
     assert all(d == DigitsResult("12", False) for _, d in got), got
     assert result.ok, result.errors
+
+
+def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
+    """An Asterisk whose owning process died is stopped and its mounts released by the next start."""
+    import os
+    import socket
+    import subprocess
+
+    from sandbox.asterisk import AsteriskInstance, _alive, _mount_points, cleanup_stale
+    from sandbox.ports import free_port
+    from sandbox.pytest_asterisk import free_udp_block
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    inst = AsteriskInstance(asterisk_root, tmp_path / "crashed", free_port(),
+                            free_port(kind=socket.SOCK_DGRAM), free_udp_block(20), owner=gone.pid)
+    inst.start()
+    pid = inst.process.pid
+    target = str(asterisk_root.resolve()) + str(inst.workdir)
+    assert target in _mount_points()
+    cleanup_stale(asterisk_root)
+    inst.process.wait(10)
+    assert not _alive(pid, "asterisk")
+    assert target not in _mount_points()
+    assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
