@@ -93,14 +93,17 @@ def cmd_serve(args) -> int:
     def listening(port) -> None:
         print(f"core {args.center} listening on port {port.getHost().port}", flush=True)
 
+    exit_code = [0]
+
     def failed(failure) -> None:
         print(f"hotline: cannot listen: {failure.getErrorMessage()}", file=sys.stderr)
+        exit_code[0] = 1
         reactor.stop()
 
     d = serverFromString(reactor, args.listen).listen(Site(server))
     d.addCallbacks(listening, failed)
     reactor.run()
-    return 0
+    return exit_code[0]
 
 
 def cmd_bench(args) -> int:
