@@ -23,7 +23,13 @@ from twisted.logger import Logger
 
 from common.config import CodesConfig
 from common.masking import mask_account, mask_mobile
-from core_client.interface import CodeInvalid, CodeRateLimited, CoreClient, IssuedCode, UnknownCenter
+from core_client.interface import (
+    CodeInvalid,
+    CodeRateLimited,
+    CoreClient,
+    IssuedCode,
+    UnknownCenter,
+)
 from core_client.tables import CoreCode, CoreCodeSender
 
 log = Logger(namespace="hotline.core.codes")

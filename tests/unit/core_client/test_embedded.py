@@ -69,7 +69,7 @@ def test_password_right_wrong_and_core_lock(core, identities, clock):
         resolve(core.verify_password(account_no, "000000"))
     assert e.value.attempts_left == 4
     resolve(core.verify_password(account_no, "123456"))
-    for left in (4, 3, 2, 1):
+    for _ in range(4):
         with pytest.raises(WrongPassword):
             resolve(core.verify_password(account_no, "000000"))
     with pytest.raises(AccountLocked):
