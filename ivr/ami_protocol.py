@@ -129,7 +129,8 @@ class AmiProtocol(Protocol):
             else:
                 pending.result.events.append(message)
             return
-        self._deliver(message)
+        if message.event is not None:
+            self._deliver(message)
 
     def _deliver(self, message: Message) -> None:
         if self.on_event is None:
