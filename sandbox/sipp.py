@@ -83,19 +83,27 @@ class _Pauses:
                 f'next="{GOT_BYE}"/>\n  <label id="{self.label}"/>\n')
 
 
-def render_steps(steps: list[Step], interruptible: bool = False) -> str:
+def render_steps(steps: list[Step], interruptible: bool = False,
+                 background: Path | None = None) -> str:
+    """Steps as sipp XML. With ``background`` (a long silence pcap) the caller sends RTP
+    all the time, as a real phone does, resuming it after every key and audio clip."""
     pause = _Pauses(interruptible)
-    out = []
+    resume = _play(background) if background is not None else ""
+    out = [resume]
     for step in steps:
         if isinstance(step, Pause):
             out.append(pause(step.ms))
         elif isinstance(step, Keys):
             for key in step.digits:
                 out.append(_play(dtmf_pcap(key)))
-                out.append(pause(max(int(step.gap_ms), DTMF_PCAP_MS)))
+                gap = max(int(step.gap_ms), DTMF_PCAP_MS)
+                if background is not None:
+                    out += [pause(DTMF_PCAP_MS), resume]
+                    gap -= DTMF_PCAP_MS
+                if gap > 0:
+                    out.append(pause(gap))
         elif isinstance(step, Audio):
-            out.append(_play(step.pcap))
-            out.append(pause(step.ms))
+            out += [_play(step.pcap), pause(step.ms), resume]
         else:
             raise SippError(f"unknown step {step!r}")
     return "".join(out)
@@ -135,7 +143,7 @@ _WAIT_BYE = """  <recv request="BYE" timeout="{timeout}"/>
 
 
 def scenario_xml(steps: list[Step], hangup: str = "bye", caller: str = "sipp",
-                 wait_bye_ms: int = 30000) -> str:
+                 wait_bye_ms: int = 30000, background: Path | None = None) -> str:
     """The caller scenario with ``steps`` and the chosen ending, as XML text."""
     if not caller.replace("+", "").isalnum():
         raise SippError("caller must be digits or letters")
@@ -146,7 +154,7 @@ def scenario_xml(steps: list[Step], hangup: str = "bye", caller: str = "sipp",
     else:
         raise SippError(f"hangup must be 'bye' or 'wait', not {hangup!r}")
     text = (HERE / "caller.xml").read_text()
-    text = text.replace("  <!--STEPS-->\n", render_steps(steps, hangup == "wait")).replace("  <!--END-->\n", end)
+    text = text.replace("  <!--STEPS-->\n", render_steps(steps, hangup == "wait", background)).replace("  <!--END-->\n", end)
     return text.replace("[caller_name]", caller).replace("[caller_number]", caller)
 
 
@@ -177,6 +185,7 @@ class SippCall:
     timeout_s: float = 60.0
     workdir: Path | None = None
     local_address: str = "127.0.0.1"
+    send_silence: bool = False
     process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -185,7 +194,12 @@ class SippCall:
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="hotline-sipp-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         scenario = self.workdir / "caller.xml"
-        scenario.write_text(scenario_xml(self.steps, self.hangup, self.caller, self.wait_bye_ms))
+        background = None
+        if self.send_silence:
+            background = self.workdir / "silence.pcap"
+            silence_pcap(background, int(self.timeout_s))
+        scenario.write_text(scenario_xml(self.steps, self.hangup, self.caller, self.wait_bye_ms,
+                                         background))
         return ["sipp", f"{self.host}:{self.port}", "-sf", str(scenario), "-s", self.extension,
                 "-i", self.local_address, "-p", str(free_port(self.local_address, kind=socket.SOCK_DGRAM)),
                 "-mi", self.local_address, "-mp", str(_free_media_port(self.local_address)),
@@ -277,7 +291,15 @@ def wav_to_rtp_pcap(wav: Path, pcap: Path) -> int:
     with wave.open(str(source)) as w:
         frames = w.readframes(w.getnframes())
     samples = struct.unpack(f"<{len(frames) // 2}h", frames)
-    payload = bytes(_ulaw(s) for s in samples)
+    return _write_rtp_pcap(bytes(_ulaw(s) for s in samples), pcap)
+
+
+def silence_pcap(pcap: Path, seconds: int) -> int:
+    """A u-law silence RTP pcap of ``seconds`` (the caller's background audio)."""
+    return _write_rtp_pcap(b"\xff" * 8000 * seconds, pcap)
+
+
+def _write_rtp_pcap(payload: bytes, pcap: Path) -> int:
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
     seq, ts, ssrc = 1, 0, 0x1234ABCD

@@ -279,7 +279,7 @@ def test_record_file_hears_caller_audio_into_bind_mounted_folder(asterisk_factor
 
 
 def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
-    """Ten simultaneous sipp calls are each driven by their own session and all get 12."""
+    """Ten simultaneous sipp calls sending background audio, as phones do, each get 12."""
     instance = asterisk.variables["instance"]
     got = []
 
@@ -294,7 +294,7 @@ def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
         await link.when_up()
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
                         steps=[Pause(2000), Keys("12#")], hangup="wait", calls=10, rate=20,
-                        workdir=tmp_path / "sipp")
+                        send_silence=True, workdir=tmp_path / "sipp")
         sipp.start()
         result = await wait_sipp(reactor, sipp)
         dispatcher.stop()

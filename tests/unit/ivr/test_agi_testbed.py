@@ -59,6 +59,17 @@ def test_wait_mode_pauses_accept_the_far_end_bye():
     assert "<pause" not in text and "[last_Via:]" in text
 
 
+def test_background_audio_resumes_after_keys(tmp_path):
+    """With background silence the caller's RTP restarts after each key's DTMF recording."""
+    bg = tmp_path / "silence.pcap"
+    text = scenario_xml([Keys("12", gap_ms=600)], background=bg)
+    root = ET.fromstring(text.encode())
+    plays = [e.get("play_pcap_audio").rsplit("/", 1)[1] for e in root.iter("exec")]
+    assert plays == ["silence.pcap", "dtmf_2833_1.pcap", "silence.pcap", "dtmf_2833_2.pcap",
+                     "silence.pcap"]
+    assert [p.get("milliseconds") for p in root.iter("pause")] == ["200", "400", "200", "400"]
+
+
 def test_bad_steps_are_refused():
     """Unknown keys and endings raise SippError."""
     with pytest.raises(SippError):
