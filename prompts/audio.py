@@ -6,7 +6,8 @@ or a thread (imports from the daemon), never on the reactor.
 Steps: ffmpeg decodes once to 16-bit PCM at the source rate (for the clipping
 check) and to 8 kHz mono (and 16 kHz mono when wideband) with its own
 resampler; pydub then trims silence at both ends and normalises loudness to
-the configured dBFS (the gain is capped so peaks stay below -1 dBFS). Files
+the configured dBFS, with a 10 ms-block peak limiter keeping peaks below -1
+dBFS so a high crest factor does not cost loudness. Files
 are refused, with a message an administrator understands, when they are not
 audio, silent, longer than ``max_seconds`` or clipped.
 """
@@ -140,8 +141,29 @@ def finish(seg8: AudioSegment, seg16: AudioSegment | None, settings: Settings) -
         raise TooLong(f"{len(seg8) / 1000:.1f} s of sound, longer than the "
                       f"{settings.max_seconds:.0f} s allowed")
     gain = settings.loudness_dbfs - seg8.dBFS
-    gain = min(gain, PEAK_CEILING_DBFS - seg8.max_dBFS)
-    return _encode(seg8.apply_gain(gain), seg16, settings, start, end, gain)
+    out = _limited(seg8, gain)
+    for _ in range(3):  # limiting lowers the level a little: raise the gain and redo
+        short = settings.loudness_dbfs - out.dBFS
+        if short < 0.2:
+            break
+        gain += short
+        out = _limited(seg8, gain)
+    return _encode(out, seg16, settings, start, end, gain)
+
+
+def _limited(seg: AudioSegment, gain_db: float) -> AudioSegment:
+    """``seg`` with ``gain_db`` applied, turned down block by block wherever a peak would
+    pass the ceiling (instant attack, ~100 ms release): speech stays clean and loud."""
+    target = 10 ** (gain_db / 20)
+    ceiling = 32767 * 10 ** (PEAK_CEILING_DBFS / 20)
+    block = seg.frame_rate // 100 * 2
+    pcm, out, g = seg.raw_data, [], target
+    for i in range(0, len(pcm), block):
+        chunk = pcm[i:i + block]
+        want = min(target, ceiling / max(audioop.max(chunk, 2), 1))
+        g = want if want < g else g + (want - g) * 0.1
+        out.append(audioop.mul(chunk, 2, g))
+    return seg._spawn(b"".join(out))
 
 
 def _encode(seg8: AudioSegment, seg16: AudioSegment | None, settings: Settings, start: int,
@@ -161,7 +183,7 @@ def _encode(seg8: AudioSegment, seg16: AudioSegment | None, settings: Settings, 
         elif fmt == "sln16":
             if seg16 is None:
                 raise ValueError("sln16 needs the 16 kHz decode")
-            files[fmt] = seg16[start:end].apply_gain(gain).raw_data
+            files[fmt] = _limited(seg16[start:end], gain).raw_data
         elif fmt == "gsm":
             files[fmt] = _gsm(pcm8)
         else:

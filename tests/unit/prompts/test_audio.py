@@ -23,11 +23,13 @@ def _wav_params(data: bytes):
 @pytest.mark.parametrize("name", ["speech.mp3", "stereo44k.wav", "padded.wav"])
 def test_any_input_becomes_8k_mono_normalised_and_trimmed(audio_dir, name):
     """mp3, 44.1 kHz stereo wav and espeak's 22 kHz wav all come out as 8 kHz mono
-    16-bit, at the target loudness, with the half-second silences trimmed."""
+    16-bit, at the target loudness with peaks limited to -1 dBFS, with the
+    half-second silences trimmed."""
     out = process_file(str(audio_dir / name), SETTINGS)
     channels, width, rate, frames = _wav_params(out.files["wav"])
     assert (channels, width, rate) == (1, 2, 8000)
-    assert abs(out.dbfs - SETTINGS.loudness_dbfs) < 1.0
+    assert abs(out.dbfs - SETTINGS.loudness_dbfs) < 0.3
+    assert AudioSegment.from_wav(io.BytesIO(out.files["wav"])).max_dBFS <= -0.99  # limited
     padded = AudioSegment.from_file(audio_dir / "padded.wav")
     assert out.duration < len(padded) / 1000 - 0.7  # most of the 1 s of padding is gone
     assert abs(frames / 8000 - out.duration) < 0.01
