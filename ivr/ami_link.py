@@ -41,8 +41,10 @@ class _AmiFactory(Factory):
         self.link = link
 
     def buildProtocol(self, addr) -> AmiProtocol:
-        return AmiProtocol(self.link.clock, self.link.action_timeout,
-                           on_event=self.link._event, on_lost=self.link._lost)
+        protocol = AmiProtocol(self.link.clock, self.link.action_timeout,
+                               on_event=self.link._event, on_lost=self.link._lost)
+        self.link._connecting = protocol
+        return protocol
 
 
 class AmiLink:
@@ -62,6 +64,7 @@ class AmiLink:
         self._up_callbacks: list[Callable[[], object]] = []
         self._down_callbacks: list[Callable[[], object]] = []
         self.protocol: AmiProtocol | None = None
+        self._connecting: AmiProtocol | None = None  # ClientService connects one at a time
         self._state = LinkState("stopped", clock.seconds(), 0, 0, None)
         self._ever_up = False
         policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay, factor=2.0,
@@ -110,13 +113,15 @@ class AmiLink:
         return self.service.whenConnected()
 
     def _login(self, proxy) -> Deferred:
-        d = proxy.login(self._username, self._secret)
+        protocol = self._connecting
+        assert protocol is not None
+        d = protocol.login(self._username, self._secret)
 
         def ok(_response: Message) -> None:
             reconnect = self._ever_up
             self._ever_up = True
-            self.protocol = proxy._protocol
-            self.protocol.start_keepalive(self.ping_interval)
+            self.protocol = protocol
+            protocol.start_keepalive(self.ping_interval)
             self._set_state("up", reconnect=reconnect)
             for callback in list(self._up_callbacks):
                 self._run(callback)
@@ -124,7 +129,7 @@ class AmiLink:
         def refused(failure: Failure) -> Failure:
             failure.trap(AmiError)
             self._set_state("down", error=str(failure.value), failed=True)
-            proxy.transport.loseConnection()
+            protocol.transport.loseConnection()
             return failure
 
         return d.addCallbacks(ok, refused)
