@@ -330,3 +330,41 @@ def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
     assert not _alive(pid, "asterisk")
     assert target not in _mount_points()
     assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
+
+
+def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tmp_path):
+    """Both daemons see the AsyncAGIStart; only the one named in the dialplan runs its flow."""
+    instance = asterisk.variables["instance"]
+    ran = {"owner": 0, "other": 0}
+
+    def flow_for(name):
+        async def flow(session):
+            ran[name] += 1
+            await session.stream_file("beep")
+        return flow
+
+    async def main(reactor):
+        links, dispatchers = [], []
+        for name, inst_name in (("owner", instance), ("other", "someone-else")):
+            link = make_link(reactor, asterisk)
+            dispatcher = CallDispatcher(link, inst_name, flow_for(name), reactor,
+                                        heartbeat_interval=2)
+            dispatcher.start()
+            link.start()
+            links.append(link)
+            dispatchers.append(dispatcher)
+        for link in links:
+            await link.when_up()
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329", steps=[Pause(3000)],
+                        hangup="wait", wait_bye_ms=10000, workdir=tmp_path / "sipp")
+        sipp.start()
+        result = await wait_sipp(reactor, sipp)
+        for dispatcher, link in zip(dispatchers, links):
+            dispatcher.stop()
+            await link.stop()
+        return result, [dict(d.stats) for d in dispatchers]
+
+    result, (owner, other) = run_reactor(main, timeout=60)
+    assert ran == {"owner": 1, "other": 0}
+    assert owner["completed"] == 1 and other["foreign"] == 1 and not other.get("started")
+    assert result.ok, result.errors
