@@ -6,7 +6,6 @@ recording, with ``--who`` (default: the login name) as the author.
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import shutil
