@@ -5,7 +5,6 @@
 # and the default Mandarin prompts. Run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT_DIR=$(pwd)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -49,7 +48,4 @@ fi
 
 echo "setup: Asterisk root (cached outside the repository)"
 .venv/bin/python -m sandbox.asterisk build
-
-echo "setup: default prompts"
-.venv/bin/hotline prompts build-defaults --library "${HOTLINE_PROMPTS_DIR:-$ROOT_DIR/var/prompts}"
 echo "setup: done"
