@@ -70,10 +70,8 @@ def install(session: Session, library_dir: str | Path, prompt_id: str, center: s
     version = (last or 0) + 1
     folder = version_dir(library_dir, center, lang, prompt_id)
     for ext, data in processed.files.items():
-        target = os.path.join(folder, f"{version}.{ext}")
-        if os.path.exists(target):  # left by an install whose transaction failed
-            os.unlink(target)
-        write_atomic(target, data)
+        # replaces a file an install whose transaction failed may have left
+        write_atomic(os.path.join(folder, f"{version}.{ext}"), data)
     session.add(PromptVersion(
         prompt_id=prompt_id, center=center, lang=lang, version=version, source=source, who=who,
         created_at=now, sha256=processed.sha256, duration=processed.duration,

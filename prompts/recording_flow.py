@@ -70,7 +70,7 @@ class _Call:
     async def ask(self, prompt_id: str, max_digits: int) -> str:
         result = await self.session.get_data(self.paths(prompt_id), DIGIT_TIMEOUT_MS,
                                              max_digits)
-        return "" if result.timed_out and not result.digits else (result.digits or "")
+        return result.digits or ""
 
 
 async def record_by_phone(session: Any, store: Store, catalog: Catalog, center: str,

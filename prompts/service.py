@@ -1,7 +1,7 @@
 """The daemon's door to the prompt library: audio work in threads, rows via Database.run.
 
-The recording flow talks only to this object, so its tests use a fake with
-the same four coroutines (login, fetch, install, discard) and ``path``.
+The recording flow talks only to this object (``recording_flow.Store``), so
+its tests use a fake with the same methods.
 """
 from __future__ import annotations
 
