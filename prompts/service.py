@@ -127,3 +127,11 @@ class AdminCalls:
                                         centers[code].languages, pc.max_seconds,
                                         pc.silence_seconds)
         return f"admin: {len(changes)} installed"
+
+
+def with_admin_calls(flow, admin: AdminCalls):
+    """One dispatcher flow for both extensions: administrators' calls go to ``admin``,
+    every other call to ``flow`` (the IVR's CallHandler)."""
+    async def route(session: Any) -> Any:
+        return await (admin if AdminCalls.wants(session) else flow)(session)
+    return route

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from prompts import library, staff
 from prompts.audio import Silent
 from prompts.config import PromptsConfig
-from prompts.service import AdminCalls, PromptStore
+from prompts.service import AdminCalls, PromptStore, with_admin_calls
 from storage.db import Database
 
 from .conftest import make_audio
@@ -75,7 +75,8 @@ class PromptStoreTest(TestCase):
         return d.addCallback(self.assertEqual, {})
 
     def test_admin_calls_routes_and_installs(self):
-        """AdminCalls takes calls whose second AGI argument is 'admin', for their center."""
+        """Calls whose second AGI argument is 'admin' go to AdminCalls (for their center),
+        the others to the IVR flow."""
         self.db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
         config = _Config(dataclasses.replace(self.config, fetch_command=""),
                          {"sz": _Center(("zh",))})
@@ -86,7 +87,12 @@ class PromptStoreTest(TestCase):
         caller = FakeSession([])
         caller.args = ["hotline-1", "ivr", "sz"]
         self.assertFalse(AdminCalls.wants(caller))
-        d = Deferred.fromCoroutine(handler(session))
+        async def ivr(session):
+            return "ivr"
+
+        route = with_admin_calls(ivr, handler)
+        self.assertEqual(self.successResultOf(Deferred.fromCoroutine(route(caller))), "ivr")
+        d = Deferred.fromCoroutine(route(session))
         d.addCallback(self.assertEqual, "admin: 1 installed")
         d.addCallback(lambda _: self.db.run(library.audit))
         return d.addCallback(lambda rows: self.assertEqual(
