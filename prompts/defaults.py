@@ -27,7 +27,7 @@ WHO = "build-defaults"
 
 
 class SynthesisError(Exception):
-    """espeak-ng failed for one prompt."""
+    """espeak-ng failed for one prompt, or its output was refused (the text names it)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,10 @@ def synthesise(job: Job, settings: audio.Settings) -> tuple[Job, audio.Processed
         if result.returncode != 0:
             raise SynthesisError(f"{job.prompt_id} ({job.lang}): espeak-ng exited "
                                  f"{result.returncode}: {result.stderr.decode()[-200:]}")
-        return job, audio.process_file(wav, settings)
+        try:
+            return job, audio.process_file(wav, settings)
+        except audio.AudioRejected as e:
+            raise SynthesisError(f"{job.prompt_id} ({job.lang}): {e}") from None
 
 
 def pending(session: Session, library_dir: str | Path, catalog: Catalog,
