@@ -76,6 +76,8 @@ def format_command(verb: str, *args: str) -> str:
     return " ".join([verb, *(quote(str(a)) for a in args)])
 
 
+DIGITS_VARIABLE = "HOTLINE_DIGITS"
+OWNER_VARIABLE = "HOTLINE_AGI"  # the dialplan names the driving daemon here while AGI runs
 _APP = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()]*$")
 
@@ -280,31 +282,49 @@ class AgiSession:
             return None
         return chr(code) if code > 0 else None
 
-    async def _set_timeouts(self, response_s: float | None, digit_s: float | None) -> None:
-        if response_s is not None and response_s != self._response_timeout_s:
-            await self.set_variable("TIMEOUT(response)", f"{response_s:g}")
+    async def _ami(self, name: str, headers: dict[str, str]) -> Message:
+        """An AMI action on this channel that does not queue behind the running AGI command."""
+        try:
+            return await self.ami.action(name, {"Channel": self.channel, **headers})
+        except AmiActionError as e:
+            raise CallHungUp(f"{self.channel}: {e.message}") from None
+        except AmiError as e:
+            raise AgiLinkLost(str(e)) from None
+
+    async def _set_timeouts(self, response_s: float, digit_s: float | None) -> None:
+        if response_s != self._response_timeout_s:
+            await self._ami("Setvar", {"Variable": "TIMEOUT(response)", "Value": f"{response_s:g}"})
             self._response_timeout_s = response_s
         if digit_s is not None and digit_s != self._digit_timeout_s:
-            await self.set_variable("TIMEOUT(digit)", f"{digit_s:g}")
+            await self._ami("Setvar", {"Variable": "TIMEOUT(digit)", "Value": f"{digit_s:g}"})
             self._digit_timeout_s = digit_s
 
     async def get_data(self, prompts: list[str], timeout_ms: int, max_digits: int,
                        inter_digit_ms: int | None = None) -> DigitsResult:
-        """Play ``prompts`` with barge-in and collect up to ``max_digits`` in one GET DATA.
+        """Play ``prompts`` with barge-in on all of them and collect up to ``max_digits``.
 
         res_agi drops DTMF between commands, so prompts and collection must be one
-        command. ``timeout_ms`` waits for the first digit, the channel's
-        TIMEOUT(digit) (or ``inter_digit_ms``) between digits; ``#`` ends input.
+        command. AGI GET DATA plays a single file (seen on 22.10: ``a&b`` "does not
+        exist") and ties the first-digit to the inter-digit timeout, so this runs
+        the Read application: ``timeout_ms`` waits for the first digit after the
+        last prompt (TIMEOUT(response)), ``inter_digit_ms`` or the channel's
+        TIMEOUT(digit) between digits, ``#`` ends input. Timeouts and the result
+        travel as AMI Setvar/Getvar, which do not wait behind AGI commands.
         """
-        await self._set_timeouts(timeout_ms / 1000, inter_digit_ms / 1000 if inter_digit_ms else None)
-        prompt = "&".join(prompts) if prompts else "silence/1"
-        result = await self.run("GET DATA", prompt, "0", str(max_digits),
-                                timeout=self.command_timeout + timeout_ms / 1000)
+        await self._set_timeouts(timeout_ms / 1000,
+                                 inter_digit_ms / 1000 if inter_digit_ms else None)
+        result = await self.exec("Read", DIGITS_VARIABLE, "&".join(prompts),
+                                 str(max_digits), "", "1", "")
         if result.result == "-1":
-            if self.ended:
-                raise CallHungUp(f"{self.channel} hung up")
-            return DigitsResult("", True)
-        return DigitsResult(result.result or "", result.timed_out)
+            raise CallHungUp(f"{self.channel} hung up during input")
+        digits = (await self._ami("Getvar", {"Variable": DIGITS_VARIABLE})).get("Value") or ""
+        status = (await self._ami("Getvar", {"Variable": "READSTATUS"})).get("Value") or ""
+        await self._ami("Setvar", {"Variable": DIGITS_VARIABLE, "Value": ""})  # may be a password
+        if status == "HANGUP":
+            raise CallHungUp(f"{self.channel} hung up during input")
+        if status not in ("OK", "TIMEOUT"):
+            raise AgiCommandFailed(f"Read ended with status {status or 'unknown'}")
+        return DigitsResult(digits, status == "TIMEOUT")
 
     async def play(self, prompts: list[str]) -> None:
         """Play files without barge-in (``EXEC Playback f1&f2``)."""
@@ -350,20 +370,16 @@ class AgiSession:
     async def redirect(self, context: str, exten: str, priority: int | str = 1) -> None:
         """Move the channel now with AMI Redirect, interrupting a running command.
 
-        For recovery: a command queued behind a running GET DATA or Playback
-        would wait for it, a Redirect does not.
+        For recovery: a command queued behind a running Read or Playback would
+        wait for it, a Redirect does not.
         """
-        try:
-            await self.ami.action("Redirect", {"Channel": self.channel, "Context": context,
-                                               "Exten": exten, "Priority": str(priority)})
-        except AmiActionError as e:
-            raise CallHungUp(f"{self.channel}: {e.message}") from None
-        except AmiError as e:
-            raise AgiLinkLost(str(e)) from None
+        await self._ami("Setvar", {"Variable": OWNER_VARIABLE, "Value": ""})
+        await self._ami("Redirect", {"Context": context, "Exten": exten, "Priority": str(priority)})
         self.left = True
 
     async def leave(self, context: str, exten: str, priority: int | str = 1) -> None:
         """Continue in the dialplan at context,exten,priority and end AsyncAGI."""
+        await self._ami("Setvar", {"Variable": OWNER_VARIABLE, "Value": ""})
         await self.exec("Goto", context, exten, str(priority))
         self.left = True
         try:

@@ -23,7 +23,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.masking import mask_text
-from ivr.agi import AgiError, AgiLinkLost, AgiSession, CallHungUp, env_args, parse_env
+from ivr.agi import (OWNER_VARIABLE, AgiError, AgiLinkLost, AgiSession, CallHungUp, env_args,
+                     parse_env)
 from ivr.ami_codec import Message
 from ivr.ami_link import AmiLink
 from ivr.ami_protocol import AmiError, ListResult
@@ -213,23 +214,35 @@ class CallDispatcher:
         failure.trap(AmiError)
         self.log.warn("could not list channels for recovery: {why}", why=str(failure.value))
 
+    def _agi_args(self, channel: Message) -> list[str] | None:
+        """This channel's AsyncAGI arguments if it is in this instance's AGI, else None.
+
+        While AGI runs an application (Read, Playback) the channel shows that
+        application, so the dialplan's HOTLINE_AGI channel variable (sent as
+        ChanVariable, see manager.conf channelvars) is the first witness.
+        """
+        marker = f"{OWNER_VARIABLE}={self.instance}"
+        if marker in [v.strip() for v in channel.get_all("ChanVariable")]:
+            data = (channel.get("ApplicationData") or "").split(",")
+            if data[0].strip() == "agi:async":
+                return [a.strip() for a in data[1:]]
+            return [self.instance]
+        if (channel.get("Application") or "").upper() == "AGI":
+            data = (channel.get("ApplicationData") or "").split(",")
+            args = [a.strip() for a in data[1:]]
+            if data[0].strip() == "agi:async" and self._owns(args):
+                return args
+        return None
+
     def orphans(self, listing: ListResult) -> list[Message]:
         """Channels in this instance's AsyncAGI with no live session here."""
-        found = []
-        for channel in listing.events:
-            if (channel.get("Application") or "").upper() != "AGI":
-                continue
-            data = (channel.get("ApplicationData") or "").split(",")
-            if data[0].strip() != "agi:async" or not self._owns([a.strip() for a in data[1:]]):
-                continue
-            if (channel.get("Uniqueid") or "") in self.sessions:
-                continue
-            found.append(channel)
-        return found
+        return [channel for channel in listing.events
+                if self._agi_args(channel) is not None
+                and (channel.get("Uniqueid") or "") not in self.sessions]
 
     def _recover_orphans(self, listing: ListResult) -> None:
         for channel in self.orphans(listing):
-            data = [a.strip() for a in (channel.get("ApplicationData") or "").split(",")[1:]]
+            data = self._agi_args(channel) or [self.instance]
             env = {"agi_channel": channel.get("Channel") or "",
                    "agi_uniqueid": channel.get("Uniqueid") or "",
                    "agi_callerid": channel.get("CallerIDNum") or "",

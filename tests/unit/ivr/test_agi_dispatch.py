@@ -41,6 +41,9 @@ class FakeLink:
         if not self.is_up:
             return fail(AmiConnectionLost("down"))
         self.actions.append({"Action": name, **(headers or {})})
+        if name == "Getvar":
+            value = {"HOTLINE_DIGITS": "12", "READSTATUS": "OK"}.get(headers["Variable"], "")
+            return succeed(Message([("Response", "Success"), ("Value", value)]))
         return succeed(Message([("Response", "Success")]))
 
     def list_action(self, name, headers=None, timeout=None):
@@ -115,8 +118,7 @@ def test_flow_completes_then_call_is_hung_up():
 
     d = make(link, "n", flow)
     start(link, "2.1", "n")
-    result(link, "2.1", "200 result=1\n")  # TIMEOUT(response)
-    result(link, "2.1", "200 result=12\n")
+    result(link, "2.1", "200 result=0\n")  # the Read
     assert got[0].digits == "12"
     assert link.agi()[-1]["Command"] == "HANGUP"
     result(link, "2.1", "200 result=1\n")
@@ -202,6 +204,27 @@ def test_live_session_is_not_recovered():
         ("Event", "CoreShowChannel"), ("Channel", "PJSIP/c-6.1"), ("Uniqueid", "6.1"),
         ("Application", "AGI"), ("ApplicationData", "agi:async,n,ivr,gz")])])
     assert d.orphans(listing) == []
+
+
+def test_orphan_running_an_application_found_by_channel_variable():
+    """A channel whose AGI is running Read shows Application Read; HOTLINE_AGI still names it."""
+    link = FakeLink()
+
+    async def flow(session):
+        await session.play(["x"])
+
+    d = make(link, "n", flow)
+    listing = ListResult(Message([]), [
+        Message([("Event", "CoreShowChannel"), ("Channel", "PJSIP/c-9.1"), ("Uniqueid", "9.1"),
+                 ("Application", "Read"), ("ApplicationData", "HOTLINE_DIGITS,menu,4,,1,"),
+                 ("ChanVariable", "HOTLINE_AGI=n")]),
+        Message([("Event", "CoreShowChannel"), ("Channel", "PJSIP/c-9.2"), ("Uniqueid", "9.2"),
+                 ("Application", "Queue"), ("ApplicationData", "hotline-agents"),
+                 ("ChanVariable", "HOTLINE_AGI=")]),
+        Message([("Event", "CoreShowChannel"), ("Channel", "PJSIP/c-9.3"), ("Uniqueid", "9.3"),
+                 ("Application", "Read"), ("ChanVariable", "HOTLINE_AGI=other")]),
+    ])
+    assert [m.get("Uniqueid") for m in d.orphans(listing)] == ["9.1"]
 
 
 def test_crashing_flow_sends_caller_to_fallback():

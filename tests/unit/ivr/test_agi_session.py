@@ -20,12 +20,20 @@ class FakeAmi:
     def __init__(self):
         self.actions: list[dict] = []
         self.refuse: Exception | None = None
+        self.vars: dict[str, str] = {}
 
     def action(self, name, headers=None, variables=None, timeout=None):
         self.actions.append({"Action": name, **(headers or {})})
         if self.refuse is not None:
             return fail(self.refuse)
+        if name == "Getvar":
+            value = self.vars.get(headers["Variable"], "")
+            return succeed(Message([("Response", "Success"), ("Variable", headers["Variable"]),
+                                    ("Value", value)]))
         return succeed(Message([("Response", "Success"), ("Message", "Added AGI command to queue")]))
+
+    def agi(self):
+        return [a for a in self.actions if a["Action"] == "AGI"]
 
     @property
     def last(self):
@@ -55,7 +63,7 @@ def run(coro):
 
 
 def answer(session, ami, result_text):
-    cid = ami.last["CommandID"]
+    cid = ami.agi()[-1]["CommandID"]
     session.handle_exec(Message([("Event", "AsyncAGIExec"), ("CommandId", cid),
                                  ("Result", urlquote(result_text))]))
 
@@ -119,27 +127,48 @@ def test_newlines_rejected(evil):
         format_command("STREAM FILE", evil, "")
 
 
-def test_get_data_joins_prompts_and_parses_digits():
-    """get_data sends one GET DATA with prompts joined by & and returns the digits."""
+def test_get_data_runs_read_with_barge_in_over_all_prompts():
+    """get_data sets the first-digit timeout over AMI, runs one Read over all prompts,
+    fetches digits and status over AMI and clears the digits variable."""
     s, ami, _ = make()
+    ami.vars = {"HOTLINE_DIGITS": "12", "READSTATUS": "OK"}
     out = run(s.get_data(["welcome", "menu"], 5000, 4))
-    assert ami.last["Command"] == 'SET VARIABLE "TIMEOUT(response)" "5"'
-    answer(s, ami, "200 result=1\n")
-    assert ami.last["Command"] == 'GET DATA "welcome&menu" "0" "4"'
-    answer(s, ami, "200 result=12\n")
+    assert ami.actions[0] == {"Action": "Setvar", "Channel": s.channel,
+                              "Variable": "TIMEOUT(response)", "Value": "5"}
+    assert ami.last["Command"] == 'EXEC "Read" "HOTLINE_DIGITS,welcome&menu,4,,1,"'
+    answer(s, ami, "200 result=0\n")
     assert out == [DigitsResult("12", False)]
+    assert [a["Action"] for a in ami.actions[-3:]] == ["Getvar", "Getvar", "Setvar"]
+    assert ami.last == {"Action": "Setvar", "Channel": s.channel, "Variable": "HOTLINE_DIGITS",
+                        "Value": ""}
 
 
 def test_get_data_timeout_and_cached_timeouts():
-    """A (timeout) result is reported; an unchanged first-digit timeout is not set again."""
+    """READSTATUS TIMEOUT means the caller stopped typing; unchanged timeouts are not resent."""
+    s, ami, _ = make()
+    ami.vars = {"HOTLINE_DIGITS": "", "READSTATUS": "TIMEOUT"}
+    out = run(s.get_data(["a"], 3000, 1, inter_digit_ms=1500))
+    assert [a.get("Variable") for a in ami.actions] == ["TIMEOUT(response)", "TIMEOUT(digit)", None]
+    answer(s, ami, "200 result=0\n")
+    ami.vars = {"HOTLINE_DIGITS": "7", "READSTATUS": "TIMEOUT"}
+    before = len(ami.actions)
+    out2 = run(s.get_data(["b"], 3000, 2, inter_digit_ms=1500))
+    assert ami.actions[before]["Action"] == "AGI"
+    answer(s, ami, "200 result=0\n")
+    assert out == [DigitsResult("", True)] and out2 == [DigitsResult("7", True)]
+
+
+def test_get_data_hangup():
+    """A Read ended by hangup (result -1 or READSTATUS HANGUP) raises CallHungUp."""
     s, ami, _ = make()
     out = run(s.get_data(["a"], 3000, 1))
-    answer(s, ami, "200 result=1\n")
-    answer(s, ami, "200 result= (timeout)\n")
-    out2 = run(s.get_data(["b"], 3000, 1))
-    assert ami.last["Command"].startswith("GET DATA")
-    answer(s, ami, "200 result=7 (timeout)\n")
-    assert out == [DigitsResult("", True)] and out2 == [DigitsResult("7", True)]
+    answer(s, ami, "200 result=-1\n")
+    assert out[0].check(CallHungUp)
+    s2, ami2, _ = make()
+    ami2.vars = {"READSTATUS": "HANGUP"}
+    out = run(s2.get_data(["a"], 3000, 1))
+    answer(s2, ami2, "200 result=0\n")
+    assert out[0].check(CallHungUp)
 
 
 def test_matching_by_command_id_ignores_others():
@@ -239,3 +268,5 @@ def test_redirect_moves_channel_over_ami():
                         "Context": "hotline-fallback", "Exten": "s", "Priority": "1"}
     ami.refuse = AmiActionError("Redirect", "Channel does not exist")
     assert run(s.redirect("x", "s"))[0].check(CallHungUp)
+    ami.refuse = AmiConnectionLost("down")
+    assert run(s.redirect("x", "s"))[0].check(AgiLinkLost)
