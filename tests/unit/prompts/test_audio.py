@@ -73,3 +73,9 @@ def test_missing_file_is_not_audio(tmp_path):
     """A path that does not exist is reported as unreadable, not as a crash."""
     with pytest.raises(NotAudio):
         process_file(str(tmp_path / "nope.mp3"), SETTINGS)
+
+
+def test_gsm_is_written_when_configured(audio_dir):
+    """gsm (33-byte frames per 20 ms) is made by sox from the processed 8 kHz audio."""
+    out = process_file(str(audio_dir / "padded.wav"), Settings(("gsm",), -20.0, 60))
+    assert abs(len(out.files["gsm"]) / 33 * 0.02 - out.duration) < 0.05
