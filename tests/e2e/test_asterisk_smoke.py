@@ -368,3 +368,42 @@ def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tm
     assert ran == {"owner": 1, "other": 0}
     assert owner["completed"] == 1 and other["foreign"] == 1 and not other.get("started")
     assert result.ok, result.errors
+
+
+def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, tmp_path):
+    """A key during the first of two prompts ends both; the first-digit and inter-digit
+    timeouts are separate (silence waits timeout_ms, a pause after a key inter_digit_ms)."""
+    instance = asterisk.variables["instance"]
+    got = []
+
+    async def timed(session, *args, **kw):
+        t0 = session.clock.seconds()
+        result = await session.get_data(*args, **kw)
+        got.append((result, session.clock.seconds() - t0))
+
+    async def flow(session):
+        await timed(session, ["all-circuits-busy-now", "beep"], 3000, 1)   # 1.8 s + 0.25 s
+        await timed(session, ["beep"], 2500, 4, inter_digit_ms=1000)      # silence
+        await timed(session, ["beep"], 6000, 4, inter_digit_ms=1000)      # one key, then pause
+
+    async def main(reactor):
+        link = make_link(reactor, asterisk)
+        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
+        dispatcher.start()
+        link.start()
+        await link.when_up()
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
+                        steps=[Pause(1500), Keys("5"), Pause(3200), Keys("8"), Pause(6000)],
+                        hangup="wait", send_silence=True, workdir=tmp_path / "sipp")
+        sipp.start()
+        result = await wait_sipp(reactor, sipp)
+        dispatcher.stop()
+        await link.stop()
+        return result
+
+    result = run_reactor(main, timeout=60)
+    (first, t1), (second, t2), (third, t3) = got
+    assert first == DigitsResult("5", False) and t1 < 1.75     # ended inside the first prompt
+    assert second == DigitsResult("", True) and 2.4 < t2 < 3.6
+    assert third == DigitsResult("8", True) and t3 < 4.0       # 1 s after the key, not 6 s
+    assert result.ok, result.errors
