@@ -1,9 +1,10 @@
 """Runs a center's menu (``ivr.menu``) against one call's AGI session.
 
 The engine is the only place that walks the node graph: menus collect one key
-per GET DATA (prompts and collection in one command, since DTMF pressed between
-AGI commands is lost), actions run a flow from ``ivr.flows``, and a flow's
-reading is carried into the next menu's GET DATA so the caller can barge in.
+per ``get_data`` (prompts and collection in one command, since DTMF pressed
+between AGI commands is lost), actions run a flow from ``ivr.flows``, and a
+flow's reading is carried into the next menu's ``get_data`` so the caller can
+key the next choice while still hearing it.
 ``run_call`` wraps a call: the record is opened first and always closed, also
 when the caller hangs up mid-prompt (``CallHungUp``) or a flow fails.
 """
@@ -101,9 +102,6 @@ class Engine:
                 return node.on_failures, ()
 
     async def _ask(self, ctx: CallContext, node: Node, prompts: tuple[str, ...]) -> str:
-        if not node.barge_in and len(prompts) > 1:
-            await ctx.say(prompts[:-1])  # must be heard; keys count from the last prompt on
-            prompts = prompts[-1:]
         result = await ctx.get_data(prompts, node.first_digit_timeout, node.inter_digit_timeout,
                                     node.max_digits)
         return result.digits or ""

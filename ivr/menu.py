@@ -6,11 +6,12 @@ is reported at load as ``FILE: node 'NAME': what is wrong``.
 
 Node kinds:
 
-* ``menu``: prompts collected in one GET DATA (barge-in), keys to other nodes;
+* ``menu``: prompts said with barge-in, keys to other nodes;
   ``*`` repeats, the back key returns to the previous menu, the main key to the
   main menu; invalid keys and silence re-prompt with their own wording, and after
   ``max_failures`` the call goes to ``on_failures`` (an agent or goodbye node).
-* ``notice``: a recorded notice, by default not interruptible, then ``next``.
+* ``notice``: a recorded notice, not interruptible unless ``barge_in = true``,
+  then ``next``.
 * ``language``: switches the channel language, then ``next``.
 * ``action``: runs a flow (balance, transfer, ...), then ``next``.
 
@@ -88,7 +89,7 @@ class Node:
     next: str | None = None
     flow: str | None = None
     lang: str | None = None
-    barge_in: bool = True
+    barge_in: bool = False
     max_digits: int = 1
     first_digit_timeout: float = 5.0
     inter_digit_timeout: float = 3.0
@@ -240,13 +241,16 @@ def parse(data: dict, source: str, flows: set[str]) -> Menu:
     inputs = {}
     for name in INPUTS:
         r = _Reader(source, f"input {name!r}", raw_inputs.get(name, {}), _INPUT_KEYS)
+        if "prompts" in r.table and not r.table["prompts"]:
+            raise r.error("prompts may not be empty")
         inputs[name] = Input(
             prompts=r.prompts("prompts", (f"ivr/enter-{name.replace('_', '-')}",)),
             invalid_prompts=r.prompts("invalid_prompts", (f"ivr/invalid-{name.replace('_', '-')}",)),
             silence_prompts=r.prompts("silence_prompts", defaults["silence_prompts"]),
             first_digit_timeout=r.seconds("first_digit_timeout", 8.0),
             inter_digit_timeout=r.seconds("inter_digit_timeout", 4.0),
-            max_digits=r.count("max_digits", 18 if name == "id" else 6 if "password" in name
+            # Room for the closing #: a # left over would end the next input empty.
+            max_digits=r.count("max_digits", 19 if name == "id" else 7 if "password" in name
                                else 1, 1, 32),
             max_failures=r.count("max_failures", 3, 1, 10),
         )
@@ -285,9 +289,11 @@ def _node(source: str, name: str, raw: Any, defaults: dict, flows: set[str]) -> 
         raise r.error(f"a {kind} node needs next")
     if kind != "menu" and keys:
         raise r.error("only menus have keys")
+    if kind != "notice" and "barge_in" in r.table:
+        raise r.error("barge_in applies to notices (menus always take keys over their prompts)")
     return Node(
         name=name, kind=kind, prompts=prompts, keys=dict(keys), next=nxt, flow=flow, lang=lang,
-        barge_in=r.get("barge_in", bool, kind != "notice"),
+        barge_in=r.get("barge_in", bool, False),
         max_digits=max_digits,
         first_digit_timeout=r.seconds("first_digit_timeout", defaults["first_digit_timeout"]),
         inter_digit_timeout=r.seconds("inter_digit_timeout", defaults["inter_digit_timeout"]),

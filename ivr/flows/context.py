@@ -13,6 +13,22 @@ from ivr.records import CallRecord
 Notifier = Callable[[str, str], Awaitable[None]]
 
 DIGITS_ALL = "0123456789*#"
+# Room for the '&'-joined files of one Playback or Read within an AMI "Command:" line
+# (Asterisk's manager input buffer is 1024 bytes), with the command's other words.
+PROMPT_CHARS = 900
+
+
+def chunk_files(files: list[str], limit: int) -> list[list[str]]:
+    """Consecutive files grouped so each group, '&'-joined, stays within ``limit`` chars."""
+    chunks: list[list[str]] = []
+    size = 0
+    for f in files:
+        if not chunks or size + 1 + len(f) > limit:
+            chunks.append([])
+            size = -1
+        chunks[-1].append(f)
+        size += 1 + len(f)
+    return chunks
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class CallContext:
     clock: object  # IReactorTime
     record: CallRecord
     notifier: Notifier | None = None
-    agent_context: str = "hotline-agents"
+    agent_context: str = "hotline-queue"
     agent_exten: str = "s"
     tz: dt.tzinfo | None = None  # None: the host's local time
     # Prompt id and language to the file Asterisk plays (prompts.layout.prompt_path);
@@ -79,14 +95,27 @@ class CallContext:
 
     async def say(self, prompts: tuple[str, ...] | list[str]) -> None:
         """Prompts that must be heard whole (no barge-in)."""
-        if prompts:
-            await self.session.play([self.resolve(p, self.lang) for p in prompts])
+        await self._play([self.resolve(p, self.lang) for p in prompts])
+
+    async def _play(self, files: list[str]) -> None:
+        """One Playback per run of files that fits an AMI line, so a long reading (three
+        deposits) is split rather than refused."""
+        for chunk in chunk_files(files, PROMPT_CHARS):
+            await self.session.play(chunk)
 
     async def get_data(self, prompts: tuple[str, ...] | list[str], first_digit_timeout: float,
                        inter_digit_timeout: float, max_digits: int):
-        """Prompts and key collection in one GET DATA: keys barge in over all of them."""
-        return await self.session.get_data([self.resolve(p, self.lang) for p in prompts],
-                                           int(first_digit_timeout * 1000), max_digits,
+        """Say ``prompts`` and collect keys, with barge-in over the prompts.
+
+        A prompt list too long for one AMI line (Asterisk's manager input buffer is
+        1024 bytes) is cut: the leading parts are played whole, the last part and
+        the key collection are one command.
+        """
+        *before, last = chunk_files([self.resolve(p, self.lang) for p in prompts],
+                                    PROMPT_CHARS)
+        for chunk in before:
+            await self.session.play(chunk)
+        return await self.session.get_data(last, int(first_digit_timeout * 1000), max_digits,
                                            int(inter_digit_timeout * 1000))
 
     async def stream(self, prompt: str, escape_digits: str) -> str | None:

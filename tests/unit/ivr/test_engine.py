@@ -8,10 +8,11 @@ from twisted.internet.task import Clock
 
 from core_client.testing import FakeCore
 from ivr.engine import Engine, run_call
-from ivr.flows.context import CallContext
+from ivr.flows.context import PROMPT_CHARS, CallContext, chunk_files
 from ivr.records import OUTCOMES, CallRecord
 from tests.unit.ivr.test_flows_fakes import (
     HANGUP,
+    HANGUP_IN_PROMPT,
     MENU,
     NIGHT_TIME,
     OFFICE_TIME,
@@ -29,6 +30,7 @@ EVENTS = st.one_of(
     KEYS,
     st.just(SILENCE),
     st.just(HANGUP),
+    st.just(HANGUP_IN_PROMPT),
     st.just(keyed_id(X_PERSON)),
     st.just(X_PERSON.password),
     st.just(X_PERSON.account_no),
@@ -59,10 +61,10 @@ def test_get_data_uses_node_timeouts():
 
 
 def test_identification_inputs_use_their_own_timeouts():
-    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys."""
+    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys and #."""
     call = place_call(["1", "1", "1", HANGUP])
     last = [e for e in call.session.log if e[0] == "get_data"][-1]
-    assert last[1:] == (("ivr/enter-id",), 8000, 18, 4000)
+    assert last[1:] == (("ivr/enter-id",), 8000, 19, 4000)
 
 
 def test_a_failing_flow_still_closes_the_record():
@@ -83,3 +85,12 @@ def test_a_failing_flow_still_closes_the_record():
     Deferred.fromCoroutine(run_call(ctx, Engine(MENU), records)).addErrback(failures.append)
     assert failures and failures[0].check(RuntimeError)
     assert records.closed[0][1] == "error"
+
+
+def test_long_readings_are_split_to_fit_an_ami_line():
+    """Playback file lists are cut so no AGI command outgrows Asterisk's 1024-byte AMI line."""
+    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(80)]
+    chunks = chunk_files(files, PROMPT_CHARS)
+    assert [f for c in chunks for f in c] == files
+    assert all(len("&".join(c)) <= PROMPT_CHARS for c in chunks)
+    assert len(chunks) > 1

@@ -27,6 +27,7 @@ from ivr.records import CallRecord
 
 SILENCE = None
 HANGUP = "HANGUP"
+HANGUP_IN_PROMPT = "HANGUP-IN-PROMPT"
 MENU = load(Path(__file__).parents[3] / "ivr" / "menus" / "default.toml", FLOWS)
 DEMO = demo_identities()
 X_PERSON = DEMO[0]  # ID number ends in X, repaying loan
@@ -54,8 +55,8 @@ class FakeSession:
         self.variables: dict[str, str] = {}
         self.hung_up = False
 
-    def _hangup_next(self) -> None:
-        if not self.script or self.script[0] == HANGUP:
+    def _hangup_next(self, marker: str = HANGUP) -> None:
+        if not self.script or self.script[0] == marker:
             if self.script:
                 self.script.pop(0)
             self.hung_up = True
@@ -71,14 +72,14 @@ class FakeSession:
 
     async def stream_file(self, prompt, escape_digits=""):
         self.log.append(("stream_file", prompt))
-        if self.script and self.script[0] == HANGUP:
-            self._hangup_next()
+        if self.script and self.script[0] == HANGUP_IN_PROMPT:
+            self._hangup_next(HANGUP_IN_PROMPT)
         return None
 
     async def play(self, prompts):
         self.log.append(("play", tuple(prompts)))
-        if self.script and self.script[0] == HANGUP:
-            self._hangup_next()
+        if self.script and self.script[0] == HANGUP_IN_PROMPT:
+            self._hangup_next(HANGUP_IN_PROMPT)
 
     async def set_variable(self, name, value):
         self.log.append(("set_variable", name, value))
@@ -102,7 +103,15 @@ class FakeSession:
         return out
 
     def keyed_prompts(self) -> list[tuple[str, ...]]:
-        return [e[1] for e in self.log if e[0] == "get_data"]
+        """What the caller heard up to each key collection: a GET DATA's prompt, with the
+        Playback sent right before it (CallContext.get_data splits prompt lists so)."""
+        out = []
+        for i, entry in enumerate(self.log):
+            if entry[0] == "get_data":
+                before = self.log[i - 1] if i else None
+                heard = before[1] if before and before[0] == "play" else ()
+                out.append(heard + entry[1])
+        return out
 
 
 class MemoryRecords:

@@ -53,7 +53,10 @@ def test_center_file_falls_back_to_default(tmp_path):
     (_minimal(hours="9-17"), "node 'main': hours must look like 09:00-17:00"),
     (_minimal(days=[0]), "node 'main': days must be ISO weekdays"),
     (_minimal(on_failures="ghost"), "node 'main': on_failures names unknown node 'ghost'"),
-    (_minimal(barge_in="no"), "node 'main': barge_in has the wrong type"),
+    (_minimal(barge_in=False), "node 'main': barge_in applies to notices"),
+    ({"nodes": {"main": {"prompts": ["ivr/x"], "keys": {"1": "n"}},
+                "n": {"kind": "notice", "prompts": ["ivr/y"], "next": "main", "barge_in": "no"}}},
+     "node 'n': barge_in has the wrong type"),
     ({"nodes": {"main": {"kind": "action", "flow": "dance"}}}, "node 'main': flow 'dance'"),
     ({"nodes": {"main": {"prompts": ["ivr/x"], "keys": {"1": "a"}},
                 "a": {"kind": "language", "lang": "zh", "next": "b"},
@@ -61,6 +64,7 @@ def test_center_file_falls_back_to_default(tmp_path):
      "next loops without a menu"),
     ({"menu": {"start": "nope"}, **_minimal()}, "[menu]: start names unknown node 'nope'"),
     ({"inputs": {"pin": {}}, **_minimal()}, "unknown input 'pin'"),
+    ({"inputs": {"id": {"prompts": []}}, **_minimal()}, "input 'id': prompts may not be empty"),
 ])
 def test_mistakes_name_the_node(data, message):
     """Each kind of mistake is refused at load with a message naming file and node."""
