@@ -158,7 +158,8 @@ def env_args(env: dict[str, str]) -> list[str]:
 
 @dataclass(frozen=True)
 class DigitsResult:
-    """Digits typed during GET DATA (``#`` not included); ``timed_out``: the caller stopped typing."""
+    """Digits typed (``#`` not included); ``timed_out``: the caller stopped typing before
+    ``#`` or the maximum (digits may still hold what was typed)."""
 
     digits: str
     timed_out: bool
@@ -313,8 +314,10 @@ class AgiSession:
         """
         await self._set_timeouts(timeout_ms / 1000,
                                  inter_digit_ms / 1000 if inter_digit_ms else None)
-        result = await self.exec("Read", DIGITS_VARIABLE, "&".join(prompts),
-                                 str(max_digits), "", "1", "")
+        result = await self.run("EXEC", "Read",
+                                app_args(DIGITS_VARIABLE, "&".join(prompts), str(max_digits),
+                                         "", "1", ""),
+                                timeout=self.command_timeout + timeout_ms / 1000)
         if result.result == "-1":
             raise CallHungUp(f"{self.channel} hung up during input")
         digits = (await self._ami("Getvar", {"Variable": DIGITS_VARIABLE})).get("Value") or ""
