@@ -112,5 +112,6 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     dispatcher = CallDispatcher(link, config.daemon.instance, handler, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,
+                                watchdog_s=ami.watchdog_seconds,
                                 command_timeout=config.ivr.agi_timeout)
     return IvrService(link, dispatcher, handler)

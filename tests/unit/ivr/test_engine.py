@@ -94,3 +94,22 @@ def test_long_readings_are_split_to_fit_an_ami_line():
     assert [f for c in chunks for f in c] == files
     assert all(len("&".join(c)) <= PROMPT_CHARS for c in chunks)
     assert len(chunks) > 1
+
+
+def test_long_prompt_lists_keep_barge_in_on_their_last_part():
+    """A reading too long for one AMI line: its head is played, the rest and the menu
+    prompt are one get_data, so keys still barge in over the end of the reading."""
+    clock = Clock()
+    session = FakeSession(["1"])
+    record = CallRecord.start(instance="i", center="demo", uniqueid="u", caller_id=None,
+                              dnid=None, language="zh", now=0.0)
+    ctx = CallContext(session=session, center=center(), core=FakeCore(), menu=MENU, clock=clock,
+                      record=record, resolve=lambda p, lang: f"/var/lib/hotline/{lang}/{p}")
+    prompts = tuple(f"num/{i % 10}" for i in range(60)) + ("ivr/deposit-menu",)
+    result = []
+    Deferred.fromCoroutine(ctx.get_data(prompts, 5, 3, 1)).addCallback(result.append)
+    assert result[0].digits == "1"
+    kinds = [e[0] for e in session.log]
+    assert kinds[-1] == "get_data" and set(kinds[:-1]) == {"play"}
+    sent = [f for e in session.log for f in e[1]]
+    assert sent == [f"/var/lib/hotline/zh/{p}" for p in prompts]

@@ -104,4 +104,5 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
                            cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
     assert service.dispatcher.instance == config.daemon.instance
     assert service.dispatcher.flow_factory is service.handler
+    assert service.dispatcher.watchdog_s == config.ivr.ami.watchdog_seconds
     assert set(service.handler.menus) == {"demo", "north"}
