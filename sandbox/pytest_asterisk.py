@@ -23,6 +23,8 @@ from twisted.internet.selectreactor import SelectReactor
 from sandbox.asterisk import AsteriskError, AsteriskInstance, is_built, root_path
 from sandbox.ports import free_port
 
+__all__ = ["asterisk_root", "asterisk_factory", "asterisk"]  # the fixtures conftest imports
+
 
 def _unavailable(reason: str):
     if os.environ.get("CI") or os.environ.get("HOTLINE_REQUIRE_SERVICES"):

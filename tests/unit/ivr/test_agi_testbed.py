@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import dialplans
-from sandbox.sipp import Audio, Keys, Pause, SippError, scenario_xml, wav_to_rtp_pcap
+from sandbox.sipp import Keys, Pause, SippError, scenario_xml, wav_to_rtp_pcap
 
 
 def test_render_fills_every_placeholder(tmp_path):
