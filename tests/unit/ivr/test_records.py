@@ -23,10 +23,14 @@ class SyncDatabase:
         return succeed(self.db.run_sync(fn, *args))
 
 
-@pytest.fixture(params=["create_all", "migration"])
+@pytest.fixture(params=["create_all", "migration", "postgresql"])
 def db(tmp_path, request):
-    """A fresh SQLite database, from the models or from the Alembic migration."""
-    url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    """A fresh database: SQLite from the models or from the Alembic migration, and
+    PostgreSQL from the migration."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'hotline.db'}"
     database = Database(url, reactor=None)
     if request.param == "create_all":
         database.create_all()
