@@ -16,6 +16,17 @@ from ivr.tables import IvrCall, IvrKeyPress
 OUTCOMES = ("ivr_handled", "transferred", "abandoned", "failed", "error")
 
 
+def mask_caller(number: str) -> str:
+    """Mobiles as 138****8000; shorter numbers (landlines, extensions) keep only their
+    last 4 characters, so no caller number is ever stored whole."""
+    number = number.strip()
+    if len(number) >= 11:
+        return mask_mobile(number)
+    if len(number) <= 4:
+        return "*" * len(number)
+    return "*" * (len(number) - 4) + number[-4:]
+
+
 @dataclass
 class CallRecord:
     """What is kept about one call. ``keys`` holds menu choices only, never ID numbers or PINs."""
@@ -37,7 +48,7 @@ class CallRecord:
     def start(cls, *, instance: str, center: str, uniqueid: str, caller_id: str | None,
               dnid: str | None, language: str, now: float) -> "CallRecord":
         return cls(instance=instance, center=center, uniqueid=uniqueid,
-                   caller=mask_mobile(caller_id or ""), dnid=dnid or "", language=language,
+                   caller=mask_caller(caller_id or ""), dnid=dnid or "", language=language,
                    started_at=now)
 
     def visit(self, node: str) -> None:

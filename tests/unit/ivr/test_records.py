@@ -6,7 +6,7 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from ivr.records import CallRecord, CallRecords
+from ivr.records import CallRecord, CallRecords, mask_caller
 from ivr.stats import format_stats, summary
 from ivr.tables import IvrCall, IvrKeyPress
 from storage.db import Database
@@ -111,3 +111,12 @@ def test_statistics(db):
     assert db.run_sync(summary, None, 1e9).calls == 0
     text = format_stats(stats)
     assert "transferred    1" in text and "main                 1    2" in text
+
+
+@pytest.mark.parametrize("number,masked", [
+    ("13800138000", "138****8000"), ("+8613800138000", "+86*******8000"),
+    ("5551234", "***1234"), ("1234", "****"), ("", ""), ("anonymous", "*****mous"),
+])
+def test_caller_numbers_are_never_stored_whole(number, masked):
+    """Mobiles keep 3+4 digits, shorter numbers only their last 4 characters."""
+    assert mask_caller(number) == masked
