@@ -1,0 +1,542 @@
+"""The whole platform on loopback: Asterisk, an SMSC and the daemon, for ``hotline demo`` and benches.
+
+``Stack(state_dir, log_dir)`` is a context manager. On entry it chooses free
+ports, generates the embedded demo core (once), starts an SMSC (the npm
+``smpp`` server in ``sandbox/smsc/`` when it is installed, else
+``sandbox.smsc_sim``), starts an Asterisk from the cached root with
+``state_dir`` bind-mounted at the same path (prompts and recordings are shared),
+writes ``state_dir/hotline.ini`` for them, migrates the database, builds the
+default prompts when missing, and runs ``daemon.py run`` as a subprocess until
+it is ready: ``/healthz`` answers, the AMI link is up, Asterisk holds the
+heartbeat and the SMPP bind is bound. On exit (also on Ctrl-C) it stops the
+daemon, Asterisk and the SMSC, in that order. Every log goes to ``log_dir``.
+
+This is blocking code for command-line tools and fixtures, never for a reactor.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sandbox.asterisk import AsteriskError, AsteriskInstance, is_built, root_path
+from sandbox.ports import free_port, wait_for_port
+from sandbox.sipp import Audio
+
+REPO = Path(__file__).resolve().parents[1]
+NPM_SMSC = REPO / "sandbox" / "smsc"
+CENTER = "demo"
+SMPP_SYSTEM_ID = "hotline"
+
+CONFIG = """\
+; Written by sandbox/stack.py for one local stack; secrets come from the environment.
+[daemon]
+instance = {instance}
+state_dir = {state}
+log_format = json
+log_file = {log_dir}/daemon.log
+log_level = info
+shutdown_timeout = 5
+
+[database]
+url = sqlite:///{state}/hotline.db
+threads = 4
+
+[http]
+enabled = yes
+listen = tcp:port={http_port}:interface=127.0.0.1
+
+[center:{center}]
+name = 示例市住房公积金管理中心
+signature = 示例公积金
+core = embedded
+core_db = {core_db}
+dnid = 12329
+office_hours = 00:00-24:00
+office_days = 1, 2, 3, 4, 5, 6, 7
+
+[ami]
+enabled = yes
+endpoint = {ami_endpoint}
+username = hotline
+secret = env:HOTLINE_AMI_SECRET
+heartbeat_interval = 2
+
+[sms]
+enabled = yes
+alerts_interval = 1
+
+[sms.quiet_hours]
+; the demo runs at any hour
+transaction = none
+bulk = none
+
+[smsc:local]
+endpoint = tcp:host=127.0.0.1:port={smpp_port}
+system_id = {system_id}
+password = env:HOTLINE_SMPP_PASSWORD_LOCAL
+source_addr = 12329
+
+[prompts]
+library_dir = {state}/prompts
+recording_dir = {state}/prompts/incoming
+"""
+
+
+class StackError(Exception):
+    """A part of the local stack could not be prepared or did not become ready in time."""
+
+
+# ---- the SMSC ------------------------------------------------------------------------
+
+@dataclass
+class Smsc:
+    """A running SMSC process: ``kind`` is ``npm`` (sandbox/smsc) or ``smsc_sim``."""
+
+    kind: str
+    port: int
+    password: str
+    process: subprocess.Popen
+    control_port: int | None = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        _terminate(self.process, timeout)
+
+
+def npm_smsc_entry() -> Path | None:
+    """The npm SMSC's script when its packages are installed, else None."""
+    package = NPM_SMSC / "package.json"
+    if not package.is_file() or not (NPM_SMSC / "node_modules").is_dir():
+        return None
+    main = json.loads(package.read_text()).get("main", "server.js")
+    entry = NPM_SMSC / main
+    return entry if entry.is_file() and shutil.which("node") else None
+
+
+def start_smsc(log_dir: Path, prefer: str = "auto") -> Smsc:
+    """The npm server when present (``prefer`` auto or npm), else the project's simulator."""
+    port, password = free_port(), secrets.token_hex(4)
+    entry = npm_smsc_entry() if prefer in ("auto", "npm") else None
+    if prefer == "npm" and entry is None:
+        raise StackError(f"the npm SMSC is not installed in {NPM_SMSC} (run sandbox/setup.sh)")
+    out = open(log_dir / "smsc.log", "ab")
+    if entry is not None:
+        # Contract of sandbox/smsc: listen on --host/--port, accept --system-id/--password.
+        cmd = ["node", str(entry), "--host", "127.0.0.1", "--port", str(port),
+               "--system-id", SMPP_SYSTEM_ID, "--password", password]
+        kind, control = "npm", None
+    else:
+        control = free_port()
+        cmd = [sys.executable, "-m", "sandbox.smsc_sim", "--port", str(port),
+               "--control-port", str(control), "--system-id", SMPP_SYSTEM_ID,
+               "--password", password]
+        kind = "smsc_sim"
+    process = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    smsc = Smsc(kind, port, password, process, control)
+    if not wait_for_port("127.0.0.1", port, 20) or process.poll() is not None:
+        smsc.stop()
+        raise StackError(f"the {kind} SMSC did not listen: see {log_dir / 'smsc.log'}")
+    return smsc
+
+
+# ---- the demo core -------------------------------------------------------------------
+
+def latest_event(core_db: Path) -> int:
+    with sqlite3.connect(core_db) as conn:
+        return conn.execute("SELECT COALESCE(MAX(cursor), 0) FROM event").fetchone()[0]
+
+
+def credit_deposit(core_db: Path, account_no: str, today: date | None = None) -> dict:
+    """Play the core posting this month's deposit: balance, detail row and journal event
+    in one transaction (what a center's core does; the alerts job turns it into an SMS)."""
+    today = today or date.today()
+    conn = sqlite3.connect(core_db, timeout=10)
+    try:
+        with conn:
+            row = conn.execute(
+                "SELECT a.GRZHYE, a.GRYJCE + a.DWYJCE, p.XINGMING FROM account a "
+                "JOIN person p ON p.id = a.person_id WHERE a.GRZH = ?", (account_no,)).fetchone()
+            if row is None:
+                raise StackError("no such demo account")
+            balance, monthly, name = row[0] + row[1], row[1], row[2]
+            xh = conn.execute("SELECT COALESCE(MAX(XH), 0) + 1 FROM detail WHERE GRZH = ?",
+                              (account_no,)).fetchone()[0]
+            conn.execute("UPDATE account SET GRZHYE = ?, JZNY = ? WHERE GRZH = ?",
+                         (balance, f"{today:%Y%m}", account_no))
+            conn.execute("INSERT INTO detail VALUES (?,?,?,?,?,?,?,?)",
+                         (account_no, xh, today.isoformat(), "deposit", monthly, balance, None,
+                          f"{today:%Y%m%d}{random.randrange(10**10):010d}"))
+            fields = {"name": name, "amount": f"{monthly / 100:.2f}",
+                      "balance": f"{balance / 100:.2f}", "month": f"{today:%Y%m}"}
+            cursor = conn.execute(
+                "INSERT INTO event (kind, GRZH, occurred_at, fields) VALUES (?,?,?,?)",
+                ("deposit_credited", account_no, f"{today.isoformat()}T09:30:00",
+                 json.dumps(fields, ensure_ascii=False))).lastrowid
+    finally:
+        conn.close()
+    return {"cursor": cursor, "amount": fields["amount"], "balance": fields["balance"]}
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def free_udp_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
+    """An even-aligned UDP range that is free right now (sampled), for Asterisk's RTP."""
+    for _ in range(30):
+        start = random.randrange(20000, 60000 - size) & ~1
+        held = []
+        try:
+            for port in range(start, start + size, 7):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind((host, port))
+            return start, start + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise StackError("no free UDP range for RTP")
+
+
+def ami_getvar(host: str, port: int, username: str, secret: str, variable: str,
+               timeout: float = 2.0) -> str | None:
+    """A global variable's value over one blocking AMI session (None when unreachable)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
+                      f"Events: off\r\nActionID: l\r\n\r\nAction: Getvar\r\n"
+                      f"Variable: {variable}\r\nActionID: g\r\n\r\n"
+                      f"Action: Logoff\r\nActionID: o\r\n\r\n".encode())
+            data = b""
+            while b"ActionID: o" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    for block in data.decode(errors="replace").split("\r\n\r\n"):
+        headers = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+        if headers.get("ActionID") == "g" and headers.get("Response") == "Success":
+            return headers.get("Value", "")
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used, from /proc/<pid>/stat."""
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- the stack -------------------------------------------------------------------------
+
+@dataclass
+class Stack:
+    """Asterisk + SMSC + daemon on loopback. Use as ``with Stack(state, logs) as stack:``."""
+
+    state_dir: Path
+    log_dir: Path
+    persons: int = 10000
+    smsc_kind: str = "auto"
+    rtp_ports: int = 1000
+    ready_timeout: float = 90.0
+    say: object = print  # progress lines for the terminal
+    instance: str = field(default_factory=lambda: "demo" + secrets.token_hex(3))
+    asterisk: AsteriskInstance | None = None
+    smsc: Smsc | None = None
+    daemon: subprocess.Popen | None = None
+    http_port: int = 0
+
+    def __post_init__(self):
+        self.state_dir = Path(self.state_dir).resolve()
+        self.log_dir = Path(self.log_dir).resolve()
+        self.config_path = self.state_dir / "hotline.ini"
+        self.core_db = self.state_dir / "core-demo.db"
+        self.db_url = f"sqlite:///{self.state_dir}/hotline.db"
+        self.library_dir = self.state_dir / "prompts"
+        self.daemon_log = self.log_dir / "daemon.log"
+
+    def __enter__(self) -> "Stack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- start -------------------------------------------------------------------------
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise StackError("the local stack needs root (Asterisk runs chrooted with bind mounts)")
+        if not is_built(root_path()):
+            raise StackError(f"no Asterisk root at {root_path()}: run sandbox/setup.sh")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.library_dir / "incoming").mkdir(parents=True, exist_ok=True)
+        if not self.core_db.exists():
+            from core_client.demo_data import generate
+
+            self.say(f"generating the demo core ({self.persons} synthetic persons)")
+            generate(self.core_db, persons=self.persons)
+        self.smsc = start_smsc(self.log_dir, self.smsc_kind)
+        self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
+        self.asterisk = AsteriskInstance(
+            root_path(), self.state_dir / "asterisk", ami_port=free_port(),
+            sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
+            bind_mounts=[str(self.state_dir)], owner=os.getpid(),
+            variables={"instance": self.instance, "center": CENTER,
+                       "office_hours": "*,*,*,*", "watchdog_seconds": "10"})
+        try:
+            self.asterisk.start()
+        except AsteriskError as e:
+            raise StackError(str(e)) from e
+        self._link_asterisk_logs()
+        self.say(f"Asterisk: AMI 127.0.0.1:{self.asterisk.ami_port}, "
+                 f"SIP udp 127.0.0.1:{self.asterisk.sip_port}")
+        self.http_port = free_port()
+        self.config_path.write_text(CONFIG.format(
+            instance=self.instance, state=self.state_dir, log_dir=self.log_dir,
+            http_port=self.http_port, center=CENTER, core_db=self.core_db,
+            ami_endpoint=self.asterisk.endpoint, smpp_port=self.smsc.port,
+            system_id=SMPP_SYSTEM_ID), "utf-8")
+        self.hotline("db", "upgrade", "--config", str(self.config_path))
+        self._start_alerts_at_the_journal_end()
+        self.say("default prompts: building what is missing (espeak-ng)")
+        self.hotline("prompts", "build-defaults", "--config", str(self.config_path))
+        self._start_daemon()
+
+    def _link_asterisk_logs(self) -> None:
+        """Asterisk's own logs are read from log_dir too (the privacy scan covers them)."""
+        link = self.log_dir / "asterisk"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(self.asterisk.log_dir)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1",
+                   HOTLINE_AMI_SECRET=self.asterisk.ami_secret,
+                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+        return env
+
+    def hotline(self, *args: str, timeout: float = 300) -> str:
+        """Run one ``hotline`` subcommand against this stack's config; its output is logged."""
+        done = subprocess.run([sys.executable, str(REPO / "daemon.py"), *args], cwd=REPO,
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        with open(self.log_dir / "commands.log", "a") as log:
+            log.write(f"$ hotline {' '.join(args)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            raise StackError(f"hotline {args[0]} {args[1]} failed ({done.returncode}): "
+                             f"{done.stderr.strip()[-800:]}")
+        return done.stdout
+
+    def _start_alerts_at_the_journal_end(self) -> None:
+        """A fresh platform database starts its alert cursor at the end of the demo core's
+        journal: the generated history (tens of thousands of events) is not texted out."""
+        from sqlalchemy import select
+
+        from sms.tables import SmsAlertCursor
+        from storage.db import Database
+
+        end = latest_event(self.core_db)
+
+        def start_cursor(session):
+            if session.scalar(select(SmsAlertCursor).where(SmsAlertCursor.center == CENTER)):
+                return
+            session.add(SmsAlertCursor(center=CENTER, cursor=end, updated_at=time.time()))
+
+        db = Database(self.db_url, None, 1)
+        try:
+            db.run_sync(start_cursor)
+        finally:
+            db.engine.dispose()
+
+    def _start_daemon(self) -> None:
+        self.daemon_log.touch()
+        self._log_offset = self.daemon_log.stat().st_size
+        out = open(self.log_dir / "daemon.out", "ab")
+        self.daemon = subprocess.Popen(
+            [sys.executable, str(REPO / "daemon.py"), "run", "--config", str(self.config_path)],
+            cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        self.say(f"daemon: pid {self.daemon.pid}, waiting until it is ready")
+        self.wait_ready()
+
+    def readiness(self) -> dict[str, bool]:
+        """What is ready now: HTTP /healthz, AMI link up, heartbeat in Asterisk, SMPP bound."""
+        states = {"http": False, "ami": False, "heartbeat": False, "smpp": False}
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz",
+                                        timeout=1) as r:
+                states["http"] = r.status == 200
+        except (urllib.error.URLError, OSError):
+            pass
+        for record in self.daemon_events():
+            if record.get("new") == "up" and "reconnects" in record.get("message", ""):
+                states["ami"] = True
+            if record.get("bind") and record.get("new") == "bound":
+                states["smpp"] = True
+        value = ami_getvar(self.asterisk.address, self.asterisk.ami_port,
+                           self.asterisk.ami_username, self.asterisk.ami_secret,
+                           "HOTLINE_HEARTBEAT")
+        states["heartbeat"] = bool(value and value.strip())
+        return states
+
+    def daemon_events(self) -> list[dict]:
+        """The daemon's JSON log records written since this stack started it."""
+        out = []
+        with open(self.daemon_log, encoding="utf-8", errors="replace") as f:
+            f.seek(self._log_offset)
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        states: dict[str, bool] = {}
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise StackError(f"the daemon exited ({self.daemon.returncode}): see "
+                                 f"{self.log_dir / 'daemon.out'} and {self.daemon_log}")
+            states = self.readiness()
+            if all(states.values()):
+                self.say("daemon ready: HTTP /healthz ok, AMI up, heartbeat set, SMPP bound")
+                return
+            time.sleep(0.3)
+        missing = ", ".join(k for k, v in states.items() if not v)
+        raise StackError(f"the daemon was not ready within {self.ready_timeout:g} s "
+                         f"(not ready: {missing}); see {self.daemon_log}")
+
+    # ---- stop --------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Daemon, then Asterisk, then the SMSC; safe to call twice and after a failed start.
+        Ctrl-C while stopping is held off so nothing is left running."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) \
+            if _main_thread() else None
+        try:
+            if self.daemon is not None:
+                _terminate(self.daemon, 15)
+                self.daemon = None
+            if self.asterisk is not None:
+                self.asterisk.stop()
+                self.asterisk = None
+            if self.smsc is not None:
+                self.smsc.stop()
+                self.smsc = None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---- what a caller sends ------------------------------------------------------------
+
+_EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000) -> Audio:
+    """A caller's whole RTP stream as one pcap: u-law silence every 20 ms and an RFC 4733
+    event (100 ms, three end packets) per key, ``(wait_ms, key)`` after the previous one.
+
+    One continuous stream with rising sequence numbers and timestamps: sipp's per-key
+    recordings reuse fixed timestamps, so Asterisk drops a repeated key as a stale event.
+    """
+    starts, t = {}, 0
+    for after_ms, key in presses:
+        if key not in _EVENT_CODES:
+            raise StackError(f"no RFC 4733 event for key {key!r}")
+        t += after_ms
+        starts[t // 20] = key
+        t += 160
+    total = (t + tail_ms) // 20
+    packets: list[tuple[int, bytes, int]] = []
+    key, left, key_ts = "", 0, 0
+    for tick in range(total):
+        if tick in starts:
+            key, left, key_ts = starts[tick], 8, tick * 160
+        if left:
+            duration = min(8 - left + 1, 5) * 160
+            end = 0x80 if left <= 3 else 0
+            packets.append((101, struct.pack("!BBH", _EVENT_CODES[key], end | 10, duration),
+                            key_ts))
+            left -= 1
+        else:
+            packets.append((0, b"\xff" * 160, tick * 160))
+    _write_rtp(packets, Path(path))
+    return Audio(Path(path), total * 20)
+
+
+def _write_rtp(packets: list[tuple[int, bytes, int]], path: Path) -> None:
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    previous_pt = None
+    for seq, (pt, payload, ts) in enumerate(packets, 1):
+        marker = 0x80 if pt == 101 and previous_pt != 101 else 0
+        previous_pt = pt
+        rtp = struct.pack("!BBHII", 0x80, marker | pt, seq & 0xFFFF, ts, 0x5EED1234) + payload
+        udp = struct.pack("!HHHH", 5000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), seq & 0xFFFF, 0, 64, 17, 0,
+                         bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+        ip = ip[:10] + struct.pack("!H", _ip_checksum(ip)) + ip[12:]
+        frame = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + udp
+        at = (seq - 1) * 0.02
+        out.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(frame), len(frame)))
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+
+
+def _ip_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def balance_call(keyed_id: str, password: str, listen_ms: int = 12000) -> list[tuple[int, str]]:
+    """The key presses of a caller walking to the balance: 1 (Mandarin), 1 (deposits),
+    1 (balance), the ID and #, the password and #, listening, then 5 (goodbye) and a
+    survey score of 1."""
+    def keys(digits: str, first_ms: int, gap_ms: int = 500) -> list[tuple[int, str]]:
+        return [(first_ms if i == 0 else gap_ms, k) for i, k in enumerate(digits)]
+
+    return (keys("1", 2000) + keys("1", 2500) + keys("1", 2500) + keys(keyed_id + "#", 2500)
+            + keys(password + "#", 2500) + keys("5", listen_ms) + keys("1", 3000))
