@@ -1,0 +1,34 @@
+"""``hotline demo`` from the command line: the whole local stack, a balance call and an alert SMS."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.privacy_scan import find_personal_data
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
+    """``hotline demo`` exits 0 after showing the balance call (record and the reading heard)
+    and the deposit alert (text, states, DLR), with nothing personal printed whole."""
+    done = subprocess.run([sys.executable, str(REPO / "daemon.py"), "demo",
+                           "--state-dir", str(tmp_path / "demo"), "--log-dir", str(log_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    out = done.stdout + done.stderr
+    print(out)
+    assert done.returncode == 0, out[-3000:]
+    assert "outcome    ivr_handled" in out
+    assert "path       language zh main deposit balance" in out
+    assert "files: ivr/balance-is num/" in out
+    assert "text:  您的住房公积金账户余额为" in out
+    assert "template deposit_credited" in out
+    assert "message state: delivered" in out
+    assert "DLR for message id" in out and "part delivered" in out
+    assert "demo: both went through" in out
+    assert find_personal_data(out) == []
