@@ -57,7 +57,8 @@ def test_journal_covers_every_event_kind_with_increasing_cursor(demo_path):
     """The journal holds the event kinds alerts need, in strictly increasing cursor order."""
     conn = sqlite3.connect(demo_path)
     kinds = {r[0] for r in conn.execute("SELECT DISTINCT kind FROM event")}
-    assert {"deposit_credited", "repayment_due", "repayment_posted", "loan_settled"} <= kinds
+    assert {"deposit_credited", "interest_credited", "repayment_due", "repayment_posted",
+            "loan_settled"} <= kinds
     cursors = [r[0] for r in conn.execute("SELECT cursor FROM event ORDER BY rowid")]
     assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
     statuses = {r[0] for r in conn.execute("SELECT DISTINCT DKZT FROM loan")}

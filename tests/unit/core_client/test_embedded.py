@@ -49,7 +49,7 @@ def test_balance_details_loan(core, identities):
     """Balance, the last deposits (newest first) and the loan summary come from the core rows."""
     ident = identities[X_LOAN]
     bal = resolve(core.balance(ident.account_no))
-    assert bal.balance > 0 and bal.monthly_deposit > 0 and bal.paid_up_to == "202610"
+    assert bal.balance > 0 and bal.monthly_deposit > 0 and bal.paid_up_to == "202606"
     details = resolve(core.recent_details(ident.account_no, 3))
     assert len(details) == 3 and all(d.kind == "deposit" for d in details)
     assert details[0].date > details[1].date > details[2].date
