@@ -24,6 +24,7 @@ from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.layout import prompt_path
+from prompts.service import AdminCalls, with_admin_calls
 
 
 class UnknownCenter(Exception):
@@ -104,12 +105,14 @@ class IvrService(Service):
 def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
-    center. Menu files are loaded here, so a bad one stops the daemon at start."""
+    center, plus the administrators' prompt-recording calls (AGI role ``admin``).
+    Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
     handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
-    dispatcher = CallDispatcher(link, config.daemon.instance, handler, reactor,
+    flow = with_admin_calls(handler, AdminCalls(config, reactor, db))
+    dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,
                                 watchdog_s=ami.watchdog_seconds,
