@@ -77,7 +77,8 @@ class TokenBucket:
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
-        return (1.0 - self.tokens) / self.rate
+        # At least a millisecond: a wait lost in float rounding would spin the clock.
+        return max((1.0 - self.tokens) / self.rate, 0.001)
 
 
 class _LinkFactory(Factory):
@@ -86,6 +87,10 @@ class _LinkFactory(Factory):
 
     def buildProtocol(self, addr) -> SmppProtocol:
         return self.link._build()
+
+
+def _ignore_loss(_reason) -> None:
+    """Stands in for ClientService's loss notification on a connection it already wrote off."""
 
 
 class BindLink(Service):
@@ -135,7 +140,7 @@ class BindLink(Service):
         self._connecting = proto
         return proto
 
-    def _bind(self, _proxy) -> Deferred:
+    def _bind(self, proxy) -> Deferred:
         proto = self._connecting
         self._set(BINDING)
         d = proto.bind(self.mode, self.config.system_id, self.config.password,
@@ -155,6 +160,11 @@ class BindLink(Service):
             self.last_error = f"bind failed: {failure.getErrorMessage()}"
             if self.state == BINDING:
                 self._set(DOWN)
+            # ClientService counts the failure but leaves the connection open, and its
+            # state machine has no transition for that connection's later loss: close it
+            # without telling the service a second time.
+            if hasattr(proxy, "_lostNotification"):
+                proxy._lostNotification = _ignore_loss
             if proto.transport is not None:
                 proto.transport.loseConnection()
             return failure

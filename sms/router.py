@@ -68,11 +68,11 @@ class _Smsc:
 
     def best(self) -> Bind | None:
         """The bound bind with the most free slots (None when none is bound)."""
-        best, slots = None, -1
+        best, slots = None, 0
         for bind in self.binds:
             if bind.bound:
-                free = bind.window - bind.inflight - len(bind._queue)
-                if free > slots:
+                free = bind.free_slots()
+                if best is None or free > slots:
                     best, slots = bind, free
         return best
 

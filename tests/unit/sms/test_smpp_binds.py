@@ -1,0 +1,166 @@
+"""Binds in memory against smsc_sim: state machine, refused binds, window, throttle, slow-down."""
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+
+from sandbox.smsc_sim import SimConfig
+from sms.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
+from sms.router import SubmitPart
+from sms.smpp_protocol import LinkLost, Throttled
+from tests.unit.sms.smsc_memory import Harness, smsc
+
+DEST = "10690000"
+
+
+def _part(i: int = 0) -> SubmitPart:
+    return SubmitPart(destination=DEST, source="12329", short_message=f"m{i}".encode(),
+                      data_coding=0, esm_class=0)
+
+
+def _collect(d):
+    out = []
+    d.addBoth(out.append)
+    return out
+
+
+def test_bind_state_machine_is_observable_through_a_cycle():
+    """down -> binding -> bound on start; bound -> unbinding -> down on stop."""
+    h = Harness(smsc())
+    bind = h.router._smscs[0].binds[0]
+    seen = []
+    bind.tx.observe(lambda link, old, new: seen.append((old, new)))
+    h.start()
+    h.router.stopService()
+    h.flush()
+    assert seen == [(DOWN, BINDING), (BINDING, BOUND), (BOUND, UNBINDING), (UNBINDING, DOWN)]
+    assert h.sims["a"].stats["unbinds"] == 1
+
+
+def test_illegal_transition_raises():
+    """The machine refuses a jump it does not allow (down -> bound)."""
+    h = Harness(smsc())
+    with pytest.raises(IllegalTransition):
+        h.router._smscs[0].binds[0].tx._set(BOUND)
+
+
+def test_refused_bind_counts_as_failed_connection_and_is_retried_with_backoff():
+    """Two refused binds: down again each time, retried after 2 s then 4 s, then bound."""
+    h = Harness(smsc(), sims={"a": SimConfig(password="pw", reject_binds=2)})
+    h.start()
+    bind = h.router._smscs[0].binds[0]
+    assert bind.state == DOWN and bind.tx.failed_binds == 1
+    h.advance(1.9)
+    assert bind.tx.failed_binds == 1
+    h.advance(0.2)
+    assert bind.tx.failed_binds == 2 and bind.state == DOWN
+    h.advance(3.8)
+    assert bind.state == DOWN
+    h.advance(0.3)
+    assert bind.state == BOUND and h.endpoints["a"].attempts == 3
+
+
+def test_wrong_password_never_binds():
+    """A wrong password keeps the bind down and counts failed binds."""
+    h = Harness(smsc(password="nope")).start()
+    h.advance(4.0, step=0.5)
+    bind = h.router._smscs[0].binds[0]
+    assert bind.state == DOWN and bind.tx.failed_binds >= 2
+    assert "bind failed" in bind.snapshot()["last_error"]
+
+
+def test_window_bounds_outstanding_submit_sm():
+    """With window 3 and a 1 s SMSC latency, only 3 submit_sm are outstanding at once."""
+    h = Harness(smsc(window=3), sims={"a": SimConfig(password="pw", latency=1.0)}).start()
+    results = [_collect(h.router.submit(_part(i))) for i in range(7)]
+    h.flush()
+    bind = h.router._smscs[0].binds[0]
+    assert bind.inflight == 3 and h.sims["a"].stats["submits"] == 3
+    assert not h.router.has_capacity(DEST)
+    h.advance(1.0)
+    assert h.sims["a"].stats["submits"] == 6
+    h.advance(2.0)
+    assert all(len(r) == 1 and not hasattr(r[0], "check") for r in results)
+    assert h.sims["a"].stats["accepted"] == 7 and h.router.has_capacity(DEST)
+
+
+def test_throttle_counts_pdus_per_second():
+    """At 10 PDUs/s, 30 parts take about 3 s: a 3-part message costs three tokens."""
+    h = Harness(smsc(throughput=10.0, window=100)).start()
+    for i in range(30):
+        h.router.submit(_part(i))
+    h.flush()
+    sim = h.sims["a"]
+    assert sim.stats["submits"] == 1
+    h.advance(1.0)
+    assert 10 <= sim.stats["submits"] <= 12
+    h.advance(2.0)
+    assert sim.stats["submits"] == 30
+
+
+def test_token_bucket_unlimited_and_limited():
+    """Rate 0 never waits; a limited bucket says how long until the next token."""
+    clock = Clock()
+    assert TokenBucket(0, clock).take() == 0.0
+    b = TokenBucket(2.0, clock)
+    assert b.take() == 0.0
+    assert b.take() == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert b.take() == 0.0
+
+
+def test_throttled_answers_halve_the_rate_and_it_recovers():
+    """ESME_RTHROTTLED fails that part as Throttled and halves the rate, which then recovers."""
+    h = Harness(smsc(throughput=100.0, window=50),
+                sims={"a": SimConfig(password="pw", throttle_every=5, throttle_burst=2)}).start()
+    results = [_collect(h.router.submit(_part(i))) for i in range(10)]
+    h.advance(0.5)
+    bind = h.router._smscs[0].binds[0]
+    throttled = [r[0] for r in results if hasattr(r[0], "check") and r[0].check(Throttled)]
+    assert len(throttled) >= 2 and bind.counters["throttled"] == len(throttled)
+    assert bind.bucket.rate < 100.0
+    h.advance(20.0, step=0.5)
+    assert bind.bucket.rate == 100.0
+
+
+def test_unlimited_bind_pauses_a_second_on_throttle():
+    """Without a configured rate, a throttled answer pauses sending for one second."""
+    h = Harness(smsc(window=50),
+                sims={"a": SimConfig(password="pw", throttle_every=1, throttle_burst=1)}).start()
+    first = _collect(h.router.submit(_part(0)))
+    h.flush()
+    assert first[0].check(Throttled)
+    h.sims["a"].configure(throttle_every=0, throttle_burst=0)
+    second = _collect(h.router.submit(_part(1)))
+    h.flush()
+    assert second == [] and h.router.states()["a"]["a-0"]["paused"]
+    h.advance(1.0)
+    assert second and second[0].smsc == "a"
+
+
+def test_disconnect_with_full_window_fails_inflight_and_rebinds():
+    """The SMSC drops the link with 5 unanswered parts: all 5 fail LinkLost, the bind comes back."""
+    h = Harness(smsc(window=5),
+                sims={"a": SimConfig(password="pw", disconnect_after=2, disconnect_hold=5)}).start()
+    results = [_collect(h.router.submit(_part(i))) for i in range(7)]
+    h.flush()
+    lost = [r for r in results if r and hasattr(r[0], "check") and r[0].check(LinkLost)]
+    ok = [r for r in results if r and not hasattr(r[0], "check")]
+    assert len(ok) == 2 and len(lost) == 5
+    bind = h.router._smscs[0].binds[0]
+    assert bind.state == DOWN and bind.inflight == 0
+    h.advance(1.9)
+    assert bind.state == DOWN  # the first retry waits initial_delay * 2 (backoffPolicy)
+    h.advance(0.2)
+    assert bind.state == BOUND and bind.snapshot()["binds"] == 2
+
+
+def test_pair_mode_binds_transmitter_and_receiver():
+    """bind_mode pair: a transmitter and a receiver; receipts arrive on the receiver."""
+    h = Harness(smsc(bind_mode="pair")).start()
+    bind = h.router._smscs[0].binds[0]
+    assert [link.mode for link in bind.links] == ["transmitter", "receiver"]
+    assert all(link.state == BOUND for link in bind.links)
+    r = _collect(h.router.submit(_part()))
+    h.flush()
+    assert r[0].message_id and [x.message_id for x in h.receipts] == [r[0].message_id]
