@@ -8,7 +8,7 @@ from sandbox.smsc_sim import SimConfig
 from sms.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
 from sms.router import SubmitPart
 from sms.smpp_protocol import LinkLost, Throttled
-from tests.unit.sms.smsc_memory import Harness, smsc
+from tests.unit.sms.test_smpp_harness import Harness, smsc
 
 DEST = "10690000"
 

@@ -1,4 +1,4 @@
-"""Shared set-up for bind and router tests: SmscConfig builders and a router on memory SMSCs."""
+"""Shared set-up (no tests) for bind and router tests: SmscConfig builders, a router on memory SMSCs."""
 from __future__ import annotations
 
 from dataclasses import replace
