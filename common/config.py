@@ -227,7 +227,7 @@ class DatabaseConfig:
 class HttpConfig:
     enabled: bool
     listen: str
-    clients: dict[str, str] = field(default_factory=dict)  # client id -> shared secret
+    clients: dict[str, str] = field(default_factory=dict, repr=False)  # id -> shared secret
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ class CenterConfig:
     core: str  # embedded | http
     core_db: Path | None
     core_url: str
-    core_key: str
+    core_key: str = field(repr=False)
     core_timeout: float
     languages: tuple[str, ...]
     dnid: tuple[str, ...]

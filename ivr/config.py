@@ -1,7 +1,7 @@
 """The [ami] and [ivr] sections: how to reach Asterisk and how calls are driven."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SECTIONS = {"ami", "ivr"}
@@ -13,7 +13,7 @@ class AmiConfig:
     enabled: bool
     endpoint: str
     username: str
-    secret: str
+    secret: str = field(repr=False)
     action_timeout: float
     ping_interval: float
     heartbeat_interval: float

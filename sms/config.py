@@ -1,7 +1,7 @@
 """The [sms] and [smsc:NAME] sections: the outbox rules and the carrier links."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
 PREFIXES = {"smsc"}
@@ -13,7 +13,7 @@ class SmscConfig:
     name: str
     endpoint: str
     system_id: str
-    password: str
+    password: str = field(repr=False)
     system_type: str
     bind_mode: str  # transceiver | pair
     binds: int

@@ -94,3 +94,11 @@ def test_office_hours_window(tmp_path):
     assert config.centers["ly"].office_hours == (510, 1050)
     with pytest.raises(ConfigError, match="office_hours: must be a time window"):
         load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 8-5\nsignature")))
+
+
+def test_secrets_stay_out_of_reprs(env, monkeypatch):
+    """Printing the parsed configuration never shows a secret."""
+    monkeypatch.setenv("HOTLINE_CLIENT_PORTAL", "portal-secret")
+    config = load(SAMPLE)
+    text = repr(config)
+    assert "s3cret" not in text and "'pw'" not in text
