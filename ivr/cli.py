@@ -5,6 +5,7 @@ import datetime as dt
 import sys
 
 from ivr import speech
+from ivr.bench import register_bench  # noqa: F401  (hotline bench ivr)
 
 
 def register(subparsers) -> None:

@@ -168,7 +168,7 @@ async def show_call(reactor, stack) -> None:
     workdir = stack.log_dir / "sipp-demo"
     workdir.mkdir(parents=True, exist_ok=True)
     audio = caller_stream(balance_call(keyed, person.password, listen_ms=LISTEN_MS),
-                          workdir / "caller.pcap")
+                          workdir / "caller.pcap", tail_ms=15000)
     sipp = SippCall("127.0.0.1", stack.asterisk.sip_port, "12329", steps=[audio],
                     hangup="wait", caller="02584001234", wait_bye_ms=90000, timeout_s=90,
                     workdir=workdir, send_silence=False)

@@ -77,7 +77,7 @@ secret = env:HOTLINE_AMI_SECRET
 heartbeat_interval = 2
 
 [sms]
-enabled = yes
+enabled = {sms_enabled}
 alerts_interval = 1
 
 [sms.quiet_hours]
@@ -266,6 +266,7 @@ class Stack:
     persons: int = 10000
     smsc_kind: str = "auto"
     rtp_ports: int = 1000
+    sms: bool = True  # False: no SMSC and [sms] enabled = no (an IVR-only platform)
     ready_timeout: float = 90.0
     say: object = print  # progress lines for the terminal
     instance: str = field(default_factory=lambda: "demo" + secrets.token_hex(3))
@@ -308,8 +309,9 @@ class Stack:
 
             self.say(f"generating the demo core ({self.persons} synthetic persons)")
             generate(self.core_db, persons=self.persons)
-        self.smsc = start_smsc(self.log_dir, self.smsc_kind)
-        self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
+        if self.sms:
+            self.smsc = start_smsc(self.log_dir, self.smsc_kind)
+            self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
         self.asterisk = AsteriskInstance(
             root_path(), self.state_dir / "asterisk", ami_port=free_port(),
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
@@ -327,8 +329,9 @@ class Stack:
         self.config_path.write_text(CONFIG.format(
             instance=self.instance, state=self.state_dir, log_dir=self.log_dir,
             http_port=self.http_port, center=CENTER, core_db=self.core_db,
-            ami_endpoint=self.asterisk.endpoint, smpp_port=self.smsc.port,
-            system_id=SMPP_SYSTEM_ID), "utf-8")
+            ami_endpoint=self.asterisk.endpoint, system_id=SMPP_SYSTEM_ID,
+            sms_enabled="yes" if self.sms else "no",
+            smpp_port=self.smsc.port if self.smsc else free_port()), "utf-8")
         self.hotline("db", "upgrade", "--config", str(self.config_path))
         self._start_alerts_at_the_journal_end()
         self.say("default prompts: building what is missing (espeak-ng)")
@@ -346,7 +349,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    HOTLINE_AMI_SECRET=self.asterisk.ami_secret,
-                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password)
+                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         return env
 
@@ -396,7 +399,7 @@ class Stack:
 
     def readiness(self) -> dict[str, bool]:
         """What is ready now: HTTP /healthz, AMI link up, heartbeat in Asterisk, SMPP bound."""
-        states = {"http": False, "ami": False, "heartbeat": False, "smpp": False}
+        states = {"http": False, "ami": False, "heartbeat": False, "smpp": not self.sms}
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz",
                                         timeout=1) as r:
@@ -435,7 +438,8 @@ class Stack:
                                  f"{self.log_dir / 'daemon.out'} and {self.daemon_log}")
             states = self.readiness()
             if all(states.values()):
-                self.say("daemon ready: HTTP /healthz ok, AMI up, heartbeat set, SMPP bound")
+                self.say("daemon ready: HTTP /healthz ok, AMI up, heartbeat set"
+                         + (", SMPP bound" if self.sms else " (SMS off)"))
                 return
             time.sleep(0.3)
         missing = ", ".join(k for k, v in states.items() if not v)

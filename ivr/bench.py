@@ -1,0 +1,260 @@
+"""``hotline bench ivr``: N concurrent sipp calls through the whole balance flow, on the local stack.
+
+Each round places N calls at once (one sipp process) that key the documented
+X identity through language, deposits, balance, ID, password, listen, goodbye
+and survey, against the real daemon (``sandbox.stack``). Per round it reports
+calls completed (closed call records that were served the balance, and sipp's
+own verdict), the daemon's CPU from /proc/<pid>/stat, and two latencies taken
+by a second AMI session that only listens:
+
+* AGI turnaround: ``AsyncAGIExec`` (Asterisk hands a command's result to AMI)
+  to the channel's next ``AGIExecStart`` (the next command starts). It holds the
+  daemon's work (including its core lookups), both AMI hops and Asterisk's
+  AsyncAGI queue pickup (about 20 ms with RTP flowing), so it is an upper bound
+  of the daemon's own share.
+* key to next prompt: the caller's last ``DTMFEnd`` before a command's result to
+  the ``AGIExecStart`` of the next command that plays a prompt. Measured at
+  Asterisk, not at the caller (RTP to the caller on loopback adds one 20 ms
+  frame at most; it is not measured).
+
+Nothing is instrumented in the daemon, so the bench costs nothing when off. The
+first round (N = 1) is the baseline. Results go to ``benchmarks/results/ivr.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twisted.internet import task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "ivr.json"
+LISTEN_MS = 30000  # the synthesised balance reading is ~20 s, partly without barge-in
+# RTP keeps flowing until Asterisk hangs up (without frames its AsyncAGI pickup is ~100 ms)
+TAIL_MS = 15000
+
+
+def register_bench(bench_subparsers) -> None:
+    p = bench_subparsers.add_parser("ivr", help="N concurrent sipp calls through the balance flow")
+    p.add_argument("--calls", default="50,100,200",
+                   help="comma-separated concurrent call counts (default 50,100,200)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the N = 1 round")
+    p.add_argument("--rate", type=float, default=20.0, help="calls started per second")
+    p.add_argument("--state-dir", type=Path, default=REPO / "var" / "bench-ivr")
+    p.add_argument("--log-dir", type=Path, help="default: STATE/logs")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.set_defaults(func=cmd_bench)
+
+
+# ---- the measurement (pure: events in, samples out) ---------------------------------
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]  # nearest rank
+
+
+def summary_ms(samples: list[float]) -> dict:
+    """count, p50, p99 and max of samples given in seconds, as milliseconds."""
+    def ms(v):
+        return None if v is None else round(v * 1000, 1)
+
+    return {"count": len(samples), "p50": ms(_percentile(samples, 50)),
+            "p99": ms(_percentile(samples, 99)), "max": ms(max(samples) if samples else None)}
+
+
+@dataclass
+class _Channel:
+    result_at: float | None = None  # the last AsyncAGIExec not yet followed by a command
+    key_at: float | None = None  # the last DTMFEnd since the last command started
+    key_pending: float | None = None  # a key that ended the last command, awaiting a prompt
+
+
+@dataclass
+class TurnaroundMeter:
+    """Turns AMI events (arrival time, name, channel, command) into latency samples.
+
+    Only times are kept: digits and AGI results (which hold keyed IDs and passwords)
+    are never looked at.
+    """
+
+    turnaround: list[float] = field(default_factory=list)
+    key_to_prompt: list[float] = field(default_factory=list)
+    channels: dict[str, _Channel] = field(default_factory=dict)
+
+    def event(self, at: float, name: str, channel: str, command: str = "") -> None:
+        ch = self.channels.setdefault(channel, _Channel())
+        if name == "DTMFEnd":
+            ch.key_at = at
+        elif name == "AsyncAGIExec":
+            ch.result_at = at
+            if ch.key_at is not None:
+                ch.key_pending, ch.key_at = ch.key_at, None
+        elif name == "AGIExecStart":
+            if ch.result_at is not None:
+                self.turnaround.append(at - ch.result_at)
+                ch.result_at = None
+            if ch.key_pending is not None and plays_prompt(command):
+                self.key_to_prompt.append(at - ch.key_pending)
+                ch.key_pending = None
+            ch.key_at = None
+        elif name in ("AsyncAGIEnd", "Hangup"):
+            self.channels.pop(channel, None)
+
+
+def plays_prompt(command: str) -> bool:
+    """Whether an AGI command plays audio to the caller (a Read, Playback, GET DATA...)."""
+    head = command.upper()[:24]
+    return any(word in head for word in ("READ", "PLAYBACK", "GET DATA", "STREAM FILE",
+                                         "BACKGROUND", "CONTROL STREAM"))
+
+
+# ---- one round ------------------------------------------------------------------------
+
+async def run_round(reactor, stack, calls: int, rate: float) -> dict:
+    from ivr.ami_link import AmiLink
+    from sandbox.sipp import SippCall
+    from sandbox.stack import balance_call, caller_stream, cpu_seconds
+    from core_client.demo_data import demo_identities
+
+    person = demo_identities()[0]
+    meter = TurnaroundMeter()
+    inst = stack.asterisk
+    link = AmiLink(TCP4ClientEndpoint(reactor, inst.address, inst.ami_port), inst.ami_username,
+                   inst.ami_secret, reactor, action_timeout=10, ping_interval=20,
+                   initial_delay=0.2, max_delay=2)
+    for name in ("DTMFEnd", "AsyncAGIExec", "AGIExecStart", "AsyncAGIEnd", "Hangup"):
+        link.subscribe(name, lambda e, name=name: meter.event(
+            reactor.seconds(), name, e.get("Channel") or "", e.get("Command") or ""))
+    link.start()
+    await link.when_up()
+    workdir = stack.log_dir / f"sipp-{calls}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    audio = caller_stream(balance_call(person.id_number.replace("X", "*"), person.password,
+                                       listen_ms=LISTEN_MS), workdir / "caller.pcap",
+                          tail_ms=TAIL_MS)
+    sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[audio], hangup="wait",
+                    caller="02584001234", calls=calls, rate=max(1.0, min(rate, calls)),
+                    wait_bye_ms=120000, timeout_s=60 + calls / rate + 120, workdir=workdir)
+    started, cpu0 = time.time(), cpu_seconds(stack.daemon.pid)
+    t0 = reactor.seconds()
+    sipp.start()
+    while sipp.process.poll() is None:
+        await task.deferLater(reactor, 0.5)
+    result = sipp.finish(timeout=5)
+    records = await _records(reactor, stack, started, calls)
+    wall = reactor.seconds() - t0
+    cpu = cpu_seconds(stack.daemon.pid) - cpu0
+    await link.stop()
+    handled = sum(1 for r in records if r["outcome"] == "ivr_handled" and r["served"])
+    return {
+        "calls": calls, "rate_per_s": sipp.rate, "sipp_ok": result.ok,
+        "completed": handled, "records": len(records),
+        "outcomes": {o: sum(1 for r in records if r["outcome"] == o)
+                     for o in sorted({r["outcome"] for r in records})},
+        "wall_s": round(wall, 1), "daemon_cpu_s": round(cpu, 2),
+        "daemon_cpu_percent_of_one_core": round(100 * cpu / wall, 1) if wall else None,
+        "agi_turnaround_ms": summary_ms(meter.turnaround),
+        "key_to_next_prompt_ms": summary_ms(meter.key_to_prompt),
+    }
+
+
+async def _records(reactor, stack, since: float, calls: int, limit: float = 30.0) -> list[dict]:
+    """This round's call records, once all are closed (or after ``limit`` seconds)."""
+    from sqlalchemy import select
+
+    from ivr.tables import IvrCall
+    from storage.db import Database
+
+    db = Database(stack.db_url, reactor, 1)
+    db.startService()
+
+    def rows(session):
+        return [{"outcome": r.outcome, "served": r.served, "ended_at": r.ended_at}
+                for r in session.scalars(select(IvrCall).where(
+                    IvrCall.instance == stack.instance, IvrCall.started_at >= since - 1))]
+
+    try:
+        deadline = reactor.seconds() + limit
+        while True:
+            found = await db.run(rows)
+            closed = [r for r in found if r["ended_at"] is not None]
+            if len(closed) >= calls or reactor.seconds() > deadline:
+                return closed
+            await task.deferLater(reactor, 0.5)
+    finally:
+        db.stopService()
+
+
+# ---- the command ------------------------------------------------------------------------
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"hotline bench ivr: --calls takes numbers like 50,100,200, not {text!r}")
+    if not counts or min(counts) < 1:
+        raise SystemExit("hotline bench ivr: --calls needs positive numbers")
+    return counts
+
+
+def format_table(rounds: list[dict]) -> str:
+    head = (f"{'calls':>5} {'done':>5} {'sipp':>4} {'wall s':>7} {'cpu s':>6} {'cpu %':>6} "
+            f"{'agi p50':>8} {'agi p99':>8} {'agi max':>8} {'key p50':>8} {'key p99':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rounds:
+        a, k = r["agi_turnaround_ms"], r["key_to_next_prompt_ms"]
+        lines.append(f"{r['calls']:>5} {r['completed']:>5} {'ok' if r['sipp_ok'] else 'err':>4} "
+                     f"{r['wall_s']:>7} {r['daemon_cpu_s']:>6} "
+                     f"{r['daemon_cpu_percent_of_one_core']:>6} {a['p50']!s:>8} {a['p99']!s:>8} "
+                     f"{a['max']!s:>8} {k['p50']!s:>8} {k['p99']!s:>8}")
+    lines.append("latencies in ms; agi = AsyncAGIExec -> next AGIExecStart, key = last DTMFEnd "
+                 "-> next prompt's AGIExecStart (both seen on a listening AMI session)")
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    from sandbox.demo import run_on_fresh_reactor
+    from sandbox.stack import Stack, StackError
+
+    counts = ([] if args.no_baseline else [1]) + _counts(args.calls)
+    log_dir = args.log_dir or args.state_dir / "logs"
+
+    async def main(reactor):
+        rounds = []
+        for n in counts:
+            print(f"round: {n} concurrent calls", flush=True)
+            rounds.append(await run_round(reactor, stack, n, args.rate))
+            print(format_table(rounds[-1:]).splitlines()[2], flush=True)
+        return rounds
+
+    try:
+        # SMS off: the IVR alone is measured (and the outbox's idle claiming is left out).
+        with Stack(args.state_dir, log_dir, rtp_ports=max(1000, 4 * max(counts) + 200), sms=False,
+                   say=lambda line: print(line, flush=True)) as stack:
+            rounds = run_on_fresh_reactor(main, timeout=sum(180 + n for n in counts))
+    except StackError as e:
+        print(f"hotline bench ivr: {e}", file=sys.stderr)
+        return 1
+    report = {
+        "benchmark": "ivr", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "call": "language 1, deposits 1, balance 1, ID (X as *) #, password #, "
+                f"{LISTEN_MS // 1000} s listening, 5 goodbye, survey 1",
+        "method": __doc__.split("\n\n", 1)[1].strip(),
+        "rounds": rounds,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+    print(format_table(rounds))
+    print(f"written to {args.out}")
+    return 0 if all(r["completed"] == r["calls"] for r in rounds) else 1
