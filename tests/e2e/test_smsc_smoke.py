@@ -123,7 +123,7 @@ def _exactly_once(sim, n: int) -> None:
 
 def test_sim_throttle_bursts_every_message_accepted_once(sim_smsc):  # noqa: F811
     """Bursts of ESME_RTHROTTLED: parts are retried, the bind slows, each is accepted once."""
-    sim_smsc.post("/config", {"throttle_every": 7, "throttle_burst": 3, "latency": 0.005})
+    sim_smsc.post("/config", {"throttle_every": 25, "throttle_burst": 3, "latency": 0.005})
     parts = _parts([f"alert {i}" for i in range(60)])
 
     async def scenario(reactor):
@@ -181,3 +181,13 @@ def test_sim_early_dlrs_and_hex_ids(sim_smsc):  # noqa: F811
     ids, receipts = run_on_fresh_reactor(scenario)
     assert {r.message_id for r in receipts} == set(ids.values())
     _exactly_once(sim_smsc, len(parts))
+
+
+def test_bench_transport_runs_against_smsc_sim():
+    """The transport micro-benchmark completes for our protocol and smpplib's baseline."""
+    from sms.bench_transport import run
+
+    results = run(windows=(1, 64), latencies_ms=(0.0,), seconds_per_run=0.05, max_count=500)
+    assert {(r.client, r.window) for r in results} == {("protocol", 1), ("protocol", 64),
+                                                        ("smpplib", 1)}
+    assert all(r.per_second > 0 for r in results)
