@@ -249,9 +249,8 @@ async def show_sms(reactor, stack) -> None:
         raise DemoFailed("no alert reached a final state within 40 s (see the daemon log)")
     message, parts = seen
     counters = await deferToThreadPool(reactor, reactor.getThreadPool(), smsc_counters, stack)
-    if counters is not None:
-        say(f"the SMSC ({stack.smsc.kind}) counted: " + ", ".join(
-            f"{k} {v}" for k, v in counters.items()))
+    say(f"the SMSC ({stack.smsc.kind}) counted: " + ", ".join(
+        f"{k} {v}" for k, v in counters.items()))
     if message["state"] != "delivered":
         raise DemoFailed(f"the alert ended {message['state']} ({message['error']})")
 
@@ -323,14 +322,12 @@ def _print_timeline(message: dict, parts: list[dict]) -> None:
             f"{p['error'] or 'none'}, SMSC done date {done}")
 
 
-def smsc_counters(stack) -> dict | None:
-    """The simulator's own counters (submits, accepted, DLRs sent); None for the npm SMSC."""
+def smsc_counters(stack) -> dict:
+    """The SMSC's own counters from its control API (submits, DLRs sent and acknowledged)."""
     import json
     import urllib.request
 
-    if stack.smsc.control_port is None:
-        return None
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.smsc.control_port}/stats",
                                 timeout=2) as r:
         stats = json.loads(r.read())
-    return {k: stats.get(k, 0) for k in ("submits", "accepted", "dlrs_sent")}
+    return {k: stats[k] for k in ("submits", "accepted", "dlrs_sent", "dlrs_acked") if k in stats}

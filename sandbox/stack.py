@@ -105,13 +105,14 @@ class StackError(Exception):
 
 @dataclass
 class Smsc:
-    """A running SMSC process: ``kind`` is ``npm`` (sandbox/smsc) or ``smsc_sim``."""
+    """A running SMSC process: ``kind`` is ``npm`` (sandbox/smsc) or ``smsc_sim``; both
+    answer ``GET /stats`` on ``control_port`` with their own counters."""
 
     kind: str
     port: int
     password: str
     process: subprocess.Popen
-    control_port: int | None = None
+    control_port: int
 
     def stop(self, timeout: float = 5.0) -> None:
         _terminate(self.process, timeout)
@@ -133,14 +134,14 @@ def start_smsc(log_dir: Path, prefer: str = "auto") -> Smsc:
     entry = npm_smsc_entry() if prefer in ("auto", "npm") else None
     if prefer == "npm" and entry is None:
         raise StackError(f"the npm SMSC is not installed in {NPM_SMSC} (run sandbox/setup.sh)")
+    control = free_port()
     out = open(log_dir / "smsc.log", "ab")
     if entry is not None:
-        # Contract of sandbox/smsc: listen on --host/--port, accept --system-id/--password.
         cmd = ["node", str(entry), "--host", "127.0.0.1", "--port", str(port),
-               "--system-id", SMPP_SYSTEM_ID, "--password", password]
-        kind, control = "npm", None
+               "--control-port", str(control), "--system-id", SMPP_SYSTEM_ID,
+               "--password", password]
+        kind = "npm"
     else:
-        control = free_port()
         cmd = [sys.executable, "-m", "sandbox.smsc_sim", "--port", str(port),
                "--control-port", str(control), "--system-id", SMPP_SYSTEM_ID,
                "--password", password]
@@ -149,7 +150,8 @@ def start_smsc(log_dir: Path, prefer: str = "auto") -> Smsc:
                                stderr=subprocess.STDOUT, start_new_session=True)
     out.close()
     smsc = Smsc(kind, port, password, process, control)
-    if not wait_for_port("127.0.0.1", port, 20) or process.poll() is not None:
+    if not (wait_for_port("127.0.0.1", port, 20) and wait_for_port("127.0.0.1", control, 5)) \
+            or process.poll() is not None:
         smsc.stop()
         raise StackError(f"the {kind} SMSC did not listen: see {log_dir / 'smsc.log'}")
     return smsc
@@ -311,7 +313,9 @@ class Stack:
             generate(self.core_db, persons=self.persons)
         if self.sms:
             self.smsc = start_smsc(self.log_dir, self.smsc_kind)
-            self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
+            why = " (fallback: the npm SMSC in sandbox/smsc is not installed)" \
+                if self.smsc.kind == "smsc_sim" and self.smsc_kind == "auto" else ""
+            self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}{why}")
         self.asterisk = AsteriskInstance(
             root_path(), self.state_dir / "asterisk", ami_port=free_port(),
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
