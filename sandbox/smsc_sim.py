@@ -67,6 +67,8 @@ class SmscSession(Protocol):
         self._calls: list = []
 
     def connectionMade(self) -> None:
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         self.factory.sessions.append(self)
         self.factory.stats["connections"] += 1
 

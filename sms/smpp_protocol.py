@@ -113,6 +113,9 @@ class SmppProtocol(Protocol):
     # ---- connection ----------------------------------------------------------
     def connectionMade(self) -> None:
         self.connected = True
+        # Many small PDUs in flight: Nagle would hold each behind the previous one's ACK.
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         self._last_rx = self.clock.seconds()
         self._enquire_call = self.clock.callLater(self.enquire_interval, self._idle_check)
 
