@@ -17,6 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.selectreactor import SelectReactor
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from sandbox.ports import free_port, wait_for_port
 from sandbox.pytest_postgres import unavailable
@@ -111,9 +115,6 @@ def sim_smsc(log_dir):
 
 def run_on_fresh_reactor(fn, timeout: float = 30.0):
     """Run ``async fn(reactor)`` on a new select reactor; return its result or raise its error."""
-    from twisted.internet.defer import Deferred
-    from twisted.internet.selectreactor import SelectReactor
-
     reactor = SelectReactor()
     outcome: list = []
 
@@ -132,7 +133,6 @@ def run_on_fresh_reactor(fn, timeout: float = 30.0):
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
     result = outcome[0] if outcome else RuntimeError("reactor stopped without a result")
-    from twisted.python.failure import Failure
     if isinstance(result, Failure):
         result.raiseException()
     if isinstance(result, Exception):
@@ -140,9 +140,8 @@ def run_on_fresh_reactor(fn, timeout: float = 30.0):
     return result
 
 
-def sleep(reactor, seconds: float):
+def sleep(reactor, seconds: float) -> Deferred:
     """A Deferred firing after ``seconds`` on ``reactor`` (for e2e polling loops)."""
-    from twisted.internet.task import deferLater
     return deferLater(reactor, seconds, lambda: None)
 
 

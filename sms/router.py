@@ -164,8 +164,8 @@ class SmppRouter(MultiService):
                       destination_addr=part.destination, short_message=part.short_message,
                       data_coding=part.data_coding, esm_class=part.esm_class,
                       registered_delivery=part.registered_delivery,
-                      priority_flag=part.priority_flag, source_addr_ton=_ton(part.source),
-                      source_addr_npi=1, dest_addr_ton=1, dest_addr_npi=1)
+                      priority_flag=part.priority_flag, dest_addr_ton=1, dest_addr_npi=1,
+                      **_source_numbering(part.source or config.source_addr))
         if part.validity_period:
             fields["validity_period"] = part.validity_period
         if part.sar is not None:
@@ -244,6 +244,8 @@ class SmppRouter(MultiService):
         return deliver
 
 
-def _ton(source: str) -> int:
-    """Alphanumeric senders are TON 5; numbers (the 12329 service code) national, TON 0."""
-    return 5 if source and not source.lstrip("+").isdigit() else 0
+def _source_numbering(source: str) -> dict:
+    """Alphanumeric senders are TON 5 / NPI 0; numbers (the 12329 service code) TON 0 / NPI 1."""
+    if source and not source.lstrip("+").isdigit():
+        return dict(source_addr_ton=5, source_addr_npi=0)
+    return dict(source_addr_ton=0, source_addr_npi=1)

@@ -164,3 +164,20 @@ def test_pair_mode_binds_transmitter_and_receiver():
     r = _collect(h.router.submit(_part()))
     h.flush()
     assert r[0].message_id and [x.message_id for x in h.receipts] == [r[0].message_id]
+
+
+def test_multipart_message_costs_one_token_per_part():
+    """At 3 PDUs/s a 3-part Chinese message takes a second: each part is one submit_sm."""
+    from sms.text import encode
+
+    h = Harness(smsc(throughput=3.0, window=10)).start()
+    e = encode("公" * 150, reference=9)
+    assert e.part_count == 3
+    for body in e.parts + e.parts:
+        h.router.submit(SubmitPart(DEST, "12329", body, e.data_coding, e.esm_class))
+    h.flush()
+    assert h.sims["a"].stats["submits"] == 1
+    h.advance(1.05)
+    assert h.sims["a"].stats["submits"] == 4
+    h.advance(0.7)
+    assert h.sims["a"].stats["submits"] == 6
