@@ -147,13 +147,17 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     started, cpu0 = time.time(), cpu_seconds(stack.daemon.pid)
     t0 = reactor.seconds()
     sipp.start()
-    while sipp.process.poll() is None:
-        await task.deferLater(reactor, 0.5)
-    result = sipp.finish(timeout=5)
-    records = await _records(reactor, stack, started, calls)
-    wall = reactor.seconds() - t0
-    cpu = cpu_seconds(stack.daemon.pid) - cpu0
-    await link.stop()
+    try:
+        while sipp.process.poll() is None:
+            await task.deferLater(reactor, 0.5)
+        result = sipp.finish(timeout=5)
+        records = await _records(reactor, stack, started, calls)
+        wall = reactor.seconds() - t0
+        cpu = cpu_seconds(stack.daemon.pid) - cpu0
+    finally:
+        if sipp.process.poll() is None:  # cancelled (Ctrl-C)
+            sipp.process.terminate()
+        await link.stop()
     handled = sum(1 for r in records if r["outcome"] == "ivr_handled" and r["served"])
     return {
         "calls": calls, "rate_per_s": sipp.rate, "sipp_ok": result.ok,
@@ -222,9 +226,10 @@ def format_table(rounds: list[dict]) -> str:
 
 
 def cmd_bench(args) -> int:
-    from sandbox.demo import run_on_fresh_reactor
+    from sandbox.demo import interrupt_on_sigterm, run_on_fresh_reactor
     from sandbox.stack import Stack, StackError
 
+    interrupt_on_sigterm()
     counts = ([] if args.no_baseline else [1]) + _counts(args.calls)
     log_dir = args.log_dir or args.state_dir / "logs"
 
@@ -244,6 +249,9 @@ def cmd_bench(args) -> int:
     except StackError as e:
         print(f"hotline bench ivr: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("hotline bench ivr: interrupted; everything was stopped", file=sys.stderr)
+        return 130
     report = {
         "benchmark": "ivr", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

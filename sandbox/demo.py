@@ -50,14 +50,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def interrupt_on_sigterm() -> None:
+    """SIGTERM stops a command like Ctrl-C does (the stack's ``with`` block cleans up)."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 def cmd_demo(args) -> int:
     from sandbox.stack import Stack, StackError
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the stack as on Ctrl-C
+    interrupt_on_sigterm()
     log_dir = args.log_dir or args.state_dir / "logs"
     say("starting the local platform (Asterisk 22, SMSC, hotline daemon) on 127.0.0.1")
     try:
@@ -80,18 +84,40 @@ def say(line: str = "") -> None:
 
 
 def run_on_fresh_reactor(main, timeout: float):
-    """``await main(reactor)`` on a new SelectReactor (no global reactor); its result."""
+    """``await main(reactor)`` on a new SelectReactor (no global reactor); its result.
+
+    Ctrl-C or SIGTERM cancels ``main`` (its ``finally`` blocks run, e.g. to end sipp)
+    and raises KeyboardInterrupt here: the reactor's main loop would swallow it.
+    """
+    from twisted.internet.defer import CancelledError
+
     reactor = SelectReactor()
     outcome: list = []
+    running: list[Deferred] = []
+    interrupted: list[int] = []
 
     def start():
         d = Deferred.fromCoroutine(main(reactor))
+        running.append(d)
         d.addTimeout(timeout, reactor)
         d.addBoth(lambda result: (outcome.append(result), reactor.callLater(0, reactor.stop)))
 
-    reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=False)
+    def interrupt(signum, frame):
+        interrupted.append(signum)
+        reactor.callFromThread(lambda: running[0].cancel() if running else reactor.stop())
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reactor.callWhenRunning(start)
+        reactor.run(installSignalHandlers=False)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     result = outcome[0] if outcome else None
+    if interrupted:
+        if hasattr(result, "check") and not result.check(CancelledError):
+            result.printTraceback(file=sys.stderr)
+        raise KeyboardInterrupt
     if hasattr(result, "raiseException"):
         result.raiseException()
     return result
@@ -173,11 +199,17 @@ async def show_call(reactor, stack) -> None:
                     hangup="wait", caller="02584001234", wait_bye_ms=90000, timeout_s=90,
                     workdir=workdir, send_silence=False)
     sipp.start()
-    while sipp.process.poll() is None:
-        await task.deferLater(reactor, 0.2)
+    try:
+        while sipp.process.poll() is None:
+            await task.deferLater(reactor, 0.2)
+    finally:
+        if sipp.process.poll() is None:  # cancelled (Ctrl-C): the caller hangs up too
+            sipp.process.terminate()
     result = sipp.finish(timeout=5)
-    record = await _closed_call(reactor, stack, started)
-    await observer.link.stop()
+    try:
+        record = await _closed_call(reactor, stack, started)
+    finally:
+        await observer.link.stop()
     say(f"sipp: {'call completed' if result.ok else 'call FAILED'}")
     if record is None:
         raise DemoFailed("no closed call record in the database")

@@ -326,7 +326,6 @@ class Stack:
             self.asterisk.start()
         except AsteriskError as e:
             raise StackError(str(e)) from e
-        self._link_asterisk_logs()
         self.say(f"Asterisk: AMI 127.0.0.1:{self.asterisk.ami_port}, "
                  f"SIP udp 127.0.0.1:{self.asterisk.sip_port}")
         self.http_port = free_port()
@@ -342,12 +341,14 @@ class Stack:
         self.hotline("prompts", "build-defaults", "--config", str(self.config_path))
         self._start_daemon()
 
-    def _link_asterisk_logs(self) -> None:
-        """Asterisk's own logs are read from log_dir too (the privacy scan covers them)."""
-        link = self.log_dir / "asterisk"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.asterisk.log_dir)
+    def _keep_asterisk_logs(self) -> None:
+        """Copy Asterisk's logs of this run into log_dir (the privacy scan reads them there)."""
+        target = self.log_dir / "asterisk"
+        target.mkdir(exist_ok=True)
+        sources = [self.asterisk.host_dir / "asterisk.out", *self.asterisk.log_dir.glob("*")]
+        for path in sources:
+            if path.is_file():
+                shutil.copyfile(path, target / path.name)
 
     @property
     def env(self) -> dict[str, str]:
@@ -462,6 +463,7 @@ class Stack:
                 self.daemon = None
             if self.asterisk is not None:
                 self.asterisk.stop()
+                self._keep_asterisk_logs()
                 self.asterisk = None
             if self.smsc is not None:
                 self.smsc.stop()
