@@ -310,7 +310,7 @@ class Stack:
             from core_client.demo_data import generate
 
             self.say(f"generating the demo core ({self.persons} synthetic persons)")
-            generate(self.core_db, persons=self.persons)
+            generate(self.core_db, persons=self.persons)  # atomic: a temporary file renamed
         if self.sms:
             self.smsc = start_smsc(self.log_dir, self.smsc_kind)
             why = " (fallback: the npm SMSC in sandbox/smsc is not installed)" \
@@ -412,7 +412,7 @@ class Stack:
         except (urllib.error.URLError, OSError):
             pass
         for record in self.daemon_events():
-            if record.get("new") == "up" and "reconnects" in record.get("message", ""):
+            if record.get("new") == "up" and record.get("message", "").startswith("AMI link"):
                 states["ami"] = True
             if record.get("bind") and record.get("new") == "bound":
                 states["smpp"] = True
