@@ -5,13 +5,17 @@ X identity through language, deposits, balance, ID, password, listen, goodbye
 and survey, against the real daemon (``sandbox.stack``). Per round it reports
 calls completed (closed call records that were served the balance, and sipp's
 own verdict), the daemon's CPU from /proc/<pid>/stat, and two latencies taken
-by a second AMI session that only listens:
+on the wire and by a second AMI session that only listens:
+
+* daemon turnaround: an ``AsyncAGIExec`` event reaching the daemon's AMI
+  connection to the next ``Action: AGI`` the daemon sends for that channel, by
+  kernel timestamps of a loopback capture (``WireMeter``): the daemon's own
+  share, including its core lookups and database writes in between.
 
 * AGI turnaround: ``AsyncAGIExec`` (Asterisk hands a command's result to AMI)
   to the channel's next ``AGIExecStart`` (the next command starts). It holds the
   daemon's work (including its core lookups), both AMI hops and Asterisk's
-  AsyncAGI queue pickup (about 20 ms with RTP flowing), so it is an upper bound
-  of the daemon's own share.
+  AsyncAGI queue pickup (about 20 ms with RTP flowing): what the call waits.
 * key to next prompt: the caller's last ``DTMFEnd`` before a command's result to
   the ``AGIExecStart`` of the next command that plays a prompt. Measured at
   Asterisk, not at the caller (RTP to the caller on loopback adds one 20 ms
@@ -22,11 +26,15 @@ first round (N = 1) is the baseline. Results go to ``benchmarks/results/ivr.json
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
 import platform
+import socket
+import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +125,113 @@ def plays_prompt(command: str) -> bool:
                                          "BACKGROUND", "CONTROL STREAM"))
 
 
+# ---- the daemon's own share, from the wire ---------------------------------------------
+
+SO_ATTACH_FILTER, SO_TIMESTAMP, ETH_P_ALL, PACKET_OUTGOING = 26, 29, 0x0003, 4
+
+
+def _tcp_port_filter(port: int) -> bytes:
+    """Classic BPF: IPv4 TCP, unfragmented, source or destination ``port``."""
+    def op(code, jt, jf, k):
+        return struct.pack("HBBI", code, jt, jf, k)
+
+    return b"".join((
+        op(0x28, 0, 0, 12), op(0x15, 0, 8, 0x0800),     # ldh [12]; IPv4?
+        op(0x30, 0, 0, 23), op(0x15, 0, 6, 6),          # ldb [23]; TCP?
+        op(0x28, 0, 0, 20), op(0x45, 4, 0, 0x1FFF),     # ldh [20]; fragment -> drop
+        op(0xB1, 0, 0, 14),                             # ldx 4*([14]&0xf)
+        op(0x48, 0, 0, 14), op(0x15, 2, 0, port),       # ldh [x+14]; source port
+        op(0x48, 0, 0, 16), op(0x15, 0, 1, port),       # ldh [x+16]; destination port
+        op(0x06, 0, 0, 0x40000), op(0x06, 0, 0, 0)))    # accept / drop
+
+
+class WireMeter:
+    """The daemon's own turnaround, seen on loopback: an ``AsyncAGIExec`` event arriving
+    on the daemon's AMI connection to the next ``Action: AGI`` it sends for that channel,
+    by kernel timestamps (an AF_PACKET socket with a BPF filter on the AMI port, read on
+    a thread). Only event names and channel names are kept; payloads (results hold keyed
+    digits) are parsed in memory and dropped.
+    """
+
+    def __init__(self, ami_port: int):
+        self.port = ami_port
+        self.samples: list[float] = []
+        self._buffers: dict[tuple[int, int], bytes] = {}
+        self._pending: dict[tuple[int, str], float] = {}  # (client port, channel) -> time
+        self._drivers: set[int] = set()  # client ports that send AGI actions
+        self._stop = threading.Event()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        program = _tcp_port_filter(ami_port)
+        self._program = ctypes.create_string_buffer(program)
+        fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(self._program))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._read, name="wire-meter", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, ancillary, _flags, addr = self.sock.recvmsg(65536, 64)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if addr[2] == PACKET_OUTGOING:  # loopback shows each packet twice
+                continue
+            at = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP:
+                    sec, usec = struct.unpack("qq", value[:16])
+                    at = sec + usec / 1e6
+            self.packet(at, data)
+
+    def packet(self, at: float, frame: bytes) -> None:
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        total = struct.unpack("!H", ip[2:4])[0]
+        tcp = ip[ihl:total]
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        if payload:
+            self.segment(at, sport, dport, payload)
+
+    def segment(self, at: float, sport: int, dport: int, payload: bytes) -> None:
+        """One TCP payload in capture order; complete AMI messages are matched."""
+        key = (sport, dport)
+        buffer = self._buffers.get(key, b"") + payload
+        *messages, rest = buffer.split(b"\r\n\r\n")
+        self._buffers[key] = rest
+        from_asterisk = sport == self.port
+        client = dport if from_asterisk else sport
+        for raw in messages:
+            head = raw[:400]
+            if from_asterisk:
+                if client in self._drivers and _header(head, b"Event") == "AsyncAGIExec":
+                    self._pending[(client, _header(head, b"Channel"))] = at
+            elif _header(head, b"Action").upper() == "AGI":
+                self._drivers.add(client)  # the daemon's session, not the listening one
+                started = self._pending.pop((client, _header(head, b"Channel")), None)
+                if started is not None:
+                    self.samples.append(at - started)
+
+
+def _header(message: bytes, name: bytes) -> str:
+    for line in message.split(b"\r\n"):
+        if line.startswith(name + b": "):
+            return line[len(name) + 2:].decode(errors="replace")
+    return ""
+
+
 # ---- one round ------------------------------------------------------------------------
 
 async def run_round(reactor, stack, calls: int, rate: float) -> dict:
@@ -144,6 +259,8 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[audio], hangup="wait",
                     caller="02584001234", calls=calls, rate=max(1.0, min(rate, calls)),
                     wait_bye_ms=120000, timeout_s=60 + calls / rate + 120, workdir=workdir)
+    wire = WireMeter(inst.ami_port)
+    wire.start()
     started, cpu0 = time.time(), cpu_seconds(stack.daemon.pid)
     t0 = reactor.seconds()
     sipp.start()
@@ -157,6 +274,7 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     finally:
         if sipp.process.poll() is None:  # cancelled (Ctrl-C)
             sipp.process.terminate()
+        wire.stop()
         await link.stop()
     handled = sum(1 for r in records if r["outcome"] == "ivr_handled" and r["served"])
     return {
@@ -166,6 +284,7 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
                      for o in sorted({r["outcome"] for r in records})},
         "wall_s": round(wall, 1), "daemon_cpu_s": round(cpu, 2),
         "daemon_cpu_percent_of_one_core": round(100 * cpu / wall, 1) if wall else None,
+        "daemon_turnaround_ms": summary_ms(wire.samples),
         "agi_turnaround_ms": summary_ms(meter.turnaround),
         "key_to_next_prompt_ms": summary_ms(meter.key_to_prompt),
     }
@@ -212,16 +331,19 @@ def _counts(text: str) -> list[int]:
 
 def format_table(rounds: list[dict]) -> str:
     head = (f"{'calls':>5} {'done':>5} {'sipp':>4} {'wall s':>7} {'cpu s':>6} {'cpu %':>6} "
-            f"{'agi p50':>8} {'agi p99':>8} {'agi max':>8} {'key p50':>8} {'key p99':>8}")
+            f"{'dmn p50':>8} {'dmn p99':>8} {'agi p50':>8} {'agi p99':>8} "
+            f"{'key p50':>8} {'key p99':>8}")
     lines = [head, "-" * len(head)]
     for r in rounds:
-        a, k = r["agi_turnaround_ms"], r["key_to_next_prompt_ms"]
+        d, a, k = (r["daemon_turnaround_ms"], r["agi_turnaround_ms"],
+                   r["key_to_next_prompt_ms"])
         lines.append(f"{r['calls']:>5} {r['completed']:>5} {'ok' if r['sipp_ok'] else 'err':>4} "
                      f"{r['wall_s']:>7} {r['daemon_cpu_s']:>6} "
-                     f"{r['daemon_cpu_percent_of_one_core']:>6} {a['p50']!s:>8} {a['p99']!s:>8} "
-                     f"{a['max']!s:>8} {k['p50']!s:>8} {k['p99']!s:>8}")
-    lines.append("latencies in ms; agi = AsyncAGIExec -> next AGIExecStart, key = last DTMFEnd "
-                 "-> next prompt's AGIExecStart (both seen on a listening AMI session)")
+                     f"{r['daemon_cpu_percent_of_one_core']:>6} {d['p50']!s:>8} {d['p99']!s:>8} "
+                     f"{a['p50']!s:>8} {a['p99']!s:>8} {k['p50']!s:>8} {k['p99']!s:>8}")
+    lines.append("latencies in ms; dmn = AsyncAGIExec reaching the daemon -> its next AGI "
+                 "action (loopback capture); agi = AsyncAGIExec -> next AGIExecStart and key = "
+                 "last DTMFEnd -> next prompt's AGIExecStart (a listening AMI session)")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.bench import TurnaroundMeter, _counts, format_table, plays_prompt, summary_ms
+from ivr.bench import (TurnaroundMeter, WireMeter, _counts, format_table, plays_prompt,
+                       summary_ms)
 
 READ = 'EXEC "Read" "HOTLINE_DIGITS,/var/prompts/current/default/zh/ivr/main-menu,1,,1,"'
 
@@ -66,7 +67,29 @@ def test_call_counts_and_table():
     with pytest.raises(SystemExit):
         _counts("0")
     row = {"calls": 1, "completed": 1, "sipp_ok": True, "wall_s": 60.0, "daemon_cpu_s": 1.0,
-           "daemon_cpu_percent_of_one_core": 1.7,
+           "daemon_cpu_percent_of_one_core": 1.7, "daemon_turnaround_ms": summary_ms([0.001]),
            "agi_turnaround_ms": summary_ms([0.02]), "key_to_next_prompt_ms": summary_ms([0.03])}
     lines = format_table([row]).splitlines()
     assert lines[2].split()[:3] == ["1", "1", "ok"]
+
+
+def _wire_meter(port: int = 5038) -> WireMeter:
+    """A WireMeter without its capture socket (segments are fed by hand)."""
+    meter = WireMeter.__new__(WireMeter)
+    meter.port, meter.samples, meter._buffers, meter._pending, meter._drivers = \
+        port, [], {}, {}, set()
+    return meter
+
+
+def test_wire_meter_pairs_result_and_next_action_on_the_driving_connection():
+    """A result on the daemon's connection (split over two segments) and the daemon's next
+    AGI action for the channel give one sample; the listening session's copy of the same
+    event (another client port, never sending AGI) is ignored."""
+    m = _wire_meter()
+    m.segment(0.0, 40000, 5038, b"Action: AGI\r\nChannel: PJSIP/a-1\r\nCommand: X\r\n\r\n")
+    m.segment(1.000, 5038, 40000, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\nRes")
+    m.segment(1.001, 5038, 40000, b"ult: 200%20result%3D1\r\n\r\n")
+    m.segment(1.002, 5038, 40001, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\n\r\n")
+    m.segment(1.004, 40000, 5038, b"Action: AGI\r\nActionID: 7\r\nChannel: PJSIP/a-1\r\n\r\n")
+    assert m.samples == [pytest.approx(0.003)]
+    assert m._pending == {}
