@@ -1,0 +1,315 @@
+"""The SMPP half of ``hotline bench sms``, and its lean SMSC peer.
+
+The peer (``python -m sms.bench_smpp serve --port P --latency S``) answers binds,
+answers each submit_sm after ``latency`` seconds with a decimal message id and
+then sends a DELIVRD receipt (text and TLVs). It parses only what it needs with
+``struct`` so that, sharing this 2-core machine with the code under test, it
+costs little CPU. ``--record FILE`` appends one line per submit_sm received
+(destination and a hash of the body), which the crash test uses to count what
+the SMSC really got. sandbox/smsc_sim.py is the fault-injecting peer for tests.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from twisted.internet import protocol
+
+from sms.bench import _outbox_config, _sleep
+
+HEADER = struct.Struct(">LLLL")
+BIND_TRX, BIND_TX, BIND_RX = 0x09, 0x02, 0x01
+SUBMIT_SM, DELIVER_SM, ENQUIRE_LINK, UNBIND = 0x04, 0x05, 0x15, 0x06
+RESP = 0x80000000
+
+
+def _cstr(buf: bytes, pos: int) -> tuple[bytes, int]:
+    end = buf.index(b"\0", pos)
+    return buf[pos:end], end + 1
+
+
+def parse_submit(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """(source, destination, short_message) of a submit_sm body."""
+    _, pos = _cstr(body, 0)  # service_type
+    pos += 2
+    source, pos = _cstr(body, pos)
+    pos += 2
+    dest, pos = _cstr(body, pos)
+    pos += 3  # esm_class, protocol_id, priority_flag
+    _, pos = _cstr(body, pos)  # schedule_delivery_time
+    _, pos = _cstr(body, pos)  # validity_period
+    pos += 4  # registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+    length = body[pos]
+    return source, dest, body[pos + 1:pos + 1 + length]
+
+
+def pdu(command: int, seq: int, body: bytes = b"", status: int = 0) -> bytes:
+    return HEADER.pack(16 + len(body), command, status, seq) + body
+
+
+def receipt_body(source: bytes, dest: bytes, message_id: bytes) -> bytes:
+    stamp = time.strftime("%y%m%d%H%M").encode()
+    text = (b"id:" + message_id + b" sub:001 dlvrd:001 submit date:" + stamp +
+            b" done date:" + stamp + b" stat:DELIVRD err:000 text:")
+    return (b"\0" + bytes([1, 1]) + dest + b"\0" + bytes([0, 0]) + source + b"\0" +
+            bytes([4, 0, 0]) + b"\0\0" + bytes([0, 0, 0, 0]) + bytes([len(text)]) + text +
+            struct.pack(">HH", 0x001E, len(message_id) + 1) + message_id + b"\0" +
+            struct.pack(">HHB", 0x0427, 1, 2))
+
+
+class LeanSmsc(protocol.Protocol):
+    """One ESME connection: binds, submits with latency, receipts."""
+
+    def __init__(self, factory):
+        self.f = factory
+        self.buf = bytearray()
+        self.seq = 0
+
+    def connectionMade(self) -> None:
+        self.transport.setTcpNoDelay(True)  # no Nagle stalls on small PDUs
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= 16:
+            length, command, _status, seq = HEADER.unpack_from(self.buf)
+            if len(self.buf) < length:
+                return
+            body = bytes(self.buf[16:length])
+            del self.buf[:length]
+            self.handle(command, seq, body)
+
+    def handle(self, command: int, seq: int, body: bytes) -> None:
+        if command in (BIND_TRX, BIND_TX, BIND_RX):
+            self.transport.write(pdu(command | RESP, seq, b"leansmsc\0"))
+        elif command == SUBMIT_SM:
+            source, dest, message = parse_submit(body)
+            self.f.count += 1
+            message_id = str(self.f.count).encode()
+            if self.f.record is not None:
+                digest = hashlib.sha1(message).hexdigest()[:16]
+                self.f.record.write(f"{dest.decode()} {digest}\n")
+            later = self.f.reactor.callLater
+            if self.f.latency:
+                later(self.f.latency, self.answer, seq, source, dest, message_id)
+            else:
+                self.answer(seq, source, dest, message_id)
+        elif command == ENQUIRE_LINK:
+            self.transport.write(pdu(ENQUIRE_LINK | RESP, seq))
+        elif command == UNBIND:
+            self.transport.write(pdu(UNBIND | RESP, seq))
+            self.transport.loseConnection()
+
+    def answer(self, seq: int, source: bytes, dest: bytes, message_id: bytes) -> None:
+        if not self.transport.connected:
+            return
+        self.transport.write(pdu(SUBMIT_SM | RESP, seq, message_id + b"\0"))
+        self.seq += 1
+        self.transport.write(pdu(DELIVER_SM, self.seq, receipt_body(source, dest, message_id)))
+
+
+class LeanSmscFactory(protocol.Factory):
+    def __init__(self, reactor, latency: float, record_path: str | None):
+        self.reactor, self.latency, self.count = reactor, latency, 0
+        self.record = open(record_path, "a", buffering=1) if record_path else None
+
+    def buildProtocol(self, addr):
+        return LeanSmsc(self)
+
+
+def serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sms.bench_smpp serve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--record")
+    args = parser.parse_args(argv)
+    from twisted.internet import reactor
+
+    reactor.listenTCP(args.port, LeanSmscFactory(reactor, args.latency, args.record),
+                      interface="127.0.0.1")
+    print("ready", flush=True)
+    reactor.run()
+    return 0
+
+
+
+# -- the throughput bench ---------------------------------------------------------------------
+
+WINDOWS = (1, 10, 64)
+LATENCIES = (0.0, 0.02)
+SIZES = (1, 3)
+TEXT_1 = "【示例公积金】您尾号0123的公积金账户于2026-11-05汇缴入账1,200.00元，当前余额35,678.90元。"
+TEXT_3 = TEXT_1 * 3
+
+
+def _messages(window: int, latency: float, parts: int, quick: bool) -> int:
+    """Enough messages for about two seconds at the best rate this setting allows."""
+    rate = min(3000.0, window / latency) if latency else min(3000.0, 400.0 * window)
+    n = int(rate * (1.0 if quick else 2.0)) // parts
+    return max(50, min(n, 6000))
+
+
+class _LeanPeer:
+    """The LeanSmsc child process for one latency."""
+
+    def __init__(self, latency: float, record: str | None = None):
+        from sandbox.ports import free_port
+
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "sms.bench_smpp", "serve", "--port", str(self.port),
+               "--latency", str(latency)] + (["--record", record] if record else [])
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bench SMSC did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def smsc_config(port: int, window: int, name: str = "bench"):
+    from sms.config import SmscConfig
+
+    return SmscConfig(name=name, endpoint=f"tcp:host=127.0.0.1:port={port}",
+                      system_id="hotline", password="bench", system_type="",
+                      bind_mode="transceiver", binds=1, window=window, throughput=0.0,
+                      response_timeout=10.0, enquire_link=30.0, prefixes=(),
+                      source_addr="12329", reconnect_min=0.2, reconnect_max=2.0)
+
+
+def smpplib_baseline(port: int, n: int) -> dict:
+    """smpplib's own blocking client: one submit_sm, wait for its response, the next."""
+    import smpplib.client
+    import smpplib.consts
+
+    client = smpplib.client.Client("127.0.0.1", port, timeout=10)
+    answered = []
+    client.set_message_sent_handler(lambda pdu: answered.append(pdu.sequence))
+    client.set_message_received_handler(lambda pdu: None)
+    client.connect()
+    import socket
+
+    client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # fair: no Nagle
+    client.bind_transceiver(system_id="hotline", password="bench")
+    body = TEXT_1.encode("utf-16-be")
+    t0 = time.perf_counter()
+    for i in range(n):
+        client.send_message(source_addr="12329", destination_addr=f"1390{i:07d}",
+                            short_message=body, data_coding=8, registered_delivery=1)
+        while len(answered) <= i:
+            client.read_once()
+    seconds = time.perf_counter() - t0
+    client.unbind()
+    client.disconnect()
+    return {"messages": n, "seconds": round(seconds, 3), "submitted_per_s": round(n / seconds, 1)}
+
+
+async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int) -> dict:
+    from sms import text
+    from sms.dispatcher import Dispatcher
+    from sms.outbox import EncodedPart, Outbox, Outgoing
+    from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+    from storage.db import Database
+
+    db = Database(url, reactor, 4)
+    if not db.is_sqlite:
+        from storage.models import load_all_tables
+
+        load_all_tables().drop_all(db.engine)
+    db.create_all()
+    box = Outbox(db, reactor, _outbox_config(), encode=text.encode)
+
+    def on_receipt(r):
+        done = r.done_at.timestamp() if r.done_at is not None else None
+        return box.receipt(r.message_id, r.smsc, r.state, r.error, done)
+
+    router = SmppRouter([smsc_config(port, window)], reactor, on_receipt=on_receipt,
+                        on_mo=lambda mo: None)
+    router.startService()
+    while router.bound_count() < 1:
+        await _sleep(reactor, 0.05)
+    encoded = text.encode(TEXT_3 if parts == 3 else TEXT_1, max_parts=3, reference=7)
+    assert encoded.part_count == parts
+    enc = tuple(EncodedPart(p, encoded.data_coding, encoded.esm_class) for p in encoded.parts)
+
+    def part(m, p):
+        return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)
+
+    disp = Dispatcher(box, router, reactor, make_part=part, temporary=(TemporaryError,),
+                      permanent=(PermanentError,), batch=1000, max_inflight=window)
+    t0 = time.perf_counter()
+    from twisted.internet.defer import gatherResults
+
+    await gatherResults([box.accept(Outgoing("demo", "bulk", "bench", {}, "", f"1390{i:07d}",
+                                             f"b{i}", enc)) for i in range(n)])
+    t_accept = time.perf_counter()
+    await disp.startService()
+    t_submitted = None
+    while True:
+        counts = await box.counts()
+        if t_submitted is None and not counts.get("queued") and not counts.get("submitting"):
+            t_submitted = time.perf_counter()
+        if counts.get("delivered", 0) == n:
+            break
+        if time.perf_counter() - t_accept > 120:
+            raise RuntimeError(f"bench case stalled: {counts}")
+        await _sleep(reactor, 0.02)
+    t_end = time.perf_counter()
+    await disp.stopService()
+    await router.stopService()
+    db.stopService()
+    return {"messages": n, "parts": parts, "window": window,
+            "accepted_per_s": round(n / (t_accept - t0), 1),
+            "submitted_per_s": round(n / (t_submitted - t_accept), 1),
+            "delivered_per_s": round(n / (t_end - t_accept), 1),
+            "end_to_end_per_s": round(n / (t_end - t0), 1),
+            "parts_per_s": round(n * parts / (t_end - t_accept), 1)}
+
+
+def _pg_url() -> str | None:
+    return os.environ.get("HOTLINE_BENCH_PG_URL") or None
+
+
+async def bench_throughput(reactor, args, workdir: Path) -> dict:
+    databases = [("sqlite", None)]
+    if _pg_url():
+        databases.append(("postgresql", _pg_url()))
+    results: dict = {"cases": [], "baseline_smpplib": {}}
+    for latency in LATENCIES:
+        peer = _LeanPeer(latency)
+        try:
+            n = 100 if latency else 1000
+            base = smpplib_baseline(peer.port, n if not args.quick else n // 2)
+            base["latency_ms"] = latency * 1000
+            results["baseline_smpplib"][f"{int(latency * 1000)}ms"] = base
+            print(f"smpplib blocking client, {latency * 1000:.0f} ms: "
+                  f"{base['submitted_per_s']} submit_sm/s", flush=True)
+            for db_name, url in databases:
+                for parts in SIZES:
+                    for window in WINDOWS:
+                        n = args.messages or _messages(window, latency, parts, args.quick)
+                        index = len(results["cases"])
+                        case_url = url or f"sqlite:///{workdir / f'b{index}.db'}"
+                        case = await run_case(reactor, case_url, peer.port, window, parts, n)
+                        case.update(database=db_name, latency_ms=latency * 1000)
+                        results["cases"].append(case)
+                        print(_row(case), flush=True)
+        finally:
+            peer.stop()
+    return {"throughput": results}
+
+
+def _row(c: dict) -> str:
+    return (f"{c['database']:<10} lat {c['latency_ms']:>4.0f} ms  window {c['window']:>3}  "
+            f"{c['parts']} part  n={c['messages']:<5} accepted {c['accepted_per_s']:>8}/s  "
+            f"submitted {c['submitted_per_s']:>7}/s  delivered {c['delivered_per_s']:>7}/s  "
+            f"end-to-end {c['end_to_end_per_s']:>7}/s")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
+    sys.exit(serve(sys.argv[2:]))
