@@ -24,7 +24,7 @@ from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.layout import prompt_path
-from prompts.service import AdminCalls, with_admin_calls
+from prompts.service import AdminCalls, CallsByRole
 
 
 class UnknownCenter(Exception):
@@ -111,7 +111,7 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
     handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
-    flow = with_admin_calls(handler, AdminCalls(config, reactor, db))
+    flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,

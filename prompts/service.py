@@ -31,8 +31,15 @@ class PromptStore:
 
     def __init__(self, config: PromptsConfig, db: Any, reactor: Any, threadpool: Any = None):
         self.config, self.db, self.reactor = config, db, reactor
-        self.threadpool = threadpool if threadpool is not None else reactor.getThreadPool()
+        self._threadpool = threadpool
         self.local_dir = Path(config.library_dir) / "incoming-local"
+
+    @property
+    def threadpool(self) -> Any:
+        """The reactor's pool unless one was given; asked for only when audio is processed."""
+        if self._threadpool is None:
+            self._threadpool = self.reactor.getThreadPool()
+        return self._threadpool
 
     def path(self, center: str, lang: str, prompt_id: str) -> str:
         """What Asterisk should play for this prompt (no extension)."""
@@ -129,9 +136,13 @@ class AdminCalls:
         return f"admin: {len(changes)} installed"
 
 
-def with_admin_calls(flow, admin: AdminCalls):
+class CallsByRole:
     """One dispatcher flow for both extensions: administrators' calls go to ``admin``,
-    every other call to ``flow`` (the IVR's CallHandler)."""
-    async def route(session: Any) -> Any:
-        return await (admin if AdminCalls.wants(session) else flow)(session)
-    return route
+    every other call to ``ivr`` (the IVR's CallHandler)."""
+
+    def __init__(self, ivr: Any, admin: AdminCalls):
+        self.ivr, self.admin = ivr, admin
+
+    async def __call__(self, session: Any) -> Any:
+        return await (self.admin if AdminCalls.wants(session) else self.ivr)(session)
+

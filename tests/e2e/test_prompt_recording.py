@@ -25,7 +25,7 @@ from ivr.menu import load as load_menu
 from ivr.service import make_service
 from prompts import catalog as catalog_mod, library, staff
 from prompts.layout import current_base, version_dir
-from prompts.service import AdminCalls, with_admin_calls
+from prompts.service import AdminCalls, CallsByRole
 from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Audio, Pause, SippCall
 from storage.db import Database
@@ -191,7 +191,7 @@ def test_record_by_phone_then_callers_hear_it_and_rollback(bed):
         db = Database(config.database.url, reactor, threads=2)
         db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
         service = make_service(config, reactor, db, build_cores(config, db, reactor))
-        service.dispatcher.flow_factory = with_admin_calls(service.handler,
+        service.dispatcher.flow_factory = CallsByRole(service.handler,
                                                            AdminCalls(config, reactor, db))
         service.link.subscribe("AGIExecStart", lambda e: commands.append(e.get("Command") or ""))
         service.link.subscribe("AGIExecEnd", lambda e: debug.append((e.get("Command"), e.get("Result"))))

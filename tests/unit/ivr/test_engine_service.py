@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from common.config import load
 from core_client.testing import FakeCore
 from ivr.service import CallHandler, UnknownCenter, make_service
+from prompts.service import AdminCalls
 from tests.unit.ivr.test_flows_fakes import HANGUP, OFFICE_TIME, FakeSession, MemoryRecords
 
 INI = """
@@ -94,7 +95,8 @@ def test_first_language_of_the_center(handler):
 
 def test_make_service_wires_link_and_dispatcher(tmp_path):
     """make_service builds the AMI link and dispatcher from the config, loads every
-    center's menu, and hands this instance's calls to the call handler."""
+    center's menu, and hands this instance's calls to the call handler (administrators'
+    calls to the prompt-recording flow)."""
     path = tmp_path / "hotline.ini"
     path.write_text(INI.format(state=tmp_path).replace(
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
@@ -103,6 +105,7 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     service = make_service(config, Clock(), db=None,
                            cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
     assert service.dispatcher.instance == config.daemon.instance
-    assert service.dispatcher.flow_factory is service.handler
+    assert service.dispatcher.flow_factory.ivr is service.handler
+    assert isinstance(service.dispatcher.flow_factory.admin, AdminCalls)
     assert service.dispatcher.watchdog_s == config.ivr.ami.watchdog_seconds
     assert set(service.handler.menus) == {"demo", "north"}

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from prompts import library, staff
 from prompts.audio import Silent
 from prompts.config import PromptsConfig
-from prompts.service import AdminCalls, PromptStore, with_admin_calls
+from prompts.service import AdminCalls, PromptStore, CallsByRole
 from storage.db import Database
 
 from .conftest import make_audio
@@ -90,7 +90,7 @@ class PromptStoreTest(TestCase):
         async def ivr(session):
             return "ivr"
 
-        route = with_admin_calls(ivr, handler)
+        route = CallsByRole(ivr, handler)
         self.assertEqual(self.successResultOf(Deferred.fromCoroutine(route(caller))), "ivr")
         d = Deferred.fromCoroutine(route(session))
         d.addCallback(self.assertEqual, "admin: 1 installed")
