@@ -241,28 +241,30 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
         return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)
 
     disp = Dispatcher(box, router, reactor, make_part=part, temporary=(TemporaryError,),
-                      permanent=(PermanentError,), batch=1000, max_inflight=window)
-    t0 = time.perf_counter()
-    from twisted.internet.defer import gatherResults
+                      permanent=(PermanentError,), batch=1000, max_inflight=2 * window)
+    try:
+        t0 = time.perf_counter()
+        from twisted.internet.defer import gatherResults
 
-    await gatherResults([box.accept(Outgoing("demo", "bulk", "bench", {}, "", f"1390{i:07d}",
-                                             f"b{i}", enc)) for i in range(n)])
-    t_accept = time.perf_counter()
-    await disp.startService()
-    t_submitted = None
-    while True:
-        counts = await box.counts()
-        if t_submitted is None and not counts.get("queued") and not counts.get("submitting"):
-            t_submitted = time.perf_counter()
-        if counts.get("delivered", 0) == n:
-            break
-        if time.perf_counter() - t_accept > 120:
-            raise RuntimeError(f"bench case stalled: {counts}")
-        await _sleep(reactor, 0.02)
-    t_end = time.perf_counter()
-    await disp.stopService()
-    await router.stopService()
-    db.stopService()
+        await gatherResults([box.accept(Outgoing("demo", "bulk", "bench", {}, "", f"1390{i:07d}",
+                                                 f"b{i}", enc)) for i in range(n)])
+        t_accept = time.perf_counter()
+        await disp.startService()
+        t_submitted = None
+        while True:
+            counts = await box.counts()
+            if t_submitted is None and not counts.get("queued") and not counts.get("submitting"):
+                t_submitted = time.perf_counter()
+            if counts.get("delivered", 0) == n:
+                break
+            if time.perf_counter() - t_accept > 120:
+                raise RuntimeError(f"bench case stalled: {counts}")
+            await _sleep(reactor, 0.02)
+        t_end = time.perf_counter()
+    finally:
+        await disp.stopService()
+        await router.stopService()
+        db.stopService()
     return {"messages": n, "parts": parts, "window": window,
             "accepted_per_s": round(n / (t_accept - t0), 1),
             "submitted_per_s": round(n / (t_submitted - t_accept), 1),

@@ -12,6 +12,7 @@ import heapq
 import itertools
 
 from twisted.application.service import Service
+from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
 from sms.outbox import ClaimedMessage, SubmitResult
@@ -65,7 +66,7 @@ class Dispatcher(Service):
         self._ready = []
         if held:
             return self.outbox.release(held)
-        return None
+        return succeed(None)
 
     def wake(self) -> None:
         """New work was accepted: claim now rather than at the next poll."""
@@ -126,7 +127,11 @@ class Dispatcher(Service):
             n = len(m.part_ids)
             if self.inflight + reserved + n > self.max_inflight and (self.inflight + reserved):
                 break
-            if not self.router.has_capacity(m.destination):
+            if not (self.inflight + reserved) and not self.router.has_capacity(m.destination):
+                # Nothing in flight and no free slot: the links are down or full; wait.
+                # With parts in flight the links are up, so we mark ahead (up to
+                # max_inflight) and the bind queues them until its window has room:
+                # the commit that marks them overlaps the SMSC's round trip.
                 self._wait_capacity()
                 break
             heapq.heappop(self._ready)

@@ -37,7 +37,8 @@ class SmsService(MultiService):
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
                                  on_mo=self.keywords.on_mo)
         self.router.setServiceParent(self)
-        window = rules.max_inflight or sum(s.window * s.binds for s in config.sms.smscs)
+        # Marked-ahead parts overlap their commit with the SMSC round trip (see Dispatcher).
+        window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
         source = config.sms.smscs[0].source_addr if config.sms.smscs else "12329"
 
         def make_part(message, part):
