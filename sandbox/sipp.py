@@ -4,8 +4,9 @@ A call is a list of steps (``Pause``, ``Keys``, ``Audio``) written into the
 scenario ``sandbox/sipp/caller.xml``; the end is either our BYE after the steps
 (``hangup="bye"``) or waiting for the far end's BYE (``hangup="wait"``). One
 sipp process can place N concurrent calls (``calls=N``) for benchmarks.
-Key presses replay the RFC 2833 recordings sipp ships; ``wav_to_rtp_pcap``
-turns speech (e.g. from ``espeak-ng -v cmn``) into a G.711 RTP pcap sipp can play.
+Key presses are RFC 4733 events written as pcaps per call (``KeyPresses``), with
+timestamps that keep rising; ``wav_to_rtp_pcap`` turns speech (e.g. from
+``espeak-ng -v cmn``) into a G.711 RTP pcap sipp can play.
 """
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ from typing import Union
 from sandbox.ports import free_port
 
 HERE = Path(__file__).parent / "sipp"
-DTMF_DIR = Path("/usr/share/sip-tester")
-DTMF_NAMES = {**{str(d): str(d) for d in range(10)}, "*": "star", "#": "pound"}
-DTMF_PCAP_MS = 200  # the shipped recordings last about 140 ms
+KEY_EVENTS = "0123456789*#"  # RFC 4733 event codes 0-11
+KEY_PCAP_MS = 220  # 8 event packets and the end packet three times, 20 ms apart
 
 
 class SippError(Exception):
@@ -55,10 +55,38 @@ class Audio:
 Step = Union[Pause, Keys, Audio]
 
 
-def dtmf_pcap(key: str) -> Path:
-    if key not in DTMF_NAMES:
-        raise SippError(f"no RFC 2833 recording for key {key!r}")
-    return DTMF_DIR / f"dtmf_2833_{DTMF_NAMES[key]}.pcap"
+class KeyPresses:
+    """One caller's key presses as RFC 4733 pcaps, each later in RTP time than the last.
+
+    sipp's shipped per-key recordings carry fixed timestamps, and Asterisk drops a key
+    event whose timestamp is not after the previous one (a repeated key, or 1 after *),
+    so every press gets its own pcap with rising sequence numbers and timestamps.
+    """
+
+    SSRC = 0x5EED1234
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.seq, self.ts, self.count = 1000, 160000, 0
+
+    def pcap(self, key: str) -> Path:
+        if len(key) != 1 or key not in KEY_EVENTS:
+            raise SippError(f"no RFC 4733 event for key {key!r}")
+        event = KEY_EVENTS.index(key)
+        packets = []
+        for i in range(8):
+            packets.append(_rtp(101, self.seq, self.ts, self.SSRC,
+                                struct.pack("!BBH", event, 10, 160 * (i + 1)), marker=i == 0))
+            self.seq += 1
+        end = struct.pack("!BBH", event, 0x80 | 10, 160 * 8)
+        packets += [_rtp(101, self.seq, self.ts, self.SSRC, end)] * 3  # the end, sent 3 times
+        self.seq += 1
+        self.ts += 160 * 8 + 8000  # the next event starts well after this one
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"key-{self.count:03d}.pcap"
+        _write_pcap(packets, path)
+        return path
 
 
 def _play(pcap: Path) -> str:
@@ -83,10 +111,11 @@ class _Pauses:
                 f'next="{GOT_BYE}"/>\n  <label id="{self.label}"/>\n')
 
 
-def render_steps(steps: list[Step], interruptible: bool = False,
+def render_steps(steps: list[Step], keys: KeyPresses, interruptible: bool = False,
                  background: Path | None = None) -> str:
-    """Steps as sipp XML. With ``background`` (a long silence pcap) the caller sends RTP
-    all the time, as a real phone does, resuming it after every key and audio clip."""
+    """Steps as sipp XML, key pcaps written by ``keys``. With ``background`` (a long
+    silence pcap) the caller sends RTP all the time, as a real phone does, resuming it
+    after every key and audio clip."""
     pause = _Pauses(interruptible)
     resume = _play(background) if background is not None else ""
     out = [resume]
@@ -95,11 +124,11 @@ def render_steps(steps: list[Step], interruptible: bool = False,
             out.append(pause(step.ms))
         elif isinstance(step, Keys):
             for key in step.digits:
-                out.append(_play(dtmf_pcap(key)))
-                gap = max(int(step.gap_ms), DTMF_PCAP_MS)
+                out.append(_play(keys.pcap(key)))
+                gap = max(int(step.gap_ms), KEY_PCAP_MS)
                 if background is not None:
-                    out += [pause(DTMF_PCAP_MS), resume]
-                    gap -= DTMF_PCAP_MS
+                    out += [pause(KEY_PCAP_MS), resume]
+                    gap -= KEY_PCAP_MS
                 if gap > 0:
                     out.append(pause(gap))
         elif isinstance(step, Audio):
@@ -142,9 +171,10 @@ _WAIT_BYE = """  <recv request="BYE" timeout="{timeout}"/>
 """
 
 
-def scenario_xml(steps: list[Step], hangup: str = "bye", caller: str = "sipp",
+def scenario_xml(steps: list[Step], keys_dir: Path, hangup: str = "bye", caller: str = "sipp",
                  wait_bye_ms: int = 30000, background: Path | None = None) -> str:
-    """The caller scenario with ``steps`` and the chosen ending, as XML text."""
+    """The caller scenario with ``steps`` and the chosen ending, as XML text; the key
+    pcaps it plays are written into ``keys_dir``."""
     if not caller.replace("+", "").isalnum():
         raise SippError("caller must be digits or letters")
     if hangup == "bye":
@@ -154,7 +184,8 @@ def scenario_xml(steps: list[Step], hangup: str = "bye", caller: str = "sipp",
     else:
         raise SippError(f"hangup must be 'bye' or 'wait', not {hangup!r}")
     text = (HERE / "caller.xml").read_text()
-    text = text.replace("  <!--STEPS-->\n", render_steps(steps, hangup == "wait", background)).replace("  <!--END-->\n", end)
+    text = text.replace("  <!--STEPS-->\n", render_steps(steps, KeyPresses(keys_dir), hangup == "wait",
+                                                             background)).replace("  <!--END-->\n", end)
     return text.replace("[caller_name]", caller).replace("[caller_number]", caller)
 
 
@@ -198,8 +229,8 @@ class SippCall:
         if self.send_silence:
             background = self.workdir / "silence.pcap"
             silence_pcap(background, int(self.timeout_s))
-        scenario.write_text(scenario_xml(self.steps, self.hangup, self.caller, self.wait_bye_ms,
-                                         background))
+        scenario.write_text(scenario_xml(self.steps, self.workdir, self.hangup, self.caller,
+                                         self.wait_bye_ms, background))
         return ["sipp", f"{self.host}:{self.port}", "-sf", str(scenario), "-s", self.extension,
                 "-i", self.local_address, "-p", str(free_port(self.local_address, kind=socket.SOCK_DGRAM)),
                 "-mi", self.local_address, "-mp", str(_free_media_port(self.local_address)),
@@ -299,22 +330,30 @@ def silence_pcap(pcap: Path, seconds: int) -> int:
     return _write_rtp_pcap(b"\xff" * 8000 * seconds, pcap)
 
 
+def _rtp(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq & 0xFFFF,
+                       ts & 0xFFFFFFFF, ssrc) + payload
+
+
 def _write_rtp_pcap(payload: bytes, pcap: Path) -> int:
+    """G.711 payload as 20 ms RTP packets in a pcap; returns its length in ms."""
+    chunks = [payload[i:i + 160].ljust(160, b"\xff") for i in range(0, len(payload), 160)]
+    _write_pcap([_rtp(0, n + 1, n * 160, 0x1234ABCD, c) for n, c in enumerate(chunks)], pcap)
+    return len(chunks) * 20
+
+
+def _write_pcap(rtp_packets: list[bytes], pcap: Path) -> None:
+    """RTP packets as UDP/IPv4/Ethernet frames 20 ms apart, in a classic pcap file."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
-    seq, ts, ssrc = 1, 0, 0x1234ABCD
-    for index in range(0, len(payload), 160):
-        chunk = payload[index:index + 160].ljust(160, b"\xff")
-        rtp = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, ts, ssrc) + chunk
+    for n, rtp in enumerate(rtp_packets):
         udp_len = 8 + len(rtp)
         udp = struct.pack("!HHHH", 5000, 6000, udp_len, 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, seq & 0xFFFF, 0, 64, 17, 0,
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, n & 0xFFFF, 0, 64, 17, 0,
                          src, dst)
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
         frame = b"\x00\x11\x22\x33\x44\x55" + b"\x66\x77\x88\x99\xaa\xbb" + b"\x08\x00" + ip + udp
-        t = (seq - 1) * 0.02
+        t = n * 0.02
         out.append(struct.pack("<IIII", int(t), int((t % 1) * 1_000_000), len(frame), len(frame)))
         out.append(frame)
-        seq, ts = seq + 1, ts + 160
     pcap.write_bytes(b"".join(out))
-    return (seq - 1) * 20

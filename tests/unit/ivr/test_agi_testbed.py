@@ -40,42 +40,69 @@ def test_every_placeholder_has_a_default_or_is_required():
     assert dialplans.placeholders() == set(dialplans.DEFAULTS) | set(dialplans.REQUIRED)
 
 
-def test_scenario_keys_and_pauses():
-    """Keys become the shipped RFC 2833 pcaps in order, with pauses; the XML is well formed."""
-    text = scenario_xml([Pause(1000), Keys("1*#", gap_ms=500)], hangup="bye", caller="4001")
+def _events(pcap):
+    """(sequence, timestamp, event, end) of every RFC 4733 packet in a pcap written for sipp."""
+    import struct
+
+    data, out, at = pcap.read_bytes(), [], 24
+    while at < len(data):
+        length = struct.unpack_from("<I", data, at + 8)[0]
+        rtp = data[at + 16 + 14 + 20 + 8: at + 16 + length]
+        _, pt, seq, ts = struct.unpack_from("!BBHI", rtp)
+        if pt & 0x7F == 101:
+            event, flags = rtp[12], rtp[13]
+            out.append((seq, ts, event, bool(flags & 0x80)))
+        at += 16 + length
+    return out
+
+
+def test_scenario_keys_and_pauses(tmp_path):
+    """Each key becomes its own RFC 4733 pcap in order, with pauses; the XML is well formed."""
+    text = scenario_xml([Pause(1000), Keys("1*#", gap_ms=500)], tmp_path, hangup="bye",
+                        caller="4001")
     root = ET.fromstring(text.encode())
     plays = [e.get("play_pcap_audio") for e in root.iter("exec")]
-    assert plays == ["/usr/share/sip-tester/dtmf_2833_1.pcap",
-                     "/usr/share/sip-tester/dtmf_2833_star.pcap",
-                     "/usr/share/sip-tester/dtmf_2833_pound.pcap"]
+    assert plays == [str(tmp_path / f"key-00{n}.pcap") for n in (1, 2, 3)]
+    assert [{e for _, _, e, _ in _events(tmp_path / p.rsplit("/", 1)[1])} for p in plays] == \
+        [{1}, {10}, {11}]
     assert [p.get("milliseconds") for p in root.iter("pause")] == ["1000", "500", "500", "500"]
     assert "BYE sip:[service]" in text and "sip:4001@" in text
 
 
-def test_wait_mode_pauses_accept_the_far_end_bye():
+def test_repeated_keys_get_rising_timestamps(tmp_path):
+    """A key pressed twice, or after *, is a new event: later timestamp, later sequence,
+    so Asterisk does not drop it as a stale repeat (sipp's own recordings reuse theirs)."""
+    scenario_xml([Keys("11*1")], tmp_path)
+    presses = [_events(tmp_path / f"key-00{n}.pcap") for n in (1, 2, 3, 4)]
+    starts = [(p[0][0], p[0][1]) for p in presses]
+    assert starts == sorted(starts) and len(set(starts)) == 4
+    assert all(p[-1][3] and p[-2][3] and p[-3][3] for p in presses)  # end sent 3 times
+
+
+def test_wait_mode_pauses_accept_the_far_end_bye(tmp_path):
     """Waiting for the far end's BYE turns every pause into a BYE-or-timeout step."""
-    text = scenario_xml([Pause(800), Keys("2")], hangup="wait", wait_bye_ms=5000)
+    text = scenario_xml([Pause(800), Keys("2")], tmp_path, hangup="wait", wait_bye_ms=5000)
     assert text.count('<recv request="BYE" timeout=') == 3
     assert "<pause" not in text and "[last_Via:]" in text
 
 
 def test_background_audio_resumes_after_keys(tmp_path):
-    """With background silence the caller's RTP restarts after each key's DTMF recording."""
+    """With background silence the caller's RTP restarts after each key's event pcap."""
     bg = tmp_path / "silence.pcap"
-    text = scenario_xml([Keys("12", gap_ms=600)], background=bg)
+    text = scenario_xml([Keys("12", gap_ms=600)], tmp_path, background=bg)
     root = ET.fromstring(text.encode())
     plays = [e.get("play_pcap_audio").rsplit("/", 1)[1] for e in root.iter("exec")]
-    assert plays == ["silence.pcap", "dtmf_2833_1.pcap", "silence.pcap", "dtmf_2833_2.pcap",
+    assert plays == ["silence.pcap", "key-001.pcap", "silence.pcap", "key-002.pcap",
                      "silence.pcap"]
-    assert [p.get("milliseconds") for p in root.iter("pause")] == ["200", "400", "200", "400"]
+    assert [p.get("milliseconds") for p in root.iter("pause")] == ["220", "380", "220", "380"]
 
 
-def test_bad_steps_are_refused():
+def test_bad_steps_are_refused(tmp_path):
     """Unknown keys and endings raise SippError."""
     with pytest.raises(SippError):
-        scenario_xml([Keys("A")])
+        scenario_xml([Keys("A")], tmp_path)
     with pytest.raises(SippError):
-        scenario_xml([], hangup="never")
+        scenario_xml([], tmp_path, hangup="never")
 
 
 def test_wav_to_rtp_pcap(tmp_path):
