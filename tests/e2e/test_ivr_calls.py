@@ -26,7 +26,7 @@ from ivr.menu import load as load_menu
 from ivr.service import make_service
 from ivr.tables import IvrCall
 from sandbox.pytest_asterisk import run_reactor
-from sandbox.sipp import Audio, SippCall
+from sandbox.sipp import Keys, Pause, SippCall
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -100,7 +100,7 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
     events, call rows, sipp result)."""
     inst, make_config, library = bed
     config = make_config(hours)
-    steps = [caller_audio(presses, library.parent / "caller.pcap", tail_ms)]
+    steps = presses + [Pause(tail_ms)]
     commands: list[str] = []
     events: list = []
 
@@ -117,7 +117,7 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
             await task.deferLater(reactor, 1.0)  # the first heartbeat is set
             sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=steps, hangup=hangup,
                             wait_bye_ms=int(limit * 1000), timeout_s=limit,
-                            workdir=library.parent / "sipp")
+                            workdir=library.parent / "sipp", send_silence=True)
             sipp.start()
             while sipp.process.poll() is None:
                 await task.deferLater(reactor, 0.2)
@@ -176,64 +176,9 @@ def _now(coro):
     return out[0]
 
 
-def _press(keys: str, after_ms: int = 1500) -> list[tuple[int, str]]:
-    """Wait ``after_ms``, then key ``keys`` 500 ms apart."""
-    return [(after_ms if i == 0 else 500, k) for i, k in enumerate(keys)]
-
-
-_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
-
-
-def caller_audio(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000) -> Audio:
-    """The caller's whole RTP stream as one pcap: u-law silence every 20 ms and an RFC 4733
-    event (100 ms, three end packets) for each key, with sequence numbers and timestamps
-    rising through the call. (sipp's per-key recordings reuse fixed timestamps, so Asterisk
-    drops a key whose recording is older than the last one played as a stale event.)"""
-    packets: list[tuple[int, bytes]] = []  # (payload type, payload)
-    starts, t = {}, 0
-    for after_ms, key in presses:
-        t += after_ms
-        starts[t // 20] = key
-        t += 160
-    total = (t + tail_ms) // 20
-    tick, key_left, key, key_ts = 0, 0, "", 0
-    while tick < total:
-        if tick in starts:
-            key, key_left, key_ts = starts[tick], 8, tick * 160
-        if key_left:
-            duration = min(8 - key_left + 1, 5) * 160
-            end = 0x80 if key_left <= 3 else 0
-            packets.append((101, struct.pack("!BBH", _EVENTS[key], end | 10, duration), key_ts))
-            key_left -= 1
-        else:
-            packets.append((0, b"\xff" * 160, tick * 160))
-        tick += 1
-    _write_pcap(packets, path)
-    return Audio(path, total * 20)
-
-
-def _write_pcap(packets, path: Path) -> None:
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for seq, (pt, payload, ts) in enumerate(packets, 1):
-        marker = 0x80 if pt == 101 and payload[1] & 0x80 == 0 and \
-            (seq == 1 or packets[seq - 2][0] != 101) else 0
-        rtp = struct.pack("!BBHII", 0x80, marker | pt, seq & 0xFFFF, ts, 0x5EED1234) + payload
-        udp = struct.pack("!HHHH", 5000, 6000, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), seq & 0xFFFF, 0, 64, 17, 0,
-                         bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-        frame = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + udp
-        at = (seq - 1) * 0.02
-        out.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(frame), len(frame)))
-        out.append(frame)
-    path.write_bytes(b"".join(out))
-
-
-def _checksum(data: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+def _press(keys: str, after_ms: int = 1500) -> list:
+    """Wait ``after_ms``, then key ``keys`` (RFC 4733) one every 660 ms."""
+    return [Pause(after_ms), Keys(keys, gap_ms=660)]
 
 
 def test_identify_with_x_and_hear_the_balance(bed):
@@ -260,10 +205,10 @@ def test_identify_with_x_and_hear_the_balance(bed):
 def test_three_wrong_passwords_lock(bed):
     """Three wrong passwords: the caller hears the lock notice, whole (Playback)."""
     steps = (_press("1") + _press("1") + _press("1") + _press(X_PERSON.account_no + "#")
-             + _press("000000#") + _press("000001#", 2500) + _press("000002#", 2500))
-    commands, _events, rows, result = call(bed, steps, hangup="bye", tail_ms=3000)
+             + _press("000000#") + _press("000001#", 4000) + _press("000002#", 4000))
+    commands, _events, rows, result = call(bed, steps, hangup="bye", tail_ms=4000)
     plays = [_files(c) for c in commands if c.startswith('EXEC "Playback"')]
-    assert any(p[0] == "ivr/account-locked" for p in plays), commands
+    assert any(p[0] == "ivr/account-locked" for p in plays), "\n".join(commands)
     assert rows[0]["identified"] == 0 and rows[0]["outcome"] == "failed"
 
 
