@@ -122,7 +122,7 @@ def _outbox(ini, s, centers) -> OutboxConfig:
             raise kw.error(key, f"unknown keyword action (use [CENTER.]{'/'.join(KEYWORD_ACTIONS)})")
     retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
     return OutboxConfig(
-        timezone=s.str("timezone", "Asia/Shanghai"),
+        timezone=s.parse("timezone", "Asia/Shanghai", _zone),
         validity=validity,
         quiet_hours=quiet,
         retry_base=retry_base,
@@ -144,3 +144,13 @@ def _hhmm(value: str) -> tuple[int, int]:
     if not sep or not (h.isdigit() and m.isdigit()) or int(h) > 23 or int(m) > 59:
         raise ValueError(f"must be a time like 09:00, not {value!r}")
     return int(h), int(m)
+
+
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
