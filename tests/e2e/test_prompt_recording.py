@@ -25,9 +25,8 @@ from ivr.menu import load as load_menu
 from ivr.service import make_service
 from prompts import catalog as catalog_mod, library, staff
 from prompts.layout import current_base, version_dir
-from prompts.service import AdminCalls, CallsByRole
 from sandbox.pytest_asterisk import run_reactor
-from sandbox.sipp import Audio, Pause, SippCall
+from sandbox.sipp import Audio, Keys, Pause, SippCall, wav_to_rtp_pcap
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -75,71 +74,8 @@ def _short_defaults(library_dir: Path) -> None:
                 w.writeframes(struct.pack("<h", 16) * 800)
 
 
-class RtpStream:
-    """One caller's RTP as pcaps for sipp: speech and RFC 2833 keys with one SSRC and
-    ever-increasing sequence numbers and timestamps.
-
-    sipp's shipped per-key pcaps each carry their own fixed timestamp, and Asterisk
-    ignores a key whose timestamp is not after the previous key's ("DTMF echo"),
-    so a staff number like 8001 arrives as just 8. Here every key gets fresh ones.
-    """
-
-    SSRC = 0x5EED1234
-
-    def __init__(self, folder: Path):
-        self.folder, self.seq, self.ts, self.count = folder, 1000, 160000, 0
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def _rtp(self, pt: int, payload: bytes, marker: bool = False) -> bytes:
-        return struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), self.seq & 0xFFFF,
-                           self.ts & 0xFFFFFFFF, self.SSRC) + payload
-
-    def _write(self, packets: list[bytes]) -> Path:
-        self.count += 1
-        path = self.folder / f"rtp-{self.count}.pcap"
-        out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-        for i, rtp in enumerate(packets):
-            udp = struct.pack("!HHHH", 5000, 6000, 8 + len(rtp), 0) + rtp
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
-                             bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-            frame = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + udp
-            t = i * 0.02
-            out.append(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)))
-            out.append(frame)
-        path.write_bytes(b"".join(out))
-        return path
-
-    def key(self, digit: str) -> Path:
-        event = "0123456789*#".index(digit)
-        packets = []
-        for i in range(8):
-            packets.append(self._rtp(101, struct.pack("!BBH", event, 10, 160 * (i + 1)),
-                                     marker=(i == 0)))
-            self.seq += 1
-        for _ in range(3):  # the end packet, sent three times with one sequence number
-            packets.append(self._rtp(101, struct.pack("!BBH", event, 0x80 | 10, 160 * 8)))
-        self.seq += 1
-        self.ts += 160 * 8 + 8000  # the next event starts well after this one
-        return self._write(packets)
-
-    def speech(self, wav: Path) -> tuple[Path, int]:
-        import audioop
-
-        seg = AudioSegment.from_file(wav).set_channels(1).set_frame_rate(8000).set_sample_width(2)
-        ulaw = audioop.lin2ulaw(seg.raw_data, 2)
-        packets = []
-        for i in range(0, len(ulaw), 160):
-            packets.append(self._rtp(0, ulaw[i:i + 160].ljust(160, b"\xff")))
-            self.seq += 1
-            self.ts += 160
-        return self._write(packets), len(packets) * 20
-
-
-def _press(stream: RtpStream, keys: str, after_ms: int, gap_ms: int = 500) -> list:
-    steps: list = [Pause(after_ms)]
-    for digit in keys:
-        steps.append(Audio(stream.key(digit), gap_ms))
-    return steps
+def _press(keys: str, after_ms: int, gap_ms: int = 500) -> list:
+    return [Pause(after_ms), Keys(keys, gap_ms=gap_ms)]
 
 
 @pytest.fixture
@@ -168,13 +104,13 @@ def test_record_by_phone_then_callers_hear_it_and_rollback(bed):
     next call plays the default again."""
     inst, config, library_dir, speech = bed
     number = CATALOG.number_of("ivr/welcome")
-    rtp = RtpStream(library_dir.parent / "rtp")
-    admin_steps = _press(rtp, "8001#", 1500) + _press(rtp, "2468#", 1000) \
-        + _press(rtp, number, 1500) + _press(rtp, "1", 1000)  # language: Mandarin
-    pcap, pcap_ms = rtp.speech(speech)
-    admin_steps += ([Pause(2000), Audio(pcap, pcap_ms)] + _press(rtp, "#", 500)
-                    + _press(rtp, "1", pcap_ms + 4000)  # after hearing it back: accept
-                    + _press(rtp, "*", 2500))  # no more prompts: goodbye
+    admin_steps = _press("8001#", 1500) + _press("2468#", 1000) \
+        + _press(number, 1500) + _press("1", 1000)  # language: Mandarin
+    pcap = library_dir.parent / "speech.pcap"
+    pcap_ms = wav_to_rtp_pcap(speech, pcap)
+    admin_steps += ([Pause(2000), Audio(pcap, pcap_ms)] + _press("#", 500)
+                    + _press("1", pcap_ms + 4000)  # after hearing it back: accept
+                    + _press("*", 2500))  # no more prompts: goodbye
     commands: list[str] = []
     debug: list = []
 
@@ -191,8 +127,6 @@ def test_record_by_phone_then_callers_hear_it_and_rollback(bed):
         db = Database(config.database.url, reactor, threads=2)
         db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
         service = make_service(config, reactor, db, build_cores(config, db, reactor))
-        service.dispatcher.flow_factory = CallsByRole(service.handler,
-                                                           AdminCalls(config, reactor, db))
         service.link.subscribe("AGIExecStart", lambda e: commands.append(e.get("Command") or ""))
         service.link.subscribe("AGIExecEnd", lambda e: debug.append((e.get("Command"), e.get("Result"))))
         service.startService()
