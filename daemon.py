@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from common.config import Config, ConfigError, load
@@ -28,7 +29,7 @@ def build_service(config: Config, reactor) -> MultiService:
     from core_client.directory import build_cores
     from storage.db import Database
 
-    top = MultiService()
+    top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
     scheduler = SchedulerService(reactor)
@@ -53,6 +54,19 @@ def build_service(config: Config, reactor) -> MultiService:
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
     return top
+
+
+class Platform(MultiService):
+    """The daemon's tree. Parts stop one after another, newest first, so the database
+    (the first part) outlives every part that still writes to it while it stops."""
+
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop_in_order())
+
+    async def _stop_in_order(self) -> None:
+        for service in reversed(list(self)):
+            await maybeDeferred(service.stopService)
 
 
 class CorePreparation(Service):

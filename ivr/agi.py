@@ -242,11 +242,13 @@ class AgiSession:
                                           "CommandID": command_id})
         except AmiActionError as e:
             self._drop(command_id)
+            d.addErrback(_already_reported)
             if "not exist" in e.message.lower() or self.ended:
                 raise CallHungUp(f"{self.channel}: {e.message}") from None
             raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
         except AmiError as e:
             self._drop(command_id)
+            d.addErrback(_already_reported)
             raise AgiLinkLost(str(e)) from None
         return await d
 
@@ -389,3 +391,9 @@ class AgiSession:
             await self.run("ASYNCAGI BREAK")
         except CallHungUp:
             pass  # AsyncAGIEnd may come before (or instead of) the BREAK's result
+
+
+def _already_reported(failure: Failure) -> None:
+    """A result Deferred failed by ``end()`` while its AGI action was refused: the
+    refusal is what the flow sees, so this second report of the same hangup is dropped."""
+    failure.trap(AgiError)

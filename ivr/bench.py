@@ -236,8 +236,8 @@ def _header(message: bytes, name: bytes) -> str:
 
 async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     from ivr.ami_link import AmiLink
-    from sandbox.sipp import SippCall
-    from sandbox.stack import balance_call, caller_stream, cpu_seconds
+    from sandbox.sipp import SippCall, caller_stream
+    from sandbox.stack import balance_call, cpu_seconds
     from core_client.demo_data import demo_identities
 
     person = demo_identities()[0]

@@ -178,8 +178,8 @@ def balance_reading(commands: list[str], library: Path) -> list[str]:
 async def show_call(reactor, stack) -> None:
     from core_client.demo_data import demo_identities
     from prompts import catalog
-    from sandbox.sipp import SippCall
-    from sandbox.stack import balance_call, caller_stream
+    from sandbox.sipp import SippCall, caller_stream
+    from sandbox.stack import balance_call
 
     person = demo_identities()[0]
     if not person.id_number.endswith("X"):

@@ -330,6 +330,35 @@ def silence_pcap(pcap: Path, seconds: int) -> int:
     return _write_rtp_pcap(b"\xff" * 8000 * seconds, pcap)
 
 
+def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000) -> Audio:
+    """A caller's whole RTP stream as one pcap: u-law silence every 20 ms and an RFC 4733
+    event (8 packets, the last 3 marking its end) per key, ``(wait_ms, key)`` after the
+    previous one, with sequence numbers and timestamps rising through the call, as a
+    real phone sends; for one-step calls, and N identical calls in a benchmark."""
+    starts, t = {}, 0
+    for after_ms, key in presses:
+        if len(key) != 1 or key not in KEY_EVENTS:
+            raise SippError(f"no RFC 4733 event for key {key!r}")
+        t += after_ms
+        starts[t // 20] = key
+        t += 160
+    total = (t + tail_ms) // 20
+    packets, key, left, key_ts = [], "", 0, 0
+    for tick in range(total):
+        if tick in starts:
+            key, left, key_ts = starts[tick], 8, tick * 160
+        if left:
+            duration = min(8 - left + 1, 5) * 160
+            end = 0x80 if left <= 3 else 0
+            event = struct.pack("!BBH", KEY_EVENTS.index(key), end | 10, duration)
+            packets.append(_rtp(101, tick + 1, key_ts, KeyPresses.SSRC, event, marker=left == 8))
+            left -= 1
+        else:
+            packets.append(_rtp(0, tick + 1, tick * 160, KeyPresses.SSRC, b"\xff" * 160))
+    _write_pcap(packets, Path(path))
+    return Audio(Path(path), total * 20)
+
+
 def _rtp(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
     return struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq & 0xFFFF,
                        ts & 0xFFFFFFFF, ssrc) + payload

@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -35,7 +34,6 @@ from pathlib import Path
 
 from sandbox.asterisk import AsteriskError, AsteriskInstance, is_built, root_path
 from sandbox.ports import free_port, wait_for_port
-from sandbox.sipp import Audio
 
 REPO = Path(__file__).resolve().parents[1]
 NPM_SMSC = REPO / "sandbox" / "smsc"
@@ -480,66 +478,6 @@ def _main_thread() -> bool:
 
 
 # ---- what a caller sends ------------------------------------------------------------
-
-_EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
-
-
-def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000) -> Audio:
-    """A caller's whole RTP stream as one pcap: u-law silence every 20 ms and an RFC 4733
-    event (100 ms, three end packets) per key, ``(wait_ms, key)`` after the previous one.
-
-    One continuous stream with rising sequence numbers and timestamps: sipp's per-key
-    recordings reuse fixed timestamps, so Asterisk drops a repeated key as a stale event.
-    """
-    starts, t = {}, 0
-    for after_ms, key in presses:
-        if key not in _EVENT_CODES:
-            raise StackError(f"no RFC 4733 event for key {key!r}")
-        t += after_ms
-        starts[t // 20] = key
-        t += 160
-    total = (t + tail_ms) // 20
-    packets: list[tuple[int, bytes, int]] = []
-    key, left, key_ts = "", 0, 0
-    for tick in range(total):
-        if tick in starts:
-            key, left, key_ts = starts[tick], 8, tick * 160
-        if left:
-            duration = min(8 - left + 1, 5) * 160
-            end = 0x80 if left <= 3 else 0
-            packets.append((101, struct.pack("!BBH", _EVENT_CODES[key], end | 10, duration),
-                            key_ts))
-            left -= 1
-        else:
-            packets.append((0, b"\xff" * 160, tick * 160))
-    _write_rtp(packets, Path(path))
-    return Audio(Path(path), total * 20)
-
-
-def _write_rtp(packets: list[tuple[int, bytes, int]], path: Path) -> None:
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    previous_pt = None
-    for seq, (pt, payload, ts) in enumerate(packets, 1):
-        marker = 0x80 if pt == 101 and previous_pt != 101 else 0
-        previous_pt = pt
-        rtp = struct.pack("!BBHII", 0x80, marker | pt, seq & 0xFFFF, ts, 0x5EED1234) + payload
-        udp = struct.pack("!HHHH", 5000, 6000, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), seq & 0xFFFF, 0, 64, 17, 0,
-                         bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-        ip = ip[:10] + struct.pack("!H", _ip_checksum(ip)) + ip[12:]
-        frame = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + udp
-        at = (seq - 1) * 0.02
-        out.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(frame), len(frame)))
-        out.append(frame)
-    path.write_bytes(b"".join(out))
-
-
-def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
 
 def balance_call(keyed_id: str, password: str, listen_ms: int = 12000) -> list[tuple[int, str]]:
     """The key presses of a caller walking to the balance: 1 (Mandarin), 1 (deposits),

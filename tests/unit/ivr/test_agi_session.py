@@ -225,6 +225,30 @@ def test_ami_refusal_and_link_loss_are_typed():
     assert s._pending == {}
 
 
+def test_hangup_while_the_action_is_refused_is_reported_once():
+    """The call ends while its AGI action is still unanswered and the action is then
+    refused: the flow sees one CallHungUp and no failure is left unhandled."""
+    import gc
+
+    from twisted.logger import globalLogPublisher
+
+    s, ami, _ = make()
+    answer_action: Deferred = Deferred()
+    ami.action = lambda name, headers=None, variables=None, timeout=None: answer_action
+    out = run(s.stream_file("x"))
+    s.end()
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        answer_action.errback(AmiActionError("AGI", "Channel does not exist."))
+        assert out[0].check(CallHungUp)
+        del out
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert not [e for e in logged if e.get("log_failure") is not None]
+
+
 def test_exec_refuses_separators_and_bad_names():
     """Application arguments may not smuggle extra arguments; names are checked."""
     s, ami, _ = make()
