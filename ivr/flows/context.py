@@ -16,6 +16,8 @@ DIGITS_ALL = "0123456789*#"
 # Room for the '&'-joined files of one Playback or Read within an AMI "Command:" line
 # (Asterisk's manager input buffer is 1024 bytes), with the command's other words.
 PROMPT_CHARS = 900
+# How long a leading part of a long prompt list waits for a key before the next part.
+PART_GAP_MS = 50
 
 
 def chunk_files(files: list[str], limit: int) -> list[list[str]]:
@@ -108,15 +110,20 @@ class CallContext:
         """Say ``prompts`` and collect keys, with barge-in over the prompts.
 
         A prompt list too long for one AMI line (Asterisk's manager input buffer is
-        1024 bytes) is cut: the leading parts are played whole, the last part and
-        the key collection are one command.
+        1024 bytes) is cut into parts, each its own Read with barge-in that waits
+        only a moment after its last file: a key pressed during any part (the caller
+        already knows the menu while hearing a balance) ends the reading and is the
+        answer; only the last part waits the full first-digit timeout.
         """
         *before, last = chunk_files([self.resolve(p, self.lang) for p in prompts],
                                     PROMPT_CHARS)
+        inter_digit_ms = int(inter_digit_timeout * 1000)
         for chunk in before:
-            await self.session.play(chunk)
+            early = await self.session.get_data(chunk, PART_GAP_MS, max_digits, inter_digit_ms)
+            if early.digits:
+                return early
         return await self.session.get_data(last, int(first_digit_timeout * 1000), max_digits,
-                                           int(inter_digit_timeout * 1000))
+                                           inter_digit_ms)
 
     async def stream(self, prompt: str, escape_digits: str) -> str | None:
         return await self.session.stream_file(self.resolve(prompt, self.lang), escape_digits)

@@ -188,11 +188,13 @@ def test_identify_with_x_and_hear_the_balance(bed):
              + _press(X_PERSON.password + "#") + _press("5", 6000) + _press("1", 2500))
     commands, _events, rows, result = call(bed, steps)
     balance = _now(FakeCore(persons=20).balance(X_PERSON.account_no))
-    reading = next(h for h in _heard(commands) if "ivr/balance-is" in h)
+    played = [f for c in commands if _collects(c) or c.startswith('EXEC "Playback"')
+              for f in _files(c)]
+    reading = played[played.index("ivr/balance-is"):]
     amount = list(speech.amount(balance.balance).prompts)
     assert reading[1:1 + len(amount)] == amount
     assert reading[1 + len(amount)] == "ivr/monthly-deposit-is"
-    assert reading[-1] == "ivr/deposit-menu"
+    assert "ivr/deposit-menu" in reading
     assert len(rows) == 1, result.stdout
     row = rows[0]
     assert (row["outcome"], row["identified"], row["survey"], row["served"]) == \

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from core_client.testing import FakeCore
 from ivr.engine import Engine, run_call
-from ivr.flows.context import PROMPT_CHARS, CallContext, chunk_files
+from ivr.flows.context import PART_GAP_MS, PROMPT_CHARS, CallContext, chunk_files
 from ivr.records import OUTCOMES, CallRecord
 from tests.unit.ivr.test_flows_fakes import (
     HANGUP,
@@ -96,20 +96,35 @@ def test_long_readings_are_split_to_fit_an_ami_line():
     assert len(chunks) > 1
 
 
-def test_long_prompt_lists_keep_barge_in_on_their_last_part():
-    """A reading too long for one AMI line: its head is played, the rest and the menu
-    prompt are one get_data, so keys still barge in over the end of the reading."""
-    clock = Clock()
-    session = FakeSession(["1"])
+def _long_reading(script):
+    session = FakeSession(script)
     record = CallRecord.start(instance="i", center="demo", uniqueid="u", caller_id=None,
                               dnid=None, language="zh", now=0.0)
-    ctx = CallContext(session=session, center=center(), core=FakeCore(), menu=MENU, clock=clock,
-                      record=record, resolve=lambda p, lang: f"/var/lib/hotline/{lang}/{p}")
+    ctx = CallContext(session=session, center=center(), core=FakeCore(), menu=MENU,
+                      clock=Clock(), record=record,
+                      resolve=lambda p, lang: f"/var/lib/hotline/{lang}/{p}")
     prompts = tuple(f"num/{i % 10}" for i in range(60)) + ("ivr/deposit-menu",)
     result = []
     Deferred.fromCoroutine(ctx.get_data(prompts, 5, 3, 1)).addCallback(result.append)
-    assert result[0].digits == "1"
+    return session, prompts, result[0]
+
+
+def test_long_prompt_lists_keep_barge_in_on_every_part():
+    """A reading too long for one AMI line is cut into Reads with barge-in: the leading
+    parts wait only a moment for a key, the last one (with the menu prompt) the full
+    first-digit timeout; every file is said, in order."""
+    session, prompts, result = _long_reading([SILENCE, "1"])
+    assert result.digits == "1"
     kinds = [e[0] for e in session.log]
-    assert kinds[-1] == "get_data" and set(kinds[:-1]) == {"play"}
+    assert kinds == ["get_data", "get_data"]
+    assert [e[2] for e in session.log] == [PART_GAP_MS, 5000]
     sent = [f for e in session.log for f in e[1]]
     assert sent == [f"/var/lib/hotline/zh/{p}" for p in prompts]
+
+
+def test_a_key_during_an_early_part_ends_the_reading():
+    """A caller who keys the next choice while the balance is still being read is
+    answered at once: the rest of the reading is not played."""
+    session, _prompts, result = _long_reading(["1"])
+    assert result.digits == "1"
+    assert [e[0] for e in session.log] == ["get_data"]
