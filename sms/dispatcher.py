@@ -143,7 +143,8 @@ class Dispatcher(Service):
             d = self.outbox.mark_submitting(part_ids)
             d.addCallbacks(self._send, self._mark_failed, callbackArgs=(batch,),
                            errbackArgs=(batch, reserved))
-        if len(self._ready) < self.batch // 2 and not self._claiming and not self._stopping:
+        idle = self._poll_call is not None and self._poll_call.active()  # the last claim was empty
+        if len(self._ready) < self.batch // 2 and not (self._claiming or self._stopping or idle):
             self._fill()
 
     def _mark_failed(self, failure, batch, reserved) -> None:

@@ -128,3 +128,18 @@ def test_stop_gives_claimed_messages_back(env):
     router.answer_all()
     counts = result(box.counts())
     assert counts == {SUBMITTED: 4, QUEUED: 6}
+
+
+def test_an_idle_dispatcher_claims_once_per_poll(env):
+    """With nothing queued the dispatcher asks the database once per poll interval,
+    not in a loop (an idle daemon must not spin on empty claims)."""
+    clock, box, router, disp = env
+    claims = []
+    real_claim = box.claim
+    box.claim = lambda n: (claims.append(clock.seconds()), real_claim(n))[1]
+    disp.startService()
+    for _ in range(5):
+        clock.advance(1.0)
+    assert 1 <= len(claims) <= 7, len(claims)
+    accept(box, 1, klass="code")
+    assert len(router.sent) == 1
