@@ -1,6 +1,7 @@
 """Free loopback ports, chosen at run time so parallel test runs never collide."""
 from __future__ import annotations
 
+import random
 import socket
 
 
@@ -22,3 +23,22 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def free_udp_range(size: int = 200, host: str = "127.0.0.1") -> tuple[int, int]:
+    """An even-aligned UDP range free right now (sampled every 7th port), for Asterisk's RTP."""
+    for _ in range(30):
+        start = random.randrange(20000, 60000 - size) & ~1
+        held = []
+        try:
+            for port in range(start, start + size, 7):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind((host, port))
+            return start, start + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise OSError("no free UDP range for RTP")

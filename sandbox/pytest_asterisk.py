@@ -9,7 +9,6 @@ daemon instance name, so parallel runs on one machine never collide.
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import socket
 from pathlib import Path
@@ -20,8 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.selectreactor import SelectReactor
 
-from sandbox.asterisk import AsteriskError, AsteriskInstance, is_built, root_path
-from sandbox.ports import free_port
+from sandbox.asterisk import AsteriskInstance, is_built, root_path
+from sandbox.ports import free_port, free_udp_range
 
 __all__ = ["asterisk_root", "asterisk_factory", "asterisk"]  # the fixtures conftest imports
 
@@ -30,25 +29,6 @@ def _unavailable(reason: str):
     if os.environ.get("CI") or os.environ.get("HOTLINE_REQUIRE_SERVICES"):
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
-
-
-def free_udp_block(size: int = 200, host: str = "127.0.0.1") -> tuple[int, int]:
-    """An even-aligned range of UDP ports that are free right now (for Asterisk's RTP)."""
-    for _ in range(30):
-        start = random.randrange(20000, 60000 - size) & ~1
-        held = []
-        try:
-            for port in range(start, start + size, 7):  # a sample is enough to avoid busy areas
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(s)
-                s.bind((host, port))
-            return start, start + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise AsteriskError("no free UDP range for RTP")
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +53,7 @@ def asterisk_factory(asterisk_root, tmp_path):
                   **(variables or {})}
         inst = AsteriskInstance(asterisk_root, tmp_path / f"asterisk{len(started)}",
                                 ami_port=free_port(), sip_port=free_port(kind=socket.SOCK_DGRAM),
-                                rtp_range=free_udp_block(rtp_size), bind_mounts=list(bind_mounts),
+                                rtp_range=free_udp_range(rtp_size), bind_mounts=list(bind_mounts),
                                 variables=values, owner=os.getpid())
         started.append(inst)
         inst.start()

@@ -33,7 +33,7 @@ from datetime import date
 from pathlib import Path
 
 from sandbox.asterisk import AsteriskError, AsteriskInstance, is_built, root_path
-from sandbox.ports import free_port, wait_for_port
+from sandbox.ports import free_port, free_udp_range, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 NPM_SMSC = REPO / "sandbox" / "smsc"
@@ -204,25 +204,6 @@ def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
-
-
-def free_udp_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
-    """An even-aligned UDP range that is free right now (sampled), for Asterisk's RTP."""
-    for _ in range(30):
-        start = random.randrange(20000, 60000 - size) & ~1
-        held = []
-        try:
-            for port in range(start, start + size, 7):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(s)
-                s.bind((host, port))
-            return start, start + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise StackError("no free UDP range for RTP")
 
 
 def ami_getvar(host: str, port: int, username: str, secret: str, variable: str,

@@ -15,7 +15,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.privacy_scan import find_personal_data
 
-pytest_plugins = ["sandbox.pytest_postgres", "sandbox.pytest_smsc"]
+pytest_plugins = ["sandbox.pytest_postgres", "sandbox.pytest_smsc", "sandbox.pytest_asterisk"]
 
 LOG_DIR = Path(os.environ.setdefault("HOTLINE_TEST_LOG_DIR",
                                      tempfile.mkdtemp(prefix="hotline-test-logs-")))

@@ -315,12 +315,12 @@ def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
 
     from sandbox.asterisk import AsteriskInstance, _alive, _mount_points, cleanup_stale
     from sandbox.ports import free_port
-    from sandbox.pytest_asterisk import free_udp_block
+    from sandbox.ports import free_udp_range
 
     gone = subprocess.Popen(["true"])
     gone.wait()
     inst = AsteriskInstance(asterisk_root, tmp_path / "crashed", free_port(),
-                            free_port(kind=socket.SOCK_DGRAM), free_udp_block(20), owner=gone.pid)
+                            free_port(kind=socket.SOCK_DGRAM), free_udp_range(20), owner=gone.pid)
     inst.start()
     pid = inst.process.pid
     target = str(asterisk_root.resolve()) + str(inst.workdir)

@@ -8,7 +8,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 from sandbox.ports import free_port, wait_for_port
 

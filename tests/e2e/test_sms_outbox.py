@@ -13,9 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from core_client.testing import FakeCore
-from sandbox.pytest_smsc import (  # noqa: F401
-    npm_smsc, run_on_fresh_reactor, sim_smsc, sleep, start_sim_smsc,
-)
+from sandbox.pytest_smsc import run_on_fresh_reactor, sleep, start_sim_smsc
 from sms import text
 from sms.bench_smpp import smsc_config
 from sms.dispatcher import Dispatcher

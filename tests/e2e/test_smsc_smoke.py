@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from twisted.internet.defer import succeed
 
-from sandbox.pytest_smsc import npm_smsc, run_on_fresh_reactor, sim_smsc, sleep  # noqa: F401
+from sandbox.pytest_smsc import run_on_fresh_reactor, sleep
 from sms.config import SmscConfig
 from sms.router import SmppRouter, SubmitPart
 from sms.smpp_protocol import TemporaryError
