@@ -1,1 +1,0 @@
-from sandbox.pytest_asterisk import *  # noqa: F401,F403  (Asterisk and sipp fixtures)
