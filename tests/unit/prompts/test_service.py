@@ -2,6 +2,7 @@
 Database.run, the recording fetched by a local command standing in for scp."""
 import dataclasses
 import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -31,8 +32,8 @@ class _Config:
 
 class PromptStoreTest(TestCase):
     def setUp(self):
-        self.tmp = Path(self.mktemp())
-        self.tmp.mkdir()
+        self.tmp = Path(tempfile.mkdtemp(prefix="hotline-prompts-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.audio = make_audio(self.tmp / "audio")
         self.db = Database(f"sqlite:///{self.tmp / 'h.db'}", reactor, threads=1)
         self.db.create_all()

@@ -1,5 +1,7 @@
 """Fetch and publish commands for an Asterisk on another host."""
 import os
+import shutil
+import tempfile
 
 import pytest
 from twisted.internet import error
@@ -85,10 +87,11 @@ class RealCommandTest(TestCase):
     def test_local_copy(self):
         """run() spawns the command and fires when it exits 0."""
         from twisted.internet import reactor
-        src = self.mktemp()
+        folder = tempfile.mkdtemp(prefix="hotline-transfer-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        src, dst = os.path.join(folder, "src.wav"), os.path.join(folder, "dst.wav")
         with open(src, "wb") as f:
             f.write(b"RIFF")
-        dst = self.mktemp()
         d = transfer.run(reactor, ["cp", src, dst], 10)
         d.addCallback(lambda _: self.assertTrue(os.path.exists(dst)))
         return d
