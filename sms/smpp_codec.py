@@ -113,6 +113,11 @@ def encode(name: str, sequence: int, status: int = ESME_ROK, **fields) -> bytes:
     """One PDU as bytes; string fields are ``str`` (ASCII), octet strings ``bytes``."""
     if name == "submit_sm" and status == ESME_ROK and _FAST_SUBMIT.issuperset(fields):
         return encode_submit_sm(sequence, **fields)
+    command_id = _FAST_RESPONSES.get(name)
+    if command_id is not None and not fields:
+        # Sent once per receipt: smpplib's reflection would cost more than the receipt.
+        body = b"\0" if command_id in _ID_RESPONSES else b""
+        return HEADER.pack(MIN_LENGTH + len(body), command_id, status, sequence) + body
     _check_lengths(name, fields)
     pdu = make_pdu(name, client=_Seq(sequence), status=status, **fields)
     return pdu.generate()
@@ -191,6 +196,11 @@ _ID_RESPONSES = {0x80000004: "submit_sm_resp", 0x80000005: "deliver_sm_resp",
                  0x80000103: "data_sm_resp"}
 
 
+_FAST_RESPONSES = {"deliver_sm_resp": 0x80000005, "data_sm_resp": 0x80000103,
+                   "enquire_link_resp": 0x80000015, "unbind_resp": 0x80000006,
+                   "enquire_link": 0x00000015, "unbind": 0x00000006}
+
+
 def _fast_decode(raw: bytes, length: int, command_id: int, status: int, sequence: int):
     """The hot PDUs without smpplib: responses, keepalives and TLV-free submit/deliver_sm.
 
@@ -236,15 +246,55 @@ def _fast_sm(raw: bytes, length: int, command_id: int, status: int, sequence: in
         return None
     registered_delivery, data_coding, sm_length = raw[pos], raw[pos + 2], raw[pos + 4]
     pos += 5
-    if pos + sm_length != length:
-        return None  # TLVs follow (or the body lies): the general path decides
+    end = pos + sm_length
+    if end > length:
+        return None  # the body lies: the general path rejects it
+    tlvs = _fast_tlvs(raw, end, length) if end != length else {}
+    if tlvs is None:
+        return None
     ton_npi = raw[MIN_LENGTH + len(values[0]) + 1: MIN_LENGTH + len(values[0]) + 3]
     return Pdu("submit_sm" if command_id == 4 else "deliver_sm", status, sequence,
                service_type=values[0], source_addr=values[1], destination_addr=values[2],
                source_addr_ton=ton_npi[0], source_addr_npi=ton_npi[1],
                esm_class=esm_class, protocol_id=protocol_id, priority_flag=priority_flag,
                registered_delivery=registered_delivery, data_coding=data_coding,
-               sm_length=sm_length, short_message=raw[pos:length] if sm_length else None)
+               sm_length=sm_length, short_message=raw[pos:end] if sm_length or tlvs else None, **tlvs)
+
+
+# The TLVs a receipt (and a split submit_sm) carries: tag -> (name, kind, size or max with NUL).
+_FAST_TLVS = {0x001E: ("receipted_message_id", "cstr", 65), 0x0427: ("message_state", "int", 1),
+              0x0423: ("network_error_code", "ostr", 3), 0x020C: ("sar_msg_ref_num", "int", 2),
+              0x020E: ("sar_total_segments", "int", 1), 0x020F: ("sar_segment_seqnum", "int", 1)}
+
+
+def _fast_tlvs(raw: bytes, pos: int, length: int) -> dict | None:
+    """The receipt and SAR TLVs as smpplib would give them; None for any other or odd TLV."""
+    out = {}
+    while pos < length:
+        if pos + 4 > length:
+            return None
+        tag = (raw[pos] << 8) | raw[pos + 1]
+        size = (raw[pos + 2] << 8) | raw[pos + 3]
+        pos += 4
+        known = _FAST_TLVS.get(tag)
+        if known is None or pos + size > length:
+            return None
+        name, kind, limit = known
+        value = raw[pos:pos + size]
+        if kind == "int":
+            if size != limit:
+                return None
+            out[name] = int.from_bytes(value, "big")
+        elif kind == "ostr":
+            if size != limit:
+                return None
+            out[name] = value
+        else:
+            if size == 0 or size > limit or value.find(b"\0") != size - 1:
+                return None
+            out[name] = value[:-1]
+        pos += size
+    return out
 
 
 def generic_nack(sequence: int, status: int) -> bytes:
