@@ -2,7 +2,8 @@
 
 The peer (``python -m sms.bench_smpp serve --port P --latency S``) answers binds,
 answers each submit_sm after ``latency`` seconds with a decimal message id and
-then sends a DELIVRD receipt (text and TLVs). It parses only what it needs with
+one more ``latency`` later sends its DELIVRD receipt (text and TLVs; the receipts
+due together go out in one write, as an SMSC batches them). It parses only what it needs with
 ``struct`` so that, sharing this 2-core machine with the code under test, it
 costs little CPU. ``--record FILE`` appends one line per submit_sm received
 (destination and a hash of the body), which the crash test uses to count what
@@ -70,6 +71,8 @@ class LeanSmsc(protocol.Protocol):
         self.f = factory
         self.buf = bytearray()
         self.seq = 0
+        self.receipts: list = []
+        self.receipt_call = None
 
     def connectionMade(self) -> None:
         self.transport.setTcpNoDelay(True)  # no Nagle stalls on small PDUs
@@ -109,8 +112,21 @@ class LeanSmsc(protocol.Protocol):
         if not self.transport.connected:
             return
         self.transport.write(pdu(SUBMIT_SM | RESP, seq, message_id + b"\0"))
-        self.seq += 1
-        self.transport.write(pdu(DELIVER_SM, self.seq, receipt_body(source, dest, message_id)))
+        self.receipts.append((source, dest, message_id))
+        if self.receipt_call is None:
+            # The handset's acknowledgement comes back one more latency later, as in a network.
+            self.receipt_call = self.f.reactor.callLater(self.f.latency, self.send_receipts)
+
+    def send_receipts(self) -> None:
+        self.receipt_call = None
+        receipts, self.receipts = self.receipts, []
+        if not self.transport.connected:
+            return
+        out = []
+        for source, dest, message_id in receipts:
+            self.seq += 1
+            out.append(pdu(DELIVER_SM, self.seq, receipt_body(source, dest, message_id)))
+        self.transport.write(b"".join(out))
 
 
 class LeanSmscFactory(protocol.Factory):
