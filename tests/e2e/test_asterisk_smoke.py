@@ -110,30 +110,38 @@ class Observer:
                 and all(m.get(k) == v for k, v in headers.items())]
 
 
-def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_factory, tmp_path):
-    """When the daemon vanishes mid-call, the watchdog moves the caller to the queue in time."""
-    inst = asterisk_factory({"watchdog_seconds": "3"})
-    instance = inst.variables["instance"]
+async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause_ms: int):
+    """An observer, a dispatcher whose flow waits in get_data, and a sipp call to 12329;
+    returns (observer, link, dispatcher, sipp) once the flow holds the call."""
     started = []
 
     async def flow(session):
         started.append(session.channel)
         await session.get_data(["beep"], 30000, 4)
 
+    observer = Observer(reactor, inst)
+    observer.link.start()
+    link = make_link(reactor, inst)
+    dispatcher = CallDispatcher(link, inst.variables["instance"], flow, reactor,
+                                heartbeat_interval=1, watchdog_s=watchdog_s)
+    dispatcher.start()
+    link.start()
+    await link.when_up()
+    await observer.link.when_up()
+    sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(pause_ms)],
+                    hangup="bye", workdir=tmp_path / "sipp")
+    sipp.start()
+    assert await wait_for(reactor, lambda: started)
+    return observer, link, dispatcher, sipp
+
+
+def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_factory, tmp_path):
+    """When the daemon vanishes mid-call, the watchdog moves the caller to the queue in time."""
+    inst = asterisk_factory({"watchdog_seconds": "3"})
+
     async def main(reactor):
-        observer = Observer(reactor, inst)
-        observer.link.start()
-        link = make_link(reactor, inst)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=1,
-                                    watchdog_s=3)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
-        await observer.link.when_up()
-        sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(12000)],
-                        hangup="bye", workdir=tmp_path / "sipp")
-        sipp.start()
-        assert await wait_for(reactor, lambda: started)
+        observer, link, dispatcher, sipp = await call_waiting_in_agi(
+            reactor, inst, tmp_path, watchdog_s=3, pause_ms=12000)
         await task.deferLater(reactor, 1.5)
         died = reactor.seconds()
         dispatcher.stop()                      # the daemon is gone: no heartbeat, no re-arming,
@@ -152,27 +160,10 @@ def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_fac
 
 def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
     """A call whose flow was cut off by a link drop is recovered to the fallback on reconnect."""
-    instance = asterisk.variables["instance"]
-    started = []
-
-    async def flow(session):
-        started.append(session.channel)
-        await session.get_data(["beep"], 30000, 4)
 
     async def main(reactor):
-        observer = Observer(reactor, asterisk)
-        observer.link.start()
-        link = make_link(reactor, asterisk)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=1,
-                                    watchdog_s=10)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
-        await observer.link.when_up()
-        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329", steps=[Pause(9000)],
-                        hangup="bye", workdir=tmp_path / "sipp")
-        sipp.start()
-        assert await wait_for(reactor, lambda: started)
+        observer, link, dispatcher, sipp = await call_waiting_in_agi(
+            reactor, asterisk, tmp_path, watchdog_s=10, pause_ms=9000)
         await task.deferLater(reactor, 1.0)
         dropped = reactor.seconds()
         link.protocol.transport.abortConnection()
