@@ -45,11 +45,7 @@ def test_keys_pressed_by_caller_reach_get_data(asterisk, tmp_path):
         got.append(await session.get_data(["beep"], 8000, 4))
 
     async def main(reactor):
-        link = make_link(reactor, asterisk)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
+        link, dispatcher = await dispatching(reactor, asterisk, flow)
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
                         steps=[Pause(1500), Keys("12#")], hangup="wait", wait_bye_ms=15000,
                         workdir=tmp_path / "sipp")
@@ -110,6 +106,17 @@ class Observer:
                 and all(m.get(k) == v for k, v in headers.items())]
 
 
+async def dispatching(reactor, inst, flow, **options):
+    """A link logged in to ``inst`` and a dispatcher handing that instance's calls to ``flow``."""
+    link = make_link(reactor, inst)
+    dispatcher = CallDispatcher(link, inst.variables["instance"], flow, reactor,
+                                **{"heartbeat_interval": 2, **options})
+    dispatcher.start()
+    link.start()
+    await link.when_up()
+    return link, dispatcher
+
+
 async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause_ms: int):
     """An observer, a dispatcher whose flow waits in get_data, and a sipp call to 12329;
     returns (observer, link, dispatcher, sipp) once the flow holds the call."""
@@ -121,12 +128,8 @@ async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause
 
     observer = Observer(reactor, inst)
     observer.link.start()
-    link = make_link(reactor, inst)
-    dispatcher = CallDispatcher(link, inst.variables["instance"], flow, reactor,
-                                heartbeat_interval=1, watchdog_s=watchdog_s)
-    dispatcher.start()
-    link.start()
-    await link.when_up()
+    link, dispatcher = await dispatching(reactor, inst, flow, heartbeat_interval=1,
+                                         watchdog_s=watchdog_s)
     await observer.link.when_up()
     sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(pause_ms)],
                     hangup="bye", workdir=tmp_path / "sipp")
@@ -185,7 +188,6 @@ def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
 
 def test_leave_transfers_to_agent_queue_and_timeouts_behave(asterisk, tmp_path):
     """get_data keeps * as a digit and ends on the inter-digit timeout; leave() reaches the queue."""
-    instance = asterisk.variables["instance"]
     got = []
 
     async def flow(session):
@@ -197,11 +199,7 @@ def test_leave_transfers_to_agent_queue_and_timeouts_behave(asterisk, tmp_path):
     async def main(reactor):
         observer = Observer(reactor, asterisk)
         observer.link.start()
-        link = make_link(reactor, asterisk)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
+        link, dispatcher = await dispatching(reactor, asterisk, flow)
         await observer.link.when_up()
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
                         steps=[Pause(1500), Keys("7*", gap_ms=300), Pause(6000)],
@@ -239,7 +237,6 @@ def test_record_file_hears_caller_audio_into_bind_mounted_folder(asterisk_factor
     recordings = tmp_path / "rec"
     recordings.mkdir()
     inst = asterisk_factory(bind_mounts=[str(recordings)])
-    instance = inst.variables["instance"]
     results = []
 
     async def flow(session):
@@ -247,11 +244,7 @@ def test_record_file_hears_caller_audio_into_bind_mounted_folder(asterisk_factor
                                                   ms + 8000, beep=True))
 
     async def main(reactor):
-        link = make_link(reactor, inst)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
+        link, dispatcher = await dispatching(reactor, inst, flow)
         sipp = SippCall("127.0.0.1", inst.sip_port, "12329",
                         steps=[Pause(1500), Audio(pcap, ms), Keys("#")], hangup="wait",
                         workdir=tmp_path / "sipp")
@@ -271,18 +264,13 @@ def test_record_file_hears_caller_audio_into_bind_mounted_folder(asterisk_factor
 
 def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
     """Ten simultaneous sipp calls sending background audio, as phones do, each get 12."""
-    instance = asterisk.variables["instance"]
     got = []
 
     async def flow(session):
         got.append((session.uniqueid, await session.get_data(["beep"], 8000, 4)))
 
     async def main(reactor):
-        link = make_link(reactor, asterisk)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
+        link, dispatcher = await dispatching(reactor, asterisk, flow)
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
                         steps=[Pause(2000), Keys("12#")], hangup="wait", calls=10, rate=20,
                         send_silence=True, workdir=tmp_path / "sipp")
@@ -364,7 +352,6 @@ def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tm
 def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, tmp_path):
     """A key during the first of two prompts ends both; the first-digit and inter-digit
     timeouts are separate (silence waits timeout_ms, a pause after a key inter_digit_ms)."""
-    instance = asterisk.variables["instance"]
     got = []
 
     async def timed(session, *args, **kw):
@@ -378,11 +365,7 @@ def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, 
         await timed(session, ["beep"], 6000, 4, inter_digit_ms=1000)      # one key, then pause
 
     async def main(reactor):
-        link = make_link(reactor, asterisk)
-        dispatcher = CallDispatcher(link, instance, flow, reactor, heartbeat_interval=2)
-        dispatcher.start()
-        link.start()
-        await link.when_up()
+        link, dispatcher = await dispatching(reactor, asterisk, flow)
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
                         steps=[Pause(1500), Keys("5"), Pause(3200), Keys("8"), Pause(6000)],
                         hangup="wait", send_silence=True, workdir=tmp_path / "sipp")
