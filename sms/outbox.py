@@ -62,6 +62,35 @@ SCRUBBED = "(scrubbed: sensitive text removed at final state)"
 EXPIRY_GRACE = 3600.0  # a submitted part with no DLR this long after validity is expired
 
 
+def _ids(name: str = "ids"):
+    return _bind(name, expanding=True)
+
+
+# The hot path's statements, built once: a transaction then only binds values, instead of
+# building a statement and coercing every value of its IN list each time.
+_MARK = update(P).where(P.c.id.in_(_ids()), P.c.state == QUEUED).values(state=SUBMITTING)
+_EARLY = select(U).where(U.c.smpp_id.in_(_ids()))
+_PARTS_BY_SMPP_ID = select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id, P.c.smsc).where(
+    P.c.smpp_id.in_(_ids()))
+_ROLLUP = (select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until, M.c.sensitive,
+                  P.c.state.label("ps"))
+           .join(P, P.c.message_id == M.c.id).where(M.c.id.in_(_ids())))
+_SUBMITTED = update(M).where(M.c.id.in_(_ids())).values(
+    state=SUBMITTED, submitted_at=_bind("now"))
+_FINAL = update(M).where(M.c.id.in_(_ids())).values(
+    state=_bind("state"), final_at=_bind("now"), error=_bind("error"))
+_EXISTING = select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count).where(
+    M.c.idem_key.in_(_ids()))
+_BY_IDEM_KEY = select(M.c.id, M.c.center, M.c.idem_key).where(M.c.idem_key.in_(_ids()))
+_SENSITIVE = select(M.c.id).where(M.c.id.in_(_ids()), M.c.sensitive == 1)
+_SCRUB_TEXT = update(M).where(M.c.id.in_(_ids())).values(text=SCRUBBED, params="{}")
+_SCRUB_PARTS = update(P).where(P.c.message_id.in_(_ids())).values(payload=b"")
+_PART_OK = update(P).where(P.c.id == _bind("pid")).values(
+    state=SUBMITTED, smpp_id=_bind("sid"), smsc=_bind("smsc"), submitted_at=_bind("now"))
+_PART_RECEIPT = update(P).where(P.c.id == _bind("pid")).values(
+    state=_bind("st"), error_code=_bind("err"), done_at=_bind("done"))
+
+
 class IllegalTransition(Exception):
     """A state change the outbox state machine does not allow."""
 
@@ -267,7 +296,9 @@ class Outbox:
         self.templates = templates
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
         self.lock = DeferredLock()
-        self._accepts = GroupCommit(db, self._accept_batch, self.lock)
+        # Small accept batches: the lock is shared, and a big batch would hold the
+        # dispatcher's marks and results back while a bulk campaign is being accepted.
+        self._accepts = GroupCommit(db, self._accept_batch, self.lock, max_batch=250)
         # Marks, submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock)
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
@@ -346,9 +377,7 @@ class Outbox:
         results: list = [None] * len(items)
         keys = {(m.center, m.idem_key) for m in items}
         existing = {}
-        for row in session.execute(
-                select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count)
-                .where(M.c.idem_key.in_({k for _, k in keys}))):
+        for row in session.execute(_EXISTING, {"ids": list({k for _, k in keys})}):
             if (row.center, row.idem_key) in keys:
                 existing[(row.center, row.idem_key)] = Accepted(row.id, row.part_count, True)
         optable = {(m.center, m.destination) for m in items if m.klass in OPTABLE}
@@ -394,11 +423,15 @@ class Outbox:
                 final_at=None))
             owners.append(i)
         if rows:
-            ids = [r[0] for r in session.execute(
-                insert(M).returning(M.c.id, sort_by_parameter_order=True), rows)]
+            # A plain executemany and one lookup by key: RETURNING in parameter order costs
+            # SQLite one statement per row.
+            session.execute(insert(M), rows)
+            new_ids = {(r.center, r.idem_key): r.id for r in session.execute(
+                _BY_IDEM_KEY, {"ids": [row["idem_key"] for row in rows]})}
             part_rows = []
-            for i, message_id in zip(owners, ids):
+            for i in owners:
                 m = items[i]
+                message_id = new_ids[(m.center, m.idem_key)]
                 results[i] = Accepted(message_id, len(m.parts), False)
                 existing[(m.center, m.idem_key)] = Accepted(message_id, len(m.parts), True)
                 for seq, part in enumerate(m.parts):
@@ -523,8 +556,7 @@ class Outbox:
         now = self.clock.seconds()
         marks = [pid for kind, x in items if kind == "mark" for pid in x]
         if marks:
-            session.execute(update(P).where(P.c.id.in_(marks), P.c.state == QUEUED)
-                            .values(state=SUBMITTING))
+            session.execute(_MARK, {"ids": marks})
         touched: set[int] = set()
         results = [x for kind, x in items if kind == "result"]
         if results:
@@ -540,9 +572,8 @@ class Outbox:
         temporary = [r for r in results if r.outcome == "temporary"]
         permanent = [r for r in results if r.outcome == "permanent"]
         if ok:
-            session.execute(update(P).where(P.c.id == _bind("pid")).values(
-                state=SUBMITTED, smpp_id=_bind("sid"), smsc=_bind("smsc"), submitted_at=now),
-                [{"pid": r.part_id, "sid": r.smpp_id, "smsc": r.smsc} for r in ok])
+            session.execute(_PART_OK, [{"pid": r.part_id, "sid": r.smpp_id, "smsc": r.smsc,
+                                        "now": now} for r in ok])
         if temporary:
             session.execute(update(P).where(P.c.id == _bind("pid")).values(
                 state=QUEUED, error_code=_bind("err")),
@@ -557,7 +588,7 @@ class Outbox:
 
     def _match_early_receipts(self, session, ok: list[SubmitResult]) -> None:
         ids = {r.smpp_id for r in ok}
-        early = list(session.execute(select(U).where(U.c.smpp_id.in_(ids))))
+        early = list(session.execute(_EARLY, {"ids": list(ids)}))
         if not early:
             return
         by_key = {(r.smpp_id, r.smsc): r.part_id for r in ok}
@@ -580,9 +611,7 @@ class Outbox:
             return
         parts: dict[int, list[str]] = {}
         rows = {}
-        for r in session.execute(
-                select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until, P.c.state.label("ps"))
-                .join(P, P.c.message_id == M.c.id).where(M.c.id.in_(message_ids))):
+        for r in session.execute(_ROLLUP, {"ids": message_ids}):
             parts.setdefault(r.id, []).append(r.ps)
             rows[r.id] = r
         submitted, final, requeue = [], {}, []
@@ -604,8 +633,7 @@ class Outbox:
             else:
                 final.setdefault(new, []).append(r.id)
         if submitted:
-            session.execute(update(M).where(M.c.id.in_(submitted)).values(
-                state=SUBMITTED, submitted_at=now))
+            session.execute(_SUBMITTED, {"ids": submitted, "now": now})
         if requeue:
             session.execute(update(M).where(M.c.id == _bind("mid")).values(
                 state=QUEUED, next_attempt_at=_bind("at"), attempts=_bind("attempts"),
@@ -614,19 +642,19 @@ class Outbox:
             session.execute(update(P).where(P.c.message_id.in_(ids), P.c.state == QUEUED)
                             .values(state=state if state == EXPIRED else FAILED, done_at=now,
                                     error_code="not sent"))
-            self._set_final(session, ids, state, now)
+            self._set_final(session, ids, state, now,
+                            sensitive=[i for i in ids if rows[i].sensitive])
 
     @staticmethod
     def _set_final(session, ids: list[int], state: str, now: float,
-                   error: str | None = None) -> None:
-        session.execute(update(M).where(M.c.id.in_(ids)).values(
-            state=state, final_at=now, error=error))
-        sensitive = [r[0] for r in session.execute(
-            select(M.c.id).where(M.c.id.in_(ids), M.c.sensitive == 1))]
+                   error: str | None = None, sensitive: list[int] | None = None) -> None:
+        """Final state; sensitive text (codes) is scrubbed. ``sensitive`` if the caller knows."""
+        session.execute(_FINAL, {"ids": ids, "state": state, "now": now, "error": error})
+        if sensitive is None:
+            sensitive = [r[0] for r in session.execute(_SENSITIVE, {"ids": ids})]
         if sensitive:
-            session.execute(update(M).where(M.c.id.in_(sensitive)).values(
-                text=SCRUBBED, params="{}"))
-            session.execute(update(P).where(P.c.message_id.in_(sensitive)).values(payload=b""))
+            session.execute(_SCRUB_TEXT, {"ids": sensitive})
+            session.execute(_SCRUB_PARTS, {"ids": sensitive})
 
     # -- receipts ---------------------------------------------------------------------
 
@@ -641,9 +669,7 @@ class Outbox:
 
     def _apply_receipts(self, session, items: list[ReceiptIn], now: float) -> set[int]:
         found: dict[tuple[str, str], tuple[int, int, str]] = {}
-        for r in session.execute(select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id,
-                                        P.c.smsc).where(
-                P.c.smpp_id.in_({i.smpp_id for i in items}))):
+        for r in session.execute(_PARTS_BY_SMPP_ID, {"ids": list({i.smpp_id for i in items})}):
             found[(r.smpp_id, r.smsc)] = (r.id, r.message_id, r.state)
         updates, unmatched, messages = [], [], set()
         for item in items:
@@ -661,8 +687,7 @@ class Outbox:
             found[(item.smpp_id, item.smsc)] = (part_id, message_id, item.state)
             messages.add(message_id)
         if updates:
-            session.execute(update(P).where(P.c.id == _bind("pid")).values(
-                state=_bind("st"), error_code=_bind("err"), done_at=_bind("done")), updates)
+            session.execute(_PART_RECEIPT, updates)
         if unmatched:
             session.execute(insert(U), unmatched)
         return messages
