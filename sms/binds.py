@@ -201,12 +201,14 @@ class Bind(Service):
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, *, on_deliver: Callable | None = None,
                  on_capacity: Callable[[], None] | None = None,
+                 on_send: Callable[[object], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         self.setName(name)
         self.config, self.clock = config, clock
         self.window = config.window
         self.on_capacity = on_capacity
+        self.on_send = on_send  # told each submit's ref just before it is written (the journal)
         kw = dict(on_deliver=on_deliver, on_state=self._link_changed, jitter=jitter,
                   initial_delay=initial_delay, max_delay=max_delay)
         if config.bind_mode == "pair":
@@ -254,7 +256,7 @@ class Bind(Service):
                 self.on_capacity()
         elif link is self.tx and old == BOUND:
             queued, self._queue = self._queue, deque()
-            for _fields, d in queued:
+            for _fields, d, _ref in queued:
                 d.errback(LinkLost(f"{self.name}: link went {new} before the part was sent"))
 
     # ---- service -------------------------------------------------------------
@@ -269,17 +271,20 @@ class Bind(Service):
             if call is not None and call.active():
                 call.cancel()
         queued, self._queue = self._queue, deque()
-        for _fields, d in queued:
+        for _fields, d, _ref in queued:
             d.errback(NotBound(f"{self.name}: stopping"))
         return gatherResults([link.stopService() for link in self.links], consumeErrors=True)
 
     # ---- submitting ----------------------------------------------------------
-    def submit(self, fields: dict) -> Deferred:
-        """Queue one submit_sm; fires with the raw message_id, or a typed SmppError."""
+    def submit(self, fields: dict, ref: object = None) -> Deferred:
+        """Queue one submit_sm; fires with the raw message_id, or a typed SmppError.
+
+        ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
+        """
         if self.tx.state != BOUND:
             return fail(NotBound(f"{self.name} is {self.tx.state}"))
         d = Deferred()
-        self._queue.append((fields, d))
+        self._queue.append((fields, d, ref))
         if self._drain_call is None:
             self._drain()
         return d
@@ -299,9 +304,11 @@ class Bind(Service):
             if wait > 0:
                 self._drain_call = self.clock.callLater(wait, self._drain)
                 return
-            fields, d = queue.popleft()
+            fields, d, ref = queue.popleft()
             self.inflight += 1
             self.counters["submitted"] += 1
+            if self.on_send is not None and ref is not None:
+                self.on_send(ref)
             proto.submit_sm(**fields).addBoth(self._done, d)
 
     def _done(self, result, d: Deferred) -> None:

@@ -4,7 +4,9 @@ Claims are batched (one transaction per ``batch`` messages), every part is
 committed as ``submitting`` before its submit_sm goes out, and results are
 recorded through the outbox's group-commit lane, so the hot path never spends a
 transaction on one message. ``max_inflight`` bounds the parts marked
-``submitting`` at any moment, and so the duplicates a crash can cause.
+``submitting`` at any moment. With a send journal (sms.send_journal) a crash
+counts only the parts that went out unanswered, at most the binds' windows;
+without one, every part marked ``submitting`` counts.
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ class Dispatcher(Service):
 
     def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
                  batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
-                 sweep: float = 60.0):
+                 sweep: float = 60.0, journal=None):
         self.outbox, self.router, self.clock = outbox, router, clock
         self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
         self.temporary, self.permanent = temporary, permanent
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
+        self.journal = journal  # the router's on_send must be journal.sent
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
         self._order = itertools.count()
         self.inflight = 0  # parts marked submitting whose result is not yet committed
@@ -47,8 +50,10 @@ class Dispatcher(Service):
     def startService(self):
         super().startService()
         self._stopping = False
+        if self.journal is not None:
+            self.journal.open()  # before anything can be sent, even if recovery fails
         self.outbox.listeners.append(self.wake)
-        d = self.outbox.recover()
+        d = self.outbox.recover(self.journal)
         d.addCallback(lambda _: self._sweep())
         d.addErrback(lambda f: log.failure("outbox recovery failed", f))
         return d
@@ -64,6 +69,8 @@ class Dispatcher(Service):
                 call.cancel()
         held = [m.message_id for _, _, m in self._ready]
         self._ready = []
+        if self.journal is not None:
+            self.journal.close()
         if held:
             return self.outbox.release(held)
         return succeed(None)
@@ -165,7 +172,7 @@ class Dispatcher(Service):
     def _send(self, _, batch: list[ClaimedMessage]) -> None:
         for m in batch:
             for part_id, part in zip(m.part_ids, m.parts):
-                d = self.router.submit(self.make_part(m, part))
+                d = self.router.submit(self.make_part(m, part), part_id)
                 d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
                                errbackArgs=(part_id, m.message_id))
                 d.addCallback(self._record)
@@ -177,6 +184,9 @@ class Dispatcher(Service):
         # parts committed as submitting never exceed max_inflight.
         self.inflight -= 1
         d = self.outbox.record(result)
+        if self.journal is not None:
+            self.journal.answered(result)
+            d.addCallback(lambda _: self.journal.committed(result.part_id))
         d.addErrback(lambda f: log.failure("recording a submit result failed", f))
         self._pump()
 

@@ -463,21 +463,38 @@ class Outbox:
 
     # -- the dispatcher's side ----------------------------------------------------------
 
-    def recover(self) -> Deferred[int]:
-        """After a restart: parts left ``submitting`` may have gone out; count and requeue them."""
-        return self.lock.run(self.db.run, self._recover, self.clock.seconds())
+    def recover(self, journal=None) -> Deferred[int]:
+        """After a restart: settle the parts left ``submitting``; fires with the count of doubtful ones.
 
-    def _recover(self, session, now: float) -> int:
+        With a trusted send journal (sms.send_journal) a part that was answered gets its
+        answer, one that never left is requeued, and only one sent and unanswered is
+        resent and counted as a possible duplicate. Without one, every such part counts.
+        The journal (already open for this run) is read on the pool thread, and the
+        earlier runs' segments are removed once this has committed.
+        """
+        d = self.lock.run(self.db.run, self._recover, self.clock.seconds(), journal)
+        if journal is not None:
+            d.addCallback(lambda n: (journal.discard_before_current(), n)[1])
+        return d
+
+    def _recover(self, session, now: float, journal=None) -> int:
         mine = (M.c.claimed_by == self.instance) | (M.c.claimed_by.is_(None))
         message_ids = [r[0] for r in session.execute(
             select(M.c.id).where(M.c.state == SUBMITTING, mine))]
         if not message_ids:
             return 0
+        view = journal.read() if journal is not None else None
+        parts = list(session.execute(select(P.c.id, P.c.message_id).where(
+            P.c.message_id.in_(message_ids), P.c.state == SUBMITTING)))
+        answered = []
         doubtful: dict[int, int] = {}
-        for row in session.execute(select(P.c.message_id, func.count()).where(
-                P.c.message_id.in_(message_ids), P.c.state == SUBMITTING)
-                .group_by(P.c.message_id)):
-            doubtful[row[0]] = row[1]
+        for part_id, message_id in parts:
+            if view is None or (part_id in view.last and view.last[part_id] is None):
+                doubtful[message_id] = doubtful.get(message_id, 0) + 1
+            elif part_id in view.last:
+                answered.append(view.last[part_id])
+        if answered:
+            self._apply_results(session, answered, now)
         session.execute(update(P).where(P.c.message_id.in_(message_ids),
                                          P.c.state == SUBMITTING).values(state=QUEUED))
         for message_id, n in doubtful.items():
@@ -487,8 +504,9 @@ class Outbox:
         if total:
             self._bump(session, "possible_duplicates", total)
         self._rollup(session, message_ids, now, retry_now=True)
-        log.info("outbox recovered {m} claimed messages, {n} parts possibly sent twice",
-                 m=len(message_ids), n=total)
+        log.info("outbox recovered {m} claimed messages: {a} parts answered before the crash, "
+                 "{n} possibly sent twice{how}", m=len(message_ids), a=len(answered), n=total,
+                 how="" if view is not None else " (no trusted send journal)")
         return total
 
     @staticmethod

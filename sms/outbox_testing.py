@@ -70,7 +70,7 @@ class FakeRouter:
     _waiters: list = field(default_factory=list)
     _next_id: int = 0
 
-    def submit(self, part) -> Deferred:
+    def submit(self, part, ref=None) -> Deferred:
         d: Deferred = Deferred()
         self.pending.append((part, d))
         self.sent.append(part)

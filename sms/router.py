@@ -85,6 +85,7 @@ class SmppRouter(MultiService):
     def __init__(self, smscs: Sequence[SmscConfig], reactor, *,
                  on_receipt: Callable[[Receipt], Deferred],
                  on_mo: Callable[[MoMessage], Deferred],
+                 on_send: Callable[[object], None] | None = None,
                  endpoint_for: Callable[[SmscConfig], object] | None = None,
                  jitter: Callable[[], float] | None = None):
         super().__init__()
@@ -100,7 +101,7 @@ class SmppRouter(MultiService):
             for i in range(config.binds):
                 bind = Bind(f"{config.name}-{i}", endpoint, config, reactor,
                             on_deliver=self._deliverer(config),
-                            on_capacity=self._capacity, jitter=jitter,
+                            on_capacity=self._capacity, on_send=on_send, jitter=jitter,
                             initial_delay=config.reconnect_min,
                             max_delay=max(config.reconnect_max, config.reconnect_min))
                 bind.setServiceParent(self)
@@ -153,8 +154,11 @@ class SmppRouter(MultiService):
         raise NotBound(f"no bound bind on {', '.join(s.name for s in candidates)}")
 
     # ---- the outbox's API ----------------------------------------------------
-    def submit(self, part: SubmitPart) -> Deferred:
-        """Send one part; fires with Submitted, or a TemporaryError/PermanentError."""
+    def submit(self, part: SubmitPart, ref: object = None) -> Deferred:
+        """Send one part; fires with Submitted, or a TemporaryError/PermanentError.
+
+        ``ref`` goes to ``on_send`` when the part's submit_sm is about to be written.
+        """
         try:
             smsc, bind = self._pick(part.destination)
         except TemporaryError as e:
@@ -172,7 +176,7 @@ class SmppRouter(MultiService):
             ref, total, seq = part.sar
             fields.update(sar_msg_ref_num=ref, sar_total_segments=total,
                           sar_segment_seqnum=seq)
-        return bind.submit(fields).addCallbacks(self._submitted, self._failed,
+        return bind.submit(fields, ref).addCallbacks(self._submitted, self._failed,
                               callbackArgs=(smsc, bind), errbackArgs=(smsc,))
 
     @staticmethod

@@ -14,6 +14,7 @@ from sms.alerts import AlertJob, schedule_alerts
 from sms.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler, notify_balance
 from sms.outbox import Outbox
+from sms.send_journal import SendJournal
 from sms.templates import TemplateSet
 
 
@@ -34,8 +35,12 @@ class SmsService(MultiService):
         self.outbox = Outbox(db, reactor, rules, encode=text.encode,
                              instance=config.daemon.instance, templates=self.templates)
         self.keywords = KeywordHandler(db, self.outbox, cores, rules, reactor)
+        # The send journal lets a restart count as possible duplicates only the parts that
+        # went out unanswered (see sms.send_journal), however far ahead parts are marked.
+        self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
+                                   config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self.keywords.on_mo)
+                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent)
         self.router.setServiceParent(self)
         # Marked-ahead parts overlap their commit with the SMSC round trip (see Dispatcher).
         window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
@@ -48,7 +53,8 @@ class SmsService(MultiService):
 
         self.dispatcher = Dispatcher(self.outbox, self.router, reactor, make_part=make_part,
                                      temporary=(TemporaryError,), permanent=(PermanentError,),
-                                     batch=rules.batch, max_inflight=window)
+                                     batch=rules.batch, max_inflight=window,
+                                     journal=self.journal)
         self.dispatcher.setServiceParent(self)
         self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
         if scheduler is not None:  # the standalone outbox worker runs no alert jobs

@@ -3,9 +3,11 @@
 A real worker process (``python -m sms.outbox_worker``) drains a SQLite outbox
 through smsc_sim, which counts every (destination, body) it accepted. We kill
 the worker with SIGKILL mid-way, start it again, and wait until every message is
-final. The only possible duplicates are parts committed ``submitting`` whose
-result was not yet committed: the SMSC's own duplicate count must be no more
-than the outbox's recovery count, which max_inflight = window bounds by the window.
+final. The worker runs the default configuration, which marks up to twice the
+window ``submitting`` ahead of sending; its send journal tells the restart which
+of those went out unanswered. Those are the only possible duplicates: the SMSC's
+own duplicate count must be no more than the outbox's recovery count, and that
+no more than the window.
 """
 from __future__ import annotations
 
@@ -54,8 +56,6 @@ core = embedded
 [sms]
 retry_base = 0.2
 retry_max = 1
-; strict mode: never more parts marked submitting than the window
-max_inflight = {WINDOW}
 [sms.quiet_hours]
 bulk = none
 transaction = none
