@@ -17,6 +17,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,10 +165,10 @@ TEXT_3 = TEXT_1 * 3
 
 
 def _messages(window: int, latency: float, parts: int, quick: bool) -> int:
-    """Enough messages for about two seconds at the best rate this setting allows."""
+    """Enough messages for about four seconds at the best rate this setting allows."""
     rate = min(3000.0, window / latency) if latency else min(3000.0, 400.0 * window)
-    n = int(rate * (1.0 if quick else 2.0)) // parts
-    return max(50, min(n, 6000))
+    n = int(rate * (1.0 if quick else 4.0)) // parts
+    return max(50, min(n, 12000))
 
 
 class _LeanPeer:
@@ -233,6 +234,7 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
     from sms.dispatcher import Dispatcher
     from sms.outbox import EncodedPart, Outbox, Outgoing
     from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+    from sms.send_journal import SendJournal
     from storage.db import Database
 
     max_inflight = max_inflight or 2 * window
@@ -251,8 +253,10 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
         d = box.receipt(r.message_id, r.smsc, r.state, r.error, done)
         return d.addCallback(lambda _: delivered.append(1))
 
+    # The daemon's send journal is part of the measured path.
+    journal = SendJournal(Path(tempfile.mkdtemp(prefix="hotline-bench-journal-")), "bench")
     router = SmppRouter([smsc_config(port, window)], reactor, on_receipt=on_receipt,
-                        on_mo=lambda mo: None)
+                        on_mo=lambda mo: None, on_send=journal.sent)
     router.startService()
     while router.bound_count() < 1:
         await _sleep(reactor, 0.05)
@@ -264,7 +268,8 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
         return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)
 
     disp = Dispatcher(box, router, reactor, make_part=part, temporary=(TemporaryError,),
-                      permanent=(PermanentError,), batch=1000, max_inflight=max_inflight)
+                      permanent=(PermanentError,), batch=1000, max_inflight=max_inflight,
+                      journal=journal)
     try:
         # The dispatcher runs before the first message arrives, as in the daemon: sending
         # overlaps accepting, and every rate is counted from the first accept.
