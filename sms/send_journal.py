@@ -21,6 +21,7 @@ The journal holds part ids, SMSC message ids and error codes: no numbers, no tex
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,24 @@ def current_boot_id() -> str:
         return ""  # no boot id: a journal can then never be trusted after a restart
 
 
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n"}
+_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n"}
+
+
 def _field(value) -> str:
-    return "" if value is None else str(value).replace("\t", " ").replace("\n", " ")
+    """A value on one tab-separated line, reversibly (SMSC ids are free text)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text:
+        text = "".join(_ESCAPES.get(c, c) for c in text)
+    return text
+
+
+def _unfield(text: str) -> str | None:
+    if not text:
+        return None
+    return re.sub(r"\\[\\tn]", lambda m: _UNESCAPES[m.group(0)], text)
 
 
 @dataclass(frozen=True)
@@ -96,7 +113,7 @@ class SendJournal:
         return JournalView(last)
 
     def _read_segment(self, path: Path, last: dict) -> None:
-        lines = path.read_bytes().decode("ascii").split("\n")
+        lines = path.read_bytes().decode("utf-8", "surrogateescape").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         if not lines or lines[0] != f"H\t{self.boot_id}" or not self.boot_id:
@@ -108,7 +125,8 @@ class SendJournal:
             elif kind == "R" and len(rest) == 6 and rest[2] in OUTCOMES:
                 part_id, message_id, outcome, smpp_id, smsc, error = rest
                 last[int(part_id)] = SubmitResult(int(part_id), int(message_id), outcome,
-                                                  smpp_id or None, smsc or None, error or None)
+                                                  _unfield(smpp_id), _unfield(smsc),
+                                                  _unfield(error))
             else:
                 raise JournalDamaged(f"{path.name}: unreadable line")
 
@@ -142,7 +160,7 @@ class SendJournal:
         self._write(f"H\t{self.boot_id}\n")
 
     def _write(self, text: str) -> None:
-        data = text.encode("ascii")
+        data = text.encode("utf-8", "surrogateescape")
         os.write(self._fd, data)
         self._size += len(data)
 

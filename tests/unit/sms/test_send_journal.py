@@ -118,3 +118,13 @@ def test_recovery_without_a_trusted_journal_counts_every_submitting_part(outbox,
     restart.open()
     assert result(outbox.recover(restart)) == 2
     assert states(db) == {a.message_id: QUEUED} and part_states(db) == [QUEUED, QUEUED]
+
+
+def test_an_odd_message_id_is_journalled_without_stopping_the_send(tmp_path):
+    """Ids are SMSC text: a non-ASCII or tabbed one is written and read back as it was."""
+    j = journal(tmp_path)
+    j.open()
+    j.sent(1)
+    j.answered(SubmitResult(1, 10, "ok", smpp_id="id\té", smsc="s1"))
+    j.sent(2)
+    assert journal(tmp_path).read().last[1].smpp_id == "id\té"
