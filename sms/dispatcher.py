@@ -42,6 +42,7 @@ class Dispatcher(Service):
         self._waiting_capacity = False
         self._poll_call = None
         self._sweep_call = None
+        self._pump_call = None
         self._stopping = False
         self.submitted = self.temporary_errors = self.permanent_errors = 0
 
@@ -64,7 +65,7 @@ class Dispatcher(Service):
         self._stopping = True
         if self.wake in self.outbox.listeners:
             self.outbox.listeners.remove(self.wake)
-        for call in (self._poll_call, self._sweep_call):
+        for call in (self._poll_call, self._sweep_call, self._pump_call):
             if call is not None and call.active():
                 call.cancel()
         held = [m.message_id for _, _, m in self._ready]
@@ -188,6 +189,15 @@ class Dispatcher(Service):
             self.journal.answered(result)
             d.addCallback(lambda _: self.journal.committed(result.part_id))
         d.addErrback(lambda f: log.failure("recording a submit result failed", f))
+        self._pump_soon()
+
+    def _pump_soon(self) -> None:
+        """Pump once after the current burst of responses: one mark for all the slots it freed."""
+        if self._pump_call is None and not self._stopping:
+            self._pump_call = self.clock.callLater(0, self._pump_later)
+
+    def _pump_later(self) -> None:
+        self._pump_call = None
         self._pump()
 
     def _ok(self, submitted, part_id: int, message_id: int) -> SubmitResult:
