@@ -50,7 +50,7 @@ class OutboxConfig:
     retry_max: float
     per_destination_per_hour: int
     batch: int
-    max_inflight: int  # parts marked submitting at once; 0 = twice the binds' total window
+    max_inflight: int  # parts handed to the binds, unanswered; 0 = twice the total window
     alerts_interval: float
     alerts_batch: int
     reminder_days: int

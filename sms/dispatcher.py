@@ -1,12 +1,12 @@
 """Keeps the router's window full: claims queued messages in batches and submits their parts.
 
-Claims are batched (one transaction per ``batch`` messages), every part is
-committed as ``submitting`` before its submit_sm goes out, and results are
-recorded through the outbox's group-commit lane, so the hot path never spends a
-transaction on one message. ``max_inflight`` bounds the parts marked
-``submitting`` at any moment. With a send journal (sms.send_journal) a crash
-counts only the parts that went out unanswered, at most the binds' windows;
-without one, every part marked ``submitting`` counts.
+Claims are batched (one transaction per ``batch`` messages) and commit the
+claimed parts as ``submitting`` before any of them goes out; results are recorded
+through the outbox's group-commit lane, so no transaction stands between an
+answer and the next submit_sm. ``max_inflight`` bounds the parts handed to the
+router and not yet answered (the binds queue what their windows cannot take).
+With a send journal (sms.send_journal) a crash counts only the parts that went
+out unanswered, at most the binds' windows; without one, every claimed part counts.
 """
 from __future__ import annotations
 
@@ -137,9 +137,9 @@ class Dispatcher(Service):
                 break
             if not (self.inflight + reserved) and not self.router.has_capacity(m.destination):
                 # Nothing in flight and no free slot: the links are down or full; wait.
-                # With parts in flight the links are up, so we mark ahead (up to
-                # max_inflight) and the bind queues them until its window has room:
-                # the commit that marks them overlaps the SMSC's round trip.
+                # With parts in flight the links are up, so we hand over up to
+                # max_inflight and the bind queues them until its window has room: a
+                # freed slot is refilled at once, in the same turn as its response.
                 self._wait_capacity()
                 break
             heapq.heappop(self._ready)
@@ -147,17 +147,10 @@ class Dispatcher(Service):
             reserved += n
         if batch:
             self.inflight += reserved
-            part_ids = [pid for m in batch for pid in m.part_ids]
-            d = self.outbox.mark_submitting(part_ids)
-            d.addCallbacks(self._send, self._mark_failed, callbackArgs=(batch,),
-                           errbackArgs=(batch, reserved))
+            self._send(batch)
         idle = self._poll_call is not None and self._poll_call.active()  # the last claim was empty
         if len(self._ready) < self.batch // 2 and not (self._claiming or self._stopping or idle):
             self._fill()
-
-    def _mark_failed(self, failure, batch, reserved) -> None:
-        self.inflight -= reserved
-        log.failure("marking parts submitting failed; they stay claimed until restart", failure)
 
     def _wait_capacity(self) -> None:
         if self._waiting_capacity:
@@ -170,20 +163,17 @@ class Dispatcher(Service):
 
         self.router.wait_for_capacity().addBoth(ready)
 
-    def _send(self, _, batch: list[ClaimedMessage]) -> None:
+    def _send(self, batch: list[ClaimedMessage]) -> None:
+        """Hand the parts to the router; the claim already committed them ``submitting``."""
         for m in batch:
             for part_id, part in zip(m.part_ids, m.parts):
                 d = self.router.submit(self.make_part(m, part), part_id)
                 d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
                                errbackArgs=(part_id, m.message_id))
                 d.addCallback(self._record)
-        self._pump()
 
     def _record(self, result: SubmitResult) -> None:
-        # The slot is free as soon as the result is queued on the progress lane: the lane is
-        # FIFO, so any mark issued from now on commits with or after this result, and the
-        # parts committed as submitting never exceed max_inflight.
-        self.inflight -= 1
+        self.inflight -= 1  # answered: the result commits on the progress lane
         d = self.outbox.record(result)
         if self.journal is not None:
             self.journal.answered(result)

@@ -2,10 +2,11 @@
 
 Messages go queued -> submitting -> submitted -> delivered / failed / expired,
 and back to queued on a temporary error. Each SMPP part has its own row and
-state; a part is committed as ``submitting`` before its submit_sm goes out, so
-after a crash the parts left in ``submitting`` are the only ones that may have
-been sent twice. We resubmit them (nothing accepted is lost) and count them as
-possible duplicates.
+state; the claim that hands a message to the dispatcher commits its unsent parts
+as ``submitting``, before any submit_sm goes out, so after a crash the parts left
+in ``submitting`` are the only ones that may have been sent twice. We resubmit
+them (nothing accepted is lost) and count as possible duplicates those the send
+journal (sms.send_journal) says went out unanswered, or all of them without one.
 
 The hot path is batched: writes go through ``GroupCommit`` lanes that put
 everything that arrived while one transaction ran into the next one, and all
@@ -68,7 +69,13 @@ def _ids(name: str = "ids"):
 
 # The hot path's statements, built once: a transaction then only binds values, instead of
 # building a statement and coercing every value of its IN list each time.
-_MARK = update(P).where(P.c.id.in_(_ids()), P.c.state == QUEUED).values(state=SUBMITTING)
+_CLAIM = update(M).where(M.c.id.in_(_ids())).values(state=SUBMITTING,
+                                                   claimed_by=_bind("instance"))
+_UNSENT_PARTS = (select(P.c.id, P.c.message_id, P.c.payload, P.c.data_coding, P.c.esm_class)
+                 .where(P.c.message_id.in_(_ids()), P.c.state == QUEUED)
+                 .order_by(P.c.message_id, P.c.seq))
+_MARK = update(P).where(P.c.message_id.in_(_ids()), P.c.state == QUEUED).values(
+    state=SUBMITTING)
 _EARLY = select(U).where(U.c.smpp_id.in_(_ids()))
 _PARTS_BY_SMPP_ID = select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id, P.c.smsc).where(
     P.c.smpp_id.in_(_ids()))
@@ -518,7 +525,11 @@ class Outbox:
             session.execute(update(C).where(C.c.name == name).values(value=C.c.value + n))
 
     def claim(self, limit: int) -> Deferred[list[ClaimedMessage]]:
-        """Take up to ``limit`` due messages, highest priority first, and mark them ``submitting``."""
+        """Take up to ``limit`` due messages, highest priority first, and mark them ``submitting``.
+
+        Their unsent parts are committed ``submitting`` here, in the claim, so that no
+        transaction stands between a window slot freeing and the next submit_sm.
+        """
         return self.lock.run(self.db.run, self._claim, self.clock.seconds(), limit)
 
     def _claim(self, session, now: float, limit: int) -> list[ClaimedMessage]:
@@ -542,20 +553,14 @@ class Outbox:
             self._set_final(session, expired, EXPIRED, now, "validity")
         if not claimed:
             return []
-        session.execute(update(M).where(M.c.id.in_(list(claimed))).values(
-            state=SUBMITTING, claimed_by=self.instance))
-        for r in session.execute(
-                select(P.c.id, P.c.message_id, P.c.payload, P.c.data_coding, P.c.esm_class)
-                .where(P.c.message_id.in_(list(claimed)), P.c.state == QUEUED)
-                .order_by(P.c.message_id, P.c.seq)):
+        ids = {"ids": list(claimed)}
+        session.execute(_CLAIM, {**ids, "instance": self.instance})
+        for r in session.execute(_UNSENT_PARTS, ids):
             c = claimed[r.message_id]
             c.part_ids.append(r.id)
             c.parts.append(EncodedPart(r.payload, r.data_coding, r.esm_class))
+        session.execute(_MARK, ids)
         return list(claimed.values())
-
-    def mark_submitting(self, part_ids: list[int]) -> Deferred:
-        """Commit that these parts are about to go out; fires after the commit."""
-        return self._progress.add(("mark", part_ids))
 
     def record(self, result: SubmitResult) -> Deferred:
         """Record one submit outcome; fires after the commit (batched with its neighbours)."""
@@ -567,14 +572,13 @@ class Outbox:
 
     @staticmethod
     def _release(session, message_ids: list[int]) -> None:
+        session.execute(update(P).where(P.c.message_id.in_(message_ids),
+                                        P.c.state == SUBMITTING).values(state=QUEUED))
         session.execute(update(M).where(M.c.id.in_(message_ids), M.c.state == SUBMITTING)
                         .values(state=QUEUED, claimed_by=None))
 
     def _progress_batch(self, session, items: list) -> list:
         now = self.clock.seconds()
-        marks = [pid for kind, x in items if kind == "mark" for pid in x]
-        if marks:
-            session.execute(_MARK, {"ids": marks})
         touched: set[int] = set()
         results = [x for kind, x in items if kind == "result"]
         if results:

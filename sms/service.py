@@ -42,7 +42,7 @@ class SmsService(MultiService):
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
                                  on_mo=self.keywords.on_mo, on_send=self.journal.sent)
         self.router.setServiceParent(self)
-        # Marked-ahead parts overlap their commit with the SMSC round trip (see Dispatcher).
+        # Parts queued in the binds beyond their windows refill a freed slot at once.
         window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
         source = config.sms.smscs[0].source_addr if config.sms.smscs else "12329"
 

@@ -172,7 +172,6 @@ def test_claim_orders_codes_then_alerts_then_bulk(outbox):
 def submit_all(outbox, claimed, outcome="ok", error=None):
     results = []
     for m in claimed:
-        result(outbox.mark_submitting(m.part_ids))
         for i, pid in enumerate(m.part_ids):
             r = SubmitResult(pid, m.message_id, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
                              smsc="s1", error=error)
@@ -211,7 +210,6 @@ def test_early_receipt_is_kept_and_matched_when_the_id_arrives(outbox, db):
     a = result(outbox.accept(msg("m")))
     claimed = result(outbox.claim(10))
     pid = claimed[0].part_ids[0]
-    result(outbox.mark_submitting([pid]))
     result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
     assert states(db)[a.message_id] == SUBMITTING
     result(outbox.record(SubmitResult(pid, a.message_id, "ok", smpp_id=f"id{pid}", smsc="s1")))
@@ -257,17 +255,17 @@ def test_validity_expires_queued_and_unconfirmed_messages(outbox, db, clock):
 
 
 def test_recover_requeues_submitting_parts_and_counts_duplicates(outbox, db):
-    """After a crash, parts left submitting are resent and counted as possible duplicates."""
+    """After a crash without a send journal, every claimed part without a committed
+    answer is resent and counted as a possible duplicate; an answered part is not resent."""
     a = result(outbox.accept(msg("m", parts=3)))
     b = result(outbox.accept(msg("n", dest="13900000002")))
     claimed = {m.message_id: m for m in result(outbox.claim(10))}
     pids = claimed[a.message_id].part_ids
-    result(outbox.mark_submitting(pids))
+    assert part_states(db) == [SUBMITTING] * 4  # the claim commits the parts submitting
     result(outbox.record(SubmitResult(pids[0], a.message_id, "ok", smpp_id="x", smsc="s1")))
-    # b is claimed but never marked: it was never sent, so it is not a possible duplicate
-    assert result(outbox.recover()) == 2
+    assert result(outbox.recover()) == 3  # a's two unanswered parts and b's one
     assert states(db) == {a.message_id: QUEUED, b.message_id: QUEUED}
-    assert result(outbox.counter("possible_duplicates")) == 2
+    assert result(outbox.counter("possible_duplicates")) == 3
     again = {m.message_id: m for m in result(outbox.claim(10))}
     assert len(again[a.message_id].part_ids) == 2  # the confirmed part is not resent
 

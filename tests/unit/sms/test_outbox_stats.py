@@ -16,7 +16,6 @@ def test_stats_count_sent_delivered_failed_and_latency(outbox, db, clock):  # no
     result(outbox.accept(msg("c", dest="13900000003")))  # still queued
     claimed = result(outbox.claim(2))
     for m in claimed:
-        result(outbox.mark_submitting(m.part_ids))
         result(outbox.record(SubmitResult(m.part_ids[0], m.message_id, "ok",
                                           smpp_id=f"s{m.message_id}", smsc="x")))
     clock.advance(4)

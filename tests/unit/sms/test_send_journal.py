@@ -88,7 +88,6 @@ def test_recovery_with_the_journal_counts_only_parts_sent_and_unanswered(outbox,
     c = result(outbox.accept(msg("c", dest="13900000003")))
     claimed = {m.message_id: m for m in result(outbox.claim(10))}
     pa, pb, pc = (claimed[x.message_id].part_ids[0] for x in (a, b, c))
-    result(outbox.mark_submitting([pa, pb, pc]))
     j = journal(tmp_path)
     j.open()
     j.sent(pa)
@@ -110,7 +109,6 @@ def test_recovery_without_a_trusted_journal_counts_every_submitting_part(outbox,
     """A journal from another boot tells nothing: all marked parts are possible duplicates."""
     a = result(outbox.accept(msg("a", parts=2)))
     claimed = result(outbox.claim(10))
-    result(outbox.mark_submitting(claimed[0].part_ids))
     j = journal(tmp_path, boot_id="before-reboot")
     j.open()
     j.sent(claimed[0].part_ids[0])
