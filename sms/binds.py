@@ -237,6 +237,10 @@ class Bind(Service):
     def has_capacity(self) -> bool:
         return self.tx.state == BOUND and self.inflight + len(self._queue) < self.window
 
+    def room(self) -> int:
+        """Parts this bind takes now: its free window plus one window queued behind it."""
+        return 2 * self.window - self.inflight - len(self._queue) if self.bound else 0
+
     def free_slots(self) -> int:
         return self.window - self.inflight - len(self._queue) if self.bound else 0
 

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from sms.outbox import ClaimedMessage, SubmitResult
 
 log = Logger(namespace="hotline.sms.dispatcher")
+HOL_SCAN = 64  # ready messages for full SMSCs passed over per pump, at most
 
 
 class Dispatcher(Service):
@@ -97,7 +98,8 @@ class Dispatcher(Service):
         self._claiming = False
         for m in messages:
             heapq.heappush(self._ready, (-m.priority, next(self._order), m))
-        if not self._ready and not self._stopping:
+        if len(messages) < self.batch and not self._stopping:
+            # The queue is drained: claim again at the next poll or accept, not on every pump.
             self._schedule_poll()
         self._pump()
         if len(messages) == self.batch:
@@ -128,26 +130,32 @@ class Dispatcher(Service):
     # -- sending -----------------------------------------------------------------
 
     def _pump(self) -> None:
-        batch: list[ClaimedMessage] = []
-        reserved = 0
-        while self._ready and not self._stopping:
+        """Hand ready messages to the router, highest priority first, while there is room.
+
+        A message whose SMSC is bound but full is passed over (up to ``HOL_SCAN`` of them
+        per pump) so that one slow carrier does not hold back messages for the others;
+        it keeps its place for the next pump. A message no bound bind serves goes to the
+        router anyway, which fails it at once so that it is retried with backoff, unless
+        no link at all is up (at start, say): then everything waits for a bind.
+        """
+        passed: list = []
+        any_bound = self.router.bound_count() > 0
+        while self._ready and not self._stopping and len(passed) < HOL_SCAN:
             m = self._ready[0][2]
             n = len(m.part_ids)
-            if self.inflight + reserved + n > self.max_inflight and (self.inflight + reserved):
+            if self.inflight + n > self.max_inflight and self.inflight:
                 break
-            if not (self.inflight + reserved) and not self.router.has_capacity(m.destination):
-                # Nothing in flight and no free slot: the links are down or full; wait.
-                # With parts in flight the links are up, so we hand over up to
-                # max_inflight and the bind queues them until its window has room: a
-                # freed slot is refilled at once, in the same turn as its response.
-                self._wait_capacity()
-                break
+            room = self.router.room(m.destination)
+            if room == 0 or (room is None and not any_bound):
+                passed.append(heapq.heappop(self._ready))
+                continue
             heapq.heappop(self._ready)
-            batch.append(m)
-            reserved += n
-        if batch:
-            self.inflight += reserved
-            self._send(batch)
+            self.inflight += n
+            self._send(m)
+        for item in passed:
+            heapq.heappush(self._ready, item)
+        if passed and not self.inflight:
+            self._wait_capacity()  # nothing in flight will pump again: wait for a slot or a bind
         idle = self._poll_call is not None and self._poll_call.active()  # the last claim was empty
         if len(self._ready) < self.batch // 2 and not (self._claiming or self._stopping or idle):
             self._fill()
@@ -163,14 +171,13 @@ class Dispatcher(Service):
 
         self.router.wait_for_capacity().addBoth(ready)
 
-    def _send(self, batch: list[ClaimedMessage]) -> None:
+    def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
-        for m in batch:
-            for part_id, part in zip(m.part_ids, m.parts):
-                d = self.router.submit(self.make_part(m, part), part_id)
-                d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
-                               errbackArgs=(part_id, m.message_id))
-                d.addCallback(self._record)
+        for part_id, part in zip(m.part_ids, m.parts):
+            d = self.router.submit(self.make_part(m, part), part_id)
+            d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
+                           errbackArgs=(part_id, m.message_id))
+            d.addCallback(self._record)
 
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane

@@ -76,8 +76,18 @@ class FakeRouter:
         self.sent.append(part)
         return d
 
-    def has_capacity(self, destination: str) -> bool:
-        return len(self.pending) < self.window
+    full: set = field(default_factory=set)  # destination prefixes whose SMSC has no room
+    up: bool = True  # False: no bind is bound
+
+    def room(self, destination: str) -> int | None:
+        if not self.up:
+            return None
+        if any(destination.startswith(p) for p in self.full):
+            return 0
+        return max(0, self.window - len(self.pending))
+
+    def bound_count(self) -> int:
+        return 1 if self.up else 0
 
     def wait_for_capacity(self) -> Deferred:
         d: Deferred = Deferred()

@@ -205,6 +205,15 @@ class SmppRouter(MultiService):
                     return True
         return False
 
+    def room(self, destination: str) -> int | None:
+        """Parts the SMSC that would take ``destination`` now can accept (window plus one
+        window queued per bind); None when no bound bind serves it (a submit fails fast)."""
+        for smsc in self.route(destination):
+            bound = [bind for bind in smsc.binds if bind.bound]
+            if bound:
+                return sum(max(0, bind.room()) for bind in bound)
+        return None
+
     def wait_for_capacity(self) -> Deferred:
         """Fires (with None) the next time a window slot frees or a bind comes up."""
         d = Deferred()

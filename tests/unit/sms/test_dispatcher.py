@@ -1,4 +1,4 @@
-"""The dispatcher keeps the window full, marks parts before sending, and never loses a message."""
+"""The dispatcher keeps the windows full, passes over full SMSCs, and never loses a message."""
 from __future__ import annotations
 
 import pytest
@@ -28,10 +28,10 @@ def env(tmp_path):
     db.engine.dispose()
 
 
-def accept(box, n, parts=1, klass="bulk"):
+def accept(box, n, parts=1, klass="bulk", prefix="1390000"):
     return [result(box.accept(Outgoing(
         center="demo", klass=klass, template="t", params={}, text="x",
-        destination=f"1390000{i:04d}", idem_key=f"k{klass}{i}",
+        destination=f"{prefix}{i:04d}", idem_key=f"k{klass}{prefix}{i}",
         parts=tuple(EncodedPart(b"p", 8, 0) for _ in range(parts))))) for i in range(n)]
 
 
@@ -147,3 +147,34 @@ def test_an_idle_dispatcher_claims_once_per_poll(env):
     assert 1 <= len(claims) <= 7, len(claims)
     accept(box, 1, klass="code")
     assert len(router.sent) == 1
+
+
+def test_a_full_smsc_does_not_hold_back_messages_for_another(env):
+    """Codes for a carrier whose SMSC is full wait; bulk for another carrier goes meanwhile,
+    and the codes go first as soon as their SMSC has room."""
+    clock, box, router, disp = env
+    router.full = {"138"}
+    codes = accept(box, 3, klass="code", prefix="1380000")
+    accept(box, 3, klass="bulk", prefix="1390000")
+    disp.startService()
+    assert sorted(part[0] for part, _ in router.pending) == [4, 5, 6]  # the bulk messages
+    router.full = set()
+    router.answer()
+    clock.advance(0)
+    assert sorted(part[0] for part, _ in router.pending) == [1, 2, 5, 6]  # room for two codes
+    router.answer_all()
+    clock.advance(0)
+    assert [part[0] for part, _ in router.pending] == [codes[2].message_id]
+
+
+def test_with_no_bind_up_nothing_is_sent_or_failed_until_one_binds(env):
+    """At start, before any bind: messages wait in order instead of failing into backoff."""
+    clock, box, router, disp = env
+    router.up = False
+    accept(box, 3)
+    disp.startService()
+    assert router.sent == [] and disp.temporary_errors == 0
+    router.up = True
+    for waiter in router._waiters:
+        waiter.callback(None)
+    assert len(router.sent) == 3

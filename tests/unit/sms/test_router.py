@@ -75,6 +75,21 @@ def test_capacity_and_waiting_for_it():
     assert waited == [None] and h.router.has_capacity("10690000")
 
 
+def test_room_counts_one_window_queued_per_bind_and_none_when_nothing_is_bound():
+    """room() is what the dispatcher hands over: free slots plus one window queued behind
+    each bound bind; None when no bound bind serves the destination."""
+    h = Harness(smsc("a", window=2, binds=2, prefixes=("139",)),
+                sims={"a": SimConfig(password="pw", latency=1.0)})
+    assert h.router.room("13900000000") is None
+    h.start()
+    assert h.router.room("13900000000") == 8
+    for i in range(6):
+        h.router.submit(_part("13900000000", b"%d" % i))
+    h.flush()
+    assert h.router.room("13900000000") == 2
+    assert h.router.room("13300000000") is None  # no SMSC serves it
+
+
 def test_capacity_waiters_fire_when_a_bind_comes_up():
     """A waiter registered while everything is down fires when a bind is bound."""
     h = Harness(smsc("a"))
