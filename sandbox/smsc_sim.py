@@ -4,7 +4,8 @@ Faults: latency before each submit_sm_resp, bursts of ESME_RTHROTTLED, a
 disconnect once the client's window is full, the DLR sent before the
 submit_sm_resp, hex message ids in DLRs (decimal in responses), refused binds.
 It counts what it received and accepted per (destination, body), so tests can
-assert that every message was accepted exactly once.
+assert that every message was accepted exactly once. As a real SMSC does, it
+keeps a receipt that no receiver acknowledged and delivers it on the next bind.
 
 In process: ``SmscFactory(clock, SimConfig(...))`` on a real port, or joined to
 the client in memory by ``MemoryEndpoint`` (a test double, like treq's StubTreq). From the shell: ``python -m sandbox.smsc_sim --port P [--control-port C]``
@@ -65,6 +66,7 @@ class SmscSession(Protocol):
         self._seq = 0
         self._held: list[int] = []
         self._calls: list = []
+        self._unacked: dict[int, tuple] = {}  # deliver_sm sequence -> (submit, message id)
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -75,6 +77,9 @@ class SmscSession(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:
         if self in self.factory.sessions:
             self.factory.sessions.remove(self)
+        # Like a real SMSC, a receipt never acknowledged is kept for the next bind.
+        self.factory.pending_receipts.extend(self._unacked.values())
+        self._unacked = {}
         for call in self._calls:
             if call.active():
                 call.cancel()
@@ -130,6 +135,11 @@ class SmscSession(Protocol):
             self.mode = _BIND_MODES[command]
             stats["binds"] += 1
             self._write(codec.encode(command + "_resp", pdu.sequence, system_id="smsc_sim"))
+            if self.receives and self.factory.pending_receipts:
+                pending, self.factory.pending_receipts = self.factory.pending_receipts, []
+                stats["dlrs_redelivered"] += len(pending)
+                for submit, message_id in pending:
+                    self._deliver_receipt(submit, message_id)
         elif command == "submit_sm":
             self._submit(pdu)
         elif command == "enquire_link":
@@ -142,6 +152,7 @@ class SmscSession(Protocol):
         elif command in ("deliver_sm_resp", "data_sm_resp"):
             key = "delivers_acked" if pdu.status == codec.ESME_ROK else "delivers_nacked"
             stats[key] += 1
+            self._unacked.pop(pdu.sequence, None)
         elif command in ("enquire_link_resp", "unbind_resp", "generic_nack"):
             return
         else:
@@ -190,6 +201,7 @@ class SmscSession(Protocol):
         target = self if self.receives and self.connected else factory.receiver()
         if target is None:
             factory.stats["dlrs_undeliverable"] += 1
+            factory.pending_receipts.append((submit, message_id))  # for the next bind
             return
         dlr_id = f"{message_id:X}" if cfg.hex_ids_in_dlr else str(message_id)
         now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc).strftime("%y%m%d%H%M")
@@ -200,11 +212,13 @@ class SmscSession(Protocol):
             states = {v: k for k, v in codec.MESSAGE_STATES.items()}
             extra = dict(receipted_message_id=dlr_id,
                          message_state=states.get(cfg.dlr_stat, 7))
-        raw = codec.encode("deliver_sm", target.next_sequence(), esm_class=0x04,
+        sequence = target.next_sequence()
+        raw = codec.encode("deliver_sm", sequence, esm_class=0x04,
                            source_addr=_s(submit.destination_addr),
                            destination_addr=_s(submit.source_addr), data_coding=0,
                            short_message=body.encode("ascii"), **extra)
         factory.stats["dlrs_sent"] += 1
+        target._unacked[sequence] = (submit, message_id)
         target._write(raw)
 
     def send_mo(self, source: str, destination: str, text: str) -> None:
@@ -228,6 +242,7 @@ class SmscFactory(Factory):
     def reset(self) -> None:
         self.stats: Counter = Counter()
         self.accepted: Counter = Counter()  # (destination, body) -> times accepted
+        self.pending_receipts: list[tuple] = []  # receipts no bound receiver has acknowledged
         self._next_id = self.config.id_start
         self._burst_left = 0
 

@@ -1,6 +1,8 @@
 """The router against memory SMSCs: prefix routing, failover, capacity, receipts, MO, states."""
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
+
 from sandbox.smsc_sim import SimConfig
 from sms.binds import BOUND, DOWN
 from sms.router import NoRoute, NotBound, SubmitPart, TemporaryError
@@ -108,6 +110,21 @@ def test_receipt_reaches_on_receipt_with_normalised_id():
     h.flush()
     assert [x.message_id for x in h.receipts] == [r[0].message_id]
     assert h.receipts[0].state == "DELIVRD" and h.receipts[0].smsc == "a"
+
+
+def test_smsc_sim_redelivers_a_receipt_never_acknowledged_on_the_next_bind():
+    """The test SMSC behaves like a real one: a DLR whose deliver_sm_resp never came (the
+    gateway died before committing it) comes again after the link is bound again."""
+    h = Harness(smsc("a"))
+    h.router.on_receipt = lambda r: (h.receipts.append(r), Deferred())[1]  # commit never ends
+    h.start()
+    _collect(h.router.submit(_part("10690000")))
+    h.flush()
+    assert len(h.receipts) == 1
+    h.sims["a"].sessions[0].transport.loseConnection()
+    h.advance(3.0, step=0.1)  # the bind comes back after its reconnect delay
+    assert len(h.receipts) == 2 and h.receipts[0].message_id == h.receipts[1].message_id
+    assert h.sims["a"].stats["dlrs_redelivered"] == 1
 
 
 def test_hex_ids_in_receipts_match_decimal_responses():
