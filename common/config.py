@@ -150,6 +150,17 @@ class Section:
             raise self.error(key, str(e)) from None
 
 
+def zone(value: str) -> str:
+    """A time zone name the zoneinfo database knows (the value is kept as written)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 def _minutes(hhmm: str) -> int:
     h, m = hhmm.strip().split(":")
     hi, mi = int(h), int(m)
@@ -258,6 +269,7 @@ class CenterConfig:
     dnid: tuple[str, ...]
     office_hours: tuple[int, int]
     office_days: tuple[int, ...]
+    timezone: str = "Asia/Shanghai"  # office hours and spoken times are in this zone
 
 
 @dataclass(frozen=True)
@@ -361,6 +373,7 @@ def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
         dnid=s.list("dnid", ("12329",)),
         office_hours=s.hours("office_hours", "09:00-17:00"),
         office_days=office_days,
+        timezone=s.parse("timezone", "Asia/Shanghai", zone),
     )
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.config import zone
+
 SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
@@ -122,7 +124,7 @@ def _outbox(ini, s, centers) -> OutboxConfig:
             raise kw.error(key, f"unknown keyword action (use [CENTER.]{'/'.join(KEYWORD_ACTIONS)})")
     retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
     return OutboxConfig(
-        timezone=s.parse("timezone", "Asia/Shanghai", _zone),
+        timezone=s.parse("timezone", "Asia/Shanghai", zone),
         validity=validity,
         quiet_hours=quiet,
         retry_base=retry_base,
@@ -146,11 +148,3 @@ def _hhmm(value: str) -> tuple[int, int]:
     return int(h), int(m)
 
 
-def _zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value

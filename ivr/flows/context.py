@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Awaitable, Callable
+from zoneinfo import ZoneInfo
 
 from common.config import CenterConfig
 from core_client.interface import Account, CoreClient
@@ -59,7 +60,6 @@ class CallContext:
     notifier: Notifier | None = None
     agent_context: str = "hotline-queue"
     agent_exten: str = "s"
-    tz: dt.tzinfo | None = None  # None: the host's local time
     # Prompt id and language to the file Asterisk plays (prompts.layout.prompt_path);
     # the identity by default, so tests see prompt ids.
     resolve: Callable[[str, str], str] = lambda prompt_id, lang: prompt_id
@@ -69,6 +69,11 @@ class CallContext:
     failed: bool = False  # locked out, or gave up after too many failures
     transferred: bool = False
     node: object = None  # the ivr.menu.Node being run
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The center's zone: office hours and spoken times never follow the host's."""
+        return ZoneInfo(self.center.timezone)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.seconds(), self.tz)

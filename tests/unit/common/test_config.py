@@ -96,6 +96,14 @@ def test_office_hours_window(tmp_path):
         load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 8-5\nsignature")))
 
 
+def test_center_time_zone_defaults_to_beijing_and_is_validated(tmp_path):
+    """Office hours are read in the center's zone (Asia/Shanghai unless set); a zone the
+    zoneinfo database does not know is refused with the key named."""
+    assert load(write(tmp_path, MINIMAL)).centers["ly"].timezone == "Asia/Shanghai"
+    with pytest.raises(ConfigError, match="timezone: unknown time zone"):
+        load(write(tmp_path, MINIMAL.replace("signature", "timezone = Mars/Olympus\nsignature")))
+
+
 def test_secrets_stay_out_of_reprs(env, monkeypatch):
     """Printing the parsed configuration never shows a secret."""
     monkeypatch.setenv("HOTLINE_CLIENT_PORTAL", "portal-secret")

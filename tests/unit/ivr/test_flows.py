@@ -14,6 +14,7 @@ from tests.unit.ivr.test_flows_fakes import (
     NIGHT_TIME,
     SILENCE,
     X_PERSON,
+    center,
     keyed_id,
     place_call,
 )
@@ -151,6 +152,15 @@ def test_transfer_outside_office_hours():
     assert "ivr/to" in last
     assert not any(e[0] == "leave" for e in call.session.log)
     assert call.outcome == "abandoned"
+
+
+def test_office_hours_follow_the_centers_zone_not_the_hosts():
+    """10:00 in Beijing is 02:00 in UTC: the same instant is open for a Shanghai center and
+    closed for one configured in UTC, whatever zone the host runs in."""
+    open_call = place_call(["1", "0"], center_config=center(timezone="Asia/Shanghai"))
+    closed_call = place_call(["1", "0", HANGUP], center_config=center(timezone="UTC"))
+    assert open_call.session.log[-1][0] == "leave"
+    assert not any(e[0] == "leave" for e in closed_call.session.log)
 
 
 def test_survey_answer_stored_after_an_invalid_one():

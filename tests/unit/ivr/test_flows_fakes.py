@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -32,9 +33,10 @@ MENU = load(Path(__file__).parents[3] / "ivr" / "menus" / "default.toml", FLOWS)
 DEMO = demo_identities()
 X_PERSON = DEMO[0]  # ID number ends in X, repaying loan
 LOCKED_PERSON = DEMO[3]
-# Thursday 2026-11-26 10:00 local time: inside 09:00-17:00 office hours
-OFFICE_TIME = dt.datetime(2026, 11, 26, 10, 0).timestamp()
-NIGHT_TIME = dt.datetime(2026, 11, 26, 23, 30).timestamp()
+# Thursday 2026-11-26 10:00 in the center's zone: inside 09:00-17:00 office hours
+CENTER_TZ = ZoneInfo("Asia/Shanghai")
+OFFICE_TIME = dt.datetime(2026, 11, 26, 10, 0, tzinfo=CENTER_TZ).timestamp()
+NIGHT_TIME = dt.datetime(2026, 11, 26, 23, 30, tzinfo=CENTER_TZ).timestamp()
 
 
 @dataclass
