@@ -26,7 +26,8 @@ from twisted.logger import Logger
 
 from common.masking import mask_mobile
 from sms.tables import (
-    SmsAlertCursor, SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsUnmatchedReceipt,
+    SmsAlertCursor, SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsRepaymentDue,
+    SmsUnmatchedReceipt,
 )
 
 log = Logger(namespace="hotline.sms.outbox")
@@ -37,6 +38,7 @@ U = SmsUnmatchedReceipt.__table__
 O = SmsOptOut.__table__
 C = SmsCounter.__table__
 A = SmsAlertCursor.__table__
+R = SmsRepaymentDue.__table__
 
 QUEUED, SUBMITTING, SUBMITTED = "queued", "submitting", "submitted"
 DELIVERED, FAILED, EXPIRED = "delivered", "failed", "expired"
@@ -166,7 +168,6 @@ class Outgoing:
     parts: tuple[EncodedPart, ...]
     sensitive: bool = False
     valid_for: float | None = None  # seconds; None = the class default
-    not_before: float | None = None  # epoch seconds; e.g. a reminder N days before a due date
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,18 @@ class Draft:
     params: dict
     destination: str
     idem_key: str
-    not_before: float | None = None
     valid_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A repayment the core said is due, kept for the daily reminder job (sms.reminders)."""
+
+    account_no: str
+    loan_tail: str
+    amount: str
+    due_date: str  # YYYY-MM-DD
+    method: str
 
 
 @dataclass(frozen=True)
@@ -331,32 +342,81 @@ class Outbox:
             center=center, klass=rendered.klass, template=draft.template,
             params=rendered.logged_params, text=rendered.text, destination=draft.destination,
             idem_key=draft.idem_key, parts=parts, sensitive=rendered.sensitive,
-            valid_for=valid_for, not_before=draft.not_before)
+            valid_for=valid_for)
 
-    def accept_drafts(self, center: str, drafts: list[Draft], cursor: int) -> Deferred[list]:
-        """Render, accept and move the center's alert cursor in one transaction.
+    def accept_drafts(self, center: str, drafts: list[Draft], cursor: int,
+                      dues: Iterable = ()) -> Deferred[list]:
+        """Render, accept, store repayments due (Due) and move the center's
+        alert cursor in one transaction.
 
         Fires with one result per draft: Accepted, or the OutboxError that refused it.
         Rendering happens on the pool thread, so a big batch never stalls the reactor.
         """
-        d = self.lock.run(self.db.run, self._accept_drafts, center, drafts, cursor)
+        d = self.lock.run(self.db.run, self._accept_drafts, center, drafts, cursor, list(dues))
         d.addCallback(self._woken)
         return d
+
+    def open_dues(self, center: str, first: str, last: str, drop_before: str) -> Deferred[list]:
+        """Repayments due from ``first`` to ``last`` (ISO dates) with no reminder yet, as
+        (row id, Due); rows due before ``drop_before`` are deleted on the way."""
+        return self.lock.run(self.db.run, self._open_dues, center, first, last, drop_before)
+
+    @staticmethod
+    def _open_dues(session, center: str, first: str, last: str, drop_before: str) -> list:
+        session.execute(delete(R).where(R.c.center == center, R.c.due_date < drop_before))
+        return [(r.id, Due(r.account_no, r.loan_tail, r.amount, r.due_date, r.method))
+                for r in session.execute(select(R).where(
+                    R.c.center == center, R.c.reminded_at.is_(None),
+                    R.c.due_date >= first, R.c.due_date <= last).order_by(R.c.id))]
+
+    def accept_reminders(self, center: str, drafts: list[Draft],
+                         due_ids: list[int]) -> Deferred[list]:
+        """Accept the reminders and mark their repayments reminded in one transaction."""
+        d = self.lock.run(self.db.run, self._accept_reminders, center, drafts, due_ids)
+        d.addCallback(self._woken)
+        return d
+
+    def _accept_reminders(self, session, center: str, drafts: list[Draft],
+                          due_ids: list[int]) -> list:
+        now = self.clock.seconds()
+        results = self._accept_batch(session, [self.build(center, d, now) for d in drafts])
+        if due_ids:
+            session.execute(update(R).where(R.c.id.in_(due_ids)).values(reminded_at=now))
+        return results
 
     def _woken(self, results: list) -> list:
         if any(isinstance(r, Accepted) and not r.duplicate for r in results):
             self._wake()
         return results
 
-    def _accept_drafts(self, session, center: str, drafts: list[Draft], cursor: int) -> list:
+    def _accept_drafts(self, session, center: str, drafts: list[Draft], cursor: int,
+                       dues: list) -> list:
         now = self.clock.seconds()
         items = [self.build(center, d, now) for d in drafts]
         results = self._accept_batch(session, items) if items else []
+        if dues:
+            self._store_dues(session, center, dues)
         done = session.execute(update(A).where(A.c.center == center).values(
             cursor=cursor, updated_at=now)).rowcount
         if not done:
             session.execute(insert(A).values(center=center, cursor=cursor, updated_at=now))
         return results
+
+    @staticmethod
+    def _store_dues(session, center: str, dues: list) -> None:
+        """One row per account and due date: a replayed event adds nothing."""
+        known = {(r.account_no, r.due_date) for r in session.execute(
+            select(R.c.account_no, R.c.due_date).where(
+                R.c.center == center, R.c.account_no.in_({d.account_no for d in dues})))}
+        rows = []
+        for due in dues:
+            if (due.account_no, due.due_date) not in known:
+                known.add((due.account_no, due.due_date))
+                rows.append(dict(center=center, account_no=due.account_no,
+                                 loan_tail=due.loan_tail, amount=due.amount,
+                                 due_date=due.due_date, method=due.method, reminded_at=None))
+        if rows:
+            session.execute(insert(R), rows)
 
     def _wake(self) -> None:
         for wake in list(self.listeners):
@@ -424,7 +484,7 @@ class Outbox:
                 params=json.dumps(m.params, ensure_ascii=False, default=str), text=m.text,
                 sensitive=int(m.sensitive), destination=m.destination, idem_key=m.idem_key,
                 part_count=len(m.parts), state=QUEUED, attempts=0, possible_duplicates=0,
-                next_attempt_at=self.quiet.release_at(m.klass, max(now, m.not_before or now)),
+                next_attempt_at=self.quiet.release_at(m.klass, now),
                 valid_until=now + valid_for,
                 claimed_by=None, smsc=None, error=None, created_at=now, submitted_at=None,
                 final_at=None))

@@ -14,6 +14,7 @@ from sms.alerts import AlertJob, schedule_alerts
 from sms.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler, notify_balance
 from sms.outbox import Outbox
+from sms.reminders import ReminderJob, schedule_reminders
 from sms.send_journal import SendJournal
 from sms.templates import TemplateSet
 
@@ -57,8 +58,12 @@ class SmsService(MultiService):
                                      journal=self.journal)
         self.dispatcher.setServiceParent(self)
         self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
-        if scheduler is not None:  # the standalone outbox worker runs no alert jobs
+        self.reminder_jobs = {c: ReminderJob(c, core, self.outbox, rules, reactor)
+                              for c, core in cores.items()}
+        if scheduler is not None:  # the standalone outbox worker runs no timed jobs
             schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
+            schedule_reminders(scheduler.scheduler, self.reminder_jobs, rules.reminder_time,
+                               rules.timezone)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""

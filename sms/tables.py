@@ -130,6 +130,25 @@ class SmsAlertCursor(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+class SmsRepaymentDue(Base):
+    """A repayment the core said is due: the daily reminder job sends its reminder once."""
+
+    __tablename__ = "sms_repayment_due"
+    __table_args__ = (
+        UniqueConstraint("center", "account_no", "due_date", name="uq_sms_repayment_due"),
+        Index("ix_sms_repayment_due_open", "center", "reminded_at", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(32))
+    account_no: Mapped[str] = mapped_column(String(32))
+    loan_tail: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[str] = mapped_column(String(24))
+    due_date: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD in the center's zone
+    method: Mapped[str] = mapped_column(String(24))
+    reminded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class SmsCounter(Base):
     """Monotonic counters kept across restarts (e.g. possible duplicates after a crash)."""
 
