@@ -64,7 +64,8 @@ async def bench_alerts(reactor, core_db: str, workdir: Path, max_events: int | N
     report = await job.run_once(max_events=max_events)
     seconds = time.perf_counter() - t0
     db.stopService()
-    return {"events": report.events, "accepted": report.accepted, "skipped": report.skipped,
+    return {"events": report.events, "accepted": report.accepted, "dues": report.dues,
+            "skipped": report.skipped,
             "seconds": round(seconds, 1), "events_per_s": round(report.events / seconds, 1),
             "database": "sqlite"}
 
