@@ -88,9 +88,11 @@ _SUBMITTED = update(M).where(M.c.id.in_(_ids())).values(
     state=SUBMITTED, submitted_at=_bind("now"))
 _FINAL = update(M).where(M.c.id.in_(_ids())).values(
     state=_bind("state"), final_at=_bind("now"), error=_bind("error"))
-_EXISTING = select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count).where(
-    M.c.idem_key.in_(_ids()))
-_BY_IDEM_KEY = select(M.c.id, M.c.center, M.c.idem_key).where(M.c.idem_key.in_(_ids()))
+# By (center, idempotency key): the unique index serves it only with the center given.
+_BY_IDEM_KEY = select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count).where(
+    M.c.center == _bind("center"), M.c.idem_key.in_(_ids()))
+_OPTED_OUT = select(O.c.center, O.c.mobile).where(O.c.center == _bind("center"),
+                                                 O.c.mobile.in_(_ids()))
 _SENSITIVE = select(M.c.id).where(M.c.id.in_(_ids()), M.c.sensitive == 1)
 _SCRUB_TEXT = update(M).where(M.c.id.in_(_ids())).values(text=SCRUBBED, params="{}")
 _SCRUB_PARTS = update(P).where(P.c.message_id.in_(_ids())).values(payload=b"")
@@ -443,16 +445,10 @@ class Outbox:
         now = self.clock.seconds()
         results: list = [None] * len(items)
         keys = {(m.center, m.idem_key) for m in items}
-        existing = {}
-        for row in session.execute(_EXISTING, {"ids": list({k for _, k in keys})}):
-            if (row.center, row.idem_key) in keys:
-                existing[(row.center, row.idem_key)] = Accepted(row.id, row.part_count, True)
+        existing = {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
+                    for r in self._by_center(session, _BY_IDEM_KEY, keys)}
         optable = {(m.center, m.destination) for m in items if m.klass in OPTABLE}
-        opted = set()
-        if optable:
-            for row in session.execute(select(O.c.center, O.c.mobile).where(
-                    O.c.mobile.in_({d for _, d in optable}))):
-                opted.add((row.center, row.mobile))
+        opted = {(r.center, r.mobile) for r in self._by_center(session, _OPTED_OUT, optable)}
         limited = {m.destination for m in items if m.klass in LIMITED}
         counts: dict[str, int] = {}
         if limited:
@@ -493,8 +489,8 @@ class Outbox:
             # A plain executemany and one lookup by key: RETURNING in parameter order costs
             # SQLite one statement per row.
             session.execute(insert(M), rows)
-            new_ids = {(r.center, r.idem_key): r.id for r in session.execute(
-                _BY_IDEM_KEY, {"ids": [row["idem_key"] for row in rows]})}
+            new_ids = {(r.center, r.idem_key): r.id for r in self._by_center(
+                session, _BY_IDEM_KEY, {(row["center"], row["idem_key"]) for row in rows})}
             part_rows = []
             for i in owners:
                 m = items[i]
@@ -512,6 +508,16 @@ class Outbox:
             if results[i] is None:  # an in-batch twin of a message inserted above
                 results[i] = existing[(m.center, m.idem_key)]
         return results
+
+    @staticmethod
+    def _by_center(session, statement, pairs: set[tuple[str, str]]) -> list:
+        """Rows by (center, key) pairs, one query per center, so that the unique index on
+        (center, key) serves it."""
+        by_center: dict[str, list[str]] = {}
+        for center, key in pairs:
+            by_center.setdefault(center, []).append(key)
+        return [row for center, ids in by_center.items()
+                for row in session.execute(statement, {"center": center, "ids": ids})]
 
     # -- opt-out list -------------------------------------------------------------
 
