@@ -38,7 +38,7 @@ class Dispatcher(Service):
         self.journal = journal  # the router's on_send must be journal.sent
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
         self._order = itertools.count()
-        self.inflight = 0  # parts marked submitting whose result is not yet committed
+        self.inflight = 0  # parts handed to the router and not yet answered
         self._claiming = False
         self._waiting_capacity = False
         self._poll_call = None
@@ -189,7 +189,7 @@ class Dispatcher(Service):
         self._pump_soon()
 
     def _pump_soon(self) -> None:
-        """Pump once after the current burst of responses: one mark for all the slots it freed."""
+        """Pump once after the current burst of responses, for all the slots it freed."""
         if self._pump_call is None and not self._stopping:
             self._pump_call = self.clock.callLater(0, self._pump_later)
 

@@ -317,9 +317,9 @@ class Outbox:
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
         self.lock = DeferredLock()
         # Small accept batches: the lock is shared, and a big batch would hold the
-        # dispatcher's marks and results back while a bulk campaign is being accepted.
+        # dispatcher's claims and results back while a bulk campaign is being accepted.
         self._accepts = GroupCommit(db, self._accept_batch, self.lock, max_batch=250)
-        # Marks, submit results and receipts share one lane: one transaction carries them all.
+        # Submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock)
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
 

@@ -37,7 +37,7 @@ class SmsService(MultiService):
                              instance=config.daemon.instance, templates=self.templates)
         self.keywords = KeywordHandler(db, self.outbox, cores, rules, reactor)
         # The send journal lets a restart count as possible duplicates only the parts that
-        # went out unanswered (see sms.send_journal), however far ahead parts are marked.
+        # went out unanswered (see sms.send_journal), however many parts a claim marks.
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
