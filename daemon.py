@@ -98,6 +98,7 @@ def cmd_run(args) -> int:
     config = load_or_exit(args.config)
     from twisted.internet import reactor
 
+    from common import heap
     from common.logs import start_logging
 
     start_logging(config.daemon.log_format, config.daemon.log_file, config.daemon.log_level)
@@ -120,6 +121,7 @@ def cmd_run(args) -> int:
     reactor.callWhenRunning(service.startService)
     reactor.callWhenRunning(log.info, "hotline {instance} started", instance=config.daemon.instance)
     reactor.addSystemEventTrigger("before", "shutdown", graceful_stop)
+    heap.settle()
     reactor.run()
     log.info("hotline stopped")
     return exit_code[0]

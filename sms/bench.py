@@ -87,8 +87,6 @@ def main(args) -> int:
                                                    args.alerts_events)
             print(json.dumps(results["alerts"], ensure_ascii=False))
         else:
-            from sms.bench_smpp import bench_throughput
-
             results.update(await bench_throughput(reactor, args, workdir))
 
     def done(result):
@@ -96,7 +94,11 @@ def main(args) -> int:
             failure.append(result.getTraceback())
         reactor.stop()
 
+    from common import heap
+    from sms.bench_smpp import bench_throughput  # before the heap is settled, as in the daemon
+
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
+    heap.settle()
     reactor.run()
     if failure:
         print(failure[0], file=sys.stderr)

@@ -1,9 +1,10 @@
 """The SMPP half of ``hotline bench sms``, and its lean SMSC peer.
 
 The peer (``python -m sms.bench_smpp serve --port P --latency S``) answers binds,
-answers each submit_sm after ``latency`` seconds with a decimal message id and
-one more ``latency`` later sends its DELIVRD receipt (text and TLVs; the receipts
-due together go out in one write, as an SMSC batches them). It parses only what it needs with
+answers each submit_sm after ``latency`` seconds with a decimal message id (the
+submits that came in one read are answered together, by one timer) and one more
+``latency`` later sends its DELIVRD receipt (text and TLVs; the receipts due
+together go out in one write, as an SMSC batches them). It parses only what it needs with
 ``struct`` so that, sharing this 2-core machine with the code under test, it
 costs little CPU. ``--record FILE`` appends one line per submit_sm received
 (destination and a hash of the body), which the crash test uses to count what
@@ -80,15 +81,21 @@ class LeanSmsc(protocol.Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.buf += data
+        answers = []  # the submits of this read, answered together one latency from now
         while len(self.buf) >= 16:
             length, command, _status, seq = HEADER.unpack_from(self.buf)
             if len(self.buf) < length:
-                return
+                break
             body = bytes(self.buf[16:length])
             del self.buf[:length]
-            self.handle(command, seq, body)
+            self.handle(command, seq, body, answers)
+        if answers:
+            if self.f.latency:
+                self.f.reactor.callLater(self.f.latency, self.answer, answers)
+            else:
+                self.answer(answers)
 
-    def handle(self, command: int, seq: int, body: bytes) -> None:
+    def handle(self, command: int, seq: int, body: bytes, answers: list) -> None:
         if command in (BIND_TRX, BIND_TX, BIND_RX):
             self.transport.write(pdu(command | RESP, seq, b"leansmsc\0"))
         elif command == SUBMIT_SM:
@@ -98,22 +105,19 @@ class LeanSmsc(protocol.Protocol):
             if self.f.record is not None:
                 digest = hashlib.sha1(message).hexdigest()[:16]
                 self.f.record.write(f"{dest.decode()} {digest}\n")
-            later = self.f.reactor.callLater
-            if self.f.latency:
-                later(self.f.latency, self.answer, seq, source, dest, message_id)
-            else:
-                self.answer(seq, source, dest, message_id)
+            answers.append((seq, source, dest, message_id))
         elif command == ENQUIRE_LINK:
             self.transport.write(pdu(ENQUIRE_LINK | RESP, seq))
         elif command == UNBIND:
             self.transport.write(pdu(UNBIND | RESP, seq))
             self.transport.loseConnection()
 
-    def answer(self, seq: int, source: bytes, dest: bytes, message_id: bytes) -> None:
+    def answer(self, answers: list) -> None:
         if not self.transport.connected:
             return
-        self.transport.write(pdu(SUBMIT_SM | RESP, seq, message_id + b"\0"))
-        self.receipts.append((source, dest, message_id))
+        self.transport.write(b"".join(pdu(SUBMIT_SM | RESP, seq, message_id + b"\0")
+                                      for seq, _, _, message_id in answers))
+        self.receipts.extend(answers)
         if self.receipt_call is None:
             # The handset's acknowledgement comes back one more latency later, as in a network.
             self.receipt_call = self.f.reactor.callLater(self.f.latency, self.send_receipts)
@@ -124,7 +128,7 @@ class LeanSmsc(protocol.Protocol):
         if not self.transport.connected:
             return
         out = []
-        for source, dest, message_id in receipts:
+        for _seq, source, dest, message_id in receipts:
             self.seq += 1
             out.append(pdu(DELIVER_SM, self.seq, receipt_body(source, dest, message_id)))
         self.transport.write(b"".join(out))
@@ -147,6 +151,9 @@ def serve(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from twisted.internet import reactor
 
+    from common import heap
+
+    heap.settle()
     reactor.listenTCP(args.port, LeanSmscFactory(reactor, args.latency, args.record),
                       interface="127.0.0.1")
     print("ready", flush=True)

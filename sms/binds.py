@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sms.config import SmscConfig
+from sms.smpp_codec import as_text
 from sms.smpp_protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppProtocol,
                                Throttled)
 
@@ -261,7 +262,7 @@ class Bind(Service):
         elif link is self.tx and old == BOUND:
             queued, self._queue = self._queue, deque()
             for _fields, d, _ref in queued:
-                d.errback(LinkLost(f"{self.name}: link went {new} before the part was sent"))
+                d.errback(NotBound(f"{self.name}: link went {new} before the part was sent"))
 
     # ---- service -------------------------------------------------------------
     def startService(self) -> None:
@@ -288,6 +289,7 @@ class Bind(Service):
         if self.tx.state != BOUND:
             return fail(NotBound(f"{self.name} is {self.tx.state}"))
         d = Deferred()
+        d.addBoth(self._done)  # the protocol fires ``d`` itself with the response PDU
         self._queue.append((fields, d, ref))
         if self._drain_call is None:
             self._drain()
@@ -313,10 +315,15 @@ class Bind(Service):
             self.counters["submitted"] += 1
             if self.on_send is not None and ref is not None:
                 self.on_send(ref)
-            proto.submit_sm(**fields).addBoth(self._done, d)
+            proto.request("submit_sm", answer=d, **fields)
 
-    def _done(self, result, d: Deferred) -> None:
-        self.inflight -= 1
+    def _done(self, result):
+        """First callback of every queued part: window and counters, then the raw message id.
+
+        NotBound comes only from this bind, for parts still queued: they never took a slot.
+        """
+        if not (isinstance(result, Failure) and result.check(NotBound)):
+            self.inflight -= 1
         if isinstance(result, Failure):
             if result.check(Throttled):
                 self.counters["throttled"] += 1
@@ -325,14 +332,14 @@ class Bind(Service):
                 self.counters["permanent"] += 1
             else:
                 self.counters["temporary"] += 1
-            d.errback(result)
         else:
             self.counters["ok"] += 1
-            d.callback(result)
+            result = as_text(result.message_id)
         if self._queue and self._drain_call is None:
             self._drain()
         if self.on_capacity is not None:
             self.on_capacity()
+        return result
 
     # ---- slowing down --------------------------------------------------------
     def _slow_down(self) -> None:

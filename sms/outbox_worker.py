@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_or_exit(args.config)
     from twisted.internet import reactor
 
+    from common import heap
     from common.logs import start_logging
     from sms.service import make_service
     from storage.db import Database
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     reactor.callWhenRunning(log.info, "outbox worker {instance} started",
                             instance=config.daemon.instance)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
+    heap.settle()
     reactor.run()
     return 0
 

@@ -297,6 +297,15 @@ def _fast_tlvs(raw: bytes, pos: int, length: int) -> dict | None:
     return out
 
 
+def as_text(value) -> str:
+    """A C-octet string field as text (ids and names are ASCII; absent reads as "")."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
 def generic_nack(sequence: int, status: int) -> bytes:
     """A generic_nack without smpplib: it has no body, and is sent when parsing failed."""
     return HEADER.pack(MIN_LENGTH, GENERIC_NACK, status, sequence)

@@ -145,16 +145,23 @@ class SmppProtocol(Protocol):
         self._sequence = seq
         return seq
 
-    def request(self, command: str, *, timeout: float | None = None, **fields) -> Deferred:
-        """Send one request PDU; the Deferred fires with the response PDU or a typed error."""
+    def request(self, command: str, *, timeout: float | None = None,
+                answer: Deferred | None = None, **fields) -> Deferred:
+        """Send one request PDU; the Deferred fires with the response PDU or a typed error.
+
+        ``answer`` is the Deferred to fire, when the caller already has one (a bind's
+        queued part): one Deferred per part instead of two on the hot path.
+        """
+        d = Deferred() if answer is None else answer
         if not self.connected:
-            return fail(LinkLost(f"{command}: not connected"))
+            d.errback(LinkLost(f"{command}: not connected"))
+            return d
         seq = self._next_sequence()
         try:
             raw = codec.encode(command, seq, **fields)
         except codec.CodecError as e:
-            return fail(e)
-        d = Deferred()
+            d.errback(e)
+            return d
         timer = self.clock.callLater(self.response_timeout if timeout is None else timeout,
                                      self._timed_out, seq)
         self._pending[seq] = (d, timer, command)
@@ -171,12 +178,12 @@ class SmppProtocol(Protocol):
         """Bind as transceiver, transmitter or receiver; fires with the SMSC's system_id."""
         d = self.request(BIND_COMMANDS[mode], system_id=system_id, password=password,
                          system_type=system_type, interface_version=0x34)
-        return d.addCallback(lambda pdu: _str(pdu.system_id))
+        return d.addCallback(lambda pdu: codec.as_text(pdu.system_id))
 
     def submit_sm(self, **fields) -> Deferred:
         """Submit one part; fires with the raw message_id from submit_sm_resp."""
         return self.request("submit_sm", **fields).addCallback(
-            lambda pdu: _str(pdu.message_id))
+            lambda pdu: codec.as_text(pdu.message_id))
 
     def unbind(self, timeout: float = 5.0) -> Deferred:
         """Unbind politely, then close; fires when the connection is closing."""
@@ -305,11 +312,3 @@ class SmppProtocol(Protocol):
             self.log.warn("{name}: enquire_link failed ({error}); dropping the link",
                           name=self.name, error=failure.getErrorMessage())
             self.transport.loseConnection()
-
-
-def _str(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return value
