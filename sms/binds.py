@@ -100,11 +100,12 @@ class BindLink(Service):
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
                  on_state: Callable[["BindLink", str, str], None] | None = None,
+                 on_answered: Callable[[], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         self.setName(name)
         self.config, self.clock, self.mode = config, clock, mode
-        self.on_deliver = on_deliver
+        self.on_deliver, self.on_answered = on_deliver, on_answered
         self._observers: list[Callable] = [on_state] if on_state else []
         self.state, self.since = DOWN, clock.seconds()
         self.protocol: SmppProtocol | None = None
@@ -137,7 +138,8 @@ class BindLink(Service):
     def _build(self) -> SmppProtocol:
         proto = SmppProtocol(self.clock, response_timeout=self.config.response_timeout,
                              enquire_link=self.config.enquire_link, on_deliver=self.on_deliver,
-                             on_lost=self._lost, name=self.name)
+                             on_lost=self._lost, on_answered=self.on_answered,
+                             name=self.name)
         self._connecting = proto
         return proto
 
@@ -209,9 +211,10 @@ class Bind(Service):
         self.config, self.clock = config, clock
         self.window = config.window
         self.on_capacity = on_capacity
-        self.on_send = on_send  # told each submit's ref just before it is written (the journal)
-        kw = dict(on_deliver=on_deliver, on_state=self._link_changed, jitter=jitter,
-                  initial_delay=initial_delay, max_delay=max_delay)
+        self.on_send = on_send  # told the refs of each burst just before it is written (the journal)
+        kw = dict(on_deliver=on_deliver, on_state=self._link_changed,
+                  on_answered=self._refill, jitter=jitter, initial_delay=initial_delay,
+                  max_delay=max_delay)
         if config.bind_mode == "pair":
             self.links = [BindLink(f"{name}-tx", endpoint, config, clock, "transmitter", **kw),
                           BindLink(f"{name}-rx", endpoint, config, clock, "receiver", **kw)]
@@ -222,7 +225,8 @@ class Bind(Service):
         self._queue: deque = deque()
         self.inflight = 0
         self._paused_until = 0.0
-        self._drain_call = None
+        self._drain_call = None  # a throttle or pause wait
+        self._refill_call = None  # the next reactor turn, for slots freed outside a read
         self._recover_call = None
         self.counters = dict(submitted=0, ok=0, temporary=0, permanent=0, throttled=0)
 
@@ -272,7 +276,7 @@ class Bind(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
-        for call in (self._drain_call, self._recover_call):
+        for call in (self._drain_call, self._refill_call, self._recover_call):
             if call is not None and call.active():
                 call.cancel()
         queued, self._queue = self._queue, deque()
@@ -295,26 +299,40 @@ class Bind(Service):
             self._drain()
         return d
 
+    def _refill(self) -> None:
+        """Fill the slots freed since the last burst; the transport writes no sooner anyway."""
+        if self._refill_call is not None:
+            if self._refill_call.active():
+                self._refill_call.cancel()
+            self._refill_call = None
+            if self._drain_call is None:
+                self._drain()
+
     def _drain(self) -> None:
+        """Send what the window and throttle allow, as one burst: one journal write for it."""
         self._drain_call = None
         proto = self.tx.protocol
         if proto is None or self.tx.state != BOUND:
             return
         queue = self._queue
+        burst = []
         while queue and self.inflight < self.window:
             now = self.clock.seconds()
             if self._paused_until > now:
                 self._drain_call = self.clock.callLater(self._paused_until - now, self._drain)
-                return
+                break
             wait = self.bucket.take()
             if wait > 0:
                 self._drain_call = self.clock.callLater(wait, self._drain)
-                return
-            fields, d, ref = queue.popleft()
+                break
+            burst.append(queue.popleft())
             self.inflight += 1
-            self.counters["submitted"] += 1
-            if self.on_send is not None and ref is not None:
-                self.on_send(ref)
+        if not burst:
+            return
+        self.counters["submitted"] += len(burst)
+        if self.on_send is not None:
+            self.on_send([ref for _, _, ref in burst if ref is not None])
+        for fields, d, _ref in burst:
             proto.request("submit_sm", answer=d, **fields)
 
     def _done(self, result):
@@ -335,8 +353,10 @@ class Bind(Service):
         else:
             self.counters["ok"] += 1
             result = as_text(result.message_id)
-        if self._queue and self._drain_call is None:
-            self._drain()
+        if self._queue and self._drain_call is None and self._refill_call is None:
+            # Not one submit per freed slot: one burst at the end of this read (_refill),
+            # or at the next reactor turn when the answer was a timeout or a lost link.
+            self._refill_call = self.clock.callLater(0, self._refill)
         if self.on_capacity is not None:
             self.on_capacity()
         return result

@@ -85,7 +85,7 @@ class SmppRouter(MultiService):
     def __init__(self, smscs: Sequence[SmscConfig], reactor, *,
                  on_receipt: Callable[[Receipt], Deferred],
                  on_mo: Callable[[MoMessage], Deferred],
-                 on_send: Callable[[object], None] | None = None,
+                 on_send: Callable[[list], None] | None = None,
                  endpoint_for: Callable[[SmscConfig], object] | None = None,
                  jitter: Callable[[], float] | None = None):
         super().__init__()

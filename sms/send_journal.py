@@ -164,18 +164,21 @@ class SendJournal:
         os.write(self._fd, data)
         self._size += len(data)
 
-    def sent(self, part_id: int) -> None:
-        """Called just before the part's submit_sm is written: earlier answers go first."""
+    def sent(self, part_ids) -> None:
+        """Called just before these parts' submit_sm are written (one write for a burst);
+        earlier answers go first."""
         if self._fd is None:
             return
-        old = self._where.get(part_id)
-        if old is not None:
-            self._pending[old].discard(part_id)
-        self._pending[self._segment].add(part_id)
-        self._where[part_id] = self._segment
-        answers, self._answers = self._answers, []
-        answers.append(f"S\t{part_id}\n")
-        self._write("".join(answers))
+        lines, self._answers = self._answers, []
+        current = self._pending[self._segment]
+        for part_id in part_ids:
+            old = self._where.get(part_id)
+            if old is not None:
+                self._pending[old].discard(part_id)
+            current.add(part_id)
+            self._where[part_id] = self._segment
+            lines.append(f"S\t{part_id}\n")
+        self._write("".join(lines))
         if self._size >= self.segment_bytes:
             self._rotate()
             self._drop_done()

@@ -82,7 +82,9 @@ class SmppProtocol(Protocol):
     ``on_deliver(pdu) -> Deferred`` receives every deliver_sm/data_sm; its
     success is acknowledged with ESME_ROK, its failure with ESME_RX_T_APPN so
     the SMSC delivers again. ``on_lost(protocol, reason)`` is told when the
-    connection ends; ``on_unbind(protocol)`` when the SMSC unbinds.
+    connection ends; ``on_unbind(protocol)`` when the SMSC unbinds;
+    ``on_answered()`` once after each read that answered requests, so that a bind
+    refills its window with one burst per read.
     """
 
     log = Logger(namespace="hotline.sms.smpp")
@@ -92,6 +94,7 @@ class SmppProtocol(Protocol):
                  on_deliver: Callable[[object], Deferred] | None = None,
                  on_lost: Callable[["SmppProtocol", Failure], None] | None = None,
                  on_unbind: Callable[["SmppProtocol"], None] | None = None,
+                 on_answered: Callable[[], None] | None = None,
                  name: str = "smpp"):
         self.clock = clock
         self.response_timeout = response_timeout
@@ -99,6 +102,7 @@ class SmppProtocol(Protocol):
         self.on_deliver = on_deliver
         self.on_lost = on_lost
         self.on_unbind = on_unbind
+        self.on_answered = on_answered
         self.name = name
         self._splitter = codec.FrameSplitter()
         self._pending: dict[int, tuple] = {}  # sequence -> (Deferred, IDelayedCall, command)
@@ -211,6 +215,7 @@ class SmppProtocol(Protocol):
             return
         if frames:
             self._last_rx = self.clock.seconds()
+        answered = False
         for raw in frames:
             if not self.connected:
                 return
@@ -222,9 +227,11 @@ class SmppProtocol(Protocol):
                 continue
             command_id = codec.header(raw)[1]
             if command_id & codec.RESPONSE_BIT:
-                self._response(pdu, command_id)
+                answered = self._response(pdu, command_id) or answered
             else:
                 self._request_received(pdu)
+        if answered and self.on_answered is not None:
+            self.on_answered()
 
     def _malformed(self, e: MalformedPdu) -> None:
         self.log.warn("{name}: malformed PDU: {error}", name=self.name, error=str(e))
@@ -236,13 +243,14 @@ class SmppProtocol(Protocol):
             return
         self.transport.write(codec.generic_nack(e.sequence, e.status))
 
-    def _response(self, pdu, command_id: int) -> None:
+    def _response(self, pdu, command_id: int) -> bool:
+        """Fire the pending request's Deferred; False when nothing was pending."""
         entry = self._pending.pop(pdu.sequence, None)
         if entry is None:
             if command_id == codec.GENERIC_NACK:
                 self.log.warn("{name}: generic_nack 0x{status:08X} for no pending request",
                               name=self.name, status=pdu.status)
-            return
+            return False
         deferred, timer, command = entry
         timer.cancel()
         if pdu.status != ESME_ROK:
@@ -251,6 +259,7 @@ class SmppProtocol(Protocol):
             deferred.errback(PermanentError(ESME_ROK, command))
         else:
             deferred.callback(pdu)
+        return True
 
     def _request_received(self, pdu) -> None:
         command = pdu.command

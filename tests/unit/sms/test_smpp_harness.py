@@ -42,7 +42,9 @@ class Harness:
         return succeed(None)
 
     def flush(self, rounds: int = 3) -> None:
+        """Move bytes both ways ``rounds`` times, each after a reactor turn (callLater(0))."""
         for _ in range(rounds):
+            self.clock.advance(0)
             for ep in self.endpoints.values():
                 ep.flush()
 
@@ -51,9 +53,9 @@ class Harness:
         steps = max(1, int(round(seconds / step)))
         for _ in range(steps):
             self.clock.advance(step)
-            self.flush(1)
+            self.flush(2)
         self.clock.advance(1e-6)  # the last step lands on, not just short of, the target
-        self.flush(1)
+        self.flush(2)
 
     def start(self) -> "Harness":
         self.router.startService()
