@@ -322,6 +322,7 @@ class Outbox:
         # Submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock)
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
+        self._wake_call = None
 
     # -- accepting --------------------------------------------------------------
 
@@ -421,6 +422,7 @@ class Outbox:
             session.execute(insert(R), rows)
 
     def _wake(self) -> None:
+        self._wake_call = None
         for wake in list(self.listeners):
             wake()
 
@@ -437,8 +439,9 @@ class Outbox:
         return d
 
     def _accepted(self, accepted: Accepted) -> Accepted:
-        if not accepted.duplicate:
-            self._wake()
+        if not accepted.duplicate and self._wake_call is None:
+            # Once for the whole committed batch, at the next reactor turn.
+            self._wake_call = self.clock.callLater(0, self._wake)
         return accepted
 
     def _accept_batch(self, session, items: list[Outgoing]) -> list:
