@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.logger import Logger
 
 from common.masking import mask_mobile
+from storage.driver_sql import DriverSql
 from sms.tables import (
     SmsAlertCursor, SmsCounter, SmsMessage, SmsOptOut, SmsPart, SmsRepaymentDue,
     SmsUnmatchedReceipt,
@@ -69,25 +70,8 @@ def _ids(name: str = "ids"):
     return _bind(name, expanding=True)
 
 
-# The hot path's statements, built once: a transaction then only binds values, instead of
-# building a statement and coercing every value of its IN list each time.
-_CLAIM = update(M).where(M.c.id.in_(_ids())).values(state=SUBMITTING,
-                                                   claimed_by=_bind("instance"))
-_UNSENT_PARTS = (select(P.c.id, P.c.message_id, P.c.payload, P.c.data_coding, P.c.esm_class)
-                 .where(P.c.message_id.in_(_ids()), P.c.state == QUEUED)
-                 .order_by(P.c.message_id, P.c.seq))
-_MARK = update(P).where(P.c.message_id.in_(_ids()), P.c.state == QUEUED).values(
-    state=SUBMITTING)
-_EARLY = select(U).where(U.c.smpp_id.in_(_ids()))
-_PARTS_BY_SMPP_ID = select(P.c.id, P.c.message_id, P.c.state, P.c.smpp_id, P.c.smsc).where(
-    P.c.smpp_id.in_(_ids()))
-_ROLLUP = (select(M.c.id, M.c.state, M.c.attempts, M.c.valid_until, M.c.sensitive,
-                  P.c.state.label("ps"))
-           .join(P, P.c.message_id == M.c.id).where(M.c.id.in_(_ids())))
-_SUBMITTED = update(M).where(M.c.id.in_(_ids())).values(
-    state=SUBMITTED, submitted_at=_bind("now"))
-_FINAL = update(M).where(M.c.id.in_(_ids())).values(
-    state=_bind("state"), final_at=_bind("now"), error=_bind("error"))
+# Statements built once: a transaction then only binds values, instead of building a
+# statement and coercing every value of its IN list each time.
 # By (center, idempotency key): the unique index serves it only with the center given.
 _BY_IDEM_KEY = select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count).where(
     M.c.center == _bind("center"), M.c.idem_key.in_(_ids()))
@@ -96,10 +80,49 @@ _OPTED_OUT = select(O.c.center, O.c.mobile).where(O.c.center == _bind("center"),
 _SENSITIVE = select(M.c.id).where(M.c.id.in_(_ids()), M.c.sensitive == 1)
 _SCRUB_TEXT = update(M).where(M.c.id.in_(_ids())).values(text=SCRUBBED, params="{}")
 _SCRUB_PARTS = update(P).where(P.c.message_id.in_(_ids())).values(payload=b"")
-_PART_OK = update(P).where(P.c.id == _bind("pid")).values(
-    state=SUBMITTED, smpp_id=_bind("sid"), smsc=_bind("smsc"), submitted_at=_bind("now"))
-_PART_RECEIPT = update(P).where(P.c.id == _bind("pid")).values(
-    state=_bind("st"), error_code=_bind("err"), done_at=_bind("done"))
+
+
+class _HotSql:
+    """The statements that run once per SMPP window or claim, in the driver's own SQL
+    (storage.driver_sql); the Core statements above serve the rest."""
+
+    def __init__(self, paramstyle: str, sqlite: bool):
+        d = self.driver = DriverSql(paramstyle)
+        lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"  # instances claim disjoint rows
+        self.due = d.sql(
+            "SELECT id, center, klass, priority, destination, valid_until FROM sms_message"
+            f" WHERE state = '{QUEUED}' AND next_attempt_at <= ?"
+            " ORDER BY priority DESC, next_attempt_at, id LIMIT ?" + lock)
+        self.claim = d.sql(f"UPDATE sms_message SET state = '{SUBMITTING}', claimed_by = ?"
+                           " WHERE id IN ({in})")
+        self.unsent_parts = d.sql(
+            "SELECT id, message_id, payload, data_coding, esm_class FROM sms_part"
+            f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}' ORDER BY message_id, seq")
+        self.mark = d.sql(f"UPDATE sms_part SET state = '{SUBMITTING}'"
+                          f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}'")
+        self.part_ok = d.sql(f"UPDATE sms_part SET state = '{SUBMITTED}', smpp_id = ?, smsc = ?,"
+                             " submitted_at = ? WHERE id = ?")
+        self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at"
+                           " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
+        self.parts_by_smpp_id = d.sql("SELECT id, message_id, state, smpp_id, smsc FROM sms_part"
+                                      " WHERE smpp_id IN ({in})")
+        self.part_receipt = d.sql("UPDATE sms_part SET state = ?, error_code = ?, done_at = ?"
+                                  " WHERE id = ?")
+        self.rollup = d.sql(
+            "SELECT m.id, m.state, m.attempts, m.valid_until, m.sensitive, p.state"
+            " FROM sms_message m JOIN sms_part p ON p.message_id = m.id WHERE m.id IN ({in})")
+        self.submitted = d.sql(f"UPDATE sms_message SET state = '{SUBMITTED}', submitted_at = ?"
+                               " WHERE id IN ({in})")
+        self.final = d.sql("UPDATE sms_message SET state = ?, final_at = ?, error = ?"
+                           " WHERE id IN ({in})")
+
+    def run(self, session, sql: str, params=(), ids: Sequence = ()):
+        """Execute on the session's connection; ``ids`` fill the statement's IN list, after
+        ``params``. A list of tuples as ``params`` is an executemany."""
+        if "{in}" in sql:
+            sql = self.driver.with_in(sql, ids)
+            params = (*params, *ids)
+        return session.connection().exec_driver_sql(sql, params)
 
 
 class IllegalTransition(Exception):
@@ -316,6 +339,7 @@ class Outbox:
         self.templates = templates
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
         self.lock = DeferredLock()
+        self._hot = _HotSql(db.engine.dialect.paramstyle, db.is_sqlite)
         # Small accept batches: the lock is shared, and a big batch would hold the
         # dispatcher's claims and results back while a bulk campaign is being accepted.
         self._accepts = GroupCommit(db, self._accept_batch, self.lock, max_batch=250)
@@ -602,33 +626,30 @@ class Outbox:
         return self.lock.run(self.db.run, self._claim, self.clock.seconds(), limit)
 
     def _claim(self, session, now: float, limit: int) -> list[ClaimedMessage]:
-        query = (select(M.c.id, M.c.center, M.c.klass, M.c.priority, M.c.destination,
-                        M.c.valid_until)
-                 .where(M.c.state == QUEUED, M.c.next_attempt_at <= now)
-                 .order_by(M.c.priority.desc(), M.c.next_attempt_at, M.c.id).limit(limit))
-        if not self.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
+        hot = self._hot
         claimed: dict[int, ClaimedMessage] = {}
         expired = []
-        for r in session.execute(query):
-            if r.valid_until <= now:
-                expired.append(r.id)
+        for id_, center, klass, priority, destination, valid_until in hot.run(
+                session, hot.due, (now, limit)):
+            if valid_until <= now:
+                expired.append(id_)
             else:
-                claimed[r.id] = ClaimedMessage(r.id, r.center, r.klass, r.priority,
-                                               r.destination, r.valid_until)
+                claimed[id_] = ClaimedMessage(id_, center, klass, priority, destination,
+                                              valid_until)
         if expired:
             session.execute(update(P).where(P.c.message_id.in_(expired),
                                             P.c.state == QUEUED).values(state=EXPIRED, done_at=now))
             self._set_final(session, expired, EXPIRED, now, "validity")
         if not claimed:
             return []
-        ids = {"ids": list(claimed)}
-        session.execute(_CLAIM, {**ids, "instance": self.instance})
-        for r in session.execute(_UNSENT_PARTS, ids):
-            c = claimed[r.message_id]
-            c.part_ids.append(r.id)
-            c.parts.append(EncodedPart(r.payload, r.data_coding, r.esm_class))
-        session.execute(_MARK, ids)
+        ids = list(claimed)
+        hot.run(session, hot.claim, (self.instance,), ids)
+        for part_id, message_id, payload, data_coding, esm_class in hot.run(
+                session, hot.unsent_parts, (), ids):
+            c = claimed[message_id]
+            c.part_ids.append(part_id)
+            c.parts.append(EncodedPart(bytes(payload), data_coding, esm_class))  # PG: memoryview
+        hot.run(session, hot.mark, (), ids)
         return list(claimed.values())
 
     def record(self, result: SubmitResult) -> Deferred:
@@ -663,8 +684,8 @@ class Outbox:
         temporary = [r for r in results if r.outcome == "temporary"]
         permanent = [r for r in results if r.outcome == "permanent"]
         if ok:
-            session.execute(_PART_OK, [{"pid": r.part_id, "sid": r.smpp_id, "smsc": r.smsc,
-                                        "now": now} for r in ok])
+            hot = self._hot
+            hot.run(session, hot.part_ok, [(r.smpp_id, r.smsc, now, r.part_id) for r in ok])
         if temporary:
             session.execute(update(P).where(P.c.id == _bind("pid")).values(
                 state=QUEUED, error_code=_bind("err")),
@@ -678,8 +699,8 @@ class Outbox:
         return {r.message_id for r in results}
 
     def _match_early_receipts(self, session, ok: list[SubmitResult]) -> None:
-        ids = {r.smpp_id for r in ok}
-        early = list(session.execute(_EARLY, {"ids": list(ids)}))
+        hot = self._hot
+        early = list(hot.run(session, hot.early, (), list({r.smpp_id for r in ok})))
         if not early:
             return
         by_key = {(r.smpp_id, r.smsc): r.part_id for r in ok}
@@ -702,45 +723,46 @@ class Outbox:
             return
         parts: dict[int, list[str]] = {}
         rows = {}
-        for r in session.execute(_ROLLUP, {"ids": message_ids}):
-            parts.setdefault(r.id, []).append(r.ps)
-            rows[r.id] = r
+        hot = self._hot
+        for r in hot.run(session, hot.rollup, (), message_ids):
+            parts.setdefault(r[0], []).append(r[5])
+            rows[r[0]] = r
         submitted, final, requeue = [], {}, []
-        for r in rows.values():
-            new = rollup(parts[r.id])
-            if new == r.state:
+        for message_id, (_, state, attempts, valid_until, _sensitive, _) in rows.items():
+            new = rollup(parts[message_id])
+            if new == state:
                 continue
-            check_transition(r.state, new)
+            check_transition(state, new)
             if new == SUBMITTED:
-                submitted.append(r.id)
+                submitted.append(message_id)
             elif new == QUEUED:
                 delay = 0.0 if retry_now else min(
-                    self.config.retry_max, self.config.retry_base * (2 ** r.attempts))
-                if now + delay >= r.valid_until:
-                    final.setdefault(EXPIRED, []).append(r.id)
+                    self.config.retry_max, self.config.retry_base * (2 ** attempts))
+                if now + delay >= valid_until:
+                    final.setdefault(EXPIRED, []).append(message_id)
                 else:
-                    requeue.append({"mid": r.id, "at": now + delay,
-                                    "attempts": r.attempts + (0 if retry_now else 1)})
+                    requeue.append({"mid": message_id, "at": now + delay,
+                                    "attempts": attempts + (0 if retry_now else 1)})
             else:
-                final.setdefault(new, []).append(r.id)
+                final.setdefault(new, []).append(message_id)
         if submitted:
-            session.execute(_SUBMITTED, {"ids": submitted, "now": now})
+            hot.run(session, hot.submitted, (now,), submitted)
         if requeue:
             session.execute(update(M).where(M.c.id == _bind("mid")).values(
                 state=QUEUED, next_attempt_at=_bind("at"), attempts=_bind("attempts"),
                 claimed_by=None), requeue)
         for state, ids in final.items():
-            session.execute(update(P).where(P.c.message_id.in_(ids), P.c.state == QUEUED)
-                            .values(state=state if state == EXPIRED else FAILED, done_at=now,
-                                    error_code="not sent"))
+            if state != DELIVERED:  # a delivered message has no unsent part left
+                session.execute(update(P).where(P.c.message_id.in_(ids), P.c.state == QUEUED)
+                                .values(state=state if state == EXPIRED else FAILED,
+                                        done_at=now, error_code="not sent"))
             self._set_final(session, ids, state, now,
-                            sensitive=[i for i in ids if rows[i].sensitive])
+                            sensitive=[i for i in ids if rows[i][4]])
 
-    @staticmethod
-    def _set_final(session, ids: list[int], state: str, now: float,
+    def _set_final(self, session, ids: list[int], state: str, now: float,
                    error: str | None = None, sensitive: list[int] | None = None) -> None:
         """Final state; sensitive text (codes) is scrubbed. ``sensitive`` if the caller knows."""
-        session.execute(_FINAL, {"ids": ids, "state": state, "now": now, "error": error})
+        self._hot.run(session, self._hot.final, (state, now, error), ids)
         if sensitive is None:
             sensitive = [r[0] for r in session.execute(_SENSITIVE, {"ids": ids})]
         if sensitive:
@@ -760,8 +782,10 @@ class Outbox:
 
     def _apply_receipts(self, session, items: list[ReceiptIn], now: float) -> set[int]:
         found: dict[tuple[str, str], tuple[int, int, str]] = {}
-        for r in session.execute(_PARTS_BY_SMPP_ID, {"ids": list({i.smpp_id for i in items})}):
-            found[(r.smpp_id, r.smsc)] = (r.id, r.message_id, r.state)
+        hot = self._hot
+        for part_id, message_id, state, smpp_id, smsc in hot.run(
+                session, hot.parts_by_smpp_id, (), list({i.smpp_id for i in items})):
+            found[(smpp_id, smsc)] = (part_id, message_id, state)
         updates, unmatched, messages = [], [], set()
         for item in items:
             hit = found.get((item.smpp_id, item.smsc))
@@ -773,12 +797,11 @@ class Outbox:
             if state != SUBMITTED:
                 continue  # a repeated DLR for a part already final
             check_transition(state, item.state, PART_TRANSITIONS)
-            updates.append({"pid": part_id, "st": item.state, "err": item.error,
-                            "done": item.done_at})
+            updates.append((item.state, item.error, item.done_at, part_id))
             found[(item.smpp_id, item.smsc)] = (part_id, message_id, item.state)
             messages.add(message_id)
         if updates:
-            session.execute(_PART_RECEIPT, updates)
+            hot.run(session, hot.part_receipt, updates)
         if unmatched:
             session.execute(insert(U), unmatched)
         return messages

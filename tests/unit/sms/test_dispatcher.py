@@ -13,10 +13,10 @@ from tests.unit.sms.test_outbox import make_config, noon, result
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(db_url):
     clock = Clock()
     clock.advance(noon())
-    db = InlineDatabase(f"sqlite:///{tmp_path / 'd.db'}", None, 1)
+    db = InlineDatabase(db_url, None, 1)
     db.create_all()
     box = Outbox(db, clock, make_config(), encode=split_encode)
     router = FakeRouter(window=4)

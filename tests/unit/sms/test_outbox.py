@@ -48,8 +48,8 @@ def clock():
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = InlineDatabase(f"sqlite:///{tmp_path / 'o.db'}", None, 1)
+def db(db_url):
+    d = InlineDatabase(db_url, None, 1)
     d.create_all()
     yield d
     d.engine.dispose()
