@@ -72,19 +72,14 @@ def _ids(name: str = "ids"):
 
 # Statements built once: a transaction then only binds values, instead of building a
 # statement and coercing every value of its IN list each time.
-# By (center, idempotency key): the unique index serves it only with the center given.
-_BY_IDEM_KEY = select(M.c.id, M.c.center, M.c.idem_key, M.c.part_count).where(
-    M.c.center == _bind("center"), M.c.idem_key.in_(_ids()))
-_OPTED_OUT = select(O.c.center, O.c.mobile).where(O.c.center == _bind("center"),
-                                                 O.c.mobile.in_(_ids()))
 _SENSITIVE = select(M.c.id).where(M.c.id.in_(_ids()), M.c.sensitive == 1)
 _SCRUB_TEXT = update(M).where(M.c.id.in_(_ids())).values(text=SCRUBBED, params="{}")
 _SCRUB_PARTS = update(P).where(P.c.message_id.in_(_ids())).values(payload=b"")
 
 
 class _HotSql:
-    """The statements that run once per SMPP window or claim, in the driver's own SQL
-    (storage.driver_sql); the Core statements above serve the rest."""
+    """The statements every message goes through (accept, claim, submit results, receipts,
+    roll-up), in the driver's own SQL (storage.driver_sql); Core statements serve the rest."""
 
     def __init__(self, paramstyle: str, sqlite: bool):
         d = self.driver = DriverSql(paramstyle)
@@ -115,6 +110,19 @@ class _HotSql:
                                " WHERE id IN ({in})")
         self.final = d.sql("UPDATE sms_message SET state = ?, final_at = ?, error = ?"
                            " WHERE id IN ({in})")
+        # Accepting. By (center, key): the unique index serves it only with the center given.
+        self.by_idem_key = d.sql("SELECT id, center, idem_key, part_count FROM sms_message"
+                                 " WHERE center = ? AND idem_key IN ({in})")
+        self.opted_out = d.sql("SELECT center, mobile FROM sms_optout"
+                               " WHERE center = ? AND mobile IN ({in})")
+        self.insert_message = d.sql(
+            "INSERT INTO sms_message (center, klass, priority, template, params, text, sensitive,"
+            " destination, idem_key, part_count, state, attempts, possible_duplicates,"
+            " next_attempt_at, valid_until, created_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{QUEUED}', 0, 0, ?, ?, ?)")
+        self.insert_part = d.sql(
+            "INSERT INTO sms_part (message_id, seq, payload, data_coding, esm_class, state)"
+            f" VALUES (?, ?, ?, ?, ?, '{QUEUED}')")
 
     def run(self, session, sql: str, params=(), ids: Sequence = ()):
         """Execute on the session's connection; ``ids`` fill the statement's IN list, after
@@ -472,10 +480,11 @@ class Outbox:
         now = self.clock.seconds()
         results: list = [None] * len(items)
         keys = {(m.center, m.idem_key) for m in items}
+        hot = self._hot
         existing = {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
-                    for r in self._by_center(session, _BY_IDEM_KEY, keys)}
+                    for r in self._by_center(session, hot.by_idem_key, keys)}
         optable = {(m.center, m.destination) for m in items if m.klass in OPTABLE}
-        opted = {(r.center, r.mobile) for r in self._by_center(session, _OPTED_OUT, optable)}
+        opted = {(r.center, r.mobile) for r in self._by_center(session, hot.opted_out, optable)}
         limited = {m.destination for m in items if m.klass in LIMITED}
         counts: dict[str, int] = {}
         if limited:
@@ -502,22 +511,18 @@ class Outbox:
                     continue
             valid_for = m.valid_for or self.config.validity[m.klass]
             existing[key] = None  # a twin later in this batch is a duplicate of this one
-            rows.append(dict(
-                center=m.center, klass=m.klass, priority=PRIORITY[m.klass], template=m.template,
-                params=json.dumps(m.params, ensure_ascii=False, default=str), text=m.text,
-                sensitive=int(m.sensitive), destination=m.destination, idem_key=m.idem_key,
-                part_count=len(m.parts), state=QUEUED, attempts=0, possible_duplicates=0,
-                next_attempt_at=self.quiet.release_at(m.klass, now),
-                valid_until=now + valid_for,
-                claimed_by=None, smsc=None, error=None, created_at=now, submitted_at=None,
-                final_at=None))
+            rows.append((
+                m.center, m.klass, PRIORITY[m.klass], m.template,
+                json.dumps(m.params, ensure_ascii=False, default=str), m.text,
+                int(m.sensitive), m.destination, m.idem_key, len(m.parts),
+                self.quiet.release_at(m.klass, now), now + valid_for, now))
             owners.append(i)
         if rows:
             # A plain executemany and one lookup by key: RETURNING in parameter order costs
             # SQLite one statement per row.
-            session.execute(insert(M), rows)
+            hot.run(session, hot.insert_message, rows)
             new_ids = {(r.center, r.idem_key): r.id for r in self._by_center(
-                session, _BY_IDEM_KEY, {(row["center"], row["idem_key"]) for row in rows})}
+                session, hot.by_idem_key, {(items[i].center, items[i].idem_key) for i in owners})}
             part_rows = []
             for i in owners:
                 m = items[i]
@@ -525,26 +530,22 @@ class Outbox:
                 results[i] = Accepted(message_id, len(m.parts), False)
                 existing[(m.center, m.idem_key)] = Accepted(message_id, len(m.parts), True)
                 for seq, part in enumerate(m.parts):
-                    part_rows.append(dict(
-                        message_id=message_id, seq=seq, payload=part.payload,
-                        data_coding=part.data_coding, esm_class=part.esm_class, state=QUEUED,
-                        smpp_id=None, smsc=None, error_code=None, submitted_at=None,
-                        done_at=None))
-            session.execute(insert(P), part_rows)
+                    part_rows.append((message_id, seq, part.payload, part.data_coding,
+                                      part.esm_class))
+            hot.run(session, hot.insert_part, part_rows)
         for i, m in enumerate(items):
             if results[i] is None:  # an in-batch twin of a message inserted above
                 results[i] = existing[(m.center, m.idem_key)]
         return results
 
-    @staticmethod
-    def _by_center(session, statement, pairs: set[tuple[str, str]]) -> list:
+    def _by_center(self, session, sql: str, pairs: set[tuple[str, str]]) -> list:
         """Rows by (center, key) pairs, one query per center, so that the unique index on
         (center, key) serves it."""
         by_center: dict[str, list[str]] = {}
         for center, key in pairs:
             by_center.setdefault(center, []).append(key)
         return [row for center, ids in by_center.items()
-                for row in session.execute(statement, {"center": center, "ids": ids})]
+                for row in self._hot.run(session, sql, (center,), ids)]
 
     # -- opt-out list -------------------------------------------------------------
 
