@@ -189,9 +189,21 @@ class Dispatcher(Service):
         self._pump_soon()
 
     def _pump_soon(self) -> None:
-        """Pump once after the current burst of responses, for all the slots it freed."""
+        """Pump once for a whole burst of responses, two reactor turns from now.
+
+        The binds refill their windows from their own queues as the responses are read,
+        and the transport writes those submits at the end of the next turn; topping
+        the queues up (a window ahead of need) can wait until after that write instead of
+        delaying it. (A test Clock runs both turns in one ``advance(0)``.)
+        """
         if self._pump_call is None and not self._stopping:
+            self._pump_call = self.clock.callLater(0, self._after_write)
+
+    def _after_write(self) -> None:
+        if not self._stopping:
             self._pump_call = self.clock.callLater(0, self._pump_later)
+        else:
+            self._pump_call = None
 
     def _pump_later(self) -> None:
         self._pump_call = None
