@@ -42,6 +42,8 @@ _STATE_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "REJECTED"
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DLR_FIELD = re.compile(
     r"(?i)\b(id|sub|dlvrd|submit date|done date|stat|err)\s*:\s*(\S*)")
+# What the text adds when the TLVs carry the id and the state (the usual receipt).
+_DLR_REST = re.compile(r"(?i)\b(done date|err)\s*:\s*(\S*)")
 ESM_RECEIPT_MASK = 0x3C
 ESM_SMSC_RECEIPT = 0x04
 
@@ -112,11 +114,28 @@ def _s(value) -> str:
     return str(value)
 
 
-def parse_dlr_text(body: str) -> dict[str, str]:
-    """The ``key:value`` fields of a DLR text, keys lower-case (``submit date`` kept spaced)."""
+def parse_dlr_text(body: str, pattern: re.Pattern = _DLR_FIELD) -> dict[str, str]:
+    """The ``key:value`` fields of a DLR text, keys lower-case (``submit date`` kept spaced);
+    the first of a repeated key wins."""
     fields: dict[str, str] = {}
-    for match in _DLR_FIELD.finditer(body):
-        fields.setdefault(match.group(1).lower(), match.group(2))
+    for key, value in pattern.findall(body):
+        fields.setdefault(key.lower(), value)
+    return fields
+
+
+def _usual_rest(body: str) -> dict[str, str] | None:
+    """``done date`` and ``err`` written the usual way (lower case, no spaces around the
+    colon), found by plain search: a regex over the text costs more than the rest of the
+    receipt. None when either is written otherwise; the regex then reads them."""
+    fields = {}
+    for key in ("done date:", "err:"):
+        i = body.find(key)
+        if i < 0 or (i and (body[i - 1].isalnum() or body[i - 1] == "_")):
+            return None
+        start = i + len(key)
+        end = body.find(" ", start)
+        value = body[start:end] if end >= 0 else body[start:]
+        fields[key[:-1]] = value.split(None, 1)[0] if value and not value.isalnum() else value
     return fields
 
 
@@ -140,11 +159,17 @@ def _done_at(raw: str | None) -> datetime | None:
 def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
     """A receipt from a deliver_sm/data_sm: TLVs first, the DLR text for the rest."""
     body = _s(getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None))
-    fields = parse_dlr_text(body) if body else {}
-    raw_id = _s(getattr(pdu, "receipted_message_id", None)) or fields.get("id", "")
+    tlv_id = _s(getattr(pdu, "receipted_message_id", None))
+    message_state = getattr(pdu, "message_state", None)
+    if not body:
+        fields = {}
+    elif tlv_id and message_state:  # read only what the TLVs lack
+        fields = _usual_rest(body) or parse_dlr_text(body, _DLR_REST)
+    else:
+        fields = parse_dlr_text(body)
+    raw_id = tlv_id or fields.get("id", "")
     if not raw_id.strip("\0 "):
         raise ReceiptError("receipt without a message id")
-    message_state = getattr(pdu, "message_state", None)
     if message_state:
         state = MESSAGE_STATES.get(int(message_state), "UNKNOWN")
     else:
