@@ -55,6 +55,8 @@ class Dispatcher(Service):
         if self.journal is not None:
             self.journal.open()  # before anything can be sent, even if recovery fails
         self.outbox.listeners.append(self.wake)
+        if self.journal is not None:
+            self.outbox.recorded.append(self._recorded)
         d = self.outbox.recover(self.journal)
         d.addCallback(lambda _: self._sweep())
         d.addErrback(lambda f: log.failure("outbox recovery failed", f))
@@ -66,6 +68,8 @@ class Dispatcher(Service):
         self._stopping = True
         if self.wake in self.outbox.listeners:
             self.outbox.listeners.remove(self.wake)
+        if self._recorded in self.outbox.recorded:
+            self.outbox.recorded.remove(self._recorded)
         for call in (self._poll_call, self._sweep_call, self._pump_call):
             if call is not None and call.active():
                 call.cancel()
@@ -181,12 +185,15 @@ class Dispatcher(Service):
 
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane
-        d = self.outbox.record(result)
+        self.outbox.record(result)
         if self.journal is not None:
             self.journal.answered(result)
-            d.addCallback(lambda _: self.journal.committed(result.part_id))
-        d.addErrback(lambda f: log.failure("recording a submit result failed", f))
         self._pump_soon()
+
+    def _recorded(self, results: list[SubmitResult]) -> None:
+        """These results are committed: the journal may let go of their segments."""
+        for result in results:
+            self.journal.committed(result.part_id)
 
     def _pump_soon(self) -> None:
         """Pump once for a whole burst of responses, two reactor turns from now.

@@ -272,11 +272,15 @@ class GroupCommit:
 
     ``fn(session, items)`` returns one result per item (an exception instance
     fails that item's Deferred); every Deferred fires only after the commit.
+    Items added with ``add_quiet`` have no Deferred: ``on_committed(items)`` hears
+    them once per transaction instead (the hot path's thousands of submit results).
     """
 
-    def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000):
+    def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
+                 on_committed: Callable[[list], None] | None = None):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
-        self._pending: list[tuple[Any, Deferred]] = []
+        self.on_committed = on_committed
+        self._pending: list[tuple[Any, Deferred | None]] = []
         self._running = False
 
     def add(self, item: Any) -> Deferred:
@@ -284,6 +288,10 @@ class GroupCommit:
         self._pending.append((item, d))
         self._kick()
         return d
+
+    def add_quiet(self, item: Any) -> None:
+        self._pending.append((item, None))
+        self._kick()
 
     def _kick(self) -> None:
         if self._running or not self._pending:
@@ -296,18 +304,24 @@ class GroupCommit:
 
     def _done(self, results, batch) -> None:
         self._running = False
-        for (_, d), result in zip(batch, results):
-            if isinstance(result, Exception):
+        quiet = []
+        for (item, d), result in zip(batch, results):
+            if d is None:
+                quiet.append(item)
+            elif isinstance(result, Exception):
                 d.errback(result)
             else:
                 d.callback(result)
+        if quiet and self.on_committed is not None:
+            self.on_committed(quiet)
         self._kick()
 
     def _failed(self, failure, batch) -> None:
         self._running = False
         log.failure("outbox transaction failed ({n} items)", failure, n=len(batch))
         for _, d in batch:
-            d.errback(failure)
+            if d is not None:
+                d.errback(failure)
         self._kick()
 
 
@@ -352,7 +366,10 @@ class Outbox:
         # dispatcher's claims and results back while a bulk campaign is being accepted.
         self._accepts = GroupCommit(db, self._accept_batch, self.lock, max_batch=250)
         # Submit results and receipts share one lane: one transaction carries them all.
-        self._progress = GroupCommit(db, self._progress_batch, self.lock)
+        self._progress = GroupCommit(db, self._progress_batch, self.lock,
+                                     on_committed=self._results_committed)
+        # Told the submit results of each committed transaction (the send journal).
+        self.recorded: list[Callable[[list[SubmitResult]], None]] = []
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
         self._wake_call = None
 
@@ -653,9 +670,15 @@ class Outbox:
         hot.run(session, hot.mark, (), ids)
         return list(claimed.values())
 
-    def record(self, result: SubmitResult) -> Deferred:
-        """Record one submit outcome; fires after the commit (batched with its neighbours)."""
-        return self._progress.add(("result", result))
+    def record(self, result: SubmitResult) -> None:
+        """Record one submit outcome, batched with its neighbours; ``recorded`` listeners
+        hear it after the commit (a failed transaction is logged; recovery settles it)."""
+        self._progress.add_quiet(("result", result))
+
+    def _results_committed(self, items: list) -> None:
+        results = [result for _kind, result in items]
+        for listener in list(self.recorded):
+            listener(results)
 
     def release(self, message_ids: list[int]) -> Deferred:
         """Give back claimed messages the dispatcher will not send now (on stop)."""

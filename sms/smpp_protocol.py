@@ -10,6 +10,7 @@ fails everything pending with ``LinkLost``.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
@@ -24,6 +25,7 @@ from sms.smpp_codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTL
 
 _TEMPORARY_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
 _SEQ_MAX = 0x7FFFFFFF
+DELIVER_SLICE = 16  # receipts or MO handled per reactor turn (see _deliver_slice)
 BIND_COMMANDS = {"transceiver": "bind_transceiver", "transmitter": "bind_transmitter",
                  "receiver": "bind_receiver"}
 
@@ -106,6 +108,8 @@ class SmppProtocol(Protocol):
         self.name = name
         self._splitter = codec.FrameSplitter()
         self._pending: dict[int, tuple] = {}  # sequence -> (Deferred, IDelayedCall, command)
+        self._delivered: deque = deque()  # deliver_sm/data_sm read, waiting for their slice
+        self._deliver_call = None
         self._sequence = 0
         self._last_rx = 0.0
         self._enquire_call = None
@@ -125,6 +129,11 @@ class SmppProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.connected = False
+        # Receipts and MO not yet handled were not acknowledged: the SMSC delivers them again.
+        self._delivered.clear()
+        if self._deliver_call is not None and self._deliver_call.active():
+            self._deliver_call.cancel()
+        self._deliver_call = None
         if self._enquire_call is not None and self._enquire_call.active():
             self._enquire_call.cancel()
         self._enquire_call = None
@@ -232,6 +241,8 @@ class SmppProtocol(Protocol):
                 self._request_received(pdu)
         if answered and self.on_answered is not None:
             self.on_answered()
+        if self._delivered and self._deliver_call is None:
+            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
 
     def _malformed(self, e: MalformedPdu) -> None:
         self.log.warn("{name}: malformed PDU: {error}", name=self.name, error=str(e))
@@ -266,7 +277,7 @@ class SmppProtocol(Protocol):
         if command == "enquire_link":
             self.transport.write(codec.encode("enquire_link_resp", pdu.sequence))
         elif command in ("deliver_sm", "data_sm"):
-            self._deliver(pdu)
+            self._delivered.append(pdu)
         elif command == "unbind":
             self.unbinding = True
             self.transport.write(codec.encode("unbind_resp", pdu.sequence))
@@ -277,6 +288,21 @@ class SmppProtocol(Protocol):
             self.log.warn("{name}: ignoring outbind", name=self.name)
         else:
             self.transport.write(codec.generic_nack(pdu.sequence, codec.ESME_RINVCMDID))
+
+    def _deliver_slice(self) -> None:
+        """Hand at most DELIVER_SLICE receipts or MO to ``on_deliver`` per reactor turn.
+
+        An SMSC sends receipts in bursts of a window or more; handled in one go, they
+        would hold back the submit_sm_resp read right behind them, and with them the
+        window. Between slices the reactor reads the socket again.
+        """
+        self._deliver_call = None
+        for _ in range(min(DELIVER_SLICE, len(self._delivered))):
+            if not self.connected:
+                return
+            self._deliver(self._delivered.popleft())
+        if self._delivered:
+            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
 
     def _deliver(self, pdu) -> None:
         response = pdu.command + "_resp"

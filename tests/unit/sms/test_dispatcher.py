@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from twisted.internet.task import Clock
 
 from sms.dispatcher import Dispatcher
@@ -9,6 +10,8 @@ from sms.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox
 from sms.outbox_testing import (
     FakePermanent, FakeRouter, FakeTemporary, InlineDatabase, split_encode,
 )
+from sms.send_journal import SendJournal
+from sms.tables import SmsPart
 from tests.unit.sms.test_outbox import make_config, noon, result
 
 
@@ -180,3 +183,28 @@ def test_with_no_bind_up_nothing_is_sent_or_failed_until_one_binds(env):
     for waiter in router._waiters:
         waiter.callback(None)
     assert len(router.sent) == 3
+
+
+def test_the_send_journal_hears_each_result_after_its_commit(env, tmp_path):
+    """Answered parts reach the journal's ``committed`` once their results are in the
+    database (so its segments can go), each exactly once, and not before."""
+    clock, box, router, _ = env
+    journal = SendJournal(tmp_path / "journal", "t1")
+    committed = []  # (part id, that part's state in the database when the journal heard)
+
+    def part_state(part_id):
+        return box.db.run_sync(lambda s: s.execute(
+            select(SmsPart.state).where(SmsPart.id == part_id)).scalar())
+
+    journal.committed = lambda part_id: committed.append((part_id, part_state(part_id)))
+    disp = Dispatcher(box, router, clock, make_part=lambda m, p: (m.message_id, p),
+                      temporary=(FakeTemporary,), permanent=(FakePermanent,),
+                      batch=10, max_inflight=4, poll=1.0, journal=journal)
+    accept(box, 3)
+    disp.startService()
+    assert committed == [] and len(router.pending) == 3
+    router.answer_all()
+    clock.advance(0)
+    assert len(committed) == 3 and len({part_id for part_id, _ in committed}) == 3
+    assert all(state == SUBMITTED for _, state in committed)  # told after the commit
+    result(disp.stopService())

@@ -176,7 +176,7 @@ def submit_all(outbox, claimed, outcome="ok", error=None):
             r = SubmitResult(pid, m.message_id, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
                              smsc="s1", error=error)
             results.append(r)
-            result(outbox.record(r))
+            outbox.record(r)
     return results
 
 
@@ -212,7 +212,7 @@ def test_early_receipt_is_kept_and_matched_when_the_id_arrives(outbox, db):
     pid = claimed[0].part_ids[0]
     result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
     assert states(db)[a.message_id] == SUBMITTING
-    result(outbox.record(SubmitResult(pid, a.message_id, "ok", smpp_id=f"id{pid}", smsc="s1")))
+    outbox.record(SubmitResult(pid, a.message_id, "ok", smpp_id=f"id{pid}", smsc="s1"))
     assert states(db)[a.message_id] == DELIVERED
 
 
@@ -262,7 +262,7 @@ def test_recover_requeues_submitting_parts_and_counts_duplicates(outbox, db):
     claimed = {m.message_id: m for m in result(outbox.claim(10))}
     pids = claimed[a.message_id].part_ids
     assert part_states(db) == [SUBMITTING] * 4  # the claim commits the parts submitting
-    result(outbox.record(SubmitResult(pids[0], a.message_id, "ok", smpp_id="x", smsc="s1")))
+    outbox.record(SubmitResult(pids[0], a.message_id, "ok", smpp_id="x", smsc="s1"))
     assert result(outbox.recover()) == 3  # a's two unanswered parts and b's one
     assert states(db) == {a.message_id: QUEUED, b.message_id: QUEUED}
     assert result(outbox.counter("possible_duplicates")) == 3

@@ -16,8 +16,8 @@ def test_stats_count_sent_delivered_failed_and_latency(outbox, db, clock):  # no
     result(outbox.accept(msg("c", dest="13900000003")))  # still queued
     claimed = result(outbox.claim(2))
     for m in claimed:
-        result(outbox.record(SubmitResult(m.part_ids[0], m.message_id, "ok",
-                                          smpp_id=f"s{m.message_id}", smsc="x")))
+        outbox.record(SubmitResult(m.part_ids[0], m.message_id, "ok",
+                                   smpp_id=f"s{m.message_id}", smsc="x"))
     clock.advance(4)
     result(outbox.receipt(f"s{claimed[0].message_id}", "x", "DELIVRD", None, None))
     result(outbox.receipt(f"s{claimed[1].message_id}", "x", "UNDELIV", "005", None))

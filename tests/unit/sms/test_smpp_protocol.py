@@ -5,13 +5,13 @@ import struct
 
 import pytest
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from sms import smpp_codec as codec
-from sms.smpp_protocol import (LinkLost, PermanentError, SmppProtocol, SmppTimeout,
+from sms.smpp_protocol import (DELIVER_SLICE, LinkLost, PermanentError, SmppProtocol, SmppTimeout,
                                TemporaryError, Throttled, error_for_status)
 
 
@@ -33,7 +33,10 @@ class Wire:
         return [codec.decode(f) for f in codec.FrameSplitter().feed(raw)]
 
     def feed(self, raw: bytes) -> None:
+        """Bytes arrive, then the reactor turns until the receipts read are all handled."""
         self.proto.dataReceived(raw)
+        while self.proto._deliver_call is not None:
+            self.clock.advance(0)
 
 
 def _results(d: Deferred) -> list:
@@ -162,6 +165,45 @@ def test_deliver_sm_acknowledged_only_after_handler_fires():
     resps = w.sent()
     assert [(p.command, p.sequence, p.status) for p in resps] == [
         ("deliver_sm_resp", 11, codec.ESME_RX_T_APPN), ("deliver_sm_resp", 10, 0)]
+
+
+def test_a_burst_of_receipts_does_not_hold_back_the_responses_behind_it():
+    """40 deliver_sm then a submit_sm_resp in one read: the response fires at once, the
+    receipts go to the handler DELIVER_SLICE per reactor turn, each acknowledged."""
+    handled = []
+    w = Wire(on_deliver=lambda pdu: handled.append(pdu.sequence))
+    answer = _results(w.proto.submit_sm(source_addr="1", destination_addr="2",
+                                        short_message=b"x"))
+    seq = w.sent()[0].sequence
+    burst = b"".join(codec.encode("deliver_sm", 100 + i, source_addr="1", destination_addr="2",
+                                  esm_class=4, short_message=b"id:1 stat:DELIVRD")
+                     for i in range(40))
+    slices = []  # receipts handled when each next slice was scheduled
+    real_call_later = w.clock.callLater
+
+    def call_later(delay, f, *args, **kw):
+        if f == w.proto._deliver_slice:
+            slices.append(len(handled))
+        return real_call_later(delay, f, *args, **kw)
+
+    w.clock.callLater = call_later
+    w.proto.dataReceived(burst + codec.encode("submit_sm_resp", seq, message_id="7"))
+    assert answer == ["7"] and handled == []
+    w.clock.advance(0)
+    assert slices == [0, DELIVER_SLICE, 2 * DELIVER_SLICE]
+    assert handled == list(range(100, 140))
+    assert [p.sequence for p in w.sent()] == list(range(100, 140))  # each deliver_sm_resp
+
+
+def test_receipts_not_handled_when_the_link_drops_are_left_for_the_smsc_to_resend():
+    """The link drops with receipts read but not yet handled: none is handled or answered."""
+    handled = []
+    w = Wire(on_deliver=lambda pdu: handled.append(pdu.sequence))
+    w.proto.dataReceived(codec.encode("deliver_sm", 5, source_addr="1", destination_addr="2",
+                                      esm_class=4, short_message=b"id:1 stat:DELIVRD"))
+    w.proto.connectionLost(Failure(ConnectionDone()))
+    w.clock.advance(0)
+    assert handled == [] and w.sent() == []
 
 
 def test_smsc_unbind_is_answered_and_link_closed():
