@@ -40,6 +40,7 @@ class Dispatcher(Service):
         self._order = itertools.count()
         self.inflight = 0  # parts handed to the router and not yet answered
         self._claiming = False
+        self._claim_again = False  # work was accepted while a claim ran
         self._waiting_capacity = False
         self._poll_call = None
         self._sweep_call = None
@@ -82,10 +83,16 @@ class Dispatcher(Service):
         return succeed(None)
 
     def wake(self) -> None:
-        """New work was accepted: claim now rather than at the next poll."""
+        """New work was accepted: claim now rather than at the next poll.
+
+        A claim already running may have looked before that work was committed: then
+        claim once more when it returns, or the work would wait for the next poll.
+        """
         if self._poll_call is not None and self._poll_call.active():
             self._poll_call.cancel()
             self._poll_call = None
+        if self._claiming:
+            self._claim_again = True
         self._fill()
 
     # -- claiming ---------------------------------------------------------------
@@ -100,13 +107,14 @@ class Dispatcher(Service):
 
     def _claimed(self, messages: list[ClaimedMessage]) -> None:
         self._claiming = False
+        again, self._claim_again = self._claim_again or len(messages) == self.batch, False
         for m in messages:
             heapq.heappush(self._ready, (-m.priority, next(self._order), m))
-        if len(messages) < self.batch and not self._stopping:
+        if not again and not self._stopping:
             # The queue is drained: claim again at the next poll or accept, not on every pump.
             self._schedule_poll()
         self._pump()
-        if len(messages) == self.batch:
+        if again:
             self._fill()
 
     def _claim_failed(self, failure) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from sms.dispatcher import Dispatcher
@@ -208,3 +209,18 @@ def test_the_send_journal_hears_each_result_after_its_commit(env, tmp_path):
     assert len(committed) == 3 and len({part_id for part_id, _ in committed}) == 3
     assert all(state == SUBMITTED for _, state in committed)  # told after the commit
     result(disp.stopService())
+
+
+def test_work_accepted_while_a_claim_runs_is_claimed_when_that_claim_returns(env):
+    """A claim that looked before an accept committed comes back empty: the dispatcher
+    claims again at once instead of leaving the new message for the next poll."""
+    clock, box, router, disp = env
+    real_claim, running = box.claim, []
+    box.claim = lambda n: running.append(Deferred()) or running[-1]
+    disp.startService()
+    assert len(running) == 1  # the first claim is still running
+    accept(box, 1, klass="code")
+    clock.advance(0)  # the accept wakes the dispatcher
+    box.claim = real_claim
+    running[0].callback([])  # what that claim saw: nothing yet
+    assert len(router.sent) == 1
