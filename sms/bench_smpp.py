@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import struct
 import subprocess
@@ -324,6 +325,7 @@ async def bench_throughput(reactor, args, workdir: Path) -> dict:
     if _pg_url():
         databases.append(("postgresql", _pg_url()))
     results: dict = {"cases": [], "baseline_smpplib": {}}
+    repeat = args.repeat or (1 if args.quick else 3)
     for latency in LATENCIES:
         peer = _LeanPeer(latency)
         try:
@@ -334,22 +336,19 @@ async def bench_throughput(reactor, args, workdir: Path) -> dict:
             print(f"smpplib blocking client, {latency * 1000:.0f} ms: "
                   f"{base['submitted_per_s']} submit_sm/s", flush=True)
             for db_name, url in databases:
-                for parts in SIZES:
-                    for window in WINDOWS:
-                        n = args.messages or _messages(window, latency, parts, args.quick)
-                        index = len(results["cases"])
-                        case_url = url or f"sqlite:///{workdir / f'b{index}.db'}"
-                        case = await run_case(reactor, case_url, peer.port, window, parts, n)
-                        case.update(database=db_name, latency_ms=latency * 1000)
-                        results["cases"].append(case)
-                        print(_row(case), flush=True)
+                settings = [(window, parts, 1, args.messages or _messages(
+                    window, latency, parts, args.quick)) for parts in SIZES for window in WINDOWS]
                 if latency:
                     # Beyond the matrix: two binds of window 64, where one bind's round
                     # trips no longer cap the rate, show what the outbox itself sustains.
-                    n = args.messages or (6000 if args.quick else 12000)
-                    index = len(results["cases"])
-                    case_url = url or f"sqlite:///{workdir / f'b{index}.db'}"
-                    case = await run_case(reactor, case_url, peer.port, 64, 1, n, binds=2)
+                    settings.append((64, 1, 2, args.messages or (6000 if args.quick else 12000)))
+                for window, parts, binds, n in settings:
+                    runs = []
+                    for _ in range(repeat):
+                        case_url = url or f"sqlite:///{workdir / f'b{next(_case_numbers)}.db'}"
+                        runs.append(await run_case(reactor, case_url, peer.port, window, parts,
+                                                   n, binds=binds))
+                    case = _median_run(runs)
                     case.update(database=db_name, latency_ms=latency * 1000)
                     results["cases"].append(case)
                     print(_row(case), flush=True)
@@ -358,12 +357,26 @@ async def bench_throughput(reactor, args, workdir: Path) -> dict:
     return {"throughput": results}
 
 
+_case_numbers = itertools.count()
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median end-to-end rate, and every run's rate (the machine is shared
+    and noisy: one run can land on another tenant's burst)."""
+    ordered = sorted(runs, key=lambda r: r["end_to_end_per_s"])
+    case = dict(ordered[len(ordered) // 2])
+    case["runs_end_to_end_per_s"] = [r["end_to_end_per_s"] for r in runs]
+    return case
+
+
 def _row(c: dict) -> str:
     return (f"{c['database']:<10} lat {c['latency_ms']:>4.0f} ms  {c['binds']} bind  "
             f"window {c['window']:>3}  "
             f"{c['parts']} part  n={c['messages']:<5} accepted {c['accepted_per_s']:>8}/s  "
             f"submitted {c['submitted_per_s']:>7}/s  "
-            f"end-to-end {c['end_to_end_per_s']:>7}/s")
+            f"end-to-end {c['end_to_end_per_s']:>7}/s"
+            + (f"  (runs {', '.join(str(r) for r in c['runs_end_to_end_per_s'])})"
+               if len(c["runs_end_to_end_per_s"]) > 1 else ""))
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:

@@ -127,6 +127,8 @@ def register_bench(bench) -> None:
     p = bench.add_parser("sms", help="outbox + SMPP throughput against the fault-injecting SMSC")
     p.add_argument("--quick", action="store_true", help="a smaller run")
     p.add_argument("--messages", type=int, default=None)
+    p.add_argument("--repeat", type=int, default=None,
+                   help="runs per case, the median recorded (default 3, 1 with --quick)")
     p.add_argument("--out", default="benchmarks/results/sms.json")
     p.add_argument("--alerts-core", help="time one alert run over this demo core database")
     p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
