@@ -45,7 +45,8 @@ function yymmddhhmm(d) {
 }
 
 const opts = args(process.argv);
-const stats = {binds: 0, binds_refused: 0, submits: 0, dlrs_sent: 0, dlrs_acked: 0,
+const stats = {binds: 0, bind_commands: {}, binds_refused: 0, submits: 0, dlrs_sent: 0,
+               dlrs_acked: 0,
                mo_sent: 0, mo_acked: 0, enquire_links: 0, unbinds: 0, sessions: 0,
                submitted: []};
 const receivers = new Set();
@@ -66,6 +67,7 @@ const server = smpp.createServer({debug: false}, (session) => {
     }
     bound = true;
     stats.binds += 1;
+    stats.bind_commands[pdu.command] = (stats.bind_commands[pdu.command] || 0) + 1;
     if (pdu.command !== 'bind_transmitter') { receivers.add(session); }
     log(pdu.command + ' ok');
     session.send(pdu.response({system_id: 'node-smsc'}));

@@ -84,9 +84,16 @@ class Stack:
             waited += 0.05
 
 
-def test_npm_smsc_single_and_multipart_delivered(npm_smsc, tmp_path):
-    """Accept -> submit -> DLR delivered for 5 single and 2 three-part messages (npm SMSC)."""
-    cfg = replace(smsc_config(npm_smsc.port, 10, name="npm"), password="secret")
+@pytest.mark.parametrize("bind_mode,binds", [
+    ("transceiver", {"bind_transceiver": 1}),
+    ("pair", {"bind_transmitter": 1, "bind_receiver": 1}),
+])
+def test_npm_smsc_single_and_multipart_delivered(npm_smsc, tmp_path, bind_mode, binds):
+    """Accept -> submit -> DLR delivered for 5 single and 2 three-part messages (npm SMSC),
+    over one transceiver bind, and over a pair: submits on the transmitter, receipts on
+    the receiver."""
+    cfg = replace(smsc_config(npm_smsc.port, 10, name="npm"), password="secret",
+                  bind_mode=bind_mode)
 
     async def go(reactor):
         stack = Stack(reactor, f"sqlite:///{tmp_path / 'o.db'}", cfg)
@@ -99,7 +106,8 @@ def test_npm_smsc_single_and_multipart_delivered(npm_smsc, tmp_path):
             await stack.stop()
 
     assert run_on_fresh_reactor(go, timeout=60) == {DELIVERED: 7}
-    assert npm_smsc.stats()["submits"] == 5 + 2 * 3
+    stats = npm_smsc.stats()
+    assert stats["submits"] == 5 + 2 * 3 and stats["bind_commands"] == binds
 
 
 def test_npm_smsc_mo_keyword_gets_a_reply(npm_smsc, tmp_path):
