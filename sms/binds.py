@@ -340,8 +340,9 @@ class Bind(Service):
 
         NotBound comes only from this bind, for parts still queued: they never took a slot.
         """
-        if not (isinstance(result, Failure) and result.check(NotBound)):
-            self.inflight -= 1
+        if isinstance(result, Failure) and result.check(NotBound):
+            return result
+        self.inflight -= 1
         if isinstance(result, Failure):
             if result.check(Throttled):
                 self.counters["throttled"] += 1

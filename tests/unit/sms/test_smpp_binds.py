@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from sandbox.smsc_sim import SimConfig
 from sms.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
 from sms.router import SubmitPart
-from sms.smpp_protocol import LinkLost, Throttled
+from sms.smpp_protocol import LinkLost, NotBound, Throttled
 from tests.unit.sms.test_smpp_harness import Harness, smsc
 
 DEST = "10690000"
@@ -153,6 +153,23 @@ def test_disconnect_with_full_window_fails_inflight_and_rebinds():
     assert bind.state == DOWN  # the first retry waits initial_delay * 2 (backoffPolicy)
     h.advance(0.2)
     assert bind.state == BOUND and bind.snapshot()["binds"] == 2
+
+
+def test_parts_still_queued_when_the_link_drops_fail_not_bound_and_count_as_no_error():
+    """Parts that never left the bind's queue fail NotBound (the outbox retries them); the
+    bind's counters and window count only the parts that went out."""
+    h = Harness(smsc(window=2),
+                sims={"a": SimConfig(password="pw", disconnect_after=1, disconnect_hold=1)}).start()
+    results = [_collect(h.router.submit(_part(i))) for i in range(6)]
+    h.flush()
+    ok = [r for r in results if r and not hasattr(r[0], "check")]
+    lost = [r for r in results if r and hasattr(r[0], "check") and r[0].check(LinkLost)]
+    unsent = [r for r in results if r and hasattr(r[0], "check") and r[0].check(NotBound)]
+    assert len(ok) + len(lost) + len(unsent) == 6 and len(ok) == 1 and len(unsent) >= 3
+    bind = h.router._smscs[0].binds[0]
+    assert bind.inflight == 0
+    assert bind.counters["ok"] == 1 and bind.counters["temporary"] == len(lost)
+    assert bind.counters["submitted"] == 1 + len(lost)
 
 
 def test_pair_mode_binds_transmitter_and_receiver():
