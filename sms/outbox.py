@@ -361,10 +361,15 @@ class Outbox:
         self.templates = templates
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
         self.lock = DeferredLock()
+        # SQLite has one writer at a time, so every transaction takes the one lock. On
+        # PostgreSQL accepting (inserts of new rows) runs beside the dispatcher's work,
+        # which touches only rows already accepted; accepts still take turns among
+        # themselves, so that twins in two batches meet as duplicates, not as a conflict.
+        self.accept_lock = self.lock if db.is_sqlite else DeferredLock()
         self._hot = _HotSql(db.engine.dialect.paramstyle, db.is_sqlite)
-        # Small accept batches: the lock is shared, and a big batch would hold the
+        # Small accept batches: on SQLite the lock is shared, and a big batch would hold the
         # dispatcher's claims and results back while a bulk campaign is being accepted.
-        self._accepts = GroupCommit(db, self._accept_batch, self.lock, max_batch=250)
+        self._accepts = GroupCommit(db, self._accept_batch, self.accept_lock, max_batch=250)
         # Submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock,
                                      on_committed=self._results_committed)
@@ -404,7 +409,8 @@ class Outbox:
         Fires with one result per draft: Accepted, or the OutboxError that refused it.
         Rendering happens on the pool thread, so a big batch never stalls the reactor.
         """
-        d = self.lock.run(self.db.run, self._accept_drafts, center, drafts, cursor, list(dues))
+        d = self.accept_lock.run(self.db.run, self._accept_drafts, center, drafts, cursor,
+                                 list(dues))
         d.addCallback(self._woken)
         return d
 
@@ -424,7 +430,7 @@ class Outbox:
     def accept_reminders(self, center: str, drafts: list[Draft],
                          due_ids: list[int]) -> Deferred[list]:
         """Accept the reminders and mark their repayments reminded in one transaction."""
-        d = self.lock.run(self.db.run, self._accept_reminders, center, drafts, due_ids)
+        d = self.accept_lock.run(self.db.run, self._accept_reminders, center, drafts, due_ids)
         d.addCallback(self._woken)
         return d
 

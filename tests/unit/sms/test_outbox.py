@@ -125,6 +125,16 @@ def test_same_key_twice_in_one_batch_is_one_message(outbox, db):
     assert len(states(db)) == 1
 
 
+def test_accepting_waits_for_the_dispatchers_transactions_only_on_sqlite(outbox, db):
+    """SQLite has one writer: an accept waits while a claim or a batch of results runs.
+    On PostgreSQL accepting inserts new rows beside that work and does not wait."""
+    held = result(outbox.lock.acquire())  # the dispatcher's transaction, running
+    d = outbox.accept(msg("k-while-busy"))
+    assert d.called is (not db.is_sqlite)
+    held.release()
+    assert result(d).duplicate is False
+
+
 def test_opted_out_destination_refused_for_alerts_not_codes(outbox):
     """TD stops alerts and bulk for that center; verification codes still go out."""
     result(outbox.set_opt_out("demo", MOBILE, True))
