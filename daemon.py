@@ -178,11 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     from sandbox.demo import register as register_demo
 
     register_demo(sub)
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     for room in _room_clis():
         room.register(sub)
-        if hasattr(room, "register_bench"):
-            room.register_bench(bench)
+    from benchmarks.cli import register as register_benches
+
+    register_benches(sub)
     return parser
 
 

@@ -5,7 +5,6 @@ import datetime as dt
 import sys
 
 from ivr import speech
-from ivr.bench import register_bench  # noqa: F401  (hotline bench ivr)
 
 
 def register(subparsers) -> None:

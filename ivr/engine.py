@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, Mapping
 
-from ivr.agi import CallHungUp
+from ivr.asterisk.agi import CallHungUp
 from ivr.flows import FLOWS
 from ivr.flows.context import DIGITS_ALL, CallContext, Step
 from ivr.menu import Menu, Node

@@ -16,8 +16,8 @@ from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
-from ivr.ami_link import AmiLink
-from ivr.calls import CallDispatcher
+from ivr.asterisk.ami_link import AmiLink
+from ivr.asterisk.calls import CallDispatcher
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
@@ -83,7 +83,7 @@ class IvrService(Service):
     """Starts the AMI link and the dispatcher; on stop, takes no new calls and logs off.
 
     Calls still running when the daemon stops are left to the dialplan's watchdog
-    and fallback (ivr.calls), which get the caller out within seconds.
+    and fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
     name = "ivr"

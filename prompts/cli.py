@@ -181,7 +181,8 @@ def _referenced(config: Config, cat: catalog_mod.Catalog) -> set[str]:
     """Catalog ids plus every prompt the IVR menus and flows may play."""
     ids = set(cat.prompts)
     try:
-        from ivr import flows, menu
+        from ivr import flows
+        from ivr import menu
     except ImportError:  # an installation without the IVR room: the catalog is the list
         return ids
     menus_dir = Path(config.ivr.menus_dir)

@@ -13,7 +13,7 @@ The dialplan sends the administrators' extension to AsyncAGI with arguments
    is processed like an import and installed as a new version for the
    center, audited with the staff number as ``who``.
 
-A hang-up anywhere (the session raises ``ivr.agi.CallHungUp``) propagates to
+A hang-up anywhere (the session raises ``ivr.asterisk.agi.CallHungUp``) propagates to
 the caller of this flow after the raw recording is deleted; nothing is
 installed unless 1 was pressed and the audio passed the checks.
 """

@@ -145,7 +145,7 @@ class AgiObserver:
     """A second AMI session recording the AGI commands Asterisk runs (prompt files only)."""
 
     def __init__(self, reactor, asterisk):
-        from ivr.ami_link import AmiLink
+        from ivr.asterisk.ami_link import AmiLink
 
         self.commands: list[tuple[float, str, str]] = []  # (time, channel, command)
         self.link = AmiLink(TCP4ClientEndpoint(reactor, asterisk.address, asterisk.ami_port),

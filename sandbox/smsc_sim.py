@@ -26,8 +26,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.masking import mask_mobile
-from sms import smpp_codec as codec
-from sms import text as smstext
+from sms.smpp import codec
+from sms.carrier import text as smstext
 
 log = Logger(namespace="hotline.sandbox.smsc_sim")
 

@@ -1,4 +1,4 @@
-"""``hotline sms render|send|stats`` and ``hotline bench sms``."""
+"""``hotline sms render|send|stats``."""
 from __future__ import annotations
 
 import json
@@ -34,7 +34,7 @@ def _signatures(args) -> dict:
 
 
 def cmd_render(args) -> int:
-    from sms import text
+    from sms.carrier import text
     from sms.templates import TemplateError, TemplateSet
 
     signatures = _signatures(args)
@@ -51,8 +51,8 @@ def cmd_render(args) -> int:
 
 
 def _outbox(config):
-    from sms import text
-    from sms.outbox import Outbox
+    from sms.carrier import text
+    from sms.outbox.outbox import Outbox
     from sms.templates import TemplateSet
     from storage.db import Database
 
@@ -66,7 +66,7 @@ def cmd_send(args) -> int:
     """Put one message in the outbox; the running daemon sends it."""
     from common.masking import mask_mobile
     from daemon import load_or_exit
-    from sms.outbox import Draft, OutboxError
+    from sms.outbox.outbox import Draft, OutboxError
     from sms.templates import TemplateError
 
     config = load_or_exit(args.config)
@@ -121,21 +121,3 @@ def register(subparsers) -> None:
     t.add_argument("--hours", type=float, default=24)
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_stats)
-
-
-def register_bench(bench) -> None:
-    p = bench.add_parser("sms", help="outbox + SMPP throughput against the fault-injecting SMSC")
-    p.add_argument("--quick", action="store_true", help="a smaller run")
-    p.add_argument("--messages", type=int, default=None)
-    p.add_argument("--repeat", type=int, default=None,
-                   help="runs per case, the median recorded (default 3, 1 with --quick)")
-    p.add_argument("--out", default="benchmarks/results/sms.json")
-    p.add_argument("--alerts-core", help="time one alert run over this demo core database")
-    p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
-
-    def run(args):
-        from sms.bench import main
-
-        return main(args)
-
-    p.set_defaults(func=run)

@@ -25,7 +25,7 @@ class SmscConfig:
     enquire_link: float
     prefixes: tuple[str, ...]  # destination prefixes routed here; empty = any
     source_addr: str
-    # How this SMSC writes message ids: auto | dec | hex | str (sms.receipts.normalise_message_id)
+    # How this SMSC writes message ids: auto | dec | hex | str (sms.carrier.receipts.normalise_message_id)
     message_id_resp: str = "auto"  # in submit_sm_resp
     message_id_dlr: str = "auto"  # in delivery receipts
     reconnect_min: float = 1.0  # ClientService backoff, seconds

@@ -11,11 +11,11 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
 from sms.alerts import AlertJob, schedule_alerts
-from sms.dispatcher import Dispatcher
+from sms.outbox.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler, notify_balance
-from sms.outbox import Outbox
+from sms.outbox.outbox import Outbox
 from sms.reminders import ReminderJob, schedule_reminders
-from sms.send_journal import SendJournal
+from sms.carrier.send_journal import SendJournal
 from sms.templates import TemplateSet
 
 
@@ -26,8 +26,8 @@ class SmsService(MultiService):
 
     def __init__(self, config, reactor, db, cores, codes, scheduler):
         super().__init__()
-        from sms import text
-        from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+        from sms.carrier import text
+        from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
 
         self.config, self.reactor, self.db, self.cores, self.codes = (
             config, reactor, db, cores, codes)
@@ -37,7 +37,7 @@ class SmsService(MultiService):
                              instance=config.daemon.instance, templates=self.templates)
         self.keywords = KeywordHandler(db, self.outbox, cores, rules, reactor)
         # The send journal lets a restart count as possible duplicates only the parts that
-        # went out unanswered (see sms.send_journal), however many parts a claim marks.
+        # went out unanswered (see sms.carrier.send_journal), however many parts a claim marks.
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,

@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy import Integer, cast, func, select
 
-from sms.outbox import DELIVERED, EXPIRED, FAILED, SUBMITTED, M, C
+from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, SUBMITTED, M, C
 
 SENT = (SUBMITTED, DELIVERED, FAILED, EXPIRED)
 

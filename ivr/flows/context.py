@@ -51,7 +51,7 @@ class Step:
 
 @dataclass
 class CallContext:
-    session: object  # ivr.agi.AgiSession or a test double with the same coroutines
+    session: object  # ivr.asterisk.agi.AgiSession or a test double with the same coroutines
     center: CenterConfig
     core: CoreClient
     menu: Menu

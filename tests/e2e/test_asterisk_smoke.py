@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from twisted.internet import task
 
-from ivr.agi import DigitsResult
-from ivr.ami_link import AmiLink
-from ivr.calls import CallDispatcher
+from ivr.asterisk.agi import DigitsResult
+from ivr.asterisk.ami_link import AmiLink
+from ivr.asterisk.calls import CallDispatcher
 from sandbox.pytest_asterisk import ami_endpoint, run_reactor
 from sandbox.sipp import Keys, Pause, SippCall
 

@@ -1,6 +1,6 @@
 """kill -9 in the middle of a 20,000-message send, restart: nothing lost, duplicates bounded.
 
-A real worker process (``python -m sms.outbox_worker``) drains a SQLite outbox
+A real worker process (``python -m sms.outbox.worker``) drains a SQLite outbox
 through smsc_sim, which counts every (destination, body) it accepted. We kill
 the worker with SIGKILL mid-way, start it again, and wait until every message is
 final. The worker runs the default configuration, which marks up to twice the
@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.pytest_smsc import start_sim_smsc
-from sms import text
+from sms.carrier import text
 from sms.cli import WallClock
-from sms.outbox import EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.unit.sms.test_outbox import make_config
@@ -89,7 +89,7 @@ def _counts(db_path: Path) -> dict:
 
 
 def _worker(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sms.outbox_worker", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "sms.outbox.worker", "--config", str(config)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from core_client.testing import FakeCore
 from sandbox.pytest_smsc import run_on_fresh_reactor, sleep, start_sim_smsc
-from sms import text
-from sms.bench_smpp import smsc_config
-from sms.dispatcher import Dispatcher
+from sms.carrier import text
+from benchmarks.smpp_peer import smsc_config
+from sms.outbox.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler
-from sms.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
-from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+from sms.outbox.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
+from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet
 from storage.db import Database

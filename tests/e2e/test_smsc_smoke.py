@@ -14,9 +14,9 @@ from twisted.internet.defer import succeed
 
 from sandbox.pytest_smsc import run_on_fresh_reactor, sleep
 from sms.config import SmscConfig
-from sms.router import SmppRouter, SubmitPart
-from sms.smpp_protocol import TemporaryError
-from sms.text import encode
+from sms.carrier.router import SmppRouter, SubmitPart
+from sms.smpp.protocol import TemporaryError
+from sms.carrier.text import encode
 
 pytestmark = pytest.mark.e2e
 
@@ -185,7 +185,7 @@ def test_sim_early_dlrs_and_hex_ids(sim_smsc):  # noqa: F811
 
 def test_bench_transport_runs_against_smsc_sim():
     """The transport micro-benchmark completes for our protocol and smpplib's baseline."""
-    from sms.bench_transport import run
+    from benchmarks.smpp_transport import run
 
     results = run(windows=(1, 64), latencies_ms=(0.0,), seconds_per_run=0.05, max_count=500)
     assert {(r.client, r.window) for r in results} == {("protocol", 1), ("protocol", 64),

@@ -6,10 +6,10 @@ from urllib.parse import quote as urlquote
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 
-from ivr.agi import AgiLinkLost, CallHungUp
-from ivr.ami_codec import Message
-from ivr.ami_protocol import AmiConnectionLost, ListResult
-from ivr.calls import CallDispatcher
+from ivr.asterisk.agi import AgiLinkLost, CallHungUp
+from ivr.asterisk.ami_codec import Message
+from ivr.asterisk.ami_protocol import AmiConnectionLost, ListResult
+from ivr.asterisk.calls import CallDispatcher
 
 
 class FakeLink:

@@ -7,11 +7,11 @@ import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from ivr.agi import (AgiCommandFailed, AgiCommandTimeout, AgiLinkLost, AgiSession, CallHungUp,
+from ivr.asterisk.agi import (AgiCommandFailed, AgiCommandTimeout, AgiLinkLost, AgiSession, CallHungUp,
                      DigitsResult, UnsafeAgiArgument, format_command, parse_env, parse_result,
                      quote)
-from ivr.ami_codec import Message
-from ivr.ami_protocol import AmiActionError, AmiConnectionLost
+from ivr.asterisk.ami_codec import Message
+from ivr.asterisk.ami_protocol import AmiActionError, AmiConnectionLost
 
 
 class FakeAmi:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.ami_codec import (FrameSplitter, MalformedFrame, UnsafeActionValue, encode_action,
+from ivr.asterisk.ami_codec import (FrameSplitter, MalformedFrame, UnsafeActionValue, encode_action,
                            parse_frame)
 
 

@@ -8,8 +8,8 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from ivr.ami_link import AmiLink
-from ivr.ami_protocol import AmiConnectionLost
+from ivr.asterisk.ami_link import AmiLink
+from ivr.asterisk.ami_protocol import AmiConnectionLost
 
 
 def make_link():

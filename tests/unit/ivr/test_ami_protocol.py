@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionLost
 
-from ivr.ami_protocol import (AmiActionError, AmiConnectionLost, AmiLoginError, AmiProtocol,
+from ivr.asterisk.ami_protocol import (AmiActionError, AmiConnectionLost, AmiLoginError, AmiProtocol,
                               AmiTimeout, ListResult)
 
 

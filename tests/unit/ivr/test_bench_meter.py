@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.bench import (TurnaroundMeter, WireMeter, _counts, format_table, plays_prompt,
+from benchmarks.ivr_bench import (TurnaroundMeter, WireMeter, _counts, format_table, plays_prompt,
                        summary_ms)
 
 READ = 'EXEC "Read" "HOTLINE_DIGITS,/var/prompts/current/default/zh/ivr/main-menu,1,,1,"'

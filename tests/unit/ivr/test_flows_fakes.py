@@ -1,6 +1,6 @@
 """Test doubles for the IVR engine and flow tests: a scripted AGI session and a call harness.
 
-The session follows ``ivr.agi.AgiSession``'s coroutines. A script lists what the
+The session follows ``ivr.asterisk.agi.AgiSession``'s coroutines. A script lists what the
 caller does, one item per GET DATA: keyed digits (``#`` ends them), ``SILENCE`` (the first-digit
 timeout passed) or ``HANGUP``. ``HANGUP`` also ends a STREAM FILE or a
 no-barge-in playback when it comes next, as a caller hanging up mid-prompt. An
@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from common.config import CenterConfig
 from core_client.demo_data import demo_identities
 from core_client.testing import FakeCore
-from ivr.agi import CallHungUp
+from ivr.asterisk.agi import CallHungUp
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext

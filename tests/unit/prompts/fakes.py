@@ -9,7 +9,7 @@ from prompts.layout import DEFAULT_CENTER, has_current, prompt_path
 
 
 class HungUp(Exception):
-    """Stands in for ivr.agi.CallHungUp."""
+    """Stands in for ivr.asterisk.agi.CallHungUp."""
 
 
 @dataclass

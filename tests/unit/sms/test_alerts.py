@@ -12,8 +12,8 @@ from twisted.internet.task import Clock
 from core_client.interface import AccountEvent
 from core_client.testing import FakeCore
 from sms.alerts import AlertJob, UnknownEvent, event_draft
-from sms.outbox import Outbox
-from sms.outbox_testing import InlineDatabase, split_encode
+from sms.outbox.outbox import Outbox
+from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsAlertCursor, SmsMessage
 from sms.templates import TemplateSet
 from tests.unit.sms.test_outbox import make_config, noon, result

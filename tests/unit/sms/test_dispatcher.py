@@ -6,12 +6,12 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from sms.dispatcher import Dispatcher
-from sms.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox, Outgoing
-from sms.outbox_testing import (
+from sms.outbox.dispatcher import Dispatcher
+from sms.outbox.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox, Outgoing
+from sms.outbox.testing import (
     FakePermanent, FakeRouter, FakeTemporary, InlineDatabase, split_encode,
 )
-from sms.send_journal import SendJournal
+from sms.carrier.send_journal import SendJournal
 from sms.tables import SmsPart
 from tests.unit.sms.test_outbox import make_config, noon, result
 

@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 
 from core_client.testing import FakeCore
 from sms.keywords import KeywordHandler, notify_balance, parse_keyword
-from sms.outbox import Outbox
-from sms.outbox_testing import InlineDatabase, split_encode
+from sms.outbox.outbox import Outbox
+from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage, SmsMo
 from sms.templates import TemplateSet
 from tests.unit.sms.test_outbox import make_config, noon, result

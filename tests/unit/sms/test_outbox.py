@@ -9,13 +9,13 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from sms import outbox as ob
+from sms.outbox import outbox as ob
 from sms.config import OutboxConfig
-from sms.outbox import (
+from sms.outbox.outbox import (
     DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING,
     EncodedPart, IllegalTransition, Outbox, Outgoing, SubmitResult, check_transition, rollup,
 )
-from sms.outbox_testing import InlineDatabase, split_encode
+from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage, SmsPart
 from sms.templates import TemplateSet
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from sms.outbox import SubmitResult
-from sms.outbox_testing import FakeRouter
+from sms.outbox.outbox import SubmitResult
+from sms.outbox.testing import FakeRouter
 from sms.stats import collect, format_table
 from tests.unit.sms.test_outbox import clock, db, msg, outbox, result  # noqa: F401
 

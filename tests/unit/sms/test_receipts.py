@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sms import smpp_codec as codec
-from sms.receipts import (is_receipt, normalise_message_id, parse_dlr_text, parse_mo,
+from sms.smpp import codec
+from sms.carrier.receipts import (is_receipt, normalise_message_id, parse_dlr_text, parse_mo,
                           parse_receipt)
 
 DLR = ("id:0000A1B2 sub:001 dlvrd:001 submit date:2611261805 done date:2611261806 "

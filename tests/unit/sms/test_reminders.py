@@ -11,8 +11,8 @@ from twisted.internet.task import Clock
 
 from core_client.interface import AccountEvent
 from core_client.testing import FakeCore
-from sms.outbox import Due, Outbox
-from sms.outbox_testing import InlineDatabase, split_encode
+from sms.outbox.outbox import Due, Outbox
+from sms.outbox.testing import InlineDatabase, split_encode
 from sms.reminders import ReminderJob, UnknownMethod, due_from_event, schedule_reminders
 from sms.tables import SmsMessage, SmsRepaymentDue
 from sms.templates import TemplateSet

@@ -4,8 +4,8 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 
 from sandbox.smsc_sim import SimConfig
-from sms.binds import BOUND, DOWN
-from sms.router import NoRoute, NotBound, SubmitPart, TemporaryError
+from sms.smpp.binds import BOUND, DOWN
+from sms.carrier.router import NoRoute, NotBound, SubmitPart, TemporaryError
 from tests.unit.sms.test_smpp_harness import Harness, smsc
 
 

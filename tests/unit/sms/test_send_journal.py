@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from sandbox.smsc_sim import SimConfig
-from sms.outbox import QUEUED, SUBMITTED, SubmitResult
-from sms.send_journal import SendJournal
+from sms.outbox.outbox import QUEUED, SUBMITTED, SubmitResult
+from sms.carrier.send_journal import SendJournal
 from tests.unit.sms.test_outbox import clock, db, msg, outbox, part_states, result, states  # noqa: F401
 from tests.unit.sms.test_smpp_binds import _part
 from tests.unit.sms.test_smpp_harness import Harness, smsc

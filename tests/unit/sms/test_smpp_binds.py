@@ -5,9 +5,9 @@ import pytest
 from twisted.internet.task import Clock
 
 from sandbox.smsc_sim import SimConfig
-from sms.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
-from sms.router import SubmitPart
-from sms.smpp_protocol import LinkLost, NotBound, Throttled
+from sms.smpp.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
+from sms.carrier.router import SubmitPart
+from sms.smpp.protocol import LinkLost, NotBound, Throttled
 from tests.unit.sms.test_smpp_harness import Harness, smsc
 
 DEST = "10690000"
@@ -185,7 +185,7 @@ def test_pair_mode_binds_transmitter_and_receiver():
 
 def test_multipart_message_costs_one_token_per_part():
     """At 3 PDUs/s a 3-part Chinese message takes a second: each part is one submit_sm."""
-    from sms.text import encode
+    from sms.carrier.text import encode
 
     h = Harness(smsc(throughput=3.0, window=10)).start()
     e = encode("公" * 150, reference=9)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sms import smpp_codec as codec
+from sms.smpp import codec
 
 
 def test_submit_sm_round_trip_keeps_every_field():

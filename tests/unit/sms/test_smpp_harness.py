@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from sandbox.smsc_sim import MemoryEndpoint, SimConfig, SmscFactory
 from sms.config import SmscConfig
-from sms.router import SmppRouter
+from sms.carrier.router import SmppRouter
 
 BASE = SmscConfig(name="a", endpoint="tcp:host=127.0.0.1:port=2775", system_id="hotline",
                   password="pw", system_type="", bind_mode="transceiver", binds=1, window=10,

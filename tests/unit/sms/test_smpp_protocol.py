@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from sms import smpp_codec as codec
-from sms.smpp_protocol import (DELIVER_SLICE, LinkLost, PermanentError, SmppProtocol, SmppTimeout,
+from sms.smpp import codec
+from sms.smpp.protocol import (DELIVER_SLICE, LinkLost, PermanentError, SmppProtocol, SmppTimeout,
                                TemporaryError, Throttled, error_for_status)
 
 

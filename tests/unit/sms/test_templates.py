@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sms.outbox_testing import split_encode
+from sms.outbox.testing import split_encode
 from sms.templates import TemplateError, TemplateSet, _load_file
 
 SIG = {"demo": "示例公积金"}

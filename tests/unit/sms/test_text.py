@@ -6,7 +6,7 @@ import smpplib.gsm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sms import text
+from sms.carrier import text
 
 SIGNATURE = "【示例公积金】"
 

@@ -1,6 +1,6 @@
 """The SMPP half of ``hotline bench sms``, and its lean SMSC peer.
 
-The peer (``python -m sms.bench_smpp serve --port P --latency S``) answers binds,
+The peer (``python -m benchmarks.smpp_peer serve --port P --latency S``) answers binds,
 answers each submit_sm after ``latency`` seconds with a decimal message id (the
 submits that came in one read are answered together, by one timer) and one more
 ``latency`` later sends its DELIVRD receipt (text and TLVs; the receipts due
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from twisted.internet import protocol
 
-from sms.bench import _outbox_config, _sleep
+from benchmarks.sms_bench import _outbox_config, _sleep
 
 HEADER = struct.Struct(">LLLL")
 BIND_TRX, BIND_TX, BIND_RX = 0x09, 0x02, 0x01
@@ -145,7 +145,7 @@ class LeanSmscFactory(protocol.Factory):
 
 
 def serve(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sms.bench_smpp serve")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.smpp_peer serve")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--record")
@@ -186,7 +186,7 @@ class _LeanPeer:
         from sandbox.ports import free_port
 
         self.port = free_port()
-        cmd = [sys.executable, "-m", "sms.bench_smpp", "serve", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "benchmarks.smpp_peer", "serve", "--port", str(self.port),
                "--latency", str(latency)] + (["--record", record] if record else [])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         if self.proc.stdout.readline().strip() != "ready":
@@ -238,11 +238,11 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
                    max_inflight: int | None = None, binds: int = 1) -> dict:
     from twisted.internet.defer import gatherResults
 
-    from sms import text
-    from sms.dispatcher import Dispatcher
-    from sms.outbox import EncodedPart, Outbox, Outgoing
-    from sms.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
-    from sms.send_journal import SendJournal
+    from sms.carrier import text
+    from sms.outbox.dispatcher import Dispatcher
+    from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+    from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+    from sms.carrier.send_journal import SendJournal
     from storage.db import Database
 
     max_inflight = max_inflight or 2 * window * binds

@@ -238,7 +238,7 @@ def _header(message: bytes, name: bytes) -> str:
 # ---- one round ------------------------------------------------------------------------
 
 async def run_round(reactor, stack, calls: int, rate: float) -> dict:
-    from ivr.ami_link import AmiLink
+    from ivr.asterisk.ami_link import AmiLink
     from sandbox.sipp import SippCall, caller_stream
     from sandbox.stack import balance_call, cpu_seconds
     from core_client.demo_data import demo_identities

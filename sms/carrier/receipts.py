@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sms import text as _text
-from sms.smpp_codec import MESSAGE_STATES
+from sms.carrier import text as _text
+from sms.smpp.codec import MESSAGE_STATES
 
 ID_FORMATS = ("auto", "dec", "hex", "str")
 FINAL_STATES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")

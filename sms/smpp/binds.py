@@ -27,8 +27,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sms.config import SmscConfig
-from sms.smpp_codec import as_text
-from sms.smpp_protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppProtocol,
+from sms.smpp.codec import as_text
+from sms.smpp.protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppProtocol,
                                Throttled)
 
 DOWN, BINDING, BOUND, UNBINDING = "down", "binding", "bound", "unbinding"

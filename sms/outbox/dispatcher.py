@@ -5,7 +5,7 @@ claimed parts as ``submitting`` before any of them goes out; results are recorde
 through the outbox's group-commit lane, so no transaction stands between an
 answer and the next submit_sm. ``max_inflight`` bounds the parts handed to the
 router and not yet answered (the binds queue what their windows cannot take).
-With a send journal (sms.send_journal) a crash counts only the parts that went
+With a send journal (sms.carrier.send_journal) a crash counts only the parts that went
 out unanswered, at most the binds' windows; without one, every claimed part counts.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
-from sms.outbox import ClaimedMessage, SubmitResult
+from sms.outbox.outbox import ClaimedMessage, SubmitResult
 
 log = Logger(namespace="hotline.sms.dispatcher")
 HOL_SCAN = 64  # ready messages for full SMSCs passed over per pump, at most

@@ -1,7 +1,7 @@
 """AsyncAGI call driver: one AgiSession per channel, commands over AMI, results by CommandID.
 
 A session sends ``Action: AGI`` with a unique CommandID and waits for the
-matching ``AsyncAGIExec`` event (routed to it by ``ivr.calls``). Every argument
+matching ``AsyncAGIExec`` event (routed to it by ``ivr.asterisk.calls``). Every argument
 is quoted and escaped the way res_agi's parser reads it, and CR/LF are refused,
 so nothing a caller or the core sends can inject a command. When the channel
 leaves AGI (``AsyncAGIEnd``, hangup) every pending and later command fails with
@@ -24,8 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.masking import mask_text
-from ivr.ami_codec import Message
-from ivr.ami_protocol import AmiActionError, AmiError
+from ivr.asterisk.ami_codec import Message
+from ivr.asterisk.ami_protocol import AmiActionError, AmiError
 
 
 class AgiError(Exception):

@@ -1,4 +1,4 @@
-"""``python -m sms.outbox_worker --config FILE``: only the outbox, dispatcher and SMPP links.
+"""``python -m sms.outbox.worker --config FILE``: only the outbox, dispatcher and SMPP links.
 
 A small daemon for the crash test and the benchmark: it drains the outbox of the
 configured database through the configured SMSCs and answers DLRs, with no IVR,
@@ -15,7 +15,7 @@ log = Logger(namespace="hotline.sms.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sms.outbox_worker",
+    parser = argparse.ArgumentParser(prog="python -m sms.outbox.worker",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", required=True)
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ For each window (1, 10, 64) and SMSC latency (0 and 20 ms) it sends ``count``
 submit_sm through the ``SmppRouter`` (one bind) on a fresh reactor and reports submits per second,
 with smpplib's blocking ``Client`` against the same SMSC as the baseline. The
 SMSC runs as a separate process (``python -m sandbox.smsc_sim``), DLRs off, so
-the number is the submit path alone. ``python -m sms.bench_transport --out FILE``.
+the number is the submit path alone. ``python -m benchmarks.smpp_transport --out FILE``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from sandbox.ports import free_port, wait_for_port
 from sms.config import SmscConfig
-from sms.router import SmppRouter, SubmitPart
+from sms.carrier.router import SmppRouter, SubmitPart
 
 DESTINATION = "10690000123"
 
@@ -162,7 +162,7 @@ def run(windows=(1, 10, 64), latencies_ms=(0.0, 20.0), seconds_per_run: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sms.bench_transport")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.smpp_transport")
     parser.add_argument("--seconds", type=float, default=2.0, help="target seconds per run")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)

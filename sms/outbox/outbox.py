@@ -6,7 +6,7 @@ state; the claim that hands a message to the dispatcher commits its unsent parts
 as ``submitting``, before any submit_sm goes out, so after a crash the parts left
 in ``submitting`` are the only ones that may have been sent twice. We resubmit
 them (nothing accepted is lost) and count as possible duplicates those the send
-journal (sms.send_journal) says went out unanswered, or all of them without one.
+journal (sms.carrier.send_journal) says went out unanswered, or all of them without one.
 
 The hot path is batched: writes go through ``GroupCommit`` lanes that put
 everything that arrived while one transaction ran into the next one, and all
@@ -356,7 +356,7 @@ class Outbox:
     def __init__(self, db, clock, config, *, encode: Callable, instance: str = "hotline-1",
                  templates=None):
         self.db, self.clock, self.config = db, clock, config
-        self.encode = encode  # text, max_parts -> EncodedMessage (sms.text.encode)
+        self.encode = encode  # text, max_parts -> EncodedMessage (sms.carrier.text.encode)
         self.instance = instance
         self.templates = templates
         self.quiet = QuietHours(config.quiet_hours, config.timezone)
@@ -590,7 +590,7 @@ class Outbox:
     def recover(self, journal=None) -> Deferred[int]:
         """After a restart: settle the parts left ``submitting``; fires with the count of doubtful ones.
 
-        With a trusted send journal (sms.send_journal) a part that was answered gets its
+        With a trusted send journal (sms.carrier.send_journal) a part that was answered gets its
         answer, one that never left is requeued, and only one sent and unanswered is
         resent and counted as a possible duplicate. Without one, every such part counts.
         The journal (already open for this run) is read on the pool thread, and the

@@ -23,11 +23,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.masking import mask_text
-from ivr.agi import (OWNER_VARIABLE, AgiError, AgiLinkLost, AgiSession, CallHungUp, env_args,
+from ivr.asterisk.agi import (OWNER_VARIABLE, AgiError, AgiLinkLost, AgiSession, CallHungUp, env_args,
                      parse_env)
-from ivr.ami_codec import Message
-from ivr.ami_link import AmiLink
-from ivr.ami_protocol import AmiError, ListResult
+from ivr.asterisk.ami_codec import Message
+from ivr.asterisk.ami_link import AmiLink
+from ivr.asterisk.ami_protocol import AmiError, ListResult
 
 Flow = Callable[[AgiSession], Awaitable[object]]
 

@@ -18,12 +18,12 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 
-from sms import receipts as _receipts
-from sms.binds import Bind
+from sms.carrier import receipts as _receipts
+from sms.smpp.binds import Bind
 from sms.config import SmscConfig
-from sms.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
-from sms.smpp_codec import ESME_RINVMSGLEN, FieldTooLong
-from sms.smpp_protocol import NotBound, PermanentError, SmppError, TemporaryError
+from sms.carrier.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
+from sms.smpp.codec import ESME_RINVMSGLEN, FieldTooLong
+from sms.smpp.protocol import NotBound, PermanentError, SmppError, TemporaryError
 
 __all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute",
            "NotBound", "TemporaryError", "PermanentError", "SmppError"]
@@ -52,7 +52,7 @@ class SubmitPart:
 
 @dataclass(frozen=True)
 class Submitted:
-    message_id: str  # normalised (sms.receipts.normalise_message_id)
+    message_id: str  # normalised (sms.carrier.receipts.normalise_message_id)
     smsc: str
     bind: str
 

@@ -46,9 +46,9 @@ def _outbox_config(**over):
 
 async def bench_alerts(reactor, core_db: str, workdir: Path, max_events: int | None) -> dict:
     from core_client.embedded import EmbeddedCore
-    from sms import text
+    from sms.carrier import text
     from sms.alerts import AlertJob
-    from sms.outbox import Outbox
+    from sms.outbox.outbox import Outbox
     from sms.templates import TemplateSet
     from storage.db import Database
 
@@ -98,7 +98,7 @@ def main(args) -> int:
         reactor.stop()
 
     from common import heap
-    from sms.bench_smpp import bench_throughput  # before the heap is settled, as in the daemon
+    from benchmarks.smpp_peer import bench_throughput  # before the heap is settled, as in the daemon
 
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
     heap.settle()
@@ -111,3 +111,17 @@ def main(args) -> int:
     out.write_text(json.dumps(merged, ensure_ascii=False, indent=1) + "\n")
     print(f"written to {out}")
     return 0
+
+
+def register_bench(bench) -> None:
+    """``hotline bench sms``."""
+    p = bench.add_parser("sms", help="outbox + SMPP throughput against the fault-injecting SMSC")
+    p.add_argument("--quick", action="store_true", help="a smaller run")
+    p.add_argument("--messages", type=int, default=None)
+    p.add_argument("--repeat", type=int, default=None,
+                   help="runs per case, the median recorded (default 3, 1 with --quick)")
+    p.add_argument("--out", default="benchmarks/results/sms.json")
+    p.add_argument("--alerts-core", help="time one alert run over this demo core database")
+    p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
+
+    p.set_defaults(func=main)

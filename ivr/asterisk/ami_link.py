@@ -19,8 +19,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ivr.ami_codec import Message
-from ivr.ami_protocol import AmiConnectionLost, AmiError, AmiProtocol
+from ivr.asterisk.ami_codec import Message
+from ivr.asterisk.ami_protocol import AmiConnectionLost, AmiError, AmiProtocol
 
 EventCallback = Callable[[Message], None]
 

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ivr.ami_codec import FrameSplitter, MalformedFrame, Message, encode_action, parse_frame
+from ivr.asterisk.ami_codec import FrameSplitter, MalformedFrame, Message, encode_action, parse_frame
 
 
 class AmiError(Exception):
