@@ -1,0 +1,236 @@
+"""What the mainland carriers' binary protocols (CMPP, SMGP, SGIP) share, written once.
+
+All three frame on a big-endian u32 total length that counts the whole PDU,
+carry fixed-width octet strings padded with NULs, and put a command id with a
+response bit 0x80000000 in the header. This module holds those mechanisms and
+the error types; the per-protocol codecs (``sms.cmpp.codec``, ``sms.smgp.codec``,
+``sms.sgip.codec``) hold only their layouts. Pure: no I/O, no Twisted.
+
+Decoding is strict: a body shorter or longer than its layout says raises
+``MalformedPdu`` (carrying the command id and sequence, so the link can answer
+or log it), and nothing else escapes a decoder: a wrong-version peer shows up as
+a typed error, never as an IndexError deep in a parser. Encoding refuses what it
+cannot send faithfully: a field too long raises ``FieldTooLong`` (no silent
+truncation), an address that is not ASCII digits raises ``InvalidAddress``.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from datetime import datetime
+
+RESPONSE_BIT = 0x80000000
+_U32 = struct.Struct(">L")
+
+
+class CodecError(Exception):
+    """Base of every carrier codec error: what a link catches around decode and encode."""
+
+
+class FramingError(CodecError):
+    """The total length is outside sane limits: the byte stream cannot be resynchronised."""
+
+
+class MalformedPdu(CodecError):
+    """A frame of sane length whose body does not match its command's layout.
+
+    ``command_id`` and ``sequence`` are the header's (the sequence is an int for
+    CMPP and SMGP, an ``SgipSequence`` for SGIP), so the link can log or answer it.
+    """
+
+    def __init__(self, message: str, *, command_id: int, sequence):
+        super().__init__(message)
+        self.command_id, self.sequence = command_id, sequence
+
+
+class InvalidField(CodecError, ValueError):
+    """A field value the codec refuses to encode (wrong charset, out of range)."""
+
+
+class FieldTooLong(InvalidField):
+    """A field does not fit its fixed width; refusing beats truncating an address or id."""
+
+
+class InvalidAddress(InvalidField):
+    """A terminal id or service number that is not ASCII digits (or is too long)."""
+
+
+class FrameSplitter:
+    """Cuts a byte stream into whole PDUs on a leading big-endian u32 total length.
+
+    ``min_length`` is the protocol's header size: a shorter length can never be a
+    PDU, and a length above ``max_length`` is garbage or an attack. Either way the
+    stream cannot be resynchronised, so ``feed`` raises FramingError and the link
+    must drop.
+    """
+
+    __slots__ = ("_buffer", "min_length", "max_length")
+
+    def __init__(self, min_length: int, max_length: int):
+        self._buffer = bytearray()
+        self.min_length, self.max_length = min_length, max_length
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the complete frames now buffered; raise FramingError on an insane length."""
+        buf = self._buffer
+        buf += data
+        frames = []
+        pos, size = 0, len(buf)
+        while size - pos >= 4:
+            length = _U32.unpack_from(buf, pos)[0]
+            if length < self.min_length or length > self.max_length:
+                raise FramingError(
+                    f"total length {length} outside {self.min_length}..{self.max_length}")
+            if size - pos < length:
+                break
+            frames.append(bytes(buf[pos:pos + length]))
+            pos += length
+        if pos:
+            del buf[:pos]
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+
+class _Short(Exception):
+    """Internal: the body ended early or ran long; decoders turn it into MalformedPdu."""
+
+
+class Reader:
+    """Reads a PDU body field by field; any overrun raises ``_Short`` (caught by decoders)."""
+
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None):
+        self.data, self.pos = data, pos
+        self.end = len(data) if end is None else end
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def take(self, size: int) -> bytes:
+        if size < 0 or self.pos + size > self.end:
+            raise _Short(f"{size} octets wanted, {self.end - self.pos} left")
+        value = self.data[self.pos:self.pos + size]
+        self.pos += size
+        return value
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
+    def text(self, size: int) -> str:
+        """A fixed-width octet string: up to its first NUL, read as latin-1 (never fails)."""
+        raw = self.take(size)
+        nul = raw.find(b"\0")
+        return (raw if nul < 0 else raw[:nul]).decode("latin-1")
+
+    def rest(self) -> bytes:
+        return self.take(self.end - self.pos)
+
+    def done(self) -> None:
+        """The body must end here: trailing octets mean a layout (or version) mismatch."""
+        if self.pos != self.end:
+            raise _Short(f"{self.end - self.pos} octets left over")
+
+
+def decoding(command_id: int, sequence, name: str):
+    """A context manager turning a layout overrun into ``MalformedPdu`` for this frame."""
+    return _Decoding(command_id, sequence, name)
+
+
+class _Decoding:
+    __slots__ = ("command_id", "sequence", "name")
+
+    def __init__(self, command_id: int, sequence, name: str):
+        self.command_id, self.sequence, self.name = command_id, sequence, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        if kind is not None and issubclass(kind, (_Short, InvalidField)):
+            raise MalformedPdu(f"{self.name}: {value}", command_id=self.command_id,
+                               sequence=self.sequence) from None
+        return False
+
+
+def u8(value: int, field: str) -> bytes:
+    return _uint(value, 1, field)
+
+
+def u16(value: int, field: str) -> bytes:
+    return _uint(value, 2, field)
+
+
+def u32(value: int, field: str) -> bytes:
+    return _uint(value, 4, field)
+
+
+def _uint(value: int, size: int, field: str) -> bytes:
+    if not isinstance(value, int):
+        raise InvalidField(f"{field} must be an integer")
+    if not 0 <= value < 1 << (8 * size):
+        raise InvalidField(f"{field} = {value} does not fit {size} octet(s)")
+    return value.to_bytes(size, "big")
+
+
+def fixed(value: str | bytes, size: int, field: str) -> bytes:
+    """An ASCII (or raw) value NUL-padded to ``size``; longer raises FieldTooLong."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidField(f"{field} must be ASCII") from None
+    else:
+        raw = bytes(value)
+    if len(raw) > size:
+        raise FieldTooLong(f"{field} is {len(raw)} octets, at most {size}")
+    return raw + b"\0" * (size - len(raw))
+
+
+def digits(value: str, size: int, field: str, *, allow_empty: bool = True) -> bytes:
+    """A terminal id or service number: ASCII digits only, NUL-padded to ``size``.
+
+    Carriers reject anything else late and with an opaque code; refusing here with
+    ``InvalidAddress`` names the field (the value itself is not echoed: it may be
+    a mobile number).
+    """
+    if not isinstance(value, str) or not (value.isascii() and (value.isdigit() or
+                                                                (allow_empty and not value))):
+        raise InvalidAddress(f"{field} must be ASCII digits")
+    if len(value) > size:
+        raise FieldTooLong(f"{field} is {len(value)} digits, at most {size}")
+    return value.encode("ascii") + b"\0" * (size - len(value))
+
+
+def check_digits(value: str, field: str) -> str:
+    """Decode-side: a terminal id read from the wire must be digits, else the PDU is malformed."""
+    if value and not (value.isascii() and value.isdigit()):
+        raise InvalidAddress(f"{field} is not digits")
+    return value
+
+
+def md5(*parts: bytes) -> bytes:
+    """MD5 over the concatenation: every carrier login authenticator is one of these."""
+    return hashlib.md5(b"".join(parts)).digest()
+
+
+def timestamp(moment: datetime) -> int:
+    """The MMDDHHMMSS login timestamp as the integer sent in a u32 (1130132535)."""
+    return int(moment.strftime("%m%d%H%M%S"))
+
+
+def timestamp_text(value: int) -> bytes:
+    """The same timestamp as the 10 ASCII digits hashed into an authenticator."""
+    if not 0 <= value <= 1231235959:
+        raise InvalidField(f"timestamp {value} is not MMDDHHMMSS")
+    return b"%010d" % value
