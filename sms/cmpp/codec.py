@@ -83,7 +83,7 @@ _ZERO_RESERVE = bytes(8)
 
 
 def is_flow_control(result: int) -> bool:
-    """True for the SUBMIT_RESP result that means "too fast": retry later, a throttle, not a failure."""
+    """True for the SUBMIT_RESP result meaning "too fast": a throttle to retry, not a failure."""
     return result == RESULT_FLOW_CONTROL
 
 
@@ -320,7 +320,10 @@ def authenticator_source(source_addr: str, secret: str | bytes, timestamp: int) 
 
 def authenticator_ismg(status: int, source_auth: bytes, secret: str | bytes,
                        version: int = V30) -> bytes:
-    """AuthenticatorISMG = MD5(Status + AuthenticatorSource + secret); Status u8 on 2.0, u32 on 3.0."""
+    """AuthenticatorISMG = MD5(Status + AuthenticatorSource + secret).
+
+    Status is hashed as it is sent: one octet on 2.0, a u32 on 3.0.
+    """
     _terminal_width(version)
     status_raw = u32(status, "Status") if version == V30 else u8(status, "Status")
     return md5(status_raw, source_auth, _secret(secret))
