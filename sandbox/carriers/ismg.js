@@ -100,15 +100,15 @@ class Session {
       if (commandId === SUBMIT) return this.submit(cur, sequence);
       if (commandId === ACTIVE_TEST) {
         stats.active_tests++;
-        return this.send(ACTIVE_TEST | RESP, sequence, c.u8(0));
+        return this.send(ACTIVE_TEST + RESP, sequence, c.u8(0));
       }
-      if (commandId === (ACTIVE_TEST | RESP)) { stats.active_test_resps++; return; }
+      if (commandId === (ACTIVE_TEST + RESP)) { stats.active_test_resps++; return; }
       if (commandId === TERMINATE) {
         stats.terminates++;
-        this.send(TERMINATE | RESP, sequence, Buffer.alloc(0));
+        this.send(TERMINATE + RESP, sequence, Buffer.alloc(0));
         return this.socket.end();
       }
-      if (commandId === (DELIVER | RESP)) {
+      if (commandId === (DELIVER + RESP)) {
         const msgId = cur.bytes(8), res = this.wide ? cur.u32() : cur.u8();
         const kind = this.pendingDelivers && this.pendingDelivers.get(sequence);
         if (kind === 'report') stats.reports_acked++;
@@ -116,7 +116,7 @@ class Session {
         if (res !== 0) log('DELIVER_RESP result', res, 'for', msgId.toString('hex'));
         return;
       }
-      if (commandId === (TERMINATE | RESP)) return;
+      if (commandId === (TERMINATE + RESP)) return;
       stats.malformed++;
       log('unknown Command_Id', commandId.toString(16));
     } catch (e) {
@@ -140,7 +140,7 @@ class Session {
     else if (!expected.equals(auth)) status = 3;
     const statusRaw = this.wide ? c.u32(status) : c.u8(status);
     const ismgAuth = md5(statusRaw, auth, Buffer.from(config.secret, 'latin1'));
-    this.send(CONNECT | RESP, sequence, Buffer.concat([statusRaw, ismgAuth, c.u8(0x30)]));
+    this.send(CONNECT + RESP, sequence, Buffer.concat([statusRaw, ismgAuth, c.u8(0x30)]));
     if (status !== 0) {
       stats.logins_refused++;
       log('refused CONNECT from SP', source, 'status', status);
@@ -181,13 +181,13 @@ class Session {
     const wait = c.delay(config);
     if (flowFraction.hit(config.flow_control_fraction)) {
       stats.flow_controlled++;
-      return this.later(wait, () => this.send(SUBMIT | RESP, sequence,
+      return this.later(wait, () => this.send(SUBMIT + RESP, sequence,
                                               Buffer.concat([Buffer.alloc(8), this.result(8)])));
     }
     const msgId = newMsgId();
     stats.accepted++;
     for (const d of dests) accepted.add(d, content);
-    const resp = () => this.send(SUBMIT | RESP, sequence, Buffer.concat([msgId, this.result(0)]));
+    const resp = () => this.send(SUBMIT + RESP, sequence, Buffer.concat([msgId, this.result(0)]));
     const reports = () => { for (const d of dests) this.report(msgId, d, s.src_id); };
     const wantsReport = config.reports && s.registered_delivery === 1;
     if (wantsReport && config.report_before_resp) {

@@ -90,10 +90,10 @@ class Session {
       if (commandId === SUBMIT) return this.submit(cur, sequence);
       if (commandId === UNBIND) {
         stats.unbinds++;
-        this.send(UNBIND | RESP, sequence, Buffer.alloc(0));
+        this.send(UNBIND + RESP, sequence, Buffer.alloc(0));
         return this.socket.end();
       }
-      if (commandId === (UNBIND | RESP)) return;
+      if (commandId === (UNBIND + RESP)) return;
       stats.malformed++;
       log('unknown Command ID', commandId.toString(16));
     } catch (e) {
@@ -110,7 +110,7 @@ class Session {
     let result = 0;
     if (type !== 1) result = 4;
     else if (name !== config.login_name || password !== config.password) result = 1;
-    this.send(BIND | RESP, sequence, resultBody(result));
+    this.send(BIND + RESP, sequence, resultBody(result));
     if (result !== 0) {
       stats.logins_refused++;
       log('refused Bind, result', result);
@@ -147,11 +147,11 @@ class Session {
     const wait = c.delay(config);
     if (flowFraction.hit(config.flow_control_fraction)) {
       stats.flow_controlled++;
-      return this.later(wait, () => this.send(SUBMIT | RESP, sequence, resultBody(11)));
+      return this.later(wait, () => this.send(SUBMIT + RESP, sequence, resultBody(11)));
     }
     stats.accepted++;
     for (const u of users) accepted.add(u, content);
-    const resp = () => this.send(SUBMIT | RESP, sequence, resultBody(0));
+    const resp = () => this.send(SUBMIT + RESP, sequence, resultBody(0));
     const reports = () => { for (const u of users) sendReport(sequence, u); };
     // ReportFlag: 0 report only failures, 1 always, 2 never, 3 billing only.
     const wantsReport = config.reports && (s.report_flag === 1 ||
@@ -210,7 +210,7 @@ function callbackFrame(socket, buf) {
   const sequence = seqString(buf.subarray(8, 20));
   const cur = new c.Cursor(buf, 20);
   try {
-    if (commandId === (BIND | RESP)) {
+    if (commandId === (BIND + RESP)) {
       const result = cur.u8();
       if (result !== 0) {
         stats.callback_binds_refused++;
@@ -222,7 +222,7 @@ function callbackFrame(socket, buf) {
       callback.bound = true;
       return flush();
     }
-    if (commandId === (DELIVER | RESP) || commandId === (REPORT | RESP)) {
+    if (commandId === (DELIVER + RESP) || commandId === (REPORT + RESP)) {
       const result = cur.u8();
       const item = callback.pending.get(sequence);
       callback.pending.delete(sequence);
@@ -231,10 +231,10 @@ function callbackFrame(socket, buf) {
       return idleLater();
     }
     if (commandId === UNBIND) {
-      socket.write(frameOf(UNBIND | RESP, buf.subarray(8, 20), Buffer.alloc(0)));
+      socket.write(frameOf(UNBIND + RESP, buf.subarray(8, 20), Buffer.alloc(0)));
       return socket.end();
     }
-    if (commandId === (UNBIND | RESP)) return socket.end();
+    if (commandId === (UNBIND + RESP)) return socket.end();
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
     stats.malformed++;

@@ -95,15 +95,15 @@ class Session {
       if (requestId === SUBMIT) return this.submit(cur, sequence);
       if (requestId === ACTIVE_TEST) {
         stats.active_tests++;
-        return this.send(ACTIVE_TEST | RESP, sequence, Buffer.alloc(0));
+        return this.send(ACTIVE_TEST + RESP, sequence, Buffer.alloc(0));
       }
-      if (requestId === (ACTIVE_TEST | RESP)) { stats.active_test_resps++; return; }
+      if (requestId === (ACTIVE_TEST + RESP)) { stats.active_test_resps++; return; }
       if (requestId === EXIT) {
         stats.exits++;
-        this.send(EXIT | RESP, sequence, Buffer.alloc(0));
+        this.send(EXIT + RESP, sequence, Buffer.alloc(0));
         return this.socket.end();
       }
-      if (requestId === (DELIVER | RESP)) {
+      if (requestId === (DELIVER + RESP)) {
         cur.bytes(10);
         const status = cur.u32();
         const kind = this.pending.get(sequence);
@@ -113,7 +113,7 @@ class Session {
         if (status !== 0) log('Deliver_Resp status', status);
         return;
       }
-      if (requestId === (EXIT | RESP)) return;
+      if (requestId === (EXIT + RESP)) return;
       stats.malformed++;
       log('unknown RequestID', requestId.toString(16));
     } catch (e) {
@@ -134,7 +134,7 @@ class Session {
     if (version > 0x30) status = 22;
     else if (clientId !== config.client_id || !expected.equals(auth)) status = 21;
     const serverAuth = md5(c.u32(status), auth, Buffer.from(config.secret, 'latin1'));
-    this.send(LOGIN | RESP, sequence, Buffer.concat([c.u32(status), serverAuth, c.u8(0x30)]));
+    this.send(LOGIN + RESP, sequence, Buffer.concat([c.u32(status), serverAuth, c.u8(0x30)]));
     if (status !== 0) {
       stats.logins_refused++;
       log('refused Login, status', status);
@@ -176,13 +176,13 @@ class Session {
     const wait = c.delay(config);
     if (flowFraction.hit(config.flow_control_fraction)) {
       stats.flow_controlled++;
-      return this.later(wait, () => this.send(SUBMIT | RESP, sequence,
+      return this.later(wait, () => this.send(SUBMIT + RESP, sequence,
                                               Buffer.concat([Buffer.alloc(10), c.u32(1)])));
     }
     const msgId = newMsgId();
     stats.accepted++;
     for (const d of dests) accepted.add(d, content);
-    const resp = () => this.send(SUBMIT | RESP, sequence, Buffer.concat([msgId, c.u32(0)]));
+    const resp = () => this.send(SUBMIT + RESP, sequence, Buffer.concat([msgId, c.u32(0)]));
     const reports = () => { for (const d of dests) this.report(msgId, d, s.src_term_id, content); };
     const wantsReport = config.reports && s.need_report === 1;
     if (wantsReport && config.report_before_resp) {
