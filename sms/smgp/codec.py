@@ -16,6 +16,7 @@ is a Deliver with IsReport = 1 whose MsgContent is the fixed "id:..." layout
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -473,36 +474,28 @@ def _decode_submit(r: Reader) -> Submit:
                   at_time=at_time, options=decode_tlvs(r))
 
 
-_REPORT_LABELS = (b"id:", b" sub:", b" dlvrd:", b" submit date:", b" done date:", b" stat:",
-                  b" err:", b" text:")
-_REPORT_MIN = sum(len(label) for label in _REPORT_LABELS) + 10 + 3 + 3 + 10 + 10 + 7 + 3
+# After "id:" and the 10 raw MsgID octets, the rest is text whose separators vary between
+# SMGWs (a space before "sub:" or none, "submit date" or "submit_date", "text:" or "txt:").
+_REPORT_REST = re.compile(
+    rb"\s*sub:(.{3})\s*dlvrd:(.{3})\s*submit[ _]date:(.{10})\s*done[ _]date:(.{10})"
+    rb"\s*stat:(.{7})\s*err:(.{3})(?:\s*te?xt:(.{0,20}))?", re.S | re.I)
 
 
 def decode_report(content: bytes) -> Report:
-    """A report from MsgContent, by position (gateways differ in the labels' case).
-
-    The text may be shorter than 20 octets or absent; anything shorter than the
-    fixed part raises InvalidField.
-    """
-    if len(content) < _REPORT_MIN or len(content) > _REPORT_MIN + 20 \
-            or content[:3].lower() != b"id:":
-        raise InvalidField(f"a status report is {_REPORT_MIN}..{_REPORT_MIN + 20} octets "
-                           "starting id:")
-    r = Reader(content)
-    values = []
-    for label, size in zip(_REPORT_LABELS, (10, 3, 3, 10, 10, 7, 3)):
-        r.take(len(label))
-        values.append(r.take(size))
-    r.take(len(b" text:"))
-    text = r.rest().rstrip(b"\0")
+    """A report from MsgContent: "id:", the 10 raw MsgID octets, then the labelled fields
+    (read by label, as SMGWs differ in the separators); raises InvalidField otherwise."""
+    if len(content) < 13 or content[:3].lower() != b"id:":
+        raise InvalidField("a status report starts id: and the 10-octet MsgID")
+    match = _REPORT_REST.fullmatch(content, 13)
+    if match is None:
+        raise InvalidField("the status report's fields do not match the SMGP layout")
 
     def s(raw: bytes) -> str:
-        nul = raw.find(b"\0")
-        return (raw if nul < 0 else raw[:nul]).decode("latin-1")
+        return raw.decode("latin-1").strip("\0 ")
 
-    msg_id, sub, dlvrd, submit_time, done_time, stat, err = values
-    return Report(MsgId(msg_id), s(stat), s(submit_time), s(done_time), err=s(err), sub=s(sub),
-                  dlvrd=s(dlvrd), text=text)
+    sub, dlvrd, submit_time, done_time, stat, err, text = match.groups()
+    return Report(MsgId(content[3:13]), s(stat), s(submit_time), s(done_time), err=s(err),
+                  sub=s(sub), dlvrd=s(dlvrd), text=(text or b"").rstrip(b"\0"))
 
 
 def _decode_deliver(r: Reader) -> Deliver:
