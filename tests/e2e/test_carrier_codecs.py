@@ -417,3 +417,33 @@ def test_sgip_session_against_the_smg(log_dir):
     finally:
         sim.stop()
         listener.close()
+
+
+# ---- the simulators' fault knobs ------------------------------------------------------
+
+def test_simulator_faults_latency_silence_duplicates_and_cuts(log_dir):
+    """The fault knobs a link layer will be tested against work as documented: latency
+    with jitter delays each response, unanswered_fraction leaves exactly that share of
+    submits without a response, a second acceptance of the same content and destination
+    counts as a duplicate, and cut_every_s closes the link."""
+    sim = start_carrier_sim("smgp", log_dir, latency_ms=150, jitter_ms=50,
+                            unanswered_fraction=0.5, reports=False)
+    try:
+        link, _login, resp = _smgp_login(sim.port)
+        assert resp.status == smgp.STATUS_OK
+        started = time.monotonic()
+        for seq in (2, 3, 4, 5):  # the same message four times: 2nd and 4th unanswered
+            link.send(smgp.Submit((MOBILE,), b"same", src_term_id=SERVICE), seq)
+        answered = [link.read(), link.read()]
+        elapsed = time.monotonic() - started
+        assert [f.sequence for f in answered] == [2, 4] and 0.15 <= elapsed < 2.0
+        stats = sim.stats()
+        assert (stats["submits"], stats["unanswered"], stats["accepted"],
+                stats["duplicates"]) == (4, 2, 2, 1)
+
+        sim.configure(cut_every_s=0.5)
+        assert link.closed_by_peer() or link.closed_by_peer()
+        link.close()
+        assert wait_for_stats(sim, cuts=1)["cuts"] == 1
+    finally:
+        sim.stop()
