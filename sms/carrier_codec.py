@@ -64,7 +64,7 @@ class FrameSplitter:
     must drop.
     """
 
-    __slots__ = ("_buffer", "min_length", "max_length")
+    __slots__ = ("_buffer", "max_length", "min_length")
 
     def __init__(self, min_length: int, max_length: int):
         self._buffer = bytearray()
@@ -94,14 +94,14 @@ class FrameSplitter:
         return len(self._buffer)
 
 
-class _Short(Exception):
+class BodyOverrun(Exception):
     """Internal: the body ended early or ran long; decoders turn it into MalformedPdu."""
 
 
 class Reader:
-    """Reads a PDU body field by field; any overrun raises ``_Short`` (caught by decoders)."""
+    """Reads a PDU body field by field; any overrun raises ``BodyOverrun`` (caught by decoders)."""
 
-    __slots__ = ("data", "pos", "end")
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None):
         self.data, self.pos = data, pos
@@ -113,7 +113,7 @@ class Reader:
 
     def take(self, size: int) -> bytes:
         if size < 0 or self.pos + size > self.end:
-            raise _Short(f"{size} octets wanted, {self.end - self.pos} left")
+            raise BodyOverrun(f"{size} octets wanted, {self.end - self.pos} left")
         value = self.data[self.pos:self.pos + size]
         self.pos += size
         return value
@@ -139,7 +139,7 @@ class Reader:
     def done(self) -> None:
         """The body must end here: trailing octets mean a layout (or version) mismatch."""
         if self.pos != self.end:
-            raise _Short(f"{self.end - self.pos} octets left over")
+            raise BodyOverrun(f"{self.end - self.pos} octets left over")
 
 
 def decoding(command_id: int, sequence, name: str):
@@ -148,7 +148,7 @@ def decoding(command_id: int, sequence, name: str):
 
 
 class _Decoding:
-    __slots__ = ("command_id", "sequence", "name")
+    __slots__ = ("command_id", "name", "sequence")
 
     def __init__(self, command_id: int, sequence, name: str):
         self.command_id, self.sequence, self.name = command_id, sequence, name
@@ -157,7 +157,7 @@ class _Decoding:
         return self
 
     def __exit__(self, kind, value, tb) -> bool:
-        if kind is not None and issubclass(kind, (_Short, InvalidField)):
+        if kind is not None and issubclass(kind, (BodyOverrun, InvalidField)):
             raise MalformedPdu(f"{self.name}: {value}", command_id=self.command_id,
                                sequence=self.sequence) from None
         return False

@@ -20,10 +20,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from sms.carrier_codec import (RESPONSE_BIT, CodecError, FieldTooLong, FramingError,
-                               FrameSplitter as _Splitter, InvalidAddress, InvalidField,
-                               MalformedPdu, Reader, _Short, decoding, digits, fixed, md5,
-                               timestamp, timestamp_text, u8, u32)
+from sms.carrier_codec import (
+    RESPONSE_BIT,
+    BodyOverrun,
+    CodecError,
+    FieldTooLong,
+    FramingError,
+    InvalidAddress,
+    InvalidField,
+    MalformedPdu,
+    Reader,
+    decoding,
+    digits,
+    fixed,
+    md5,
+    timestamp,
+    timestamp_text,
+    u8,
+    u32,
+)
+from sms.carrier_codec import FrameSplitter as _Splitter
 
 __all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
            "MalformedPdu"]
@@ -123,7 +139,7 @@ class MsgId:
         return self.to_int().to_bytes(8, "big")
 
     @classmethod
-    def from_int(cls, value: int) -> "MsgId":
+    def from_int(cls, value: int) -> MsgId:
         parts = {}
         for name, bits in reversed(cls._BITS):
             parts[name] = value & ((1 << bits) - 1)
@@ -131,7 +147,7 @@ class MsgId:
         return cls(**parts)
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "MsgId":
+    def from_bytes(cls, raw: bytes) -> MsgId:
         if len(raw) != 8:
             raise InvalidField(f"Msg_Id is 8 octets, not {len(raw)}")
         return cls.from_int(int.from_bytes(raw, "big"))
@@ -142,7 +158,7 @@ class MsgId:
                 f"{self.second:02d}{self.gateway:07d}{self.sequence:05d}")
 
     @classmethod
-    def parse(cls, text: str) -> "MsgId":
+    def parse(cls, text: str) -> MsgId:
         """The inverse of ``str()``: 22 digits back to a MsgId."""
         if len(text) != 22 or not (text.isascii() and text.isdigit()):
             raise InvalidField("a CMPP Msg_Id string is 22 digits")
@@ -542,7 +558,7 @@ def decode_report(content: bytes, version: int = V30) -> Report:
         report = Report(_read_msg_id(r), r.text(7), r.text(10), r.text(10),
                         r.text(32 if version == V30 else 21), r.u32())
         r.done()
-    except _Short as e:
+    except BodyOverrun as e:
         raise InvalidField(f"status report: {e}") from None
     return report
 
@@ -607,7 +623,7 @@ def header(raw: bytes) -> tuple[int, int, int]:
     r = Reader(raw)
     try:
         return r.u32(), r.u32(), r.u32()
-    except _Short:
+    except BodyOverrun:
         raise FramingError(f"a CMPP header is 12 octets, got {len(raw)}") from None
 
 

@@ -18,10 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sms.carrier_codec import (RESPONSE_BIT, CodecError, FieldTooLong, FramingError,
-                               FrameSplitter as _Splitter, InvalidAddress, InvalidField,
-                               MalformedPdu, Reader, _Short, decoding, digits, fixed,
-                               timestamp, u8, u32)
+from sms.carrier_codec import (
+    RESPONSE_BIT,
+    CodecError,
+    FieldTooLong,
+    FramingError,
+    InvalidAddress,
+    InvalidField,
+    MalformedPdu,
+    Reader,
+    decoding,
+    digits,
+    fixed,
+    timestamp,
+    u8,
+    u32,
+)
+from sms.carrier_codec import FrameSplitter as _Splitter
 
 __all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
            "MalformedPdu"]
@@ -92,21 +105,21 @@ class SgipSequence:
                 + u32(self.counter, "counter"))
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "SgipSequence":
+    def from_bytes(cls, raw: bytes) -> SgipSequence:
         if len(raw) != 12:
             raise InvalidField(f"an SGIP sequence number is 12 octets, not {len(raw)}")
         return cls(int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:8], "big"),
                    int.from_bytes(raw[8:], "big"))
 
     @classmethod
-    def at(cls, node_id: int, moment: datetime, counter: int) -> "SgipSequence":
+    def at(cls, node_id: int, moment: datetime, counter: int) -> SgipSequence:
         return cls(node_id, timestamp(moment), counter)
 
     def __str__(self) -> str:
         return f"{self.node_id}-{self.time:010d}-{self.counter}"
 
     @classmethod
-    def parse(cls, text: str) -> "SgipSequence":
+    def parse(cls, text: str) -> SgipSequence:
         pieces = text.split("-")
         if len(pieces) != 3 or not all(p.isascii() and p.isdigit() for p in pieces):
             raise InvalidField("an SGIP sequence string is node-MMDDHHMMSS-counter")
@@ -188,7 +201,7 @@ class Response:
     result: int = RESULT_OK
 
     @property
-    def COMMAND_ID(self) -> int:  # noqa: N802 (the PDU protocol every codec shares)
+    def COMMAND_ID(self) -> int:
         return self.command_id
 
 

@@ -21,10 +21,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sms.carrier_codec import (RESPONSE_BIT, CodecError, FieldTooLong, FramingError,
-                               FrameSplitter as _Splitter, InvalidAddress, InvalidField,
-                               MalformedPdu, Reader, _Short, decoding, digits, fixed, md5,
-                               timestamp, timestamp_text, u8, u16, u32)
+from sms.carrier_codec import (
+    RESPONSE_BIT,
+    BodyOverrun,
+    CodecError,
+    FieldTooLong,
+    FramingError,
+    InvalidAddress,
+    InvalidField,
+    MalformedPdu,
+    Reader,
+    decoding,
+    digits,
+    fixed,
+    md5,
+    timestamp,
+    timestamp_text,
+    u8,
+    u16,
+    u32,
+)
+from sms.carrier_codec import FrameSplitter as _Splitter
 
 __all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
            "MalformedPdu"]
@@ -102,7 +119,7 @@ class MsgId:
 
     @classmethod
     def from_parts(cls, gateway: int, month: int, day: int, hour: int, minute: int,
-                   sequence: int) -> "MsgId":
+                   sequence: int) -> MsgId:
         for name, value, top in (("gateway", gateway, 999999), ("month", month, 12),
                                  ("day", day, 31), ("hour", hour, 23), ("minute", minute, 59),
                                  ("sequence", sequence, 999999)):
@@ -124,7 +141,7 @@ class MsgId:
         return self.raw.hex()
 
     @classmethod
-    def parse(cls, text: str) -> "MsgId":
+    def parse(cls, text: str) -> MsgId:
         if len(text) != 20:
             raise InvalidField("an SMGP MsgID string is 20 hex digits")
         try:
@@ -478,7 +495,7 @@ def _decode_submit(r: Reader) -> Submit:
 # SMGWs (a space before "sub:" or none, "submit date" or "submit_date", "text:" or "txt:").
 _REPORT_REST = re.compile(
     rb"\s*sub:(.{3})\s*dlvrd:(.{3})\s*submit[ _]date:(.{10})\s*done[ _]date:(.{10})"
-    rb"\s*stat:(.{7})\s*err:(.{3})(?:\s*te?xt:(.{0,20}))?", re.S | re.I)
+    rb"\s*stat:(.{7})\s*err:(.{3})(?:\s*te?xt:(.{0,20}))?", re.DOTALL | re.IGNORECASE)
 
 
 def decode_report(content: bytes) -> Report:
@@ -537,7 +554,7 @@ def header(raw: bytes) -> tuple[int, int, int]:
     r = Reader(raw)
     try:
         return r.u32(), r.u32(), r.u32()
-    except _Short:
+    except BodyOverrun:
         raise FramingError(f"an SMGP header is 12 octets, got {len(raw)}") from None
 
 

@@ -64,7 +64,7 @@ class Link:
         self.sock.settimeout(5)
 
     @classmethod
-    def connect(cls, port: int, module, version: int | None = None) -> "Link":
+    def connect(cls, port: int, module, version: int | None = None) -> Link:
         return cls(socket.create_connection(("127.0.0.1", port), timeout=5), module, version)
 
     def send(self, pdu, sequence) -> None:
@@ -92,7 +92,7 @@ class Link:
                 data = self.sock.recv(65536)
                 if not data:
                     return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True

@@ -267,7 +267,7 @@ def test_flow_control_is_result_eight_only():
 ])
 def test_too_long_field_raises_field_too_long(version, changes):
     """A field over its width raises FieldTooLong (a ValueError), never a truncated PDU."""
-    base = dict(dest_terminal_ids=(DEST,), content=b"x", src_id=SERVICE)
+    base = {"dest_terminal_ids": (DEST,), "content": b"x", "src_id": SERVICE}
     base.update(changes)
     with pytest.raises(cmpp.FieldTooLong):
         cmpp.encode(cmpp.Submit(**base), 1, version)
@@ -288,7 +288,7 @@ def test_a_22_digit_destination_fits_on_three_zero_only():
 def test_non_digit_address_raises_invalid_address(field, value):
     """Any address that is not ASCII digits raises InvalidAddress (never UnicodeEncodeError),
     and the message does not echo the value (it may be a mobile number)."""
-    base = dict(dest_terminal_ids=(DEST,), content=b"x", src_id=SERVICE)
+    base = {"dest_terminal_ids": (DEST,), "content": b"x", "src_id": SERVICE}
     base[field] = value
     with pytest.raises(cmpp.InvalidAddress) as info:
         cmpp.encode(cmpp.Submit(**base), 1, V30)
@@ -467,7 +467,7 @@ def test_random_streams_never_raise_anything_but_codec_error(stream, version):
                                                "fee_terminal_id", "link_id"]))
 def test_encoding_any_text_raises_only_codec_errors(value, field):
     """Whatever text lands in a field, encode succeeds or raises a CodecError (ValueError)."""
-    base = dict(dest_terminal_ids=(DEST,), content=b"x")
+    base = {"dest_terminal_ids": (DEST,), "content": b"x"}
     base[field] = (value,) if field == "dest_terminal_ids" else value
     try:
         cmpp.encode(cmpp.Submit(**base), 1, V30)

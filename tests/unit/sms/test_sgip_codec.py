@@ -128,7 +128,7 @@ def test_flow_control_is_node_busy():
 def test_refused_fields(changes, error):
     """Too long raises FieldTooLong, non-digit numbers InvalidAddress, other bad values
     InvalidField, and never a UnicodeEncodeError."""
-    base = dict(user_numbers=(USER,), content=b"x", sp_number=SERVICE)
+    base = {"user_numbers": (USER,), "content": b"x", "sp_number": SERVICE}
     base.update(changes)
     with pytest.raises(error):
         sgip.encode(sgip.Submit(**base), SEQ)

@@ -200,7 +200,7 @@ def test_flow_control_is_system_busy():
 def test_refused_fields(changes, error):
     """Too long raises FieldTooLong, non-digit addresses InvalidAddress, other bad values
     InvalidField; all ValueErrors and CodecErrors, never a UnicodeEncodeError."""
-    base = dict(dest_term_ids=(DEST,), content=b"x", src_term_id=SERVICE)
+    base = {"dest_term_ids": (DEST,), "content": b"x", "src_term_id": SERVICE}
     base.update(changes)
     with pytest.raises(error):
         smgp.encode(smgp.Submit(**base), 1)
