@@ -64,8 +64,10 @@ class Capture:
         while b"Capturing on" not in seen:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.proc.kill()
-                pytest.fail(f"dumpcap did not start: {seen.decode(errors='replace')[-300:]}",
-                            pytrace=False)
+                self.proc.wait(timeout=5)
+                # No capture rights here (not root, no setcap): skip, or fail under CI.
+                unavailable(f"dumpcap cannot capture on lo: "
+                            f"{seen.decode(errors='replace')[-300:]}")
             ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
             if ready:
                 seen += self.proc.stderr.read1(4096)
