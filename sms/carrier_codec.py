@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 RESPONSE_BIT = 0x80000000
@@ -234,3 +236,77 @@ def timestamp_text(value: int) -> bytes:
     if not 0 <= value <= 1231235959:
         raise InvalidField(f"timestamp {value} is not MMDDHHMMSS")
     return b"%010d" % value
+
+
+def secret_bytes(secret: str | bytes) -> bytes:
+    """A shared secret as hashed: bytes as given, text as ASCII (else InvalidField)."""
+    if isinstance(secret, bytes):
+        return secret
+    try:
+        return secret.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidField("the shared secret must be ASCII") from None
+
+
+# ---- the table-driven frame, shared by the three codecs ----------------------------
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded PDU: its header's command id, its sequence (an int for CMPP and SMGP,
+    an ``SgipSequence`` for SGIP) and the PDU dataclass."""
+
+    command_id: int
+    sequence: object
+    pdu: object
+
+
+#: command id -> (the specification's name, decoder(reader, *args) -> PDU)
+Decoders = dict[int, tuple[str, Callable]]
+
+
+def is_response(command_id: int) -> bool:
+    return bool(command_id & RESPONSE_BIT)
+
+
+def command_name(decoders: Decoders, command_id: int) -> str | None:
+    entry = decoders.get(command_id)
+    return entry[0] if entry else None
+
+
+def header12(raw: bytes, protocol: str) -> tuple[int, int, int]:
+    """(length, command id, sequence) of a CMPP or SMGP frame: three big-endian u32."""
+    if len(raw) < 12:
+        raise FramingError(f"a {protocol} header is 12 octets, got {len(raw)}")
+    return struct.unpack_from(">LLL", raw)
+
+
+def decode_frame(raw: bytes, length: int, command_id: int, sequence, body_start: int,
+                 decoders: Decoders, *args) -> Frame:
+    """Decode the body of one whole frame whose header was read as given.
+
+    FramingError when the header's length is not the frame's; MalformedPdu for an
+    unknown command, or a body shorter or longer than its layout.
+    """
+    if length != len(raw):
+        raise FramingError(f"the header says {length} octets but the frame is {len(raw)}")
+    entry = decoders.get(command_id)
+    if entry is None:
+        raise MalformedPdu(f"unknown command id 0x{command_id:08X}", command_id=command_id,
+                           sequence=sequence)
+    name, decoder = entry
+    with decoding(command_id, sequence, name):
+        r = Reader(raw, body_start)
+        pdu = decoder(r, *args)
+        r.done()
+    return Frame(command_id, sequence, pdu)
+
+
+def encode_frame(pdu, sequence_octets: bytes, encoders: dict[type, Callable], protocol: str,
+                 *args) -> bytes:
+    """Length (u32) + the PDU's COMMAND_ID (u32) + the sequence octets + the encoded body."""
+    encoder = encoders.get(type(pdu))
+    if encoder is None:
+        raise InvalidField(f"not a {protocol} PDU: {type(pdu).__name__}")
+    body = encoder(pdu, *args)
+    return (u32(8 + len(sequence_octets) + len(body), "length")
+            + u32(pdu.COMMAND_ID, "command id") + sequence_octets + body)

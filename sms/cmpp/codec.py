@@ -21,28 +21,41 @@ from datetime import datetime
 from typing import ClassVar
 
 from sms.carrier_codec import (
-    RESPONSE_BIT,
     BodyOverrun,
     CodecError,
     FieldTooLong,
+    Frame,
     FramingError,
     InvalidAddress,
     InvalidField,
     MalformedPdu,
     Reader,
-    decoding,
+    decode_frame,
     digits,
+    encode_frame,
     fixed,
+    header12,
+    is_response,
     md5,
+    secret_bytes,
     timestamp,
     timestamp_text,
     u8,
     u32,
 )
 from sms.carrier_codec import FrameSplitter as _Splitter
+from sms.carrier_codec import command_name as _command_name
 
-__all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
-           "MalformedPdu"]
+__all__ = [
+    "CodecError",
+    "FieldTooLong",
+    "Frame",
+    "FramingError",
+    "InvalidAddress",
+    "InvalidField",
+    "MalformedPdu",
+    "is_response",
+]
 
 V20 = 0x20
 V30 = 0x30
@@ -308,29 +321,11 @@ class QueryResp:
     # MT_TLMsg, MT_Tlusr, MT_Scs, MT_WT, MT_FL, MO_Scs, MO_WT, MO_FL
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One decoded PDU with its header's command id and Sequence_Id."""
-
-    command_id: int
-    sequence: int
-    pdu: object
-
-
 # ---- login -------------------------------------------------------------------
-
-def _secret(secret: str | bytes) -> bytes:
-    if isinstance(secret, bytes):
-        return secret
-    try:
-        return secret.encode("ascii")
-    except UnicodeEncodeError:
-        raise InvalidField("the shared secret must be ASCII") from None
-
 
 def authenticator_source(source_addr: str, secret: str | bytes, timestamp: int) -> bytes:
     """AuthenticatorSource = MD5(Source_Addr + 9 zero octets + secret + "MMDDHHMMSS")."""
-    return md5(fixed(source_addr, 6, "Source_Addr").rstrip(b"\0"), bytes(9), _secret(secret),
+    return md5(fixed(source_addr, 6, "Source_Addr").rstrip(b"\0"), bytes(9), secret_bytes(secret),
                timestamp_text(timestamp))
 
 
@@ -342,7 +337,7 @@ def authenticator_ismg(status: int, source_auth: bytes, secret: str | bytes,
     """
     _terminal_width(version)
     status_raw = u32(status, "Status") if version == V30 else u8(status, "Status")
-    return md5(status_raw, source_auth, _secret(secret))
+    return md5(status_raw, source_auth, secret_bytes(secret))
 
 
 def make_connect(source_addr: str, secret: str | bytes, moment: datetime,
@@ -492,12 +487,7 @@ _ENCODERS = {
 def encode(pdu, sequence: int, version: int = V30) -> bytes:
     """One PDU as bytes with its header. Raises InvalidField/FieldTooLong/InvalidAddress."""
     _terminal_width(version)
-    encoder = _ENCODERS.get(type(pdu))
-    if encoder is None:
-        raise InvalidField(f"not a CMPP PDU: {type(pdu).__name__}")
-    body = encoder(pdu, version)
-    return (u32(HEADER_LENGTH + len(body), "Total_Length") + u32(pdu.COMMAND_ID, "Command_Id")
-            + u32(sequence, "Sequence_Id") + body)
+    return encode_frame(pdu, u32(sequence, "Sequence_Id"), _ENCODERS, "CMPP", version)
 
 
 # ---- decoding ----------------------------------------------------------------
@@ -614,17 +604,12 @@ _DECODERS = {
 
 
 def command_name(command_id: int) -> str | None:
-    entry = _DECODERS.get(command_id)
-    return entry[0] if entry else None
+    return _command_name(_DECODERS, command_id)
 
 
 def header(raw: bytes) -> tuple[int, int, int]:
     """(Total_Length, Command_Id, Sequence_Id) of a frame of at least 12 octets."""
-    r = Reader(raw)
-    try:
-        return r.u32(), r.u32(), r.u32()
-    except BodyOverrun:
-        raise FramingError(f"a CMPP header is 12 octets, got {len(raw)}") from None
+    return header12(raw, "CMPP")
 
 
 def decode(raw: bytes, version: int = V30) -> Frame:
@@ -635,22 +620,7 @@ def decode(raw: bytes, version: int = V30) -> Frame:
     """
     _terminal_width(version)
     length, command_id, sequence = header(raw)
-    if length != len(raw):
-        raise FramingError(f"Total_Length {length} but the frame is {len(raw)} octets")
-    entry = _DECODERS.get(command_id)
-    if entry is None:
-        raise MalformedPdu(f"unknown Command_Id 0x{command_id:08X}", command_id=command_id,
-                           sequence=sequence)
-    name, decoder = entry
-    with decoding(command_id, sequence, name):
-        r = Reader(raw, HEADER_LENGTH)
-        pdu = decoder(r, version)
-        r.done()
-    return Frame(command_id, sequence, pdu)
-
-
-def is_response(command_id: int) -> bool:
-    return bool(command_id & RESPONSE_BIT)
+    return decode_frame(raw, length, command_id, sequence, HEADER_LENGTH, _DECODERS, version)
 
 
 def frame_splitter() -> _Splitter:

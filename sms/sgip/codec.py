@@ -19,25 +19,36 @@ from datetime import datetime
 from typing import ClassVar
 
 from sms.carrier_codec import (
-    RESPONSE_BIT,
     CodecError,
     FieldTooLong,
+    Frame,
     FramingError,
     InvalidAddress,
     InvalidField,
     MalformedPdu,
     Reader,
-    decoding,
+    decode_frame,
     digits,
+    encode_frame,
     fixed,
+    is_response,
     timestamp,
     u8,
     u32,
 )
 from sms.carrier_codec import FrameSplitter as _Splitter
+from sms.carrier_codec import command_name as _command_name
 
-__all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
-           "MalformedPdu"]
+__all__ = [
+    "CodecError",
+    "FieldTooLong",
+    "Frame",
+    "FramingError",
+    "InvalidAddress",
+    "InvalidField",
+    "MalformedPdu",
+    "is_response",
+]
 
 HEADER_LENGTH = 20
 MAX_LENGTH = 8 * 1024
@@ -221,13 +232,6 @@ def report_resp(result: int = RESULT_OK) -> Response:
     return Response(REPORT_RESP, result)
 
 
-@dataclass(frozen=True)
-class Frame:
-    command_id: int
-    sequence: SgipSequence
-    pdu: object
-
-
 # ---- encoding ----------------------------------------------------------------
 
 def _content(content: bytes) -> bytes:
@@ -274,14 +278,9 @@ _RESPONSE_IDS = (BIND_RESP, SUBMIT_RESP, DELIVER_RESP, REPORT_RESP)
 
 def encode(pdu, sequence: SgipSequence) -> bytes:
     """One PDU as bytes with its header. Raises InvalidField/FieldTooLong/InvalidAddress."""
-    encoder = _ENCODERS.get(type(pdu))
-    if encoder is None:
-        raise InvalidField(f"not an SGIP PDU: {type(pdu).__name__}")
     if isinstance(pdu, Response) and pdu.command_id not in _RESPONSE_IDS:
         raise InvalidField(f"0x{pdu.command_id:08X} is not an SGIP response with a Result")
-    body = encoder(pdu)
-    return (u32(HEADER_LENGTH + len(body), "Message Length") + u32(pdu.COMMAND_ID, "Command ID")
-            + sequence.to_bytes() + body)
+    return encode_frame(pdu, sequence.to_bytes(), _ENCODERS, "SGIP")
 
 
 # ---- decoding ----------------------------------------------------------------
@@ -345,8 +344,7 @@ _DECODERS = {
 
 
 def command_name(command_id: int) -> str | None:
-    entry = _DECODERS.get(command_id)
-    return entry[0] if entry else None
+    return _command_name(_DECODERS, command_id)
 
 
 def header(raw: bytes) -> tuple[int, int, SgipSequence]:
@@ -360,22 +358,7 @@ def header(raw: bytes) -> tuple[int, int, SgipSequence]:
 def decode(raw: bytes) -> Frame:
     """One framed PDU into a ``Frame``; MalformedPdu for an unknown or inconsistent one."""
     length, command_id, sequence = header(raw)
-    if length != len(raw):
-        raise FramingError(f"Message Length {length} but the frame is {len(raw)} octets")
-    entry = _DECODERS.get(command_id)
-    if entry is None:
-        raise MalformedPdu(f"unknown Command ID 0x{command_id:08X}", command_id=command_id,
-                           sequence=sequence)
-    name, decoder = entry
-    with decoding(command_id, sequence, name):
-        r = Reader(raw, HEADER_LENGTH)
-        pdu = decoder(r)
-        r.done()
-    return Frame(command_id, sequence, pdu)
-
-
-def is_response(command_id: int) -> bool:
-    return bool(command_id & RESPONSE_BIT)
+    return decode_frame(raw, length, command_id, sequence, HEADER_LENGTH, _DECODERS)
 
 
 def frame_splitter() -> _Splitter:

@@ -22,19 +22,22 @@ from datetime import datetime
 from typing import ClassVar
 
 from sms.carrier_codec import (
-    RESPONSE_BIT,
-    BodyOverrun,
     CodecError,
     FieldTooLong,
+    Frame,
     FramingError,
     InvalidAddress,
     InvalidField,
     MalformedPdu,
     Reader,
-    decoding,
+    decode_frame,
     digits,
+    encode_frame,
     fixed,
+    header12,
+    is_response,
     md5,
+    secret_bytes,
     timestamp,
     timestamp_text,
     u8,
@@ -42,9 +45,18 @@ from sms.carrier_codec import (
     u32,
 )
 from sms.carrier_codec import FrameSplitter as _Splitter
+from sms.carrier_codec import command_name as _command_name
 
-__all__ = ["CodecError", "FieldTooLong", "FramingError", "InvalidAddress", "InvalidField",
-           "MalformedPdu"]
+__all__ = [
+    "CodecError",
+    "FieldTooLong",
+    "Frame",
+    "FramingError",
+    "InvalidAddress",
+    "InvalidField",
+    "MalformedPdu",
+    "is_response",
+]
 
 VERSION = 0x30
 HEADER_LENGTH = 12
@@ -347,33 +359,17 @@ class ExitResp:
     COMMAND_ID: ClassVar[int] = EXIT_RESP
 
 
-@dataclass(frozen=True)
-class Frame:
-    command_id: int
-    sequence: int
-    pdu: object
-
-
 # ---- login -------------------------------------------------------------------
-
-def _secret(secret: str | bytes) -> bytes:
-    if isinstance(secret, bytes):
-        return secret
-    try:
-        return secret.encode("ascii")
-    except UnicodeEncodeError:
-        raise InvalidField("the shared secret must be ASCII") from None
-
 
 def authenticator_client(client_id: str, secret: str | bytes, timestamp_: int) -> bytes:
     """AuthenticatorClient = MD5(ClientID + 7 zero octets + secret + "MMDDHHMMSS")."""
-    return md5(fixed(client_id, 8, "ClientID").rstrip(b"\0"), bytes(7), _secret(secret),
+    return md5(fixed(client_id, 8, "ClientID").rstrip(b"\0"), bytes(7), secret_bytes(secret),
                timestamp_text(timestamp_))
 
 
 def authenticator_server(status: int, client_auth: bytes, secret: str | bytes) -> bytes:
     """AuthenticatorServer = MD5(Status (u32) + AuthenticatorClient + secret)."""
-    return md5(u32(status, "Status"), client_auth, _secret(secret))
+    return md5(u32(status, "Status"), client_auth, secret_bytes(secret))
 
 
 def make_login(client_id: str, secret: str | bytes, moment: datetime,
@@ -466,12 +462,7 @@ _ENCODERS = {
 
 def encode(pdu, sequence: int) -> bytes:
     """One PDU as bytes with its header. Raises InvalidField/FieldTooLong/InvalidAddress."""
-    encoder = _ENCODERS.get(type(pdu))
-    if encoder is None:
-        raise InvalidField(f"not an SMGP PDU: {type(pdu).__name__}")
-    body = encoder(pdu)
-    return (u32(HEADER_LENGTH + len(body), "PacketLength") + u32(pdu.COMMAND_ID, "RequestID")
-            + u32(sequence, "SequenceID") + body)
+    return encode_frame(pdu, u32(sequence, "SequenceID"), _ENCODERS, "SMGP")
 
 
 # ---- decoding ----------------------------------------------------------------
@@ -545,38 +536,18 @@ _DECODERS = {
 
 
 def command_name(command_id: int) -> str | None:
-    entry = _DECODERS.get(command_id)
-    return entry[0] if entry else None
+    return _command_name(_DECODERS, command_id)
 
 
 def header(raw: bytes) -> tuple[int, int, int]:
     """(PacketLength, RequestID, SequenceID) of a frame of at least 12 octets."""
-    r = Reader(raw)
-    try:
-        return r.u32(), r.u32(), r.u32()
-    except BodyOverrun:
-        raise FramingError(f"an SMGP header is 12 octets, got {len(raw)}") from None
+    return header12(raw, "SMGP")
 
 
 def decode(raw: bytes) -> Frame:
     """One framed PDU into a ``Frame``; MalformedPdu for an unknown or inconsistent one."""
     length, command_id, sequence = header(raw)
-    if length != len(raw):
-        raise FramingError(f"PacketLength {length} but the frame is {len(raw)} octets")
-    entry = _DECODERS.get(command_id)
-    if entry is None:
-        raise MalformedPdu(f"unknown RequestID 0x{command_id:08X}", command_id=command_id,
-                           sequence=sequence)
-    name, decoder = entry
-    with decoding(command_id, sequence, name):
-        r = Reader(raw, HEADER_LENGTH)
-        pdu = decoder(r)
-        r.done()
-    return Frame(command_id, sequence, pdu)
-
-
-def is_response(command_id: int) -> bool:
-    return bool(command_id & RESPONSE_BIT)
+    return decode_frame(raw, length, command_id, sequence, HEADER_LENGTH, _DECODERS)
 
 
 def frame_splitter() -> _Splitter:

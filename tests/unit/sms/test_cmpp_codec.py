@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from common.masking import mask_text
 from sms import carrier_codec
 from sms.cmpp import codec as cmpp
+from sms.sgip import codec as sgip
+from sms.smgp import codec as smgp
 
 V20, V30 = cmpp.V20, cmpp.V30
 
@@ -406,10 +408,13 @@ def test_small_pdus_round_trip(pdu, version):
     assert cmpp.decode(cmpp.encode(pdu, 3, version), version).pdu == pdu
 
 
-def test_errors_share_the_carrier_codec_base():
-    """One except clause (CodecError) covers every protocol's codec errors."""
+def test_errors_and_frames_are_shared_by_the_carrier_codecs():
+    """One except clause (CodecError) covers every protocol's codec errors, and CMPP,
+    SMGP and SGIP decode into the same Frame type (one mechanism, written once)."""
     for error in (cmpp.FramingError, cmpp.MalformedPdu, cmpp.FieldTooLong, cmpp.InvalidAddress):
         assert issubclass(error, carrier_codec.CodecError)
+    assert cmpp.Frame is smgp.Frame is sgip.Frame is carrier_codec.Frame
+    assert cmpp.is_response(cmpp.SUBMIT_RESP) and not cmpp.is_response(cmpp.SUBMIT)
 
 
 # ---- properties ----------------------------------------------------------------
