@@ -215,6 +215,18 @@ function cutter(config, listSockets, onCut, log) {
   }, 100).unref();
 }
 
+// Send a keep-alive to every logged-in session every active_test_every_s seconds (0 = never;
+// re-read on each tick), as a gateway does on an idle link. send(session) writes it.
+function keepAlive(config, listSessions, send) {
+  let last = Date.now();
+  setInterval(() => {
+    if (!(config.active_test_every_s > 0)) { last = Date.now(); return; }
+    if (Date.now() - last < config.active_test_every_s * 1000) return;
+    last = Date.now();
+    for (const session of listSessions()) send(session);
+  }, 50).unref();
+}
+
 // The configuration as /stats shows it: without the secrets.
 function publicConfig(config) {
   const out = {};
@@ -225,5 +237,5 @@ function publicConfig(config) {
 module.exports = {
   parseArgs, maskMobile, maskText, makeLogger, pad, yymmddhhmm, mmddhhmmss, beijing, octets,
   cstr, Cursor, u8, u16, u32, framer, FAULT_DEFAULTS, Fraction, delay, Accepted,
-  controlServer, applyConfig, moContent, cutter, publicConfig,
+  controlServer, applyConfig, moContent, cutter, publicConfig, keepAlive,
 };

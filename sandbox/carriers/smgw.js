@@ -21,6 +21,7 @@ const TAGS = { 0x0001: 'tp_pid', 0x0002: 'tp_udhi', 0x0003: 'link_id', 0x0009: '
 
 const config = c.parseArgs(process.argv.slice(2), Object.assign({
   port: 0, control_port: 0, client_id: '90123456', secret: 'secret', smgw_code: 123456,
+  active_test_every_s: 0,
 }, c.FAULT_DEFAULTS));
 const log = c.makeLogger('smgw');
 
@@ -28,7 +29,7 @@ let stats, accepted;
 function reset() {
   stats = { connections: 0, logins: 0, logins_refused: 0, submits: 0, accepted: 0,
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
-            mo_acked: 0, active_tests: 0, active_test_resps: 0, exits: 0, cuts: 0,
+            mo_acked: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, exits: 0, cuts: 0,
             malformed: 0, last_submits: [] };
   accepted = new c.Accepted();
   return { ok: true };
@@ -232,6 +233,10 @@ function injectMo(data) {
 net.createServer(socket => new Session(socket))
   .listen(config.port, '127.0.0.1', () => log('listening on 127.0.0.1:' + config.port));
 c.cutter(config, () => [...sessions].map(s => s.socket), n => { stats.cuts += n; }, log);
+c.keepAlive(config, () => [...sessions].filter(s => s.loggedIn), s => {
+  stats.active_tests_sent++;
+  s.send(ACTIVE_TEST, s.nextSeq(), Buffer.alloc(0));
+});
 if (config.control_port) {
   c.controlServer(config.control_port, {
     stats: () => Object.assign({}, stats, { distinct_accepted: accepted.distinct,

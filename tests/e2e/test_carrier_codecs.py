@@ -231,6 +231,36 @@ def test_cmpp_report_before_response_and_flow_control(log_dir):
         sim.stop()
 
 
+def test_cmpp_refusals_by_status_and_ismg_keepalive(log_dir):
+    """An unknown SP id is refused with status 2 and a version above 3.0 with status 4
+    (each a distinct, clear error for the link to report); an ISMG that probes an idle
+    link with ACTIVE_TEST gets our ACTIVE_TEST_RESP, decoded and counted on its side."""
+    sim = start_carrier_sim("cmpp", log_dir)
+    try:
+        for connect, status in (
+                (cmpp.make_connect("999999", "secret", datetime.now()), cmpp.CONNECT_BAD_SOURCE),
+                (cmpp.Connect("901234", bytes(16), 0x40, 1130132535),
+                 cmpp.CONNECT_VERSION_TOO_HIGH)):
+            link = Link.connect(sim.port, cmpp, cmpp.V30)
+            link.send(connect, 1)
+            assert link.read().pdu.status == status
+            assert link.closed_by_peer()
+            link.close()
+
+        link, (_c, resp) = _cmpp_login(sim.port, cmpp.V30)
+        assert resp.status == cmpp.CONNECT_OK
+        sim.configure(active_test_every_s=0.2)
+        probe = link.read()
+        assert probe.command_id == cmpp.ACTIVE_TEST and probe.pdu == cmpp.ActiveTest()
+        link.send(cmpp.ActiveTestResp(), probe.sequence)
+        sim.configure(active_test_every_s=0)
+        wait_for_stats(sim, active_test_resps=1)
+        link.close()
+        assert sim.stats()["logins_refused"] == 2
+    finally:
+        sim.stop()
+
+
 # ---- SMGP --------------------------------------------------------------------
 
 def _smgp_login(port: int, secret: str = "secret") -> tuple[Link, object, object]:
@@ -447,3 +477,38 @@ def test_simulator_faults_latency_silence_duplicates_and_cuts(log_dir):
         assert wait_for_stats(sim, cuts=1)["cuts"] == 1
     finally:
         sim.stop()
+
+
+def test_sgip_smg_retries_when_the_sp_refuses_its_bind(log_dir):
+    """Our SGIP listener's Bind check matters: when it refuses the SMG (Result 1), the
+    SMG counts the refusal, keeps the report queued and binds again; once accepted, the
+    report arrives."""
+    listener = SgipListener()
+    sim = start_carrier_sim("sgip", log_dir, sp_port=listener.port, callback_idle_ms=300)
+    try:
+        link, resp = _sgip_bind(sim.port)
+        assert resp.result == sgip.RESULT_OK
+        seq = sgip.SgipSequence.at(3020099999, datetime.now(), 5)
+        link.send(sgip.Submit(("86" + MOBILE,), b"x", sp_number=SERVICE, report_flag=1), seq)
+        assert link.read().pdu == sgip.submit_resp()
+
+        first = listener.accept()
+        bind = first.read()
+        assert bind.command_id == sgip.BIND
+        first.send(sgip.bind_resp(sgip.RESULT_BAD_LOGIN), bind.sequence)
+        assert first.closed_by_peer()
+        first.close()
+
+        second = listener.accept()
+        bind = second.read()
+        second.send(sgip.bind_resp(), bind.sequence)
+        report = second.read()
+        assert report.command_id == sgip.REPORT and report.pdu.submit_sequence == seq
+        second.send(sgip.report_resp(), report.sequence)
+        stats = wait_for_stats(sim, reports_acked=1)
+        assert (stats["callback_binds_refused"], stats["callback_binds"]) == (1, 1)
+        second.close()
+        link.close()
+    finally:
+        sim.stop()
+        listener.close()
