@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,25 +145,13 @@ class Reader:
             raise BodyOverrun(f"{self.end - self.pos} octets left over")
 
 
+@contextmanager
 def decoding(command_id: int, sequence, name: str):
-    """A context manager turning a layout overrun into ``MalformedPdu`` for this frame."""
-    return _Decoding(command_id, sequence, name)
-
-
-class _Decoding:
-    __slots__ = ("command_id", "name", "sequence")
-
-    def __init__(self, command_id: int, sequence, name: str):
-        self.command_id, self.sequence, self.name = command_id, sequence, name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb) -> bool:
-        if kind is not None and issubclass(kind, (BodyOverrun, InvalidField)):
-            raise MalformedPdu(f"{self.name}: {value}", command_id=self.command_id,
-                               sequence=self.sequence) from None
-        return False
+    """Within it, a layout overrun or a refused value becomes this frame's ``MalformedPdu``."""
+    try:
+        yield
+    except (BodyOverrun, InvalidField) as e:
+        raise MalformedPdu(f"{name}: {e}", command_id=command_id, sequence=sequence) from None
 
 
 def u8(value: int, field: str) -> bytes:
@@ -212,13 +201,6 @@ def digits(value: str, size: int, field: str, *, allow_empty: bool = True) -> by
     if len(value) > size:
         raise FieldTooLong(f"{field} is {len(value)} digits, at most {size}")
     return value.encode("ascii") + b"\0" * (size - len(value))
-
-
-def check_digits(value: str, field: str) -> str:
-    """Decode-side: a terminal id read from the wire must be digits, else the PDU is malformed."""
-    if value and not (value.isascii() and value.isdigit()):
-        raise InvalidAddress(f"{field} is not digits")
-    return value
 
 
 def md5(*parts: bytes) -> bytes:
