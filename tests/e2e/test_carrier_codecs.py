@@ -11,19 +11,24 @@ shows them masked, never whole.
 """
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime
 
 import pytest
 
 from common.masking import mask_text
-from sandbox.ports import free_port
 from sandbox.pytest_carriers import start_carrier_sim
 from sms import text as smstext
 from sms.cmpp import codec as cmpp
 from sms.sgip import codec as sgip
 from sms.smgp import codec as smgp
+from tests.e2e.carrier_links import (
+    Link,
+    SgipListener,
+    cmpp_login,
+    sgip_bind,
+    smgp_login,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -54,53 +59,6 @@ def wait_for_stats(sim, timeout: float = 5.0, **expected) -> dict:
         time.sleep(0.05)
 
 
-class Link:
-    """A blocking socket with a codec's splitter: send PDUs, read Frames with a deadline."""
-
-    def __init__(self, sock: socket.socket, module, version: int | None = None):
-        self.sock, self.codec, self.version = sock, module, version
-        self.splitter = module.frame_splitter()
-        self.queue: list[bytes] = []
-        self.sock.settimeout(5)
-
-    @classmethod
-    def connect(cls, port: int, module, version: int | None = None) -> Link:
-        return cls(socket.create_connection(("127.0.0.1", port), timeout=5), module, version)
-
-    def send(self, pdu, sequence) -> None:
-        args = (self.version,) if self.version is not None else ()
-        self.sock.sendall(self.codec.encode(pdu, sequence, *args))
-
-    def read(self):
-        while not self.queue:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("peer closed the connection")
-            self.queue.extend(self.splitter.feed(data))
-        raw = self.queue.pop(0)
-        if self.version is not None:
-            return self.codec.decode(raw, self.version)
-        return self.codec.decode(raw)
-
-    def read_n(self, n: int) -> list:
-        return [self.read() for _ in range(n)]
-
-    def closed_by_peer(self) -> bool:
-        """True when the peer closes within the socket timeout (after any buffered frames)."""
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-        except TimeoutError:
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def ucs2_parts(text: str, reference: int) -> list[bytes]:
     """The project's own splitter: UCS2 parts with an 8-bit concatenation UDH."""
     encoded = smstext.encode(text, reference=reference)
@@ -110,15 +68,6 @@ def ucs2_parts(text: str, reference: int) -> list[bytes]:
 
 # ---- CMPP --------------------------------------------------------------------
 
-def _cmpp_login(port: int, version: int, secret: str = "secret") -> tuple[Link, object]:
-    link = Link.connect(port, cmpp, version)
-    connect = cmpp.make_connect("901234", secret, datetime.now(), version)
-    link.send(connect, 1)
-    frame = link.read()
-    assert frame.command_id == cmpp.CONNECT_RESP and frame.sequence == 1
-    return link, (connect, frame.pdu)
-
-
 @pytest.mark.parametrize("version", [cmpp.V20, cmpp.V30], ids=["2.0", "3.0"])
 def test_cmpp_session_against_the_ismg(log_dir, version):
     """CMPP 2.0/3.0: login (ISMG authenticator checks out), a refused wrong secret,
@@ -126,12 +75,12 @@ def test_cmpp_session_against_the_ismg(log_dir, version):
     matched by Msg_Id, an MO, ACTIVE_TEST and TERMINATE."""
     sim = start_carrier_sim("cmpp", log_dir)
     try:
-        bad, (_c, refused) = _cmpp_login(sim.port, version, secret="wrong")
+        bad, (_c, refused) = cmpp_login(sim.port, version, secret="wrong")
         assert refused.status == cmpp.CONNECT_BAD_AUTH
         assert bad.closed_by_peer()
         bad.close()
 
-        link, (connect, resp) = _cmpp_login(sim.port, version)
+        link, (connect, resp) = cmpp_login(sim.port, version)
         assert resp.status == cmpp.CONNECT_OK
         assert cmpp.verify_connect_resp(resp, connect.authenticator, "secret", version)
         assert not cmpp.verify_connect_resp(resp, connect.authenticator, "wrong", version)
@@ -213,7 +162,7 @@ def test_cmpp_report_before_response_and_flow_control(log_dir):
     SUBMIT_RESP carries the same Msg_Id, and result 8 is recognised as flow control."""
     sim = start_carrier_sim("cmpp", log_dir, report_before_resp=True, report_delay_ms=50)
     try:
-        link, (_c, resp) = _cmpp_login(sim.port, cmpp.V30)
+        link, (_c, resp) = cmpp_login(sim.port, cmpp.V30)
         assert resp.status == 0
         link.send(cmpp.Submit((MOBILE,), b"x", src_id=SERVICE, registered_delivery=1), 2)
         first, second = link.read_n(2)
@@ -247,7 +196,7 @@ def test_cmpp_refusals_by_status_and_ismg_keepalive(log_dir):
             assert link.closed_by_peer()
             link.close()
 
-        link, (_c, resp) = _cmpp_login(sim.port, cmpp.V30)
+        link, (_c, resp) = cmpp_login(sim.port, cmpp.V30)
         assert resp.status == cmpp.CONNECT_OK
         sim.configure(active_test_every_s=0.2)
         probe = link.read()
@@ -263,27 +212,18 @@ def test_cmpp_refusals_by_status_and_ismg_keepalive(log_dir):
 
 # ---- SMGP --------------------------------------------------------------------
 
-def _smgp_login(port: int, secret: str = "secret") -> tuple[Link, object, object]:
-    link = Link.connect(port, smgp)
-    login = smgp.make_login("90123456", secret, datetime.now())
-    link.send(login, 1)
-    frame = link.read()
-    assert frame.command_id == smgp.LOGIN_RESP and frame.sequence == 1
-    return link, login, frame.pdu
-
-
 def test_smgp_session_against_the_smgw(log_dir):
     """SMGP 3.0: Login (server authenticator checks out), a refused wrong secret,
     single and 2-part UCS2 Submits with TLVs the SMGW read as meant, reports matched
     by MsgID, an MO, Active_Test and Exit."""
     sim = start_carrier_sim("smgp", log_dir)
     try:
-        bad, _login, refused = _smgp_login(sim.port, secret="wrong")
+        bad, _login, refused = smgp_login(sim.port, secret="wrong")
         assert refused.status == smgp.STATUS_BAD_AUTH
         assert bad.closed_by_peer()
         bad.close()
 
-        link, login, resp = _smgp_login(sim.port)
+        link, login, resp = smgp_login(sim.port)
         assert resp.status == smgp.STATUS_OK
         assert smgp.verify_login_resp(resp, login.authenticator, "secret")
 
@@ -350,31 +290,6 @@ def test_smgp_session_against_the_smgw(log_dir):
 
 # ---- SGIP --------------------------------------------------------------------
 
-class SgipListener:
-    """The SP side of SGIP's reverse connection: accept the SMG, check its Bind."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.server = socket.create_server(("127.0.0.1", self.port))
-        self.server.settimeout(5)
-
-    def accept(self) -> Link:
-        conn, _addr = self.server.accept()
-        return Link(conn, sgip)
-
-    def close(self) -> None:
-        self.server.close()
-
-
-def _sgip_bind(port: int, password: str = "secret") -> tuple[Link, object]:
-    link = Link.connect(port, sgip)
-    link.send(sgip.Bind(sgip.LOGIN_SP_TO_SMG, "hotline", password),
-              sgip.SgipSequence.at(3020099999, datetime.now(), 1))
-    frame = link.read()
-    assert frame.command_id == sgip.BIND_RESP
-    return link, frame.pdu
-
-
 def test_sgip_session_against_the_smg(log_dir):
     """SGIP 1.2: Bind and a refused wrong password; Submits (single, 2-part UCS2);
     the SMG binds BACK to our listener (login type 2) and sends the Reports, which
@@ -382,12 +297,12 @@ def test_sgip_session_against_the_smg(log_dir):
     listener = SgipListener()
     sim = start_carrier_sim("sgip", log_dir, sp_port=listener.port, callback_idle_ms=300)
     try:
-        bad, refused = _sgip_bind(sim.port, password="wrong")
+        bad, refused = sgip_bind(sim.port, password="wrong")
         assert refused.result == sgip.RESULT_BAD_LOGIN
         assert bad.closed_by_peer()
         bad.close()
 
-        link, resp = _sgip_bind(sim.port)
+        link, resp = sgip_bind(sim.port)
         assert resp.result == sgip.RESULT_OK
         node, user, user2 = 3020099999, "86" + MOBILE, "86" + MOBILE2
         seq1 = sgip.SgipSequence.at(node, datetime.now(), 2)
@@ -459,7 +374,7 @@ def test_simulator_faults_latency_silence_duplicates_and_cuts(log_dir):
     sim = start_carrier_sim("smgp", log_dir, latency_ms=150, jitter_ms=50,
                             unanswered_fraction=0.5, reports=False)
     try:
-        link, _login, resp = _smgp_login(sim.port)
+        link, _login, resp = smgp_login(sim.port)
         assert resp.status == smgp.STATUS_OK
         started = time.monotonic()
         for seq in (2, 3, 4, 5):  # the same message four times: 2nd and 4th unanswered
@@ -486,7 +401,7 @@ def test_sgip_smg_retries_when_the_sp_refuses_its_bind(log_dir):
     listener = SgipListener()
     sim = start_carrier_sim("sgip", log_dir, sp_port=listener.port, callback_idle_ms=300)
     try:
-        link, resp = _sgip_bind(sim.port)
+        link, resp = sgip_bind(sim.port)
         assert resp.result == sgip.RESULT_OK
         seq = sgip.SgipSequence.at(3020099999, datetime.now(), 5)
         link.send(sgip.Submit(("86" + MOBILE,), b"x", sp_number=SERVICE, report_flag=1), seq)
