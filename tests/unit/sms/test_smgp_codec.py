@@ -271,3 +271,17 @@ def test_submit_round_trip_property(dests, content, fmt, udhi, link_id):
     submit = smgp.Submit(tuple(dests), content, msg_format=fmt,
                          options=smgp.Options(tp_udhi=udhi, link_id=link_id))
     assert smgp.decode(smgp.encode(submit, 77)).pdu == submit
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_streams_never_raise_anything_but_codec_error(stream):
+    """Random bytes through the splitter and decoder raise only CodecError subclasses."""
+    try:
+        for raw in smgp.frame_splitter().feed(stream):
+            try:
+                smgp.decode(raw)
+            except smgp.MalformedPdu:
+                pass
+    except smgp.FramingError:
+        pass
