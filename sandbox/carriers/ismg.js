@@ -65,6 +65,7 @@ class Session {
     this.loggedIn = false;
     this.seq = 0;
     this.timers = new Set();
+    this.pending = new Map();  // DELIVER sequence -> 'report' | 'mo', until its DELIVER_RESP
     sessions.add(this);
     stats.connections++;
     socket.setNoDelay(true);
@@ -111,7 +112,8 @@ class Session {
       }
       if (commandId === (DELIVER + RESP)) {
         const msgId = cur.bytes(8), res = this.wide ? cur.u32() : cur.u8();
-        const kind = this.pendingDelivers && this.pendingDelivers.get(sequence);
+        const kind = this.pending.get(sequence);
+        this.pending.delete(sequence);
         if (kind === 'report') stats.reports_acked++;
         if (kind === 'mo') stats.mo_acked++;
         if (res !== 0) log('DELIVER_RESP result', res, 'for', msgId.toString('hex'));
@@ -206,8 +208,7 @@ class Session {
       c.u8(registered), c.u8(content.length), content,
       this.wide ? c.octets('', 20) : Buffer.alloc(8)]);
     const seq = this.nextSeq();
-    this.pendingDelivers = this.pendingDelivers || new Map();
-    this.pendingDelivers.set(seq, registered ? 'report' : 'mo');
+    this.pending.set(seq, registered ? 'report' : 'mo');
     this.send(DELIVER, seq, body);
   }
 
