@@ -128,6 +128,12 @@ const FAULT_DEFAULTS = {
   reports: true,
   report_stat: 'DELIVRD',
   cut_every_s: 0,           // close every client connection every N seconds (0 = never)
+  flow_control_every: 0,    // every Nth submit starts a burst of...
+  flow_control_burst: 0,    // ...this many flow-control answers
+  cut_after_submits: 0,     // once this many submits were accepted, leave the next ones
+  cut_hold: 1,              // unanswered until this many are held, then cut the link (once)
+  reject_logins: 0,         // refuse this many logins (as a wrong secret) before accepting
+  wrong_authenticator: false, // accept logins but answer with a wrong gateway authenticator
 };
 
 // Deterministic fractions: an accumulator, so 0.25 means exactly every 4th submit.
@@ -137,6 +143,38 @@ class Fraction {
     if (!(fraction > 0)) return false;
     this.acc += fraction;
     if (this.acc >= 1 - 1e-9) { this.acc -= 1; return true; }
+    return false;
+  }
+}
+
+// The per-submit verdict of the fault knobs: 'ok', 'flow' (answer with flow control),
+// 'silent' (never answer), 'hold' (never answer; the window fills) or 'cut' (hold this one
+// too and close the link now). One instance per simulator.
+class Faults {
+  constructor() { this.reset(); }
+  reset() {
+    this.flow = new Fraction(); this.silent = new Fraction();
+    this.seen = 0; this.burstLeft = 0; this.held = 0; this.loginsRefused = 0;
+  }
+  judge(config, acceptedSoFar) {
+    this.seen++;
+    if (config.cut_after_submits > 0 && acceptedSoFar >= config.cut_after_submits) {
+      this.held++;
+      if (this.held < Math.max(1, config.cut_hold)) return 'hold';
+      this.held = 0;
+      config.cut_after_submits = 0;  // one cut per setting, as smsc_sim does
+      return 'cut';
+    }
+    if (this.silent.hit(config.unanswered_fraction)) return 'silent';
+    if (config.flow_control_every > 0 && config.flow_control_burst > 0 && this.burstLeft === 0 &&
+        this.seen % config.flow_control_every === 0) this.burstLeft = config.flow_control_burst;
+    if (this.burstLeft > 0) { this.burstLeft--; return 'flow'; }
+    if (this.flow.hit(config.flow_control_fraction)) return 'flow';
+    return 'ok';
+  }
+  // True while reject_logins says this login must be refused (as with a wrong secret).
+  refuseLogin(config) {
+    if (this.loginsRefused < config.reject_logins) { this.loginsRefused++; return true; }
     return false;
   }
 }
@@ -236,6 +274,6 @@ function publicConfig(config) {
 
 module.exports = {
   parseArgs, maskMobile, maskText, makeLogger, pad, yymmddhhmm, mmddhhmmss, beijing, octets,
-  cstr, Cursor, u8, u16, u32, framer, FAULT_DEFAULTS, Fraction, delay, Accepted,
+  cstr, Cursor, u8, u16, u32, framer, FAULT_DEFAULTS, Fraction, Faults, delay, Accepted,
   controlServer, applyConfig, moContent, cutter, publicConfig, keepAlive,
 };

@@ -23,22 +23,22 @@ const config = c.parseArgs(process.argv.slice(2), Object.assign({
   sp_login_name: 'smg', sp_password: 'secret', node_id: 3020012345, callback_idle_ms: 1000,
 }, c.FAULT_DEFAULTS));
 const log = c.makeLogger('smg');
+const faults = new c.Faults();
 
 let stats, accepted;
 function reset() {
   stats = { connections: 0, logins: 0, logins_refused: 0, submits: 0, accepted: 0,
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
-            mo_acked: 0, unbinds: 0, cuts: 0, malformed: 0, callback_connections: 0,
+            mo_acked: 0, unbinds: 0, cuts: 0, malformed: 0, held: 0, callback_connections: 0,
             callback_binds: 0, callback_binds_refused: 0, callback_unbinds: 0,
             last_submits: [] };
   accepted = new c.Accepted();
+  faults.reset();
   return { ok: true };
 }
 reset();
 
 const sessions = new Set();
-const flowFraction = new c.Fraction();
-const silentFraction = new c.Fraction();
 let counter = 0;
 
 // Sequence number: node id (u32), MMDDHHMMSS (u32), counter (u32).
@@ -109,7 +109,8 @@ class Session {
     if (cur.left !== 0) throw new RangeError('Bind length');
     let result = 0;
     if (type !== 1) result = 4;
-    else if (name !== config.login_name || password !== config.password) result = 1;
+    else if (name !== config.login_name || password !== config.password ||
+             faults.refuseLogin(config)) result = 1;
     this.send(BIND + RESP, sequence, resultBody(result));
     if (result !== 0) {
       stats.logins_refused++;
@@ -143,9 +144,15 @@ class Session {
     stats.last_submits.push(s);
     if (stats.last_submits.length > 20) stats.last_submits.shift();
 
-    if (silentFraction.hit(config.unanswered_fraction)) { stats.unanswered++; return; }
+    const verdict = faults.judge(config, stats.accepted);
+    if (verdict === 'silent') { stats.unanswered++; return; }
+    if (verdict === 'hold' || verdict === 'cut') {
+      stats.held++;
+      if (verdict === 'cut') { stats.cuts++; log('cut a link with', config.cut_hold, 'held'); this.socket.destroy(); }
+      return;
+    }
     const wait = c.delay(config);
-    if (flowFraction.hit(config.flow_control_fraction)) {
+    if (verdict === 'flow') {
       stats.flow_controlled++;
       return this.later(wait, () => this.send(SUBMIT + RESP, sequence, resultBody(11)));
     }

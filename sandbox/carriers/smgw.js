@@ -24,21 +24,21 @@ const config = c.parseArgs(process.argv.slice(2), Object.assign({
   active_test_every_s: 0,
 }, c.FAULT_DEFAULTS));
 const log = c.makeLogger('smgw');
+const faults = new c.Faults();
 
 let stats, accepted;
 function reset() {
   stats = { connections: 0, logins: 0, logins_refused: 0, submits: 0, accepted: 0,
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
             mo_acked: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, exits: 0, cuts: 0,
-            malformed: 0, last_submits: [] };
+            malformed: 0, held: 0, last_submits: [] };
   accepted = new c.Accepted();
+  faults.reset();
   return { ok: true };
 }
 reset();
 
 const sessions = new Set();
-const flowFraction = new c.Fraction();
-const silentFraction = new c.Fraction();
 let msgSeq = 0;
 
 // MsgID: 10 octets BCD = SMGW code (6 digits) + MMDDHHMM (8) + sequence (6).
@@ -133,8 +133,10 @@ class Session {
                          Buffer.from(c.pad(ts, 10), 'latin1'));
     let status = 0;
     if (version > 0x30) status = 22;
-    else if (clientId !== config.client_id || !expected.equals(auth)) status = 21;
+    else if (clientId !== config.client_id || !expected.equals(auth) ||
+             faults.refuseLogin(config)) status = 21;
     const serverAuth = md5(c.u32(status), auth, Buffer.from(config.secret, 'latin1'));
+    if (status === 0 && config.wrong_authenticator) serverAuth[0] ^= 0xff;  // an impostor SMGW
     this.send(LOGIN + RESP, sequence, Buffer.concat([c.u32(status), serverAuth, c.u8(0x30)]));
     if (status !== 0) {
       stats.logins_refused++;
@@ -173,9 +175,15 @@ class Session {
     stats.last_submits.push(s);
     if (stats.last_submits.length > 20) stats.last_submits.shift();
 
-    if (silentFraction.hit(config.unanswered_fraction)) { stats.unanswered++; return; }
+    const verdict = faults.judge(config, stats.accepted);
+    if (verdict === 'silent') { stats.unanswered++; return; }
+    if (verdict === 'hold' || verdict === 'cut') {
+      stats.held++;
+      if (verdict === 'cut') { stats.cuts++; log('cut a link with', config.cut_hold, 'held'); this.socket.destroy(); }
+      return;
+    }
     const wait = c.delay(config);
-    if (flowFraction.hit(config.flow_control_fraction)) {
+    if (verdict === 'flow') {
       stats.flow_controlled++;
       return this.later(wait, () => this.send(SUBMIT + RESP, sequence,
                                               Buffer.concat([Buffer.alloc(10), c.u32(1)])));

@@ -427,3 +427,54 @@ def test_sgip_smg_retries_when_the_sp_refuses_its_bind(log_dir):
     finally:
         sim.stop()
         listener.close()
+
+
+def test_login_faults_refusals_then_success_and_an_impostor_gateway(log_dir):
+    """reject_logins refuses that many correct logins (so backoff can be tested) and
+    then accepts; wrong_authenticator accepts with an AuthenticatorISMG that does not
+    verify, which the client must detect with verify_connect_resp."""
+    sim = start_carrier_sim("cmpp", log_dir, reject_logins=2)
+    try:
+        statuses = []
+        for _ in range(3):
+            link, (_c, resp) = cmpp_login(sim.port, cmpp.V30)
+            statuses.append(resp.status)
+            link.close()
+        assert statuses == [cmpp.CONNECT_BAD_AUTH, cmpp.CONNECT_BAD_AUTH, cmpp.CONNECT_OK]
+
+        sim.configure(wrong_authenticator=True)
+        link, (connect, resp) = cmpp_login(sim.port, cmpp.V30)
+        assert resp.status == cmpp.CONNECT_OK
+        assert not cmpp.verify_connect_resp(resp, connect.authenticator, "secret", cmpp.V30)
+        link.close()
+    finally:
+        sim.stop()
+
+
+def test_flow_control_bursts_and_a_cut_with_a_full_window(log_dir):
+    """flow_control_every/burst answer runs of submits with flow control (SMGP status 1,
+    is_flow_control); cut_after_submits/cut_hold leave submits unanswered until the
+    window holds cut_hold of them, then cut the link: the case where every submit in
+    flight has no answer and must be resolved by the link layer."""
+    sim = start_carrier_sim("smgp", log_dir, reports=False, flow_control_every=3,
+                            flow_control_burst=2)
+    try:
+        link, _login, resp = smgp_login(sim.port)
+        assert resp.status == smgp.STATUS_OK
+        statuses = []
+        for seq in range(2, 8):
+            link.send(smgp.Submit((MOBILE,), b"n%d" % seq, src_term_id=SERVICE), seq)
+            statuses.append(link.read().pdu.status)
+        assert [smgp.is_flow_control(s) for s in statuses] == \
+            [False, False, True, True, False, True]
+
+        sim.configure(flow_control_every=0, cut_after_submits=3, cut_hold=3)
+        for seq in range(10, 13):
+            link.send(smgp.Submit((MOBILE,), b"held %d" % seq, src_term_id=SERVICE), seq)
+        assert link.closed_by_peer()
+        link.close()
+        stats = sim.stats()
+        assert (stats["accepted"], stats["flow_controlled"], stats["held"], stats["cuts"]) == \
+            (3, 3, 3, 1)
+    finally:
+        sim.stop()
