@@ -15,7 +15,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.privacy_scan import find_personal_data
 
-pytest_plugins = ["sandbox.pytest_postgres", "sandbox.pytest_smsc", "sandbox.pytest_asterisk"]
+pytest_plugins = ["sandbox.pytest_postgres", "sandbox.pytest_smsc", "sandbox.pytest_asterisk",
+                  "sandbox.pytest_carriers"]
 
 LOG_DIR = Path(os.environ.setdefault("HOTLINE_TEST_LOG_DIR",
                                      tempfile.mkdtemp(prefix="hotline-test-logs-")))

@@ -226,7 +226,10 @@ def _fast_sm(raw: bytes, length: int, command_id: int, status: int, sequence: in
     find = raw.find
     pos = MIN_LENGTH
     values = []
+    ton_npi_at = []  # where the source and destination ton/npi pairs sit
     for fixed_before, limit in ((0, 5), (2, 20), (2, 20)):
+        if fixed_before:
+            ton_npi_at.append(pos)
         pos += fixed_before
         nul = find(b"\0", pos, length)
         if nul < 0 or nul - pos > limit:
@@ -252,10 +255,11 @@ def _fast_sm(raw: bytes, length: int, command_id: int, status: int, sequence: in
     tlvs = _fast_tlvs(raw, end, length) if end != length else {}
     if tlvs is None:
         return None
-    ton_npi = raw[MIN_LENGTH + len(values[0]) + 1: MIN_LENGTH + len(values[0]) + 3]
+    src, dst = ton_npi_at
     return Pdu("submit_sm" if command_id == 4 else "deliver_sm", status, sequence,
                service_type=values[0], source_addr=values[1], destination_addr=values[2],
-               source_addr_ton=ton_npi[0], source_addr_npi=ton_npi[1],
+               source_addr_ton=raw[src], source_addr_npi=raw[src + 1],
+               dest_addr_ton=raw[dst], dest_addr_npi=raw[dst + 1],
                esm_class=esm_class, protocol_id=protocol_id, priority_flag=priority_flag,
                registered_delivery=registered_delivery, data_coding=data_coding,
                sm_length=sm_length, short_message=raw[pos:end] if sm_length or tlvs else None, **tlvs)

@@ -153,7 +153,8 @@ def test_fast_decode_agrees_with_smpplib(fields, seq, command):
     slow.parse(raw)
     for name in ("sequence", "command", "source_addr", "destination_addr", "esm_class",
                  "data_coding", "registered_delivery", "priority_flag", "short_message",
-                 "sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum"):
+                 "source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
+                 "protocol_id", "sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum"):
         assert getattr(fast, name) == getattr(slow, name), name
 
 
