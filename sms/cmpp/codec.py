@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from sms.carrier_codec import (
+from sms.carrier.binary_pdu import (
     BodyOverrun,
     CodecError,
     FieldTooLong,
@@ -43,8 +43,8 @@ from sms.carrier_codec import (
     u8,
     u32,
 )
-from sms.carrier_codec import FrameSplitter as _Splitter
-from sms.carrier_codec import command_name as _command_name
+from sms.carrier.binary_pdu import FrameSplitter as _Splitter
+from sms.carrier.binary_pdu import command_name as _command_name
 
 __all__ = [
     "CodecError",

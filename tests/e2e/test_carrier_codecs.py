@@ -18,7 +18,7 @@ import pytest
 
 from common.masking import mask_text
 from sandbox.pytest_carriers import start_carrier_sim
-from sms import text as smstext
+from sms.carrier import text as smstext
 from sms.cmpp import codec as cmpp
 from sms.sgip import codec as sgip
 from sms.smgp import codec as smgp

@@ -9,7 +9,7 @@ Msg_Content) the raw octets. tshark's known quirk is expected as such: it shows 
 Msg_Id's ISMG code shifted right by 8 bits (carriers.md). For CMPP 2.0, tshark knows
 only the 3.0 layout, so only the fields it decodes at the 2.0 offsets are compared.
 The same check runs for an SMPP submit_sm / deliver_sm exchange through
-``sms/smpp_codec.py`` and tshark's smpp dissector.
+``sms/smpp/codec.py`` and tshark's smpp dissector.
 
 Without tshark the tests skip, except under CI / HOTLINE_REQUIRE_SERVICES, where they fail.
 Captures and tshark's output stay in pytest's tmp_path (they hold test numbers), not in
@@ -32,8 +32,8 @@ from common.masking import mask_text
 from sandbox.pytest_carriers import start_carrier_sim
 from sandbox.pytest_postgres import unavailable
 from sandbox.pytest_smsc import start_sim_smsc
-from sms import smpp_codec
-from sms import text as smstext
+from sms.smpp import codec as smpp_codec
+from sms.carrier import text as smstext
 from sms.cmpp import codec as cmpp
 
 pytestmark = pytest.mark.e2e
@@ -363,7 +363,7 @@ def test_tshark_decodes_what_it_knows_of_a_cmpp2_session(tshark_tools, log_dir, 
 # ---- SMPP -------------------------------------------------------------------------------
 
 class SmppLink:
-    """A blocking SMPP client over sms/smpp_codec.py that keeps every frame by (id, seq)."""
+    """A blocking SMPP client over sms/smpp/codec.py that keeps every frame by (id, seq)."""
 
     def __init__(self, port: int):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -456,7 +456,7 @@ def test_tshark_decodes_smpp_submit_and_deliver_as_the_codec_meant(tshark_tools,
                                                                    tmp_path):
     """tshark's SMPP dissector reads a submit_sm (UCS2 with a UDH), its response, the DLR
     deliver_sm and an MO deliver_sm with the header, addresses, flags, lengths and
-    message octets sms/smpp_codec.py meant."""
+    message octets sms/smpp/codec.py meant."""
     smsc = start_sim_smsc(log_dir, dlr_delay=0.05)
     capture = Capture(smsc.port, tmp_path / "smpp.pcapng")
     try:

@@ -1,4 +1,4 @@
-"""The mechanisms CMPP, SMGP and SGIP share (sms/carrier_codec.py): framing on a u32 length,
+"""The mechanisms CMPP, SMGP and SGIP share (sms/carrier/binary_pdu.py): framing on a u32 length,
 field helpers that refuse instead of truncating, the strict body reader, the login
 timestamp, and the table-driven frame."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sms import carrier_codec as cc
+from sms.carrier import binary_pdu as cc
 
 
 @settings(max_examples=200, deadline=None)

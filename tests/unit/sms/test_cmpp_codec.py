@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.masking import mask_text
-from sms import carrier_codec
+from sms.carrier import binary_pdu as carrier_codec
 from sms.cmpp import codec as cmpp
 from sms.sgip import codec as sgip
 from sms.smgp import codec as smgp
