@@ -175,7 +175,7 @@ def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
         dispatcher.stop()
         await link.stop()
         await observer.link.stop()
-        return dropped, observer, dict(dispatcher.stats), link.state, result
+        return dropped, observer, dict(dispatcher.stats), link.snapshot(), result
 
     dropped, observer, stats, state, result = run_reactor(main, timeout=60)
     assert stats["link_lost"] == 1 and stats["recovered"] == 1
