@@ -36,6 +36,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import (IProtocol, IProtocolFactory, IReactorTime,
                                          IStreamClientEndpoint)
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -110,10 +111,11 @@ class Link(Service):
         self.ups = self.failures = self.failed_attempts = 0
         self.last_error: str | None = None
         self._observers: list[Observer] = []
-        self._attempt: _Guard | None = None  # ClientService connects one at a time
+        self._attempt: _Guard | None = None  # the connection prepareConnection is given next
         policy = backoff(min_delay, max(max_delay, min_delay),
                          jitter=jitter if jitter is not None else random.Random().random)
-        self._service = ClientService(_GuardedEndpoint(endpoint, self), _Attempts(self),
+        self._factory = _Handover()
+        self._service = ClientService(_GuardedEndpoint(endpoint, self), self._factory,
                                       retryPolicy=policy, clock=clock,
                                       prepareConnection=self._prepare)
 
@@ -242,22 +244,17 @@ class Link(Service):
             guard.login.cancel()  # a log_in that waits on something other than this connection
 
 
-@implementer(IProtocolFactory)
-class _Attempts:
-    """The factory ClientService wraps: it hands over the protocol the guard just built."""
+class _Handover(Factory):
+    """The factory ClientService wraps: it hands over the protocol ``_GuardFactory`` just
+    built, so that ClientService's wrapper and the guard hold the same protocol."""
 
-    def __init__(self, link: Link):
-        self.link = link
+    noisy = False
+    next: IProtocol | None = None
 
     def buildProtocol(self, addr) -> IProtocol:
-        assert self.link._attempt is not None
-        return self.link._attempt.protocol
-
-    def doStart(self) -> None:
-        pass
-
-    def doStop(self) -> None:
-        pass
+        protocol, self.next = self.next, None
+        assert protocol is not None
+        return protocol
 
 
 @implementer(IStreamClientEndpoint)
@@ -269,25 +266,25 @@ class _GuardedEndpoint:
 
     def connect(self, service_factory: IProtocolFactory) -> Deferred:
         d = self.endpoint.connect(_GuardFactory(service_factory, self.link))
-        return d.addCallback(lambda guard: guard.service_side)
+        return d.addCallback(self._connected)
+
+    def _connected(self, guard: "_Guard") -> IProtocol:
+        """The connection made (of those an endpoint may race) is the one prepareConnection,
+        called next in this chain, logs in on."""
+        self.link._attempt = guard
+        return guard.service_side
 
 
-@implementer(IProtocolFactory)
-class _GuardFactory:
+class _GuardFactory(Factory):
+    noisy = False
+
     def __init__(self, service_factory: IProtocolFactory, link: Link):
         self.service_factory, self.link = service_factory, link
 
     def buildProtocol(self, addr) -> "_Guard":
-        guard = _Guard(self.link, self.link.build_protocol())
-        self.link._attempt = guard
-        guard.service_side = self.service_factory.buildProtocol(addr)  # wraps guard.protocol
-        return guard
-
-    def doStart(self) -> None:
-        pass
-
-    def doStop(self) -> None:
-        pass
+        protocol = self.link.build_protocol()
+        self.link._factory.next = protocol
+        return _Guard(self.link, protocol, self.service_factory.buildProtocol(addr))
 
 
 @implementer(IProtocol)
@@ -295,9 +292,9 @@ class _Guard:
     """What the transport talks to: bytes go straight to the protocol; a loss reaches
     ClientService (through its wrapper) only if the connection was accepted."""
 
-    def __init__(self, link: Link, protocol: IProtocol):
+    def __init__(self, link: Link, protocol: IProtocol, service_side: IProtocol):
         self.link, self.protocol = link, protocol
-        self.service_side: IProtocol | None = None
+        self.service_side = service_side  # ClientService's wrapper around ``protocol``
         self.transport = None
         self.login: Deferred | None = None
         self.accepted = self.lost = False

@@ -10,7 +10,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRef
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from common.link import (CLOSING, DOWN, JITTER, PREPARING, UP, IllegalTransition, Link,
