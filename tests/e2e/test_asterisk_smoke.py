@@ -148,7 +148,8 @@ def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_fac
         await task.deferLater(reactor, 1.5)
         died = reactor.seconds()
         dispatcher.stop()                      # the daemon is gone: no heartbeat, no re-arming,
-        link.service.stopService()             # no AMI session, nobody ends the AGI
+        link.observe(lambda _link, _old, new: link.stop() if new == "down" else None)
+        link.protocol.transport.abortConnection()  # no Logoff, no AMI session, nobody ends the AGI
         result = await wait_sipp(reactor, sipp)
         await observer.link.stop()
         return died, observer, result
