@@ -48,7 +48,7 @@ TRANSITIONS = {
     UP: {CLOSING, DOWN},
     CLOSING: {DOWN},
 }
-JITTER = 0.1  # up to this fraction is added to each delay, so links cut together do not return in step
+JITTER = 0.1  # at most this fraction is added to a delay: links cut together return apart
 
 Observer = Callable[["Link", str, str], object]
 
