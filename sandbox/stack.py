@@ -391,9 +391,10 @@ class Stack:
         except (urllib.error.URLError, OSError):
             pass
         for record in self.daemon_events():
-            if record.get("new") == "up" and record.get("message", "").startswith("AMI link"):
+            link = str(record.get("link") or "")  # common.link logs every state change
+            if link == "AMI link" and record.get("new") == "up":
                 states["ami"] = True
-            if record.get("bind") and record.get("new") == "bound":
+            if link.startswith("SMPP ") and record.get("new") == "bound":
                 states["smpp"] = True
         value = ami_getvar(self.asterisk.address, self.asterisk.ami_port,
                            self.asterisk.ami_username, self.asterisk.ami_secret,

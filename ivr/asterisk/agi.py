@@ -19,11 +19,12 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.masking import mask_text
+from common.pending import PendingRequests
 from ivr.asterisk.ami_codec import Message
 from ivr.asterisk.ami_protocol import AmiActionError, AmiError
 
@@ -167,13 +168,6 @@ class DigitsResult:
 
 # ---- the session ---------------------------------------------------------------
 
-@dataclass
-class _Command:
-    text: str
-    deferred: Deferred
-    timer: IDelayedCall
-
-
 class AgiSession:
     """One channel in AsyncAGI. Build it from AsyncAGIStart with ``from_start``."""
 
@@ -193,7 +187,8 @@ class AgiSession:
         self.args = env_args(env)
         self.command_timeout = command_timeout
         self._prefix = id_prefix
-        self._pending: dict[str, _Command] = {}
+        self._pending: PendingRequests[str] = PendingRequests(
+            clock, lambda verb, _seconds: AgiCommandTimeout(f"{channel}: no result for {verb}"))
         self.ended = False
         self.left = False
         self._response_timeout_s: float | None = None
@@ -210,22 +205,17 @@ class AgiSession:
     # ---- events (called by the dispatcher) ----
     def handle_exec(self, event: Message) -> bool:
         """Resolve the command this AsyncAGIExec answers; False if it is not ours."""
-        command = self._pending.pop(event.get("CommandID") or "", None)
-        if command is None:
+        command_id = event.get("CommandID") or ""
+        if command_id not in self._pending:
             return False
-        if command.timer.active():
-            command.timer.cancel()
-        command.deferred.callback(parse_result(unquote(event.get("Result", "") or "")))
-        return True
+        return self._pending.resolve(command_id,
+                                     parse_result(unquote(event.get("Result", "") or "")))
 
     def end(self, error: AgiError | None = None) -> None:
         """The channel left AGI (or the link is gone): fail everything pending and later."""
         self.ended = True
-        pending, self._pending = self._pending, {}
-        for command in pending.values():
-            if command.timer.active():
-                command.timer.cancel()
-            command.deferred.errback(Failure(error or CallHungUp(f"{self.channel} hung up")))
+        error = error or CallHungUp(f"{self.channel} hung up")
+        self._pending.fail_all(lambda _verb: error)
 
     # ---- raw commands ----
     async def command(self, text: str, timeout: float | None = None) -> AgiResult:
@@ -233,36 +223,22 @@ class AgiSession:
         if self.ended:
             raise CallHungUp(f"{self.channel} is no longer in AGI")
         command_id = f"{self._prefix}-{next(self._ids)}"
-        d: Deferred = Deferred()
-        wait = timeout if timeout is not None else self.command_timeout
-        timer = self.clock.callLater(wait, self._timed_out, command_id)
-        self._pending[command_id] = _Command(text, d, timer)
+        d = self._pending.add(command_id, text.split(' "', 1)[0],
+                              timeout if timeout is not None else self.command_timeout)
         try:
             await self.ami.action("AGI", {"Channel": self.channel, "Command": text,
                                           "CommandID": command_id})
         except AmiActionError as e:
-            self._drop(command_id)
+            self._pending.pop(command_id)
             d.addErrback(_already_reported)
             if "not exist" in e.message.lower() or self.ended:
                 raise CallHungUp(f"{self.channel}: {e.message}") from None
             raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
         except AmiError as e:
-            self._drop(command_id)
+            self._pending.pop(command_id)
             d.addErrback(_already_reported)
             raise AgiLinkLost(str(e)) from None
         return await d
-
-    def _drop(self, command_id: str) -> None:
-        command = self._pending.pop(command_id, None)
-        if command is not None and command.timer.active():
-            command.timer.cancel()
-
-    def _timed_out(self, command_id: str) -> None:
-        command = self._pending.pop(command_id, None)
-        if command is not None:
-            verb = command.text.split(' "', 1)[0]
-            command.deferred.errback(Failure(AgiCommandTimeout(
-                f"{self.channel}: no result for {verb}")))
 
     async def run(self, verb: str, *args: str, timeout: float | None = None) -> AgiResult:
         """Send ``verb`` with quoted args; 511 means hung up, other non-200 codes raise."""

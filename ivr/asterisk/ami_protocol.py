@@ -19,6 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from common.pending import PendingRequests
 from ivr.asterisk.ami_codec import FrameSplitter, MalformedFrame, Message, encode_action, parse_frame
 
 
@@ -55,13 +56,7 @@ class ListResult:
     complete: Message | None = None
 
 
-@dataclass
-class _Pending:
-    action: str
-    deferred: Deferred
-    timer: IDelayedCall
-    is_list: bool
-    result: ListResult | None = None
+_LIST = "list"  # a list action's data until its Response: then the ListResult it fills
 
 
 class AmiProtocol(Protocol):
@@ -70,14 +65,13 @@ class AmiProtocol(Protocol):
     log = Logger()
 
     def __init__(self, clock: IReactorTime, action_timeout: float = 10.0,
-                 on_event: Callable[[Message], None] | None = None,
-                 on_lost: Callable[["AmiProtocol", Failure], None] | None = None):
+                 on_event: Callable[[Message], None] | None = None):
         self.clock = clock
         self.action_timeout = action_timeout
         self.on_event = on_event
-        self.on_lost = on_lost
         self._splitter = FrameSplitter()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: PendingRequests[str] = PendingRequests(
+            clock, lambda action, seconds: AmiTimeout(f"{action}: no answer within {seconds:g}s"))
         self._ids = itertools.count(1)
         self._prefix = f"h{id(self):x}"
         self._ping: IDelayedCall | None = None
@@ -111,23 +105,24 @@ class AmiProtocol(Protocol):
             elif message.response is not None:
                 self.log.debug("AMI: response to no pending action: {m}", m=message.masked())
             return
-        if message.response is not None and pending.result is None:
+        listing = pending.data
+        if message.response is not None and not isinstance(listing, ListResult):
             if message.response.lower() == "error":
-                self._finish(action_id, AmiActionError(pending.action,
-                                                       message.get("Message", ""), message))
-            elif pending.is_list and (message.get("EventList") or "").lower() == "start":
-                pending.result = ListResult(message)
-            elif pending.is_list:
-                self._finish(action_id, ListResult(message))
+                self._pending.fail(action_id, AmiActionError(pending.label,
+                                                             message.get("Message", ""), message))
+            elif listing is _LIST and (message.get("EventList") or "").lower() == "start":
+                pending.data = ListResult(message)
+            elif listing is _LIST:
+                self._pending.resolve(action_id, ListResult(message))
             else:
-                self._finish(action_id, message)
+                self._pending.resolve(action_id, message)
             return
-        if pending.result is not None and message.event is not None:
+        if isinstance(listing, ListResult) and message.event is not None:
             if (message.get("EventList") or "").lower() == "complete":
-                pending.result.complete = message
-                self._finish(action_id, pending.result)
+                listing.complete = message
+                self._pending.resolve(action_id, listing)
             else:
-                pending.result.events.append(message)
+                listing.events.append(message)
             return
         if message.event is not None:
             self._deliver(message)
@@ -140,21 +135,6 @@ class AmiProtocol(Protocol):
         except Exception:  # one faulty subscriber must not break the connection
             self.log.failure("AMI: event handler failed on {event}", event=message.event)
 
-    def _finish(self, action_id: str, outcome: object) -> None:
-        pending = self._pending.pop(action_id)
-        if pending.timer.active():
-            pending.timer.cancel()
-        if isinstance(outcome, Exception):
-            pending.deferred.errback(Failure(outcome))
-        else:
-            pending.deferred.callback(outcome)
-
-    def _timed_out(self, action_id: str) -> None:
-        pending = self._pending.pop(action_id, None)
-        if pending is not None:
-            pending.deferred.errback(Failure(AmiTimeout(
-                f"{pending.action}: no answer within {self.action_timeout:g}s")))
-
     def _send(self, name: str, headers: dict[str, str] | None,
               variables: dict[str, str] | None, timeout: float | None,
               is_list: bool) -> Deferred:
@@ -162,10 +142,9 @@ class AmiProtocol(Protocol):
             return fail(AmiConnectionLost(f"{name}: not connected"))
         action_id = f"{self._prefix}-{next(self._ids)}"
         data = encode_action(name, {**(headers or {}), "ActionID": action_id}, variables)
-        d = Deferred(lambda _d: self._pending.pop(action_id, None))
-        timer = self.clock.callLater(timeout if timeout is not None else self.action_timeout,
-                                     self._timed_out, action_id)
-        self._pending[action_id] = _Pending(name, d, timer, is_list)
+        d = self._pending.add(action_id, name,
+                              timeout if timeout is not None else self.action_timeout,
+                              data=_LIST if is_list else None)
         self.transport.write(data)
         return d
 
@@ -213,11 +192,6 @@ class AmiProtocol(Protocol):
         self.connected = False
         if self._ping is not None and self._ping.active():
             self._ping.cancel()
-        pending, self._pending = self._pending, {}
-        for p in pending.values():
-            if p.timer.active():
-                p.timer.cancel()
-            p.deferred.errback(Failure(AmiConnectionLost(
-                f"{p.action}: connection lost ({reason.getErrorMessage()})")))
-        if self.on_lost is not None:
-            self.on_lost(self, reason)
+        why = reason.getErrorMessage()
+        self._pending.fail_all(lambda action: AmiConnectionLost(
+            f"{action}: connection lost ({why})"))

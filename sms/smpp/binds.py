@@ -1,9 +1,9 @@
-"""Binds kept up by ClientService, each with a window of submit_sm and a throttle.
+"""Binds kept up by ``common.link``, each with a window of submit_sm and a throttle.
 
-A ``BindLink`` is one TCP connection that ``ClientService`` reconnects with
-jittered backoff; the bind PDU is sent in ``prepareConnection``, so a refused
-bind counts as a failed connection. Its state is an explicit machine
-(down -> binding -> bound -> unbinding -> down) that observers can follow.
+A ``BindLink`` is one SMPP connection in one bind mode: a ``common.link.Link``
+that binds on every fresh connection (so a refused bind counts as a failed
+connection, retried with backoff) and unbinds on stop. Its states are the link's
+machine in SMPP's words (down -> binding -> bound -> unbinding -> down).
 
 A ``Bind`` is what the router submits to: a transceiver link, or a transmitter
 plus a receiver link (``bind_mode = pair``). It holds the window of outstanding
@@ -14,36 +14,22 @@ tenth of itself per second; an unlimited bind pauses for a second.
 """
 from __future__ import annotations
 
-import random
 from collections import deque
 from typing import Callable
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from common.link import CLOSING, PREPARING, UP, Link
+from common.link import DOWN as LINK_DOWN
 from sms.config import SmscConfig
 from sms.smpp.codec import as_text
-from sms.smpp.protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppProtocol,
-                               Throttled)
+from sms.smpp.protocol import NotBound, PermanentError, SmppError, SmppProtocol, Throttled
 
 DOWN, BINDING, BOUND, UNBINDING = "down", "binding", "bound", "unbinding"
-TRANSITIONS = {
-    DOWN: {BINDING},
-    BINDING: {BOUND, DOWN},
-    BOUND: {UNBINDING, DOWN},
-    UNBINDING: {DOWN},
-}
 PAUSE_ON_THROTTLE = 1.0
-log = Logger(namespace="hotline.sms.binds")
-
-
-class IllegalTransition(RuntimeError):
-    """A bind state change the machine does not allow: a bug, never an SMSC answer."""
 
 
 class TokenBucket:
@@ -82,20 +68,12 @@ class TokenBucket:
         return max((1.0 - self.tokens) / self.rate, 0.001)
 
 
-class _LinkFactory(Factory):
-    def __init__(self, link: "BindLink"):
-        self.link = link
-
-    def buildProtocol(self, addr) -> SmppProtocol:
-        return self.link._build()
-
-
-def _ignore_loss(_reason) -> None:
-    """Stands in for ClientService's loss notification on a connection it already wrote off."""
-
-
-class BindLink(Service):
+class BindLink(Link):
     """One SMPP connection in one bind mode, rebound after every loss."""
+
+    names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING}
+    login_verb = "bind"
+    errors = (SmppError,)
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
@@ -103,99 +81,25 @@ class BindLink(Service):
                  on_answered: Callable[[], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
-        self.setName(name)
-        self.config, self.clock, self.mode = config, clock, mode
+        super().__init__(name, endpoint, clock, min_delay=initial_delay, max_delay=max_delay,
+                         jitter=jitter)
+        self.label = f"SMPP {name}"
+        self.config, self.mode = config, mode
         self.on_deliver, self.on_answered = on_deliver, on_answered
-        self._observers: list[Callable] = [on_state] if on_state else []
-        self.state, self.since = DOWN, clock.seconds()
-        self.protocol: SmppProtocol | None = None
-        self._connecting: SmppProtocol | None = None
-        self.binds = self.failed_binds = 0
-        self.last_error: str | None = None
-        policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay, factor=2.0,
-                               jitter=jitter if jitter is not None else random.Random().random)
-        self.service = ClientService(endpoint, _LinkFactory(self), retryPolicy=policy,
-                                     clock=clock, prepareConnection=self._bind)
+        if on_state is not None:
+            self.observe(on_state)
 
-    # ---- state machine -------------------------------------------------------
-    def observe(self, callback: Callable[["BindLink", str, str], None]) -> None:
-        """Call ``callback(link, old, new)`` on every state change."""
-        self._observers.append(callback)
+    def build_protocol(self) -> SmppProtocol:
+        return SmppProtocol(self.clock, response_timeout=self.config.response_timeout,
+                            enquire_link=self.config.enquire_link, on_deliver=self.on_deliver,
+                            on_answered=self.on_answered, name=self.name)
 
-    def _set(self, new: str) -> None:
-        old = self.state
-        if new == old:
-            return
-        if new not in TRANSITIONS[old]:
-            raise IllegalTransition(f"{self.name}: {old} -> {new}")
-        self.state, self.since = new, self.clock.seconds()
-        log.info("SMPP {bind} {old} -> {new}{why}", bind=self.name, old=old, new=new,
-                 why=f" ({self.last_error})" if new == DOWN and self.last_error else "")
-        for callback in list(self._observers):
-            callback(self, old, new)
+    def log_in(self, protocol: SmppProtocol) -> Deferred:
+        return protocol.bind(self.mode, self.config.system_id, self.config.password,
+                             self.config.system_type)
 
-    # ---- connection ----------------------------------------------------------
-    def _build(self) -> SmppProtocol:
-        proto = SmppProtocol(self.clock, response_timeout=self.config.response_timeout,
-                             enquire_link=self.config.enquire_link, on_deliver=self.on_deliver,
-                             on_lost=self._lost, on_answered=self.on_answered,
-                             name=self.name)
-        self._connecting = proto
-        return proto
-
-    def _bind(self, proxy) -> Deferred:
-        proto = self._connecting
-        self._set(BINDING)
-        d = proto.bind(self.mode, self.config.system_id, self.config.password,
-                       self.config.system_type)
-
-        def bound(_system_id):
-            if not proto.connected:
-                raise LinkLost("connection closed during bind")
-            self.protocol = proto
-            self.binds += 1
-            self.last_error = None
-            self._set(BOUND)
-
-        def refused(failure: Failure) -> Failure:
-            failure.trap(SmppError)
-            self.failed_binds += 1
-            self.last_error = f"bind failed: {failure.getErrorMessage()}"
-            if self.state == BINDING:
-                self._set(DOWN)
-            # ClientService counts the failure but leaves the connection open, and its
-            # state machine has no transition for that connection's later loss: close it
-            # without telling the service a second time.
-            if hasattr(proxy, "_lostNotification"):
-                proxy._lostNotification = _ignore_loss
-            if proto.transport is not None:
-                proto.transport.loseConnection()
-            return failure
-
-        return d.addCallbacks(bound, refused)
-
-    def _lost(self, proto: SmppProtocol, reason: Failure) -> None:
-        if proto is self.protocol:
-            self.protocol = None
-            if self.state != DOWN:
-                if self.state == BOUND:
-                    self.last_error = reason.getErrorMessage() if reason else "closed"
-                self._set(DOWN)
-
-    # ---- service -------------------------------------------------------------
-    def startService(self) -> None:
-        super().startService()
-        self.service.startService()
-
-    def stopService(self) -> Deferred:
-        """Unbind if bound, then stop reconnecting; fires when the connection is closed."""
-        super().stopService()
-        proto = self.protocol
-        if proto is not None and self.state == BOUND and proto.connected:
-            self._set(UNBINDING)
-            d = proto.unbind(timeout=min(self.config.response_timeout, 5.0))
-            return d.addBoth(lambda _: self.service.stopService())
-        return self.service.stopService()
+    def log_out(self, protocol: SmppProtocol) -> Deferred:
+        return protocol.unbind(timeout=min(self.config.response_timeout, 5.0))
 
 
 class Bind(Service):
@@ -254,8 +158,8 @@ class Bind(Service):
         return dict(state=self.state, links={link.name: link.state for link in self.links},
                     inflight=self.inflight, queued=len(self._queue), window=self.window,
                     rate=self.bucket.rate, paused=self._paused_until > self.clock.seconds(),
-                    binds=sum(link.binds for link in self.links),
-                    failed_binds=sum(link.failed_binds for link in self.links),
+                    binds=sum(link.ups for link in self.links),
+                    failed_binds=sum(link.failures for link in self.links),
                     last_error=self.tx.last_error, **self.counters)
 
     def _link_changed(self, link: BindLink, old: str, new: str) -> None:

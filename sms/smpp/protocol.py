@@ -19,6 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from common.pending import PendingRequests
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED,
                             ESME_RX_T_APPN, FramingError, MalformedPdu)
@@ -69,6 +70,10 @@ class NotBound(TemporaryError):
     """No bound link can take the request now."""
 
 
+def _timeout_error(command: str, _seconds: float) -> SmppTimeout:
+    return SmppTimeout(f"{command}: no response in time")
+
+
 def error_for_status(status: int, command: str) -> SmppError:
     """The typed error for a non-zero command_status."""
     if status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
@@ -83,8 +88,7 @@ class SmppProtocol(Protocol):
 
     ``on_deliver(pdu) -> Deferred`` receives every deliver_sm/data_sm; its
     success is acknowledged with ESME_ROK, its failure with ESME_RX_T_APPN so
-    the SMSC delivers again. ``on_lost(protocol, reason)`` is told when the
-    connection ends; ``on_unbind(protocol)`` when the SMSC unbinds;
+    the SMSC delivers again. ``on_unbind(protocol)`` is told when the SMSC unbinds;
     ``on_answered()`` once after each read that answered requests, so that a bind
     refills its window with one burst per read.
     """
@@ -94,7 +98,6 @@ class SmppProtocol(Protocol):
     def __init__(self, clock: IReactorTime, *, response_timeout: float = 10.0,
                  enquire_link: float = 30.0,
                  on_deliver: Callable[[object], Deferred] | None = None,
-                 on_lost: Callable[["SmppProtocol", Failure], None] | None = None,
                  on_unbind: Callable[["SmppProtocol"], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
                  name: str = "smpp"):
@@ -102,12 +105,11 @@ class SmppProtocol(Protocol):
         self.response_timeout = response_timeout
         self.enquire_interval = enquire_link
         self.on_deliver = on_deliver
-        self.on_lost = on_lost
         self.on_unbind = on_unbind
         self.on_answered = on_answered
         self.name = name
         self._splitter = codec.FrameSplitter()
-        self._pending: dict[int, tuple] = {}  # sequence -> (Deferred, IDelayedCall, command)
+        self._pending: PendingRequests[int] = PendingRequests(clock, _timeout_error)
         self._delivered: deque = deque()  # deliver_sm/data_sm read, waiting for their slice
         self._deliver_call = None
         self._sequence = 0
@@ -137,14 +139,8 @@ class SmppProtocol(Protocol):
         if self._enquire_call is not None and self._enquire_call.active():
             self._enquire_call.cancel()
         self._enquire_call = None
-        pending, self._pending = self._pending, {}
         why = reason.getErrorMessage() if reason is not None else "closed"
-        for deferred, timer, command in pending.values():
-            if timer.active():
-                timer.cancel()
-            deferred.errback(LinkLost(f"{command}: link lost ({why})"))
-        if self.on_lost is not None:
-            self.on_lost(self, reason)
+        self._pending.fail_all(lambda command: LinkLost(f"{command}: link lost ({why})"))
 
     @property
     def pending_count(self) -> int:
@@ -175,17 +171,10 @@ class SmppProtocol(Protocol):
         except codec.CodecError as e:
             d.errback(e)
             return d
-        timer = self.clock.callLater(self.response_timeout if timeout is None else timeout,
-                                     self._timed_out, seq)
-        self._pending[seq] = (d, timer, command)
+        self._pending.add(seq, command, self.response_timeout if timeout is None else timeout, d)
         self.sent += 1
         self.transport.write(raw)
         return d
-
-    def _timed_out(self, seq: int) -> None:
-        entry = self._pending.pop(seq, None)
-        if entry is not None:
-            entry[0].errback(SmppTimeout(f"{entry[2]}: no response in time"))
 
     def bind(self, mode: str, system_id: str, password: str, system_type: str = "") -> Deferred:
         """Bind as transceiver, transmitter or receiver; fires with the SMSC's system_id."""
@@ -247,29 +236,27 @@ class SmppProtocol(Protocol):
     def _malformed(self, e: MalformedPdu) -> None:
         self.log.warn("{name}: malformed PDU: {error}", name=self.name, error=str(e))
         if e.command_id & codec.RESPONSE_BIT:
-            entry = self._pending.pop(e.sequence, None)
-            if entry is not None:
-                entry[1].cancel()
-                entry[0].errback(TemporaryError(f"{entry[2]}: malformed response", e.status))
+            request = self._pending.pop(e.sequence)
+            if request is not None:
+                request.deferred.errback(
+                    TemporaryError(f"{request.label}: malformed response", e.status))
             return
         self.transport.write(codec.generic_nack(e.sequence, e.status))
 
     def _response(self, pdu, command_id: int) -> bool:
         """Fire the pending request's Deferred; False when nothing was pending."""
-        entry = self._pending.pop(pdu.sequence, None)
-        if entry is None:
+        request = self._pending.pop(pdu.sequence)
+        if request is None:
             if command_id == codec.GENERIC_NACK:
                 self.log.warn("{name}: generic_nack 0x{status:08X} for no pending request",
                               name=self.name, status=pdu.status)
             return False
-        deferred, timer, command = entry
-        timer.cancel()
         if pdu.status != ESME_ROK:
-            deferred.errback(error_for_status(pdu.status, command))
+            request.deferred.errback(error_for_status(pdu.status, request.label))
         elif command_id == codec.GENERIC_NACK:
-            deferred.errback(PermanentError(ESME_ROK, command))
+            request.deferred.errback(PermanentError(ESME_ROK, request.label))
         else:
-            deferred.callback(pdu)
+            request.deferred.callback(pdu)
         return True
 
     def _request_received(self, pdu) -> None:

@@ -148,7 +148,8 @@ def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_fac
         await task.deferLater(reactor, 1.5)
         died = reactor.seconds()
         dispatcher.stop()                      # the daemon is gone: no heartbeat, no re-arming,
-        link.service.stopService()             # no AMI session, nobody ends the AGI
+        link.observe(lambda _link, _old, new: link.stop() if new == "down" else None)
+        link.protocol.transport.abortConnection()  # no Logoff, no AMI session, nobody ends the AGI
         result = await wait_sipp(reactor, sipp)
         await observer.link.stop()
         return died, observer, result
@@ -175,7 +176,7 @@ def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
         dispatcher.stop()
         await link.stop()
         await observer.link.stop()
-        return dropped, observer, dict(dispatcher.stats), link.state, result
+        return dropped, observer, dict(dispatcher.stats), link.snapshot(), result
 
     dropped, observer, stats, state, result = run_reactor(main, timeout=60)
     assert stats["link_lost"] == 1 and stats["recovered"] == 1

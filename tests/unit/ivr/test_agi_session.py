@@ -222,7 +222,7 @@ def test_ami_refusal_and_link_loss_are_typed():
     assert run(s.stream_file("x"))[0].check(CallHungUp)
     ami.refuse = AmiConnectionLost("down")
     assert run(s.stream_file("x"))[0].check(AgiLinkLost)
-    assert s._pending == {}
+    assert len(s._pending) == 0
 
 
 def test_hangup_while_the_action_is_refused_is_reported_once():

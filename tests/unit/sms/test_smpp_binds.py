@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from twisted.logger import LogLevel, capturedLogs
 from twisted.internet.task import Clock
 
 from sandbox.smsc_sim import SimConfig
-from sms.smpp.binds import BOUND, DOWN, BINDING, UNBINDING, IllegalTransition, TokenBucket
+from common.link import UP, IllegalTransition
+from sms.smpp.binds import BOUND, DOWN, BINDING, UNBINDING, TokenBucket
 from sms.carrier.router import SubmitPart
 from sms.smpp.protocol import LinkLost, NotBound, Throttled
 from tests.unit.sms.test_smpp_harness import Harness, smsc
@@ -41,22 +43,23 @@ def test_illegal_transition_raises():
     """The machine refuses a jump it does not allow (down -> bound)."""
     h = Harness(smsc())
     with pytest.raises(IllegalTransition):
-        h.router._smscs[0].binds[0].tx._set(BOUND)
+        h.router._smscs[0].binds[0].tx._move(UP)
 
 
 def test_refused_bind_counts_as_failed_connection_and_is_retried_with_backoff():
-    """Two refused binds: down again each time, retried after 2 s then 4 s, then bound."""
+    """Two refused binds: down again each time, retried after 1 s (reconnect_min) then 2 s,
+    then bound."""
     h = Harness(smsc(), sims={"a": SimConfig(password="pw", reject_binds=2)})
     h.start()
     bind = h.router._smscs[0].binds[0]
-    assert bind.state == DOWN and bind.tx.failed_binds == 1
+    assert bind.state == DOWN and bind.tx.failures == 1
+    h.advance(0.95)
+    assert bind.tx.failures == 1
+    h.advance(0.1)
+    assert bind.tx.failures == 2 and bind.state == DOWN
     h.advance(1.9)
-    assert bind.tx.failed_binds == 1
-    h.advance(0.2)
-    assert bind.tx.failed_binds == 2 and bind.state == DOWN
-    h.advance(3.8)
     assert bind.state == DOWN
-    h.advance(0.3)
+    h.advance(0.2)
     assert bind.state == BOUND and h.endpoints["a"].attempts == 3
 
 
@@ -65,7 +68,7 @@ def test_wrong_password_never_binds():
     h = Harness(smsc(password="nope")).start()
     h.advance(4.0, step=0.5)
     bind = h.router._smscs[0].binds[0]
-    assert bind.state == DOWN and bind.tx.failed_binds >= 2
+    assert bind.state == DOWN and bind.tx.failures >= 2
     assert "bind failed" in bind.snapshot()["last_error"]
 
 
@@ -149,9 +152,9 @@ def test_disconnect_with_full_window_fails_inflight_and_rebinds():
     assert len(ok) == 2 and len(lost) == 5
     bind = h.router._smscs[0].binds[0]
     assert bind.state == DOWN and bind.inflight == 0
-    h.advance(1.9)
-    assert bind.state == DOWN  # the first retry waits initial_delay * 2 (backoffPolicy)
-    h.advance(0.2)
+    h.advance(0.95)
+    assert bind.state == DOWN  # the first retry waits reconnect_min
+    h.advance(0.1)
     assert bind.state == BOUND and bind.snapshot()["binds"] == 2
 
 
@@ -198,3 +201,30 @@ def test_multipart_message_costs_one_token_per_part():
     assert h.sims["a"].stats["submits"] == 4
     h.advance(0.7)
     assert h.sims["a"].stats["submits"] == 6
+
+
+def test_refused_bind_closes_and_rebinds_with_no_error_logged():
+    """Regression for the ClientService gap: the refused bind's connection really closes
+    (over the memory wire), nothing is logged as an error, and the retry binds."""
+    with capturedLogs() as events:
+        h = Harness(smsc(), sims={"a": SimConfig(password="pw", reject_binds=1)}).start()
+        bind = h.router._smscs[0].binds[0]
+        assert bind.state == DOWN and not h.endpoints["a"].pumps  # the refused one is gone
+        h.advance(1.1)
+    assert bind.state == BOUND and bind.tx.failures == 1
+    assert not [e for e in events if e.get("log_failure") is not None
+                or e.get("log_level") in (LogLevel.error, LogLevel.critical)]
+
+
+def test_link_cut_during_bind_is_a_failed_attempt_and_rebinds():
+    """The SMSC side drops the connection before answering the bind: a failed attempt
+    (no NoTransition from ClientService), retried after reconnect_min."""
+    h = Harness(smsc())
+    h.router.startService()  # connected, bind_transceiver written but not yet delivered
+    bind = h.router._smscs[0].binds[0]
+    assert bind.state == BINDING
+    h.endpoints["a"].pumps[0].serverIO.loseConnection()
+    h.flush()
+    assert bind.state == DOWN and bind.tx.failures == 1 and bind.tx.ups == 0
+    h.advance(1.1)
+    assert bind.state == BOUND

@@ -21,9 +21,7 @@ class Wire:
     def __init__(self, **kw):
         self.clock = Clock()
         self.delivered: list = []
-        self.lost: list = []
-        self.proto = SmppProtocol(self.clock, response_timeout=5.0, enquire_link=30.0,
-                                  on_lost=lambda p, r: self.lost.append(r), **kw)
+        self.proto = SmppProtocol(self.clock, response_timeout=5.0, enquire_link=30.0, **kw)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
 
@@ -224,13 +222,13 @@ def test_our_unbind_waits_for_resp_then_closes():
 
 
 def test_connection_lost_fails_everything_pending_with_link_lost():
-    """Every pending request fails with LinkLost; later requests fail at once; on_lost hears."""
+    """Every pending request fails with LinkLost; later requests fail at once; no timer stays."""
     w = Wire()
     rs = [_results(w.proto.submit_sm(source_addr="1", destination_addr="2", short_message=b"x"))
           for _ in range(4)]
     w.proto.connectionLost(Failure(ConnectionLost("peer went away")))
     assert all(r[0].check(LinkLost) for r in rs)
-    assert len(w.lost) == 1 and w.proto.pending_count == 0
+    assert w.proto.pending_count == 0
     late = _results(w.proto.submit_sm(source_addr="1", destination_addr="2", short_message=b"x"))
     assert late[0].check(LinkLost)
     assert not w.clock.getDelayedCalls() or all(not c.active() for c in w.clock.getDelayedCalls())
