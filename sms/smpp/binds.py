@@ -1,4 +1,4 @@
-"""Binds kept up by ``common.link``, each with a window of submit_sm and a throttle.
+"""Binds kept up by ``common.link``, each with a window of submits and a throttle.
 
 A ``BindLink`` is one SMPP connection in one bind mode: a ``common.link.Link``
 that binds on every fresh connection (so a refused bind counts as a failed
@@ -11,6 +11,12 @@ submit_sm and a token-bucket throttle in PDUs per second (each part is one PDU,
 so a 3-part message costs 3). When the SMSC answers ESME_RTHROTTLED or
 ESME_RMSGQFUL the bind slows down: a configured rate is halved and recovers by a
 tenth of itself per second; an unlimited bind pauses for a second.
+
+The window, queue and throttle know nothing of SMPP: the carrier links (CMPP,
+SMGP, SGIP) hand a ``Bind`` their own links, which say how one part is sent
+(``send``) and what id its answer carries (``message_id``), and raise the same
+typed errors (``Throttled`` for a flow-control result), so every protocol gets
+this one window.
 """
 from __future__ import annotations
 
@@ -101,6 +107,15 @@ class BindLink(Link):
     def log_out(self, protocol: SmppProtocol) -> Deferred:
         return protocol.unbind(timeout=min(self.config.response_timeout, 5.0))
 
+    @staticmethod
+    def send(protocol: SmppProtocol, fields: dict, answer: Deferred) -> None:
+        """Write one part; ``answer`` fires with the response PDU or a typed error."""
+        protocol.request("submit_sm", answer=answer, **fields)
+
+    @staticmethod
+    def message_id(response) -> str:
+        return as_text(response.message_id)
+
 
 class Bind(Service):
     """Where submit_sm goes: window, throttle, slow-down, counters; one or two links."""
@@ -110,7 +125,9 @@ class Bind(Service):
                  on_capacity: Callable[[], None] | None = None,
                  on_send: Callable[[object], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
-                 max_delay: float = 60.0):
+                 max_delay: float = 60.0, make_links: Callable[..., list[Link]] | None = None):
+        """``make_links(name, endpoint, config, clock, **kw)`` builds a carrier's links
+        (the first one submits); by default the SMPP transceiver or TX+RX pair."""
         self.setName(name)
         self.config, self.clock = config, clock
         self.window = config.window
@@ -119,7 +136,9 @@ class Bind(Service):
         kw = dict(on_deliver=on_deliver, on_state=self._link_changed,
                   on_answered=self._refill, jitter=jitter, initial_delay=initial_delay,
                   max_delay=max_delay)
-        if config.bind_mode == "pair":
+        if make_links is not None:
+            self.links = make_links(name, endpoint, config, clock, **kw)
+        elif config.bind_mode == "pair":
             self.links = [BindLink(f"{name}-tx", endpoint, config, clock, "transmitter", **kw),
                           BindLink(f"{name}-rx", endpoint, config, clock, "receiver", **kw)]
         else:
@@ -190,7 +209,7 @@ class Bind(Service):
 
     # ---- submitting ----------------------------------------------------------
     def submit(self, fields: dict, ref: object = None) -> Deferred:
-        """Queue one submit_sm; fires with the raw message_id, or a typed SmppError.
+        """Queue one part; fires with the raw message id, or a typed SmppError.
 
         ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
         """
@@ -236,8 +255,9 @@ class Bind(Service):
         self.counters["submitted"] += len(burst)
         if self.on_send is not None:
             self.on_send([ref for _, _, ref in burst if ref is not None])
+        send = self.tx.send
         for fields, d, _ref in burst:
-            proto.request("submit_sm", answer=d, **fields)
+            send(proto, fields, d)
 
     def _done(self, result):
         """First callback of every queued part: window and counters, then the raw message id.
@@ -257,7 +277,7 @@ class Bind(Service):
                 self.counters["temporary"] += 1
         else:
             self.counters["ok"] += 1
-            result = as_text(result.message_id)
+            result = self.tx.message_id(result)
         if self._queue and self._drain_call is None and self._refill_call is None:
             # Not one submit per freed slot: one burst at the end of this read (_refill),
             # or at the next reactor turn when the answer was a timeout or a lost link.
