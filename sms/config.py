@@ -8,6 +8,8 @@ from common.config import zone
 SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
+PROTOCOLS = ("smpp", "cmpp2", "cmpp3", "smgp", "sgip")
+CARRIER_KEYS = ("mobile", "unicom", "telecom", "broadnet", "virtual", "satellite")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,25 @@ class SmscConfig:
     message_id_dlr: str = "auto"  # in delivery receipts
     reconnect_min: float = 1.0  # ClientService backoff, seconds
     reconnect_max: float = 60.0
+    # The mainland carriers' own protocols (sms.cmpp, sms.smgp, sms.sgip) beside SMPP.
+    protocol: str = "smpp"
+    carriers: tuple[str, ...] = ()  # segment-table carriers routed here (mobile, ...); empty = any
+    centers: tuple[str, ...] = ()  # centers whose messages may use this link; empty = all
+    service_id: str = ""  # CMPP Service_Id, SMGP ServiceID, SGIP ServiceType
+    msg_src: str = ""  # CMPP Msg_src; empty = system_id (the SP id)
+    gbk: bool = False  # Chinese parts in GBK (Msg_Fmt 15) instead of UCS2
+    active_test: float = 180.0  # idle seconds before an ACTIVE_TEST (CMPP/SMGP: C = 3 min)
+    active_test_timeout: float = 60.0  # T
+    active_test_tries: int = 3  # N
+    corp_id: str = ""  # SGIP CorpId
+    node_id: int = 0  # SGIP: the SP's node id, the first part of every sequence number
+    listen: str = ""  # SGIP: the server endpoint the carrier's SMG connects back to
+    smg_login: str = ""  # SGIP: the login name and password the SMG binds with
+    smg_password: str = field(default="", repr=False)
+
+    @property
+    def carrier_protocol(self) -> bool:
+        return self.protocol != "smpp"
 
 
 CLASSES = ("code", "transaction", "bulk", "reply")
@@ -72,6 +93,12 @@ def parse(ini, daemon, centers) -> SmsConfig:
     s = ini.section("sms")
     smscs = []
     for name, sec in ini.prefixed("smsc"):
+        protocol = sec.choice("protocol", PROTOCOLS, "smpp")
+        carrier = protocol != "smpp"
+        carriers = sec.list("carriers")
+        for key in carriers:
+            if key not in CARRIER_KEYS:
+                raise sec.error("carriers", f"{key!r} is none of {', '.join(CARRIER_KEYS)}")
         smscs.append(SmscConfig(
             name=name,
             endpoint=sec.endpoint("endpoint", required=True),
@@ -80,7 +107,8 @@ def parse(ini, daemon, centers) -> SmsConfig:
             system_type=sec.str("system_type", ""),
             bind_mode=sec.choice("bind_mode", ("transceiver", "pair"), "transceiver"),
             binds=sec.int("binds", 1, min=1, max=32),
-            window=sec.int("window", 10, min=1, max=1024),
+            # CMPP's specification advises a window of 16; SMPP's usual is 10.
+            window=sec.int("window", 16 if carrier else 10, min=1, max=1024),
             throughput=sec.float("throughput", 0.0, min=0),
             response_timeout=sec.float("response_timeout", 10.0, min=0.1, max=300),
             enquire_link=sec.float("enquire_link", 30.0, min=1, max=600),
@@ -90,6 +118,20 @@ def parse(ini, daemon, centers) -> SmsConfig:
             message_id_dlr=sec.choice("message_id_dlr", _ID_FORMS, "auto"),
             reconnect_min=sec.float("reconnect_min", 1.0, min=0.05, max=300),
             reconnect_max=sec.float("reconnect_max", 60.0, min=0.05, max=3600),
+            protocol=protocol,
+            carriers=carriers,
+            centers=sec.list("centers"),
+            service_id=sec.str("service_id", ""),
+            msg_src=sec.str("msg_src", ""),
+            gbk=sec.choice("text_format", ("ucs2", "gbk"), "ucs2") == "gbk",
+            active_test=sec.float("active_test", 180.0, min=1, max=3600),
+            active_test_timeout=sec.float("active_test_timeout", 60.0, min=0.1, max=600),
+            active_test_tries=sec.int("active_test_tries", 3, min=1, max=10),
+            corp_id=sec.str("corp_id", ""),
+            node_id=sec.int("node_id", 0, min=0, max=0xFFFFFFFF),
+            listen=sec.endpoint("listen", "", required=protocol == "sgip"),
+            smg_login=sec.str("smg_login", "", required=protocol == "sgip"),
+            smg_password=sec.str("smg_password", "", required=protocol == "sgip"),
         ))
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
                      outbox=_outbox(ini, s, centers))

@@ -1,9 +1,17 @@
 """The one object the outbox calls: routes each part to a bound bind, and receipts/MO back.
 
-Routing is by the longest destination prefix among the SMSCs' ``prefixes`` (an
-SMSC without prefixes serves every destination, as the shortest match). When
-the preferred SMSC has no bound bind the next one serving the destination takes
-the part (failover). Within an SMSC the bound bind with the most free window
+SMSCs speak SMPP or a mainland carrier's protocol (``protocol = cmpp2|cmpp3|smgp|sgip``):
+the router does not care which. Each SMSC's binds share one window, queue and
+throttle (``sms.smpp.binds.Bind``); a carrier SMSC's links turn parts into their
+protocol's Submit (``submit_pdu``) and DELIVERs into receipts and MO (``incoming``).
+
+Routing: an SMSC with ``carriers`` serves the destinations whose number segment
+(``sms.carrier.destinations``, the segment table) belongs to one of them, ahead
+of every other route; then the longest destination prefix among the SMSCs'
+``prefixes``; an SMSC with neither serves every destination, last (the
+aggregator route). When the preferred SMSC has no bound bind the next one
+serving the destination takes the part (failover). ``centers`` keeps an SMSC to
+some centers' messages. Within an SMSC the bound bind with the most free window
 slots is used. ``submit`` fails at once with ``NoRoute`` or ``NotBound`` (both
 TemporaryError) rather than queueing for a link that is down.
 """
@@ -19,6 +27,10 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 
 from sms.carrier import receipts as _receipts
+from sms.carrier.destinations import carrier_of
+from sms.cmpp.link import CmppLink
+from sms.sgip.link import SgipLink, SgipListener
+from sms.smgp.link import SmgpLink
 from sms.smpp.binds import Bind
 from sms.config import SmscConfig
 from sms.carrier.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
@@ -29,6 +41,9 @@ __all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoR
            "NotBound", "TemporaryError", "PermanentError", "SmppError"]
 
 log = Logger(namespace="hotline.sms.router")
+
+#: The carrier protocols' links, by ``[smsc:NAME] protocol``; SMPP is the Bind's default.
+LINKS = {"cmpp2": CmppLink, "cmpp3": CmppLink, "smgp": SmgpLink, "sgip": SgipLink}
 
 
 class NoRoute(TemporaryError):
@@ -48,6 +63,7 @@ class SubmitPart:
     priority_flag: int = 0
     validity_period: str | None = None
     sar: tuple | None = None  # (ref, total, seq); unused when the UDH is in the body
+    center: str = ""  # the sending center: SMSCs with ``centers`` serve only theirs
 
 
 @dataclass(frozen=True)
@@ -63,8 +79,12 @@ class _Smsc:
     def __init__(self, config: SmscConfig, binds: list[Bind]):
         self.config, self.name, self.binds = config, config.name, binds
         self.prefixes = tuple(p.lstrip("+") for p in config.prefixes)
-        self.resp_form = config.message_id_resp
-        self.dlr_form = config.message_id_dlr
+        self.link_class = LINKS.get(config.protocol)  # None for SMPP
+        # Carrier ids are exact strings, written the same in responses and reports.
+        self.resp_form = "str" if self.link_class else config.message_id_resp
+        self.dlr_form = "str" if self.link_class else config.message_id_dlr
+        self.carriers = frozenset(config.carriers)
+        self.centers = frozenset(config.centers)
 
     def best(self) -> Bind | None:
         """The bound bind with the most free slots (None when none is bound)."""
@@ -87,6 +107,7 @@ class SmppRouter(MultiService):
                  on_mo: Callable[[MoMessage], Deferred],
                  on_send: Callable[[list], None] | None = None,
                  endpoint_for: Callable[[SmscConfig], object] | None = None,
+                 listen_for: Callable[[SmscConfig], object] | None = None,
                  jitter: Callable[[], float] | None = None):
         super().__init__()
         self.reactor = reactor
@@ -94,19 +115,31 @@ class SmppRouter(MultiService):
         self._waiters: list[Deferred] = []
         self._smscs: list[_Smsc] = []
         self.receipts = self.mo = self.bad_receipts = 0
+        self.by_carrier: dict[str, dict[str, int]] = {}  # carrier -> part counters
+        self.listeners: list[SgipListener] = []
         for config in smscs:
             endpoint = endpoint_for(config) if endpoint_for else clientFromString(
                 reactor, config.endpoint)
+            link_class = LINKS.get(config.protocol)
+            deliverer = self._carrier_deliverer(config, link_class) if link_class \
+                else self._deliverer(config)
             binds = []
             for i in range(config.binds):
                 bind = Bind(f"{config.name}-{i}", endpoint, config, reactor,
-                            on_deliver=self._deliverer(config),
+                            on_deliver=deliverer,
                             on_capacity=self._capacity, on_send=on_send, jitter=jitter,
                             initial_delay=config.reconnect_min,
-                            max_delay=max(config.reconnect_max, config.reconnect_min))
+                            max_delay=max(config.reconnect_max, config.reconnect_min),
+                            make_links=link_class.make_links if link_class else None)
                 bind.setServiceParent(self)
                 binds.append(bind)
+            if link_class is SgipLink:
+                listener = SgipListener(config, reactor, deliverer,
+                                        endpoint=listen_for(config) if listen_for else None)
+                listener.setServiceParent(self)
+                self.listeners.append(listener)
             self._smscs.append(_Smsc(config, binds))
+        self._segment_routing = any(smsc.carriers for smsc in self._smscs)
         self._build_routes()
 
     # ---- routing -------------------------------------------------------------
@@ -116,9 +149,13 @@ class SmppRouter(MultiService):
         A destination's candidates depend only on its longest matching prefix p:
         every shorter matching prefix is a prefix of p too.
         """
-        def ranked(key: str) -> list[_Smsc]:
+        def ranked(key: str, carrier: str | None = None) -> list[_Smsc]:
             scored = []
             for index, smsc in enumerate(self._smscs):
+                if smsc.carriers:
+                    if carrier in smsc.carriers:
+                        scored.append((1 << 16, index, smsc))  # the carrier's own route first
+                    continue
                 if not smsc.config.prefixes:
                     scored.append((0, index, smsc))
                     continue
@@ -132,19 +169,34 @@ class SmppRouter(MultiService):
         self._routes = {p: ranked(p) for p in prefixes}
         self._default = ranked("")
         self._prefix_lengths = sorted({len(p) for p in prefixes}, reverse=True)
+        # With carrier routes: the same lists per carrier, computed on first use.
+        self._ranked = ranked
+        self._carrier_routes: dict[tuple[str | None, str], list[_Smsc]] = {}
 
     def route(self, destination: str) -> list[_Smsc]:
-        """The SMSCs serving ``destination``, preferred first (longest prefix)."""
+        """The SMSCs serving ``destination``, preferred first (carrier, longest prefix)."""
         key = destination.lstrip("+")
         routes = self._routes
+        prefix = ""
         for n in self._prefix_lengths:
             hit = routes.get(key[:n])
             if hit is not None and len(key) >= n:
-                return hit
-        return self._default
+                if not self._segment_routing:
+                    return hit
+                prefix = key[:n]
+                break
+        if not self._segment_routing:
+            return self._default
+        carrier = carrier_of(key) if len(key) == 11 else None
+        found = self._carrier_routes.get((carrier, prefix))
+        if found is None:
+            found = self._carrier_routes[(carrier, prefix)] = self._ranked(prefix, carrier)
+        return found
 
-    def _pick(self, destination: str) -> tuple[_Smsc, Bind]:
+    def _pick(self, destination: str, center: str = "") -> tuple[_Smsc, Bind]:
         candidates = self.route(destination)
+        if center:
+            candidates = [s for s in candidates if not s.centers or center in s.centers]
         if not candidates:
             raise NoRoute("no SMSC serves this destination")
         for smsc in candidates:
@@ -160,10 +212,14 @@ class SmppRouter(MultiService):
         ``ref`` goes to ``on_send`` when the part's submit_sm is about to be written.
         """
         try:
-            smsc, bind = self._pick(part.destination)
+            smsc, bind = self._pick(part.destination, part.center)
         except TemporaryError as e:
             return fail(e)
+        self._count(part.destination, smsc)
         config = smsc.config
+        if smsc.link_class is not None:
+            return bind.submit(smsc.link_class.submit_pdu(part, config), ref).addCallbacks(
+                self._submitted, self._failed, callbackArgs=(smsc, bind), errbackArgs=(smsc,))
         fields = dict(source_addr=part.source or config.source_addr,
                       destination_addr=part.destination, short_message=part.short_message,
                       data_coding=part.data_coding, esm_class=part.esm_class,
@@ -231,10 +287,47 @@ class SmppRouter(MultiService):
         return {smsc.name: {bind.name: bind.snapshot() for bind in smsc.binds}
                 for smsc in self._smscs}
 
+    def routes(self) -> dict:
+        """Per route (SMSC): its protocol, carriers and the sum of its binds' counters; per
+        carrier of the segment table: the parts sent to its numbers, and where they went."""
+        per_route = {}
+        for smsc in self._smscs:
+            totals: dict[str, int] = {}
+            for bind in smsc.binds:
+                for key, value in bind.counters.items():
+                    totals[key] = totals.get(key, 0) + value
+            per_route[smsc.name] = dict(protocol=smsc.config.protocol,
+                                        carriers=sorted(smsc.carriers),
+                                        bound=sum(1 for b in smsc.binds if b.bound), **totals)
+        return dict(routes=per_route, carriers={k: dict(v) for k, v in self.by_carrier.items()})
+
+    def _count(self, destination: str, smsc: _Smsc) -> None:
+        key = destination.lstrip("+")
+        carrier = (carrier_of(key) if len(key) == 11 else None) or "other"
+        counts = self.by_carrier.get(carrier)
+        if counts is None:
+            counts = self.by_carrier[carrier] = {}
+        counts[smsc.name] = counts.get(smsc.name, 0) + 1
+
     def bound_count(self) -> int:
         return sum(1 for smsc in self._smscs for bind in smsc.binds if bind.bound)
 
     # ---- receipts and MO -----------------------------------------------------
+    def _carrier_deliverer(self, config: SmscConfig, link_class) -> Callable:
+        """A carrier DELIVER (CMPP, SMGP) or Deliver/Report (SGIP) to the outbox."""
+        name, incoming = config.name, link_class.incoming
+
+        def deliver(pdu) -> Deferred:
+            now = datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
+            message = incoming(pdu, name, now)
+            if isinstance(message, Receipt):
+                self.receipts += 1
+                return self.on_receipt(message)
+            self.mo += 1
+            return self.on_mo(message)
+
+        return deliver
+
     def _deliverer(self, config: SmscConfig) -> Callable:
         form = config.message_id_dlr
         name = config.name

@@ -26,6 +26,7 @@ _GSM_EXT_CHAR = {code: ch for ch, code in GSM_EXTENSION.items()}
 DC_GSM = 0x00
 DC_LATIN1 = 0x03
 DC_UCS2 = 0x08
+DC_GBK = 0x0F  # CMPP/SMGP/SGIP Msg_Fmt 15: GB 18030's two-octet subset, as some carriers want
 ESM_UDHI = 0x40
 
 GSM_SINGLE, GSM_PART = 160, 153
@@ -133,6 +134,8 @@ def decode(payload: bytes, data_coding: int) -> str:
     """
     if data_coding == DC_UCS2:
         return payload.decode("utf-16-be", errors="replace")
+    if data_coding == DC_GBK:
+        return payload.decode("gbk", errors="replace")
     if data_coding == DC_LATIN1:
         return payload.decode("latin-1")
     if data_coding == DC_GSM:
@@ -155,3 +158,43 @@ def _gsm_decode(payload: bytes) -> str:
         else:
             out.append(chr(b))
     return "".join(out)
+
+
+def for_carrier(short_message: bytes, data_coding: int, esm_class: int,
+                gbk: bool = False) -> tuple[bytes, int]:
+    """A part encoded for SMPP as (body, Msg_Fmt) for CMPP, SMGP and SGIP.
+
+    Their Msg_Fmt 0 is ASCII, not unpacked GSM: GSM parts are re-encoded as ASCII
+    (as latin-1 where a character is not ASCII, so no byte is invented). With ``gbk``
+    a UCS2 part goes out in GBK (Msg_Fmt 15), its UDH kept; a character GBK lacks
+    (an emoji) keeps the part in UCS2. The split stays the UCS2 one: 67 characters
+    in GBK take at most as many octets as in UCS2.
+    """
+    if data_coding == DC_GSM:
+        udh, payload = split_udh(short_message, esm_class)
+        text = _gsm_decode(payload)
+        try:
+            return udh + text.encode("ascii"), DC_GSM
+        except UnicodeEncodeError:
+            return udh + text.encode("latin-1", errors="replace"), DC_LATIN1
+    if gbk and data_coding == DC_UCS2:
+        udh, payload = split_udh(short_message, esm_class)
+        try:
+            return udh + payload.decode("utf-16-be").encode("gbk"), DC_GBK
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return short_message, DC_UCS2
+    return short_message, data_coding
+
+
+def concatenation(short_message: bytes, esm_class: int) -> tuple[int, int]:
+    """(total, number) from a part's concatenation UDH; (1, 1) for a single part."""
+    udh, _payload = split_udh(short_message, esm_class)
+    i = 1
+    while i + 1 < len(udh):
+        iei, size = udh[i], udh[i + 1]
+        if iei == 0x00 and size == 3 and i + 4 < len(udh):
+            return udh[i + 3], udh[i + 4]
+        if iei == 0x08 and size == 4 and i + 5 < len(udh):
+            return udh[i + 4], udh[i + 5]
+        i += 2 + size
+    return 1, 1

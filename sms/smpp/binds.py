@@ -160,10 +160,10 @@ class Bind(Service):
 
     @property
     def bound(self) -> bool:
-        return self.tx.state == BOUND
+        return self.tx.is_up
 
     def has_capacity(self) -> bool:
-        return self.tx.state == BOUND and self.inflight + len(self._queue) < self.window
+        return self.tx.is_up and self.inflight + len(self._queue) < self.window
 
     def room(self) -> int:
         """Parts this bind takes now: its free window plus one window queued behind it."""
@@ -182,11 +182,12 @@ class Bind(Service):
                     last_error=self.tx.last_error, **self.counters)
 
     def _link_changed(self, link: BindLink, old: str, new: str) -> None:
-        if link is self.tx and new == BOUND:
+        up = link.names[UP]
+        if link is self.tx and new == up:
             self._drain()
             if self.on_capacity is not None:
                 self.on_capacity()
-        elif link is self.tx and old == BOUND:
+        elif link is self.tx and old == up:
             queued, self._queue = self._queue, deque()
             for _fields, d, _ref in queued:
                 d.errback(NotBound(f"{self.name}: link went {new} before the part was sent"))
@@ -213,7 +214,7 @@ class Bind(Service):
 
         ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
         """
-        if self.tx.state != BOUND:
+        if not self.tx.is_up:
             return fail(NotBound(f"{self.name} is {self.tx.state}"))
         d = Deferred()
         d.addBoth(self._done)  # the protocol fires ``d`` itself with the response PDU
@@ -235,7 +236,7 @@ class Bind(Service):
         """Send what the window and throttle allow, as one burst: one journal write for it."""
         self._drain_call = None
         proto = self.tx.protocol
-        if proto is None or self.tx.state != BOUND:
+        if proto is None or not self.tx.is_up:
             return
         queue = self._queue
         burst = []

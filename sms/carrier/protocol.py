@@ -1,0 +1,315 @@
+"""One connection of a mainland carrier protocol (CMPP, SMGP, SGIP): frames in, Deferreds out.
+
+The three protocols frame, number and answer PDUs the same way and differ only in
+their PDUs, so the mechanism is here once and ``sms.cmpp.protocol``,
+``sms.smgp.protocol`` and ``sms.sgip.protocol`` give only their codec and
+commands. Requests are matched to responses by sequence in ``common.pending``
+with a timeout each; a non-zero result becomes the SMS side's typed error (a
+flow-control result is ``Throttled``, exactly as SMPP's ESME_RTHROTTLED, so the
+bind slows down and the outbox retries); the peer's keep-alive is answered and
+our own is sent when the link is idle (``IdleProbe``, with the specification's
+timers); a DELIVER (MO or status report) is acknowledged only after the
+handler's Deferred fired, so it is committed before the gateway forgets it.
+
+A PDU that does not decode fails alone: a malformed response fails its own
+request, a malformed DELIVER is answered with an error result so the gateway
+does not resend it forever; only a frame length that cannot be resynchronised
+drops the link.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from common.pending import PendingRequests
+from sms.carrier.binary_pdu import CodecError, Frame, FramingError, MalformedPdu, is_response
+from sms.carrier.keepalive import IdleProbe
+from sms.smpp.protocol import (LinkLost, PermanentError, SmppError, SmppTimeout,
+                               TemporaryError, Throttled)
+
+DELIVER_SLICE = 16  # DELIVERs handled per reactor turn, as on the SMPP side
+
+
+class LoginRefused(PermanentError):
+    """The gateway refused the login (wrong secret, unknown account) or could not prove
+    it knows the secret: the link backs off and tries again, it does not loop."""
+
+
+class Unencodable(PermanentError):
+    """The part cannot be written in this protocol (a field too long, a number that is not
+    digits): it fails alone and for good, and never takes a retry."""
+
+    def __init__(self, label: str, error: Exception):
+        SmppError.__init__(self, f"{label} not sent: {error}")
+        self.status, self.command = 0, label
+
+
+def _timeout_error(label: str, _seconds: float) -> SmppTimeout:
+    return SmppTimeout(f"{label}: no response in time")
+
+
+class CarrierProtocol(Protocol):
+    """The shared client (and, for SGIP, server) side of one carrier connection.
+
+    A subclass sets ``name`` (for logs), the command ids ``ACTIVE_TEST`` (None when the
+    protocol has none), ``TERMINATE`` and ``DELIVERS`` (requests handed to ``on_deliver``),
+    the result codes ``THROTTLING`` (flow control), and implements the codec hooks.
+    """
+
+    log = Logger(namespace="hotline.sms.carrier")
+    protocol_name = "carrier"
+    ACTIVE_TEST: int | None = None
+    TERMINATE: int = 0
+    DELIVERS: frozenset[int] = frozenset()
+    THROTTLING: frozenset[int] = frozenset()
+
+    def __init__(self, clock: IReactorTime, *, response_timeout: float = 10.0,
+                 active_test: float = 180.0, active_test_timeout: float = 60.0,
+                 active_test_tries: int = 3,
+                 on_deliver: Callable[[object], Deferred] | None = None,
+                 on_answered: Callable[[], None] | None = None, name: str = "carrier"):
+        self.clock = clock
+        self.response_timeout = response_timeout
+        self.on_deliver, self.on_answered = on_deliver, on_answered
+        self.name = name
+        self._splitter = self.frame_splitter()
+        self._pending: PendingRequests = PendingRequests(clock, _timeout_error)
+        self._delivered: deque[Frame] = deque()
+        self._deliver_call = None
+        self.active_test_timeout = active_test_timeout
+        self._probe = None
+        if self.ACTIVE_TEST is not None:
+            self._probe = IdleProbe(clock, active_test, self._active_test, self._peer_silent,
+                                    retries=active_test_tries)
+        self.connected = False
+        self.closing = False
+        self.received = self.sent = self.malformed = 0
+
+    # ---- what a protocol supplies ---------------------------------------------------
+    def frame_splitter(self):
+        raise NotImplementedError
+
+    def decode(self, raw: bytes) -> Frame:
+        raise NotImplementedError
+
+    def encode(self, pdu, sequence) -> bytes:
+        raise NotImplementedError
+
+    def next_sequence(self):
+        raise NotImplementedError
+
+    def status(self, response) -> int:
+        """The result code of a response PDU (0 is success)."""
+        return response.result
+
+    def answer_of(self, frame: Frame):
+        """What a request's Deferred fires with: the response PDU (SGIP adds its sequence)."""
+        return frame.pdu
+
+    def reply(self, frame: Frame, ok: bool):
+        """The response PDU to a request frame (success or a "try again" result)."""
+        raise NotImplementedError
+
+    def reject(self, command_id: int, sequence):
+        """The error response to a request that did not decode, or None (not answered)."""
+        return None
+
+    def active_test_pdu(self):
+        raise NotImplementedError
+
+    def terminate_pdu(self):
+        raise NotImplementedError
+
+    def other_request(self, frame: Frame) -> None:
+        """A request none of the shared ones (keep-alive, goodbye, deliver): log it."""
+        self.log.warn("{name}: unexpected request 0x{cid:08X} ignored", name=self.name,
+                      cid=frame.command_id)
+
+    # ---- connection -------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.connected = True
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)  # many small PDUs in flight: no Nagle
+        if self._probe is not None:
+            self._probe.start()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.connected = False
+        # DELIVERs not yet handled were not acknowledged: the gateway sends them again.
+        self._delivered.clear()
+        if self._deliver_call is not None and self._deliver_call.active():
+            self._deliver_call.cancel()
+        self._deliver_call = None
+        if self._probe is not None:
+            self._probe.stop()
+        why = reason.getErrorMessage() if reason is not None else "closed"
+        self._pending.fail_all(lambda label: LinkLost(f"{label}: link lost ({why})"))
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    # ---- requests ---------------------------------------------------------------------
+    def request(self, pdu, label: str, *, timeout: float | None = None,
+                answer: Deferred | None = None, checked: bool = True) -> Deferred:
+        """Send one request; fires with the response PDU, or a typed SmppError.
+
+        ``checked``: a non-zero result fails the Deferred (``Throttled`` for flow
+        control); unchecked, the caller reads the result itself (a login).
+        """
+        d = Deferred() if answer is None else answer
+        if not self.connected:
+            d.errback(LinkLost(f"{label}: not connected"))
+            return d
+        sequence = self.next_sequence()
+        try:
+            raw = self.encode(pdu, sequence)
+        except CodecError as e:
+            d.errback(Unencodable(label, e))
+            return d
+        self._pending.add(sequence, label, self.response_timeout if timeout is None else timeout,
+                          d, data=checked)
+        self.sent += 1
+        self.transport.write(raw)
+        return d
+
+    def terminate(self, timeout: float = 5.0) -> Deferred:
+        """Say goodbye (TERMINATE, Exit, Unbind), then close; fires when closing."""
+        self.closing = True
+        d = self.request(self.terminate_pdu(), "terminate", timeout=timeout, checked=False)
+
+        def close(result):
+            if self.transport is not None:
+                self.transport.loseConnection()
+            if isinstance(result, Failure):
+                result.trap(SmppError)
+            return None
+
+        return d.addBoth(close)
+
+    def error_for(self, status: int, label: str) -> SmppError:
+        if status in self.THROTTLING:
+            return Throttled(f"{label}: {self.protocol_name} flow control (result {status})",
+                             status)
+        return PermanentError(status, label)
+
+    # ---- incoming ---------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            frames = self._splitter.feed(data)
+        except FramingError as e:
+            self.log.warn("{name}: dropping the link: {error}", name=self.name, error=str(e))
+            self.transport.abortConnection()
+            return
+        if frames and self._probe is not None:
+            self._probe.touch()
+        answered = False
+        for raw in frames:
+            if not self.connected:
+                return
+            self.received += 1
+            try:
+                frame = self.decode(raw)
+            except MalformedPdu as e:
+                self._malformed(e)
+                continue
+            except FramingError as e:
+                self.log.warn("{name}: dropping the link: {error}", name=self.name, error=str(e))
+                self.transport.abortConnection()
+                return
+            if is_response(frame.command_id):
+                answered = self._response(frame) or answered
+            else:
+                self._request_received(frame)
+        if answered and self.on_answered is not None:
+            self.on_answered()
+        if self._delivered and self._deliver_call is None:
+            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
+
+    def _malformed(self, e: MalformedPdu) -> None:
+        self.malformed += 1
+        self.log.warn("{name}: malformed PDU: {error}", name=self.name, error=str(e))
+        if is_response(e.command_id):
+            request = self._pending.pop(e.sequence)
+            if request is not None:
+                request.deferred.errback(TemporaryError(f"{request.label}: malformed response"))
+            return
+        answer = self.reject(e.command_id, e.sequence)
+        if answer is not None:
+            self.transport.write(self.encode(answer, e.sequence))
+
+    def _response(self, frame: Frame) -> bool:
+        """Fire the pending request's Deferred; False when nothing was pending."""
+        request = self._pending.pop(frame.sequence)
+        if request is None:
+            self.log.warn("{name}: response 0x{cid:08X} to no pending request", name=self.name,
+                          cid=frame.command_id)
+            return False
+        status = self.status(frame.pdu) if request.data else 0
+        if status:
+            request.deferred.errback(self.error_for(status, request.label))
+        else:
+            request.deferred.callback(self.answer_of(frame))
+        return True
+
+    def _request_received(self, frame: Frame) -> None:
+        command_id = frame.command_id
+        if command_id in self.DELIVERS:
+            self._delivered.append(frame)
+        elif command_id == self.ACTIVE_TEST:
+            self._write(self.reply(frame, True), frame.sequence)
+        elif command_id == self.TERMINATE:
+            self.closing = True
+            self._write(self.reply(frame, True), frame.sequence)
+            self.transport.loseConnection()
+        else:
+            self.other_request(frame)
+
+    def _write(self, pdu, sequence) -> None:
+        self.transport.write(self.encode(pdu, sequence))
+
+    def _deliver_slice(self) -> None:
+        """At most DELIVER_SLICE DELIVERs per reactor turn: a burst of reports must not hold
+        back the submit responses read right behind it."""
+        self._deliver_call = None
+        for _ in range(min(DELIVER_SLICE, len(self._delivered))):
+            if not self.connected:
+                return
+            self._deliver(self._delivered.popleft())
+        if self._delivered:
+            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
+
+    def _deliver(self, frame: Frame) -> None:
+        if self.on_deliver is None:
+            self._write(self.reply(frame, False), frame.sequence)
+            return
+        d = maybeDeferred(self.on_deliver, frame.pdu)
+
+        def answer(result):
+            ok = not isinstance(result, Failure)
+            if not ok:
+                self.log.failure("{name}: DELIVER handler failed; asking the gateway to retry",
+                                 result, name=self.name)
+            if self.connected:
+                self._write(self.reply(frame, ok), frame.sequence)
+
+        d.addBoth(answer)
+
+    # ---- keep-alive -------------------------------------------------------------------
+    def _active_test(self) -> Deferred:
+        if self.closing:
+            return Deferred()  # going away anyway: no probe, no verdict
+        return self.request(self.active_test_pdu(), "active test",
+                            timeout=self.active_test_timeout, checked=False)
+
+    def _peer_silent(self, failure: Failure) -> None:
+        if self.connected and not failure.check(LinkLost):
+            self.log.warn("{name}: active test unanswered ({error}); dropping the link",
+                          name=self.name, error=failure.getErrorMessage())
+            self.transport.loseConnection()
