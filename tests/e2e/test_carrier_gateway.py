@@ -23,7 +23,7 @@ from sms.config import SmscConfig
 from sms.keywords import KeywordHandler
 from sms.outbox.dispatcher import Dispatcher
 from sms.outbox.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
-from sms.tables import SmsMessage
+from sms.tables import SmsMessage, SmsPart
 from sms.templates import TemplateSet
 from storage.db import Database
 from tests.unit.sms.test_outbox import make_config
@@ -155,8 +155,13 @@ def test_single_and_long_ucs2_delivered_with_reports(protocol, log_dir, tmp_path
     kind, carrier, _ = PROTOCOLS[protocol]
     assert routes["carriers"] == {carrier: {kind: 11}}
     assert routes["routes"][kind]["ok"] == 11
-    long_parts = [s for s in stats["last_submits"] if s.get("pk_total", s.get("tp_udhi")) in (3, 1)]
-    assert long_parts  # the long message went out with its concatenation marks
+    long_parts = [s for s in stats["last_submits"] if s["content_hex"].startswith("050003")]
+    assert long_parts and all(_udhi(s) for s in long_parts)  # concatenation marks as parsed
+
+
+def _udhi(submit: dict) -> bool:
+    """The simulator saw the part flagged as carrying a UDH (a field or SMGP's TLV)."""
+    return submit.get("tp_udhi", submit.get("tlvs", {}).get("tp_udhi")) == 1
 
 
 @pytest.mark.parametrize("protocol", ["cmpp3", "smgp", "sgip"])
@@ -219,7 +224,8 @@ def test_mo_keyword_answered_over_the_same_carrier(protocol, log_dir, tmp_path):
             await _post_mo(stack.reactor, sim, mobile, "1069012329", "YE")
             await stack.until_final(1)
             return await stack.db.run(lambda s: s.execute(
-                select(SmsMessage.template, SmsMessage.state, SmsMessage.smsc)).all())
+                select(SmsMessage.template, SmsMessage.state, SmsPart.smsc).join(
+                    SmsPart, SmsPart.message_id == SmsMessage.id)).all())
 
         rows = run_stack(protocol, sim, tmp_path, body, core=core)
         stats = sim.stats()
