@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.config import Config, ConfigError, load
+from common.config import Config
 from prompts import audio, catalog as catalog_mod, defaults, library, staff, transfer
 from prompts.catalog import LANGUAGES
 from prompts.layout import DEFAULT_CENTER
@@ -27,8 +27,10 @@ class CliError(Exception):
     """A refusal the operator sees as one line on stderr, exit 1."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, load_config) -> None:
+    """``load_config`` is the composition root's (path) -> Config with a ready database."""
     p = subparsers.add_parser("prompts", help="the voice prompt library")
+    p.set_defaults(load_config=load_config)
     sub = p.add_subparsers(dest="prompts_command", required=True, metavar="COMMAND")
 
     def command(name, help_text, func):
@@ -89,11 +91,7 @@ def register(subparsers) -> None:
 
 def _wrap(func):
     def run(args) -> int:
-        try:
-            config = load(args.config)
-        except ConfigError as e:
-            print(f"hotline: {e}", file=sys.stderr)
-            return 2
+        config = args.load_config(args.config)
         db = Database(config.database.url, reactor=None, threads=1)
         try:
             return func(args, config, db) or 0
