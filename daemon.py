@@ -16,6 +16,7 @@ from twisted.logger import Logger
 import core_client.cli
 import ivr.cli
 import ivr.config
+import operations.cli
 import prompts.cli
 import prompts.config
 import sms.cli
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sandbox.demo import register as register_demo
 
     register_demo(sub)
+    operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
     for room in (ivr.cli, sms.cli, prompts.cli):
         room.register(sub, load_config)
