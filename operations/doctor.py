@@ -190,7 +190,7 @@ async def check_core(center: Any, reactor: Any, client: Any) -> list[Result]:
     skew = core_time - (sent + time.time()) / 2
     health = Result(name, True, f"{center.core_url} answered a signed health call")
     clock = Result(f"clock {center.code}", abs(skew) <= MAX_SKEW,
-                   f"{skew:+.0f} s against the core (at most {MAX_SKEW:g} s)",
+                   f"{round(skew):+d} s against the core (at most {MAX_SKEW:g} s)",
                    "synchronise this host's clock (chrony or systemd-timesyncd)")
     return [health, clock]
 
