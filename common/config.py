@@ -74,6 +74,11 @@ class Section:
             return os.environ[var]
         return raw
 
+    def ignore(self, key: str) -> None:
+        """A valid key this configuration does not use (a disabled link's secret): known,
+        so not an "unknown key", and never read, so its variable need not be set."""
+        self.read_keys.add(key)
+
     def secret(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         """A password or key: like ``str``, but when the file was loaded without secrets
         an unset ``env:`` variable reads as empty instead of failing (commands that only

@@ -37,11 +37,14 @@ class IvrConfig:
 def parse(ini, daemon, centers) -> IvrConfig:
     a = ini.section("ami")
     s = ini.section("ivr")
+    enabled = a.bool("enabled", True)
+    if not enabled:
+        a.ignore("secret")
     ami = AmiConfig(
-        enabled=a.bool("enabled", True),
+        enabled=enabled,
         endpoint=a.endpoint("endpoint", "tcp:host=127.0.0.1:port=5038"),
         username=a.str("username", "hotline"),
-        secret=a.secret("secret", "env:HOTLINE_AMI_SECRET") if a.bool("enabled", True) else "",
+        secret=a.secret("secret", "env:HOTLINE_AMI_SECRET") if enabled else "",
         action_timeout=a.float("action_timeout", 10.0, min=0.5, max=120),
         ping_interval=a.float("ping_interval", 20.0, min=1, max=600),
         heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),

@@ -154,3 +154,11 @@ def test_the_config_reader_imports_no_room():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[3], check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_disabled_links_secret_is_known_and_not_needed(tmp_path, monkeypatch):
+    """[ami] enabled = no with the sample's secret line: neither an unknown key nor a
+    missing variable."""
+    monkeypatch.delenv("HOTLINE_AMI_SECRET", raising=False)
+    text = MINIMAL.replace("secret = x", "enabled = no\nsecret = env:HOTLINE_AMI_SECRET")
+    assert load(write(tmp_path, text), ROOMS).ivr.ami.secret == ""
