@@ -48,8 +48,17 @@ def service_user():
     subprocess.run(["groupdel", name], capture_output=True)
 
 
+def test_readme_gives_these_commands():
+    """README's "Install as a service" names the commands this test runs."""
+    readme = (REPO / "README.md").read_text("utf-8")
+    section = readme[readme.index("## Install as a service"):readme.index("## Backups")]
+    assert "python3 -m pip wheel --no-deps -w dist .\n" in section
+    assert "contrib/systemd/install.sh dist/hotline12329-0.1.0-py3-none-any.whl\n" in section
+
+
 def build_wheel(out: Path) -> Path:
-    """The wheel of this working tree (tracked and new files), built in a copy."""
+    """The wheel of this working tree (tracked and new files), built in a copy, as the
+    README says: pip wheel --no-deps -w dist ."""
     src = out / "src"
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=REPO, capture_output=True, check=True).stdout.decode()
