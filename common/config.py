@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Callable, Mapping, TypeVar
 
 from common.daily_window import EVERY_DAY, DailyWindow
+from common.validated import out_of_range
 
 T = TypeVar("T")
 
@@ -106,11 +107,7 @@ class Section:
             value = int(raw)
         except ValueError:
             raise self.error(key, f"must be a whole number, not {raw!r}") from None
-        if min is not None and value < min:
-            raise self.error(key, f"must be at least {min}, not {value}")
-        if max is not None and value > max:
-            raise self.error(key, f"must be at most {max}, not {value}")
-        return value
+        return self._in_range(key, value, min, max)
 
     def float(self, key: str, default: float, *, min: float | None = None,
               max: float | None = None) -> float:
@@ -121,10 +118,12 @@ class Section:
             value = float(raw)
         except ValueError:
             raise self.error(key, f"must be a number, not {raw!r}") from None
-        if min is not None and value < min:
-            raise self.error(key, f"must be at least {min}, not {value}")
-        if max is not None and value > max:
-            raise self.error(key, f"must be at most {max}, not {value}")
+        return self._in_range(key, value, min, max)
+
+    def _in_range(self, key: str, value: T, lo: float | None, hi: float | None) -> T:
+        problem = out_of_range(value, lo, hi)
+        if problem:
+            raise self.error(key, problem)
         return value
 
     def bool(self, key: str, default: bool) -> bool:
