@@ -92,7 +92,8 @@ def test_http_core_needs_url_and_key(tmp_path):
 
 def test_office_hours_window(tmp_path):
     """Office hours parse as minutes since midnight; nonsense is refused."""
-    config = load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 08:30-17:30\nsignature")), ROOMS)
+    text = MINIMAL.replace("signature", "office_hours = 08:30-17:30\nsignature")
+    config = load(write(tmp_path, text), ROOMS)
     assert config.centers["ly"].office_hours == DailyWindow(510, 1050, (1, 2, 3, 4, 5))
     with pytest.raises(ConfigError, match="office_hours: must be a time window"):
         load(write(tmp_path, MINIMAL.replace("signature", "office_hours = 8-5\nsignature")), ROOMS)
@@ -103,7 +104,8 @@ def test_center_time_zone_defaults_to_beijing_and_is_validated(tmp_path):
     zoneinfo database does not know is refused with the key named."""
     assert load(write(tmp_path, MINIMAL), ROOMS).centers["ly"].timezone == "Asia/Shanghai"
     with pytest.raises(ConfigError, match="timezone: unknown time zone"):
-        load(write(tmp_path, MINIMAL.replace("signature", "timezone = Mars/Olympus\nsignature")), ROOMS)
+        text = MINIMAL.replace("signature", "timezone = Mars/Olympus\nsignature")
+        load(write(tmp_path, text), ROOMS)
 
 
 def test_secrets_stay_out_of_reprs(env, monkeypatch):
