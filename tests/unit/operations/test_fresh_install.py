@@ -55,16 +55,18 @@ def test_unmigrated_database_says_what_to_run(fresh, capsys):
 
 def test_readers_run_without_secrets_after_upgrade(fresh, capsys):
     """After hotline db upgrade, statistics, the prompt list and db current run with the
-    database settings alone; the daemon's own check still names the missing secret."""
+    database settings alone; the daemon (and its check) still refuse with the one line
+    naming the missing secret."""
     assert run("db", "upgrade", "-c", str(fresh)) == 0
     assert run("ivr", "stats", "-c", str(fresh)) == 0
     assert run("sms", "stats", "-c", str(fresh)) == 0
     assert run("prompts", "list", "-c", str(fresh)) == 0
     assert run("db", "current", "-c", str(fresh)) == 0
     capsys.readouterr()
-    assert run("check-config", "-c", str(fresh)) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"hotline: {fresh} [ami] secret: environment variable HOTLINE_AMI_SECRET is not set")
+    for command in ("check-config", "run"):
+        assert run(command, "-c", str(fresh)) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"hotline: {fresh} [ami] secret: environment variable HOTLINE_AMI_SECRET is not set")
 
 
 def test_init_is_idempotent(fresh, capsys, monkeypatch):
