@@ -15,11 +15,15 @@ import sys
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
+from sqlalchemy.exc import OperationalError
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
+from common import heap
 from common.config import Config, ConfigError, load
+from common.logs import start_logging
+from storage import migrate as migrations
 
 log = Logger(namespace="hotline.startup")
 
@@ -42,10 +46,6 @@ def database_ready_or_exit(config: Config, *, migrate_to: str | None = None) -> 
     the SQLite folder is created when that is safe; ``migrate_to`` (a revision, "heads":
     the daemon and installer steps) applies migrations, other commands only check that
     they were applied."""
-    from sqlalchemy.exc import OperationalError
-
-    from storage import migrate as migrations
-
     try:
         migrations.ensure_folder(config.database.url)
         if migrate_to:
@@ -90,10 +90,7 @@ def notify_systemd(state: str) -> None:
 def serve(config: Config, build: Callable[[Any], MultiService], name: str) -> int:
     """Run ``build(reactor)``'s tree on the real reactor until SIGTERM or SIGINT; the exit
     code is 1 when the graceful stop did not finish within the shutdown timeout."""
-    from twisted.internet import reactor
-
-    from common import heap
-    from common.logs import start_logging
+    from twisted.internet import reactor  # installs the global reactor: only the roots run it
 
     start_logging(config.daemon.log_format, config.daemon.log_file, config.daemon.log_level)
     config.daemon.state_dir.mkdir(parents=True, exist_ok=True)

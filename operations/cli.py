@@ -11,6 +11,8 @@ from twisted.python.failure import Failure
 
 from common import startup
 from operations import backup as backups, doctor
+from prompts import cli as prompts_cli
+from storage.db import Database
 
 EXIT_FAILED = 1
 
@@ -37,9 +39,6 @@ def register(subparsers, rooms: Mapping[str, ModuleType]) -> None:
 
 
 def cmd_init(args) -> int:
-    from prompts import cli as prompts_cli
-    from storage.db import Database
-
     config = startup.load_or_exit(args.config, args.rooms, secrets=False)
     pc = config.prompts
     folders = [config.daemon.state_dir, Path(pc.library_dir)]
@@ -78,7 +77,7 @@ def cmd_doctor(args) -> int:
 def _on_reactor(run: Callable[[Any], Any]) -> Any:
     """Run one coroutine function on the real reactor and return its result (a
     command-line tool's whole life; the reactor cannot run twice in a process)."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor  # installs the global reactor: only when run
 
     box: list = []
 

@@ -23,6 +23,12 @@ from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectError
 
 from common.config import Config, ConfigError, load
+from core_client.http import HttpCore, make_http_client
+from core_client.interface import CoreError
+from ivr.asterisk.ami_protocol import AmiError, AmiProtocol
+from prompts import cli as prompts_cli
+from sms.smpp.protocol import SmppError, SmppProtocol
+from storage.migrate import NotReady, check_current, sqlite_file
 
 NETWORK_TIMEOUT = 5.0  # seconds for each network check: connect, log in or bind, answer
 MAX_SKEW = 30.0  # seconds; the core refuses signatures beyond 300
@@ -48,14 +54,14 @@ def check_config(path: str, rooms: Mapping[str, ModuleType]) -> tuple[Config | N
     try:
         config = load(path, rooms)
     except ConfigError as e:
-        return None, Result("config", False, str(e),
-                            "fix the named key (hotline.sample.ini documents every key)")
+        hint = ("export it before running doctor (the service reads /etc/hotline/hotline.env)"
+                if "environment variable" in e.problem else
+                "fix the named key (hotline.sample.ini documents every key)")
+        return None, Result("config", False, str(e), hint)
     return config, Result("config", True, f"{config.path} ({len(config.centers)} centers)")
 
 
 def check_database(config: Config) -> Result:
-    from storage.migrate import NotReady, check_current
-
     try:
         check_current(config.database.url)
     except NotReady as e:
@@ -65,8 +71,6 @@ def check_database(config: Config) -> Result:
 
 
 def check_prompts(config: Config) -> Result:
-    from prompts import cli as prompts_cli
-
     ids, gaps, uncatalogued = prompts_cli.check(config)
     if gaps or uncatalogued:
         return Result("prompts", False,
@@ -78,8 +82,6 @@ def check_prompts(config: Config) -> Result:
 
 def check_permissions(config: Config) -> list[Result]:
     """The service user can write its folders; nobody else can; inline secrets are private."""
-    from storage.migrate import sqlite_file
-
     problems = []
     mode = os.stat(config.path).st_mode
     if mode & stat.S_IWOTH:
@@ -122,8 +124,6 @@ class _Failed(Exception):
 
 
 async def check_ami(config: Config, reactor: Any) -> Result:
-    from ivr.asterisk.ami_protocol import AmiError, AmiProtocol
-
     ami = config.ivr.ami
     if not ami.enabled:
         return Result("ami", True, "disabled ([ami] enabled = no)")
@@ -150,8 +150,6 @@ async def check_ami(config: Config, reactor: Any) -> Result:
 
 
 async def check_smsc(smsc: Any, reactor: Any) -> Result:
-    from sms.smpp.protocol import SmppError, SmppProtocol
-
     name = f"smsc {smsc.name}"
     mode = "transceiver" if smsc.bind_mode == "transceiver" else "transmitter"
     proto = SmppProtocol(reactor, response_timeout=NETWORK_TIMEOUT, name=name)
@@ -170,9 +168,6 @@ async def check_smsc(smsc: Any, reactor: Any) -> Result:
 
 
 async def check_core(center: Any, reactor: Any, client: Any) -> list[Result]:
-    from core_client.http import HttpCore
-    from core_client.interface import CoreError
-
     name = f"core {center.code}"
     if center.core != "http":
         where = center.core_db if center.core_db.exists() else "generated on first start"
@@ -196,8 +191,6 @@ async def check_core(center: Any, reactor: Any, client: Any) -> list[Result]:
 
 
 async def check_network(config: Config, reactor: Any) -> list[Result]:
-    from core_client.http import make_http_client
-
     results = []
     if config.ivr is not None:
         results.append(await check_ami(config, reactor))
