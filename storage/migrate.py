@@ -10,6 +10,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -55,11 +59,6 @@ def ensure_folder(url: str) -> None:
 
 def check_current(url: str) -> None:
     """Raise NotReady unless every branch's migrations are applied; creates nothing."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import OperationalError
-
     path = sqlite_file(url)
     if path is not None and not path.exists():
         raise NotReady(f"no database at {path} yet")
