@@ -98,8 +98,8 @@ def unit_environment(settings: dict, notify: Path) -> dict[str, str]:
 
 def test_install_then_start_and_stop_as_the_service_user(prefix, service_user, tmp_path,
                                                         log_dir):
-    """install.sh then the unit's ExecStart as the unprivileged user: ready, serving,
-    stopped cleanly by SIGTERM."""
+    """install.sh (twice: an upgrade keeps the operator's edits) then the unit's ExecStart
+    as the unprivileged user: ready, serving, stopped cleanly by SIGTERM."""
     wheel = build_wheel(tmp_path)
     subprocess.run([str(REPO / "contrib" / "systemd" / "install.sh"), str(wheel)], check=True,
                    env=dict(os.environ, HOTLINE_ROOT=str(prefix), HOTLINE_USER=service_user),
@@ -118,6 +118,12 @@ def test_install_then_start_and_stop_as_the_service_user(prefix, service_user, t
                    .replace("port=2775", f"port={free_port()}"), "utf-8")
     (etc / "hotline.env").write_text(f"HOTLINE_AMI_SECRET={secrets.token_hex(8)}\n"
                                      f"HOTLINE_SMPP_PASSWORD_LOCAL={secrets.token_hex(4)}\n")
+    edited = ini.read_text("utf-8"), (etc / "hotline.env").read_text()
+    # Running the install again (an upgrade) keeps the operator's files.
+    subprocess.run([str(REPO / "contrib" / "systemd" / "install.sh"), str(wheel)], check=True,
+                   env=dict(os.environ, HOTLINE_ROOT=str(prefix), HOTLINE_USER=service_user),
+                   capture_output=True, timeout=900)
+    assert (ini.read_text("utf-8"), (etc / "hotline.env").read_text()) == edited
     hotline = prefix / "opt" / "hotline" / "bin" / "hotline"
     subprocess.run(["runuser", "-u", service_user, "--", str(hotline), "core", "generate",
                     "--persons", "200", "--out", str(state / "core-demo.db")],
