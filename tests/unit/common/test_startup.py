@@ -44,3 +44,19 @@ def test_platform_stops_newest_first_waiting_for_each():
     assert order == ["http", "sms"] and not done.called
     pending.callback(None)
     assert order == ["http", "sms", "database"] and done.called
+
+
+def test_no_room_imports_the_composition_root():
+    """daemon.py hands the rooms what they need (ROOMS, load_config); no product module
+    imports it back (sms/cli.py and the outbox worker did)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    pattern = re.compile(r"^\s*(from daemon import|import daemon\b)", re.M)
+    offenders = [str(path.relative_to(root))
+                 for package in ("common", "core_client", "ivr", "operations", "prompts", "sms",
+                                 "storage", "benchmarks", "sandbox")
+                 for path in (root / package).rglob("*.py")
+                 if "node_modules" not in path.parts and pattern.search(path.read_text("utf-8"))]
+    assert offenders == []
