@@ -22,8 +22,8 @@ from storage.migrate import sqlite_file
 MANIFEST = "manifest.json"
 DATABASE = "hotline.db"
 PROMPTS = "prompts"
-# Raw recordings waiting to be processed are not part of the library.
-_TRANSIENT = shutil.ignore_patterns("incoming", "incoming-local")
+# Raw recordings waiting to be processed (top-level folders) are not part of the library.
+_TRANSIENT = {"incoming", "incoming-local"}
 
 
 class BackupError(Exception):
@@ -57,7 +57,10 @@ def backup(database_url: str, library_dir: Path, target: Path) -> dict:
         _copy_sqlite(db_file, target / DATABASE)
         manifest["database"] = DATABASE
     if library_dir.is_dir():
-        shutil.copytree(library_dir, target / PROMPTS, symlinks=True, ignore=_TRANSIENT)
+        def transient(folder: str, names: list[str]) -> set[str]:
+            return _TRANSIENT & set(names) if Path(folder) == library_dir else set()
+
+        shutil.copytree(library_dir, target / PROMPTS, symlinks=True, ignore=transient)
         manifest["prompts"] = PROMPTS
     (target / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
     return manifest
