@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.config import Config, ConfigError, load
+from common.config import Config
 from prompts import audio, catalog as catalog_mod, defaults, library, staff, transfer
 from prompts.catalog import LANGUAGES
 from prompts.layout import DEFAULT_CENTER
@@ -27,8 +27,10 @@ class CliError(Exception):
     """A refusal the operator sees as one line on stderr, exit 1."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, load_config) -> None:
+    """``load_config`` is the composition root's (path) -> Config with a ready database."""
     p = subparsers.add_parser("prompts", help="the voice prompt library")
+    p.set_defaults(load_config=load_config)
     sub = p.add_subparsers(dest="prompts_command", required=True, metavar="COMMAND")
 
     def command(name, help_text, func):
@@ -89,11 +91,7 @@ def register(subparsers) -> None:
 
 def _wrap(func):
     def run(args) -> int:
-        try:
-            config = load(args.config)
-        except ConfigError as e:
-            print(f"hotline: {e}", file=sys.stderr)
-            return 2
+        config = args.load_config(args.config)
         db = Database(config.database.url, reactor=None, threads=1)
         try:
             return func(args, config, db) or 0
@@ -194,12 +192,18 @@ def _referenced(config: Config, cat: catalog_mod.Catalog) -> set[str]:
     return ids
 
 
-def cmd_check(args, config: Config, db: Database) -> int:
+def check(config: Config) -> tuple[set[str], list[str], list[str]]:
+    """(prompt ids the menus and flows may play, missing audio, ids not in the catalog):
+    for ``prompts check`` and ``hotline doctor``."""
     cat = catalog_mod.load()
     ids = _referenced(config, cat)
     centers = {code: c.languages for code, c in config.centers.items()}
     gaps = library.missing(config.prompts.library_dir, ids, centers, config.prompts.all_formats)
-    uncatalogued = sorted(ids - set(cat.prompts))
+    return ids, gaps, sorted(ids - set(cat.prompts))
+
+
+def cmd_check(args, config: Config, db: Database) -> int:
+    ids, gaps, uncatalogued = check(config)
     for pid in uncatalogued:
         print(f"not in the catalog: {pid}")
     for line in gaps:
@@ -209,17 +213,25 @@ def cmd_check(args, config: Config, db: Database) -> int:
               "(hotline prompts build-defaults, or import)", file=sys.stderr)
         return EXIT_FAILED
     print(f"ok: {len(ids)} prompts in {', '.join(_languages(config))} "
-          f"({', '.join(config.prompts.all_formats)}) for {len(centers)} centers")
+          f"({', '.join(config.prompts.all_formats)}) for {len(config.centers)} centers")
     return 0
+
+
+def build_defaults(config: Config, db: Database, jobs: int | None = None,
+                   force: bool = False) -> tuple[int, int]:
+    """Synthesise missing or changed defaults and publish them: (synthesised, up to date).
+    For ``prompts build-defaults`` and ``hotline init``."""
+    done, fresh = defaults.build(db, config.prompts.library_dir, catalog_mod.load(),
+                                 _languages(config), settings(config.prompts), time.time(),
+                                 jobs=jobs, force=force)
+    if done:
+        _publish(config)
+    return done, fresh
 
 
 def cmd_build_defaults(args, config: Config, db: Database) -> int:
     started = time.monotonic()
-    done, fresh = defaults.build(db, config.prompts.library_dir, catalog_mod.load(),
-                                 _languages(config), settings(config.prompts), time.time(),
-                                 jobs=args.jobs, force=args.force)
-    if done:
-        _publish(config)
+    done, fresh = build_defaults(config, db, args.jobs, args.force)
     print(f"{done} prompts synthesised, {fresh} up to date, "
           f"{time.monotonic() - started:.1f} s")
     return 0
