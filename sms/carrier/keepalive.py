@@ -9,7 +9,7 @@ Anything read resets the idle time (``touch``), so a busy link is never probed.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime

@@ -14,7 +14,7 @@ receipts and MO (``sms.cmpp.link``, ``sms.smgp.link``, ``sms.sgip.link``).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint

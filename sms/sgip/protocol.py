@@ -12,7 +12,7 @@ and 33 (queue full) are flow control.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from sms.carrier.binary_pdu import RESPONSE_BIT, Frame
 from sms.carrier.links import beijing_now

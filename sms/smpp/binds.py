@@ -21,7 +21,7 @@ this one window.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -83,7 +83,7 @@ class BindLink(Link):
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
-                 on_state: Callable[["BindLink", str, str], None] | None = None,
+                 on_state: Callable[[BindLink, str, str], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
