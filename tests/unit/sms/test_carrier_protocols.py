@@ -1,0 +1,388 @@
+"""The carrier protocols' Twisted layer in memory: CMPP, SMGP and SGIP over StringTransport
+with a Clock, their logins, the SGIP listener's Bind check, text for carriers, and
+routing by number segment."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from sms.carrier import text
+from sms.carrier.protocol import LoginRefused, Unencodable
+from sms.carrier.router import SmppRouter, SubmitPart
+from sms.cmpp import codec as cmpp
+from sms.cmpp.link import CmppLink
+from sms.cmpp.protocol import CmppProtocol
+from sms.config import SmscConfig
+from sms.sgip import codec as sgip
+from sms.sgip.link import SgipLink, SgipListener
+from sms.sgip.protocol import SgipProtocol
+from sms.smgp import codec as smgp
+from sms.smgp.protocol import SmgpProtocol
+from sms.smpp.protocol import LinkLost, SmppTimeout, Throttled
+
+
+def connected(protocol):
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def frames(transport, decode):
+    """The frames written so far (then cleared)."""
+    raw = transport.value()
+    transport.clear()
+    out, i = [], 0
+    while i < len(raw):
+        n = int.from_bytes(raw[i:i + 4], "big")
+        out.append(decode(raw[i:i + n]))
+        i += n
+    return out
+
+
+def cmpp_submit(n: int = 1) -> cmpp.Submit:
+    return cmpp.Submit(("13800000000",), "您好".encode("utf-16-be"), src_id="1069012329",
+                       msg_fmt=8, msg_src="901234", registered_delivery=1)
+
+
+def cmpp_proto(**kw):
+    clock = Clock()
+    proto, transport = connected(CmppProtocol(clock, response_timeout=10, **kw))
+    return proto, transport, clock
+
+
+def decode30(raw):
+    return cmpp.decode(raw, cmpp.V30)
+
+
+MSG_ID = cmpp.MsgId(11, 30, 14, 5, 9, 123456, 7)
+
+
+def test_cmpp_responses_matched_by_sequence_in_any_order():
+    """Two SUBMITs answered in reverse order each get their own SUBMIT_RESP's Msg_Id."""
+    proto, transport, _ = cmpp_proto()
+    got = []
+    proto.request(cmpp_submit(), "submit").addCallback(lambda r: got.append(("a", r.msg_id)))
+    proto.request(cmpp_submit(), "submit").addCallback(lambda r: got.append(("b", r.msg_id)))
+    sent = frames(transport, decode30)
+    assert [f.sequence for f in sent] == [1, 2]
+    other = replace(MSG_ID, sequence=8)
+    proto.dataReceived(cmpp.encode(cmpp.SubmitResp(other, 0), 2)
+                       + cmpp.encode(cmpp.SubmitResp(MSG_ID, 0), 1))
+    assert got == [("b", other), ("a", MSG_ID)]
+    assert proto.pending_count == 0
+
+
+def test_cmpp_flow_control_result_is_throttled_and_other_results_permanent():
+    """Result 8 is flow control (Throttled, retried like ESME_RTHROTTLED); 13 is permanent."""
+    proto, transport, _ = cmpp_proto()
+    errors = []
+    proto.request(cmpp_submit(), "submit").addErrback(errors.append)
+    proto.request(cmpp_submit(), "submit").addErrback(errors.append)
+    proto.dataReceived(cmpp.encode(cmpp.SubmitResp(cmpp.ZERO_MSG_ID, 8), 1)
+                       + cmpp.encode(cmpp.SubmitResp(cmpp.ZERO_MSG_ID, 13), 2))
+    assert errors[0].check(Throttled) and errors[0].value.status == 8
+    assert not errors[1].check(Throttled) and errors[1].value.status == 13
+
+
+def test_cmpp_request_times_out_on_the_clock():
+    """A SUBMIT never answered fails with SmppTimeout after response_timeout, alone."""
+    proto, _transport, clock = cmpp_proto()
+    errors = []
+    proto.request(cmpp_submit(), "submit").addErrback(errors.append)
+    clock.advance(9.9)
+    assert not errors
+    clock.advance(0.2)
+    assert errors[0].check(SmppTimeout) and proto.pending_count == 0 and proto.connected
+
+
+def test_cmpp_connection_lost_fails_every_pending_request():
+    """A lost link fails what was pending with LinkLost (the outbox resends it)."""
+    proto, _transport, _ = cmpp_proto()
+    errors = []
+    for _ in range(3):
+        proto.request(cmpp_submit(), "submit").addErrback(errors.append)
+    proto.connectionLost(None)
+    assert len(errors) == 3 and all(e.check(LinkLost) for e in errors)
+
+
+def test_cmpp_unencodable_part_fails_alone_for_good():
+    """A part the codec refuses (a destination that is not digits) fails as a permanent
+    error and nothing is written; the link stays up."""
+    proto, transport, _ = cmpp_proto()
+    errors = []
+    bad = replace(cmpp_submit(), dest_terminal_ids=("not-a-number",))
+    proto.request(bad, "submit").addErrback(errors.append)
+    assert errors[0].check(Unencodable) and transport.value() == b"" and proto.connected
+
+
+def test_cmpp_active_test_from_the_ismg_is_answered():
+    """The ISMG's ACTIVE_TEST gets an ACTIVE_TEST_RESP with its Sequence_Id."""
+    proto, transport, _ = cmpp_proto()
+    proto.dataReceived(cmpp.encode(cmpp.ActiveTest(), 77))
+    [resp] = frames(transport, decode30)
+    assert resp.command_id == cmpp.ACTIVE_TEST_RESP and resp.sequence == 77
+
+
+def test_cmpp_idle_link_probed_and_dropped_after_three_silent_active_tests():
+    """After 3 idle minutes an ACTIVE_TEST goes out; three unanswered (60 s each) drop the
+    link, as the specification's C = 3 min, T = 60 s, N = 3."""
+    proto, transport, clock = cmpp_proto()
+    clock.advance(179)
+    assert transport.value() == b""
+    clock.advance(1)
+    tests = frames(transport, decode30)
+    assert [f.command_id for f in tests] == [cmpp.ACTIVE_TEST]
+    clock.advance(60)
+    clock.advance(60)
+    assert not transport.disconnecting
+    clock.advance(60)
+    assert transport.disconnecting
+
+
+def test_cmpp_answered_active_test_keeps_the_link():
+    """An answered ACTIVE_TEST resets the count: the link stays up."""
+    proto, transport, clock = cmpp_proto()
+    clock.advance(180)
+    [probe] = frames(transport, decode30)
+    proto.dataReceived(cmpp.encode(cmpp.ActiveTestResp(), probe.sequence))
+    clock.advance(180 * 3)
+    assert not transport.disconnecting
+
+
+def test_cmpp_deliver_acknowledged_only_after_the_handler_committed():
+    """A status report is answered (result 0) once the handler's Deferred fires; a failed
+    handler answers 8 so the ISMG sends it again."""
+    handled: list[Deferred] = []
+
+    def on_deliver(pdu):
+        handled.append(Deferred())
+        return handled[-1]
+
+    proto, transport, clock = cmpp_proto(on_deliver=on_deliver)
+    report = cmpp.Report(MSG_ID, "DELIVRD", "2611301405", "2611301405", "13800000000", 1)
+    deliver = cmpp.Deliver(replace(MSG_ID, sequence=99), "1069012329", "13800000000",
+                           report=report)
+    proto.dataReceived(cmpp.encode(deliver, 5) + cmpp.encode(deliver, 6))
+    clock.advance(0)
+    assert len(handled) == 2 and transport.value() == b""
+    handled[0].callback(None)
+    handled[1].errback(RuntimeError("database down"))
+    answers = frames(transport, decode30)
+    assert [(f.sequence, f.pdu.result) for f in answers] == [(5, 0), (6, 8)]
+
+
+def test_cmpp_malformed_deliver_fails_alone():
+    """A DELIVER whose body does not decode is answered with result 1 (bad structure); the
+    SUBMIT_RESP read right behind it still reaches its request."""
+    proto, transport, _ = cmpp_proto(on_deliver=lambda pdu: succeed(None))
+    got = []
+    proto.request(cmpp_submit(), "submit").addCallback(got.append)
+    transport.clear()
+    garbage = (20).to_bytes(4, "big") + cmpp.DELIVER.to_bytes(4, "big") + (9).to_bytes(4, "big")
+    garbage += b"\0" * 8
+    proto.dataReceived(garbage + cmpp.encode(cmpp.SubmitResp(MSG_ID, 0), 1))
+    [answer] = frames(transport, decode30)
+    assert answer.sequence == 9 and answer.pdu.result == cmpp.RESULT_BAD_STRUCTURE
+    assert got and got[0].msg_id == MSG_ID and proto.connected and proto.malformed == 1
+
+
+def test_cmpp_terminate_from_the_ismg_is_answered_and_closes():
+    """TERMINATE gets TERMINATE_RESP and the connection closes (the link reconnects)."""
+    proto, transport, _ = cmpp_proto()
+    proto.dataReceived(cmpp.encode(cmpp.Terminate(), 3))
+    [resp] = frames(transport, decode30)
+    assert resp.command_id == cmpp.TERMINATE_RESP and transport.disconnecting
+
+
+def test_cmpp_terminate_on_stop_waits_for_the_answer_then_closes():
+    """Our TERMINATE on stop: the connection closes once TERMINATE_RESP comes."""
+    proto, transport, _ = cmpp_proto()
+    done = []
+    proto.terminate().addCallback(done.append)
+    [term] = frames(transport, decode30)
+    assert term.command_id == cmpp.TERMINATE and not transport.disconnecting
+    proto.dataReceived(cmpp.encode(cmpp.TerminateResp(), term.sequence))
+    assert done == [None] and transport.disconnecting
+
+
+def carrier_config(protocol="cmpp3", **kw) -> SmscConfig:
+    fields = dict(name="ismg", endpoint="tcp:host=127.0.0.1:port=1", system_id="901234",
+                  password="secret", system_type="", bind_mode="transceiver", binds=1,
+                  window=16, throughput=0.0, response_timeout=10.0, enquire_link=30.0,
+                  prefixes=(), source_addr="1069012329", protocol=protocol,
+                  carriers=("mobile",))
+    fields.update(kw)
+    return SmscConfig(**fields)
+
+
+def cmpp_login(status=0, secret="secret", version=cmpp.V30):
+    """Run CmppLink.log_in against an ISMG answering ``status`` (its authenticator made
+    with ``secret``); returns the failure or None."""
+    clock = Clock()
+    clock.advance(1_790_000_000)
+    link = CmppLink("ismg-0", None, carrier_config("cmpp3" if version == cmpp.V30 else "cmpp2"),
+                    clock)
+    proto, transport = connected(link.build_protocol())
+    outcome = []
+    link.log_in(proto).addCallbacks(outcome.append, outcome.append)
+    [connect] = frames(transport, lambda raw: cmpp.decode(raw, version))
+    auth = cmpp.authenticator_ismg(status, connect.pdu.authenticator, secret, version)
+    proto.dataReceived(cmpp.encode(cmpp.ConnectResp(status, auth, version), connect.sequence,
+                                   version))
+    assert cmpp.check_connect(connect.pdu, "secret") and connect.pdu.version == version
+    return outcome[0]
+
+
+def test_cmpp_login_accepted_when_the_ismg_proves_the_secret():
+    """CONNECT with the right authenticator; a status 0 whose AuthenticatorISMG verifies
+    logs in (3.0 and 2.0)."""
+    assert cmpp_login() is None
+    assert cmpp_login(version=cmpp.V20) is None
+
+
+def test_cmpp_login_refused_names_the_reason():
+    """Status 3 is a wrong secret: LoginRefused says so (the link backs off on it)."""
+    failure = cmpp_login(status=3)
+    assert failure.check(LoginRefused) and "wrong secret" in failure.getErrorMessage()
+
+
+def test_cmpp_login_refused_when_the_ismg_authenticator_does_not_verify():
+    """An ISMG that accepts but cannot prove the shared secret is refused (an impostor)."""
+    failure = cmpp_login(secret="not-the-secret")
+    assert failure.check(LoginRefused) and "does not verify" in failure.getErrorMessage()
+
+
+def test_cmpp_submit_pdu_from_a_long_ucs2_part_carries_udhi_and_pk_fields():
+    """A part of a long UCS2 message goes out with TP_udhi 1, Pk_total/Pk_number from its
+    UDH, Msg_Fmt 8 and the configured Service_Id; GBK where configured is Msg_Fmt 15."""
+    enc = text.encode("【示例公积金】" + "您的公积金贷款本期还款已入账。" * 10)
+    part = SubmitPart("13800000000", "12329", enc.parts[1], enc.data_coding, enc.esm_class)
+    config = carrier_config(service_id="HPF")
+    pdu = CmppLink.submit_pdu(part, config)
+    assert (pdu.tp_udhi, pdu.pk_total, pdu.pk_number, pdu.msg_fmt) == (1, enc.part_count, 2, 8)
+    assert pdu.src_id == "1069012329" and pdu.service_id == "HPF" and pdu.msg_src == "901234"
+    gbk = CmppLink.submit_pdu(part, replace(config, gbk=True))
+    assert gbk.msg_fmt == 15 and gbk.content[:6] == enc.parts[1][:6]
+    assert gbk.content[6:].decode("gbk") == enc.parts[1][6:].decode("utf-16-be")
+
+
+def test_smgp_system_busy_is_throttled_and_deliver_answered():
+    """SMGP status 1 (system busy) is flow control; a Deliver is answered after commit."""
+    clock = Clock()
+    proto, transport = connected(SmgpProtocol(clock, on_deliver=lambda pdu: succeed(None)))
+    errors = []
+    proto.request(smgp.Submit(("18900000000",), b"hi"), "submit").addErrback(errors.append)
+    [submit] = frames(transport, smgp.decode)
+    msg_id = smgp.MsgId.from_parts(123456, 11, 30, 14, 5, 1)
+    proto.dataReceived(smgp.encode(smgp.SubmitResp(smgp.ZERO_MSG_ID, 1), submit.sequence)
+                       + smgp.encode(smgp.Deliver(msg_id, "18900000000", "1069012329",
+                                                  b"YE"), 40))
+    clock.advance(0)
+    assert errors[0].check(Throttled)
+    [answer] = frames(transport, smgp.decode)
+    assert answer.sequence == 40 and answer.pdu.msg_id == msg_id and answer.pdu.status == 0
+
+
+def test_sgip_submit_answer_carries_its_sequence_as_the_message_id():
+    """SGIP's Submit_Resp has no id: the Submit's own sequence number is what the Report
+    names, so the link reports it as the part's message id."""
+    clock = Clock()
+    clock.advance(1_790_000_000)
+    proto, transport = connected(SgipProtocol(clock, node_id=3020099999))
+    got = []
+    proto.request(sgip.Submit(("8613000000000",), b"hi"), "submit").addCallback(got.append)
+    [submit] = frames(transport, sgip.decode)
+    assert submit.sequence.node_id == 3020099999
+    proto.dataReceived(sgip.encode(sgip.submit_resp(0), submit.sequence))
+    assert SgipLink.message_id(got[0]) == str(submit.sequence)
+
+
+def sgip_listener_proto(on_deliver=None):
+    config = carrier_config("sgip", name="smg", system_id="hotline", smg_login="smg",
+                            smg_password="secret", listen="tcp:0", node_id=3020099999,
+                            carriers=("unicom",))
+    clock = Clock()
+    listener = SgipListener(config, clock, on_deliver or (lambda pdu: succeed(None)),
+                            endpoint=object())
+    return connected(listener.buildProtocol(None))
+
+
+SEQ = sgip.SgipSequence(3020012345, 1130140509, 1)
+
+
+def test_sgip_listener_refuses_a_wrong_smg_login():
+    """The SMG's Bind with a wrong password gets result 1 and the connection closes."""
+    proto, transport = sgip_listener_proto()
+    proto.dataReceived(sgip.encode(sgip.Bind(sgip.LOGIN_SMG_TO_SP, "smg", "guess"), SEQ))
+    [resp] = frames(transport, sgip.decode)
+    assert resp.pdu.result == sgip.RESULT_BAD_LOGIN and transport.disconnecting
+
+
+def test_sgip_listener_refuses_reports_before_a_bind():
+    """A Report before any Bind is refused and the connection closed: nothing is applied."""
+    seen = []
+    proto, transport = sgip_listener_proto(on_deliver=lambda pdu: seen.append(pdu))
+    report = sgip.Report(SEQ, "8613000000000", sgip.STATE_DELIVERED)
+    proto.dataReceived(sgip.encode(report, SEQ))
+    [resp] = frames(transport, sgip.decode)
+    assert resp.pdu.result == sgip.RESULT_BAD_LOGIN and transport.disconnecting and not seen
+
+
+def test_sgip_listener_answers_report_and_deliver_after_a_good_bind():
+    """After the SMG's Bind (login type 2, right name and password) its Report and Deliver
+    go to the handler and are answered with result 0."""
+    seen = []
+    proto, transport = sgip_listener_proto(on_deliver=lambda pdu: seen.append(pdu))
+    clock = proto.clock
+    seq2, seq3 = replace(SEQ, counter=2), replace(SEQ, counter=3)
+    proto.dataReceived(sgip.encode(sgip.Bind(sgip.LOGIN_SMG_TO_SP, "smg", "secret"), SEQ)
+                       + sgip.encode(sgip.Report(SEQ, "8613000000000", 0), seq2)
+                       + sgip.encode(sgip.Deliver("8613000000000", "1069012329", b"YE"), seq3))
+    clock.advance(0)
+    answers = frames(transport, sgip.decode)
+    assert [(a.command_id, a.pdu.result) for a in answers] == [
+        (sgip.BIND_RESP, 0), (sgip.REPORT_RESP, 0), (sgip.DELIVER_RESP, 0)]
+    receipt = SgipLink.incoming(seen[0], "smg", None)
+    mo = SgipLink.incoming(seen[1], "smg", None)
+    assert receipt.message_id == str(SEQ) and receipt.state == "DELIVRD"
+    assert (mo.source, mo.text) == ("13000000000", "YE")
+
+
+class _Never:
+    """An endpoint that never connects: links stay down, the routing table is what is tested."""
+
+    def connect(self, factory):
+        return Deferred()
+
+
+def test_router_routes_by_carrier_segment_then_the_aggregator():
+    """A mobile-segment number goes to the CMPP route first and fails over to the SMPP
+    aggregator; a telecom number to SMGP then the aggregator; the CMPP route never takes
+    another carrier's numbers."""
+    aggregator = replace(carrier_config("smpp"), name="agg", carriers=(), system_id="x")
+    configs = [carrier_config("cmpp3", name="cmcc"),
+               carrier_config("smgp", name="ctcc", carriers=("telecom",), system_id="90123456"),
+               aggregator]
+    router = SmppRouter(configs, Clock(), on_receipt=fail, on_mo=fail,
+                        endpoint_for=lambda c: _Never())
+    assert [s.name for s in router.route("13800000000")] == ["cmcc", "agg"]
+    assert [s.name for s in router.route("18900000000")] == ["ctcc", "agg"]
+    assert [s.name for s in router.route("13000000000")] == ["agg"]
+
+
+def test_for_carrier_turns_gsm_parts_into_ascii():
+    """Carriers' Msg_Fmt 0 is ASCII: an SMPP GSM part is re-encoded, '@' included."""
+    enc = text.encode("YE balance @ 12:00")
+    body, fmt = text.for_carrier(enc.parts[0], enc.data_coding, enc.esm_class)
+    assert (body, fmt) == (b"YE balance @ 12:00", 0)
+
+
+@pytest.mark.parametrize("udh,expected", [
+    (bytes([5, 0, 3, 9, 3, 2]), (3, 2)), (bytes([6, 8, 4, 1, 2, 4, 4]), (4, 4))])
+def test_concatenation_read_from_8_and_16_bit_udh(udh, expected):
+    """Pk_total/Pk_number come from either concatenation UDH."""
+    assert text.concatenation(udh + b"xx", text.ESM_UDHI) == expected
