@@ -50,7 +50,8 @@ class SmsService(MultiService):
         def make_part(message, part):
             return SubmitPart(message.destination, source, part.payload, part.data_coding,
                               part.esm_class, registered_delivery=1,
-                              priority_flag=1 if message.klass == "code" else 0)
+                              priority_flag=1 if message.klass == "code" else 0,
+                              center=message.center)
 
         self.dispatcher = Dispatcher(self.outbox, self.router, reactor, make_part=make_part,
                                      temporary=(TemporaryError,), permanent=(PermanentError,),

@@ -65,7 +65,10 @@ def collect_sync(db, since: float = 0.0) -> dict:
 async def collect(db, router=None, since: float = 0.0) -> dict:
     """Everything the stats page and ``hotline sms stats`` show."""
     raw = await db.run(_collect, since)
-    return summarize(raw, router.states() if router is not None else {})
+    stats = summarize(raw, router.states() if router is not None else {})
+    if router is not None:
+        stats["routes"] = router.routes()  # per route (SMSC) and per carrier of the segments
+    return stats
 
 
 def format_table(stats: dict) -> str:
@@ -82,4 +85,7 @@ def format_table(stats: dict) -> str:
     lines.append(f"counters: {stats['counters']}")
     if stats["binds"]:
         lines.append(f"binds: {stats['binds']}")
+    if stats.get("routes"):
+        lines.append(f"routes: {stats['routes']['routes']}")
+        lines.append(f"parts by carrier: {stats['routes']['carriers']}")
     return "\n".join(lines)

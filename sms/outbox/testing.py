@@ -97,6 +97,9 @@ class FakeRouter:
     def states(self) -> dict:
         return {"fake": {"binds": 1, "bound": 1, "inflight": len(self.pending)}}
 
+    def routes(self) -> dict:
+        return {"routes": {"fake": {"protocol": "smpp", "carriers": []}}, "carriers": {}}
+
     def _take(self, index: int):
         part, d = self.pending.pop(index)
         waiters, self._waiters = self._waiters, []
