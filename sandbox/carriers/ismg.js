@@ -28,7 +28,7 @@ let stats, accepted;
 function reset() {
   stats = { connections: 0, logins: 0, logins_refused: 0, submits: 0, accepted: 0,
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
-            mo_acked: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, terminates: 0, cuts: 0,
+            mo_acked: 0, redelivered: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, terminates: 0, cuts: 0,
             malformed: 0, held: 0, last_submits: [], versions: [] };
   accepted = new c.Accepted();
   faults.reset();
@@ -37,6 +37,9 @@ function reset() {
 reset();
 
 const sessions = new Set();
+// Status reports sent but never acknowledged when their link closed: an ISMG keeps them
+// and delivers them again on the SP's next login (store and forward), as real ones do.
+const unacked = [];
 let msgSeq = 0;
 let smscSeq = 0;
 
@@ -65,12 +68,17 @@ class Session {
     this.loggedIn = false;
     this.seq = 0;
     this.timers = new Set();
-    this.pending = new Map();  // DELIVER sequence -> 'report' | 'mo', until its DELIVER_RESP
+    this.pending = new Map();  // DELIVER sequence -> {kind, body}, until its DELIVER_RESP
     sessions.add(this);
     stats.connections++;
     socket.setNoDelay(true);
     c.framer(socket, 12, f => this.frame(f), e => { stats.malformed++; log('framing', e.message); });
-    socket.on('close', () => { sessions.delete(this); for (const t of this.timers) clearTimeout(t); });
+    socket.on('close', () => {
+      sessions.delete(this);
+      for (const t of this.timers) clearTimeout(t);
+      for (const p of this.pending.values()) if (p.kind === 'report') unacked.push(p.body);
+      this.pending.clear();
+    });
     socket.on('error', () => {});
   }
 
@@ -112,11 +120,16 @@ class Session {
       }
       if (commandId === (DELIVER + RESP)) {
         const msgId = cur.bytes(8), res = this.wide ? cur.u32() : cur.u8();
-        const kind = this.pending.get(sequence);
+        const p = this.pending.get(sequence);
         this.pending.delete(sequence);
-        if (kind === 'report') stats.reports_acked++;
-        if (kind === 'mo') stats.mo_acked++;
-        if (res !== 0) log('DELIVER_RESP result', res, 'for', msgId.toString('hex'));
+        if (!p) return;
+        if (res !== 0) {
+          log('DELIVER_RESP result', res, 'for', msgId.toString('hex'), '- sending it again');
+          stats.redelivered++;
+          return this.later(500, () => this.sendDeliver(p.kind, p.body));
+        }
+        if (p.kind === 'report') stats.reports_acked++;
+        if (p.kind === 'mo') stats.mo_acked++;
         return;
       }
       if (commandId === (TERMINATE + RESP)) return;
@@ -154,6 +167,11 @@ class Session {
     stats.logins++;
     this.loggedIn = true;
     log(`CONNECT ok (version 0x${version.toString(16)})`);
+    if (unacked.length) {
+      stats.redelivered += unacked.length;
+      log('delivering', unacked.length, 'unacknowledged reports again');
+      for (const body of unacked.splice(0)) this.sendDeliver('report', body);
+    }
   }
 
   submit(cur, sequence) {
@@ -214,8 +232,13 @@ class Session {
       c.octets(srcTerminal, this.termWidth), this.wide ? c.u8(0) : Buffer.alloc(0),
       c.u8(registered), c.u8(content.length), content,
       this.wide ? c.octets('', 20) : Buffer.alloc(8)]);
+    this.sendDeliver(registered ? 'report' : 'mo', body);
+  }
+
+  sendDeliver(kind, body) {
+    if (this.socket.destroyed) { if (kind === 'report') unacked.push(body); return; }
     const seq = this.nextSeq();
-    this.pending.set(seq, registered ? 'report' : 'mo');
+    this.pending.set(seq, { kind, body });
     this.send(DELIVER, seq, body);
   }
 

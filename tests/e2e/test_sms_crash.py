@@ -1,7 +1,8 @@
 """kill -9 in the middle of a 20,000-message send, restart: nothing lost, duplicates bounded.
 
 A real worker process (``python -m sms.outbox.worker``) drains a SQLite outbox
-through smsc_sim, which counts every (destination, body) it accepted. We kill
+through smsc_sim over SMPP, or through the CMPP 3.0 ISMG simulator, each of which
+counts every (destination, body) it accepted. We kill
 the worker with SIGKILL mid-way, start it again, and wait until every message is
 final. The worker runs the default configuration, which marks up to twice the
 window ``submitting`` ahead of sending; its send journal tells the restart which
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.pytest_carriers import start_carrier_sim
 from sandbox.pytest_smsc import start_sim_smsc
 from sms.carrier import text
 from sms.cli import WallClock
@@ -36,7 +38,16 @@ TOTAL = 20_000
 WINDOW = 32
 
 
-def _config(tmp: Path, port: int, log: Path) -> Path:
+SMSC = {
+    "smpp": "[smsc:sim]\nsystem_id = hotline\npassword = secret\n",
+    "cmpp": ("[smsc:ismg]\nprotocol = cmpp3\nsystem_id = 901234\npassword = secret\n"
+             "source_addr = 1069012329\ncarriers = mobile\n"),
+}
+# Destinations: any for smsc_sim; a China Mobile segment for the ISMG's carrier route.
+PREFIX = {"smpp": "1069", "cmpp": "1380"}
+
+
+def _config(tmp: Path, port: int, log: Path, protocol: str) -> Path:
     path = tmp / "worker.ini"
     path.write_text(f"""
 [daemon]
@@ -59,10 +70,7 @@ retry_max = 1
 [sms.quiet_hours]
 bulk = none
 transaction = none
-[smsc:sim]
-endpoint = tcp:host=127.0.0.1:port={port}
-system_id = hotline
-password = secret
+{SMSC[protocol]}endpoint = tcp:host=127.0.0.1:port={port}
 window = {WINDOW}
 reconnect_min = 0.1
 reconnect_max = 0.5
@@ -70,13 +78,13 @@ reconnect_max = 0.5
     return path
 
 
-def _fill(url: str) -> None:
+def _fill(url: str, prefix: str) -> None:
     db = Database(url, None, 1)
     box = Outbox(db, WallClock(), make_config(per_destination_per_hour=10**9, quiet_hours={}),
                  encode=text.encode)
     enc = text.encode("【示例公积金】您的公积金已入账，感谢使用。")
     parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"1069{i:07d}", f"c{i}", parts)
+    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"{prefix}{i:07d}", f"c{i}", parts)
              for i in range(TOTAL)]
     for i in range(0, TOTAL, 2000):
         db.run_sync(box._accept_batch, batch[i:i + 2000])
@@ -103,15 +111,20 @@ def _wait(predicate, timeout: float, what: str, db_path: Path):
     raise AssertionError(f"{what} not reached in {timeout}s: {_counts(db_path)}")
 
 
-def test_kill_9_mid_send_loses_nothing(log_dir, tmp_path):
-    """20,000 messages, SIGKILL mid-way, restart: all delivered, SMSC duplicates bounded."""
-    smsc = start_sim_smsc(log_dir, latency=0.005)
+@pytest.mark.parametrize("protocol", ["smpp", "cmpp"])
+def test_kill_9_mid_send_loses_nothing(log_dir, tmp_path, protocol):
+    """20,000 messages, SIGKILL mid-way, restart: all delivered, SMSC duplicates bounded;
+    over SMPP and over CMPP 3.0 (whose ISMG delivers unacknowledged reports again)."""
+    if protocol == "smpp":
+        smsc = start_sim_smsc(log_dir, latency=0.005)
+    else:
+        smsc = start_carrier_sim("cmpp", log_dir, latency_ms=5)
     worker = None
     try:
-        config = _config(tmp_path, smsc.port, log_dir / "crash-worker.log")
+        config = _config(tmp_path, smsc.port, log_dir / "crash-worker.log", protocol)
         url = f"sqlite:///{tmp_path / 'outbox.db'}"
         upgrade(url)
-        _fill(url)
+        _fill(url, PREFIX[protocol])
         db_path = tmp_path / "outbox.db"
         worker = _worker(config)
         _wait(lambda c: c.get("delivered", 0) + c.get("submitted", 0) >= TOTAL // 3, 120,
