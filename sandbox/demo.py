@@ -9,8 +9,10 @@ then shows two things with what the platform itself recorded:
    balance reading the caller heard, taken from Asterisk's AGIExecStart events
    (the prompt files played) with each file's Mandarin catalog text.
 2. A deposit alert: the embedded core posts a deposit, the daemon's alerts job
-   turns it into an SMS, which is submitted to the SMSC and receipted; the text
-   (masked destination), its state changes and the DLR come from the outbox tables.
+   turns it into an SMS to a China Mobile number, which the router sends by its
+   number segment over CMPP 3.0 to the ISMG simulator, and the ISMG's status report
+   settles it; the text (masked destination), its state changes and the report
+   come from the outbox tables.
 
 Exit 0 only if both went through.
 """
@@ -31,7 +33,7 @@ from twisted.internet.threads import deferToThreadPool
 from common.masking import mask_account, mask_id_number, mask_mobile
 
 REPO = Path(__file__).resolve().parents[1]
-DEPOSIT_ACCOUNT = 1  # index in demo_identities(): an ID ending in a digit, no loan
+DEPOSIT_ACCOUNT = 4  # index in demo_identities(): a settled loan, a China Mobile mobile (135)
 # The synthesised balance reading lasts about 20 s and is partly a Playback (no barge-in).
 LISTEN_MS = 30000
 
@@ -280,8 +282,9 @@ async def show_sms(reactor, stack) -> None:
     if seen is None:
         raise DemoFailed("no alert reached a final state within 40 s (see the daemon log)")
     message, parts = seen
-    counters = await deferToThreadPool(reactor, reactor.getThreadPool(), smsc_counters, stack)
-    say(f"the SMSC ({stack.smsc.kind}) counted: " + ", ".join(
+    counters = await deferToThreadPool(reactor, reactor.getThreadPool(), smsc_counters,
+                                       stack.ismg)
+    say("the CMPP ISMG (sandbox/carriers/ismg.js) counted: " + ", ".join(
         f"{k} {v}" for k, v in counters.items()))
     if message["state"] != "delivered":
         raise DemoFailed(f"the alert ended {message['state']} ({message['error']})")
@@ -346,20 +349,21 @@ def _print_timeline(message: dict, parts: list[dict]) -> None:
     say(f"state changes recorded by the outbox: queued {at(t0)}, submitted "
         f"{at(message['submitted_at'])}, {message['state']} {at(message['final_at'])}")
     for p in parts:
-        say(f"  part {p['seq'] + 1}/{message['part_count']}: submit_sm to SMSC {p['smsc']} "
-            f"{at(p['submitted_at'])}, SMSC message id {p['smpp_id']}")
+        say(f"  part {p['seq'] + 1}/{message['part_count']}: submitted to {p['smsc']} "
+            f"{at(p['submitted_at'])}, message id {p['smpp_id']}")
         done = "-" if p["done_at"] is None else \
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(p["done_at"]))
-        say(f"  DLR for message id {p['smpp_id']}: part {p['state']}, error "
-            f"{p['error'] or 'none'}, SMSC done date {done}")
+        say(f"  status report for message id {p['smpp_id']}: part {p['state']}, error "
+            f"{p['error'] or 'none'}, done {done}")
 
 
-def smsc_counters(stack) -> dict:
-    """The SMSC's own counters from its control API (submits, DLRs sent and acknowledged)."""
+def smsc_counters(peer) -> dict:
+    """A peer's own counters from its control API (submits, reports sent and acknowledged)."""
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.smsc.control_port}/stats",
+    with urllib.request.urlopen(f"http://127.0.0.1:{peer.control_port}/stats",
                                 timeout=2) as r:
         stats = json.loads(r.read())
-    return {k: stats[k] for k in ("submits", "accepted", "dlrs_sent", "dlrs_acked") if k in stats}
+    keys = ("submits", "accepted", "dlrs_sent", "dlrs_acked", "reports_sent", "reports_acked")
+    return {k: stats[k] for k in keys if k in stats}

@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 NPM_SMSC = REPO / "sandbox" / "smsc"
 CENTER = "demo"
 SMPP_SYSTEM_ID = "hotline"
+CMPP_SP_ID = "901234"
+ISMG = REPO / "sandbox" / "carriers" / "ismg.js"
 
 CONFIG = """\
 ; Written by sandbox/stack.py for one local stack; secrets come from the environment.
@@ -88,6 +90,19 @@ endpoint = tcp:host=127.0.0.1:port={smpp_port}
 system_id = {system_id}
 password = env:HOTLINE_SMPP_PASSWORD_LOCAL
 source_addr = 12329
+
+; China Mobile's numbers go to its ISMG over CMPP 3.0 (the local simulator); the SMPP
+; SMSC above, with no carriers, is the aggregator route they fail over to.
+[smsc:cmcc]
+protocol = cmpp3
+endpoint = tcp:host=127.0.0.1:port={cmpp_port}
+system_id = {cmpp_sp_id}
+password = env:HOTLINE_CMPP_SECRET
+source_addr = 1069012329
+service_id = HPF
+carriers = mobile
+reconnect_min = 0.5
+reconnect_max = 5
 
 [prompts]
 library_dir = {state}/prompts
@@ -153,6 +168,25 @@ def start_smsc(log_dir: Path, prefer: str = "auto") -> Smsc:
         smsc.stop()
         raise StackError(f"the {kind} SMSC did not listen: see {log_dir / 'smsc.log'}")
     return smsc
+
+
+def start_ismg(log_dir: Path) -> Smsc:
+    """The CMPP ISMG simulator (node, no npm packages) with a fresh shared secret."""
+    port, control, secret = free_port(), free_port(), secrets.token_hex(4)
+    if shutil.which("node") is None:
+        raise StackError("node is not installed (run sandbox/setup.sh)")
+    out = open(log_dir / "ismg.log", "ab")
+    process = subprocess.Popen(
+        ["node", str(ISMG), "--port", str(port), "--control-port", str(control),
+         "--sp-id", CMPP_SP_ID, "--secret", secret], cwd=REPO, stdin=subprocess.DEVNULL,
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    ismg = Smsc("ismg", port, secret, process, control)
+    if not (wait_for_port("127.0.0.1", port, 20) and wait_for_port("127.0.0.1", control, 5)) \
+            or process.poll() is not None:
+        ismg.stop()
+        raise StackError(f"the CMPP ISMG did not listen: see {log_dir / 'ismg.log'}")
+    return ismg
 
 
 # ---- the demo core -------------------------------------------------------------------
@@ -253,6 +287,7 @@ class Stack:
     instance: str = field(default_factory=lambda: "demo" + secrets.token_hex(3))
     asterisk: AsteriskInstance | None = None
     smsc: Smsc | None = None
+    ismg: Smsc | None = None  # the CMPP ISMG simulator China Mobile's numbers go to
     daemon: subprocess.Popen | None = None
     http_port: int = 0
 
@@ -295,6 +330,8 @@ class Stack:
             why = " (fallback: the npm SMSC in sandbox/smsc is not installed)" \
                 if self.smsc.kind == "smsc_sim" and self.smsc_kind == "auto" else ""
             self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}{why}")
+            self.ismg = start_ismg(self.log_dir)
+            self.say(f"CMPP ISMG: sandbox/carriers/ismg.js on 127.0.0.1:{self.ismg.port}")
         self.asterisk = AsteriskInstance(
             root_path(), self.state_dir / "asterisk", ami_port=free_port(),
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
@@ -313,7 +350,9 @@ class Stack:
             http_port=self.http_port, center=CENTER, core_db=self.core_db,
             ami_endpoint=self.asterisk.endpoint, system_id=SMPP_SYSTEM_ID,
             sms_enabled="yes" if self.sms else "no",
-            smpp_port=self.smsc.port if self.smsc else free_port()), "utf-8")
+            smpp_port=self.smsc.port if self.smsc else free_port(),
+            cmpp_port=self.ismg.port if self.ismg else free_port(),
+            cmpp_sp_id=CMPP_SP_ID), "utf-8")
         self.hotline("db", "upgrade", "--config", str(self.config_path))
         self._start_alerts_at_the_journal_end()
         self.say("default prompts: building what is missing (espeak-ng)")
@@ -333,7 +372,8 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    HOTLINE_AMI_SECRET=self.asterisk.ami_secret,
-                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused")
+                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused",
+                   HOTLINE_CMPP_SECRET=self.ismg.password if self.ismg else "unused")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         return env
 
@@ -383,7 +423,8 @@ class Stack:
 
     def readiness(self) -> dict[str, bool]:
         """What is ready now: HTTP /healthz, AMI link up, heartbeat in Asterisk, SMPP bound."""
-        states = {"http": False, "ami": False, "heartbeat": False, "smpp": not self.sms}
+        states = {"http": False, "ami": False, "heartbeat": False, "smpp": not self.sms,
+                  "cmpp": not self.sms}
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz",
                                         timeout=1) as r:
@@ -396,6 +437,8 @@ class Stack:
                 states["ami"] = True
             if link.startswith("SMPP ") and record.get("new") == "bound":
                 states["smpp"] = True
+            if link.startswith("CMPP ") and record.get("new") == "up":
+                states["cmpp"] = True
         value = ami_getvar(self.asterisk.address, self.asterisk.ami_port,
                            self.asterisk.ami_username, self.asterisk.ami_secret,
                            "HOTLINE_HEARTBEAT")
@@ -424,7 +467,7 @@ class Stack:
             states = self.readiness()
             if all(states.values()):
                 self.say("daemon ready: HTTP /healthz ok, AMI up, heartbeat set"
-                         + (", SMPP bound" if self.sms else " (SMS off)"))
+                         + (", SMPP bound, CMPP up" if self.sms else " (SMS off)"))
                 return
             time.sleep(0.3)
         missing = ", ".join(k for k, v in states.items() if not v)
@@ -448,6 +491,9 @@ class Stack:
             if self.smsc is not None:
                 self.smsc.stop()
                 self.smsc = None
+            if self.ismg is not None:
+                self.ismg.stop()
+                self.ismg = None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)

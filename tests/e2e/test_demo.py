@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
     """``hotline demo`` exits 0 after showing the balance call (record and the reading heard)
-    and the deposit alert (text, states, DLR), with nothing personal printed whole."""
+    and the deposit alert sent over CMPP to a China Mobile number (text, states, report),
+    with nothing personal printed whole."""
     done = subprocess.run([sys.executable, str(REPO / "daemon.py"), "demo",
                            "--state-dir", str(tmp_path / "demo"), "--log-dir", str(log_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
@@ -29,6 +30,7 @@ def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
     assert "text:  您的住房公积金账户余额为" in out
     assert "template deposit_credited" in out
     assert "message state: delivered" in out
-    assert "DLR for message id" in out and "part delivered" in out
+    assert "submitted to cmcc" in out  # a China Mobile number, over CMPP
+    assert "status report for message id" in out and "part delivered" in out
     assert "demo: both went through" in out
     assert find_personal_data(out) == []
