@@ -86,9 +86,16 @@ def main(args) -> int:
             results["alerts"] = await bench_alerts(reactor, args.alerts_core, workdir,
                                                    args.alerts_events)
             print(json.dumps(results["alerts"], ensure_ascii=False))
+        elif args.cmpp:
+            from benchmarks.cmpp_peer import bench_cmpp
+
+            results.update(await bench_cmpp(reactor, args, workdir))
         else:
             results.update(await bench_throughput(reactor, args, workdir))
-        for section in ("alerts", "throughput"):  # the file keeps the other section's run
+            from benchmarks.cmpp_peer import bench_cmpp
+
+            results.update(await bench_cmpp(reactor, args, workdir))
+        for section in ("alerts", "throughput", "cmpp"):  # the file keeps the other section's run
             if section in results:
                 results[section]["when"] = results["when"]
 
@@ -121,6 +128,8 @@ def register_bench(bench) -> None:
     p.add_argument("--repeat", type=int, default=None,
                    help="runs per case, the median recorded (default 3, 1 with --quick)")
     p.add_argument("--out", default="benchmarks/results/sms.json")
+    p.add_argument("--cmpp", action="store_true",
+                   help="only the CMPP 3.0 cases (20 ms, window 16, 1 and 8 connections)")
     p.add_argument("--alerts-core", help="time one alert run over this demo core database")
     p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
 
