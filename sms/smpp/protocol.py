@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.pending import PendingRequests
+from sms.carrier.keepalive import IdleProbe
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED,
                             ESME_RX_T_APPN, FramingError, MalformedPdu)
@@ -103,7 +104,6 @@ class SmppProtocol(Protocol):
                  name: str = "smpp"):
         self.clock = clock
         self.response_timeout = response_timeout
-        self.enquire_interval = enquire_link
         self.on_deliver = on_deliver
         self.on_unbind = on_unbind
         self.on_answered = on_answered
@@ -113,9 +113,7 @@ class SmppProtocol(Protocol):
         self._delivered: deque = deque()  # deliver_sm/data_sm read, waiting for their slice
         self._deliver_call = None
         self._sequence = 0
-        self._last_rx = 0.0
-        self._enquire_call = None
-        self._enquiring = False
+        self._probe = IdleProbe(clock, enquire_link, self._enquire, self._enquire_failed)
         self.connected = False
         self.unbinding = False
         self.received = self.sent = 0
@@ -126,8 +124,7 @@ class SmppProtocol(Protocol):
         # Many small PDUs in flight: Nagle would hold each behind the previous one's ACK.
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
-        self._last_rx = self.clock.seconds()
-        self._enquire_call = self.clock.callLater(self.enquire_interval, self._idle_check)
+        self._probe.start()
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.connected = False
@@ -136,9 +133,7 @@ class SmppProtocol(Protocol):
         if self._deliver_call is not None and self._deliver_call.active():
             self._deliver_call.cancel()
         self._deliver_call = None
-        if self._enquire_call is not None and self._enquire_call.active():
-            self._enquire_call.cancel()
-        self._enquire_call = None
+        self._probe.stop()
         why = reason.getErrorMessage() if reason is not None else "closed"
         self._pending.fail_all(lambda command: LinkLost(f"{command}: link lost ({why})"))
 
@@ -212,7 +207,7 @@ class SmppProtocol(Protocol):
             self.transport.abortConnection()
             return
         if frames:
-            self._last_rx = self.clock.seconds()
+            self._probe.touch()
         answered = False
         for raw in frames:
             if not self.connected:
@@ -310,26 +305,13 @@ class SmppProtocol(Protocol):
         d.addBoth(answer)
 
     # ---- keepalive -----------------------------------------------------------
-    def _idle_check(self) -> None:
-        self._enquire_call = None
-        if not self.connected:
-            return
-        idle = self.clock.seconds() - self._last_rx
-        if idle >= self.enquire_interval and not self._enquiring and not self.unbinding:
-            self._enquiring = True
-            d = self.request("enquire_link")
-            d.addCallbacks(self._enquire_ok, self._enquire_failed)
-            delay = self.enquire_interval
-        else:
-            delay = max(self.enquire_interval - idle, 0.001)
-        self._enquire_call = self.clock.callLater(delay, self._idle_check)
-
-    def _enquire_ok(self, _pdu) -> None:
-        self._enquiring = False
+    def _enquire(self) -> Deferred:
+        """The idle probe's request; none while unbinding (the link is going anyway)."""
+        if self.unbinding:
+            return Deferred()
+        return self.request("enquire_link")
 
     def _enquire_failed(self, failure: Failure) -> None:
-        self._enquiring = False
-        failure.trap(SmppError)
         if self.connected and not failure.check(LinkLost):
             self.log.warn("{name}: enquire_link failed ({error}); dropping the link",
                           name=self.name, error=failure.getErrorMessage())
