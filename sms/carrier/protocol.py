@@ -18,7 +18,6 @@ drops the link.
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -29,11 +28,10 @@ from twisted.python.failure import Failure
 
 from common.pending import PendingRequests
 from sms.carrier.binary_pdu import CodecError, Frame, FramingError, MalformedPdu, is_response
+from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
 from sms.smpp.protocol import (LinkLost, PermanentError, SmppError, SmppTimeout,
                                TemporaryError, Throttled)
-
-DELIVER_SLICE = 16  # DELIVERs handled per reactor turn, as on the SMPP side
 
 
 class LoginRefused(PermanentError):
@@ -80,8 +78,7 @@ class CarrierProtocol(Protocol):
         self.name = name
         self._splitter = self.frame_splitter()
         self._pending: PendingRequests = PendingRequests(clock, _timeout_error)
-        self._delivered: deque[Frame] = deque()
-        self._deliver_call = None
+        self._delivered = DeliverQueue(clock, self._deliver, lambda: self.connected)
         self.active_test_timeout = active_test_timeout
         self._probe = None
         if self.ACTIVE_TEST is not None:
@@ -143,9 +140,6 @@ class CarrierProtocol(Protocol):
         self.connected = False
         # DELIVERs not yet handled were not acknowledged: the gateway sends them again.
         self._delivered.clear()
-        if self._deliver_call is not None and self._deliver_call.active():
-            self._deliver_call.cancel()
-        self._deliver_call = None
         if self._probe is not None:
             self._probe.stop()
         why = reason.getErrorMessage() if reason is not None else "closed"
@@ -229,8 +223,7 @@ class CarrierProtocol(Protocol):
                 self._request_received(frame)
         if answered and self.on_answered is not None:
             self.on_answered()
-        if self._delivered and self._deliver_call is None:
-            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
+        self._delivered.kick()
 
     def _malformed(self, e: MalformedPdu) -> None:
         self.malformed += 1
@@ -273,17 +266,6 @@ class CarrierProtocol(Protocol):
 
     def _write(self, pdu, sequence) -> None:
         self.transport.write(self.encode(pdu, sequence))
-
-    def _deliver_slice(self) -> None:
-        """At most DELIVER_SLICE DELIVERs per reactor turn: a burst of reports must not hold
-        back the submit responses read right behind it."""
-        self._deliver_call = None
-        for _ in range(min(DELIVER_SLICE, len(self._delivered))):
-            if not self.connected:
-                return
-            self._deliver(self._delivered.popleft())
-        if self._delivered:
-            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
 
     def _deliver(self, frame: Frame) -> None:
         if self.on_deliver is None:

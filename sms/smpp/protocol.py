@@ -10,7 +10,6 @@ fails everything pending with ``LinkLost``.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Callable
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
@@ -20,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.pending import PendingRequests
+from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED,
@@ -27,7 +27,6 @@ from sms.smpp.codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTL
 
 _TEMPORARY_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
 _SEQ_MAX = 0x7FFFFFFF
-DELIVER_SLICE = 16  # receipts or MO handled per reactor turn (see _deliver_slice)
 BIND_COMMANDS = {"transceiver": "bind_transceiver", "transmitter": "bind_transmitter",
                  "receiver": "bind_receiver"}
 
@@ -110,8 +109,7 @@ class SmppProtocol(Protocol):
         self.name = name
         self._splitter = codec.FrameSplitter()
         self._pending: PendingRequests[int] = PendingRequests(clock, _timeout_error)
-        self._delivered: deque = deque()  # deliver_sm/data_sm read, waiting for their slice
-        self._deliver_call = None
+        self._delivered = DeliverQueue(clock, self._deliver, lambda: self.connected)
         self._sequence = 0
         self._probe = IdleProbe(clock, enquire_link, self._enquire, self._enquire_failed)
         self.connected = False
@@ -130,9 +128,6 @@ class SmppProtocol(Protocol):
         self.connected = False
         # Receipts and MO not yet handled were not acknowledged: the SMSC delivers them again.
         self._delivered.clear()
-        if self._deliver_call is not None and self._deliver_call.active():
-            self._deliver_call.cancel()
-        self._deliver_call = None
         self._probe.stop()
         why = reason.getErrorMessage() if reason is not None else "closed"
         self._pending.fail_all(lambda command: LinkLost(f"{command}: link lost ({why})"))
@@ -225,8 +220,7 @@ class SmppProtocol(Protocol):
                 self._request_received(pdu)
         if answered and self.on_answered is not None:
             self.on_answered()
-        if self._delivered and self._deliver_call is None:
-            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
+        self._delivered.kick()
 
     def _malformed(self, e: MalformedPdu) -> None:
         self.log.warn("{name}: malformed PDU: {error}", name=self.name, error=str(e))
@@ -270,21 +264,6 @@ class SmppProtocol(Protocol):
             self.log.warn("{name}: ignoring outbind", name=self.name)
         else:
             self.transport.write(codec.generic_nack(pdu.sequence, codec.ESME_RINVCMDID))
-
-    def _deliver_slice(self) -> None:
-        """Hand at most DELIVER_SLICE receipts or MO to ``on_deliver`` per reactor turn.
-
-        An SMSC sends receipts in bursts of a window or more; handled in one go, they
-        would hold back the submit_sm_resp read right behind them, and with them the
-        window. Between slices the reactor reads the socket again.
-        """
-        self._deliver_call = None
-        for _ in range(min(DELIVER_SLICE, len(self._delivered))):
-            if not self.connected:
-                return
-            self._deliver(self._delivered.popleft())
-        if self._delivered:
-            self._deliver_call = self.clock.callLater(0, self._deliver_slice)
 
     def _deliver(self, pdu) -> None:
         response = pdu.command + "_resp"

@@ -11,7 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from sms.smpp import codec
-from sms.smpp.protocol import (DELIVER_SLICE, LinkLost, PermanentError, SmppProtocol, SmppTimeout,
+from sms.carrier.deliveries import PER_TURN as DELIVER_SLICE
+from sms.smpp.protocol import (LinkLost, PermanentError, SmppProtocol, SmppTimeout,
                                TemporaryError, Throttled, error_for_status)
 
 
@@ -33,7 +34,7 @@ class Wire:
     def feed(self, raw: bytes) -> None:
         """Bytes arrive, then the reactor turns until the receipts read are all handled."""
         self.proto.dataReceived(raw)
-        while self.proto._deliver_call is not None:
+        while len(self.proto._delivered):
             self.clock.advance(0)
 
 
@@ -180,7 +181,7 @@ def test_a_burst_of_receipts_does_not_hold_back_the_responses_behind_it():
     real_call_later = w.clock.callLater
 
     def call_later(delay, f, *args, **kw):
-        if f == w.proto._deliver_slice:
+        if f == w.proto._delivered._slice:
             slices.append(len(handled))
         return real_call_later(delay, f, *args, **kw)
 
