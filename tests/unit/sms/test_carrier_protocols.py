@@ -386,3 +386,54 @@ def test_for_carrier_turns_gsm_parts_into_ascii():
 def test_concatenation_read_from_8_and_16_bit_udh(udh, expected):
     """Pk_total/Pk_number come from either concatenation UDH."""
     assert text.concatenation(udh + b"xx", text.ESM_UDHI) == expected
+
+
+CARRIER_INI = """
+[center:ly]
+name = 洛阳市住房公积金管理中心
+signature = 洛阳公积金
+[ami]
+secret = x
+[smsc:cmcc]
+protocol = cmpp3
+endpoint = tcp:host=h:port=1
+system_id = 901234
+password = s
+carriers = mobile, virtual
+text_format = gbk
+[smsc:cucc]
+protocol = sgip
+endpoint = tcp:host=h:port=2
+system_id = hotline
+password = s
+carriers = unicom
+listen = tcp:8802
+smg_login = smg
+smg_password = s
+"""
+
+
+def test_config_reads_the_carrier_protocols(tmp_path):
+    """[smsc:NAME] protocol = cmpp3 takes the window of 16 the specification advises, its
+    carriers and GBK; an SGIP section names the listener and the SMG's login."""
+    from common.config import load
+    from daemon import ROOMS
+
+    path = tmp_path / "hotline.ini"
+    path.write_text(CARRIER_INI, encoding="utf-8")
+    cmcc, cucc = load(path, ROOMS).sms.smscs
+    assert (cmcc.protocol, cmcc.window, cmcc.carriers, cmcc.gbk) == (
+        "cmpp3", 16, ("mobile", "virtual"), True)
+    assert (cucc.protocol, cucc.listen, cucc.smg_login) == ("sgip", "tcp:8802", "smg")
+
+
+def test_config_refuses_an_sgip_link_without_its_listener(tmp_path):
+    """SGIP cannot receive reports without the listener: a missing ``listen`` stops the
+    daemon with the one-line error naming the key."""
+    from common.config import ConfigError, load
+    from daemon import ROOMS
+
+    path = tmp_path / "hotline.ini"
+    path.write_text(CARRIER_INI.replace("listen = tcp:8802\n", ""), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[smsc:cucc\] listen"):
+        load(path, ROOMS)
