@@ -164,7 +164,7 @@ def _udhi(submit: dict) -> bool:
     return submit.get("tp_udhi", submit.get("tlvs", {}).get("tp_udhi")) == 1
 
 
-@pytest.mark.parametrize("protocol", ["cmpp3", "smgp", "sgip"])
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_refused_login_backs_off_then_sends(protocol, log_dir, tmp_path):
     """A wrong secret (or a refused login) gives a clear error and the link's backoff, not a
     loop; once the gateway accepts, the message accepted meanwhile goes out."""
@@ -188,7 +188,7 @@ def test_refused_login_backs_off_then_sends(protocol, log_dir, tmp_path):
     assert failures == 3 and stats["logins_refused"] == 3
 
 
-@pytest.mark.parametrize("protocol", ["cmpp3", "smgp"])
+@pytest.mark.parametrize("protocol", ["cmpp3", "cmpp2", "smgp", "sgip"])
 def test_wrong_secret_never_loops(protocol, log_dir, tmp_path):
     """With a wrong shared secret the login fails with the gateway's status named, and the
     link retries on its doubling backoff: a handful of tries in two seconds, not hundreds."""
@@ -205,8 +205,30 @@ def test_wrong_secret_never_loops(protocol, log_dir, tmp_path):
         refused = sim.stats()["logins_refused"]
     finally:
         sim.stop()
-    assert state != "up" and "wrong secret" in error
+    why = "wrong login or password" if protocol == "sgip" else "wrong secret"
+    assert state != "up" and why in error
     assert 2 <= failures <= 5 and refused == failures
+
+
+@pytest.mark.parametrize("protocol", ["cmpp3", "smgp"])
+def test_impostor_gateway_is_refused(protocol, log_dir, tmp_path):
+    """A gateway that accepts the login but cannot prove the shared secret (its
+    authenticator does not verify) is never used: no message is submitted to it."""
+    segment = PROTOCOLS[protocol][2]
+    sim = start_sim(protocol, log_dir, wrong_authenticator=True)
+    try:
+        async def body(stack):
+            await stack.accept(1, SHORT, segment)
+            await sleep(stack.reactor, 1.5)
+            link = stack.router._smscs[0].binds[0].tx
+            return link.state, link.last_error, await stack.outbox.counts()
+
+        state, error, counts = run_stack(protocol, sim, tmp_path, body)
+        submits = sim.stats()["submits"]
+    finally:
+        sim.stop()
+    assert state != "up" and "does not verify" in error
+    assert submits == 0 and counts.get(DELIVERED, 0) == 0
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
