@@ -15,6 +15,7 @@ truncation), an address that is not ASCII digits raises ``InvalidAddress``.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Callable
@@ -154,7 +155,12 @@ def decoding(command_id: int, sequence, name: str):
         raise MalformedPdu(f"{name}: {e}", command_id=command_id, sequence=sequence) from None
 
 
+_U8 = tuple(bytes((i,)) for i in range(256))  # every octet, built once: u8 is on every PDU
+
+
 def u8(value: int, field: str) -> bytes:
+    if type(value) is int and 0 <= value < 256:
+        return _U8[value]
     return _uint(value, 1, field)
 
 
@@ -177,12 +183,21 @@ def _uint(value: int, size: int, field: str) -> bytes:
 def fixed(value: str | bytes, size: int, field: str) -> bytes:
     """An ASCII (or raw) value NUL-padded to ``size``; longer raises FieldTooLong."""
     if isinstance(value, str):
-        try:
-            raw = value.encode("ascii")
-        except UnicodeEncodeError:
-            raise InvalidField(f"{field} must be ASCII") from None
-    else:
-        raw = bytes(value)
+        return _fixed_text(value, size, field)
+    raw = bytes(value)
+    if len(raw) > size:
+        raise FieldTooLong(f"{field} is {len(raw)} octets, at most {size}")
+    return raw + b"\0" * (size - len(raw))
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_text(value: str, size: int, field: str) -> bytes:
+    """``fixed`` for text, remembered: a link sends the same Service_Id, Msg_src, fee
+    fields and times in every submit (a refused value raises, and is not remembered)."""
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidField(f"{field} must be ASCII") from None
     if len(raw) > size:
         raise FieldTooLong(f"{field} is {len(raw)} octets, at most {size}")
     return raw + b"\0" * (size - len(raw))

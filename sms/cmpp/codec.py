@@ -180,6 +180,7 @@ class MsgId:
 
 
 ZERO_MSG_ID = MsgId()
+_ZERO_MSG_ID = bytes(8)  # what an SP sends in every SUBMIT, without the bit packing
 
 
 # ---- PDUs --------------------------------------------------------------------
@@ -403,7 +404,8 @@ def _encode_submit(p: Submit, version: int) -> bytes:
     if not 1 <= len(dests) <= MAX_DESTINATIONS:
         raise InvalidField(f"DestUsr_tl is {len(dests)}, must be 1..{MAX_DESTINATIONS}")
     parts = [
-        p.msg_id.to_bytes(), u8(p.pk_total, "Pk_total"), u8(p.pk_number, "Pk_number"),
+        _ZERO_MSG_ID if p.msg_id is ZERO_MSG_ID else p.msg_id.to_bytes(),
+        u8(p.pk_total, "Pk_total"), u8(p.pk_number, "Pk_number"),
         u8(p.registered_delivery, "Registered_Delivery"), u8(p.msg_level, "Msg_level"),
         fixed(p.service_id, 10, "Service_Id"), u8(p.fee_user_type, "Fee_UserType"),
         digits(p.fee_terminal_id, width, "Fee_terminal_Id"),
