@@ -153,11 +153,10 @@ class MsgId:
 
     @classmethod
     def from_int(cls, value: int) -> MsgId:
-        parts = {}
-        for name, bits in reversed(cls._BITS):
-            parts[name] = value & ((1 << bits) - 1)
-            value >>= bits
-        return cls(**parts)
+        # The _BITS layout unrolled: every receipt and SUBMIT_RESP decodes one of these.
+        return cls((value >> 60) & 0xF, (value >> 55) & 0x1F, (value >> 50) & 0x1F,
+                   (value >> 44) & 0x3F, (value >> 38) & 0x3F, (value >> 16) & 0x3FFFFF,
+                   value & 0xFFFF)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> MsgId:
