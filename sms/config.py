@@ -47,6 +47,9 @@ class SmscConfig:
     listen: str = ""  # SGIP: the server endpoint the carrier's SMG connects back to
     smg_login: str = ""  # SGIP: the login name and password the SMG binds with
     smg_password: str = field(default="", repr=False)
+    # center -> digits appended to source_addr (Src_Id, SrcTermID, SPNumber), so that each
+    # center's messages and the MO answering them carry its own extension
+    extensions: tuple[tuple[str, str], ...] = ()
 
     @property
     def carrier_protocol(self) -> bool:
@@ -93,6 +96,14 @@ def parse(ini, daemon, centers) -> SmsConfig:
     s = ini.section("sms")
     smscs = []
     for name, sec in ini.prefixed("smsc"):
+        extensions = []
+        for item in sec.list("extensions"):
+            center, _, digits = item.partition(":")
+            if center.strip() not in centers or not (digits.strip().isascii()
+                                                     and digits.strip().isdigit()):
+                raise sec.error("extensions", f"must be CENTER:DIGITS with a known center, "
+                                              f"not {item!r}")
+            extensions.append((center.strip(), digits.strip()))
         protocol = sec.choice("protocol", PROTOCOLS, "smpp")
         carrier = protocol != "smpp"
         carriers = sec.list("carriers")
@@ -132,6 +143,7 @@ def parse(ini, daemon, centers) -> SmsConfig:
             listen=sec.endpoint("listen", "", required=protocol == "sgip"),
             smg_login=sec.str("smg_login", "", required=protocol == "sgip"),
             smg_password=sec.str("smg_password", "", required=protocol == "sgip"),
+            extensions=tuple(extensions),
         ))
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
                      outbox=_outbox(ini, s, centers))

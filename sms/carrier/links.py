@@ -29,6 +29,14 @@ from sms.smpp.protocol import SmppError
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # the gateways' clock zone, no DST
 
 
+def source_number(part, config: SmscConfig) -> str:
+    """The SP's service number for a part: ``source_addr`` and its center's extension."""
+    for center, digits in config.extensions:
+        if center == part.center:
+            return config.source_addr + digits
+    return config.source_addr
+
+
 def beijing_now(clock: IReactorTime) -> datetime:
     """The injected clock's time in Beijing: what login timestamps and SGIP sequences carry."""
     return datetime.fromtimestamp(clock.seconds(), BEIJING)

@@ -12,7 +12,7 @@ from datetime import datetime
 from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt
+from sms.carrier.links import CarrierLink, source_number, beijing_now, mo_message, receipt
 from sms.carrier.protocol import LoginRefused
 from sms.cmpp import codec
 from sms.cmpp.protocol import CmppProtocol
@@ -56,7 +56,7 @@ class CmppLink(CarrierLink):
                                          config.gbk)
         udhi = 1 if part.esm_class & _text.ESM_UDHI else 0
         total, number = _text.concatenation(part.short_message, part.esm_class)
-        src = part.source if part.source.startswith(config.source_addr) else config.source_addr
+        src = source_number(part, config)
         return codec.Submit((part.destination,), content, src_id=src,
                             msg_src=config.msg_src or config.system_id,
                             service_id=config.service_id, msg_fmt=fmt, tp_udhi=udhi,

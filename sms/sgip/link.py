@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, mo_message
+from sms.carrier.links import CarrierLink, source_number, mo_message
 from sms.carrier.protocol import LoginRefused
 from sms.carrier.receipts import Receipt
 from sms.sgip import codec
@@ -62,7 +62,7 @@ class SgipLink(CarrierLink):
     def submit_pdu(part, config) -> codec.Submit:
         content, fmt = _text.for_carrier(part.short_message, part.data_coding, part.esm_class,
                                          config.gbk)
-        src = part.source if part.source.startswith(config.source_addr) else config.source_addr
+        src = source_number(part, config)
         return codec.Submit(("86" + part.destination,), content, sp_number=src,
                             corp_id=config.corp_id, service_type=config.service_id,
                             priority=part.priority_flag,

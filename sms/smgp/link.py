@@ -11,7 +11,7 @@ from datetime import datetime
 from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt
+from sms.carrier.links import CarrierLink, source_number, beijing_now, mo_message, receipt
 from sms.carrier.protocol import LoginRefused
 from sms.smgp import codec
 from sms.smgp.protocol import SmgpProtocol
@@ -48,7 +48,7 @@ class SmgpLink(CarrierLink):
         if part.esm_class & _text.ESM_UDHI:
             total, number = _text.concatenation(part.short_message, part.esm_class)
             options = codec.Options(tp_udhi=1, pk_total=total, pk_number=number)
-        src = part.source if part.source.startswith(config.source_addr) else config.source_addr
+        src = source_number(part, config)
         return codec.Submit((part.destination,), content, src_term_id=src, msg_format=fmt,
                             need_report=1 if part.registered_delivery else 0,
                             priority=part.priority_flag, service_id=config.service_id,

@@ -437,3 +437,14 @@ def test_config_refuses_an_sgip_link_without_its_listener(tmp_path):
     path.write_text(CARRIER_INI.replace("listen = tcp:8802\n", ""), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[smsc:cucc\] listen"):
         load(path, ROOMS)
+
+
+def test_each_center_sends_from_its_extension():
+    """Src_Id is the SP's service number plus the sending center's extension, so the MO
+    answering it comes back to that center; a center without one uses the bare number."""
+    enc = text.encode("【示例公积金】您好")
+    config = carrier_config(extensions=(("ly", "02"),))
+    part = SubmitPart("13800000000", "12329", enc.parts[0], enc.data_coding, enc.esm_class,
+                      center="ly")
+    assert CmppLink.submit_pdu(part, config).src_id == "106901232902"
+    assert CmppLink.submit_pdu(replace(part, center="demo"), config).src_id == "1069012329"
