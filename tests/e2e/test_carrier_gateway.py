@@ -9,13 +9,15 @@ by destination and content).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
 from core_client.testing import FakeCore
 from sandbox.ports import free_port
 from sandbox.pytest_carriers import start_carrier_sim
-from sandbox.pytest_smsc import run_on_fresh_reactor, sleep
+from sandbox.pytest_smsc import run_on_fresh_reactor, sleep, start_sim_smsc
 from sms.carrier import text
 from sms.carrier.destinations import carrier_of
 from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
@@ -67,7 +69,8 @@ def start_sim(protocol: str, log_dir, **knobs):
 class Stack:
     """Outbox, dispatcher, router and MO handler on one reactor, as SmsService wires them."""
 
-    def __init__(self, reactor, url: str, smsc: SmscConfig, core=None):
+    def __init__(self, reactor, url: str, smsc: SmscConfig | list[SmscConfig], core=None):
+        smscs = smsc if isinstance(smsc, list) else [smsc]
         self.reactor = reactor
         self.db = Database(url, reactor, 2)
         self.db.create_all()
@@ -77,13 +80,13 @@ class Stack:
                              templates=TemplateSet({"demo": "示例公积金"}))
         self.core = core or FakeCore("demo", persons=20)
         self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
-        self.router = SmppRouter([smsc], reactor, on_receipt=self._receipt,
+        self.router = SmppRouter(smscs, reactor, on_receipt=self._receipt,
                                  on_mo=self.keywords.on_mo)
         self.dispatcher = Dispatcher(
             self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
                 m.destination, "1069012329", p.payload, p.data_coding, p.esm_class),
             temporary=(TemporaryError,), permanent=(PermanentError,), batch=200,
-            max_inflight=2 * smsc.window, poll=0.1)
+            max_inflight=2 * sum(s.window for s in smscs), poll=0.1)
 
     def _receipt(self, r):
         done = r.done_at.timestamp() if r.done_at is not None else None
@@ -258,10 +261,14 @@ def test_mo_keyword_answered_over_the_same_carrier(protocol, log_dir, tmp_path):
 
 
 async def _post_mo(reactor, sim, source, destination, body):
+    return await _in_thread(reactor, sim.mo, source, destination, body)
+
+
+async def _in_thread(reactor, fn, *args, **kw):
+    """A blocking call to a simulator's control port, off the reactor."""
     from twisted.internet.threads import deferToThreadPool
 
-    return await deferToThreadPool(reactor, reactor.getThreadPool(), sim.mo, source,
-                                   destination, body)
+    return await deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args, **kw)
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
@@ -293,3 +300,40 @@ def test_faults_every_message_final_once(protocol, faults, log_dir, tmp_path):
         assert stats["duplicates"] == 0
     if "flow_control_every" in faults:
         assert stats["flow_controlled"] > 0
+
+
+def test_a_carrier_link_down_fails_over_to_the_aggregator(log_dir, tmp_path):
+    """China Mobile numbers go to the CMPP link while it is up; with its login refused they
+    fail over to the SMPP aggregator route, and a China Telecom number (no carrier link
+    configured for it) takes the aggregator from the start. All end delivered once."""
+    ismg = start_sim("cmpp3", log_dir)
+    smsc = start_sim_smsc(log_dir)
+    try:
+        aggregator = replace(carrier_config("cmpp3", ismg), name="agg", protocol="smpp",
+                             endpoint=f"tcp:host=127.0.0.1:port={smsc.port}",
+                             system_id="hotline", password="secret", carriers=(), window=10)
+
+        async def body(stack):
+            await stack.accept(5, SHORT, "138")
+            await stack.accept(5, SHORT, "189", start=10)
+            await stack.until_final(10)
+            before = dict(stack.router.routes()["carriers"])
+            # The ISMG refuses every login from now on, and cuts the link once.
+            await _in_thread(stack.reactor, ismg.configure, reject_logins=1000)
+            stack.router._smscs[0].binds[0].tx.protocol.transport.loseConnection()
+            await sleep(stack.reactor, 0.5)
+            await stack.accept(5, SHORT, "138", start=20)
+            counts = await stack.until_final(15)
+            return before, stack.router.routes()["carriers"], counts
+
+        before, after, counts = run_stack(
+            "cmpp3", ismg, tmp_path, body,
+            config=[replace(carrier_config("cmpp3", ismg), name="cmcc"), aggregator])
+        ismg_stats, smsc_stats = ismg.stats(), smsc.stats()
+    finally:
+        ismg.stop()
+        smsc.stop()
+    assert counts == {DELIVERED: 15}
+    assert before == {"mobile": {"cmcc": 5}, "telecom": {"agg": 5}}
+    assert after == {"mobile": {"cmcc": 5, "agg": 5}, "telecom": {"agg": 5}}
+    assert ismg_stats["distinct_accepted"] == 5 and smsc_stats["distinct_accepted"] == 10
