@@ -240,7 +240,8 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
 
     from sms.carrier import text
     from sms.outbox.dispatcher import Dispatcher
-    from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+    from sms.outbox.outbox import Outbox
+    from sms.outbox.records import EncodedPart, Outgoing
     from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
     from sms.carrier.send_journal import SendJournal
     from storage.db import Database

@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from common.masking import mask_account, mask_mobile
 from core_client.interface import AccountNotFound, CodeInvalid, CodeRateLimited, CoreError
-from sms.outbox.outbox import OutboxError
+from sms.outbox.records import OutboxError
 
 log = Logger(namespace="hotline.sms.codes_api")
 

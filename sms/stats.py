@@ -5,7 +5,8 @@ import datetime as dt
 
 from sqlalchemy import Integer, cast, func, select
 
-from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, SUBMITTED, M, C
+from sms.outbox.sql import C, M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED, SUBMITTED
 
 SENT = (SUBMITTED, DELIVERED, FAILED, EXPIRED)
 

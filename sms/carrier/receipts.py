@@ -31,14 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sms.carrier import text as _text
+from sms.outbox.states import dlr_stat
 from sms.smpp.codec import MESSAGE_STATES
 
 ID_FORMATS = ("auto", "dec", "hex", "str")
-FINAL_STATES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
-STATES = FINAL_STATES + ("ACCEPTD", "ENROUTE")
-_STATE_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "REJECTED": "REJECTD",
-                  "ACCEPTED": "ACCEPTD", "DELETE": "DELETED", "EXPIRE": "EXPIRED",
-                  "FAILED": "UNDELIV", "FAIL": "UNDELIV"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DLR_FIELD = re.compile(
     r"(?i)\b(id|sub|dlvrd|submit date|done date|stat|err)\s*:\s*(\S*)")
@@ -55,7 +51,7 @@ class ReceiptError(ValueError):
 @dataclass(frozen=True)
 class Receipt:
     message_id: str  # normalised
-    state: str  # one of STATES
+    state: str  # one of sms.outbox.states.DLR_STATES
     error: str | None
     done_at: datetime | None
     smsc: str
@@ -139,12 +135,6 @@ def _usual_rest(body: str) -> dict[str, str] | None:
     return fields
 
 
-def _state(raw: str) -> str:
-    s = raw.strip().upper()
-    s = _STATE_ALIASES.get(s, s)
-    return s if s in STATES else "UNKNOWN"
-
-
 def _done_at(raw: str | None) -> datetime | None:
     """DLR ``done date`` YYMMDDhhmm[ss], read as UTC (the SMSC's zone is not on the wire)."""
     if not raw or not raw.isdigit() or len(raw) not in (10, 12):
@@ -173,7 +163,7 @@ def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
     if message_state:
         state = MESSAGE_STATES.get(int(message_state), "UNKNOWN")
     else:
-        state = _state(fields.get("stat", ""))
+        state = dlr_stat(fields.get("stat", "")) or "UNKNOWN"
     error = None
     network_error = getattr(pdu, "network_error_code", None)
     if network_error and len(network_error) == 3:

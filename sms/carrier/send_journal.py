@@ -27,7 +27,7 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from sms.outbox.outbox import SubmitResult
+from sms.outbox.records import SubmitResult
 
 log = Logger(namespace="hotline.sms.journal")
 

@@ -24,7 +24,8 @@ import pytest
 from sandbox.pytest_smsc import start_sim_smsc
 from sms.carrier import text
 from sms.cli import WallClock
-from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.unit.sms.test_outbox import make_config
@@ -79,7 +80,7 @@ def _fill(url: str) -> None:
     batch = [Outgoing("demo", "bulk", "crash", {}, "", f"1069{i:07d}", f"c{i}", parts)
              for i in range(TOTAL)]
     for i in range(0, TOTAL, 2000):
-        db.run_sync(box._accept_batch, batch[i:i + 2000])
+        box.accept_blocking(batch[i:i + 2000])
     db.engine.dispose()
 
 

@@ -18,7 +18,9 @@ from sms.carrier import text
 from benchmarks.smpp_peer import smsc_config
 from sms.outbox.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler
-from sms.outbox.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
+from sms.outbox.states import DELIVERED
 from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet

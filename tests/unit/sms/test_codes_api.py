@@ -15,7 +15,8 @@ from common.config import CodesConfig
 from core_client.codes import VerificationCodes
 from core_client.testing import FakeCore
 from sms.codes_api import make_resource
-from sms.outbox.outbox import PRIORITY, Outbox
+from sms.outbox.accept import PRIORITY
+from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet

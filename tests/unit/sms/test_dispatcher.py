@@ -7,7 +7,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from sms.outbox.dispatcher import Dispatcher
-from sms.outbox.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
+from sms.outbox.states import DELIVERED, FAILED, QUEUED, SUBMITTED
 from sms.outbox.testing import (
     FakePermanent, FakeRouter, FakeTemporary, InlineDatabase, split_encode,
 )
@@ -224,3 +226,21 @@ def test_work_accepted_while_a_claim_runs_is_claimed_when_that_claim_returns(env
     box.claim = real_claim
     running[0].callback([])  # what that claim saw: nothing yet
     assert len(router.sent) == 1
+
+
+def test_claiming_follows_its_transition_table(env):
+    """Claiming is an explicit machine: a short claim leaves the dispatcher drained until the
+    poll, an accept wakes it at once, a stop ends it, and an illegal move raises."""
+    from sms.outbox import dispatcher as dm
+
+    clock, box, router, disp = env
+    assert disp.state == dm.STOPPED
+    disp.startService()
+    assert disp.state == dm.DRAINED  # nothing queued: wait for the poll or an accept
+    accept(box, 2)
+    clock.advance(0)
+    assert len(router.pending) == 2 and disp.state == dm.DRAINED
+    with pytest.raises(dm.IllegalTransition):
+        disp._to(dm.CLAIM_AGAIN)
+    result(disp.stopService())
+    assert disp.state == dm.STOPPED

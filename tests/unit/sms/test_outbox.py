@@ -9,11 +9,26 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from sms.outbox import outbox as ob
 from sms.config import OutboxConfig
-from sms.outbox.outbox import (
-    DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING,
-    EncodedPart, IllegalTransition, Outbox, Outgoing, SubmitResult, check_transition, rollup,
+from sms.outbox.expiry import EXPIRY_GRACE
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import (
+    DestinationLimited,
+    EncodedPart,
+    OptedOut,
+    Outgoing,
+    SubmitResult,
+)
+from sms.outbox.states import (
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    QUEUED,
+    SUBMITTED,
+    SUBMITTING,
+    IllegalTransition,
+    check_transition,
+    rollup,
 )
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage, SmsPart
@@ -138,7 +153,7 @@ def test_accepting_waits_for_the_dispatchers_transactions_only_on_sqlite(outbox,
 def test_opted_out_destination_refused_for_alerts_not_codes(outbox):
     """TD stops alerts and bulk for that center; verification codes still go out."""
     result(outbox.set_opt_out("demo", MOBILE, True))
-    with pytest.raises(ob.OptedOut):
+    with pytest.raises(OptedOut):
         result(outbox.accept(msg("a1", "transaction")))
     assert not result(outbox.accept(msg("c1", "code"))).duplicate
     result(outbox.set_opt_out("demo", MOBILE, False))
@@ -151,7 +166,7 @@ def test_per_destination_hourly_limit(db, clock):
     result(box.accept(msg("1")))
     result(box.accept(msg("2")))
     result(box.accept(msg("c", "code")))
-    with pytest.raises(ob.DestinationLimited):
+    with pytest.raises(DestinationLimited):
         result(box.accept(msg("3")))
     clock.advance(3601)
     assert not result(box.accept(msg("4"))).duplicate
@@ -259,7 +274,7 @@ def test_validity_expires_queued_and_unconfirmed_messages(outbox, db, clock):
     clock.advance(601)
     assert result(outbox.claim(10)) == []
     assert states(db)[code.message_id] == EXPIRED
-    clock.advance(172800 + ob.EXPIRY_GRACE)
+    clock.advance(172800 + EXPIRY_GRACE)
     result(outbox.expire_stale())
     assert states(db)[alert.message_id] == EXPIRED
 

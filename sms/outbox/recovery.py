@@ -1,0 +1,52 @@
+"""Crash recovery: the parts a dead run left ``submitting`` are settled before sending resumes.
+
+With a trusted send journal (sms.carrier.send_journal) a part that was answered
+gets its answer, one that never left is requeued, and only one sent and
+unanswered is resent and counted as a possible duplicate. Without one, every
+such part counts.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from twisted.logger import Logger
+
+from sms.outbox.results import apply_results
+from sms.outbox.settle import settle
+from sms.outbox.sql import HotSql, M, P, bump
+from sms.outbox.states import QUEUED, SUBMITTING
+
+log = Logger(namespace="hotline.sms.outbox")
+
+
+def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None) -> int:
+    """Settle this instance's claimed messages; the count of parts possibly sent twice."""
+    mine = (M.c.claimed_by == instance) | (M.c.claimed_by.is_(None))
+    message_ids = [r[0] for r in session.execute(
+        select(M.c.id).where(M.c.state == SUBMITTING, mine))]
+    if not message_ids:
+        return 0
+    view = journal.read() if journal is not None else None
+    parts = list(session.execute(select(P.c.id, P.c.message_id).where(
+        P.c.message_id.in_(message_ids), P.c.state == SUBMITTING)))
+    answered = []
+    doubtful: dict[int, int] = {}
+    for part_id, message_id in parts:
+        if view is None or (part_id in view.last and view.last[part_id] is None):
+            doubtful[message_id] = doubtful.get(message_id, 0) + 1
+        elif part_id in view.last:
+            answered.append(view.last[part_id])
+    if answered:
+        apply_results(session, hot, answered, now)
+    session.execute(update(P).where(P.c.message_id.in_(message_ids),
+                                    P.c.state == SUBMITTING).values(state=QUEUED))
+    for message_id, n in doubtful.items():
+        session.execute(update(M).where(M.c.id == message_id).values(
+            possible_duplicates=M.c.possible_duplicates + n))
+    total = sum(doubtful.values())
+    if total:
+        bump(session, "possible_duplicates", total)
+    settle(session, hot, retry, message_ids, now, retry_now=True)
+    log.info("outbox recovered {m} claimed messages: {a} parts answered before the crash, "
+             "{n} possibly sent twice{how}", m=len(message_ids), a=len(answered), n=total,
+             how="" if view is not None else " (no trusted send journal)")
+    return total
