@@ -22,10 +22,11 @@ from sms.carrier import receipts as _receipts
 from sms.smpp.binds import Bind
 from sms.config import SmscConfig
 from sms.carrier.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
-from sms.smpp.codec import ESME_RINVMSGLEN, FieldTooLong
+from sms.smpp import codec
+from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, EncodeError
 from sms.smpp.protocol import NotBound, PermanentError, SmppError, TemporaryError
 
-__all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute",
+__all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute", "Unsendable",
            "NotBound", "TemporaryError", "PermanentError", "SmppError"]
 
 log = Logger(namespace="hotline.sms.router")
@@ -33,6 +34,21 @@ log = Logger(namespace="hotline.sms.router")
 
 class NoRoute(TemporaryError):
     """No configured SMSC serves this destination."""
+
+
+class Unsendable(PermanentError):
+    """The part cannot be put in a submit_sm (a field SMPP cannot carry): it fails for good.
+
+    ``reason`` is short enough for the part's error column and names the field.
+    """
+
+    def __init__(self, error: EncodeError, smsc: str):
+        field = error.field or "pdu"
+        status = ESME_RINVDSTADR if field == "destination_addr" else ESME_RINVMSGLEN
+        SmppError.__init__(self, f"not sent: {error}")  # no SMSC refused it: say so
+        self.status, self.command = status, "submit_sm"
+        self.reason = f"unsendable {field}"[:32]
+        self.smsc = smsc
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,12 @@ class SmppRouter(MultiService):
             ref, total, seq = part.sar
             fields.update(sar_msg_ref_num=ref, sar_total_segments=total,
                           sar_segment_seqnum=seq)
+        try:
+            # Encoded once here, before the part takes a window slot or a journal line: a
+            # part SMPP cannot carry fails alone, never inside a bind's burst.
+            codec.encode("submit_sm", 1, **fields)
+        except EncodeError as e:
+            return fail(Unsendable(e, smsc.name))
         return bind.submit(fields, ref).addCallbacks(self._submitted, self._failed,
                               callbackArgs=(smsc, bind), errbackArgs=(smsc,))
 
@@ -189,10 +211,8 @@ class SmppRouter(MultiService):
 
     @staticmethod
     def _failed(failure, smsc: _Smsc):
-        if failure.check(FieldTooLong):
-            error = PermanentError(ESME_RINVMSGLEN, f"submit_sm ({failure.getErrorMessage()})")
-            error.smsc = smsc.name
-            raise error
+        if failure.check(EncodeError):
+            raise Unsendable(failure.value, smsc.name)
         if isinstance(failure.value, SmppError):
             failure.value.smsc = smsc.name
         return failure

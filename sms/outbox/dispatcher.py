@@ -18,7 +18,7 @@ import heapq
 import itertools
 
 from twisted.application.service import Service
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.logger import Logger
 
 from sms.outbox.records import ClaimedMessage, SubmitResult
@@ -218,7 +218,12 @@ class Dispatcher(Service):
     def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
         for part_id, part in zip(m.part_ids, m.parts):
-            d = self.router.submit(self.make_part(m, part), part_id)
+            try:
+                d = self.router.submit(self.make_part(m, part), part_id)
+            except Exception:  # noqa: BLE001 - one bad message fails only itself
+                # Building or routing this part raised (a bug or data no check foresaw):
+                # the part fails (see _error) and the others go on.
+                d = fail()
             d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
                            errbackArgs=(part_id, m.message_id))
             d.addCallback(self._record)
@@ -264,11 +269,16 @@ class Dispatcher(Service):
         if failure.check(*self.permanent):
             self.permanent_errors += 1
             status = getattr(failure.value, "status", None)
-            return SubmitResult(part_id, message_id, "permanent", error=_code(status, failure),
+            error = getattr(failure.value, "reason", None) or _code(status, failure)
+            return SubmitResult(part_id, message_id, "permanent", error=error,
                                 smsc=getattr(failure.value, "smsc", None))
         if not failure.check(*self.temporary):
-            # Not an SMSC answer but a bug: log it, and retry the part rather than strand it.
-            log.failure("unexpected submit error; the part will be retried", failure)
+            # Not an SMSC answer: the part cannot be built. Retrying would fail the same way.
+            log.failure("part {part} of message {message} cannot be sent; failed for good",
+                        failure, part=part_id, message=message_id)
+            self.permanent_errors += 1
+            return SubmitResult(part_id, message_id, "permanent",
+                                error=f"unsendable {type(failure.value).__name__}"[:32])
         self.temporary_errors += 1
         return SubmitResult(part_id, message_id, "temporary", error=type(failure.value).__name__[:32])
 
