@@ -62,6 +62,8 @@ def _outbox(config):
 
 def cmd_send(args) -> int:
     """Put one message in the outbox; the running daemon sends it."""
+    from sqlalchemy import inspect
+
     from common.masking import mask_mobile
     from sms.outbox.records import Draft, OutboxError
     from sms.templates import TemplateError
@@ -69,18 +71,22 @@ def cmd_send(args) -> int:
     config = args.load_config(args.config)
     db, outbox = _outbox(config)
     key = args.key or f"cli:{uuid.uuid4().hex}"
+    if not inspect(db.engine).has_table("sms_message"):
+        print(f"hotline sms send: the database has no SMS tables yet; run "
+              f"`hotline db upgrade --config {args.config}` first", file=sys.stderr)
+        return 1
     try:
         message = outbox.build(args.center, Draft(args.template, _pairs(args.params), args.to,
                                                   key))
-        [result] = outbox.accept_blocking([message])
     except (TemplateError, ValueError) as e:
         print(f"hotline sms send: {e}", file=sys.stderr)
         return 1
+    [result] = outbox.accept_blocking([message])
     if isinstance(result, OutboxError):
         print(f"hotline sms send: refused: {result}", file=sys.stderr)
         return 1
-    print(f"message {result.message_id} to {mask_mobile(args.to)}: {result.part_count} part(s)"
-          f"{' (already accepted)' if result.duplicate else ''}")
+    print(f"message {result.message_id} to {mask_mobile(args.to)}: "
+          f"{result.part_count} part(s){' (already accepted)' if result.duplicate else ''}")
     return 0
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.config import zone
+from sms.carrier.destinations import FORMATS as DESTINATION_FORMATS
 
-SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
+SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.destinations"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
 
@@ -59,6 +60,11 @@ class OutboxConfig:
     reminder_time: tuple[int, int]
     mo_routes: dict  # MO destination number -> center code
     keywords: dict  # center -> {KEYWORD: action}
+    # center -> destination formats it may send to (sms.carrier.destinations); others: mainland
+    destinations: dict = field(default_factory=dict)
+
+    def destination_formats(self, center: str) -> tuple[str, ...]:
+        return self.destinations.get(center, ("mainland",))
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,7 @@ def _outbox(ini, s, centers) -> OutboxConfig:
             raise kw.error(key, f"unknown keyword action (use [CENTER.]{'/'.join(KEYWORD_ACTIONS)})")
     retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
     return OutboxConfig(
+        destinations=_destinations(ini, centers),
         timezone=s.parse("timezone", "Asia/Shanghai", zone),
         validity=validity,
         quiet_hours=quiet,
@@ -139,6 +146,24 @@ def _outbox(ini, s, centers) -> OutboxConfig:
         mo_routes=routes,
         keywords=keywords,
     )
+
+
+def _destinations(ini, centers) -> dict:
+    """[sms.destinations]: ``default`` and per-center lists of formats (mainland, ...)."""
+    sec = ini.section("sms.destinations")
+    for key in sec.keys():
+        if key != "default" and key not in centers:
+            raise sec.error(key, "must be default or a center code")
+    default = sec.list("default", ("mainland",))
+    table = {}
+    for center in centers:
+        formats = sec.list(center, default)
+        unknown = [f for f in formats if f not in DESTINATION_FORMATS]
+        if unknown or not formats:
+            raise sec.error(center if center in sec.keys() else "default",
+                            f"formats must be some of {', '.join(DESTINATION_FORMATS)}")
+        table[center] = formats
+    return table
 
 
 def _hhmm(value: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Accepting: dedupe by idempotency key, opt-outs, the per-destination limit, the insert.
+"""Accepting: destination check, dedupe by idempotency key, opt-outs, the per-destination
+limit, the insert.
 
 Runs inside one transaction on the pool thread; a refused message gets its
 OutboxError as its result, never an exception that would fail its batch.
@@ -6,30 +7,48 @@ OutboxError as its result, never an exception that would fail its batch.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from sqlalchemy import delete, func, insert, select
 
 from common.masking import mask_mobile
+from sms.carrier.destinations import InvalidDestination, normalise
 from sms.outbox.quiet_hours import QuietHours
-from sms.outbox.records import Accepted, DestinationLimited, OptedOut, Outgoing
+from sms.outbox.records import (Accepted, BadDestination, BadIdempotencyKey,
+                                DestinationLimited, OptedOut, Outgoing)
 from sms.outbox.sql import HotSql, M, O
 
 CLASSES = ("code", "reply", "transaction", "bulk")
 PRIORITY = {"code": 30, "reply": 25, "transaction": 20, "bulk": 10}
 OPTABLE = frozenset({"transaction", "bulk"})  # classes a TD opt-out stops
 LIMITED = frozenset({"transaction", "bulk"})  # classes under the per-destination limit
+IDEM_KEY_MAX = M.c.idem_key.type.length  # SQLite would store a longer one, PostgreSQL refuse
 
 
 def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Outgoing],
                  now: float) -> list:
     """One result per item: Accepted (``duplicate`` for a known key) or the OutboxError."""
     results: list = [None] * len(items)
-    keys = {(m.center, m.idem_key) for m in items}
+    items = list(items)
+    for i, m in enumerate(items):
+        if not m.idem_key or len(m.idem_key) > IDEM_KEY_MAX:
+            results[i] = BadIdempotencyKey(
+                f"idempotency key must be 1 to {IDEM_KEY_MAX} characters, not {len(m.idem_key)}")
+            continue
+        try:
+            destination = normalise(m.destination, config.destination_formats(m.center))
+        except InvalidDestination as e:
+            results[i] = BadDestination(str(e))
+            continue
+        if destination != m.destination:
+            items[i] = replace(m, destination=destination)
+    live = [(i, m) for i, m in enumerate(items) if results[i] is None]
+    keys = {(m.center, m.idem_key) for _, m in live}
     existing = {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
                 for r in hot.by_center(session, hot.by_idem_key, keys)}
-    optable = {(m.center, m.destination) for m in items if m.klass in OPTABLE}
+    optable = {(m.center, m.destination) for _, m in live if m.klass in OPTABLE}
     opted = {(r.center, r.mobile) for r in hot.by_center(session, hot.opted_out, optable)}
-    limited = {m.destination for m in items if m.klass in LIMITED}
+    limited = {m.destination for _, m in live if m.klass in LIMITED}
     counts: dict[str, int] = {}
     if limited:
         for row in session.execute(
@@ -38,7 +57,7 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
                     M.c.klass.in_(LIMITED)).group_by(M.c.destination)):
             counts[row[0]] = row[1]
     rows, owners = [], []
-    for i, m in enumerate(items):
+    for i, m in live:
         key = (m.center, m.idem_key)
         if key in existing:
             results[i] = existing[key]

@@ -35,11 +35,13 @@ from sms.outbox.records import (
     Outgoing,
     ReceiptIn,
     SubmitResult,
+    Unrenderable,
 )
 from sms.outbox.results import apply_results
 from sms.outbox.settle import settle
 from sms.outbox.sql import C, HotSql, M
 from sms.outbox.states import receipt_state
+from sms.templates import TemplateError
 
 
 class Outbox:
@@ -129,11 +131,25 @@ class Outbox:
         d.addCallback(self._woken)
         return d
 
+    def _accept_built(self, session, center: str, drafts: list[Draft], now: float) -> list:
+        """Render each draft and accept those that render: a draft the template refuses
+        gets Unrenderable as its result and fails nothing else."""
+        results: list = [None] * len(drafts)
+        built = []
+        for i, draft in enumerate(drafts):
+            try:
+                built.append((i, self.build(center, draft, now)))
+            except (TemplateError, ValueError) as e:
+                results[i] = Unrenderable(f"{draft.template}: {e}")
+        if built:
+            for (i, _), r in zip(built, self._accept_batch(session, [m for _, m in built])):
+                results[i] = r
+        return results
+
     def _accept_drafts(self, session, center: str, drafts: list[Draft], cursor: int,
                        dues: list) -> list:
         now = self.clock.seconds()
-        items = [self.build(center, d, now) for d in drafts]
-        results = self._accept_batch(session, items) if items else []
+        results = self._accept_built(session, center, drafts, now)
         if dues:
             _dues.store_dues(session, center, dues)
         _dues.move_cursor(session, center, cursor, now)
@@ -154,7 +170,7 @@ class Outbox:
     def _accept_reminders(self, session, center: str, drafts: list[Draft],
                           due_ids: list[int]) -> list:
         now = self.clock.seconds()
-        results = self._accept_batch(session, [self.build(center, d, now) for d in drafts])
+        results = self._accept_built(session, center, drafts, now)
         if due_ids:
             _dues.mark_reminded(session, due_ids, now)
         return results

@@ -13,6 +13,18 @@ class OptedOut(OutboxError):
     """The destination opted out of this class of messages for this center."""
 
 
+class BadDestination(OutboxError):
+    """The destination is not a number this center may send to (sms.carrier.destinations)."""
+
+
+class Unrenderable(OutboxError):
+    """The template refused the values (or the text does not fit its parts)."""
+
+
+class BadIdempotencyKey(OutboxError):
+    """The idempotency key is empty or longer than its column (IDEM_KEY_MAX) holds."""
+
+
 class DestinationLimited(OutboxError):
     """The destination reached its hourly limit for alerts and bulk messages."""
 

@@ -77,7 +77,7 @@ def _fill(url: str) -> None:
                  encode=text.encode)
     enc = text.encode("【示例公积金】您的公积金已入账，感谢使用。")
     parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"1069{i:07d}", f"c{i}", parts)
+    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"139{i:08d}", f"c{i}", parts)
              for i in range(TOTAL)]
     for i in range(0, TOTAL, 2000):
         box.accept_blocking(batch[i:i + 2000])

@@ -86,3 +86,30 @@ def test_poison_messages_fail_with_a_reason_and_the_rest_is_delivered_after_a_re
     assert disp.inflight == 0
     result(disp.stopService())
     db.engine.dispose()
+
+
+def test_a_draft_that_cannot_be_rendered_fails_alone_in_an_alert_batch(db_url):
+    """An event whose values no template takes (a 2,000-digit amount) is refused with its
+    reason; the rest of the page is accepted and the cursor moves past it."""
+    from twisted.internet.task import Clock
+
+    from sms.outbox.outbox import Outbox
+    from sms.outbox.records import Accepted, Draft, Unrenderable
+    from sms.outbox.testing import InlineDatabase, split_encode
+    from sms.templates import TemplateSet
+    from tests.unit.sms.test_outbox import make_config, noon, result
+
+    clock = Clock()
+    clock.advance(noon())
+    db = InlineDatabase(db_url, None, 1)
+    db.create_all()
+    box = Outbox(db, clock, make_config(), encode=split_encode,
+                 templates=TemplateSet({"demo": "示例公积金"}))
+    params = dict(account="1234567890", date="2026-11-26", amount="1608.00", balance="1.00")
+    drafts = [Draft("deposit_credited", dict(params, amount="9" * 2000), "13800138000", "a"),
+              Draft("deposit_credited", params, "13800138001", "b")]
+    bad, good = result(box.accept_drafts("demo", drafts, 42))
+    assert isinstance(bad, Unrenderable) and "amount" in str(bad)
+    assert isinstance(good, Accepted)
+    assert result(box.alert_cursor("demo")) == 42
+    db.engine.dispose()
