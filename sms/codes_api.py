@@ -23,7 +23,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from common.masking import mask_account, mask_mobile
-from core_client.interface import AccountNotFound, CodeInvalid, CodeRateLimited, CoreError
+from core_client.interface import (
+    AccountNotFound,
+    CodeInvalid,
+    CodeRateLimited,
+    CoreError,
+)
 from sms.outbox.records import BadDestination, OutboxError
 
 log = Logger(namespace="hotline.sms.codes_api")

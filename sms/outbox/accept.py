@@ -14,8 +14,14 @@ from sqlalchemy import delete, func, insert, select
 from common.masking import mask_mobile
 from sms.carrier.destinations import InvalidDestination, normalise
 from sms.outbox.quiet_hours import QuietHours
-from sms.outbox.records import (Accepted, BadDestination, BadIdempotencyKey,
-                                DestinationLimited, OptedOut, Outgoing)
+from sms.outbox.records import (
+    Accepted,
+    BadDestination,
+    BadIdempotencyKey,
+    DestinationLimited,
+    OptedOut,
+    Outgoing,
+)
 from sms.outbox.sql import HotSql, M, O
 
 CLASSES = ("code", "reply", "transaction", "bulk")

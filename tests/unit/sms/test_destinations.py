@@ -3,11 +3,24 @@ from __future__ import annotations
 
 import pytest
 
-from sms.carrier.destinations import (SEGMENTS, SEGMENTS_AS_OF, InvalidDestination, carrier_of,
-                                      normalise)
+from sms.carrier.destinations import (
+    SEGMENTS,
+    SEGMENTS_AS_OF,
+    InvalidDestination,
+    carrier_of,
+    normalise,
+)
 from sms.outbox.records import BadDestination, BadIdempotencyKey
 from sms.outbox.states import QUEUED
-from tests.unit.sms.test_outbox import clock, db, make_config, msg, outbox, result, states  # noqa: F401
+from tests.unit.sms.test_outbox import (  # noqa: F401
+    clock,
+    db,
+    make_config,
+    msg,
+    outbox,
+    result,
+    states,
+)
 
 BAD = ["", "abc", "12345", "1380013800\n0", "9" * 40, "一三八", "14012345678", "10690000123",
        "+4915112345678", "２３８００１３８０００"]
