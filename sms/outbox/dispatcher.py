@@ -47,11 +47,12 @@ class Dispatcher(Service):
     name = "sms-dispatcher"
 
     def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
-                 batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
+                 doubtful: tuple = (), batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
                  sweep: float = 60.0, journal=None):
         self.outbox, self.router, self.clock = outbox, router, clock
         self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
-        self.temporary, self.permanent = temporary, permanent
+        # temporary errors after which the SMSC may have the part (timeout, link lost)
+        self.temporary, self.permanent, self.doubtful = temporary, permanent, doubtful
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
         self.journal = journal  # the router's on_send must be journal.sent
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
@@ -280,7 +281,8 @@ class Dispatcher(Service):
             return SubmitResult(part_id, message_id, "permanent",
                                 error=f"unsendable {type(failure.value).__name__}"[:32])
         self.temporary_errors += 1
-        return SubmitResult(part_id, message_id, "temporary", error=type(failure.value).__name__[:32])
+        outcome = "doubtful" if self.doubtful and failure.check(*self.doubtful) else "temporary"
+        return SubmitResult(part_id, message_id, outcome, error=type(failure.value).__name__[:32])
 
 
 def _code(status, failure) -> str:

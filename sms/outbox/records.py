@@ -97,11 +97,14 @@ class ClaimedMessage:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """What became of one submit_sm: ok (message id), temporary or permanent error."""
+    """What became of one submit_sm: ok (message id), temporary or permanent error, or
+    doubtful: a temporary error after which the SMSC may hold the part all the same (no
+    response in time, the link lost with the part in flight), so its resend is a possible
+    duplicate."""
 
     part_id: int
     message_id: int
-    outcome: str  # ok / temporary / permanent
+    outcome: str  # ok / temporary / doubtful / permanent
     smpp_id: str | None = None
     smsc: str | None = None
     error: str | None = None

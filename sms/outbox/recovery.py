@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from twisted.logger import Logger
 
-from sms.outbox.results import apply_results
+from sms.outbox.results import apply_results, count_possible_duplicates
 from sms.outbox.settle import settle
-from sms.outbox.sql import HotSql, M, P, bump
+from sms.outbox.sql import HotSql, M, P
 from sms.outbox.states import QUEUED, SUBMITTING
 
 log = Logger(namespace="hotline.sms.outbox")
@@ -29,22 +29,19 @@ def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None
     parts = list(session.execute(select(P.c.id, P.c.message_id).where(
         P.c.message_id.in_(message_ids), P.c.state == SUBMITTING)))
     answered = []
-    doubtful: dict[int, int] = {}
+    doubtful: list[int] = []  # a message id per part sent and unanswered
     for part_id, message_id in parts:
         if view is None or (part_id in view.last and view.last[part_id] is None):
-            doubtful[message_id] = doubtful.get(message_id, 0) + 1
+            doubtful.append(message_id)
         elif part_id in view.last:
             answered.append(view.last[part_id])
     if answered:
         apply_results(session, hot, answered, now)
     session.execute(update(P).where(P.c.message_id.in_(message_ids),
                                     P.c.state == SUBMITTING).values(state=QUEUED))
-    for message_id, n in doubtful.items():
-        session.execute(update(M).where(M.c.id == message_id).values(
-            possible_duplicates=M.c.possible_duplicates + n))
-    total = sum(doubtful.values())
+    total = len(doubtful)
     if total:
-        bump(session, "possible_duplicates", total)
+        count_possible_duplicates(session, doubtful)
     settle(session, hot, retry, message_ids, now, retry_now=True)
     log.info("outbox recovered {m} claimed messages: {a} parts answered before the crash, "
              "{n} possibly sent twice{how}", m=len(message_ids), a=len(answered), n=total,

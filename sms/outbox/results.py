@@ -8,15 +8,16 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, update
 
 from sms.outbox.records import SubmitResult
-from sms.outbox.sql import HotSql, P, U
+from sms.outbox.sql import HotSql, M, P, U, bump
 from sms.outbox.states import FAILED, QUEUED, SUBMITTED
 
 
 def apply_results(session, hot: HotSql, results: list[SubmitResult], now: float) -> set[int]:
     """Write the results to their parts; the ids of the messages touched."""
     ok = [r for r in results if r.outcome == "ok"]
-    temporary = [r for r in results if r.outcome == "temporary"]
+    temporary = [r for r in results if r.outcome in ("temporary", "doubtful")]
     permanent = [r for r in results if r.outcome == "permanent"]
+    doubtful = [r for r in temporary if r.outcome == "doubtful"]
     if ok:
         hot.run(session, hot.part_ok, [(r.smpp_id, r.smsc, now, r.part_id) for r in ok])
     if temporary:
@@ -29,7 +30,21 @@ def apply_results(session, hot: HotSql, results: list[SubmitResult], now: float)
             [{"pid": r.part_id, "err": r.error, "smsc": r.smsc} for r in permanent])
     if ok:
         _match_early_receipts(session, hot, ok)
+    if doubtful:
+        count_possible_duplicates(session, [r.message_id for r in doubtful])
     return {r.message_id for r in results}
+
+
+def count_possible_duplicates(session, message_ids: list[int]) -> None:
+    """One possible duplicate per entry (a message id once per doubtful part), on the
+    message and on the outbox's counter."""
+    per_message: dict[int, int] = {}
+    for message_id in message_ids:
+        per_message[message_id] = per_message.get(message_id, 0) + 1
+    session.execute(update(M).where(M.c.id == bindparam("mid")).values(
+        possible_duplicates=M.c.possible_duplicates + bindparam("n")),
+        [{"mid": m, "n": n} for m, n in per_message.items()])
+    bump(session, "possible_duplicates", len(message_ids))
 
 
 def _match_early_receipts(session, hot: HotSql, ok: list[SubmitResult]) -> None:

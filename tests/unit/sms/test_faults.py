@@ -1,0 +1,68 @@
+"""The gateway under an SMSC that loses responses and cuts links: every resend is counted."""
+from __future__ import annotations
+
+import pytest
+
+from sandbox.smsc_sim import SimConfig
+from sms.carrier.router import PermanentError, SubmitPart, TemporaryError
+from sms.outbox.dispatcher import Dispatcher
+from sms.outbox.outbox import Outbox
+from sms.outbox.testing import InlineDatabase, split_encode
+from sms.smpp.protocol import LinkLost, SmppTimeout
+from tests.unit.sms.test_outbox import make_config, msg, noon, result
+from tests.unit.sms.test_smpp_harness import Harness, smsc
+
+
+class Gateway:
+    """Outbox, dispatcher and router over one smsc_sim in memory, on one Clock."""
+
+    def __init__(self, db_url, sim: SimConfig, **smsc_changes):
+        self.h = Harness(smsc(**smsc_changes), sims={"a": sim})
+        self.h.clock.advance(noon())
+        self.db = InlineDatabase(db_url, None, 1)
+        self.db.create_all()
+        self.box = Outbox(self.db, self.h.clock,
+                          make_config(per_destination_per_hour=10**6, retry_base=0.5,
+                                      retry_max=2.0), encode=split_encode)
+        self.h.router.on_receipt = lambda r: self.box.receipt(r.message_id, r.smsc, r.state,
+                                                              r.error, None)
+        self.disp = Dispatcher(self.box, self.h.router, self.h.clock, make_part=self._part,
+                               temporary=(TemporaryError,), permanent=(PermanentError,),
+                               doubtful=(SmppTimeout, LinkLost), max_inflight=20)
+
+    @staticmethod
+    def _part(m, part):
+        return SubmitPart(m.destination, "12329", part.payload, part.data_coding,
+                          part.esm_class)
+
+    def run(self, n: int, seconds: float) -> dict:
+        for i in range(n):
+            result(self.box.accept(msg(f"k{i}", dest=f"139{i:08d}")))
+        self.h.start()
+        self.disp.startService()
+        self.h.advance(seconds, step=0.05)
+        return result(self.box.counts())
+
+    @property
+    def sim(self):
+        return self.h.sims["a"]
+
+    def close(self):
+        result(self.disp.stopService())
+        self.db.engine.dispose()
+
+
+@pytest.mark.parametrize("faults", [dict(unanswered_rate=0.05), dict(cut_every=1.0)],
+                         ids=["lost-responses", "link-cuts"])
+def test_resends_after_a_timeout_or_a_lost_link_are_counted_as_the_smsc_sees_them(
+        db_url, faults):
+    """Each part resent after a response timeout or a lost link counts as a possible
+    duplicate: the outbox's counter equals the duplicates in the SMSC's ledger."""
+    g = Gateway(db_url, SimConfig(password="pw", latency=0.05, **faults), window=8,
+                response_timeout=1.0, reconnect_min=0.1, reconnect_max=0.2)
+    counts = g.run(300, 25.0)
+    snap = g.sim.snapshot()
+    assert counts == {"delivered": 300}
+    assert snap["duplicates"] > 0
+    assert result(g.box.counter("possible_duplicates")) == snap["duplicates"]
+    g.close()
