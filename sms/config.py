@@ -38,6 +38,7 @@ KEYWORD_ACTIONS = ("balance", "loan", "unsubscribe", "subscribe")
 _DEFAULT_QUIET = {"code": "none", "transaction": "21:00-08:00", "bulk": "21:00-08:00",
                   "reply": "none"}
 _DEFAULT_VALIDITY = {"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600}
+_DEFAULT_RECEIPT_TIMEOUT = {"code": 1800, "reply": 3600, "transaction": 14400, "bulk": 43200}
 _DEFAULT_KEYWORDS = {"balance": ("YE", "CX"), "loan": ("DKYE",), "unsubscribe": ("TD",),
                      "subscribe": ("DY",)}
 
@@ -62,6 +63,8 @@ class OutboxConfig:
     keywords: dict  # center -> {KEYWORD: action}
     # center -> destination formats it may send to (sms.carrier.destinations); others: mainland
     destinations: dict = field(default_factory=dict)
+    # class -> seconds a submitted part waits for its receipt before it is unknown
+    receipt_timeout: dict = field(default_factory=lambda: dict(_DEFAULT_RECEIPT_TIMEOUT))
 
     def destination_formats(self, center: str) -> tuple[str, ...]:
         return self.destinations.get(center, ("mainland",))
@@ -131,6 +134,8 @@ def _outbox(ini, s, centers) -> OutboxConfig:
     retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
     return OutboxConfig(
         destinations=_destinations(ini, centers),
+        receipt_timeout={k: s.int(f"receipt_timeout_{k}", v, min=60, max=7 * 86400)
+                         for k, v in _DEFAULT_RECEIPT_TIMEOUT.items()},
         timezone=s.parse("timezone", "Asia/Shanghai", zone),
         validity=validity,
         quiet_hours=quiet,

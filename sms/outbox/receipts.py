@@ -9,7 +9,7 @@ from sqlalchemy import insert
 
 from sms.outbox.records import ReceiptIn
 from sms.outbox.sql import HotSql, U
-from sms.outbox.states import PART_TRANSITIONS, SUBMITTED, check_transition
+from sms.outbox.states import AWAITING_RECEIPT, PART_TRANSITIONS, check_transition
 
 
 def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float) -> set[int]:
@@ -26,7 +26,7 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float) -> 
                                   error=item.error, done_at=item.done_at, received_at=now))
             continue
         part_id, message_id, state = hit
-        if state != SUBMITTED:
+        if state not in AWAITING_RECEIPT:
             continue  # a repeated DLR for a part already final
         check_transition(state, item.state, PART_TRANSITIONS)
         updates.append((item.state, item.error, item.done_at, part_id))

@@ -1,7 +1,9 @@
 """The one vocabulary of message, part and receipt states, their transitions and the roll-up.
 
 Messages go queued -> submitting -> submitted -> delivered / failed / expired, and
-back to queued on a temporary error; each SMPP part has its own state. A DLR's
+back to queued on a temporary error; each SMPP part has its own state. A submitted
+part whose receipt does not come within its class's receipt timeout is ``unknown``:
+sent, fate unknown; a late receipt still moves it to its final state. A DLR's
 ``stat`` (DELIVRD, UNDELIV, ...) is the SMSC's word for a part's final state:
 ``dlr_stat`` reads the spellings SMSCs use, ``receipt_state`` maps it to a part state.
 """
@@ -11,6 +13,7 @@ from typing import Sequence
 
 QUEUED, SUBMITTING, SUBMITTED = "queued", "submitting", "submitted"
 DELIVERED, FAILED, EXPIRED = "delivered", "failed", "expired"
+UNKNOWN = "unknown"
 FINAL = frozenset({DELIVERED, FAILED, EXPIRED})
 
 # A message may jump from submitting to a final state when a DLR that came
@@ -18,13 +21,16 @@ FINAL = frozenset({DELIVERED, FAILED, EXPIRED})
 MESSAGE_TRANSITIONS = {
     QUEUED: frozenset({SUBMITTING, EXPIRED, FAILED}),
     SUBMITTING: frozenset({QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED}),
-    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED}),
+    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED, UNKNOWN}),
+    UNKNOWN: frozenset({DELIVERED, FAILED, EXPIRED}),
 }
 PART_TRANSITIONS = {
     QUEUED: frozenset({SUBMITTING, EXPIRED, FAILED}),
     SUBMITTING: frozenset({QUEUED, SUBMITTED, FAILED}),
-    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED}),
+    SUBMITTED: frozenset({DELIVERED, FAILED, EXPIRED, UNKNOWN}),
+    UNKNOWN: frozenset({DELIVERED, FAILED, EXPIRED}),
 }
+AWAITING_RECEIPT = frozenset({SUBMITTED, UNKNOWN})  # parts a receipt may still settle
 
 # SMPP DLR ``stat`` values, the spellings SMSCs use for them, and the part state each ends in.
 DLR_FINAL = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
@@ -68,4 +74,6 @@ def rollup(part_states: Sequence[str]) -> str:
         if states == {DELIVERED}:
             return DELIVERED
         return FAILED if FAILED in states else EXPIRED
-    return SUBMITTED
+    if SUBMITTED in states:
+        return SUBMITTED
+    return FAILED if FAILED in states else UNKNOWN

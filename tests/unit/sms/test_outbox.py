@@ -311,3 +311,24 @@ def test_sensitive_text_scrubbed_at_final_state(outbox, db):
         payload = s.execute(select(SmsPart.payload)).scalar()
     assert "482913" not in text and payload == b""
     assert states(db)[a.message_id] == DELIVERED
+
+
+def test_a_part_without_receipt_becomes_unknown_and_a_late_receipt_settles_it(outbox, db, clock):
+    """After its class's receipt timeout a submitted part is unknown (not sent, not
+    delivered), counted apart in the statistics; a receipt that comes later still decides."""
+    from sms.stats import collect_sync
+
+    a = result(outbox.accept(msg("m", "code")))
+    claimed = result(outbox.claim(10))
+    submit_all(outbox, claimed)
+    clock.advance(outbox.config.receipt_timeout["code"] - 1)
+    result(outbox.expire_stale())
+    assert states(db)[a.message_id] == SUBMITTED
+    clock.advance(2)
+    result(outbox.expire_stale())
+    assert states(db)[a.message_id] == "unknown" and part_states(db) == ["unknown"]
+    row = collect_sync(db, 0)["rows"][0]
+    assert row["unknown"] == 1 and row["delivered"] == 0
+    pid = claimed[0].part_ids[0]
+    result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
+    assert states(db)[a.message_id] == DELIVERED
