@@ -42,7 +42,7 @@ def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None
     total = len(doubtful)
     if total:
         count_possible_duplicates(session, doubtful)
-    settle(session, hot, retry, message_ids, now, retry_now=True)
+    settle(session, hot, retry, message_ids, now, recovered=True)
     log.info("outbox recovered {m} claimed messages: {a} parts answered before the crash, "
              "{n} possibly sent twice{how}", m=len(message_ids), a=len(answered), n=total,
              how="" if view is not None else " (no trusted send journal)")

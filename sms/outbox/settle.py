@@ -23,9 +23,12 @@ from sms.outbox.states import (
 
 
 def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
-           retry_now: bool = False) -> None:
+           recovered: bool = False) -> None:
     """Bring each message's state in line with its parts (temporary errors back off
-    by ``retry.retry_base`` doubling up to ``retry.retry_max``)."""
+    by ``retry.retry_base`` doubling up to ``retry.retry_max``).
+
+    ``recovered`` (after a crash): requeued messages are due at once and ahead of every
+    queued message of their priority, since they were in flight before the backlog."""
     message_ids = list(message_ids)
     if not message_ids:
         return
@@ -43,13 +46,13 @@ def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
         if new == SUBMITTED:
             submitted.append(message_id)
         elif new == QUEUED:
-            delay = 0.0 if retry_now else min(
+            delay = 0.0 if recovered else min(
                 retry.retry_max, retry.retry_base * (2 ** attempts))
             if now + delay >= valid_until:
                 final.setdefault(EXPIRED, []).append(message_id)
             else:
-                requeue.append({"mid": message_id, "at": now + delay,
-                                "attempts": attempts + (0 if retry_now else 1)})
+                requeue.append({"mid": message_id, "at": 0.0 if recovered else now + delay,
+                                "attempts": attempts + (0 if recovered else 1)})
         else:
             final.setdefault(new, []).append(message_id)
     if submitted:

@@ -332,3 +332,15 @@ def test_a_part_without_receipt_becomes_unknown_and_a_late_receipt_settles_it(ou
     pid = claimed[0].part_ids[0]
     result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
     assert states(db)[a.message_id] == DELIVERED
+
+
+def test_recovered_in_flight_messages_go_first_after_a_restart(outbox, db, clock):
+    """The messages a crash left claimed are claimed before the backlog accepted before them."""
+    ids = [result(outbox.accept(msg(f"m{i}", "bulk", dest=f"139000000{i:02d}"))).message_id
+           for i in range(6)]
+    clock.advance(1)
+    held = [m.message_id for m in result(outbox.claim(2))]
+    assert held == ids[:2]
+    clock.advance(30)  # the crash and the restart
+    result(outbox.recover())
+    assert sorted(m.message_id for m in result(outbox.claim(2))) == held
