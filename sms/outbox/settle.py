@@ -33,12 +33,15 @@ def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
     if not message_ids:
         return
     parts: dict[int, list[str]] = {}
+    errors: dict[tuple[int, str], str] = {}  # (message, part state) -> a part's error
     rows = {}
     for r in hot.run(session, hot.rollup, (), message_ids):
         parts.setdefault(r[0], []).append(r[5])
+        if r[6] is not None:
+            errors.setdefault((r[0], r[5]), r[6])
         rows[r[0]] = r
     submitted, final, requeue = [], {}, []
-    for message_id, (_, state, attempts, valid_until, _sensitive, _) in rows.items():
+    for message_id, (_, state, attempts, valid_until, _sensitive, _, _) in rows.items():
         new = rollup(parts[message_id])
         if new == state:
             continue
@@ -66,7 +69,14 @@ def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
             session.execute(update(P).where(P.c.message_id.in_(ids), P.c.state == QUEUED)
                             .values(state=state if state == EXPIRED else FAILED,
                                     done_at=now, error_code="not sent"))
-        set_final(session, hot, ids, state, now, sensitive=[i for i in ids if rows[i][4]])
+        # The message's error is the reason of a part that decided its state.
+        by_error: dict[str | None, list[int]] = {}
+        for i in ids:
+            error = errors.get((i, state)) or ("validity" if state == EXPIRED else None)
+            by_error.setdefault(error, []).append(i)
+        for error, group in by_error.items():
+            set_final(session, hot, group, state, now, error,
+                      sensitive=[i for i in group if rows[i][4]])
 
 
 def set_final(session, hot: HotSql, ids: list[int], state: str, now: float,

@@ -60,8 +60,9 @@ class HotSql:
             f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}' ORDER BY message_id, seq")
         self.mark = d.sql(f"UPDATE sms_part SET state = '{SUBMITTING}'"
                           f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}'")
+        # error_code cleared: an earlier attempt's error no longer describes the part
         self.part_ok = d.sql(f"UPDATE sms_part SET state = '{SUBMITTED}', smpp_id = ?, smsc = ?,"
-                             " submitted_at = ? WHERE id = ?")
+                             " submitted_at = ?, error_code = NULL WHERE id = ?")
         self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at"
                            " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
         self.parts_by_smpp_id = d.sql("SELECT id, message_id, state, smpp_id, smsc FROM sms_part"
@@ -69,7 +70,7 @@ class HotSql:
         self.part_receipt = d.sql("UPDATE sms_part SET state = ?, error_code = ?, done_at = ?"
                                   " WHERE id = ?")
         self.rollup = d.sql(
-            "SELECT m.id, m.state, m.attempts, m.valid_until, m.sensitive, p.state"
+            "SELECT m.id, m.state, m.attempts, m.valid_until, m.sensitive, p.state, p.error_code"
             " FROM sms_message m JOIN sms_part p ON p.message_id = m.id WHERE m.id IN ({in})")
         self.submitted = d.sql(f"UPDATE sms_message SET state = '{SUBMITTED}', submitted_at = ?"
                                " WHERE id IN ({in})")

@@ -344,3 +344,27 @@ def test_recovered_in_flight_messages_go_first_after_a_restart(outbox, db, clock
     clock.advance(30)  # the crash and the restart
     result(outbox.recover())
     assert sorted(m.message_id for m in result(outbox.claim(2))) == held
+
+
+def test_a_failed_message_carries_the_reason_of_the_part_that_decided_it(outbox, db):
+    """The message-level error is the failed part's code, not empty."""
+    a = result(outbox.accept(msg("m", parts=2)))
+    [m] = result(outbox.claim(10))
+    outbox.record(SubmitResult(m.part_ids[0], a.message_id, "permanent", smsc="s1",
+                               error="0x0000000B"))
+    outbox.record(SubmitResult(m.part_ids[1], a.message_id, "ok", smpp_id="x1", smsc="s1"))
+    result(outbox.receipt("x1", "s1", "DELIVRD", None, None))
+    with db.sessions() as s:
+        row = s.execute(select(SmsMessage.state, SmsMessage.error)).one()
+    assert row == (FAILED, "0x0000000B")
+
+
+def test_a_part_that_goes_through_clears_its_old_error(outbox, db, clock):
+    """A throttled part that is later accepted keeps no stale error code."""
+    a = result(outbox.accept(msg("m")))
+    submit_all(outbox, result(outbox.claim(10)), outcome="temporary", error="Throttled")
+    clock.advance(10)
+    [m] = result(outbox.claim(10))
+    outbox.record(SubmitResult(m.part_ids[0], a.message_id, "ok", smpp_id="x1", smsc="s1"))
+    with db.sessions() as s:
+        assert s.execute(select(SmsPart.error_code)).scalar() is None
