@@ -72,7 +72,7 @@ class SmsService(MultiService):
         if done is not None and hasattr(done, "timestamp"):
             done = done.timestamp()
         return self.outbox.receipt(receipt.message_id, receipt.smsc, receipt.state,
-                                   receipt.error, done)
+                                   receipt.error, done, destination=receipt.source)
 
     def http_resources(self) -> dict:
         from sms.codes_api import make_resource

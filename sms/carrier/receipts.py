@@ -23,6 +23,13 @@ False matches are confined to one SMSC (receipts are matched on (id, smsc)), and
 within it two opaque ids only collide if they denote the same number, e.g. ``0A``
 and ``10``, which an SMSC issuing ids in one form never produces for two
 different messages.
+
+``auto`` stays the default because it cannot silently corrupt: an SMSC that
+writes hex ids shows all-digit and lettered ids side by side, and ``IdFormWatch``
+then warns naming the setting; a receipt whose address is not its part's
+destination is never applied (sms.outbox.receipts), and receipts left unmatched
+are reported by the outbox's sweep. A fixed form is still the right setting for
+an SMSC known to use one.
 """
 from __future__ import annotations
 
@@ -55,6 +62,32 @@ class Receipt:
     error: str | None
     done_at: datetime | None
     smsc: str
+    source: str = ""  # the deliver_sm's source_addr: the part's destination, when given
+    raw_id: str = ""  # the id as the SMSC wrote it
+
+
+class IdFormWatch:
+    """Notices, under ``auto``, that an SMSC writes hexadecimal ids: some all digits, some
+    with letters a-f. ``auto`` reads the all-digit ones as decimal, so they would match the
+    wrong part or none; ``note`` returns a warning, once, naming the setting to change."""
+
+    def __init__(self, smsc: str, setting: str):
+        self.smsc, self.setting = smsc, setting
+        self._digits = self._letters = self.warned = False
+
+    def note(self, raw: str) -> str | None:
+        if self.warned or not raw:
+            return None
+        if raw.isdigit():
+            self._digits = True
+        elif _HEX.fullmatch(raw):
+            self._letters = True
+        if not (self._digits and self._letters):
+            return None
+        self.warned = True
+        return (f"SMSC {self.smsc} writes message ids that look hexadecimal, some all digits "
+                f"(read as decimal under auto, so they match the wrong part or none): set "
+                f"{self.setting} = hex in [smsc:{self.smsc}]")
 
 
 @dataclass(frozen=True)
@@ -175,7 +208,7 @@ def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
         if err and err.strip("0"):
             error = err[:16]
     return Receipt(normalise_message_id(raw_id, form), state, error,
-                   _done_at(fields.get("done date")), smsc)
+                   _done_at(fields.get("done date")), smsc, _s(pdu.source_addr), raw_id)
 
 
 def parse_mo(pdu, smsc: str, received_at: datetime) -> MoMessage:

@@ -21,7 +21,8 @@ from twisted.logger import Logger
 from sms.carrier import receipts as _receipts
 from sms.smpp.binds import Bind
 from sms.config import SmscConfig
-from sms.carrier.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
+from sms.carrier.receipts import (IdFormWatch, MoMessage, Receipt, ReceiptError,
+                                  normalise_message_id)
 from sms.smpp import codec
 from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, EncodeError
 from sms.smpp.protocol import NotBound, PermanentError, SmppError, TemporaryError
@@ -81,6 +82,8 @@ class _Smsc:
         self.prefixes = tuple(p.lstrip("+") for p in config.prefixes)
         self.resp_form = config.message_id_resp
         self.dlr_form = config.message_id_dlr
+        self.resp_watch = IdFormWatch(self.name, "message_id_resp") \
+            if self.resp_form == "auto" else None
 
     def best(self) -> Bind | None:
         """The bound bind with the most free slots (None when none is bound)."""
@@ -203,6 +206,10 @@ class SmppRouter(MultiService):
 
     @staticmethod
     def _submitted(raw_id: str, smsc: _Smsc, bind: Bind) -> Submitted:
+        if smsc.resp_watch is not None and not smsc.resp_watch.warned:
+            warning = smsc.resp_watch.note(raw_id)
+            if warning:
+                log.warn("{warning}", warning=warning)
         try:
             message_id = normalise_message_id(raw_id, smsc.resp_form)
         except ValueError:
@@ -258,6 +265,7 @@ class SmppRouter(MultiService):
     def _deliverer(self, config: SmscConfig) -> Callable:
         form = config.message_id_dlr
         name = config.name
+        watch = IdFormWatch(name, "message_id_dlr") if form == "auto" else None
 
         def deliver(pdu) -> Deferred:
             if _receipts.is_receipt(pdu):
@@ -268,6 +276,10 @@ class SmppRouter(MultiService):
                     self.bad_receipts += 1
                     log.warn("{smsc}: unusable receipt dropped: {error}", smsc=name, error=str(e))
                     return None
+                if watch is not None and not watch.warned:
+                    warning = watch.note(receipt.raw_id.strip("\0 "))
+                    if warning:
+                        log.warn("{warning}", warning=warning)
                 self.receipts += 1
                 return self.on_receipt(receipt)
             self.mo += 1

@@ -2,13 +2,14 @@
 unmatched receipts nobody will claim."""
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from sms.outbox.settle import settle
 from sms.outbox.sql import HotSql, M, P, U
 from sms.outbox.states import EXPIRED, QUEUED, SUBMITTED, UNKNOWN
 
 EXPIRY_GRACE = 3600.0  # a submitted part with no DLR this long after validity is expired
+UNMATCHED_AFTER = 600.0  # a receipt still unmatched this long matched no part it ever will
 
 
 def expire_stale(session, hot: HotSql, config, now: float) -> int:
@@ -29,6 +30,12 @@ def expire_stale(session, hot: HotSql, config, now: float) -> int:
         settle(session, hot, config, set(messages), now)
     session.execute(delete(U).where(U.c.received_at <= now - 2 * EXPIRY_GRACE))
     return len(stale)
+
+
+def unmatched_receipts(session, now: float) -> dict[str, int]:
+    """Per SMSC, the receipts that matched no sent part for UNMATCHED_AFTER seconds."""
+    return dict(session.execute(select(U.c.smsc, func.count()).where(
+        U.c.received_at <= now - UNMATCHED_AFTER).group_by(U.c.smsc)).all())
 
 
 def _receipts_overdue(session, timeouts: dict, now: float) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from sqlalchemy import func, select
 from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.logger import Logger
 
 from sms.outbox import accept as _accept
 from sms.outbox import claim as _claim
@@ -42,6 +43,8 @@ from sms.outbox.settle import settle
 from sms.outbox.sql import C, HotSql, M
 from sms.outbox.states import receipt_state
 from sms.templates import TemplateError
+
+log = Logger(namespace="hotline.sms.outbox")
 
 
 class Outbox:
@@ -71,6 +74,7 @@ class Outbox:
         self.recorded: list[Callable[[list[SubmitResult]], None]] = []
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
         self._wake_call = None
+        self._unmatched_seen: dict[str, int] = {}  # per SMSC, at the last sweep
 
     # -- accepting --------------------------------------------------------------
 
@@ -245,19 +249,31 @@ class Outbox:
         return [None] * len(items)
 
     def receipt(self, smpp_id: str, smsc: str, state: str, error: str | None,
-                done_at: float | None) -> Deferred:
+                done_at: float | None, destination: str | None = None) -> Deferred:
         """Record a DLR (sms.outbox.receipts); fires after the commit, so the deliver_sm may
-        be acknowledged then."""
+        be acknowledged then. ``destination`` (the receipt's source address) guards the match."""
         final = receipt_state(state)
         if final is None:
             return succeed(None)  # ENROUTE, ACCEPTD: not a final state, nothing to record
         return self._progress.add(("receipt", ReceiptIn(
-            smpp_id, smsc, final, error, done_at if done_at else self.clock.seconds())))
+            smpp_id, smsc, final, error, done_at if done_at else self.clock.seconds(),
+            destination)))
 
     def expire_stale(self) -> Deferred[int]:
-        """Expire messages whose validity ended: queued ones at once, submitted ones after a grace."""
-        return self.lock.run(self.db.run, expiry.expire_stale, self._hot, self.config,
-                             self.clock.seconds())
+        """Expire messages whose validity ended (queued ones at once, submitted ones after a
+        grace), mark overdue receipts unknown, and warn when receipts stay unmatched."""
+        return self.lock.run(self.db.run, self._sweep, self.clock.seconds())
+
+    def _sweep(self, session, now: float) -> int:
+        stale = expiry.expire_stale(session, self._hot, self.config, now)
+        for smsc, n in expiry.unmatched_receipts(session, now).items():
+            if n > self._unmatched_seen.get(smsc, 0):
+                log.warn("SMSC {smsc}: {n} receipts matched no sent part for {m} minutes: "
+                         "if its receipts write message ids in another form than its "
+                         "responses, set message_id_resp / message_id_dlr in [smsc:{smsc}]",
+                         smsc=smsc, n=n, m=int(expiry.UNMATCHED_AFTER // 60))
+            self._unmatched_seen[smsc] = n
+        return stale
 
     # -- reading ------------------------------------------------------------------------
 

@@ -117,3 +117,4 @@ class ReceiptIn:
     state: str  # a final part state
     error: str | None
     done_at: float
+    destination: str | None = None  # the address the receipt names, when it names one

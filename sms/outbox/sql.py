@@ -65,8 +65,10 @@ class HotSql:
                              " submitted_at = ?, error_code = NULL WHERE id = ?")
         self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at"
                            " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
-        self.parts_by_smpp_id = d.sql("SELECT id, message_id, state, smpp_id, smsc FROM sms_part"
-                                      " WHERE smpp_id IN ({in})")
+        self.parts_by_smpp_id = d.sql(
+            "SELECT p.id, p.message_id, p.state, p.smpp_id, p.smsc, m.destination"
+            " FROM sms_part p JOIN sms_message m ON m.id = p.message_id"
+            " WHERE p.smpp_id IN ({in})")
         self.part_receipt = d.sql("UPDATE sms_part SET state = ?, error_code = ?, done_at = ?"
                                   " WHERE id = ?")
         self.rollup = d.sql(
