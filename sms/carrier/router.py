@@ -24,8 +24,9 @@ from sms.config import SmscConfig
 from sms.carrier.receipts import (IdFormWatch, MoMessage, Receipt, ReceiptError,
                                   normalise_message_id)
 from sms.smpp import codec
-from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, EncodeError
-from sms.smpp.protocol import NotBound, PermanentError, SmppError, TemporaryError
+from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, ESME_RMSGQFUL, EncodeError
+from sms.smpp.protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppTimeout,
+                               TemporaryError, Throttled)
 
 __all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute", "Unsendable",
            "NotBound", "TemporaryError", "PermanentError", "SmppError"]
@@ -50,6 +51,39 @@ class Unsendable(PermanentError):
         self.status, self.command = status, "submit_sm"
         self.reason = f"unsendable {field}"[:32]
         self.smsc = smsc
+
+
+class FaultSummary:
+    """Counts each bind's throttles, queue-full answers, timeouts and parts lost with a link,
+    and logs one warning per bind per minute that had any: under faults an operator sees
+    what slows the gateway without a line per part."""
+
+    PERIOD = 60.0
+    KINDS = (("throttled", "throttled"), ("queue_full", "queue full"),
+             ("timeout", "timed out (resent)"), ("lost", "lost with the link (resent)"))
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._counts: dict[str, dict[str, int]] = {}
+        self._call = None
+
+    def note(self, bind: str, kind: str) -> None:
+        counts = self._counts.setdefault(bind, {})
+        counts[kind] = counts.get(kind, 0) + 1
+        if self._call is None:
+            self._call = self.clock.callLater(self.PERIOD, self._flush)
+
+    def _flush(self) -> None:
+        self._call = None
+        counts, self._counts = self._counts, {}
+        for bind, c in sorted(counts.items()):
+            what = ", ".join(f"{c[k]} {label}" for k, label in self.KINDS if c.get(k))
+            log.warn("SMPP {bind} in the last minute: {what}", bind=bind, what=what)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,7 @@ class SmppRouter(MultiService):
         self._waiters: list[Deferred] = []
         self._smscs: list[_Smsc] = []
         self.receipts = self.mo = self.bad_receipts = 0
+        self.faults = FaultSummary(reactor)
         for config in smscs:
             endpoint = endpoint_for(config) if endpoint_for else clientFromString(
                 reactor, config.endpoint)
@@ -202,7 +237,7 @@ class SmppRouter(MultiService):
         except EncodeError as e:
             return fail(Unsendable(e, smsc.name))
         return bind.submit(fields, ref).addCallbacks(self._submitted, self._failed,
-                              callbackArgs=(smsc, bind), errbackArgs=(smsc,))
+                              callbackArgs=(smsc, bind), errbackArgs=(smsc, bind))
 
     @staticmethod
     def _submitted(raw_id: str, smsc: _Smsc, bind: Bind) -> Submitted:
@@ -216,13 +251,23 @@ class SmppRouter(MultiService):
             raise TemporaryError(f"{smsc.name} answered without a usable message id") from None
         return Submitted(message_id, smsc.name, bind.name)
 
-    @staticmethod
-    def _failed(failure, smsc: _Smsc):
+    def _failed(self, failure, smsc: _Smsc, bind: Bind):
         if failure.check(EncodeError):
             raise Unsendable(failure.value, smsc.name)
+        if failure.check(Throttled):
+            self.faults.note(bind.name, "queue_full" if failure.value.status == ESME_RMSGQFUL
+                             else "throttled")
+        elif failure.check(SmppTimeout):
+            self.faults.note(bind.name, "timeout")
+        elif failure.check(LinkLost):
+            self.faults.note(bind.name, "lost")
         if isinstance(failure.value, SmppError):
             failure.value.smsc = smsc.name
         return failure
+
+    def stopService(self):
+        self.faults.stop()
+        return super().stopService()
 
     def has_capacity(self, destination: str) -> bool:
         """True when a bound bind serving ``destination`` has a free window slot."""

@@ -18,7 +18,8 @@ import heapq
 import itertools
 
 from twisted.application.service import Service
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from sms.outbox.records import ClaimedMessage, SubmitResult
@@ -45,14 +46,18 @@ class Dispatcher(Service):
     """Moves claimed messages from the outbox through the router, highest priority first."""
 
     name = "sms-dispatcher"
+    THROTTLE_RETRY = 0.2  # seconds before a throttled part goes to the router again...
+    THROTTLE_TRIES = 3  # ...this many times in a row, then it waits in the queue's backoff
 
     def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
-                 doubtful: tuple = (), batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
+                 doubtful: tuple = (), throttled: tuple = (), batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
                  sweep: float = 60.0, journal=None):
         self.outbox, self.router, self.clock = outbox, router, clock
         self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
         # temporary errors after which the SMSC may have the part (timeout, link lost)
         self.temporary, self.permanent, self.doubtful = temporary, permanent, doubtful
+        self.throttled = throttled  # "slow down" answers: the part is retried soon (the bind
+        # slows itself down), not put back in the queue
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
         self.journal = journal  # the router's on_send must be journal.sent
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
@@ -64,6 +69,7 @@ class Dispatcher(Service):
         self._sweep_call = None
         self._pump_call = None
         self.submitted = self.temporary_errors = self.permanent_errors = 0
+        self.throttled_retries = 0
 
     # -- state machine -----------------------------------------------------------
 
@@ -219,15 +225,19 @@ class Dispatcher(Service):
     def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
         for part_id, part in zip(m.part_ids, m.parts):
-            try:
-                d = self.router.submit(self.make_part(m, part), part_id)
-            except Exception:  # noqa: BLE001 - one bad message fails only itself
-                # Building or routing this part raised (a bug or data no check foresaw):
-                # the part fails (see _error) and the others go on.
-                d = fail()
-            d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
-                           errbackArgs=(part_id, m.message_id))
-            d.addCallback(self._record)
+            self._attempt(m, part_id, part, 0).addCallback(self._record)
+
+    def _attempt(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
+        """One submit of one part; fires with its SubmitResult (after quick retries of a
+        throttled part)."""
+        try:
+            d = self.router.submit(self.make_part(m, part), part_id)
+        except Exception:  # noqa: BLE001 - one bad message fails only itself
+            # Building or routing this part raised (a bug or data no check foresaw):
+            # the part fails (see _error) and the others go on.
+            d = fail()
+        return d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
+                              errbackArgs=(part_id, m.message_id, m, part, tries))
 
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane
@@ -266,7 +276,13 @@ class Dispatcher(Service):
         self.submitted += 1
         return SubmitResult(part_id, message_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
 
-    def _error(self, failure, part_id: int, message_id: int) -> SubmitResult:
+    def _error(self, failure, part_id: int, message_id: int, m: ClaimedMessage, part,
+               tries: int):
+        if (self.throttled and failure.check(*self.throttled)
+                and tries < self.THROTTLE_TRIES and self.state != STOPPED):
+            self.throttled_retries += 1
+            return deferLater(self.clock, self.THROTTLE_RETRY, self._attempt, m, part_id, part,
+                              tries + 1)
         if failure.check(*self.permanent):
             self.permanent_errors += 1
             status = getattr(failure.value, "status", None)

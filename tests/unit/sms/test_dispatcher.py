@@ -244,3 +244,25 @@ def test_claiming_follows_its_transition_table(env):
         disp._to(dm.CLAIM_AGAIN)
     result(disp.stopService())
     assert disp.state == dm.STOPPED
+
+
+def test_a_throttled_part_is_retried_soon_without_a_trip_through_the_queue(env):
+    """ESME_RTHROTTLED is 'slow down', not 'come back in retry_base seconds': the part goes to
+    the router again after a short pause, the message stays claimed; after a few throttles in
+    a row it falls back to the queue's backoff."""
+    from sms.outbox.testing import FakeThrottled
+
+    clock, box, router, _ = env
+    disp = Dispatcher(box, router, clock, make_part=lambda m, p: (m.message_id, p),
+                      temporary=(FakeTemporary,), permanent=(FakePermanent,),
+                      throttled=(FakeThrottled,), batch=10, max_inflight=4, poll=1.0)
+    [a] = accept(box, 1)
+    disp.startService()
+    router.fail(0, FakeThrottled("throttled"))
+    assert router.pending == [] and disp.inflight == 1
+    clock.advance(Dispatcher.THROTTLE_RETRY)
+    assert len(router.pending) == 1 and len(router.sent) == 2
+    router.answer()
+    clock.advance(0)
+    assert result(box.counts()) == {SUBMITTED: 1} and disp.inflight == 0
+    result(disp.stopService())

@@ -66,3 +66,21 @@ def test_resends_after_a_timeout_or_a_lost_link_are_counted_as_the_smsc_sees_the
     assert snap["duplicates"] > 0
     assert result(g.box.counter("possible_duplicates")) == snap["duplicates"]
     g.close()
+
+
+def test_throttles_timeouts_and_resends_are_summarised_per_bind_per_minute():
+    """Under faults the log gets one warning per bind per minute counting throttles, queue-full
+    answers, timeouts and parts lost with a link, not one line per part and not silence."""
+    from tests.unit.sms.test_message_ids import Logged
+    from tests.unit.sms.test_smpp_binds import _collect
+
+    h = Harness(smsc(window=8, response_timeout=1.0),
+                sims={"a": SimConfig(password="pw", throttle_rate=0.2, queue_full_rate=0.1,
+                                     unanswered_rate=0.1)}).start()
+    with Logged() as lines:
+        for i in range(200):
+            _collect(h.router.submit(SubmitPart(f"139{i:08d}", "12329", b"m", 0, 0)))
+        h.advance(61.0, step=0.1)
+    summaries = [line for line in lines if "in the last minute" in line]
+    assert len(summaries) == 1, summaries
+    assert "a-0" in summaries[0] and "throttled" in summaries[0] and "timed out" in summaries[0]
