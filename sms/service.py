@@ -28,7 +28,7 @@ class SmsService(MultiService):
         super().__init__()
         from sms.carrier import text
         from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
-        from sms.smpp.protocol import LinkLost, SmppTimeout, Throttled
+        from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 
         self.config, self.reactor, self.db, self.cores, self.codes = (
             config, reactor, db, cores, codes)
@@ -55,7 +55,8 @@ class SmsService(MultiService):
 
         self.dispatcher = Dispatcher(self.outbox, self.router, reactor, make_part=make_part,
                                      temporary=(TemporaryError,), permanent=(PermanentError,),
-                                     doubtful=(SmppTimeout, LinkLost), throttled=(Throttled,),
+                                     doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,),
+                                     throttled=(Throttled,),
                                      batch=rules.batch, max_inflight=window,
                                      journal=self.journal)
         self.dispatcher.setServiceParent(self)

@@ -46,16 +46,18 @@ class Dispatcher(Service):
     """Moves claimed messages from the outbox through the router, highest priority first."""
 
     name = "sms-dispatcher"
-    THROTTLE_RETRY = 0.2  # seconds before a throttled part goes to the router again...
+    THROTTLE_RETRY = 0.05  # seconds before a throttled part goes to the router again...
     THROTTLE_TRIES = 3  # ...this many times in a row, then it waits in the queue's backoff
 
     def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
-                 doubtful: tuple = (), throttled: tuple = (), batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
+                 doubtful: tuple = (), unsent: tuple = (), throttled: tuple = (),
+                 batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
                  sweep: float = 60.0, journal=None):
         self.outbox, self.router, self.clock = outbox, router, clock
         self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
         # temporary errors after which the SMSC may have the part (timeout, link lost)
         self.temporary, self.permanent, self.doubtful = temporary, permanent, doubtful
+        self.unsent = unsent  # ...unless the error says the part never left
         self.throttled = throttled  # "slow down" answers: the part is retried soon (the bind
         # slows itself down), not put back in the queue
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
@@ -227,6 +229,10 @@ class Dispatcher(Service):
         for part_id, part in zip(m.part_ids, m.parts):
             self._attempt(m, part_id, part, 0).addCallback(self._record)
 
+    def _retry(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
+        self.inflight += 1
+        return self._attempt(m, part_id, part, tries)
+
     def _attempt(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
         """One submit of one part; fires with its SubmitResult (after quick retries of a
         throttled part)."""
@@ -281,7 +287,9 @@ class Dispatcher(Service):
         if (self.throttled and failure.check(*self.throttled)
                 and tries < self.THROTTLE_TRIES and self.state != STOPPED):
             self.throttled_retries += 1
-            return deferLater(self.clock, self.THROTTLE_RETRY, self._attempt, m, part_id, part,
+            self.inflight -= 1  # not at the router while it waits: its slot is for others
+            self._pump_soon()
+            return deferLater(self.clock, self.THROTTLE_RETRY, self._retry, m, part_id, part,
                               tries + 1)
         if failure.check(*self.permanent):
             self.permanent_errors += 1
@@ -297,7 +305,9 @@ class Dispatcher(Service):
             return SubmitResult(part_id, message_id, "permanent",
                                 error=f"unsendable {type(failure.value).__name__}"[:32])
         self.temporary_errors += 1
-        outcome = "doubtful" if self.doubtful and failure.check(*self.doubtful) else "temporary"
+        doubtful = self.doubtful and failure.check(*self.doubtful) and not (
+            self.unsent and failure.check(*self.unsent))
+        outcome = "doubtful" if doubtful else "temporary"
         return SubmitResult(part_id, message_id, outcome, error=type(failure.value).__name__[:32])
 
 

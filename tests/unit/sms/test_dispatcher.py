@@ -259,7 +259,7 @@ def test_a_throttled_part_is_retried_soon_without_a_trip_through_the_queue(env):
     [a] = accept(box, 1)
     disp.startService()
     router.fail(0, FakeThrottled("throttled"))
-    assert router.pending == [] and disp.inflight == 1
+    assert router.pending == [] and disp.inflight == 0
     clock.advance(Dispatcher.THROTTLE_RETRY)
     assert len(router.pending) == 1 and len(router.sent) == 2
     router.answer()

@@ -8,7 +8,7 @@ from sms.carrier.router import PermanentError, SubmitPart, TemporaryError
 from sms.outbox.dispatcher import Dispatcher
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
-from sms.smpp.protocol import LinkLost, SmppTimeout
+from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from tests.unit.sms.test_outbox import make_config, msg, noon, result
 from tests.unit.sms.test_smpp_harness import Harness, smsc
 
@@ -28,7 +28,9 @@ class Gateway:
                                                               r.error, None)
         self.disp = Dispatcher(self.box, self.h.router, self.h.clock, make_part=self._part,
                                temporary=(TemporaryError,), permanent=(PermanentError,),
-                               doubtful=(SmppTimeout, LinkLost), max_inflight=20)
+                               doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,),
+                               throttled=(Throttled,),
+                               max_inflight=2 * smsc_changes.get("window", 10))
 
     @staticmethod
     def _part(m, part):
@@ -42,6 +44,19 @@ class Gateway:
         self.disp.startService()
         self.h.advance(seconds, step=0.05)
         return result(self.box.counts())
+
+    def time_to_send(self, n: int, limit: float) -> float:
+        """Simulated seconds until ``n`` accepted messages have all been submitted."""
+        for i in range(n):
+            result(self.box.accept(msg(f"k{i}", dest=f"139{i:08d}")))
+        self.h.start()
+        start = self.h.clock.seconds()
+        self.disp.startService()
+        while self.h.clock.seconds() - start < limit:
+            self.h.advance(0.05, step=0.01)
+            if self.disp.submitted >= n:
+                break
+        return self.h.clock.seconds() - start
 
     @property
     def sim(self):
@@ -84,3 +99,21 @@ def test_throttles_timeouts_and_resends_are_summarised_per_bind_per_minute():
     summaries = [line for line in lines if "in the last minute" in line]
     assert len(summaries) == 1, summaries
     assert "a-0" in summaries[0] and "throttled" in summaries[0] and "timed out" in summaries[0]
+
+
+def test_throttling_slows_the_bind_instead_of_stopping_it(tmp_path):
+    """With 5 % ESME_RTHROTTLED and 2 % ESME_RMSGQFUL answers the gateway keeps at least 70 %
+    of its unthrottled rate: the bind narrows its window and widens it again (AIMD) and the
+    throttled part goes again soon, instead of a one-second pause per answer."""
+    clean = Gateway(f"sqlite:///{tmp_path / 'clean.db'}", SimConfig(password="pw", latency=0.02, dlr=False), window=16)
+    t_clean = clean.time_to_send(800, 60.0)
+    clean.close()
+    faulty = Gateway(f"sqlite:///{tmp_path / 'faulty.db'}",
+                     SimConfig(password="pw", latency=0.02, dlr=False, throttle_rate=0.05,
+                               queue_full_rate=0.02), window=16)
+    t_faulty = faulty.time_to_send(800, 60.0)
+    snap = faulty.sim.snapshot()
+    faulty.close()
+    assert snap["throttled"] > 20 and snap["queue_full"] > 5
+    assert faulty.disp.submitted >= 800
+    assert t_clean / t_faulty >= 0.7, (t_clean, t_faulty)
