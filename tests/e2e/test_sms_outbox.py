@@ -66,7 +66,7 @@ class Stack:
         await self.router.stopService()
         self.db.stopService()
 
-    async def accept(self, n: int, body: str, prefix: str = "1069") -> None:
+    async def accept(self, n: int, body: str, prefix: str = "1390") -> None:
         enc = text.encode(body, max_parts=5)
         parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
         for i in range(n):
@@ -101,8 +101,8 @@ def test_npm_smsc_single_and_multipart_delivered(npm_smsc, tmp_path, bind_mode, 
         stack = Stack(reactor, f"sqlite:///{tmp_path / 'o.db'}", cfg)
         await stack.start()
         try:
-            await stack.accept(5, "【示例公积金】您的公积金已入账。", prefix="1069")
-            await stack.accept(2, LONG, prefix="1068")
+            await stack.accept(5, "【示例公积金】您的公积金已入账。", prefix="1390")
+            await stack.accept(2, LONG, prefix="1380")
             return await stack.until_final(7)
         finally:
             await stack.stop()
@@ -161,7 +161,7 @@ def test_smsc_sim_faults_every_message_final_once(log_dir, tmp_path, faults, id_
             await stack.start()
             try:
                 await stack.accept(100, "【示例公积金】您的公积金已入账。")
-                await stack.accept(20, LONG, prefix="1068")
+                await stack.accept(20, LONG, prefix="1380")
                 counts = await stack.until_final(120, timeout=60)
                 duplicates = await stack.outbox.counter("possible_duplicates")
                 return counts, duplicates
