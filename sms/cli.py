@@ -62,8 +62,6 @@ def _outbox(config):
 
 def cmd_send(args) -> int:
     """Put one message in the outbox; the running daemon sends it."""
-    from sqlalchemy import inspect
-
     from common.masking import mask_mobile
     from sms.outbox.records import Draft, OutboxError
     from sms.templates import TemplateError
@@ -71,10 +69,6 @@ def cmd_send(args) -> int:
     config = args.load_config(args.config)
     db, outbox = _outbox(config)
     key = args.key or f"cli:{uuid.uuid4().hex}"
-    if not inspect(db.engine).has_table("sms_message"):
-        print(f"hotline sms send: the database has no SMS tables yet; run "
-              f"`hotline db upgrade --config {args.config}` first", file=sys.stderr)
-        return 1
     try:
         message = outbox.build(args.center, Draft(args.template, _pairs(args.params), args.to,
                                                   key))

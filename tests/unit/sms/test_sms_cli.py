@@ -5,6 +5,7 @@ import argparse
 
 import pytest
 
+from daemon import load_config
 from sms import cli
 from storage.migrate import upgrade
 
@@ -27,7 +28,7 @@ def _send(tmp_path, *argv, migrate=True):
     if migrate and not (tmp_path / "hotline.db").exists():
         upgrade(f"sqlite:///{tmp_path}/hotline.db")
     parser = argparse.ArgumentParser(prog="hotline")
-    cli.register(parser.add_subparsers(dest="command", required=True))
+    cli.register(parser.add_subparsers(dest="command", required=True), load_config)
     args = parser.parse_args(["sms", "send", "--config", str(path), *argv])
     return args.func(args)
 
@@ -57,7 +58,8 @@ def test_a_bad_destination_is_refused_in_one_line(tmp_path, capsys, to):
 
 def test_an_unmigrated_database_is_named_with_the_command_that_fixes_it(tmp_path, capsys):
     """No tables yet: say so and how to create them, no SQL traceback."""
-    assert _send(tmp_path, *DEPOSIT, "--to", "13800138000", migrate=False) == 1
+    with pytest.raises(SystemExit):
+        _send(tmp_path, *DEPOSIT, "--to", "13800138000", migrate=False)
     assert "hotline db upgrade" in _one_line_error(capsys)
 
 
