@@ -75,6 +75,7 @@ class Outbox:
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
         self._wake_call = None
         self._unmatched_seen: dict[str, int] = {}  # per SMSC, at the last sweep
+        self._misattributed: dict[str, float] = {}  # per SMSC, when last warned about
 
     # -- accepting --------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class Outbox:
             touched |= apply_results(session, self._hot, results, now)
         receipts = [x for kind, x in items if kind == "receipt"]
         if receipts:
-            touched |= apply_receipts(session, self._hot, receipts, now)
+            touched |= apply_receipts(session, self._hot, receipts, now, self._misattributed)
         settle(session, self._hot, self.config, touched, now)
         return [None] * len(items)
 

@@ -16,10 +16,13 @@ from sms.outbox.sql import HotSql, U, bump
 from sms.outbox.states import AWAITING_RECEIPT, PART_TRANSITIONS, check_transition
 
 log = Logger(namespace="hotline.sms.outbox")
+WARN_EVERY = 60.0  # seconds between two misattribution warnings for one SMSC
 
 
-def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float) -> set[int]:
-    """Write final states to the parts the receipts name; the ids of the messages touched."""
+def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
+                   warned: dict[str, float]) -> set[int]:
+    """Write final states to the parts the receipts name; the ids of the messages touched.
+    ``warned`` (SMSC -> when, kept by the caller) spaces the misattribution warnings."""
     found: dict[tuple[str, str], tuple[int, int, str, str]] = {}
     for part_id, message_id, state, smpp_id, smsc, destination in hot.run(
             session, hot.parts_by_smpp_id, (), list({i.smpp_id for i in items})):
@@ -48,6 +51,9 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float) -> 
     if wrong:
         bump(session, "receipts_misattributed", len(wrong))
         for smsc in sorted(set(wrong)):
+            if now - warned.get(smsc, float("-inf")) < WARN_EVERY:
+                continue  # the counter keeps counting; the log says it once a minute
+            warned[smsc] = now
             log.warn("SMSC {smsc}: {n} receipt(s) named a part sent to another number: its "
                      "message ids differ in form between responses and receipts; set "
                      "message_id_resp / message_id_dlr in [smsc:{smsc}] (auto reads all-digit "

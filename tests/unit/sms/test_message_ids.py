@@ -66,3 +66,17 @@ def test_receipts_left_unmatched_are_reported_with_the_setting(outbox, clock):  
         result(outbox.expire_stale())  # nothing new: no second warning
     warnings = [line for line in lines if "message_id_dlr" in line]
     assert len(warnings) == 1 and "3 receipts" in warnings[0] and "[smsc:s1]" in warnings[0]
+
+
+def test_misattributed_receipts_are_warned_about_once_a_minute(outbox, db, clock):  # noqa: F811
+    """A persistent mismatch counts every receipt but logs one line per SMSC per minute."""
+    a = result(outbox.accept(msg("a", dest="13900000001")))
+    [m] = result(outbox.claim(10))
+    outbox.record(SubmitResult(m.part_ids[0], a.message_id, "ok", smpp_id="77", smsc="s2"))
+    with Logged() as lines:
+        for _ in range(3):
+            result(outbox.receipt("77", "s2", "UNDELIV", None, None, destination="13900000002"))
+        clock.advance(61)
+        result(outbox.receipt("77", "s2", "UNDELIV", None, None, destination="13900000002"))
+    assert len([line for line in lines if "[smsc:s2]" in line]) == 2
+    assert result(outbox.counter("receipts_misattributed")) == 4
