@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from sms.carrier import text as _text
 from sms.outbox.states import dlr_stat
@@ -174,7 +174,7 @@ def _done_at(raw: str | None) -> datetime | None:
         return None
     try:  # by hand: strptime costs more than the rest of the receipt
         return datetime(2000 + int(raw[0:2]), int(raw[2:4]), int(raw[4:6]), int(raw[6:8]),
-                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=timezone.utc)
+                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=UTC)
     except ValueError:
         return None
 

@@ -22,7 +22,7 @@ from sms.outbox.records import (
     OptedOut,
     Outgoing,
 )
-from sms.outbox.sql import HotSql, M, O
+from sms.outbox.sql import OPTOUT, HotSql, M
 
 CLASSES = ("code", "reply", "transaction", "bulk")
 PRIORITY = {"code": 30, "reply": 25, "transaction": 20, "bulk": 10}
@@ -109,11 +109,11 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
 
 
 def set_opt_out(session, center: str, mobile: str, opted_out: bool, now: float) -> None:
-    session.execute(delete(O).where(O.c.center == center, O.c.mobile == mobile))
+    session.execute(delete(OPTOUT).where(OPTOUT.c.center == center, OPTOUT.c.mobile == mobile))
     if opted_out:
-        session.execute(insert(O).values(center=center, mobile=mobile, created_at=now))
+        session.execute(insert(OPTOUT).values(center=center, mobile=mobile, created_at=now))
 
 
 def is_opted_out(session, center: str, mobile: str) -> bool:
-    return session.execute(select(O.c.id).where(
-        O.c.center == center, O.c.mobile == mobile)).first() is not None
+    return session.execute(select(OPTOUT.c.id).where(
+        OPTOUT.c.center == center, OPTOUT.c.mobile == mobile)).first() is not None

@@ -226,7 +226,7 @@ class Dispatcher(Service):
 
     def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
-        for part_id, part in zip(m.part_ids, m.parts):
+        for part_id, part in zip(m.part_ids, m.parts, strict=True):
             self._attempt(m, part_id, part, 0).addCallback(self._record)
 
     def _retry(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
@@ -238,7 +238,7 @@ class Dispatcher(Service):
         throttled part)."""
         try:
             d = self.router.submit(self.make_part(m, part), part_id)
-        except Exception:  # noqa: BLE001 - one bad message fails only itself
+        except Exception:
             # Building or routing this part raised (a bug or data no check foresaw):
             # the part fails (see _error) and the others go on.
             d = fail()

@@ -24,7 +24,7 @@ def expire_stale(session, hot: HotSql, config, now: float) -> int:
         settle(session, hot, config, stale, now)
     overdue = _receipts_overdue(session, config.receipt_timeout, now)
     if overdue:
-        parts, messages = zip(*overdue)
+        parts, messages = zip(*overdue, strict=True)
         session.execute(update(P).where(P.c.id.in_(parts), P.c.state == SUBMITTED)
                         .values(state=UNKNOWN))
         settle(session, hot, config, set(messages), now)

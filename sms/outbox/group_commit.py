@@ -1,7 +1,8 @@
 """One transaction for everything that arrived while the previous one ran."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
@@ -47,7 +48,7 @@ class GroupCommit:
     def _done(self, results, batch) -> None:
         self._running = False
         quiet = []
-        for (item, d), result in zip(batch, results):
+        for (item, d), result in zip(batch, results, strict=True):
             if d is None:
                 quiet.append(item)
             elif isinstance(result, Exception):

@@ -15,7 +15,7 @@ never has two writers spinning on its lock.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import func, select
 from twisted.internet.defer import Deferred, DeferredLock, succeed
@@ -147,7 +147,8 @@ class Outbox:
             except (TemplateError, ValueError) as e:
                 results[i] = Unrenderable(f"{draft.template}: {e}")
         if built:
-            for (i, _), r in zip(built, self._accept_batch(session, [m for _, m in built])):
+            for (i, _), r in zip(built, self._accept_batch(session, [m for _, m in built]),
+                                strict=True):
                 results[i] = r
         return results
 

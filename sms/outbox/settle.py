@@ -6,7 +6,7 @@ state, temporary errors back off, final states scrub sensitive text.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import bindparam, update
 

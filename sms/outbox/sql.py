@@ -5,7 +5,7 @@ statements serve the rest. Every room of the outbox runs its SQL through here.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -24,7 +24,7 @@ from storage.driver_sql import DriverSql
 M = SmsMessage.__table__
 P = SmsPart.__table__
 U = SmsUnmatchedReceipt.__table__
-O = SmsOptOut.__table__
+OPTOUT = SmsOptOut.__table__
 C = SmsCounter.__table__
 A = SmsAlertCursor.__table__
 R = SmsRepaymentDue.__table__

@@ -9,7 +9,7 @@ sent, fate unknown; a late receipt still moves it to its final state. A DLR's
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 QUEUED, SUBMITTING, SUBMITTED = "queued", "submitting", "submitted"
 DELIVERED, FAILED, EXPIRED = "delivered", "failed", "expired"
