@@ -60,7 +60,8 @@ class FaultSummary:
 
     PERIOD = 60.0
     KINDS = (("throttled", "throttled"), ("queue_full", "queue full"),
-             ("timeout", "timed out (resent)"), ("lost", "lost with the link (resent)"))
+             ("timeout", "timed out (resent)"), ("lost", "lost with the link (resent)"),
+             ("unsendable", "failed: not encodable as a submit_sm"))
 
     def __init__(self, clock):
         self.clock = clock
@@ -235,6 +236,7 @@ class SmppRouter(MultiService):
             # part SMPP cannot carry fails alone, never inside a bind's burst.
             codec.encode("submit_sm", 1, **fields)
         except EncodeError as e:
+            self.faults.note(bind.name, "unsendable")
             return fail(Unsendable(e, smsc.name))
         return bind.submit(fields, ref).addCallbacks(self._submitted, self._failed,
                               callbackArgs=(smsc, bind), errbackArgs=(smsc, bind))
@@ -253,6 +255,7 @@ class SmppRouter(MultiService):
 
     def _failed(self, failure, smsc: _Smsc, bind: Bind):
         if failure.check(EncodeError):
+            self.faults.note(bind.name, "unsendable")
             raise Unsendable(failure.value, smsc.name)
         if failure.check(Throttled):
             self.faults.note(bind.name, "queue_full" if failure.value.status == ESME_RMSGQFUL

@@ -36,6 +36,7 @@ def test_poison_destinations_fail_alone_and_the_burst_goes_out():
         assert "destination_addr" in f.value.reason
     assert bind.inflight == 0 and bind.state == "bound"
     assert h.sims["a"].stats["connections"] == 1 and h.sims["a"].stats["accepted"] == 24
+    assert h.router.faults._counts == {"a-0": {"unsendable": 6}}  # in the minute's warning
 
 
 def test_poison_messages_fail_with_a_reason_and_the_rest_is_delivered_after_a_restart(
