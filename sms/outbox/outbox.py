@@ -243,7 +243,7 @@ class Outbox:
         touched: set[int] = set()
         results = [x for kind, x in items if kind == "result"]
         if results:
-            touched |= apply_results(session, self._hot, results, now)
+            touched |= apply_results(session, self._hot, results, now, self._misattributed)
         receipts = [x for kind, x in items if kind == "receipt"]
         if receipts:
             touched |= apply_receipts(session, self._hot, receipts, now, self._misattributed)

@@ -32,7 +32,9 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
         hit = found.get((item.smpp_id, item.smsc))
         if hit is None:
             unmatched.append(dict(smpp_id=item.smpp_id, smsc=item.smsc, state=item.state,
-                                  error=item.error, done_at=item.done_at, received_at=now))
+                                  error=item.error, done_at=item.done_at, received_at=now,
+                                  destination=(item.destination or None) and
+                                  item.destination[-24:]))
             continue
         part_id, message_id, state, destination = hit
         if item.destination and not same_number(item.destination, destination):
@@ -48,6 +50,13 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
         hot.run(session, hot.part_receipt, updates)
     if unmatched:
         session.execute(insert(U), unmatched)
+    misattributed(session, wrong, now, warned)
+    return messages
+
+
+def misattributed(session, wrong: list[str], now: float, warned: dict[str, float]) -> None:
+    """Count receipts (one SMSC name each) whose address was not their part's destination,
+    and warn about each SMSC at most once a minute."""
     if wrong:
         bump(session, "receipts_misattributed", len(wrong))
         for smsc in sorted(set(wrong)):
@@ -58,7 +67,6 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
                      "message ids differ in form between responses and receipts; set "
                      "message_id_resp / message_id_dlr in [smsc:{smsc}] (auto reads all-digit "
                      "ids as decimal)", smsc=smsc, n=wrong.count(smsc))
-    return messages
 
 
 def same_number(a: str, b: str) -> bool:

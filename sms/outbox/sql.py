@@ -63,7 +63,7 @@ class HotSql:
         # error_code cleared: an earlier attempt's error no longer describes the part
         self.part_ok = d.sql(f"UPDATE sms_part SET state = '{SUBMITTED}', smpp_id = ?, smsc = ?,"
                              " submitted_at = ?, error_code = NULL WHERE id = ?")
-        self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at"
+        self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at, destination"
                            " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
         self.parts_by_smpp_id = d.sql(
             "SELECT p.id, p.message_id, p.state, p.smpp_id, p.smsc, m.destination"

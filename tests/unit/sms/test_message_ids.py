@@ -80,3 +80,17 @@ def test_misattributed_receipts_are_warned_about_once_a_minute(outbox, db, clock
         result(outbox.receipt("77", "s2", "UNDELIV", None, None, destination="13900000002"))
     assert len([line for line in lines if "[smsc:s2]" in line]) == 2
     assert result(outbox.counter("receipts_misattributed")) == 4
+
+
+def test_an_early_receipt_for_another_number_is_not_matched_when_the_id_arrives(outbox, db):  # noqa: F811
+    """A receipt that beat its response keeps the address it names: when a response with its
+    id arrives for a part sent elsewhere, the part stays submitted and the receipt waits."""
+    a = result(outbox.accept(msg("a", dest="13900000001")))
+    b = result(outbox.accept(msg("b", dest="13900000002")))
+    ma, mb = sorted(result(outbox.claim(10)), key=lambda m: m.message_id)
+    result(outbox.receipt("55", "s1", "UNDELIV", None, None, destination="13900000002"))
+    result(outbox.receipt("56", "s1", "DELIVRD", None, None, destination="8613900000002"))
+    outbox.record(SubmitResult(ma.part_ids[0], a.message_id, "ok", smpp_id="55", smsc="s1"))
+    outbox.record(SubmitResult(mb.part_ids[0], b.message_id, "ok", smpp_id="56", smsc="s1"))
+    assert states(db) == {a.message_id: SUBMITTED, b.message_id: "delivered"}
+    assert result(outbox.counter("receipts_misattributed")) == 1
