@@ -40,6 +40,7 @@ def test_the_issue_destinations_are_not_mainland_mobiles(raw):
     with pytest.raises(InvalidDestination) as e:
         normalise(raw)
     assert "138001" not in str(e.value) and "999999999" not in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_other_formats_only_where_allowed():
