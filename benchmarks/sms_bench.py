@@ -86,6 +86,8 @@ def main(args) -> int:
             results["alerts"] = await bench_alerts(reactor, args.alerts_core, workdir,
                                                    args.alerts_events)
             print(json.dumps(results["alerts"], ensure_ascii=False))
+        elif args.faults:
+            results.update(await bench_faults(reactor, args, workdir))
         elif args.cmpp:
             from benchmarks.cmpp_peer import bench_cmpp
 
@@ -95,7 +97,7 @@ def main(args) -> int:
             from benchmarks.cmpp_peer import bench_cmpp
 
             results.update(await bench_cmpp(reactor, args, workdir))
-        for section in ("alerts", "throughput", "cmpp"):  # the file keeps the other section's run
+        for section in ("alerts", "throughput", "faults", "cmpp"):  # the file keeps the others' runs
             if section in results:
                 results[section]["when"] = results["when"]
 
@@ -105,7 +107,8 @@ def main(args) -> int:
         reactor.stop()
 
     from common import heap
-    from benchmarks.smpp_peer import bench_throughput  # before the heap is settled, as in the daemon
+    from benchmarks.smpp_peer import (  # before the heap is settled, as in the daemon
+        bench_faults, bench_throughput)
 
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
     heap.settle()
@@ -131,6 +134,8 @@ def register_bench(bench) -> None:
     p.add_argument("--cmpp", action="store_true",
                    help="only the CMPP 3.0 cases (20 ms, window 16, 1 and 8 connections)")
     p.add_argument("--alerts-core", help="time one alert run over this demo core database")
+    p.add_argument("--faults", action="store_true",
+                   help="clean and faulty runs against smsc_sim (throttling, queue full, cuts)")
     p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
 
     p.set_defaults(func=main)

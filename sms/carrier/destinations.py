@@ -78,6 +78,7 @@ def normalise(raw: str, allowed: tuple[str, ...] = ("mainland",)) -> str:
 
 
 def _masked(s: str) -> str:
-    """Masked and short: the number may be garbage, or a whole mobile in another form."""
-    s = s[:24]
+    """Masked, short and on one line: the number may be garbage, or a whole mobile in
+    another form."""
+    s = "".join(c if c.isprintable() else "?" for c in s[:24])
     return mask_mobile(s) if s else "(empty)"

@@ -21,7 +21,8 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
 from common.link import CLOSING, DOWN, PREPARING, UP, Link
 from sms.carrier import text as _text
-from sms.carrier.receipts import STATES, MoMessage, Receipt
+from sms.carrier.receipts import MoMessage, Receipt
+from sms.outbox.states import dlr_stat
 from sms.carrier.protocol import CarrierProtocol
 from sms.config import SmscConfig
 from sms.smpp.protocol import SmppError
@@ -94,16 +95,19 @@ class CarrierLink(Link):
 
 # ---- what every carrier's DELIVER turns into ----------------------------------------
 
-def receipt(message_id: str, stat: str, done_time: str, smsc: str,
-            err: str = "") -> Receipt:
+def receipt(message_id: str, stat: str, done_time: str, smsc: str, err: str = "",
+            number: str = "") -> Receipt:
     """A receipt from a carrier's status report. A Stat outside SMPP's states (carriers
-    send their own codes, e.g. ``MK:0005``) is undeliverable, the code kept as the error."""
-    stat = stat.strip().upper()
-    state = stat if stat in STATES else "UNDELIV"
+    send their own codes, e.g. ``MK:0005``) is undeliverable, the code kept as the error.
+    ``number`` is the terminal the report is about: the outbox applies a receipt only to
+    a part sent to that number."""
+    raw = stat.strip()
+    state = dlr_stat(raw) or "UNDELIV"
     error = None
     if state != "DELIVRD":
-        error = stat[:16] if state != stat or not err.strip("0 ") else err[:16]
-    return Receipt(message_id, state, error, _done_at(done_time), smsc)
+        error = raw[:16] if state != raw.upper() or not err.strip("0 ") else err[:16]
+    return Receipt(message_id, state, error, _done_at(done_time), smsc, source=mobile(number),
+                   raw_id=message_id)
 
 
 def _done_at(raw: str) -> datetime | None:

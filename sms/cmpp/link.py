@@ -12,7 +12,7 @@ from datetime import datetime
 from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, source_number, beijing_now, mo_message, receipt
+from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt, source_number
 from sms.carrier.protocol import LoginRefused
 from sms.cmpp import codec
 from sms.cmpp.protocol import CmppProtocol
@@ -69,6 +69,7 @@ class CmppLink(CarrierLink):
         """A DELIVER as a Receipt (status report) or an MoMessage."""
         report = pdu.report
         if report is not None:
-            return receipt(str(report.msg_id), report.stat, report.done_time, smsc)
+            return receipt(str(report.msg_id), report.stat, report.done_time, smsc,
+                           number=report.dest_terminal_id)
         return mo_message(pdu.src_terminal_id, pdu.dest_id, pdu.content, pdu.msg_fmt,
                           pdu.tp_udhi, smsc, now)

@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, source_number, mo_message
+from sms.carrier.links import CarrierLink, mo_message, mobile, source_number
 from sms.carrier.protocol import LoginRefused
 from sms.carrier.receipts import Receipt
 from sms.sgip import codec
@@ -75,7 +75,8 @@ class SgipLink(CarrierLink):
         if isinstance(pdu, codec.Report):
             state = _REPORT_STATE.get(pdu.state, "UNKNOWN")
             error = None if state == "DELIVRD" else f"{pdu.error_code:03d}"
-            return Receipt(str(pdu.submit_sequence), state, error, now, smsc)
+            return Receipt(str(pdu.submit_sequence), state, error, now, smsc,
+                           source=mobile(pdu.user_number), raw_id=str(pdu.submit_sequence))
         return mo_message(pdu.user_number, pdu.sp_number, pdu.content, pdu.message_coding,
                           pdu.tp_udhi, smsc, now)
 

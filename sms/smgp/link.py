@@ -11,7 +11,7 @@ from datetime import datetime
 from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
-from sms.carrier.links import CarrierLink, source_number, beijing_now, mo_message, receipt
+from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt, source_number
 from sms.carrier.protocol import LoginRefused
 from sms.smgp import codec
 from sms.smgp.protocol import SmgpProtocol
@@ -58,6 +58,7 @@ class SmgpLink(CarrierLink):
     def incoming(pdu: codec.Deliver, smsc: str, now: datetime):
         report = pdu.report
         if report is not None:
-            return receipt(str(report.msg_id), report.stat, report.done_time, smsc, report.err)
+            return receipt(str(report.msg_id), report.stat, report.done_time, smsc, report.err,
+                           number=pdu.src_term_id)
         return mo_message(pdu.src_term_id, pdu.dest_term_id, pdu.content, pdu.msg_format,
                           pdu.options.tp_udhi or 0, smsc, now)

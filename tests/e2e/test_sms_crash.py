@@ -26,7 +26,8 @@ from sandbox.pytest_carriers import start_carrier_sim
 from sandbox.pytest_smsc import start_sim_smsc
 from sms.carrier import text
 from sms.cli import WallClock
-from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.unit.sms.test_outbox import make_config
@@ -43,8 +44,6 @@ SMSC = {
     "cmpp": ("[smsc:ismg]\nprotocol = cmpp3\nsystem_id = 901234\npassword = secret\n"
              "source_addr = 1069012329\ncarriers = mobile\n"),
 }
-# Destinations: any for smsc_sim; a China Mobile segment for the ISMG's carrier route.
-PREFIX = {"smpp": "1069", "cmpp": "1380"}
 
 
 def _config(tmp: Path, port: int, log: Path, protocol: str) -> Path:
@@ -78,16 +77,16 @@ reconnect_max = 0.5
     return path
 
 
-def _fill(url: str, prefix: str) -> None:
+def _fill(url: str) -> None:
     db = Database(url, None, 1)
     box = Outbox(db, WallClock(), make_config(per_destination_per_hour=10**9, quiet_hours={}),
                  encode=text.encode)
     enc = text.encode("【示例公积金】您的公积金已入账，感谢使用。")
     parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"{prefix}{i:07d}", f"c{i}", parts)
+    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"139{i:08d}", f"c{i}", parts)
              for i in range(TOTAL)]
     for i in range(0, TOTAL, 2000):
-        db.run_sync(box._accept_batch, batch[i:i + 2000])
+        box.accept_blocking(batch[i:i + 2000])
     db.engine.dispose()
 
 
@@ -124,7 +123,7 @@ def test_kill_9_mid_send_loses_nothing(log_dir, tmp_path, protocol):
         config = _config(tmp_path, smsc.port, log_dir / "crash-worker.log", protocol)
         url = f"sqlite:///{tmp_path / 'outbox.db'}"
         upgrade(url)
-        _fill(url, PREFIX[protocol])
+        _fill(url)
         db_path = tmp_path / "outbox.db"
         worker = _worker(config)
         _wait(lambda c: c.get("delivered", 0) + c.get("submitted", 0) >= TOTAL // 3, 120,
