@@ -30,7 +30,7 @@ from common.pending import PendingRequests
 from sms.carrier.binary_pdu import CodecError, Frame, FramingError, MalformedPdu, is_response
 from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
-from sms.smpp.protocol import (LinkLost, PermanentError, SmppError, SmppTimeout,
+from sms.smpp.protocol import (LinkLost, NeverSent, PermanentError, SmppError, SmppTimeout,
                                TemporaryError, Throttled)
 
 
@@ -159,7 +159,7 @@ class CarrierProtocol(Protocol):
         """
         d = Deferred() if answer is None else answer
         if not self.connected:
-            d.errback(LinkLost(f"{label}: not connected"))
+            d.errback(NeverSent(f"{label}: not connected"))
             return d
         sequence = self.next_sequence()
         try:

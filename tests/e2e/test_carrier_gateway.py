@@ -24,7 +24,10 @@ from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, Temporary
 from sms.config import SmscConfig
 from sms.keywords import KeywordHandler
 from sms.outbox.dispatcher import Dispatcher
-from sms.outbox.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
+from sms.outbox.states import DELIVERED
+from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from sms.tables import SmsMessage, SmsPart
 from sms.templates import TemplateSet
 from storage.db import Database
@@ -75,6 +78,7 @@ class Stack:
         self.db = Database(url, reactor, 2)
         self.db.create_all()
         config = make_config(retry_base=0.2, retry_max=1.0, quiet_hours={},
+                             per_destination_per_hour=10**6,
                              keywords={"demo": {"YE": "balance", "TD": "unsubscribe"}})
         self.outbox = Outbox(self.db, reactor, config, encode=text.encode,
                              templates=TemplateSet({"demo": "示例公积金"}))
@@ -85,12 +89,14 @@ class Stack:
         self.dispatcher = Dispatcher(
             self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
                 m.destination, "1069012329", p.payload, p.data_coding, p.esm_class),
-            temporary=(TemporaryError,), permanent=(PermanentError,), batch=200,
-            max_inflight=2 * sum(s.window for s in smscs), poll=0.1)
+            temporary=(TemporaryError,), permanent=(PermanentError,),
+            doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,), throttled=(Throttled,),
+            batch=200, max_inflight=2 * sum(s.window for s in smscs), poll=0.1)
 
     def _receipt(self, r):
         done = r.done_at.timestamp() if r.done_at is not None else None
-        return self.outbox.receipt(r.message_id, r.smsc, r.state, r.error, done)
+        return self.outbox.receipt(r.message_id, r.smsc, r.state, r.error, done,
+                                   destination=r.source)
 
     async def start(self):
         self.router.startService()
