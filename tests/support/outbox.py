@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.task import Clock
 
+from common.daily_window import DailyWindow
 from sms.config import OutboxConfig
 from sms.outbox.outbox import Outbox
 from sms.outbox.records import EncodedPart, Outgoing
@@ -33,8 +34,8 @@ def make_config(**over) -> OutboxConfig:
     base = dict(
         timezone="Asia/Shanghai",
         validity={"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600},
-        quiet_hours={"code": None, "transaction": (21 * 60, 8 * 60),
-                     "bulk": (21 * 60, 8 * 60), "reply": None},
+        quiet_hours={"code": None, "transaction": DailyWindow(21 * 60, 8 * 60),
+                     "bulk": DailyWindow(21 * 60, 8 * 60), "reply": None},
         retry_base=5.0, retry_max=300.0, per_destination_per_hour=20, batch=100,
         max_inflight=0, alerts_interval=10.0, alerts_batch=1000, reminder_days=3,
         reminder_time=(9, 0), mo_routes={}, keywords={"demo": {"YE": "balance"}})
