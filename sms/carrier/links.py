@@ -92,6 +92,16 @@ class CarrierLink(Link):
         """The id receipts name this part by (CMPP Msg_Id, SMGP MsgID)."""
         return str(response.msg_id)
 
+    @staticmethod
+    def submit_pdu(part, config: SmscConfig):
+        """The protocol's Submit for one of the outbox's parts (``router.SubmitPart``)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def incoming(pdu, smsc: str, now: datetime) -> Receipt | MoMessage:
+        """A DELIVER (or SGIP Deliver/Report) as a Receipt or an MoMessage."""
+        raise NotImplementedError
+
 
 # ---- what every carrier's DELIVER turns into ----------------------------------------
 

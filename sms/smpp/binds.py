@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -152,7 +153,8 @@ class Bind(Service):
                           BindLink(f"{name}-rx", endpoint, config, clock, "receiver", **kw)]
         else:
             self.links = [BindLink(name, endpoint, config, clock, "transceiver", **kw)]
-        self.tx = self.links[0]
+        # BindLink or a carrier's link: each has ``send`` and ``message_id`` beside Link's API.
+        self.tx: Any = self.links[0]
         self.bucket = TokenBucket(config.throughput, clock)
         self._queue: deque = deque()
         self.inflight = 0
