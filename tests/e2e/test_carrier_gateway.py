@@ -31,7 +31,7 @@ from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from sms.tables import SmsMessage, SmsPart
 from sms.templates import TemplateSet
 from storage.db import Database
-from tests.unit.sms.test_outbox import make_config
+from tests.support.outbox import make_config
 
 pytestmark = pytest.mark.e2e
 
@@ -343,3 +343,26 @@ def test_a_carrier_link_down_fails_over_to_the_aggregator(log_dir, tmp_path):
     assert before == {"mobile": {"cmcc": 5}, "telecom": {"agg": 5}}
     assert after == {"mobile": {"cmcc": 5, "agg": 5}, "telecom": {"agg": 5}}
     assert ismg_stats["distinct_accepted"] == 5 and smsc_stats["distinct_accepted"] == 10
+
+
+def test_gbk_where_the_carrier_wants_it(log_dir, tmp_path):
+    """``text_format = gbk``: the ISMG receives Msg_Fmt 15 with GBK octets (the long
+    message's UDH kept, TP_udhi set), and every part is still delivered once."""
+    sim = start_sim("cmpp3", log_dir)
+    try:
+        async def body(stack):
+            await stack.accept(1, SHORT, "138")
+            await stack.accept(1, LONG, "138", start=10)
+            return await stack.until_final(2)
+
+        counts = run_stack("cmpp3", sim, tmp_path, body,
+                           config=replace(carrier_config("cmpp3", sim), gbk=True))
+        stats = sim.stats()
+    finally:
+        sim.stop()
+    assert counts == {DELIVERED: 2} and stats["distinct_accepted"] == 1 + 3
+    submits = stats["last_submits"]
+    assert {s["msg_fmt"] for s in submits} == {15}
+    single = next(s for s in submits if s["tp_udhi"] == 0)
+    assert bytes.fromhex(single["content_hex"]).decode("gbk") == SHORT
+    assert all(s["content_hex"].startswith("050003") for s in submits if s["tp_udhi"] == 1)
