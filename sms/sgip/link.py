@@ -94,6 +94,7 @@ class SgipListener(Service):
                                                                                 config.listen)
         self.port = None
         self.connections = 0
+        self.open: set[SgipProtocol] = set()  # the SMG's connections now open
 
     def check_bind(self, bind: codec.Bind) -> int:
         if bind.login_type != codec.LOGIN_SMG_TO_SP:
@@ -105,10 +106,12 @@ class SgipListener(Service):
 
     def buildProtocol(self, addr) -> SgipProtocol:
         self.connections += 1
-        return SgipProtocol(self.reactor, node_id=self.config.node_id,
-                            check_bind=self.check_bind, on_deliver=self.on_deliver,
-                            response_timeout=self.config.response_timeout,
-                            name=f"{self.config.name}-smg")
+        protocol = _ListenerSide(self.reactor, node_id=self.config.node_id,
+                                 check_bind=self.check_bind, on_deliver=self.on_deliver,
+                                 response_timeout=self.config.response_timeout,
+                                 name=f"{self.config.name}-smg")
+        protocol.listener = self
+        return protocol
 
     def startService(self) -> Deferred:
         super().startService()
@@ -123,8 +126,26 @@ class SgipListener(Service):
         return d.addCallback(listening)
 
     def stopService(self):
+        """Stop listening and close the SMG's open connections: a Deliver or Report not yet
+        answered is sent again by the SMG, to the next daemon."""
         super().stopService()
+        for protocol in list(self.open):
+            protocol.transport.loseConnection()
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
         return None
+
+
+class _ListenerSide(SgipProtocol):
+    """An SMG's connection to the listener, which keeps count of the open ones."""
+
+    listener: SgipListener
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.listener.open.add(self)
+
+    def connectionLost(self, reason=None) -> None:
+        self.listener.open.discard(self)
+        super().connectionLost(reason)

@@ -448,3 +448,16 @@ def test_each_center_sends_from_its_extension():
                       center="ly")
     assert CmppLink.submit_pdu(part, config).src_id == "106901232902"
     assert CmppLink.submit_pdu(replace(part, center="demo"), config).src_id == "1069012329"
+
+
+def test_sgip_listener_stop_closes_the_smg_connections():
+    """Stopping the listener closes the SMG's open connections (what was not answered is
+    sent again by the SMG); a closed one is forgotten."""
+    proto, transport = sgip_listener_proto()
+    listener = proto.listener
+    assert listener.open == {proto}
+    listener.running = True
+    listener.stopService()
+    assert transport.disconnecting
+    proto.connectionLost(None)
+    assert listener.open == set()
