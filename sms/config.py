@@ -52,10 +52,6 @@ class SmscConfig:
     # center's messages and the MO answering them carry its own extension
     extensions: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def carrier_protocol(self) -> bool:
-        return self.protocol != "smpp"
-
 
 CLASSES = ("code", "transaction", "bulk", "reply")
 KEYWORD_ACTIONS = ("balance", "loan", "unsubscribe", "subscribe")

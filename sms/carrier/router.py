@@ -139,6 +139,7 @@ class _Smsc:
             if self.resp_form == "auto" else None
         self.carriers = frozenset(config.carriers)
         self.centers = frozenset(config.centers)
+        self.listener: SgipListener | None = None  # SGIP: where the SMG connects back
 
     def best(self) -> Bind | None:
         """The bound bind with the most free slots (None when none is bound)."""
@@ -171,7 +172,6 @@ class SmppRouter(MultiService):
         self.receipts = self.mo = self.bad_receipts = 0
         self.faults = FaultSummary(reactor)
         self.by_carrier: dict[str, dict[str, int]] = {}  # carrier -> part counters
-        self.listeners: list[SgipListener] = []
         for config in smscs:
             endpoint = endpoint_for(config) if endpoint_for else clientFromString(
                 reactor, config.endpoint)
@@ -188,12 +188,12 @@ class SmppRouter(MultiService):
                             make_links=link_class.make_links if link_class else None)
                 bind.setServiceParent(self)
                 binds.append(bind)
+            smsc = _Smsc(config, binds)
             if link_class is SgipLink:
-                listener = SgipListener(config, reactor, deliverer,
-                                        endpoint=listen_for(config) if listen_for else None)
-                listener.setServiceParent(self)
-                self.listeners.append(listener)
-            self._smscs.append(_Smsc(config, binds))
+                smsc.listener = SgipListener(config, reactor, deliverer,
+                                             endpoint=listen_for(config) if listen_for else None)
+                smsc.listener.setServiceParent(self)
+            self._smscs.append(smsc)
         self._segment_routing = any(smsc.carriers for smsc in self._smscs)
         self._build_routes()
 
@@ -375,6 +375,8 @@ class SmppRouter(MultiService):
             per_route[smsc.name] = dict(protocol=smsc.config.protocol,
                                         carriers=sorted(smsc.carriers),
                                         bound=sum(1 for b in smsc.binds if b.bound), **totals)
+            if smsc.listener is not None:
+                per_route[smsc.name]["smg_connections"] = len(smsc.listener.open)
         return dict(routes=per_route, carriers={k: dict(v) for k, v in self.by_carrier.items()})
 
     def _count(self, destination: str, smsc: _Smsc) -> None:
