@@ -1,4 +1,4 @@
-"""One reconnecting client link: the AMI link, each SMPP bind, and the carrier links to come.
+"""One reconnecting client link: the AMI link, each SMPP bind, and the CMPP, SMGP and SGIP links.
 
 A ``Link`` keeps one connection to a server alive with Twisted's ``ClientService``
 and jittered backoff (``backoff``). A subclass says how to build its protocol

@@ -1,7 +1,7 @@
 """One table of outstanding requests, by key, for every protocol that matches answers to asks.
 
-AMI ActionIDs, AGI CommandIDs and SMPP sequence numbers (and the CMPP, SMGP and
-SGIP ones to come) all keep the same thing, as AMP's ``BoxDispatcher`` keeps
+AMI ActionIDs, AGI CommandIDs, SMPP, CMPP and SMGP sequence numbers and SGIP's
+12-octet ones all keep the same thing, as AMP's ``BoxDispatcher`` keeps
 ``_outstandingRequests`` once for every command: per request a Deferred, a label
 for messages (the action, command or verb) and a timer on the injected clock.
 A request leaves the table exactly once: answered (``resolve``/``fail``/``pop``),

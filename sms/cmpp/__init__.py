@@ -1,4 +1,2 @@
-"""CMPP 2.0/3.0, China Mobile's SP-to-ISMG protocol: the pure codec (``sms.cmpp.codec``).
-
-The Twisted Protocol and the link come later, on the shared link pieces.
-"""
+"""CMPP 2.0/3.0, China Mobile's SP-to-ISMG protocol: the pure codec (``codec``), the
+Twisted Protocol (``protocol``) and the link with its login (``link``)."""
