@@ -75,7 +75,7 @@ class TokenBucket:
         return max((1.0 - self.tokens) / self.rate, 0.001)
 
 
-class BindLink(Link):
+class BindLink(Link[SmppProtocol]):
     """One SMPP connection in one bind mode, rebound after every loss."""
 
     names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING}
