@@ -102,6 +102,9 @@ class Link(Service, Generic[P]):
     login_verb = "login"  # how errors name the log_in step
     errors: tuple[type[Exception], ...] = ()  # the protocol's typed failures, expected at login
     log = Logger()  # namespaced by the subclass (Logger as a descriptor)
+    # Always set (setName in __init__). Twisted's Service leaves ``name = None`` unannotated,
+    # so its stubs say None where IService says "str or None".
+    name: str  # type: ignore[assignment]
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, clock: IReactorTime, *,
                  min_delay: float, max_delay: float, jitter: Callable[[], float] | None = None):
