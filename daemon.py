@@ -70,7 +70,8 @@ def build_service(config: Config, reactor) -> MultiService:
 class CorePreparation(Service):
     """Opens (and on first start generates) the embedded demo cores before calls arrive."""
 
-    name = "core-preparation"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "core-preparation"  # type: ignore[assignment]
 
     def __init__(self, cores):
         self.cores = cores

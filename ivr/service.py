@@ -86,7 +86,8 @@ class IvrService(Service):
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
-    name = "ivr"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "ivr"  # type: ignore[assignment]
 
     def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
         self.link, self.dispatcher, self.handler = link, dispatcher, handler

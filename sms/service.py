@@ -22,7 +22,8 @@ from sms.templates import TemplateSet
 class SmsService(MultiService):
     """Owns the outbox and everything that feeds it or drains it."""
 
-    name = "sms"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "sms"  # type: ignore[assignment]
 
     def __init__(self, config, reactor, db, cores, codes, scheduler):
         super().__init__()

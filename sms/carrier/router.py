@@ -135,7 +135,8 @@ class _Smsc:
 class SmppRouter(MultiService):
     """Several SMSCs, several binds each; routing by prefix with failover."""
 
-    name: str | None = "smpp-router"  # type: ignore[assignment]  # see common.link.Link.name
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "smpp-router"  # type: ignore[assignment]
 
     def __init__(self, smscs: Sequence[SmscConfig], reactor, *,
                  on_receipt: Callable[[Receipt], Deferred],

@@ -112,7 +112,8 @@ class BindLink(Link[SmppProtocol]):
 class Bind(Service):
     """Where submit_sm goes: window, throttle, slow-down, counters; one or two links."""
 
-    name: str  # type: ignore[assignment]  # always set (setName); see common.link.Link.name
+    # Always set (setName in __init__); Twisted's Service leaves name = None unannotated.
+    name: str  # type: ignore[assignment]
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, *, on_deliver: Callable | None = None,
