@@ -15,13 +15,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 from collections.abc import Callable, Mapping
 
 from common.daily_window import EVERY_DAY, DailyWindow
 from common.validated import out_of_range
 
 T = TypeVar("T")
+# The rooms' sections, as the composition root that names the rooms types them.
+IvrT = TypeVar("IvrT", covariant=True)
+SmsT = TypeVar("SmsT", covariant=True)
+PromptsT = TypeVar("PromptsT", covariant=True)
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -293,17 +297,24 @@ class CenterConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Generic[IvrT, SmsT, PromptsT]):
+    """The whole file. The rooms' own sections are typed by whoever names the rooms, since
+    this module imports none: the daemon's ``Config[IvrConfig, SmsConfig, PromptsConfig]``
+    (``daemon.HotlineConfig``), a room's constructor ``Config[IvrConfig, object, ...]`` for
+    the sections it reads. A room the composition root did not load is None."""
+
     path: str
     daemon: DaemonConfig
     database: DatabaseConfig
     http: HttpConfig
     codes: CodesConfig
     centers: dict[str, CenterConfig]
-    # The rooms' own sections, None for a room the composition root did not load.
-    ivr: object = None  # ivr.config.IvrConfig
-    sms: object = None  # sms.config.SmsConfig
-    prompts: object = None  # prompts.config.PromptsConfig
+    ivr: IvrT  # ivr.config.IvrConfig
+    sms: SmsT  # sms.config.SmsConfig
+    prompts: PromptsT  # prompts.config.PromptsConfig
+
+
+ROOM_FIELDS = ("ivr", "sms", "prompts")
 
 
 def _daemon(ini: IniFile) -> DaemonConfig:
@@ -419,7 +430,7 @@ def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: b
         http=_http(ini),
         codes=_codes(ini),
         centers=centers,
-        **{name: room.parse(ini, daemon, centers) for name, room in rooms.items()},
+        **_room_sections(ini, daemon, centers, rooms),
     )
     ini.check_unknown(
         {"daemon", "database", "http", "http.clients", "codes"}.union(
@@ -428,3 +439,11 @@ def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: b
         other_sections_ok=only_these_rooms,
     )
     return config
+
+
+def _room_sections(ini: IniFile, daemon: DaemonConfig, centers: dict[str, CenterConfig],
+                   rooms: Mapping[str, ModuleType]) -> dict[str, Any]:
+    """Each loaded room's section by Config field, and None for the rooms not loaded."""
+    sections: dict[str, Any] = dict.fromkeys(ROOM_FIELDS)
+    sections.update((name, room.parse(ini, daemon, centers)) for name, room in rooms.items())
+    return sections

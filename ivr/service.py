@@ -17,14 +17,20 @@ from twisted.logger import Logger
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
 from ivr.asterisk.ami_link import AmiLink
+from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, load_for_center
 from ivr.records import CallRecord, CallRecords
+from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
 from ivr.routing import AdminCalls, CallsByRole
+
+
+# The configuration this room reads: its own section and the prompt library's.
+IvrRoomConfig = Config[IvrConfig, object, PromptsConfig]
 
 
 class UnknownCenter(Exception):
@@ -36,7 +42,7 @@ class CallHandler:
 
     log = Logger(namespace="hotline.ivr")
 
-    def __init__(self, config: Config, clock, records: CallRecords,
+    def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
                  menus: Mapping[str, Menu] | None = None):
         self.config, self.clock, self.records = config, clock, records
@@ -86,7 +92,8 @@ class IvrService(Service):
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
-    name = "ivr"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "ivr"  # type: ignore[assignment]
 
     def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
         self.link, self.dispatcher, self.handler = link, dispatcher, handler
@@ -102,7 +109,7 @@ class IvrService(Service):
         return self.link.stop()
 
 
-def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
+def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).

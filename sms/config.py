@@ -74,7 +74,7 @@ class OutboxConfig:
 class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
-    outbox: OutboxConfig | None = None
+    outbox: OutboxConfig
 
 
 def parse(ini, daemon, centers) -> SmsConfig:

@@ -44,7 +44,8 @@ class Database(Service):
     thread; the transaction commits when ``fn`` returns and rolls back if it raises.
     """
 
-    name = "database"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "database"  # type: ignore[assignment]
 
     def __init__(self, url: str, reactor: Any, threads: int = 4):
         self.url = url
