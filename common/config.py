@@ -260,6 +260,14 @@ class HttpConfig:
     enabled: bool
     listen: str
     clients: dict[str, str] = field(default_factory=dict, repr=False)  # id -> shared secret
+    # Limits that keep one peer from holding the API (common.web).
+    max_body: int = 16 * 1024
+    read_timeout: float = 10.0  # a request's line, headers and body must arrive within this
+    idle_timeout: float = 30.0  # a kept-alive connection with no request is closed after this
+    per_peer_connections: int = 32
+    per_peer_requests_per_second: float = 20.0
+    # id -> centers the client may ask codes for (every center when absent)
+    client_centers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -343,10 +351,23 @@ def _http(ini: IniFile) -> HttpConfig:
         c = ini.section("http.clients")
         for key in c.keys():
             clients[key] = c.secret(key, required=True)
+    client_centers = {}
+    if ini.has_section("http.client_centers"):
+        c = ini.section("http.client_centers")
+        for key in c.keys():
+            if key not in clients:
+                raise c.error(key, "no such client in [http.clients]")
+            client_centers[key] = c.list(key)
     return HttpConfig(
         enabled=s.bool("enabled", True),
         listen=s.endpoint("listen", "tcp:port=8329:interface=127.0.0.1"),
         clients=clients,
+        max_body=s.int("max_body", 16 * 1024, min=1024, max=1024 * 1024),
+        read_timeout=s.float("read_timeout", 10.0, min=0.5, max=300),
+        idle_timeout=s.float("idle_timeout", 30.0, min=1, max=3600),
+        per_peer_connections=s.int("per_peer_connections", 32, min=1, max=10_000),
+        per_peer_requests_per_second=s.float("per_peer_requests_per_second", 20.0, min=0.1),
+        client_centers=client_centers,
     )
 
 
@@ -422,7 +443,7 @@ def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: b
         **{name: room.parse(ini, daemon, centers) for name, room in rooms.items()},
     )
     ini.check_unknown(
-        {"daemon", "database", "http", "http.clients", "codes"}.union(
+        {"daemon", "database", "http", "http.clients", "http.client_centers", "codes"}.union(
             *(room.SECTIONS for room in rooms.values())),
         {"center"}.union(*(room.PREFIXES for room in rooms.values())),
         other_sections_ok=only_these_rooms,

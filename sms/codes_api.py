@@ -7,8 +7,10 @@ highest priority; it answers 202 only after the SMS is committed in the outbox.
 
 Each client system authenticates with its secret from [http.clients], either as
 ``Authorization: Bearer <secret>`` or by signing: ``X-Client-Id``,
-``X-Timestamp`` and ``X-Signature`` = hex HMAC-SHA256(secret,
-"METHOD\\nPATH\\nTIMESTAMP\\nBODY") within a 5-minute window.
+``X-Timestamp`` (epoch seconds), ``X-Nonce`` (unique per request, at most 64
+printable ASCII characters) and ``X-Signature`` = hex HMAC-SHA256(secret,
+"METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nBODY") within a 5-minute window; a nonce is
+accepted once. Every header must be ASCII: anything else is 401, never a hang.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from common.masking import mask_account, mask_mobile
+from core_client.signing import NonceMemory, SignatureError, ascii_header, fresh
 from core_client.interface import (
     AccountNotFound,
     CodeInvalid,
@@ -40,6 +43,7 @@ _CODE = re.compile(r"\d{4,8}")
 PURPOSE_TEXT = {"login": "登录", "change_password": "修改密码", "withdrawal": "提取业务",
                 "change_mobile": "变更手机号", "loan": "贷款业务"}
 MAX_BODY = 16 * 1024
+MAX_NONCE = 64
 
 
 class ApiError(Exception):
@@ -50,31 +54,39 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def authenticate(clients: dict[str, str], request, body: bytes, now: float) -> str:
+def authenticate(clients: dict[str, str], request, body: bytes, now: float,
+                 nonces: NonceMemory) -> str:
     """The client id the request proves it is, or ApiError 401."""
-    auth = (request.getHeader(b"authorization") or b"").decode("latin-1")
+    try:
+        return _authenticate(clients, request, body, now, nonces)
+    except SignatureError as e:
+        raise ApiError(401, "unauthorized", str(e)) from None
+
+
+def _authenticate(clients: dict[str, str], request, body: bytes, now: float,
+                  nonces: NonceMemory) -> str:
+    auth = ascii_header(request.getHeader(b"authorization")) or ""
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip().encode()
         for client, secret in clients.items():
             if hmac.compare_digest(token, secret.encode()):
                 return client
-        raise ApiError(401, "unauthorized", "unknown bearer secret")
-    client = (request.getHeader(b"x-client-id") or b"").decode("latin-1")
-    stamp = (request.getHeader(b"x-timestamp") or b"").decode("latin-1")
-    signature = (request.getHeader(b"x-signature") or b"").decode("latin-1")
-    if not (client and stamp and signature):
-        raise ApiError(401, "unauthorized", "send a bearer secret or a signed request")
+        raise SignatureError("unknown bearer secret")
+    client, stamp, nonce, signature = (ascii_header(request.getHeader(name)) or "" for name in (
+        b"x-client-id", b"x-timestamp", b"x-nonce", b"x-signature"))
+    if not (client and stamp and nonce and signature):
+        raise SignatureError("send a bearer secret or a signed request with a nonce")
+    if len(nonce) > MAX_NONCE:
+        raise SignatureError("X-Nonce is too long")
     secret = clients.get(client)
-    try:
-        skew = abs(now - float(stamp))
-    except ValueError:
-        raise ApiError(401, "unauthorized", "X-Timestamp must be epoch seconds") from None
-    if secret is None or skew > SIGNATURE_WINDOW:
-        raise ApiError(401, "unauthorized", "unknown client or stale timestamp")
-    message = b"\n".join([request.method, request.path, stamp.encode(), body])
+    fresh(stamp, now, SIGNATURE_WINDOW)
+    if secret is None:
+        raise SignatureError("unknown client or stale timestamp")
+    message = b"\n".join([request.method, request.path, stamp.encode(), nonce.encode(), body])
     expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
-        raise ApiError(401, "unauthorized", "bad signature")
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+        raise SignatureError("bad signature")
+    nonces.first_use(f"{client}\n{nonce}", now)
     return client
 
 
@@ -112,9 +124,21 @@ class _Endpoint(Resource):
         self.api, self.handler = api, handler
 
     def render_POST(self, request):
-        d = Deferred.fromCoroutine(self.api.serve(request, self.handler))
-        d.addErrback(lambda f: log.failure("codes API request crashed", f))
+        gone: list = []  # fills when the client goes away or the answer is sent
+        request.notifyFinish().addBoth(gone.append)
+        d = Deferred.fromCoroutine(self.api.serve(request, self.handler, gone))
+        d.addErrback(self._crashed, request, gone)
         return NOT_DONE_YET
+
+    @staticmethod
+    def _crashed(failure, request, gone: list) -> None:
+        """Whatever went wrong, the client gets an answer and its connection back."""
+        log.failure("codes API request crashed", failure)
+        if not gone:
+            request.setResponseCode(500)
+            request.setHeader(b"content-type", b"application/json; charset=utf-8")
+            request.write(b'{"error": "internal", "message": "internal error"}')
+            request.finish()
 
 
 class CodesApi:
@@ -123,20 +147,20 @@ class CodesApi:
     def __init__(self, codes, outbox, cores: dict, clients: dict[str, str], clock, ttl: int):
         self.codes, self.outbox, self.cores, self.clients = codes, outbox, cores, clients
         self.clock, self.ttl = clock, ttl
+        self.nonces = NonceMemory(SIGNATURE_WINDOW)
 
-    async def serve(self, request, handler) -> None:
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
+    async def serve(self, request, handler, gone: list) -> None:
         try:
             body = request.content.read(MAX_BODY + 1)
             if len(body) > MAX_BODY:
                 raise ApiError(413, "too_large", "body too large")
-            client = authenticate(self.clients, request, body, self.clock.seconds())
+            client = authenticate(self.clients, request, body, self.clock.seconds(),
+                                  self.nonces)
             status, payload = await handler(client, body)
             headers = {}
         except ApiError as e:
             status, payload, headers = e.status, {"error": e.code, "message": e.message}, e.headers
-        if finished:
+        if gone:
             return  # the client went away
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")

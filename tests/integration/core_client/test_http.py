@@ -284,9 +284,30 @@ def test_replay_guard_forgets_old_nonces_but_refuses_stale_requests():
     with pytest.raises(signing.SignatureError):
         check(0, "a", 200)  # replay within the window
     check(700, "c", 700)  # 700 s later: "a" is forgotten, "b" not yet
-    assert list(guard._seen) == ["b", "c"]
+    assert list(guard.nonces._seen) == ["b", "c"]
     with pytest.raises(signing.SignatureError):
         check(0, "a", 700)  # its timestamp is stale
+
+
+def test_replay_guard_is_bounded_and_refuses_non_ascii_and_non_finite_headers():
+    """A full nonce memory refuses new requests (never forgets a live nonce early); a
+    non-ASCII signature or nonce and a nan/inf timestamp are SignatureError, not a crash."""
+    guard = signing.ReplayGuard(window=300, capacity=2)
+
+    def check(ts, nonce, now, signature=None):
+        signature = signature or signing.sign(KEY, "GET", "/p", ts, nonce, b"")
+        guard.check(KEY, "GET", "/p", str(ts).encode(), nonce.encode(), signature, b"", now)
+
+    check(0, "a", 0)
+    check(0, "b", 0)
+    with pytest.raises(signing.SignatureError, match="too many"):
+        check(0, "c", 0)
+    for bad in (dict(signature="签名".encode() + b"\xff"), dict(nonce="é")):
+        with pytest.raises(signing.SignatureError):
+            check(1, bad.get("nonce", "d"), 1, bad.get("signature"))
+    for stamp in (b"nan", b"inf", b"1e400"):
+        with pytest.raises(signing.SignatureError):
+            guard.check(KEY, "GET", "/p", stamp, b"e", "00", b"", 1)
 
 
 def test_breaker_trial_that_never_reports_back_does_not_block_forever():

@@ -120,22 +120,28 @@ def test_unauthenticated_and_wrong_secret_are_401(env):
         assert s.execute(select(SmsMessage.id)).first() is None
 
 
-def test_hmac_signed_request_is_accepted_and_stale_one_refused(env):
-    """HMAC over method, path, timestamp and body authenticates; an old timestamp does not."""
+def test_hmac_signed_request_is_accepted_once_and_stale_one_refused(env):
+    """HMAC over method, path, timestamp, nonce and body authenticates once; an old, a
+    non-finite timestamp, a replayed nonce and a non-ASCII signature do not (401)."""
     db, core, clock, treq = env
     raw = json.dumps({"center": "demo", "account_no": account(core),
                       "purpose": "login"}).encode()
 
-    def signed(stamp):
-        mac = hmac.new(SECRET.encode(), b"\n".join([b"POST", b"/v1/codes", stamp, raw]),
+    def signed(stamp, nonce=b"n-1"):
+        mac = hmac.new(SECRET.encode(), b"\n".join([b"POST", b"/v1/codes", stamp, nonce, raw]),
                        hashlib.sha256).hexdigest()
-        return {b"x-client-id": [b"portal"], b"x-timestamp": [stamp],
+        return {b"x-client-id": [b"portal"], b"x-timestamp": [stamp], b"x-nonce": [nonce],
                 b"x-signature": [mac.encode()]}
 
     stale = str(int(clock.seconds()) - 3600).encode()
     assert call(treq, "", raw, headers=signed(stale))[0].code == 401
+    for weird in (b"nan", b"inf", b"-inf"):
+        assert call(treq, "", raw, headers=signed(weird))[0].code == 401
     now = str(int(clock.seconds())).encode()
     assert call(treq, "", raw, headers=signed(now))[0].code == 202
+    assert call(treq, "", raw, headers=signed(now))[0].code == 401  # replayed
+    bad = {**signed(now, b"n-2"), b"x-signature": ["签名".encode()]}
+    assert call(treq, "", raw, headers=bad)[0].code == 401
 
 
 def test_a_registered_mobile_that_is_no_valid_destination_is_422(env):
