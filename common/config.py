@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +24,8 @@ from common.validated import out_of_range
 
 T = TypeVar("T")
 
+# Shortest accepted shared secret, pepper or signing key (outside explicit test settings).
+MIN_SECRET = 32
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
@@ -280,6 +283,12 @@ class CodesConfig:
     per_minute: int
     per_hour: int
     per_day: int
+    # Key of the code hashes, from the environment and never stored (a random one per
+    # process when unset: codes then do not survive a restart or reach another daemon).
+    pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    pepper_from_env: bool = False
+    # Requests per minute one client may make about one account, hits and misses alike.
+    per_account_per_minute: int = 5
 
 
 @dataclass(frozen=True)
@@ -380,7 +389,19 @@ def _codes(ini: IniFile) -> CodesConfig:
         per_minute=s.int("per_minute", 1, min=1),
         per_hour=s.int("per_hour", 5, min=1),
         per_day=s.int("per_day", 10, min=1),
+        per_account_per_minute=s.int("per_account_per_minute", 5, min=1),
+        **_pepper(s),
     )
+
+
+def _pepper(s: Section) -> dict:
+    """``pepper`` (default ``env:HOTLINE_CODE_PEPPER`` when that variable is set)."""
+    raw = s.str("pepper", os.environ.get("HOTLINE_CODE_PEPPER", ""))
+    if not raw:
+        return {}
+    if len(raw) < MIN_SECRET:
+        raise s.error("pepper", f"must be at least {MIN_SECRET} characters")
+    return {"pepper": raw.encode(), "pepper_from_env": True}
 
 
 def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:

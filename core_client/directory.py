@@ -26,7 +26,8 @@ def build_cores(config: Config, db: Any, reactor: Any) -> dict[str, CoreClient]:
         else:
             inner = EmbeddedCore(code, center.core_db, reactor)
         cores[code] = LockoutCore(inner, db, reactor, attempts=config.ivr.password_attempts,
-                                  lock_minutes=config.ivr.lock_minutes)
+                                  lock_minutes=config.ivr.lock_minutes,
+                                  caller_attempts=config.ivr.caller_password_failures)
     return cores
 
 

@@ -37,6 +37,13 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, **extra)
 
 
+def _write_locked(session, fn: Callable[..., T], sqlite: bool, *args: Any) -> T:
+    if sqlite:
+        # pysqlite has begun nothing yet (it begins only before a write): take the lock now.
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    return fn(session, *args)
+
+
 class Database(Service):
     """Runs session work in its own thread pool and hands back Deferreds.
 
@@ -71,6 +78,13 @@ class Database(Service):
         if not self.pool.started:
             self.pool.start()
         return deferToThreadPool(self.reactor, self.pool, self.run_sync, fn, *args, **kwargs)
+
+    def run_exclusive(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Like ``run``, for check-then-act work that must not lose updates under concurrency
+        (attempt limits): on SQLite the transaction takes the write lock before its first
+        read (``BEGIN IMMEDIATE``; SQLite ignores ``FOR UPDATE``); on PostgreSQL ``fn`` locks
+        its rows with ``SELECT ... FOR UPDATE``."""
+        return self.run(_write_locked, fn, self.is_sqlite, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The same transaction, on the calling thread: for CLI tools and pool threads only."""
