@@ -287,8 +287,6 @@ class CodesConfig:
     # process when unset: codes then do not survive a restart or reach another daemon).
     pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     pepper_from_env: bool = False
-    # Requests per minute one client may make about one account, hits and misses alike.
-    per_account_per_minute: int = 5
 
 
 @dataclass(frozen=True)
@@ -353,7 +351,7 @@ def _database(ini: IniFile, daemon: DaemonConfig) -> DatabaseConfig:
     return DatabaseConfig(url=url, threads=s.int("threads", 4, min=1, max=64))
 
 
-def _http(ini: IniFile) -> HttpConfig:
+def _http(ini: IniFile, centers: dict) -> HttpConfig:
     s = ini.section("http")
     clients = {}
     if ini.has_section("http.clients"):
@@ -367,6 +365,9 @@ def _http(ini: IniFile) -> HttpConfig:
             if key not in clients:
                 raise c.error(key, "no such client in [http.clients]")
             client_centers[key] = c.list(key)
+            unknown = set(client_centers[key]) - set(centers)
+            if unknown:
+                raise c.error(key, f"no [center:{sorted(unknown)[0]}] section")
     return HttpConfig(
         enabled=s.bool("enabled", True),
         listen=s.endpoint("listen", "tcp:port=8329:interface=127.0.0.1"),
@@ -389,7 +390,6 @@ def _codes(ini: IniFile) -> CodesConfig:
         per_minute=s.int("per_minute", 1, min=1),
         per_hour=s.int("per_hour", 5, min=1),
         per_day=s.int("per_day", 10, min=1),
-        per_account_per_minute=s.int("per_account_per_minute", 5, min=1),
         **_pepper(s),
     )
 
@@ -458,7 +458,7 @@ def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: b
         path=ini.path,
         daemon=daemon,
         database=_database(ini, daemon),
-        http=_http(ini),
+        http=_http(ini, centers),
         codes=_codes(ini),
         centers=centers,
         **{name: room.parse(ini, daemon, centers) for name, room in rooms.items()},

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
 from common.config import CodesConfig
+from core_client import limits
 from common.masking import mask_account, mask_mobile
 from core_client.interface import (
     CodeInvalid,
@@ -60,6 +61,21 @@ class VerificationCodes:
                  *, randbelow: Callable[[int], int] = secrets.randbelow):
         self._db, self._cores, self.config, self._clock = db, cores, config, clock
         self._randbelow = randbelow
+
+    async def throttle(self, center: str, account_no: str) -> int | None:
+        """Count a code request for the account, whether it exists or not (so the answer
+        tells nothing): None when it may go on, else the seconds to wait. At most
+        ``per_minute`` requests per account and minute."""
+        subject = hashlib.sha256(f"{center}\n{account_no}".encode()).hexdigest()[:64]
+        now = self._clock.seconds()
+        granted = await limits.run(self._db, limits.reserve, self._request_rule, subject, now)
+        if granted.allowed:
+            return None
+        return max(1, math.ceil(granted.locked_until - now))
+
+    @property
+    def _request_rule(self) -> limits.Rule:
+        return limits.Rule("code-request", self.config.per_minute, 60.0, 60.0)
 
     async def issue(self, center: str, account_no: str, purpose: str,
                     client: str = "") -> IssuedCode:

@@ -2,8 +2,14 @@
 
 ``POST /v1/codes`` {center, account_no, purpose} issues a code through
 core_client's rules and enqueues it to the account's registered mobile at the
-highest priority; it answers 202 only after the SMS is committed in the outbox.
-``POST /v1/codes/verify`` {center, account_no, purpose, code} answers 200 or 400.
+highest priority; it answers 202 {code_id, expires_at} once the SMS is committed
+in the outbox. The answer is the same when the account does not exist or its
+mobile has had its codes for the hour or day (nothing is sent then), so the API
+is no account oracle; every request counts against the account's per-minute
+throttle (429) before the core is asked, known account or not.
+``POST /v1/codes/verify`` {center, account_no, purpose, code} answers 200 or 400;
+a code verifies only through the client that asked for it. A client listed in
+``[http.client_centers]`` may ask only for its centers (403 otherwise).
 
 Each client system authenticates with its secret from [http.clients], either as
 ``Authorization: Bearer <secret>`` or by signing: ``X-Client-Id``,
@@ -14,10 +20,12 @@ accepted once. Every header must be ASCII: anything else is 401, never a hang.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import re
+import secrets
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -144,8 +152,10 @@ class _Endpoint(Resource):
 class CodesApi:
     """The two endpoints over VerificationCodes and the outbox."""
 
-    def __init__(self, codes, outbox, cores: dict, clients: dict[str, str], clock, ttl: int):
+    def __init__(self, codes, outbox, cores: dict, clients: dict[str, str], clock, ttl: int,
+                 client_centers: dict[str, tuple[str, ...]] | None = None):
         self.codes, self.outbox, self.cores, self.clients = codes, outbox, cores, clients
+        self.client_centers = client_centers or {}
         self.clock, self.ttl = clock, ttl
         self.nonces = NonceMemory(SIGNATURE_WINDOW)
 
@@ -169,15 +179,31 @@ class CodesApi:
         request.write(json.dumps(payload, ensure_ascii=False).encode())
         request.finish()
 
+    def _check_center(self, client: str, center: str) -> None:
+        allowed = self.client_centers.get(client)
+        if allowed is not None and center not in allowed:
+            raise ApiError(403, "forbidden", "this client may not ask for this center")
+
+    def _accepted(self) -> tuple[int, dict]:
+        """The answer for an account that exists or not, a code sent or not."""
+        expires = dt.datetime.fromtimestamp(self.clock.seconds() + self.ttl)
+        return 202, {"code_id": secrets.token_hex(16), "expires_at": expires.isoformat()}
+
     async def issue(self, client: str, body: bytes) -> tuple[int, dict]:
         data = parse_body(body, self.cores, with_code=False)
+        self._check_center(client, data["center"])
+        wait = await self.codes.throttle(data["center"], data["account_no"])
+        if wait is not None:
+            raise ApiError(429, "rate_limited", "too many code requests for this account",
+                           {"Retry-After": str(wait)})
         try:
-            issued = await self.codes.issue(data["center"], data["account_no"], data["purpose"])
-        except CodeRateLimited as e:
-            raise ApiError(429, "rate_limited", "too many codes for this mobile",
-                           {"Retry-After": str(e.retry_after)}) from None
-        except AccountNotFound:
-            raise ApiError(404, "not_found", "no such account") from None
+            issued = await self.codes.issue(data["center"], data["account_no"], data["purpose"],
+                                            client)
+        except (CodeRateLimited, AccountNotFound) as e:
+            log.info("no code sent for {account} (client {client}): {why}",
+                     account=mask_account(data["account_no"]), client=client,
+                     why=type(e).__name__)
+            return self._accepted()
         except CoreError:
             raise ApiError(503, "core_unavailable", "the core system is unavailable") from None
         try:
@@ -191,14 +217,14 @@ class CodesApi:
         log.info("code {id} for {account} queued to {mobile} for client {client}",
                  id=issued.code_id, account=mask_account(issued.account_no),
                  mobile=mask_mobile(issued.mobile), client=client)
-        return 202, {"code_id": issued.code_id, "mobile_masked": mask_mobile(issued.mobile),
-                     "expires_at": issued.expires_at.isoformat()}
+        return 202, {"code_id": issued.code_id, "expires_at": issued.expires_at.isoformat()}
 
     async def verify(self, client: str, body: bytes) -> tuple[int, dict]:
         data = parse_body(body, self.cores, with_code=True)
+        self._check_center(client, data["center"])
         try:
             await self.codes.verify(data["center"], data["account_no"], data["purpose"],
-                                    data["code"])
+                                    data["code"], client)
         except CodeInvalid:
             raise ApiError(400, "code_invalid",
                            "the code is wrong, expired, used or out of attempts") from None
@@ -208,9 +234,10 @@ class CodesApi:
 
 
 def make_resource(codes, outbox, cores: dict, clients: dict[str, str], clock,
-                  ttl: int) -> Resource:
+                  ttl: int, client_centers: dict[str, tuple[str, ...]] | None = None
+                  ) -> Resource:
     """The ``/v1`` resource to mount at the HTTP root: ``/v1/codes`` and ``/v1/codes/verify``."""
-    api = CodesApi(codes, outbox, cores, clients, clock, ttl)
+    api = CodesApi(codes, outbox, cores, clients, clock, ttl, client_centers)
     issue = _Endpoint(api, api.issue)
     verify = _Endpoint(api, api.verify)
 
