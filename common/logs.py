@@ -7,6 +7,7 @@ passed through ``common.masking`` before it is written.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import IO
 
@@ -87,9 +88,11 @@ def make_observer(fmt: str, out: IO[str], level: str = "info") -> ILogObserver:
 
 
 def open_log_file(path: str) -> IO[str]:
+    """Standard output, or the file opened for appending, created owner-only (0600)."""
     if path == "-":
         return sys.stdout
-    return open(path, "a", encoding="utf-8", buffering=1)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return open(fd, "a", encoding="utf-8", buffering=1)
 
 
 def start_logging(fmt: str, path: str, level: str) -> IO[str]:

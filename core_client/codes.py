@@ -61,6 +61,9 @@ class VerificationCodes:
                  *, randbelow: Callable[[int], int] = secrets.randbelow):
         self._db, self._cores, self.config, self._clock = db, cores, config, clock
         self._randbelow = randbelow
+        if not config.pepper_from_env:
+            log.warn("no code pepper configured ([codes] pepper or HOTLINE_CODE_PEPPER): a "
+                     "random one is used, so codes do not survive a restart or another daemon")
 
     async def throttle(self, center: str, account_no: str) -> int | None:
         """Count a code request for the account, whether it exists or not (so the answer

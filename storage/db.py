@@ -1,8 +1,10 @@
 """The platform database, used only from a thread pool so the reactor never waits on it."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
@@ -15,9 +17,25 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file owner-only (0600) before SQLite does, and tighten an
+    existing one: it holds personal data, and SQLite gives its WAL and shared-memory files
+    the database file's permissions."""
+    database = make_url(url).database
+    if not url.startswith("sqlite") or not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists() and extra.stat().st_uid == os.getuid():
+            os.chmod(extra, 0o600)
+
+
 def make_engine(url: str, pool_size: int = 4) -> Engine:
-    """An engine for SQLite (WAL, foreign keys) or PostgreSQL by URL."""
+    """An engine for SQLite (WAL, foreign keys; the file owner-only) or PostgreSQL by URL."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
