@@ -412,6 +412,12 @@ def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
         if core == "embedded" else None
     core_url = s.str("core_url", "", required=(core == "http"))
     core_key = s.secret("core_key", "", required=(core == "http"))
+    if core == "http" and not s.bool("core_allow_insecure", False):
+        if not core_url.startswith("https://"):
+            raise s.error("core_url", "must be https:// (core_allow_insecure = yes is for "
+                                      "tests only)")
+        if core_key and len(core_key) < MIN_SECRET:  # empty: loaded without secrets
+            raise s.error("core_key", f"must be at least {MIN_SECRET} characters")
     languages = s.list("languages", ("zh", "en"))
     for lang in languages:
         if lang not in ("zh", "en"):

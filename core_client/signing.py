@@ -1,8 +1,12 @@
-"""Request signatures between the platform and a core: HMAC-SHA256 with a replay window.
+"""Signatures between the platform and a core: HMAC-SHA256 with a replay window, both ways.
 
-The signed string is ``METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)``. The
+A request signs ``METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)``. The
 server rejects a timestamp outside the window and a nonce seen within it, so a
-captured request cannot be played again. Pure code: time comes in as an argument.
+captured request cannot be played again. The answer signs
+``RESPONSE\\nSTATUS\\nREQUEST_NONCE\\nTIMESTAMP\\nSHA256(BODY)`` under the same key,
+so only the core can answer, and only this request (an old answer replayed by a
+man in the middle carries another nonce); its timestamp is the core's clock,
+which lets the client measure the skew. Pure code: time comes in as an argument.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import math
 TIMESTAMP = "X-HPF-Timestamp"
 NONCE = "X-HPF-Nonce"
 SIGNATURE = "X-HPF-Signature"
+RESPONSE_SIGNATURE = "X-HPF-Response-Signature"
 DEFAULT_WINDOW = 300
 
 
@@ -105,3 +110,22 @@ class ReplayGuard:
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise SignatureError("signature does not match")
         self.nonces.first_use(nonce, now)
+
+
+def sign_response(key: bytes, status: int, nonce: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 of an answer to the request that carried ``nonce``."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = f"RESPONSE\n{status}\n{nonce}\n{timestamp}\n{digest}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def check_response(key: bytes, status: int, nonce: str, timestamp: bytes | str | None,
+                   signature: bytes | str | None, body: bytes) -> int:
+    """The core's timestamp of a genuine answer, or SignatureError."""
+    timestamp, signature = ascii_header(timestamp), ascii_header(signature)
+    if not (timestamp and signature and timestamp.isdigit()):
+        raise SignatureError("answer not signed")
+    expected = sign_response(key, status, nonce, int(timestamp), body)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise SignatureError("answer signature does not match")
+    return int(timestamp)

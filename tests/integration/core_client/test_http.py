@@ -323,3 +323,53 @@ def test_breaker_trial_that_never_reports_back_does_not_block_forever():
     breaker.before_call()  # a new trial
     breaker.success()
     assert breaker.state == CLOSED
+
+
+def test_an_answer_not_signed_by_the_core_is_refused(core, clock, identities):
+    """A man in the middle (here: a server with another key, or one that signs nothing)
+    cannot answer for the core: the client raises CoreAuthFailed instead of believing it."""
+    from twisted.web.resource import Resource
+
+    class Unsigned(Resource):
+        isLeaf = True
+
+        def render(self, request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps({"mobile": "13800138000"}).encode()
+
+    for stub in (StubTreq(Unsigned()), StubTreq(CoreServer(core, b"a-different-key", clock))):
+        client = HttpCore("demo", URL, KEY, clock, stub, retries=0)
+        with pytest.raises(CoreAuthFailed, match="with the center's key"):
+            resolve(client.registered_mobile(identities[PLAIN].account_no))
+
+
+def test_clock_skew_is_measured_warned_and_reported_plainly(server, client, identities):
+    """A core 400 s ahead refuses our signatures: CoreClockSkew says by how much and what to
+    do; a 60 s skew still works, is measured and warned about once."""
+    from twisted.logger import globalLogPublisher
+
+    from core_client.interface import CoreClockSkew
+
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        server.skew = 60
+        resolve(client.balance(identities[PLAIN].account_no))
+        resolve(client.balance(identities[PLAIN].account_no))
+        assert client.skew == pytest.approx(60, abs=1)
+        server.skew = 400
+        with pytest.raises(CoreClockSkew, match=r"\+400 s .*NTP") as caught:
+            resolve(client.balance(identities[PLAIN].account_no))
+        assert caught.value.skew == pytest.approx(400, abs=1)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    warnings = [e for e in seen if "clock differs" in e.get("log_format", "")]
+    assert len(warnings) == 1
+
+
+def test_reference_server_refuses_non_ascii_signatures_with_401(server, stub, clock):
+    """The reference core answers a non-ASCII signature with 401 (not 500)."""
+    headers = {signing.TIMESTAMP: [str(int(clock.seconds()))], signing.NONCE: ["n"],
+               signing.SIGNATURE: ["签名".encode() + b"\xff"]}
+    response = resolve(stub.request("GET", URL + "/events?cursor=0", headers=headers))
+    assert response.code == 401
