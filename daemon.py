@@ -39,12 +39,14 @@ def build_service(config: Config, reactor) -> MultiService:
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
     from storage.db import Database
+    from storage.retention import schedule_retention
 
     top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
     scheduler = SchedulerService(reactor)
     scheduler.setServiceParent(top)
+    schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days)
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)

@@ -256,6 +256,7 @@ class DaemonConfig:
 class DatabaseConfig:
     url: str
     threads: int
+    retention_days: float = 180.0  # personal data anonymised after this (storage.retention)
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,8 @@ def _database(ini: IniFile, daemon: DaemonConfig) -> DatabaseConfig:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite://":
         rel = url[len("sqlite:///"):]
         url = f"sqlite:///{(ini.base_dir / rel).resolve()}"
-    return DatabaseConfig(url=url, threads=s.int("threads", 4, min=1, max=64))
+    return DatabaseConfig(url=url, threads=s.int("threads", 4, min=1, max=64),
+                          retention_days=s.float("retention_days", 180.0, min=0, max=3650))
 
 
 def _http(ini: IniFile, centers: dict) -> HttpConfig:
