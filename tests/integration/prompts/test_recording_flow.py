@@ -149,3 +149,54 @@ def test_current_version_is_played_before_recording(env, audio_dir):
     changes = run(session, store)
     assert (changes[0].old_version, changes[0].new_version) == (1, 2)
     assert store.path("sz", "zh", pid) in session.played()
+
+
+def test_parallel_logins_never_check_more_pins_than_the_limit(tmp_path, monkeypatch):
+    """Eight logins with wrong PINs for one staff number at once, on four pool threads: at
+    most pin_max_failures PINs are ever hashed, and the right PIN afterwards is refused."""
+    import threading
+    import time
+
+    from twisted.internet.defer import ensureDeferred
+
+    from prompts.config import PromptsConfig
+    from prompts.service import PromptStore
+    from storage.migrate import upgrade
+    from tests.unit.core_client.conftest import ThreadedClock
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    clock = ThreadedClock()
+    clock.advance(1_800_000_000)
+    db = Database(url, clock, threads=4)
+    db.startService()
+    checked, lock = [], threading.Lock()
+    real = staff.pin_matches
+
+    def counting(session, pin, stored):
+        with lock:
+            checked.append(pin)
+        time.sleep(0.05)
+        return real(session, pin, stored)
+
+    monkeypatch.setattr(staff, "pin_matches", counting)
+    try:
+        db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
+        store = PromptStore(PromptsConfig(tmp_path, ("wav",), False, -20, 60,
+                                          pin_max_failures=5, pin_caller_failures=100),
+                            db, clock)
+        def settled(*logins):
+            tries = [ensureDeferred(store.login(*args)) for args in logins]
+            deadline = time.monotonic() + 30
+            while not all(d.called for d in tries) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            outcomes = []
+            for d in tries:
+                d.addBoth(outcomes.append)
+            return outcomes
+
+        settled(*[("8001", f"13{n}7", f"81{n:02d}") for n in range(8)])
+        assert len(checked) <= 5
+        assert settled(("8001", "2468", "8199")) == [staff.Login.LOCKED]
+    finally:
+        db.stopService()
