@@ -10,7 +10,7 @@ import sqlalchemy as sa
 revision = "prompts_0002"
 down_revision = "prompts_0001"
 branch_labels = None
-depends_on = "core_client_0002"
+depends_on = None
 
 
 def upgrade() -> None:
