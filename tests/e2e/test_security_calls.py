@@ -66,9 +66,10 @@ def bed(asterisk_factory, tmp_path):
                               endpoint=inst.endpoint, secret=inst.ami_secret, library=library,
                               hours="00:00-24:00"), "utf-8")
     from common.config import load
+    from daemon import ROOMS
     from storage.migrate import upgrade
 
-    config = load(ini)
+    config = load(ini, ROOMS)
     config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
     upgrade(config.database.url)
     return inst, config, library
