@@ -32,6 +32,7 @@ WRONG = ["864209", "864217", "864225", "864233"]  # wrong query passwords, one p
 PIN = "97531864"  # the administrator's PIN (keyed right once, wrong once)
 WRONG_PIN = "86420975"
 INTERNAL, OUTSIDE = "127.0.0.2", "127.0.0.1"
+ADMIN_LINES = [f"81{n:02d}" for n in range(8)]  # the allowlist: internal lines 8100-8107
 
 
 def _press(keys: str, after_ms: int = 1500) -> list:
@@ -59,7 +60,8 @@ def bed(asterisk_factory, tmp_path):
     _short_defaults(library)  # every IVR and administrator prompt, 100 ms each
     demo_data.generate(tmp_path / "core-demo.db", persons=20)
     inst = asterisk_factory(variables={"center": "demo", "admin_number": ADMIN_NUMBER,
-                                       "internal_match": INTERNAL, "admin_callers": "8100"},
+                                       "internal_match": INTERNAL,
+                                       "admin_callers": "&".join(ADMIN_LINES)},
                             bind_mounts=[str(library)])
     ini = tmp_path / "hotline.ini"
     ini.write_text(INI.format(instance=inst.variables["instance"], tmp=tmp_path,
@@ -167,3 +169,26 @@ def test_admin_extension_internal_only_and_no_secret_in_any_log(bed):
     leaks = [f"{what} in the {where} log" for where, text in texts.items()
              for what, value in secrets.items() if value in text]
     assert not leaks, leaks
+
+
+def test_eight_parallel_admin_calls_get_at_most_five_pins_checked(bed, monkeypatch):
+    """Eight administrators' calls from eight allowed internal lines, released together,
+    each keying a wrong PIN twice for one staff number: at most pin_max_failures (5) PINs
+    are ever hashed, and the right PIN afterwards finds the number locked."""
+    checked = []
+    real = staff.pin_matches
+
+    def counting(session, pin, stored):
+        if stored != staff._DUMMY:  # a key lost under load makes another (unknown) number
+            checked.append(pin)
+        return real(session, pin, stored)
+
+    monkeypatch.setattr(staff, "pin_matches", counting)
+    wrong = _press("8001#", 2000) + _press(WRONG_PIN + "#", 1000) \
+        + _press("8001#", 2500) + _press(WRONG_PIN + "#", 1000) + [Pause(3000)]
+    calls = [{"extension": ADMIN_NUMBER, "steps": wrong, "caller": line, "local": INTERNAL}
+             for line in ADMIN_LINES]
+    commands, _results, _slow, _lines = run_calls(bed, calls, limit=90)
+    assert len(checked) <= 5, len(checked)
+    assert any("admin/locked" in c for _ch, c in commands)
+    assert not any("admin/enter_prompt_number" in c for _ch, c in commands)
