@@ -34,19 +34,22 @@ ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config}
 
 def build_service(config: Config, reactor) -> MultiService:
     """The daemon's service tree; nothing runs until ``startService``."""
+    from common.retention import schedule_retention
     from common.scheduler import SchedulerService
     from common.web import make_http_service
+    from core_client import retention as core_retention
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
+    from sms import retention as sms_retention
     from storage.db import Database
-    from storage.retention import schedule_retention
 
     top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
     scheduler = SchedulerService(reactor)
     scheduler.setServiceParent(top)
-    schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days)
+    schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days,
+                       [sms_retention.purge, core_retention.purge])
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from common.retention import DAY, purge_all
+from core_client import retention as core_retention
 from core_client.tables import SecurityLimit
+from sms import retention as sms_retention
 from sms.tables import SmsMessage, SmsMo, SmsPart
 from storage.db import Database
-from storage.retention import DAY, purge
 
 NOW = 1_800_000_000.0
+PURGES = [sms_retention.purge, core_retention.purge]
 
 
 def message(session, mobile, final_at):
@@ -38,8 +41,8 @@ def test_old_personal_data_is_anonymised_and_recent_data_kept(tmp_path):
                             updated_at=NOW - 200 * DAY))
 
     db.run_sync(fill)
-    assert db.run_sync(purge, NOW, 180) == {"sms_message": 1, "sms_mo": 1,
-                                            "security_limit": 1, "core_code": 0}
+    assert db.run_sync(purge_all, PURGES, NOW, 180) == {
+        "sms_message": 1, "sms_mo": 1, "security_limit": 1, "core_code": 0}
     with db.sessions() as s:
         rows = s.execute(select(SmsMessage.destination, SmsMessage.text)
                          .order_by(SmsMessage.id)).all()
@@ -47,6 +50,6 @@ def test_old_personal_data_is_anonymised_and_recent_data_kept(tmp_path):
         assert sorted(len(p) for p in s.scalars(select(SmsPart.payload))) == [0, 4]
         assert s.execute(select(SmsMo.source, SmsMo.text)).one() == ("137****7000", "")
         assert s.scalars(select(SecurityLimit)).all() == []
-    assert db.run_sync(purge, NOW, 180) == {"sms_message": 0, "sms_mo": 0,
-                                            "security_limit": 0, "core_code": 0}
+    assert db.run_sync(purge_all, PURGES, NOW, 180) == {
+        "sms_message": 0, "sms_mo": 0, "security_limit": 0, "core_code": 0}
     db.engine.dispose()
