@@ -10,7 +10,7 @@ a masked caller; opt-outs are kept (they are what the person asked for).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger

@@ -113,7 +113,7 @@ class GuardedRequest(Request):
 class GuardedChannel(HTTPChannel):
     """An HTTP connection that must deliver each request within ``read_timeout``."""
 
-    site: "GuardedSite"
+    site: GuardedSite
     _deadline = None
     _refused = False
 

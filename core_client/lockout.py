@@ -12,8 +12,8 @@ resets the account's count. Every other operation goes straight through.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -52,7 +52,7 @@ class LockoutCore:
         self.caller_rule = limits.Rule("password-caller", caller_attempts, HOUR,
                                        self.lock_seconds)
 
-    def for_caller(self, caller: str | None) -> "LockoutCore":
+    def for_caller(self, caller: str | None) -> LockoutCore:
         """The same core for one call: its wrong passwords also count against ``caller``
         (a withheld number counts as ``anonymous``)."""
         return LockoutCore(self.inner, self._db, self._clock, attempts=self.attempts,

@@ -22,6 +22,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass
+from itertools import pairwise
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,7 +65,7 @@ def check_pin(pin: str, stored: str) -> bool:
 
 def trivial(pin: str, number: str = "") -> bool:
     """One digit repeated, a run up or down (1234, 9876, 0123), or the staff number itself."""
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
+    steps = {int(b) - int(a) for a, b in pairwise(pin)}
     return len(steps) <= 1 and steps <= {-1, 0, 1} or bool(number) and (pin in number or number in pin)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.web.resource import Resource
 
 from common.web import GuardedSite, PeerBuckets, make_root
 
