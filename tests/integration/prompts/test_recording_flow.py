@@ -162,7 +162,7 @@ def test_parallel_logins_never_check_more_pins_than_the_limit(tmp_path, monkeypa
     from prompts.config import PromptsConfig
     from prompts.service import PromptStore
     from storage.migrate import upgrade
-    from tests.unit.core_client.conftest import ThreadedClock
+    from tests.support.core import ThreadedClock
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     upgrade(url)
