@@ -40,10 +40,13 @@ HotlineConfig = Config[ivr.config.IvrConfig, sms.config.SmsConfig, prompts.confi
 
 def build_service(config: HotlineConfig, reactor) -> MultiService:
     """The daemon's service tree; nothing runs until ``startService``."""
+    from common.retention import schedule_retention
     from common.scheduler import SchedulerService
     from common.web import make_http_service
+    from core_client import retention as core_retention
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
+    from sms import retention as sms_retention
     from storage.db import Database
 
     top = Platform()
@@ -51,6 +54,8 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     db.setServiceParent(top)
     scheduler = SchedulerService(reactor)
     scheduler.setServiceParent(top)
+    schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days,
+                       [sms_retention.purge, core_retention.purge])
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)

@@ -39,7 +39,8 @@ def build_cores(config: Config[LockoutRules, object, object], db: Any,
             assert center.core_db is not None  # an embedded center always has one (common.config)
             inner = EmbeddedCore(code, center.core_db, reactor)
         cores[code] = LockoutCore(inner, db, reactor, attempts=config.ivr.password_attempts,
-                                  lock_minutes=config.ivr.lock_minutes)
+                                  lock_minutes=config.ivr.lock_minutes,
+                                  caller_attempts=config.ivr.caller_password_failures)
     return cores
 
 

@@ -54,7 +54,16 @@ class CoreProtocolError(CoreError):
 
 
 class CoreAuthFailed(CoreProtocolError):
-    """The core refused this client's request signature (wrong key, clock skew, replay)."""
+    """The core refused this client's request signature (wrong key, clock skew, replay), or
+    its answer was not signed with the center's key (someone else answered)."""
+
+
+class CoreClockSkew(CoreAuthFailed):
+    """The core refused our signatures because its clock and ours differ beyond the window."""
+
+    def __init__(self, message: str, skew: float):
+        super().__init__(message)
+        self.skew = skew
 
 
 class PasswordRejected(CoreError):

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     "sip_address": "127.0.0.1",
     "sip_port": "5060",
     "caller_match": "127.0.0.1",
+    "internal_match": "127.0.0.2",
+    "admin_callers": "",
     "rtp_start": "10000",
     "rtp_end": "20000",
     "instance": "hotline",
@@ -86,6 +88,8 @@ def render(values: dict[str, str], out_dir: Path) -> list[Path]:
     for name, value in merged.items():
         if "\n" in value or "\r" in value:
             raise TemplateError(f"{name} holds a line break")
+    if not re.fullmatch(r"[0-9+]*(&[0-9+]+)*", merged["admin_callers"]):
+        raise TemplateError("admin_callers must be caller numbers joined by & (e.g. 8001&8002)")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in template_files():

@@ -28,6 +28,9 @@ class IvrConfig:
     agi_timeout: float
     password_attempts: int
     lock_minutes: int
+    # Wrong passwords from one caller number per hour, whatever the accounts, before its
+    # password tries are refused for lock_minutes (one common password cannot be sprayed).
+    caller_password_failures: int = 10
     # Where a transfer to agents continues in the dialplan (the queue's entry). The queue
     # itself is named in the dialplan (dialplans/README.md, agent_queue), not here.
     agent_context: str = "hotline-queue"
@@ -57,6 +60,7 @@ def parse(ini, daemon, centers) -> IvrConfig:
         agi_timeout=s.float("agi_timeout", 60.0, min=1, max=600),
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
+        caller_password_failures=s.int("caller_password_failures", 10, min=1, max=1000),
         agent_context=s.str("agent_context", "hotline-queue"),
         agent_exten=s.str("agent_exten", "s"),
     )

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
+from core_client.lockout import LockoutCore
 from ivr.asterisk.ami_link import AmiLink
 from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
@@ -71,8 +72,11 @@ class CallHandler:
         record = CallRecord.start(instance=self.config.daemon.instance, center=center.code,
                                   uniqueid=session.uniqueid, caller_id=session.caller_id,
                                   dnid=session.dnid, language=lang, now=self.clock.seconds())
+        core = self.cores[center.code]
+        if isinstance(core, LockoutCore):  # this call's wrong passwords count against its caller
+            core = core.for_caller(session.caller_id)
         ctx = CallContext(
-            session=session, center=center, core=self.cores[center.code],
+            session=session, center=center, core=core,
             menu=self.menus[center.code], clock=self.clock, record=record,
             notifier=self.notifier, agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,

@@ -88,7 +88,7 @@ class SmsService(MultiService):
 
         return {b"v1": make_resource(self.codes, self.outbox, self.cores,
                                      self.config.http.clients, self.reactor,
-                                     self.config.codes.ttl)}
+                                     self.config.codes.ttl, self.config.http.client_centers)}
 
     async def notify_balance(self, center: str, account_no: str) -> None:
         """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""

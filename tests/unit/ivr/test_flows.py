@@ -289,3 +289,28 @@ def test_core_unavailable_is_told():
 
     call = place_call(TO_BALANCE + [keyed_id(X_PERSON), HANGUP], core=DownCore(core_attempts=3))
     assert call.session.keyed_prompts()[-1] == ("ivr/system-busy", "ivr/main-menu")
+
+
+def test_core_refusing_our_signatures_apologises_and_transfers():
+    """Clock skew (or a wrong key) makes the core refuse every call: the caller hears the
+    apology and is handed to an agent, and one log line says why (no traceback)."""
+    from twisted.logger import globalLogPublisher
+
+    from core_client.interface import CoreClockSkew
+
+    class SkewedCore(FakeCore):
+        async def verify_password(self, account_no, password):
+            raise CoreClockSkew("core demo: its clock differs from ours by +400 s", 400)
+
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        call = place_call(TO_BALANCE + [keyed_id(X_PERSON), PASSWORD, HANGUP],
+                          core=SkewedCore(core_attempts=3))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert ("leave", "hotline-queue", "s", 1) in call.session.log
+    assert call.outcome == "transferred"
+    lines = [e for e in seen if e.get("log_namespace") == "hotline.ivr.identify"]
+    assert len(lines) == 1 and "+400 s" in lines[0]["why"] and "log_failure" not in lines[0]
+    assert not any("log_failure" in e for e in seen)
