@@ -7,9 +7,8 @@ A right password resets the count. Every other operation goes straight through.
 """
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,7 +48,7 @@ class LockoutCore:
     async def _guarded(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
         until = await self._db.run(self._locked_until, account_no, self._clock.seconds())
         if until is not None:
-            raise AccountLocked(dt.datetime.fromtimestamp(until))
+            raise AccountLocked.at(until)
         try:
             await call()
         except WrongPassword as e:
@@ -57,7 +56,7 @@ class LockoutCore:
             if until is not None:
                 log.info("self-service locked for account {account} after {n} wrong passwords",
                          account=mask_account(account_no), n=self.attempts)
-                raise AccountLocked(dt.datetime.fromtimestamp(until)) from None
+                raise AccountLocked.at(until) from None
             raise WrongPassword(min(self.attempts - failures, e.attempts_left)) from None
         await self._db.run(self._reset, account_no)
 

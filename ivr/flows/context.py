@@ -78,6 +78,11 @@ class CallContext:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.seconds(), self.tz)
 
+    def local_time(self, when: dt.datetime) -> dt.datetime:
+        """``when`` in the center's zone; a naive time is taken as already local (a core
+        answering in its own local time), never as the host's."""
+        return when.replace(tzinfo=self.tz) if when.tzinfo is None else when.astimezone(self.tz)
+
     async def collect(self, spec: Input, valid: Callable[[str], bool],
                       preamble: tuple[str, ...] = ()) -> str | None:
         """Keyed input per ``spec``: silence and invalid entries re-prompt with their own

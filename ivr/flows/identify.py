@@ -84,9 +84,7 @@ async def locked(ctx: CallContext, error: AccountLocked | None) -> Step:
     ctx.failed = True
     prompts = ["ivr/account-locked"]
     if error is not None:
-        until = error.until
-        if until.tzinfo is not None:
-            until = until.astimezone(ctx.tz)
+        until = ctx.local_time(error.until)
         prompts += ["ivr/locked-until", *speech.date(until.date(), ctx.lang).prompts,
                     *speech.time_of_day(until.time(), ctx.lang).prompts]
     prompts.append("ivr/try-later")

@@ -1,9 +1,14 @@
 """IVR flows end to end in memory: scripted caller, FakeCore, task.Clock, default menu."""
 from __future__ import annotations
 
+import datetime as dt
+import time
+from zoneinfo import ZoneInfo
+
 from twisted.internet.defer import Deferred
 
-from core_client.interface import CoreUnavailable
+from core_client.interface import AccountLocked, CoreUnavailable
+from core_client import demo_data
 from core_client.testing import FakeCore
 from ivr import speech
 from tests.support.ivr_fakes import (
@@ -289,3 +294,48 @@ def test_core_unavailable_is_told():
 
     call = place_call(TO_BALANCE + [keyed_id(X_PERSON), HANGUP], core=DownCore(core_attempts=3))
     assert call.session.keyed_prompts()[-1] == ("ivr/system-busy", "ivr/main-menu")
+
+
+class _LockedCore(FakeCore):
+    """A core that has locked every account until ``until``."""
+
+    def __init__(self, until):
+        super().__init__(core_attempts=3)
+        self.until = until
+
+    async def verify_password(self, account_no, password):
+        raise AccountLocked(self.until)
+
+
+def _lock_reading(until) -> tuple[str, ...]:
+    call = place_call(TO_BALANCE + [X_PERSON.account_no, PASSWORD, HANGUP],
+                      core=_LockedCore(until))
+    return next(e[1] for e in call.session.log if e[0] == "play" and len(e[1]) > 1)
+
+
+def test_lock_expiry_is_read_in_the_centers_zone():
+    """A lock until 12:41 UTC is 20:41 in Beijing (issue 13, defect 1): the caller hears
+    二十点四十一分 whatever zone the host or the core runs in; a naive time from a core
+    that answers in local time is read as it is."""
+    for until in (dt.datetime(2026, 11, 26, 12, 41, tzinfo=dt.timezone.utc),
+                  dt.datetime(2026, 11, 26, 20, 41, tzinfo=ZoneInfo("Asia/Shanghai")),
+                  dt.datetime(2026, 11, 26, 20, 41)):
+        played = _lock_reading(until)
+        assert speech.time_of_day(dt.time(20, 41)).prompts == \
+            played[-1 - len(speech.time_of_day(dt.time(20, 41)).prompts):-1], until
+
+
+def test_core_lock_is_read_in_the_centers_zone_on_a_utc_host(monkeypatch):
+    """The demo core keeps its lock as an epoch: on a host running in UTC the caller still
+    hears the center's local time (a lock until 23:59 Beijing was read 十五点五十九分)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        call = place_call(TO_BALANCE + [LOCKED_PERSON.account_no, PASSWORD, HANGUP])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    played = next(e[1] for e in call.session.log if e[0] == "play" and len(e[1]) > 1)
+    local = demo_data.LOCKED_UNTIL.astimezone(ZoneInfo("Asia/Shanghai"))
+    reading = speech.time_of_day(local.time()).prompts
+    assert played[-1 - len(reading):-1] == reading
