@@ -72,7 +72,7 @@ async def _password(ctx: CallContext, account_no: str) -> Step | None:
             if e.attempts_left <= 0:
                 return await locked(ctx, None)
             preamble = ("ivr/password-wrong", "ivr/attempts-left",
-                        *speech.integer(e.attempts_left, ctx.lang).prompts, "ivr/times")
+                        *speech.count(e.attempts_left, ctx.lang).prompts, "ivr/times")
         except AccountLocked as e:
             return await locked(ctx, e)
         except CoreUnavailable:

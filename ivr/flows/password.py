@@ -34,7 +34,7 @@ async def change_password(ctx: CallContext) -> Step:
         if e.attempts_left <= 0:
             return await locked(ctx, None)
         return Step(preamble=("ivr/password-wrong", "ivr/attempts-left",
-                              *speech.integer(e.attempts_left, ctx.lang).prompts, "ivr/times",
+                              *speech.count(e.attempts_left, ctx.lang).prompts, "ivr/times",
                               "ivr/password-not-changed"))
     except AccountLocked as e:
         return await locked(ctx, e)

@@ -93,10 +93,11 @@ def test_unknown_account_number():
 
 
 def test_three_wrong_passwords_lock():
-    """Wrong, wrong (attempts left said), wrong: the lock message must be heard whole."""
+    """Wrong, wrong (attempts left said: 两次, then 一次), wrong: the lock message must be
+    heard whole."""
     call = place_call(TO_BALANCE + [keyed_id(X_PERSON), "000000", "000001", "000002", HANGUP])
     prompts = call.session.keyed_prompts()
-    assert ("ivr/password-wrong", "ivr/attempts-left", "num/2", "ivr/times",
+    assert ("ivr/password-wrong", "ivr/attempts-left", "num/liang", "ivr/times",
             "ivr/enter-password") in prompts
     assert ("ivr/password-wrong", "ivr/attempts-left", "num/1", "ivr/times",
             "ivr/enter-password") in prompts
