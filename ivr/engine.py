@@ -96,9 +96,10 @@ class Engine:
                     prompts = menu.nodes[target].closed_prompts + node.prompts
                     continue
                 else:
+                    ctx.escalated = False
                     return target, ()
             if failures >= node.max_failures:
-                ctx.failed = True
+                ctx.failed = ctx.escalated = True
                 return node.on_failures, ()
 
     async def _ask(self, ctx: CallContext, node: Node, prompts: tuple[str, ...]) -> str:

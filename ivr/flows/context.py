@@ -67,6 +67,9 @@ class CallContext:
     account: Account | None = None
     served: int = 0  # self-service items completed (balance read, password changed, ...)
     failed: bool = False  # locked out, or gave up after too many failures
+    # On the way to a node's escalation after too many failures (cleared by the next
+    # menu choice): out of hours that ends the call instead of looping back to a menu.
+    escalated: bool = False
     transferred: bool = False
     node: object = None  # the ivr.menu.Node being run
 
@@ -101,7 +104,7 @@ class CallContext:
 
     def give_up(self, preamble: tuple[str, ...] = ()) -> Step:
         """Too many failures in a flow: on to the node's escalation (agent or goodbye)."""
-        self.failed = True
+        self.failed = self.escalated = True
         target = getattr(self.node, "on_failures", None) or self.menu.main
         return Step(preamble=preamble, goto=target)
 

@@ -1,5 +1,7 @@
 """Transfer to an agent: within the center's office hours the call leaves AsyncAGI for the
-agents' queue extension; outside them the caller hears the hours and goes back."""
+agents' queue extension; outside them the caller hears the hours and goes back to the
+menu, or, when sent here by too many failures, hears them and is told goodbye (going
+back would loop a silent caller between the menu and the hours for ever)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,6 +17,10 @@ async def transfer(ctx: CallContext) -> Step:
                  *speech.time_of_day(_clock_time(office.start), ctx.lang).prompts, "ivr/to",
                  *speech.time_of_day(_clock_time(office.end), ctx.lang).prompts,
                  "ivr/call-in-hours")
+        if ctx.escalated:
+            await ctx.say([*hours, "ivr/goodbye"])
+            await ctx.session.hangup()
+            return Step(end="failed")
         return Step(preamble=hours, goto=ctx.menu.main)
     await ctx.say(["ivr/transferring"])
     ctx.transferred = True

@@ -340,3 +340,32 @@ def test_core_lock_is_read_in_the_centers_zone_on_a_utc_host(monkeypatch):
     local = demo_data.LOCKED_UNTIL.astimezone(ZoneInfo("Asia/Shanghai"))
     reading = speech.time_of_day(local.time()).prompts
     assert played[-1 - len(reading):-1] == reading
+
+
+def test_silent_caller_out_of_hours_hears_the_hours_and_goodbye():
+    """Out of office hours three silences in the main menu lead to the agent item: the caller
+    hears the hours and goodbye and is hung up, not sent back to the menu for ever
+    (issue 13, defect 2)."""
+    call = place_call(["1"] + [SILENCE] * 30, now=NIGHT_TIME)
+    assert call.session.log[-1] == ("hangup",)
+    said = call.session.log[-2]
+    assert said[0] == "play" and said[1][0] == "ivr/agent-hours"
+    assert said[1][-1] == "ivr/goodbye"
+    assert len(call.session.keyed_prompts()) == 4  # language, then the main menu 3 times
+    assert call.outcome == "failed"
+
+
+def test_silence_at_the_id_prompt_out_of_hours_ends_the_call():
+    """Silence at every ID prompt out of hours: bounded re-prompts, then hours and goodbye."""
+    call = place_call(TO_BALANCE + [SILENCE] * 30, now=NIGHT_TIME)
+    assert call.session.log[-1] == ("hangup",)
+    assert [p for p in call.session.keyed_prompts() if p[-1] == "ivr/enter-id"] == \
+        [("ivr/enter-id",)] + [("ivr/no-input", "ivr/enter-id")] * 2
+    assert call.outcome == "failed"
+
+
+def test_a_caller_who_chooses_the_agent_out_of_hours_goes_back_to_the_menu():
+    """Choosing 0 out of hours after an earlier escalation elsewhere still returns to the
+    menu: only the escalation itself ends the call."""
+    call = place_call(["1", "7", "0", HANGUP], now=NIGHT_TIME)
+    assert call.session.keyed_prompts()[-1][-1] == "ivr/main-menu"
