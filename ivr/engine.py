@@ -123,8 +123,8 @@ class Engine:
 
 
 def outcome_after_hangup(ctx: CallContext) -> str:
-    if ctx.transferred:
-        return "transferred"
+    if ctx.transferring:
+        return "abandoned"
     if ctx.served:
         return "ivr_handled"
     return "failed" if ctx.failed else "abandoned"

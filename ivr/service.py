@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
+from ivr.agents import AgentAnswers
 from ivr.asterisk.ami_link import AmiLink
 from ivr.asterisk.calls import CallDispatcher
 from ivr.engine import Engine, run_call
@@ -38,8 +39,9 @@ class CallHandler:
 
     def __init__(self, config: Config, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
-                 menus: Mapping[str, Menu] | None = None):
+                 menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.agents = agents
         self.cores, self.notifier = cores, notifier
         self.menus = dict(menus) if menus is not None else {
             code: load_for_center(config.ivr.menus_dir, code, FLOWS) for code in config.centers}
@@ -68,7 +70,8 @@ class CallHandler:
         ctx = CallContext(
             session=session, center=center, core=self.cores[center.code],
             menu=self.menus[center.code], clock=self.clock, record=record,
-            notifier=self.notifier, agent_context=self.config.ivr.agent_context,
+            notifier=self.notifier, agents=self.agents,
+            agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
@@ -110,7 +113,8 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     ami = config.ivr.ami
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
-    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
+    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier,
+                          agents=AgentAnswers(link))
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,

@@ -70,7 +70,10 @@ class CallContext:
     # On the way to a node's escalation after too many failures (cleared by the next
     # menu choice): out of hours that ends the call instead of looping back to a menu.
     escalated: bool = False
-    transferred: bool = False
+    # Handed to the agents' queue: a hang-up from the "transferring" notice on, before an
+    # agent answers, is ``abandoned``.
+    transferring: bool = False
+    agents: object = None  # ivr.agents.AgentAnswers, or None: the fate is not watched
     node: object = None  # the ivr.menu.Node being run
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ivr import speech
+from ivr.agents import ABANDONED
 from ivr.flows.context import CallContext, Step
 
 
@@ -22,9 +23,12 @@ async def transfer(ctx: CallContext) -> Step:
             await ctx.session.hangup()
             return Step(end="failed")
         return Step(preamble=hours, goto=ctx.menu.main)
+    fate = ctx.agents.watch(ctx.session.uniqueid) if ctx.agents is not None else None
+    ctx.transferring = True
     await ctx.say(["ivr/transferring"])
-    ctx.transferred = True
     await ctx.session.leave(ctx.agent_context, ctx.agent_exten, 1)
+    if fate is not None and await fate == ABANDONED:
+        return Step(end="abandoned")
     return Step(end="transferred")
 
 

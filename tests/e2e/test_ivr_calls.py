@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 MENU = load_menu(REPO / "ivr" / "menus" / "default.toml", FLOWS)
 X_PERSON = demo_data.demo_identities()[0]  # ID ends in X
 KEYED_ID = X_PERSON.id_number.replace("X", "*")
-LONG_PROMPTS = {"ivr/policy-notice": 4000}  # long enough to hang up in the middle
+# long enough to hang up in the middle
+LONG_PROMPTS = {"ivr/policy-notice": 4000, "ivr/transferring": 3000}
 
 INI = """
 [daemon]
@@ -217,14 +218,15 @@ def test_three_wrong_passwords_lock(bed):
 
 def test_silence_reprompts_then_escalates_to_the_queue(bed):
     """Silence in the main menu re-prompts (no-input wording) and the third silence
-    transfers to the agents' queue."""
+    transfers to the agents' queue; the caller hangs up there before any agent answers,
+    so the call is abandoned (issue 13, defect 8)."""
     commands, events, rows, result = call(bed, _press("1"), hangup="bye", tail_ms=22000)
     menus = _heard(commands)
     assert menus[1] == ["ivr/main-menu"]
     assert menus[2] == menus[3] == ["ivr/no-input", "ivr/main-menu"]
     joins = [e for e in events if e.event == "QueueCallerJoin"]
     assert joins and joins[0].get("Queue") == "hotline-agents"
-    assert rows[0]["outcome"] == "transferred"
+    assert rows[0]["outcome"] == "abandoned"
 
 
 def test_invalid_key(bed):
@@ -245,9 +247,18 @@ def test_hangup_in_the_middle_of_a_prompt(bed):
 
 
 def test_transfer_reaches_the_queue(bed):
-    """0 in office hours leaves AsyncAGI for the queue."""
+    """0 in office hours leaves AsyncAGI for the queue; hanging up there before an agent
+    answers is recorded as abandoned, not transferred (issue 13, defect 8)."""
     _commands, events, rows, _result = call(bed, _press("1") + _press("0"), hangup="bye",
                                             tail_ms=3000)
     joins = [e for e in events if e.event == "QueueCallerJoin"]
     assert joins and joins[0].get("Queue") == "hotline-agents"
-    assert rows[0]["outcome"] == "transferred"
+    assert rows[0]["outcome"] == "abandoned"
+
+
+def test_hangup_during_transferring_is_abandoned(bed):
+    """Hanging up while "transferring" plays: the record says abandoned (issue 13, defect 8)."""
+    commands, _events, rows, result = call(bed, _press("1") + _press("0"), hangup="bye",
+                                           tail_ms=1200)
+    assert any("ivr/transferring" in c for c in commands)
+    assert rows[0]["outcome"] == "abandoned" and rows[0]["ended_at"]

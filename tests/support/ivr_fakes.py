@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from common.config import CenterConfig
@@ -155,8 +155,19 @@ class Call:
         return self.ctx.record
 
 
+class FakeAgents:
+    """ivr.agents.AgentAnswers with a fixed fate for every caller handed to the queue."""
+
+    def __init__(self, fate: str):
+        self.fate, self.watched = fate, []
+
+    def watch(self, uniqueid):
+        self.watched.append(uniqueid)
+        return succeed(self.fate)
+
+
 def place_call(script, *, now=OFFICE_TIME, core=None, notifier=None, menu=MENU,
-               center_config=None) -> Call:
+               center_config=None, agents=None) -> Call:
     """Run one whole call to its end on an in-memory session; returns what happened."""
     clock = Clock()
     clock.advance(now)
@@ -167,7 +178,7 @@ def place_call(script, *, now=OFFICE_TIME, core=None, notifier=None, menu=MENU,
                               caller_id=session.caller_id, dnid=session.dnid, language="zh",
                               now=clock.seconds())
     ctx = CallContext(session=session, center=center_config or center(), core=core, menu=menu,
-                      clock=clock, record=record, notifier=notifier)
+                      clock=clock, record=record, notifier=notifier, agents=agents)
     call = Call(session, ctx, records, core)
     d = Deferred.fromCoroutine(run_call(ctx, Engine(menu), records))
     d.addCallback(lambda outcome: setattr(call, "outcome", outcome))

@@ -11,8 +11,10 @@ from core_client.interface import AccountLocked, CoreUnavailable
 from core_client import demo_data
 from core_client.testing import FakeCore
 from ivr import speech
+from ivr.agents import ABANDONED, ANSWERED, UNKNOWN
 from tests.support.ivr_fakes import (
     DEMO,
+    FakeAgents,
     HANGUP,
     HANGUP_IN_PROMPT,
     LOCKED_PERSON,
@@ -369,3 +371,22 @@ def test_a_caller_who_chooses_the_agent_out_of_hours_goes_back_to_the_menu():
     menu: only the escalation itself ends the call."""
     call = place_call(["1", "7", "0", HANGUP], now=NIGHT_TIME)
     assert call.session.keyed_prompts()[-1][-1] == "ivr/main-menu"
+
+
+def test_hangup_before_an_agent_answers_is_abandoned():
+    """A caller who hangs up during "transferring" or while waiting in the queue is
+    ``abandoned`` (issue 13, defect 8); one an agent answered is ``transferred``."""
+    for fate, outcome in ((ABANDONED, "abandoned"), (ANSWERED, "transferred"),
+                          (UNKNOWN, "transferred")):
+        agents = FakeAgents(fate)
+        call = place_call(["1", "0"], agents=agents)
+        assert call.session.log[-1] == ("leave", "hotline-queue", "s", 1)
+        assert agents.watched == [call.session.uniqueid]
+        assert call.records.closed[0][1] == outcome, fate
+
+
+def test_hangup_in_the_transferring_notice_is_abandoned():
+    """The caller hangs up while hearing "transferring": abandoned, not transferred."""
+    call = place_call(["1", "0", HANGUP_IN_PROMPT], agents=FakeAgents(ANSWERED))
+    assert not any(e[0] == "leave" for e in call.session.log)
+    assert call.outcome == "abandoned"
