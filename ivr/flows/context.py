@@ -19,6 +19,9 @@ DIGITS_ALL = "0123456789*#"
 PROMPT_CHARS = 900
 # How long a leading part of a long prompt list waits for a key before the next part.
 PART_GAP_MS = 50
+# After an input reached its length: how long to listen for keys typed beyond it (the
+# closing #, or the rest of a too-long entry) so they do not spill into the next prompt.
+FLUSH_MS = 1500
 
 
 def chunk_files(files: list[str], limit: int) -> list[list[str]]:
@@ -92,18 +95,33 @@ class CallContext:
     async def collect(self, spec: Input, valid: Callable[[str], bool],
                       preamble: tuple[str, ...] = ()) -> str | None:
         """Keyed input per ``spec``: silence and invalid entries re-prompt with their own
-        wording; after ``spec.max_failures`` failures give up with None."""
+        wording; after ``spec.max_failures`` failures give up with None.
+
+        Collection stops at ``spec.max_digits``; keys typed beyond (a closing #, or the
+        rest of an over-long entry) are flushed, and make the entry invalid if digits."""
         prompts = preamble + spec.prompts
         for _ in range(spec.max_failures):
             result = await self.get_data(prompts, spec.first_digit_timeout,
                                          spec.inter_digit_timeout, spec.max_digits)
-            if not result.digits:
+            digits = result.digits
+            if len(digits) >= spec.max_digits:
+                digits += await self._flush()
+            if not digits:
                 prompts = spec.silence_prompts + spec.prompts
-            elif valid(result.digits):
-                return result.digits
+            elif valid(digits):
+                return digits
             else:
                 prompts = spec.invalid_prompts + spec.prompts
         return None
+
+    async def _flush(self) -> str:
+        """Keys still coming after a full entry, up to a # or a pause of FLUSH_MS."""
+        extra = ""
+        while True:
+            more = (await self.session.get_data([], FLUSH_MS, 32, FLUSH_MS)).digits
+            if not more:
+                return extra
+            extra += more
 
     def give_up(self, preamble: tuple[str, ...] = ()) -> Step:
         """Too many failures in a flow: on to the node's escalation (agent or goodbye)."""

@@ -1,4 +1,7 @@
-"""Change the 6-digit query password: old, new, new again (they must match)."""
+"""Change the 6-digit query password: current, new, new again (they must match).
+
+Each step has its own wording: the caller has just keyed the password once to
+identify, so "enter your current password" must not sound like a repeat of that."""
 from __future__ import annotations
 
 from core_client.interface import AccountLocked, CoreUnavailable, WrongPassword
@@ -12,7 +15,7 @@ async def change_password(ctx: CallContext) -> Step:
     if step is not None:
         return step
     inputs = ctx.menu.inputs
-    old = await ctx.collect(inputs["password"], is_password)
+    old = await ctx.collect(inputs["current_password"], is_password)
     if old is None:
         return ctx.give_up()
     preamble: tuple[str, ...] = ()

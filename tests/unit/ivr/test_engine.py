@@ -61,10 +61,10 @@ def test_get_data_uses_node_timeouts():
 
 
 def test_identification_inputs_use_their_own_timeouts():
-    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys and #."""
+    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys."""
     call = place_call(["1", "1", "1", HANGUP])
     last = [e for e in call.session.log if e[0] == "get_data"][-1]
-    assert last[1:] == (("ivr/enter-id",), 8000, 19, 4000)
+    assert last[1:] == (("ivr/enter-id",), 8000, 18, 4000)
 
 
 def test_a_failing_flow_still_closes_the_record():

@@ -390,3 +390,39 @@ def test_hangup_in_the_transferring_notice_is_abandoned():
     call = place_call(["1", "0", HANGUP_IN_PROMPT], agents=FakeAgents(ANSWERED))
     assert not any(e[0] == "leave" for e in call.session.log)
     assert call.outcome == "abandoned"
+
+
+def test_a_too_long_id_is_invalid_once_and_does_not_spill():
+    """30 digits at the ID prompt (issue 13, defect 10): collection stops at 18, the rest
+    is flushed, the caller hears "invalid ID" once and the next prompt is the ID again."""
+    call = place_call(TO_BALANCE + ["1" * 30, keyed_id(X_PERSON) + "#", PASSWORD + "#",
+                                    HANGUP])
+    prompts = call.session.keyed_prompts()
+    assert prompts[3:6] == [("ivr/enter-id",), ("ivr/invalid-id", "ivr/enter-id"),
+                            ("ivr/enter-password",)]
+    assert "ivr/account-not-found" not in call.session.heard()
+    assert call.ctx.account.account_no == X_PERSON.account_no
+
+
+def test_seven_digit_password_is_invalid_once_then_accepted():
+    """7 digits and # at the password prompt: "invalid" once (not "you entered nothing"
+    after it), and the next entry is taken."""
+    call = place_call(TO_BALANCE + [keyed_id(X_PERSON) + "#", "1234567#", PASSWORD + "#",
+                                    HANGUP])
+    prompts = call.session.keyed_prompts()
+    assert prompts[4:6] == [("ivr/enter-password",),
+                            ("ivr/invalid-password", "ivr/enter-password")]
+    assert "ivr/no-input" not in call.session.heard()
+    assert call.record.identified
+
+
+def test_change_password_asks_for_the_current_one_in_its_own_words():
+    """After identifying with the password, the change asks "enter your current password"
+    (not the identification prompt again), then the new one twice, each worded apart."""
+    new = "246813"
+    call = place_call(TO_BALANCE[:2] + ["3", keyed_id(X_PERSON) + "#", PASSWORD + "#",
+                                        PASSWORD + "#", new + "#", new + "#", HANGUP])
+    asked = [p[-1] for p in call.session.keyed_prompts()[3:]]
+    assert asked[:5] == ["ivr/enter-id", "ivr/enter-password", "ivr/enter-current-password",
+                         "ivr/enter-new-password", "ivr/enter-confirm-password"]
+    assert ("play", ("ivr/password-changed",)) in call.session.log
