@@ -78,9 +78,27 @@ def format_command(verb: str, *args: str) -> str:
 
 
 DIGITS_VARIABLE = "HOTLINE_DIGITS"
+# A file list longer than this is parked in channel variables HOTLINE_PROMPTS1.. (AMI
+# Setvar) and played by one Exec that expands them: every AMI line, the AGI "Command:"
+# too, must fit Asterisk's 1024-byte manager input buffer.
+LINE_CHARS = 900
+PROMPTS_VARIABLE = "HOTLINE_PROMPTS"
 OWNER_VARIABLE = "HOTLINE_AGI"  # the dialplan names the driving daemon here while AGI runs
 _APP = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()]*$")
+
+
+def chunk_files(files: list[str], limit: int) -> list[list[str]]:
+    """Consecutive files grouped so each group, '&'-joined, stays within ``limit`` chars."""
+    chunks: list[list[str]] = []
+    size = 0
+    for f in files:
+        if not chunks or size + 1 + len(f) > limit:
+            chunks.append([])
+            size = -1
+        chunks[-1].append(f)
+        size += 1 + len(f)
+    return chunks
 
 
 def app_args(*args: str) -> str:
@@ -292,10 +310,9 @@ class AgiSession:
         """
         await self._set_timeouts(timeout_ms / 1000,
                                  inter_digit_ms / 1000 if inter_digit_ms else None)
-        result = await self.run("EXEC", "Read",
-                                app_args(DIGITS_VARIABLE, "&".join(prompts), str(max_digits),
-                                         "", "1", ""),
-                                timeout=self.command_timeout + timeout_ms / 1000)
+        result = await self._exec_files("Read", (DIGITS_VARIABLE,), prompts,
+                                        (str(max_digits), "", "1", ""),
+                                        timeout=self.command_timeout + timeout_ms / 1000)
         if result.result == "-1":
             raise CallHungUp(f"{self.channel} hung up during input")
         digits = (await self._ami("Getvar", {"Variable": DIGITS_VARIABLE})).get("Value") or ""
@@ -310,7 +327,26 @@ class AgiSession:
     async def play(self, prompts: list[str]) -> None:
         """Play files without barge-in (``EXEC Playback f1&f2``)."""
         if prompts:
-            await self.exec("Playback", "&".join(prompts))
+            await self._exec_files("Playback", (), prompts, ())
+
+    async def _exec_files(self, app: str, before: tuple[str, ...], files: list[str],
+                          after: tuple[str, ...], timeout: float | None = None) -> AgiResult:
+        """``app(before..., f1&f2..., after...)`` as one command, so a reading is never cut
+        into parts with a gap between them (and never split inside a number).
+
+        A list too long for one AMI line is parked in channel variables over AMI and
+        played by ``Exec``, which expands them (AGI EXEC itself does not)."""
+        joined = app_args(*files).replace(",", "&")
+        if len(joined) <= LINE_CHARS:
+            return await self.run("EXEC", app, app_args(*before, joined, *after), timeout=timeout)
+        refs = []
+        for i, chunk in enumerate(chunk_files(files, LINE_CHARS), 1):
+            await self._ami("Setvar", {"Variable": f"{PROMPTS_VARIABLE}{i}",
+                                       "Value": "&".join(chunk)})
+            refs.append(f"${{{PROMPTS_VARIABLE}{i}}}")
+        app_args(*before, *after)  # refuses separators, as in the direct form
+        args = ",".join([*before, "&".join(refs), *after])
+        return await self.run("EXEC", "Exec", f"{app}({args})", timeout=timeout)
 
     async def record_file(self, path: str, fmt: str, escape_digits: str, timeout_ms: int,
                           beep: bool = True, silence_s: int | None = None) -> AgiResult:
