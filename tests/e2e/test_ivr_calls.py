@@ -84,7 +84,8 @@ def bed(asterisk_factory, tmp_path):
     library = tmp_path / "prompts"
     _write_library(library)
     demo_data.generate(tmp_path / "core-demo.db", persons=20)
-    inst = asterisk_factory(variables={"center": "demo"}, bind_mounts=[str(library)])
+    inst = asterisk_factory(variables={"center": "demo", "prompt_library": str(library)},
+                            bind_mounts=[str(library)])
 
     def config(hours: str = "00:00-24:00"):
         ini = tmp_path / "hotline.ini"

@@ -6,12 +6,19 @@ those of ``test_ivr_calls``.
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import time
+import wave
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from twisted.internet import task
 
 from ivr import speech
+from sandbox.pytest_asterisk import run_reactor
+from sandbox.sipp import Pause, SippCall
+from tests.e2e.test_asterisk_smoke import dispatching, make_link
 from tests.e2e.test_ivr_calls import (  # noqa: F401 (bed is a fixture)
     KEYED_ID,
     _collects,
@@ -96,3 +103,69 @@ def test_silent_caller_out_of_hours_is_told_goodbye(bed):
     last = _notice(commands, "ivr/agent-hours")
     assert last[-1] == "ivr/goodbye"
     assert rows[0]["outcome"] == "failed"
+
+
+def _library(root: Path, long_ms: int = 2500) -> Path:
+    """A prompt library with the fallback's prompts in both languages (the apology long
+    enough to be seen playing)."""
+    for lang in ("zh", "en"):
+        for prompt_id, ms in (("ivr/fallback-apology", long_ms), ("ivr/goodbye", 100)):
+            path = root / "current" / "default" / lang / f"{prompt_id}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(8000)
+                w.writeframes(struct.pack("<h", 16) * 8 * ms)
+    return root
+
+
+async def _playbacks(reactor, link, seen: list[str], until) -> None:
+    """Poll the channels until ``until()``: every file a Playback was seen playing."""
+    while not until():
+        listing = await link.list_action("CoreShowChannels")
+        for channel in listing.events:
+            if (channel.get("Application") or "") == "Playback":
+                data = channel.get("ApplicationData") or ""
+                if data not in seen:
+                    seen.append(data)
+        await task.deferLater(reactor, 0.2)
+
+
+def test_fallback_apologises_from_the_library_in_the_callers_language(asterisk_factory,
+                                                                      tmp_path):
+    """The fallback plays the library's Mandarin apology to a caller who met it before
+    choosing (no daemon), and the English one to a caller who chose English (defect 6);
+    never Asterisk's stock English recording."""
+    library = _library(tmp_path / "prompts")
+    inst = asterisk_factory(variables={"prompt_library": str(library)},
+                            bind_mounts=[str(library)])
+
+    async def english_then_fallback(session):
+        await session.set_variable("CHANNEL(language)", "en")
+        await session.redirect("hotline-fallback", "s", 1)
+
+    async def main(reactor):
+        seen: dict[str, list[str]] = {"zh": [], "en": []}
+        link = make_link(reactor, inst)
+        link.start()
+        await link.when_up()
+        for lang in ("zh", "en"):
+            dispatcher = None
+            if lang == "en":
+                _link, dispatcher = await dispatching(reactor, inst, english_then_fallback)
+            sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(4000)],
+                            hangup="bye", workdir=tmp_path / f"sipp-{lang}")
+            sipp.start()
+            await _playbacks(reactor, link, seen[lang], lambda: sipp.process.poll() is not None)
+            sipp.finish(timeout=5)
+            if dispatcher is not None:
+                dispatcher.stop()
+                await _link.stop()
+        await link.stop()
+        return seen
+
+    seen = run_reactor(main, timeout=60)
+    base = f"{library}/current"
+    assert seen["zh"][:1] == [f"{base}/default/zh/ivr/fallback-apology"], seen
+    assert seen["en"][:1] == [f"{base}/default/en/ivr/fallback-apology"], seen
