@@ -100,7 +100,8 @@ def bed(asterisk_factory, tmp_path):
     return inst, config, library
 
 
-def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1000):
+def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1000,
+         caller="sipp"):
     """Place one sipp call keying ``presses`` through the IVR; returns (AGI commands,
     events, call rows, sipp result)."""
     inst, make_config, library = bed
@@ -124,7 +125,7 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
             await task.deferLater(reactor, 1.0)  # the first heartbeat is set
             sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=steps, hangup=hangup,
                             wait_bye_ms=int(limit * 1000), timeout_s=limit,
-                            workdir=library.parent / "sipp", send_silence=True)
+                            workdir=library.parent / "sipp", send_silence=True, caller=caller)
             sipp.start()
             while sipp.process.poll() is None:
                 await task.deferLater(reactor, 0.2)

@@ -169,3 +169,18 @@ def test_fallback_apologises_from_the_library_in_the_callers_language(asterisk_f
     base = f"{library}/current"
     assert seen["zh"][:1] == [f"{base}/default/zh/ivr/fallback-apology"], seen
     assert seen["en"][:1] == [f"{base}/default/en/ivr/fallback-apology"], seen
+
+
+def test_no_asterisk_log_keeps_the_whole_caller_number(bed):
+    """A caller with a mobile number reaches the agents' queue: neither queue_log nor any
+    other log the shipped config enables holds the whole number (defect 12)."""
+    inst = bed[0]
+    number = "139" + "12345678"
+    _commands, events, rows, result = call(bed, _press("1") + _press("0"), hangup="bye",
+                                           tail_ms=4000, caller=number)
+    assert [e for e in events if e.event == "QueueCallerJoin"]
+    assert rows[0]["caller"] == "139****5678"
+    logs = [p for p in inst.log_dir.rglob("*") if p.is_file()]
+    assert logs
+    holding = [p.name for p in logs if number in p.read_text(errors="replace")]
+    assert holding == [], "whole caller number (139****5678) found in Asterisk logs"
