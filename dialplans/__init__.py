@@ -37,7 +37,7 @@ DEFAULTS: dict[str, str] = {
     "admin_number": "12329000",
     "heartbeat_variable": "HOTLINE_HEARTBEAT",
     "heartbeat_max_age": "15",
-    "watchdog_seconds": "10",
+    "answer_watchdog": "2",
     "digit_timeout": "3",
     "response_timeout": "6",
     "prompt_library": "/var/lib/hotline/prompts",

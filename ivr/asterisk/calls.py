@@ -7,7 +7,8 @@ belongs to the daemon whose instance name is its first AGI argument
 The dialplan sends callers to its fallback when the global heartbeat variable
 is stale at call start, and a per-channel watchdog (``TIMEOUT(absolute)``,
 refreshed here for every live call) gets a caller out of AsyncAGI when the
-daemon dies mid-call. When the link comes back (or a restarted daemon logs in)
+daemon dies mid-call. The dialplan arms it short at answer (a daemon that died
+within the heartbeat's age still left it fresh): taking the call arms it at once. When the link comes back (or a restarted daemon logs in)
 channels still in this instance's AsyncAGI with no live session are handed to
 ``recover``, so nobody waits in silence.
 """
@@ -98,6 +99,7 @@ class CallDispatcher:
         if session.uniqueid in self.sessions:
             return
         self.stats["started"] += 1
+        self._arm(session)  # the dialplan's answer watchdog is short: this call is taken
         self._launch(session, self.flow_factory, "flow")
 
     def _on_exec(self, event: Message) -> None:
@@ -189,10 +191,14 @@ class CallDispatcher:
             .addErrback(self._beat_failed, "heartbeat")
         for session in list(self.sessions.values()):
             if not session.ended and not session.left:
-                self.link.action("Setvar", {"Channel": session.channel,
-                                            "Variable": "TIMEOUT(absolute)",
-                                            "Value": str(self.watchdog_s)}) \
-                    .addErrback(self._beat_failed, session.channel)
+                self._arm(session)
+
+    def _arm(self, session: AgiSession) -> None:
+        """(Re-)arm the call's watchdog: ``watchdog_s`` more seconds before Asterisk sends
+        the caller to the fallback unless armed again."""
+        self.link.action("Setvar", {"Channel": session.channel, "Variable": "TIMEOUT(absolute)",
+                                    "Value": str(self.watchdog_s)}) \
+            .addErrback(self._beat_failed, session.channel)
 
     def _beat_failed(self, failure: Failure, what: str) -> None:
         failure.trap(AmiError)

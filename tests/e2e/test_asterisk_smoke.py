@@ -140,7 +140,7 @@ async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause
 
 def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_factory, tmp_path):
     """When the daemon vanishes mid-call, the watchdog moves the caller to the queue in time."""
-    inst = asterisk_factory({"watchdog_seconds": "3"})
+    inst = asterisk_factory()
 
     async def main(reactor):
         observer, link, dispatcher, sipp = await call_waiting_in_agi(

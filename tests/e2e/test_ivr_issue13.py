@@ -184,3 +184,34 @@ def test_no_asterisk_log_keeps_the_whole_caller_number(bed):
     assert logs
     holding = [p.name for p in logs if number in p.read_text(errors="replace")]
     assert holding == [], "whole caller number (139****5678) found in Asterisk logs"
+
+
+def test_fallback_within_3_s_when_the_daemon_died_after_its_last_heartbeat(asterisk, tmp_path):
+    """The heartbeat is fresh but no daemon is alive (it died a moment ago): the caller meets
+    the fallback within 3 s of answer, not after the 10 s watchdog (defect 5)."""
+
+    async def main(reactor):
+        events: list = []
+        link = make_link(reactor, asterisk)
+        link.subscribe("UserEvent", lambda e: events.append((reactor.seconds(), e)))
+        link.subscribe("Newstate", lambda e: events.append((reactor.seconds(), e)))
+        link.start()
+        await link.when_up()
+        await link.action("Setvar", {"Variable": "HOTLINE_HEARTBEAT",
+                                     "Value": str(int(time.time()))})
+        sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329", steps=[Pause(5000)],
+                        hangup="bye", workdir=tmp_path / "sipp")
+        sipp.start()
+        while sipp.process.poll() is None:
+            await task.deferLater(reactor, 0.1)
+        sipp.finish(timeout=5)
+        await link.stop()
+        return events
+
+    events = run_reactor(main, timeout=60)
+    answered = next(t for t, e in events if e.event == "Newstate"
+                    and e.get("ChannelStateDesc") == "Up")
+    fallback = [(t, e) for t, e in events if e.event == "UserEvent"
+                and e.get("UserEvent") == "HotlineFallback"]
+    assert fallback and fallback[0][1].get("Reason") == "watchdog"
+    assert fallback[0][0] - answered < 3.0

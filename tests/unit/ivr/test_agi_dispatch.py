@@ -258,3 +258,18 @@ def test_link_lost_error_type():
     start(link, "8.1", "n")
     link.go_down()
     assert len(errors) == 1
+
+
+def test_taking_a_call_arms_its_watchdog_at_once():
+    """The dialplan arms a 2 s watchdog at answer; the daemon taking the call re-arms it to
+    ``watchdog_s`` before anything else, so only a call no live daemon took meets the
+    fallback that early (issue 13, defect 5)."""
+    link = FakeLink()
+
+    async def flow(session):
+        await session.play(["x"])
+
+    make(link, "n", flow)
+    start(link, "6.1", "n")
+    assert link.actions[0] == {"Action": "Setvar", "Channel": "PJSIP/c-6.1",
+                               "Variable": "TIMEOUT(absolute)", "Value": "10"}
