@@ -19,6 +19,7 @@ from core_client.interface import CoreClient
 from ivr.agents import AgentAnswers
 from ivr.asterisk.ami_link import AmiLink
 from ivr.asterisk.calls import CallDispatcher
+from ivr.asterisk.lost_calls import LostCalls
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
@@ -91,12 +92,14 @@ class IvrService(Service):
 
     name = "ivr"
 
-    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
-        self.link, self.dispatcher, self.handler = link, dispatcher, handler
+    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler,
+                 lost: LostCalls):
+        self.link, self.dispatcher, self.handler, self.lost = link, dispatcher, handler, lost
 
     def startService(self) -> None:
         super().startService()
         self.dispatcher.start()
+        self.lost.start()
         self.link.start()
 
     def stopService(self) -> Deferred:
@@ -113,12 +116,13 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     ami = config.ivr.ami
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
-    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier,
-                          agents=AgentAnswers(link))
+    records = CallRecords(db, reactor)
+    handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link))
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,
                                 watchdog_s=ami.watchdog_seconds,
                                 command_timeout=config.ivr.agi_timeout)
-    return IvrService(link, dispatcher, handler)
+    lost = LostCalls(link, config.daemon.instance, records, lambda: set(dispatcher.running))
+    return IvrService(link, dispatcher, handler, lost)

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from twisted.internet import task
 
 from ivr import speech
+from ivr.tables import IvrCall
 from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Pause, SippCall
+from sandbox.stack import ami_getvar
+from storage.db import Database
 from tests.e2e.test_asterisk_smoke import dispatching, make_link
 from tests.e2e.test_ivr_calls import (  # noqa: F401 (bed is a fixture)
     KEYED_ID,
+    REPO,
     _collects,
     _files,
     _heard,
@@ -215,3 +222,82 @@ def test_fallback_within_3_s_when_the_daemon_died_after_its_last_heartbeat(aster
                 and e.get("UserEvent") == "HotlineFallback"]
     assert fallback and fallback[0][1].get("Reason") == "watchdog"
     assert fallback[0][0] - answered < 3.0
+
+
+def _daemon(config_path: Path, log: Path) -> subprocess.Popen:
+    out = open(log, "ab")
+    try:
+        return subprocess.Popen([sys.executable, str(REPO / "daemon.py"), "run", "--config",
+                                 str(config_path)], cwd=REPO, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        out.close()
+
+
+def _wait(predicate, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return predicate()
+
+
+def _rows(url: str) -> list[dict]:
+    db = Database(url, reactor=None)
+    try:
+        return db.run_sync(lambda s: [
+            {"uniqueid": r.uniqueid, "outcome": r.outcome, "started_at": r.started_at,
+             "ended_at": r.ended_at, "path": r.path} for r in s.scalars(select(IvrCall))])
+    finally:
+        db.engine.dispose()
+
+
+def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_path, log_dir):
+    """The daemon is killed (-9) with a caller in the main menu, and a second caller dials
+    while it is dead; both meet the fallback and hang up. The restarted daemon closes the
+    first record as ``lost`` with the end Asterisk kept and records the second as
+    ``fallback``: no record stays open (defect 3)."""
+    inst, make_config, library = bed
+    config = make_config()
+    ini = tmp_path / "hotline.ini"
+    ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
+    url = config.database.url
+
+    def heartbeat() -> str | None:
+        return ami_getvar(inst.address, inst.ami_port, inst.ami_username, inst.ami_secret,
+                          "HOTLINE_HEARTBEAT")
+
+    daemon = _daemon(ini, log_dir / "daemon-1.log")
+    sipps = []
+    try:
+        assert _wait(lambda: bool(heartbeat()), 60), "the daemon never set its heartbeat"
+        first = SippCall("127.0.0.1", inst.sip_port, "12329", steps=_press("1") + [Pause(16000)],
+                         hangup="bye", workdir=tmp_path / "sipp-1", timeout_s=60)
+        sipps.append(first)
+        first.start()
+        assert _wait(lambda: any(r["path"] == "" and r["outcome"] is None for r in _rows(url))
+                     and time.monotonic(), 20)
+        time.sleep(2.5)  # in the main menu
+        daemon.kill()
+        daemon.wait(timeout=10)
+        second = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(6000)],
+                          hangup="bye", workdir=tmp_path / "sipp-2", timeout_s=60)
+        sipps.append(second)
+        second.start()
+        for sipp in sipps:
+            assert sipp.finish(timeout=60).ok
+        open_rows = [r for r in _rows(url) if r["outcome"] is None]
+        assert len(open_rows) == 1  # what the killed daemon left
+        daemon = _daemon(ini, log_dir / "daemon-2.log")
+        assert _wait(lambda: len(_rows(url)) == 2
+                     and all(r["outcome"] is not None for r in _rows(url)), 60)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+    rows = {r["outcome"]: r for r in _rows(url)}
+    assert set(rows) == {"lost", "fallback"}
+    lost = rows["lost"]
+    assert lost["uniqueid"] == open_rows[0]["uniqueid"]
+    assert 14 < lost["ended_at"] - lost["started_at"] < 25  # the whole call, fallback included
+    assert 4 < rows["fallback"]["ended_at"] - rows["fallback"]["started_at"] < 10
