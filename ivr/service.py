@@ -7,6 +7,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 from twisted.application.service import Service
@@ -114,8 +115,13 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
+    jitter = random.Random()
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
-                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
+                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+                   initial_delay=ami.reconnect_min,
+                   max_delay=max(ami.reconnect_max, ami.reconnect_min),
+                   # a little jitter: daemons cut together come back apart, and soon
+                   jitter=lambda: jitter.random() * 0.2)
     records = CallRecords(db, reactor)
     handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link))
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))

@@ -9,6 +9,7 @@ import datetime as dt
 import struct
 import subprocess
 import sys
+import threading
 import time
 import wave
 from pathlib import Path
@@ -301,3 +302,42 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     assert lost["uniqueid"] == open_rows[0]["uniqueid"]
     assert 14 < lost["ended_at"] - lost["started_at"] < 25  # the whole call, fallback included
     assert 4 < rows["fallback"]["ended_at"] - rows["fallback"]["started_at"] < 10
+
+
+def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log_dir):
+    """Asterisk (and its manager) is away for over 20 s: the daemon is logged in again, its
+    heartbeat set, within 2 s of the manager accepting logins again (defect 4)."""
+    inst, make_config, _library = bed
+    make_config()
+    ini = tmp_path / "hotline.ini"
+    ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
+
+    def getvar(name: str) -> str | None:
+        return ami_getvar(inst.address, inst.ami_port, inst.ami_username, inst.ami_secret,
+                          name, timeout=0.5)
+
+    def heartbeat() -> str | None:
+        return getvar("HOTLINE_HEARTBEAT")
+
+    daemon = _daemon(ini, log_dir / "daemon.log")
+    try:
+        assert _wait(lambda: bool(heartbeat()), 60), "the daemon never set its heartbeat"
+        dropped = time.monotonic()
+        inst.stop()
+        time.sleep(20)
+        starting = threading.Thread(target=inst.start)
+        starting.start()
+        back = daemon_back = None
+        deadline = time.monotonic() + 60
+        while daemon_back is None and time.monotonic() < deadline:
+            if back is None and getvar("EPOCH"):
+                back = time.monotonic()  # the manager answers again
+            if back is not None and heartbeat():
+                daemon_back = time.monotonic()
+            time.sleep(0.05)
+        starting.join()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+    assert back is not None and daemon_back is not None
+    assert daemon_back - back < 2.0, (back - dropped, daemon_back - dropped)
