@@ -122,7 +122,7 @@ def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
         "utf-8")
     reactor = MemoryReactorClock()
-    service = make_service(load(path), reactor, db=None,
+    service = make_service(load(path, ROOMS), reactor, db=None,
                            cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
     service.link.start()
     attempts = []
