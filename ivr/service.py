@@ -129,6 +129,7 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,
                                 watchdog_s=ami.watchdog_seconds,
-                                command_timeout=config.ivr.agi_timeout)
+                                command_timeout=config.ivr.agi_timeout,
+                                resume_grace=ami.resume_grace)
     lost = LostCalls(link, config.daemon.instance, records, lambda: set(dispatcher.running))
     return IvrService(link, dispatcher, handler, lost)

@@ -19,7 +19,9 @@ import pytest
 from sqlalchemy import select
 from twisted.internet import task
 
+from core_client.directory import build_cores
 from ivr import speech
+from ivr.service import make_service
 from ivr.tables import IvrCall
 from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Pause, SippCall
@@ -29,6 +31,7 @@ from tests.e2e.test_asterisk_smoke import dispatching, make_link
 from tests.e2e.test_ivr_calls import (  # noqa: F401 (bed is a fixture)
     KEYED_ID,
     REPO,
+    X_PERSON,
     _collects,
     _files,
     _heard,
@@ -341,3 +344,70 @@ def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log
         daemon.wait(timeout=15)
     assert back is not None and daemon_back is not None
     assert daemon_back - back < 2.0, (back - dropped, daemon_back - dropped)
+
+
+CALLS_IN_BLIP = 10
+
+
+def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
+    """Several callers walk to their balance; the daemon's AMI socket is killed twice
+    (while they key their ID, and while the reading plays). Every caller resumes and hears
+    the rest of the flow, none is sent to the fallback, every record says ivr_handled with
+    the survey answer (defect 11)."""
+    inst, make_config, library = bed
+    config = make_config()
+    steps = (_press("1") + _press("1") + _press("1") + _press(KEYED_ID + "#")
+             + _press(X_PERSON.password + "#") + _press("5", 6000) + _press("1", 2500)
+             + [Pause(1500)])
+
+    async def main(reactor):
+        db = Database(config.database.url, reactor, threads=2)
+        service = make_service(config, reactor, db, build_cores(config, db, reactor))
+        observer = make_link(reactor, inst)
+        fallbacks: list = []
+        observer.subscribe("UserEvent", fallbacks.append)
+        observer.start()
+        service.startService()
+        try:
+            await service.link.when_up()
+            await observer.when_up()
+            await task.deferLater(reactor, 1.0)
+            sipps = []
+            for i in range(CALLS_IN_BLIP):
+                sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=steps,
+                                hangup="wait", wait_bye_ms=20000, timeout_s=90,
+                                workdir=tmp_path / f"sipp-{i}", send_silence=True)
+                sipp.start()
+                sipps.append(sipp)
+                await task.deferLater(reactor, 0.3)
+            for at in (8.0, 22.0):  # ID being keyed; balance being read
+                await task.deferLater(reactor, at - (reactor.seconds() - started))
+                service.link.protocol.transport.abortConnection()
+            while any(s.process.poll() is None for s in sipps):
+                await task.deferLater(reactor, 0.3)
+            results = [s.finish(timeout=5) for s in sipps]
+            for _ in range(50):
+                rows = await db.run(lambda s: [(r.outcome, r.survey, r.path, r.keys)
+                                               for r in s.scalars(select(IvrCall))])
+                if len(rows) == CALLS_IN_BLIP and all(r[0] for r in rows):
+                    break
+                await task.deferLater(reactor, 0.2)
+            return results, rows, dict(service.dispatcher.stats), fallbacks
+        finally:
+            await service.stopService()
+            await observer.stop()
+            db.stopService()
+
+    started = 0.0
+
+    async def timed(reactor):
+        nonlocal started
+        started = reactor.seconds()
+        return await main(reactor)
+
+    results, rows, stats, events = run_reactor(timed, timeout=150)
+    assert [e for e in events if e.get("UserEvent") == "HotlineFallback"] == []
+    assert stats.get("recovered", 0) == 0 and stats.get("link_lost", 0) == 0
+    assert stats.get("resumed", 0) >= CALLS_IN_BLIP
+    assert [r[:2] for r in rows] == [("ivr_handled", 1)] * CALLS_IN_BLIP, (stats, [r for r in rows if r[0] != "ivr_handled"])
+    assert all(r.ok for r in results), [r.errors for r in results if not r.ok][:1]
