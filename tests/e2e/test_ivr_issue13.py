@@ -346,14 +346,15 @@ def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log
     assert daemon_back - back < 2.0, (back - dropped, daemon_back - dropped)
 
 
-CALLS_IN_BLIP = 10
+CALLS_IN_BLIP = 20
 
 
 def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
-    """Several callers walk to their balance; the daemon's AMI socket is killed twice
-    (while they key their ID, and while the reading plays). Every caller resumes and hears
-    the rest of the flow, none is sent to the fallback, every record says ivr_handled with
-    the survey answer (defect 11)."""
+    """20 callers walk to their balance; the daemon's AMI socket is killed twice (while
+    they key their ID, and while the reading plays). Every caller resumes and hears the
+    rest of the flow, none is sent to the fallback, no caller waits more than 2 s between
+    one command's end and the next one's start, every record says ivr_handled with the
+    survey answer (defect 11)."""
     inst, make_config, library = bed
     config = make_config()
     steps = (_press("1") + _press("1") + _press("1") + _press(KEYED_ID + "#")
@@ -366,6 +367,9 @@ def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
         observer = make_link(reactor, inst)
         fallbacks: list = []
         observer.subscribe("UserEvent", fallbacks.append)
+        for name in ("AGIExecStart", "AGIExecEnd"):
+            observer.subscribe(name, lambda e: steps_seen.append(
+                (reactor.seconds(), e.event, e.get("Channel"), e.get("Command") or "")))
         observer.start()
         service.startService()
         try:
@@ -379,9 +383,9 @@ def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
                                 workdir=tmp_path / f"sipp-{i}", send_silence=True)
                 sipp.start()
                 sipps.append(sipp)
-                await task.deferLater(reactor, 0.3)
+                await task.deferLater(reactor, 0.2)
             for at in (8.0, 22.0):  # ID being keyed; balance being read
-                await task.deferLater(reactor, at - (reactor.seconds() - started))
+                await task.deferLater(reactor, max(0.0, at - (reactor.seconds() - started)))
                 service.link.protocol.transport.abortConnection()
             while any(s.process.poll() is None for s in sipps):
                 await task.deferLater(reactor, 0.3)
@@ -399,6 +403,7 @@ def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
             db.stopService()
 
     started = 0.0
+    steps_seen: list = []
 
     async def timed(reactor):
         nonlocal started
@@ -411,3 +416,17 @@ def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
     assert stats.get("resumed", 0) >= CALLS_IN_BLIP
     assert [r[:2] for r in rows] == [("ivr_handled", 1)] * CALLS_IN_BLIP, (stats, [r for r in rows if r[0] != "ivr_handled"])
     assert all(r.ok for r in results), [r.errors for r in results if not r.ok][:1]
+    assert _longest_wait_between_commands(steps_seen) < 2.0
+
+
+def _longest_wait_between_commands(seen: list) -> float:
+    """The longest time any channel spent between one AGI command's end and the next's
+    start (dead air nobody chose), over the whole call."""
+    ended: dict[str, float] = {}
+    longest = 0.0
+    for at, event, channel, command in seen:
+        if event == "AGIExecEnd":
+            ended[channel] = at
+        elif channel in ended and not command.startswith("HANGUP"):
+            longest = max(longest, at - ended.pop(channel))
+    return longest
