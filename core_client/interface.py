@@ -49,9 +49,9 @@ class AccountLocked(CoreError):
         self.until = until
 
     @classmethod
-    def at(cls, epoch: float) -> "AccountLocked":
+    def at(cls, epoch: float) -> AccountLocked:
         """Locked until an epoch: aware, so it is never read in the host's zone."""
-        return cls(dt.datetime.fromtimestamp(epoch, dt.timezone.utc))
+        return cls(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 class CoreUnavailable(CoreError):

@@ -7,7 +7,7 @@ record needs it: ``transferred`` only when an agent answered (``AgentConnect``),
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 

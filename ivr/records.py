@@ -80,7 +80,7 @@ class FallbackCall:
     caller: str
 
     @classmethod
-    def parse(cls, uniqueid: str, value: str) -> "FallbackCall | None":
+    def parse(cls, uniqueid: str, value: str) -> FallbackCall | None:
         """None for a value of another shape (not ours to interpret)."""
         fields = value.split("|")
         if len(fields) != 9:

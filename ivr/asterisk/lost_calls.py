@@ -11,7 +11,7 @@ Asterisk kept, new ones as ``fallback``), then deletes the lines it recorded.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger

@@ -28,7 +28,8 @@ from sandbox.sipp import Pause, SippCall
 from sandbox.stack import ami_getvar
 from storage.db import Database
 from tests.e2e.test_asterisk_smoke import dispatching, make_link
-from tests.e2e.test_ivr_calls import (  # noqa: F401 (bed is a fixture)
+from tests.e2e import test_ivr_calls
+from tests.e2e.test_ivr_calls import (
     KEYED_ID,
     REPO,
     X_PERSON,
@@ -36,11 +37,11 @@ from tests.e2e.test_ivr_calls import (  # noqa: F401 (bed is a fixture)
     _files,
     _heard,
     _press,
-    bed,
     call,
 )
 
 pytestmark = pytest.mark.e2e
+bed = test_ivr_calls.bed  # the same test bed: Asterisk, a quiet prompt library, the config
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -132,8 +133,9 @@ def _library(root: Path, long_ms: int = 2500) -> Path:
 
 
 async def _playbacks(reactor, link, seen: list[str], until) -> None:
-    """Poll the channels until ``until()``: every file a Playback was seen playing."""
-    while not until():
+    """Poll the channels until ``until()`` is not None (a process's ``poll``): every file a
+    Playback was seen playing."""
+    while until() is None:
         listing = await link.list_action("CoreShowChannels")
         for channel in listing.events:
             if (channel.get("Application") or "") == "Playback":
@@ -168,7 +170,7 @@ def test_fallback_apologises_from_the_library_in_the_callers_language(asterisk_f
             sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(4000)],
                             hangup="bye", workdir=tmp_path / f"sipp-{lang}")
             sipp.start()
-            await _playbacks(reactor, link, seen[lang], lambda: sipp.process.poll() is not None)
+            await _playbacks(reactor, link, seen[lang], sipp.process.poll)
             sipp.finish(timeout=5)
             if dispatcher is not None:
                 dispatcher.stop()

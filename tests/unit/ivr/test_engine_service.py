@@ -1,6 +1,7 @@
 """The call handler the dispatcher calls: center choice, prompt paths, the record."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -133,5 +134,5 @@ def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
         count = len(reactor.tcpClients)
         while len(reactor.tcpClients) == count and reactor.seconds() < 60:
             reactor.advance(0.05)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(gaps) > 30 and max(gaps) <= 1.25

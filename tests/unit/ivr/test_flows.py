@@ -320,7 +320,7 @@ def test_lock_expiry_is_read_in_the_centers_zone():
     """A lock until 12:41 UTC is 20:41 in Beijing (issue 13, defect 1): the caller hears
     二十点四十一分 whatever zone the host or the core runs in; a naive time from a core
     that answers in local time is read as it is."""
-    for until in (dt.datetime(2026, 11, 26, 12, 41, tzinfo=dt.timezone.utc),
+    for until in (dt.datetime(2026, 11, 26, 12, 41, tzinfo=dt.UTC),
                   dt.datetime(2026, 11, 26, 20, 41, tzinfo=ZoneInfo("Asia/Shanghai")),
                   dt.datetime(2026, 11, 26, 20, 41)):
         played = _lock_reading(until)
