@@ -152,7 +152,10 @@ def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str
     for fb in fallbacks:
         row = session.scalars(select(IvrCall).where(IvrCall.instance == instance,
                                                     IvrCall.uniqueid == fb.uniqueid)).first()
-        if row is None:  # no daemon took it: the fallback was all the caller got
+        if row is None:
+            if fb.role != "ivr":
+                continue  # an administrator's recording call is no hotline call
+            # no daemon took it: the fallback was all the caller got
             session.add(IvrCall(instance=instance, center=fb.center, uniqueid=fb.uniqueid,
                                 caller=fb.caller, dnid="", language=fb.language,
                                 started_at=fb.answered_at, answered_at=fb.answered_at,

@@ -142,6 +142,8 @@ def test_settle_closes_orphans_and_records_fallback_calls(db):
     fallbacks = [
         FallbackCall.parse("1.1", "hotline-1|demo|1000|1011|1030|watchdog|ivr|zh|138****8000"),
         FallbackCall.parse("9.9", "hotline-1|demo|2000|2000|2012|no-heartbeat|ivr|zh|****1234"),
+        # an administrator's recording call is no hotline call: not counted
+        FallbackCall.parse("9.8", "hotline-1|demo|2000|2000|2012|no-heartbeat|admin|zh|****1"),
     ]
     out = []
     Deferred.fromCoroutine(records.settle("hotline-1", fallbacks, {"1.3"})).addCallback(
@@ -155,6 +157,7 @@ def test_settle_closes_orphans_and_records_fallback_calls(db):
             rows["9.9"].caller) == ("fallback", 2000.0, 2012.0, "****1234")
     stats = db.run_sync(summary, "demo")
     assert (stats.lost, stats.fallback, stats.calls - stats.ended) == (2, 1, 2)
+    assert "9.8" not in rows
     assert "lost           2" in format_stats(stats)
 
 

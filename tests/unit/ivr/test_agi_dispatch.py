@@ -395,3 +395,29 @@ def test_after_the_blip_a_hung_up_call_ends_and_a_new_one_starts():
     link.go_up()
     assert ended == ["9.4"] and started == ["9.4", "9.5"]
     assert d.stats["recovered"] == 0 and d.stats["started_late"] == 1
+
+
+def test_a_link_down_past_the_grace_gives_the_calls_up():
+    """A flow waiting to send while the link stays down past the grace ends with
+    AgiLinkLost; on reconnect its call goes to the fallback, not started again."""
+    link, clock = FakeLink(), Clock()
+    errors = []
+
+    async def flow(session):
+        await session.play(["first"])
+        try:
+            await session.play(["second"])
+        except AgiLinkLost as e:
+            errors.append(e)
+            raise
+
+    d = make(link, "n", flow, clock)
+    start(link, "9.7", "n")
+    link.go_down()
+    result(link, "9.7", "200 result=0\n")
+    clock.advance(5)
+    assert len(errors) == 1 and d.stats["link_lost"] == 1 and d.sessions == {}
+    link.listing = [_in_agi("9.7")]
+    link.go_up()
+    assert d.stats["recovered"] == 1 and d.stats["started_late"] == 0
+    assert link.actions[-1]["Action"] == "Redirect"
