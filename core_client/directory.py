@@ -12,13 +12,17 @@ from core_client.lockout import LockoutCore
 
 class LockoutRules(Protocol):
     """What the cores read from the IVR room's section (``ivr.config.IvrConfig``, a room
-    above this one): how many wrong passwords lock an account, and for how long."""
+    above this one): how many wrong passwords lock an account, and for how long, and how
+    many one caller line may make across accounts."""
 
     @property
     def password_attempts(self) -> int: ...
 
     @property
     def lock_minutes(self) -> int: ...
+
+    @property
+    def caller_password_failures(self) -> int: ...
 
 
 def build_cores(config: Config[LockoutRules, object, object], db: Any,

@@ -38,11 +38,20 @@ class WrongPassword(CoreError):
 
 
 class AccountLocked(CoreError):
-    """Self-service is locked for this account until ``until``."""
+    """Self-service is locked for this account until ``until``.
+
+    ``until`` is zone-aware when the core knows the instant; a naive one (a core
+    that answers in its local time, see openapi.yaml) is the center's local time.
+    """
 
     def __init__(self, until: dt.datetime):
         super().__init__(f"self-service locked until {until:%Y-%m-%d %H:%M}")
         self.until = until
+
+    @classmethod
+    def at(cls, epoch: float) -> AccountLocked:
+        """Locked until an epoch: aware, so it is never read in the host's zone."""
+        return cls(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 class CoreUnavailable(CoreError):

@@ -11,7 +11,6 @@ resets the account's count. Every other operation goes straight through.
 """
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -70,7 +69,7 @@ class LockoutCore:
         now = self._clock.seconds()
         granted = await limits.run(self._db, self._reserve, account_no, now)
         if not granted.allowed:
-            raise AccountLocked(dt.datetime.fromtimestamp(granted.locked_until))
+            raise AccountLocked.at(granted.locked_until)
         try:
             await call()
         except WrongPassword as e:
@@ -79,7 +78,7 @@ class LockoutCore:
             if until is not None:
                 log.info("self-service locked for account {account} after {n} wrong passwords",
                          account=mask_account(account_no), n=self.attempts)
-                raise AccountLocked(dt.datetime.fromtimestamp(until)) from None
+                raise AccountLocked.at(until) from None
             raise WrongPassword(min(granted.left, e.attempts_left)) from None
         except CoreError:  # unavailable, locked by the core ...: this try was never judged
             await limits.run(self._db, self._refund, account_no, self._clock.seconds())

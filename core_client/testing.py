@@ -107,7 +107,7 @@ class FakeCore:
     def _check(self, account_no: str, password: str) -> None:
         account = self._account(account_no)
         if account[10] is not None:
-            raise AccountLocked(dt.datetime.fromtimestamp(account[10]))
+            raise AccountLocked.at(account[10])
         if demo_data.check_password(password, account[8]):
             self._failures.pop(account_no, None)
             return

@@ -19,6 +19,14 @@ class AmiConfig:
     heartbeat_interval: float
     heartbeat_variable: str
     watchdog_seconds: int
+    # Reconnect backoff, seconds: doubling from reconnect_min up to reconnect_max. Asterisk
+    # is a local peer (same host or LAN), so the cap is short: the link is back within
+    # 2 s of the manager's return, however long it was away.
+    reconnect_min: float = 0.2
+    reconnect_max: float = 1.0
+    # How long calls wait, suspended, for the link to come back before they are given up
+    # (then recovered to the fallback); keep it below watchdog_seconds.
+    resume_grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ def parse(ini, daemon, centers) -> IvrConfig:
         heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),
         heartbeat_variable=a.str("heartbeat_variable", "HOTLINE_HEARTBEAT"),
         watchdog_seconds=a.int("watchdog_seconds", 10, min=3, max=300),
+        reconnect_min=a.float("reconnect_min", 0.2, min=0.05, max=60),
+        reconnect_max=a.float("reconnect_max", 1.0, min=0.1, max=300),
+        resume_grace=a.float("resume_grace", 5.0, min=0, max=60),
     )
     return IvrConfig(
         ami=ami,

@@ -301,7 +301,8 @@ class Stack:
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
             bind_mounts=[str(self.state_dir)], owner=os.getpid(),
             variables={"instance": self.instance, "center": CENTER,
-                       "office_hours": "*,*,*,*", "watchdog_seconds": "10"})
+                       "office_hours": "*,*,*,*",
+                       "prompt_library": str(self.library_dir)})
         try:
             self.asterisk.start()
         except AsteriskError as e:

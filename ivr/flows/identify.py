@@ -83,7 +83,7 @@ async def _password(ctx: CallContext, account_no: str) -> Step | None:
             if e.attempts_left <= 0:
                 return await locked(ctx, None)
             preamble = ("ivr/password-wrong", "ivr/attempts-left",
-                        *speech.integer(e.attempts_left, ctx.lang).prompts, "ivr/times")
+                        *speech.count(e.attempts_left, ctx.lang).prompts, "ivr/times")
         except AccountLocked as e:
             return await locked(ctx, e)
         except CoreUnavailable:
@@ -106,9 +106,7 @@ async def locked(ctx: CallContext, error: AccountLocked | None) -> Step:
     ctx.failed = True
     prompts = ["ivr/account-locked"]
     if error is not None:
-        until = error.until
-        if until.tzinfo is not None:
-            until = until.astimezone(ctx.tz)
+        until = ctx.local_time(error.until)
         prompts += ["ivr/locked-until", *speech.date(until.date(), ctx.lang).prompts,
                     *speech.time_of_day(until.time(), ctx.lang).prompts]
     prompts.append("ivr/try-later")
