@@ -290,6 +290,7 @@ class Stack:
     ismg: Smsc | None = None  # the CMPP ISMG simulator China Mobile's numbers go to
     daemon: subprocess.Popen | None = None
     http_port: int = 0
+    code_pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self):
         self.state_dir = Path(self.state_dir).resolve()
@@ -337,7 +338,8 @@ class Stack:
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
             bind_mounts=[str(self.state_dir)], owner=os.getpid(),
             variables={"instance": self.instance, "center": CENTER,
-                       "office_hours": "*,*,*,*", "watchdog_seconds": "10"})
+                       "office_hours": "*,*,*,*",
+                       "prompt_library": str(self.library_dir)})
         try:
             self.asterisk.start()
         except AsteriskError as e:
@@ -373,7 +375,8 @@ class Stack:
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    HOTLINE_AMI_SECRET=self.asterisk.ami_secret,
                    HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused",
-                   HOTLINE_CMPP_SECRET=self.ismg.password if self.ismg else "unused")
+                   HOTLINE_CMPP_SECRET=self.ismg.password if self.ismg else "unused",
+                   HOTLINE_CODE_PEPPER=self.code_pepper)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         return env
 
