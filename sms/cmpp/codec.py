@@ -140,7 +140,14 @@ class MsgId:
                        ("gateway", 22), ("sequence", 16))
 
     def to_int(self) -> int:
-        value = 0
+        m, d, h, mi, s, g, q = (self.month, self.day, self.hour, self.minute, self.second,
+                                self.gateway, self.sequence)
+        if (type(m) is type(d) is type(h) is type(mi) is type(s) is type(g) is type(q) is int
+                and 0 <= m < 16 and 0 <= d < 32 and 0 <= h < 32 and 0 <= mi < 64
+                and 0 <= s < 64 and 0 <= g < 1 << 22 and 0 <= q < 1 << 16):
+            # Every DELIVER_RESP echoes one: the _BITS layout unrolled, as in from_int.
+            return (m << 60 | d << 55 | h << 50 | mi << 44 | s << 38 | g << 16 | q)
+        value = 0  # a field out of range: find it, for the error
         for name, bits in self._BITS:
             part = getattr(self, name)
             if not isinstance(part, int) or not 0 <= part < 1 << bits:
