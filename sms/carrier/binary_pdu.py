@@ -116,11 +116,12 @@ class Reader:
         return self.end - self.pos
 
     def take(self, size: int) -> bytes:
-        if size < 0 or self.pos + size > self.end:
-            raise BodyOverrun(f"{size} octets wanted, {self.end - self.pos} left")
-        value = self.data[self.pos:self.pos + size]
-        self.pos += size
-        return value
+        pos = self.pos
+        new = pos + size
+        if new > self.end or size < 0:
+            raise BodyOverrun(f"{size} octets wanted, {self.end - pos} left")
+        self.pos = new
+        return self.data[pos:new]
 
     def u8(self) -> int:
         return self.take(1)[0]
@@ -133,9 +134,13 @@ class Reader:
 
     def text(self, size: int) -> str:
         """A fixed-width octet string: up to its first NUL, read as latin-1 (never fails)."""
-        raw = self.take(size)
-        nul = raw.find(b"\0")
-        return (raw if nul < 0 else raw[:nul]).decode("latin-1")
+        pos = self.pos
+        new = pos + size
+        if new > self.end or size < 0:  # ``take`` inlined: every fixed field comes here
+            raise BodyOverrun(f"{size} octets wanted, {self.end - pos} left")
+        self.pos = new
+        nul = self.data.find(b"\0", pos, new)
+        return self.data[pos:new if nul < 0 else nul].decode("latin-1")
 
     def rest(self) -> bytes:
         return self.take(self.end - self.pos)
