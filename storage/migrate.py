@@ -12,8 +12,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -25,8 +26,33 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+# pg_advisory_lock key held while migrating: "hotline-migrate" as a 63-bit number.
+MIGRATION_LOCK = 0x686f746c696e65
+
+
 def upgrade(url: str, target: str = "heads") -> None:
-    command.upgrade(alembic_config(url), target)
+    """Apply migrations. On PostgreSQL under a session advisory lock, so daemons started
+    together on a fresh database migrate one after another: the first creates the
+    tables, the others find them applied and do nothing."""
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(url), target)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, target)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text("select pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def current(url: str) -> None:
