@@ -16,13 +16,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from storage.db import engine_url
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    sa_url = engine_url(url).render_as_string(hide_password=False)
+    cfg.set_main_option("sqlalchemy.url", sa_url.replace("%", "%%"))
     return cfg
 
 
@@ -37,7 +40,7 @@ def upgrade(url: str, target: str = "heads") -> None:
     if not url.startswith("postgresql"):
         command.upgrade(alembic_config(url), target)
         return
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(engine_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(text("select pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
@@ -89,7 +92,7 @@ def check_current(url: str) -> None:
     if path is not None and not path.exists():
         raise NotReady(f"no database at {path} yet")
     wanted = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url))
     try:
         with engine.connect() as conn:
             applied = set(MigrationContext.configure(conn).get_current_heads())
