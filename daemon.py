@@ -16,6 +16,7 @@ from twisted.logger import Logger
 import core_client.cli
 import ivr.cli
 import ivr.config
+from ivr.prompt_ids import referenced_prompts
 import operations.cli
 import prompts.cli
 import prompts.config
@@ -143,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(sub)
     operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
-    for room in (ivr.cli, sms.cli, prompts.cli):
+    for room in (ivr.cli, sms.cli):
         room.register(sub, load_config)
+    prompts.cli.register(sub, load_config, referenced_prompts)
     from benchmarks.cli import register as register_benches
 
     register_benches(sub)
