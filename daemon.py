@@ -38,12 +38,15 @@ def build_service(config: Config, reactor) -> MultiService:
     from common.web import make_http_service
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
+    from storage.cluster import Membership
     from storage.db import Database
 
     top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
-    scheduler = SchedulerService(reactor)
+    cluster = Membership(db, reactor, config.daemon.instance, config.daemon.lease_ttl)
+    cluster.setServiceParent(top)
+    scheduler = SchedulerService(reactor, cluster=cluster)
     scheduler.setServiceParent(top)
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)

@@ -10,8 +10,13 @@ class SchedulerService(Service):
 
     name = "scheduler"
 
-    def __init__(self, reactor, timezone: str = "Asia/Shanghai"):
+    def __init__(self, reactor, timezone: str = "Asia/Shanghai", cluster=None):
         self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone)
+        self.cluster = cluster  # a storage.cluster.Membership, None when alone
+
+    def once_in_cluster(self, name: str, job):
+        """``job`` wrapped to run on one daemon of the cluster at a time (lease ``name``)."""
+        return job if self.cluster is None else self.cluster.exclusive(name, job)
 
     def startService(self) -> None:
         super().startService()

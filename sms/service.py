@@ -61,9 +61,15 @@ class SmsService(MultiService):
         self.reminder_jobs = {c: ReminderJob(c, core, self.outbox, rules, reactor)
                               for c, core in cores.items()}
         if scheduler is not None:  # the standalone outbox worker runs no timed jobs
-            schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
-            schedule_reminders(scheduler.scheduler, self.reminder_jobs, rules.reminder_time,
-                               rules.timezone)
+            # One daemon of a cluster at a time runs a center's job (a lease per job).
+            once = scheduler.once_in_cluster
+            schedule_alerts(scheduler.scheduler,
+                            {c: once(f"sms-alerts-{c}", j) for c, j in self.alert_jobs.items()},
+                            rules.alerts_interval)
+            schedule_reminders(scheduler.scheduler,
+                               {c: once(f"sms-reminders-{c}", j)
+                                for c, j in self.reminder_jobs.items()},
+                               rules.reminder_time, rules.timezone)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""
