@@ -59,12 +59,18 @@ def build_service(config: Config, reactor) -> MultiService:
 
         sms = make_sms(config, reactor, db, cores, codes, scheduler)
         sms.setServiceParent(top)
+        cluster.report("sms", lambda: {
+            name: {"connections": sum(1 for b in binds.values()
+                                      for state in b["links"].values() if state == "bound")}
+            for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
         notifier = sms.notify_balance
     if config.ivr.ami.enabled:
         from ivr.service import make_service as make_ivr
 
-        make_ivr(config, reactor, db, cores, notifier=notifier).setServiceParent(top)
+        ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier)
+        ivr_service.setServiceParent(top)
+        cluster.report("ivr", ivr_service.status)
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
     return top

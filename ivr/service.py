@@ -7,10 +7,11 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 
@@ -79,8 +80,24 @@ class CallHandler:
         return outcome
 
 
+@dataclass(frozen=True)
+class AsteriskNode:
+    """One Asterisk this daemon drives calls on: its AMI link and call dispatcher."""
+
+    name: str  # host:port of its AMI
+    link: AmiLink
+    dispatcher: CallDispatcher
+
+
+def node_name(endpoint: str) -> str:
+    """``host:port`` of an endpoint string, for logs and ``hotline cluster status``."""
+    fields = dict(f.split("=", 1) for f in endpoint.split(":")[1:] if "=" in f)
+    return f"{fields.get('host', '?')}:{fields.get('port', '?')}"
+
+
 class IvrService(Service):
-    """Starts the AMI link and the dispatcher; on stop, takes no new calls and logs off.
+    """Starts an AMI link and a dispatcher per Asterisk node; on stop, takes no new
+    calls and logs off.
 
     Calls still running when the daemon stops are left to the dialplan's watchdog
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
@@ -88,18 +105,34 @@ class IvrService(Service):
 
     name = "ivr"
 
-    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
-        self.link, self.dispatcher, self.handler = link, dispatcher, handler
+    def __init__(self, nodes: list[AsteriskNode], handler: CallHandler):
+        self.nodes, self.handler = nodes, handler
+
+    @property
+    def link(self) -> AmiLink:
+        """The first node's link: the only one with a single Asterisk."""
+        return self.nodes[0].link
+
+    @property
+    def dispatcher(self) -> CallDispatcher:
+        return self.nodes[0].dispatcher
 
     def startService(self) -> None:
         super().startService()
-        self.dispatcher.start()
-        self.link.start()
+        for node in self.nodes:
+            node.dispatcher.start()
+            node.link.start()
 
     def stopService(self) -> Deferred:
         super().stopService()
-        self.dispatcher.stop()
-        return self.link.stop()
+        for node in self.nodes:
+            node.dispatcher.stop()
+        return gatherResults([node.link.stop() for node in self.nodes])
+
+    def status(self) -> dict:
+        """Per node: whether its AMI link is up and how many calls this daemon drives there."""
+        return {node.name: {"ami": "up" if node.link.is_up else "down",
+                            "calls": len(node.dispatcher.sessions)} for node in self.nodes}
 
 
 def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
@@ -108,13 +141,16 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
-    link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
-                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
     handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
-    dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
-                                heartbeat_interval=ami.heartbeat_interval,
-                                heartbeat_variable=ami.heartbeat_variable,
-                                watchdog_s=ami.watchdog_seconds,
-                                command_timeout=config.ivr.agi_timeout)
-    return IvrService(link, dispatcher, handler)
+    nodes = []
+    for endpoint in ami.endpoints:
+        link = AmiLink(clientFromString(reactor, endpoint), ami.username, ami.secret, reactor,
+                       action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
+        dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
+                                    heartbeat_interval=ami.heartbeat_interval,
+                                    heartbeat_variable=ami.heartbeat_variable,
+                                    watchdog_s=ami.watchdog_seconds,
+                                    command_timeout=config.ivr.agi_timeout)
+        nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher))
+    return IvrService(nodes, handler)

@@ -129,9 +129,13 @@ class ClusterState:
     leases: list[LeaseRow]
 
 
+def database_now(session) -> float:
+    return session.execute(text(f"SELECT {_now_sql(session)}")).scalar()
+
+
 def read_state(session) -> ClusterState:
     """Every instance and lease as the database sees them now."""
-    now = session.execute(text(f"SELECT {_now_sql(session)}")).scalar()
+    now = database_now(session)
     instances = [InstanceRow(r.instance, r.host, r.pid, r.started_at, now - r.heartbeat_at,
                              r.expires_at > now, json.loads(r.status))
                  for r in session.execute(text(

@@ -110,3 +110,21 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     assert isinstance(service.dispatcher.flow_factory.admin, AdminCalls)
     assert service.dispatcher.watchdog_s == config.ivr.ami.watchdog_seconds
     assert set(service.handler.menus) == {"demo", "north"}
+
+
+def test_several_asterisk_nodes_get_a_link_and_dispatcher_each(tmp_path):
+    """``[ami] endpoint`` may list several Asterisk nodes (behind a SIP balancer): the
+    daemon keeps one AMI link and call dispatcher per node, sharing the call handler,
+    and reports link state and calls per node for ``hotline cluster status``."""
+    path = tmp_path / "hotline.ini"
+    path.write_text(INI.format(state=tmp_path).replace(
+        "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.2:port=5038"
+        "\n  tcp:host=127.0.0.3:port=5038"), "utf-8")
+    config = load(path, ROOMS)
+    service = make_service(config, Clock(), db=None,
+                           cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
+    assert [n.name for n in service.nodes] == ["127.0.0.2:5038", "127.0.0.3:5038"]
+    assert len({id(n.link) for n in service.nodes}) == 2
+    assert {n.dispatcher.flow_factory.ivr for n in service.nodes} == {service.handler}
+    assert service.status() == {"127.0.0.2:5038": {"ami": "down", "calls": 0},
+                                "127.0.0.3:5038": {"ami": "down", "calls": 0}}
