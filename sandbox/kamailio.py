@@ -153,7 +153,7 @@ class Balancer:
                                      workdir=self.workdir))
         return cfg
 
-    def start(self, timeout: float = 10.0) -> "Balancer":
+    def start(self, timeout: float = 10.0) -> Balancer:
         if shutil.which("kamailio") is None:
             raise KamailioError("kamailio is not installed (apt-get install kamailio)")
         cfg = self.render()

@@ -17,7 +17,8 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy import Float, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
