@@ -11,7 +11,8 @@ PREFIXES: set[str] = set()
 @dataclass(frozen=True)
 class AmiConfig:
     enabled: bool
-    endpoint: str  # the first of ``endpoints``
+    # Every Asterisk node this daemon drives calls on (several behind a SIP balancer).
+    endpoints: tuple[str, ...]
     username: str
     secret: str = field(repr=False)
     action_timeout: float
@@ -19,8 +20,6 @@ class AmiConfig:
     heartbeat_interval: float
     heartbeat_variable: str
     watchdog_seconds: int
-    # Every Asterisk node this daemon drives calls on (several behind a SIP balancer).
-    endpoints: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,6 @@ def parse(ini, daemon, centers) -> IvrConfig:
             raise a.error("endpoint", f"must be endpoints like tcp:host=H:port=P, not {extra!r}")
     ami = AmiConfig(
         enabled=enabled,
-        endpoint=endpoints[0],
         endpoints=endpoints,
         username=a.str("username", "hotline"),
         secret=a.secret("secret", "env:HOTLINE_AMI_SECRET") if enabled else "",
