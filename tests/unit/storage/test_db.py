@@ -126,3 +126,14 @@ def test_a_transaction_that_lost_its_server_is_run_again(pg_url):
         assert db.run_sync(lambda s: s.execute(sa.select(sa.func.count()).select_from(_items)).scalar()) == 1
     finally:
         db.stopService()
+
+
+def test_postgresql_statements_are_planned_with_their_values(pg_url):
+    """No server-side prepared statements (whose generic plan ignored the idempotency-key
+    index as the outbox grew): psycopg's prepare threshold is off on every connection."""
+    db = Database(pg_url, CallbacksOnWorkerThread(), threads=1)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.connection.driver_connection.prepare_threshold is None
+    finally:
+        db.engine.dispose()
