@@ -193,20 +193,31 @@ class Membership(Service):
             "cluster heartbeat failed: {why}", why=f.getErrorMessage()))
         return d
 
-    def exclusive(self, name: str, job: Callable[[], Any]) -> Callable[[], Deferred]:
+    def exclusive(self, name: str, job: Callable[[], Any]) -> LeasedJob:
         """``job`` run only while this instance holds lease ``name`` (taken on the way)."""
+        return LeasedJob(self, name, job)
 
-        def run() -> Deferred:
-            d = self.db.run(acquire, name, self.instance, self.ttl)
 
-            def held(ok: bool):
-                return job() if ok else None
+class LeasedJob:
+    """A scheduled job that runs only on the lease holder; the scheduler's log names
+    its center as for the bare job."""
 
-            def not_asked(failure):
-                log.warn("lease {name} not asked for: {why}", name=name,
-                         why=failure.getErrorMessage())
+    def __init__(self, membership: Membership, name: str, job: Callable[[], Any]):
+        self.membership, self.name, self.job = membership, name, job
 
-            d.addCallbacks(held, not_asked)
-            return d
+    @property
+    def center(self) -> str | None:
+        return getattr(self.job, "center", None)
 
-        return run
+    def __call__(self) -> Deferred:
+        m = self.membership
+        d = m.db.run(acquire, self.name, m.instance, m.ttl)
+        d.addCallbacks(self._held, self._not_asked)
+        return d
+
+    def _held(self, ok: bool):
+        return self.job() if ok else None
+
+    def _not_asked(self, failure) -> None:
+        log.warn("lease {name} not asked for: {why}", name=self.name,
+                 why=failure.getErrorMessage())
