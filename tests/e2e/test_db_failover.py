@@ -21,7 +21,8 @@ from sandbox.postgres import PostgresUnavailable, ReplicatedPostgres
 from sandbox.pytest_postgres import unavailable
 from sms.carrier import text
 from sms.cli import WallClock
-from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, OutboxError, Outgoing
 from storage.db import CommitOutcomeUnknown, Database
 from storage.migrate import upgrade
 from tests.unit.sms.test_outbox import make_config
@@ -76,9 +77,10 @@ def test_primary_killed_standby_promoted_nothing_acknowledged_lost(pair):
     parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
 
     def accept(i):
-        batch = [Outgoing("demo", "bulk", "failover", {}, "", f"1069{i:04d}{j:03d}",
+        batch = [Outgoing("demo", "bulk", "failover", {}, "", f"139{i:05d}{j:03d}",
                           f"f{i}-{j}", parts) for j in range(20)]
-        db.run_sync(box._accept_batch, batch)
+        refused = [r for r in box.accept_blocking(batch) if isinstance(r, OutboxError)]
+        assert refused == []
 
     def open_call(i):
         record = CallRecord.start(instance="failover", center="demo", uniqueid=f"u{i}",
