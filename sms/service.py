@@ -73,6 +73,11 @@ class SmsService(MultiService):
                                {c: once(f"sms-reminders-{c}", j)
                                 for c, j in self.reminder_jobs.items()},
                                rules.reminder_time, rules.timezone)
+            # A dead daemon's claims go back to the queue, looked for once per lease time.
+            scheduler.scheduler.add_job(once("sms-reclaim", self.outbox.recover_lapsed),
+                                        "interval", seconds=config.daemon.lease_ttl,
+                                        id="sms-reclaim", max_instances=1, coalesce=True,
+                                        replace_existing=True)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""

@@ -97,6 +97,14 @@ def heartbeat(session, instance: str, ttl: float, status: dict, starting: bool) 
                          " WHERE holder = :instance"), params)
 
 
+def lapsed_instances(session) -> list[str]:
+    """Instances whose lease has lapsed: dead or stopped, whatever their name does next."""
+    now = _now_sql(session)
+    return list(session.execute(text(
+        f"SELECT instance FROM cluster_instance WHERE expires_at < {now} ORDER BY instance"
+    )).scalars())
+
+
 def leave(session, instance: str) -> None:
     """A clean stop: the instance's leases are free at once and it shows as stopped."""
     now = _now_sql(session)
