@@ -12,7 +12,7 @@ from sms.carrier.destinations import (
 )
 from sms.outbox.records import BadDestination, BadIdempotencyKey
 from sms.outbox.states import QUEUED
-from tests.unit.sms.test_outbox import (  # noqa: F401
+from tests.support.outbox import (  # noqa: F401
     clock,
     db,
     make_config,

@@ -2,29 +2,14 @@
 is reported with the setting to change."""
 from __future__ import annotations
 
-from twisted.logger import globalLogPublisher
 
 from sandbox.smsc_sim import SimConfig
 from sms.outbox.records import SubmitResult
 from sms.outbox.states import SUBMITTED
-from tests.unit.sms.test_outbox import clock, db, msg, outbox, result, states  # noqa: F401
-from tests.unit.sms.test_smpp_binds import _collect
-from tests.unit.sms.test_smpp_harness import Harness, smsc
-
-
-class Logged(list):
-    """Formatted log lines while the block runs."""
-
-    def __enter__(self):
-        globalLogPublisher.addObserver(self._see)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self._see)
-
-    def _see(self, event):
-        from twisted.logger import formatEvent
-        self.append(formatEvent(event))
+from tests.support.outbox import clock, db, msg, outbox, result, states  # noqa: F401
+from tests.support.smpp_harness import collect as _collect
+from tests.support.logs import Logged
+from tests.support.smpp_harness import Harness, smsc
 
 
 def test_a_receipt_for_another_destination_never_moves_the_part(outbox, db):  # noqa: F811
