@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from twisted.internet.task import Clock
-
 from sms.outbox.outbox import Outbox
 from sms.outbox.states import QUEUED, SUBMITTING
-from sms.outbox.testing import InlineDatabase, split_encode
+from sms.outbox.testing import split_encode
 from sms.templates import TemplateSet
 from storage import cluster
-from tests.unit.sms.test_outbox import make_config, msg, noon, result, states
-
-
-@pytest.fixture
-def clock():
-    c = Clock()
-    c.advance(noon())
-    return c
-
-
-@pytest.fixture
-def db(db_url):
-    d = InlineDatabase(db_url, None, 1)
-    d.create_all()
-    yield d
-    d.engine.dispose()
+from tests.support.outbox import (  # noqa: F401  (fixtures)
+    clock, db, make_config, msg, result, states)
 
 
 def daemon(db, clock, name: str) -> Outbox:
