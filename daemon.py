@@ -57,7 +57,7 @@ def build_service(config: Config, reactor) -> MultiService:
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
-        sms = make_sms(config, reactor, db, cores, codes, scheduler)
+        sms = make_sms(config, reactor, db, cores, codes, scheduler, cluster)
         sms.setServiceParent(top)
         cluster.report("sms", lambda: {
             name: {"connections": sum(1 for b in binds.values()

@@ -24,7 +24,7 @@ class SmsService(MultiService):
 
     name = "sms"
 
-    def __init__(self, config, reactor, db, cores, codes, scheduler):
+    def __init__(self, config, reactor, db, cores, codes, scheduler, cluster=None):
         super().__init__()
         from sms.carrier import text
         from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
@@ -42,7 +42,8 @@ class SmsService(MultiService):
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent)
+                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent,
+                                 slot=cluster.leased_endpoint if cluster else None)
         self.router.setServiceParent(self)
         # Parts queued in the binds beyond their windows refill a freed slot at once.
         window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
@@ -100,5 +101,6 @@ class SmsService(MultiService):
         await notify_balance(self.outbox, self.cores, center, account_no, key)
 
 
-def make_service(config, reactor, db, cores, codes, scheduler) -> SmsService:
-    return SmsService(config, reactor, db, cores, codes, scheduler)
+def make_service(config, reactor, db, cores, codes, scheduler, cluster=None) -> SmsService:
+    """``cluster`` (storage.cluster.Membership) makes every bind a leased connection slot."""
+    return SmsService(config, reactor, db, cores, codes, scheduler, cluster)

@@ -24,8 +24,10 @@ from sqlalchemy import Float, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from storage.models import Base
 
@@ -201,9 +203,38 @@ class Membership(Service):
             "cluster heartbeat failed: {why}", why=f.getErrorMessage()))
         return d
 
+    def leased_endpoint(self, name: str, endpoint: IStreamClientEndpoint) -> LeasedEndpoint:
+        """``endpoint`` that connects only while this instance holds lease ``name``."""
+        return LeasedEndpoint(self, name, endpoint)
+
     def exclusive(self, name: str, job: Callable[[], Any]) -> LeasedJob:
         """``job`` run only while this instance holds lease ``name`` (taken on the way)."""
         return LeasedJob(self, name, job)
+
+
+class SlotHeldElsewhere(Exception):
+    """The connection slot's lease is held by another live instance."""
+
+
+@implementer(IStreamClientEndpoint)
+class LeasedEndpoint:
+    """A connection slot shared by the cluster (an SMSC's bind, capped per account): each
+    connect first takes or renews the slot's lease, and fails while another instance
+    holds it, so the link's reconnect backoff retries until a dead holder's lease lapses."""
+
+    def __init__(self, membership: Membership, name: str, endpoint: IStreamClientEndpoint):
+        self.membership, self.name, self.endpoint = membership, name, endpoint
+
+    def connect(self, factory) -> Deferred:
+        m = self.membership
+        d = m.db.run(acquire, self.name, m.instance, m.ttl)
+        d.addCallback(self._connect_if_held, factory)
+        return d
+
+    def _connect_if_held(self, held: bool, factory) -> Deferred:
+        if not held:
+            raise SlotHeldElsewhere(f"connection slot {self.name} is held by another instance")
+        return self.endpoint.connect(factory)
 
 
 class LeasedJob:
