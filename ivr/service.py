@@ -7,8 +7,8 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults

@@ -69,7 +69,7 @@ class PostgresServer:
 
     @classmethod
     def start(cls, datadir: Path | None = None, port: int | None = None,
-              settings: str = FAST) -> "PostgresServer":
+              settings: str = FAST) -> PostgresServer:
         """Initialise (unless ``datadir`` already holds a cluster, e.g. a base backup)
         and start; ``settings`` are extra ``-c`` options for this server."""
         bindir = _bindir()
@@ -163,7 +163,7 @@ class ReplicatedPostgres:
                 f"127.0.0.1:{self.standby.port}/{database}?target_session_attrs=read-write")
 
     @classmethod
-    def start(cls, base: Path | None = None) -> "ReplicatedPostgres":
+    def start(cls, base: Path | None = None) -> ReplicatedPostgres:
         base = Path(base or tempfile.mkdtemp(prefix="hotline-pgpair-"))
         base.mkdir(parents=True, exist_ok=True)
         _own(base)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import URL, Engine
@@ -76,7 +77,8 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
         # executemany UPDATEs in pages (execute_batch), not one round trip per row.
         extra["executemany_mode"] = "values_plus_batch"
     # A dead host must not hold a pool thread for the kernel's TCP timeout.
-    connect_args = {} if "connect_timeout" in sa_url.query else {"connect_timeout": 5}
+    connect_args: dict[str, object] = (
+        {} if "connect_timeout" in sa_url.query else {"connect_timeout": 5})
     if sa_url.get_driver_name() == "psycopg":
         # No server-side prepared statements: after five runs psycopg prepares a statement
         # and PostgreSQL may settle on a generic plan that ignores the values, and the
