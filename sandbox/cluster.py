@@ -12,7 +12,8 @@ Asterisk nodes behind Kamailio, one SMSC, and two daemons that both drive both n
 - Kamailio on 127.0.0.1 (``sandbox.kamailio.Balancer``): where callers dial.
 - Daemons ``hotline-a`` and ``hotline-b``: one INI each (own state folder, send
   journal and HTTP port), the same database, prompt library, demo core and SMSC,
-  ``[ami] endpoint`` listing both nodes, ``lease_ttl = 3``.
+  ``[ami] endpoint`` listing both nodes, ``lease_ttl = 3``; the SMSC's one bind is a
+  connection slot only one of them holds at a time.
 
 Ready means: each daemon's /healthz answers and the database's ``cluster_instance``
 shows both alive with both AMI links up. CLI: ``python -m sandbox.cluster --dir D``
@@ -167,6 +168,9 @@ class Cluster:
                             f"shutdown_timeout = 5\nlease_ttl = {self.lease_ttl:g}")
         text = text.replace("heartbeat_interval = 2", "heartbeat_interval = 2\n"
                             f"heartbeat_variable = {daemon.heartbeat_variable}")
+        # A bind whose slot another daemon holds retries often enough to take it over
+        # within seconds of that daemon's lease lapsing.
+        text = text.replace("source_addr = 12329", "source_addr = 12329\nreconnect_max = 1")
         text = text.replace(f"library_dir = {state}/prompts",
                             f"library_dir = {self.shared}/prompts")
         text = text.replace(f"recording_dir = {state}/prompts/incoming",
