@@ -22,6 +22,7 @@ starts it and prints how to reach each part, until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -60,6 +61,7 @@ class Cluster:
     log_dir: Path
     persons: int = 2000
     lease_ttl: float = 3.0
+    smsc_kind: str = "auto"  # sandbox.stack.start_smsc: "sim" counts duplicates
     say: object = print
     pg: ReplicatedPostgres | None = None
     smsc: Smsc | None = None
@@ -105,7 +107,7 @@ class Cluster:
         self.pg = ReplicatedPostgres.start()
         self.say(f"PostgreSQL: primary :{self.pg.primary.port}, synchronous standby "
                  f":{self.pg.standby.port} ({self.pg.primary.datadir.parent})")
-        self.smsc = start_smsc(self.log_dir)
+        self.smsc = start_smsc(self.log_dir, self.smsc_kind)
         self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
         for node, address in NODES.items():
             inst = AsteriskInstance(
@@ -211,6 +213,12 @@ class Cluster:
         daemon.process.kill()
         daemon.process.wait(10)
         daemon.process = None
+
+    def smsc_stats(self) -> dict:
+        """The SMSC's own counters (GET /stats on its control port)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.smsc.control_port}/stats",
+                                    timeout=5) as r:
+            return json.loads(r.read())
 
     def status(self):
         """The cluster as the database sees it (storage.cluster.read_state)."""
