@@ -7,7 +7,8 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from twisted.application.service import Service
@@ -17,15 +18,24 @@ from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
+from core_client.lockout import LockoutCore
+from ivr.agents import AgentAnswers
 from ivr.asterisk.ami_link import AmiLink
+from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
+from ivr.asterisk.lost_calls import LostCalls
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, load_for_center
 from ivr.records import CallRecord, CallRecords
+from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
 from ivr.routing import AdminCalls, CallsByRole
+
+
+# The configuration this room reads: its own section and the prompt library's.
+IvrRoomConfig = Config[IvrConfig, object, PromptsConfig]
 
 
 class UnknownCenter(Exception):
@@ -37,10 +47,11 @@ class CallHandler:
 
     log = Logger(namespace="hotline.ivr")
 
-    def __init__(self, config: Config, clock, records: CallRecords,
+    def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
-                 menus: Mapping[str, Menu] | None = None):
+                 menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.agents = agents
         self.cores, self.notifier = cores, notifier
         self.menus = dict(menus) if menus is not None else {
             code: load_for_center(config.ivr.menus_dir, code, FLOWS) for code in config.centers}
@@ -66,10 +77,14 @@ class CallHandler:
         record = CallRecord.start(instance=self.config.daemon.instance, center=center.code,
                                   uniqueid=session.uniqueid, caller_id=session.caller_id,
                                   dnid=session.dnid, language=lang, now=self.clock.seconds())
+        core = self.cores[center.code]
+        if isinstance(core, LockoutCore):  # this call's wrong passwords count against its caller
+            core = core.for_caller(session.caller_id)
         ctx = CallContext(
-            session=session, center=center, core=self.cores[center.code],
+            session=session, center=center, core=core,
             menu=self.menus[center.code], clock=self.clock, record=record,
-            notifier=self.notifier, agent_context=self.config.ivr.agent_context,
+            notifier=self.notifier, agents=self.agents,
+            agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
@@ -87,6 +102,7 @@ class AsteriskNode:
     name: str  # host:port of its AMI
     link: AmiLink
     dispatcher: CallDispatcher
+    lost: LostCalls  # closes the records of calls that ended without a daemon
 
 
 def node_name(endpoint: str) -> str:
@@ -103,7 +119,8 @@ class IvrService(Service):
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
-    name = "ivr"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "ivr"  # type: ignore[assignment]
 
     def __init__(self, nodes: list[AsteriskNode], handler: CallHandler):
         self.nodes, self.handler = nodes, handler
@@ -121,6 +138,7 @@ class IvrService(Service):
         super().startService()
         for node in self.nodes:
             node.dispatcher.start()
+            node.lost.start()
             node.link.start()
 
     def stopService(self) -> Deferred:
@@ -135,22 +153,40 @@ class IvrService(Service):
                             "calls": len(node.dispatcher.sessions)} for node in self.nodes}
 
 
-def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
+def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
+    """The uniqueids of the calls ``dispatcher`` drives now."""
+    return lambda: set(dispatcher.running)
+
+
+def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
-    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
-    flow = CallsByRole(handler, AdminCalls(config, reactor, db))
-    nodes = []
+    jitter = random.Random()
+    records = CallRecords(db, reactor)
+    nodes: list[AsteriskNode] = []
+    handlers: list[CallHandler] = []
     for endpoint in ami.endpoints:
         link = AmiLink(clientFromString(reactor, endpoint), ami.username, ami.secret, reactor,
-                       action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
+                       action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+                       initial_delay=ami.reconnect_min,
+                       max_delay=max(ami.reconnect_max, ami.reconnect_min),
+                       # a little jitter: daemons cut together come back apart, and soon
+                       jitter=lambda: jitter.random() * 0.2)
+        # A handler per node (agents answer on the node the call is on), the menus shared.
+        handler = CallHandler(config, reactor, records, cores, notifier,
+                              menus=handlers[0].menus if handlers else None,
+                              agents=AgentAnswers(link))
+        handlers.append(handler)
+        flow = CallsByRole(handler, AdminCalls(config, reactor, db))
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                     heartbeat_interval=ami.heartbeat_interval,
                                     heartbeat_variable=ami.heartbeat_variable,
                                     watchdog_s=ami.watchdog_seconds,
-                                    command_timeout=config.ivr.agi_timeout)
-        nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher))
-    return IvrService(nodes, handler)
+                                    command_timeout=config.ivr.agi_timeout,
+                                    resume_grace=ami.resume_grace)
+        lost = LostCalls(link, config.daemon.instance, records, _running(dispatcher))
+        nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher, lost))
+    return IvrService(nodes, handlers[0])

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from storage.db import engine_url
+from storage.db import engine_url, private_sqlite_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -38,6 +38,7 @@ def upgrade(url: str, target: str = "heads") -> None:
     together on a fresh database migrate one after another: the first creates the
     tables, the others find them applied and do nothing."""
     if not url.startswith("postgresql"):
+        private_sqlite_file(url)  # the first to create the file makes it owner-only
         command.upgrade(alembic_config(url), target)
         return
     engine = create_engine(engine_url(url), poolclass=NullPool)
