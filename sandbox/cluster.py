@@ -117,8 +117,7 @@ class Cluster:
                 bind_mounts=[str(self.shared)], ami_secret=self.ami_secret, owner=os.getpid(),
                 variables={"instance": f"hotline-{node}", "center": CENTER,
                            "caller_match": "127.0.0.1", "office_hours": "*,*,*,*",
-                           "heartbeat_variable": f"HOTLINE_HEARTBEAT_{node.upper()}",
-                           "watchdog_seconds": "10"})
+                           "heartbeat_variable": f"HOTLINE_HEARTBEAT_{node.upper()}"})
             self.asterisks[node] = inst.start()
             self.say(f"Asterisk node {node}: AMI {inst.endpoint}, SIP udp {address}:{inst.sip_port}")
         self.balancer = Balancer(self.state_dir / "kamailio",
