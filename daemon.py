@@ -47,15 +47,19 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
     from sms import retention as sms_retention
+    from storage.cluster import Membership
     from storage.db import Database
 
     top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
-    scheduler = SchedulerService(reactor)
+    cluster = Membership(db, reactor, config.daemon.instance, config.daemon.lease_ttl)
+    cluster.setServiceParent(top)
+    scheduler = SchedulerService(reactor, cluster=cluster)
     scheduler.setServiceParent(top)
     schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days,
-                       [sms_retention.purge, core_retention.purge])
+                       [sms_retention.purge, core_retention.purge],
+                       once=scheduler.once_in_cluster)
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)
@@ -65,14 +69,20 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
-        sms = make_sms(config, reactor, db, cores, codes, scheduler)
+        sms = make_sms(config, reactor, db, cores, codes, scheduler, cluster)
         sms.setServiceParent(top)
+        cluster.report("sms", lambda: {
+            name: {"connections": sum(1 for b in binds.values()
+                                      for state in b["links"].values() if state == "bound")}
+            for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
         notifier = sms.notify_balance
     if config.ivr.ami.enabled:
         from ivr.service import make_service as make_ivr
 
-        make_ivr(config, reactor, db, cores, notifier=notifier).setServiceParent(top)
+        ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier)
+        ivr_service.setServiceParent(top)
+        cluster.report("ivr", ivr_service.status)
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
     return top

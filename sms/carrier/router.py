@@ -165,7 +165,13 @@ class SmppRouter(MultiService):
                  on_send: Callable[[list], None] | None = None,
                  endpoint_for: Callable[[SmscConfig], IStreamClientEndpoint] | None = None,
                  listen_for: Callable[[SmscConfig], object] | None = None,
+                 slot: Callable[[str, IStreamClientEndpoint], IStreamClientEndpoint]
+                 | None = None,
                  jitter: Callable[[], float] | None = None):
+        """``slot(name, endpoint)``, in a cluster, wraps each bind's endpoint so that the
+        bind connects only while its instance holds connection slot ``name``
+        (storage.cluster.LeasedEndpoint): the cluster never opens more binds than
+        configured, and a dead instance's binds are taken over."""
         super().__init__()
         self.reactor = reactor
         self.on_receipt, self.on_mo = on_receipt, on_mo
@@ -182,7 +188,9 @@ class SmppRouter(MultiService):
                 else self._deliverer(config)
             binds = []
             for i in range(config.binds):
-                bind = Bind(f"{config.name}-{i}", endpoint, config, reactor,
+                name = f"{config.name}-{i}"
+                bind = Bind(name, slot(f"smsc-{name}", endpoint) if slot else endpoint,
+                            config, reactor,
                             on_deliver=deliverer,
                             on_capacity=self._capacity, on_send=on_send, jitter=jitter,
                             initial_delay=config.reconnect_min,
