@@ -13,6 +13,8 @@ import sys
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
+import console.cli
+import console.config
 import core_client.cli
 import ivr.cli
 import ivr.config
@@ -28,7 +30,8 @@ from common.startup import Platform
 log = Logger(namespace="hotline.daemon")
 
 # The rooms of this daemon: Config field -> the room's config module.
-ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config}
+ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config,
+         "console": console.config}
 
 
 def build_service(config: Config, reactor) -> MultiService:
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(sub)
     operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
-    for room in (ivr.cli, sms.cli, prompts.cli):
+    for room in (ivr.cli, sms.cli, prompts.cli, console.cli):
         room.register(sub, load_config)
     from benchmarks.cli import register as register_benches
 

@@ -308,6 +308,7 @@ class Config:
     ivr: object = None  # ivr.config.IvrConfig
     sms: object = None  # sms.config.SmsConfig
     prompts: object = None  # prompts.config.PromptsConfig
+    console: object = None  # console.config.ConsoleConfig
 
 
 def _daemon(ini: IniFile) -> DaemonConfig:
