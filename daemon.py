@@ -36,6 +36,7 @@ ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config,
 
 def build_service(config: Config, reactor) -> MultiService:
     """The daemon's service tree; nothing runs until ``startService``."""
+    from common.metrics import Metrics, Status, resources as monitoring_resources
     from common.scheduler import SchedulerService
     from common.web import make_http_service
     from core_client.codes import VerificationCodes
@@ -52,20 +53,29 @@ def build_service(config: Config, reactor) -> MultiService:
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, object] = {}
-    notifier = None
+    notifier = router = ami_link = None
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
         sms = make_sms(config, reactor, db, cores, codes, scheduler)
         sms.setServiceParent(top)
         resources.update(sms.http_resources())
-        notifier = sms.notify_balance
+        notifier, router = sms.notify_balance, sms.router
     if config.ivr.ami.enabled:
+        from console.menus import SwitchReader
         from ivr.service import make_service as make_ivr
 
-        make_ivr(config, reactor, db, cores, notifier=notifier).setServiceParent(top)
+        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db))
+        ivr.setServiceParent(top)
+        ami_link = ivr.link
+    metrics = Metrics(Status(db, ami_link, router))
+    resources.update(monitoring_resources(metrics))
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
+    if config.console.enabled:
+        from console.service import make_service as make_console
+
+        make_console(config, reactor, db, metrics.status, metrics).setServiceParent(top)
     return top
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from common.daily_window import EVERY_DAY, DailyWindow
 
@@ -101,6 +101,13 @@ class Menu:
     main_key: str
     nodes: dict[str, Node]
     inputs: dict[str, Input]
+
+    def with_switches(self, switches: Mapping[str, bool]) -> "Menu":
+        """This menu with items switched on or off (the console's per-center switches)."""
+        changed = {name: replace(self.nodes[name], enabled=on)
+                   for name, on in switches.items()
+                   if name in self.nodes and self.nodes[name].enabled != on}
+        return replace(self, nodes={**self.nodes, **changed}) if changed else self
 
     def prompts(self) -> set[str]:
         """Every prompt id this menu may play (for ``hotline prompts check``)."""

@@ -7,7 +7,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Awaitable, Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -27,6 +27,10 @@ from prompts.layout import prompt_path
 from ivr.routing import AdminCalls, CallsByRole
 
 
+# center -> {menu item: on or off} (console.menus.SwitchReader), asked at each call's start.
+Switches = Callable[[str], Awaitable[Mapping[str, bool]]]
+
+
 class UnknownCenter(Exception):
     """A call for no configured center (should not happen with the shipped dialplan)."""
 
@@ -38,9 +42,9 @@ class CallHandler:
 
     def __init__(self, config: Config, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
-                 menus: Mapping[str, Menu] | None = None):
+                 menus: Mapping[str, Menu] | None = None, switches: Switches | None = None):
         self.config, self.clock, self.records = config, clock, records
-        self.cores, self.notifier = cores, notifier
+        self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
             code: load_for_center(config.ivr.menus_dir, code, FLOWS) for code in config.centers}
         self.engines = {code: Engine(menu) for code, menu in self.menus.items()}
@@ -62,17 +66,22 @@ class CallHandler:
         center = self.center_for(session)
         library = self.config.prompts.library_dir
         lang = center.languages[0]
+        menu, engine = self.menus[center.code], self.engines[center.code]
+        if self.switches is not None:  # the console's switches, read afresh for every call
+            switched = menu.with_switches(await self.switches(center.code))
+            if switched is not menu:
+                menu, engine = switched, Engine(switched)
         record = CallRecord.start(instance=self.config.daemon.instance, center=center.code,
                                   uniqueid=session.uniqueid, caller_id=session.caller_id,
                                   dnid=session.dnid, language=lang, now=self.clock.seconds())
         ctx = CallContext(
             session=session, center=center, core=self.cores[center.code],
-            menu=self.menus[center.code], clock=self.clock, record=record,
+            menu=menu, clock=self.clock, record=record,
             notifier=self.notifier, agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
-        outcome = await run_call(ctx, self.engines[center.code], self.records)
+        outcome = await run_call(ctx, engine, self.records)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,
                       path=" ".join(record.path))
@@ -103,14 +112,16 @@ class IvrService(Service):
 
 
 def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
-                 notifier: Notifier | None = None) -> IvrService:
+                 notifier: Notifier | None = None,
+                 switches: Switches | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
-    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier)
+    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier,
+                          switches=switches)
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
