@@ -18,6 +18,7 @@ import console.config
 import core_client.cli
 import ivr.cli
 import ivr.config
+from ivr.prompt_ids import referenced_prompts
 import operations.cli
 import prompts.cli
 import prompts.config
@@ -68,7 +69,9 @@ def build_service(config: Config, reactor) -> MultiService:
         ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db))
         ivr.setServiceParent(top)
         ami_link = ivr.link
-    metrics = Metrics(Status(db, ami_link, router))
+    from console.figures import monitoring
+
+    metrics = Metrics(Status(db, ami_link, router), monitoring, reactor)
     resources.update(monitoring_resources(metrics))
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
@@ -156,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(sub)
     operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
-    for room in (ivr.cli, sms.cli, prompts.cli, console.cli):
+    for room in (ivr.cli, sms.cli, console.cli):
         room.register(sub, load_config)
+    prompts.cli.register(sub, load_config, referenced_prompts)
     from benchmarks.cli import register as register_benches
 
     register_benches(sub)

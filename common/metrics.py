@@ -8,13 +8,12 @@ prometheus-client's global one), so a scrape never blocks the reactor.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -69,25 +68,6 @@ class Status:
         return {"ready": all(v == "ok" for v in checks.values()), "checks": checks}
 
 
-def _db_figures(session) -> dict:
-    """Figures kept in the database: messages by center and state, calls today by outcome,
-    and delivery latency over the last hour."""
-    from ivr.tables import IvrCall
-    from sms.outbox.outbox import DELIVERED, M
-
-    now = time.time()
-    messages = session.execute(select(M.c.center, M.c.state, M.c.smsc, func.count())
-                               .where(M.c.created_at >= now - 86400)
-                               .group_by(M.c.center, M.c.state, M.c.smsc)).all()
-    calls = session.execute(select(IvrCall.center, IvrCall.outcome, func.count())
-                            .where(IvrCall.started_at >= now - 86400)
-                            .group_by(IvrCall.center, IvrCall.outcome)).all()
-    latencies = sorted(r[0] for r in session.execute(
-        select(M.c.final_at - M.c.created_at).where(
-            M.c.state == DELIVERED, M.c.final_at >= now - 3600)))
-    return {"messages": messages, "calls": calls, "latencies": latencies}
-
-
 class PlatformCollector:
     """Turns the last database read and the live link states into metric families."""
 
@@ -132,10 +112,14 @@ class PlatformCollector:
 
 
 class Metrics:
-    """The daemon's registry: the platform collector plus counters other parts increment."""
+    """The daemon's registry: the platform collector plus counters other parts increment.
 
-    def __init__(self, status: Status):
-        self.status = status
+    ``read_figures(session, now)`` (the rooms' figures, given by the composition root)
+    returns ``messages`` (center, state, carrier, n), ``calls`` (center, outcome, n)
+    and sorted receipt ``latencies``."""
+
+    def __init__(self, status: Status, read_figures: Callable, clock):
+        self.status, self.read_figures, self.clock = status, read_figures, clock
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = PlatformCollector(status)
         self.registry.register(self.collector)
@@ -144,7 +128,8 @@ class Metrics:
                                       registry=self.registry)
 
     async def render(self) -> bytes:
-        self.collector.figures = await self.status.db.run(_db_figures)
+        self.collector.figures = await self.status.db.run(self.read_figures,
+                                                          self.clock.seconds())
         return generate_latest(self.registry)
 
 

@@ -78,3 +78,19 @@ def chart(values: list[int], width: int = 480, height: int = 120) -> dict:
     for bar in bars:
         bar["y"] = round(height - 14 - bar["h"], 1)
     return {"bars": bars, "width": width, "height": height, "max": top}
+
+
+def monitoring(session, now: float) -> dict:
+    """What ``/metrics`` reads before a scrape (common.metrics.Metrics): messages of the
+    last 24 h by center, state and carrier, calls of the last 24 h by outcome, and the
+    receipt latencies of the last hour."""
+    messages = session.execute(select(M.c.center, M.c.state, M.c.smsc, func.count())
+                               .where(M.c.created_at >= now - 86400)
+                               .group_by(M.c.center, M.c.state, M.c.smsc)).all()
+    calls = session.execute(select(IvrCall.center, IvrCall.outcome, func.count())
+                            .where(IvrCall.started_at >= now - 86400)
+                            .group_by(IvrCall.center, IvrCall.outcome)).all()
+    latencies = sorted(r[0] for r in session.execute(
+        select(M.c.final_at - M.c.created_at).where(
+            M.c.state == DELIVERED, M.c.final_at >= now - 3600)))
+    return {"messages": messages, "calls": calls, "latencies": latencies}

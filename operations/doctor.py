@@ -26,6 +26,7 @@ from common.config import Config, ConfigError, load
 from core_client.http import HttpCore, make_http_client
 from core_client.interface import CoreError
 from ivr.asterisk.ami_protocol import AmiError, AmiProtocol
+from ivr.prompt_ids import referenced_prompts
 from prompts import cli as prompts_cli
 from sms.smpp.protocol import SmppError, SmppProtocol
 from storage.migrate import NotReady, check_current, sqlite_file
@@ -71,7 +72,7 @@ def check_database(config: Config) -> Result:
 
 
 def check_prompts(config: Config) -> Result:
-    ids, gaps, uncatalogued = prompts_cli.check(config)
+    ids, gaps, uncatalogued = prompts_cli.check(config, referenced_prompts)
     if gaps or uncatalogued:
         return Result("prompts", False,
                       f"{len(gaps)} missing, {len(uncatalogued)} not in the catalog "

@@ -4,6 +4,7 @@ import wave
 
 import pytest
 
+from ivr.prompt_ids import referenced_prompts
 from prompts import cli
 from prompts.layout import current_base
 from daemon import load_config
@@ -34,7 +35,7 @@ def hotline(tmp_path, monkeypatch):
 
     ini = setup()
     parser = argparse.ArgumentParser(prog="hotline")
-    cli.register(parser.add_subparsers(dest="command"), load_config)
+    cli.register(parser.add_subparsers(dest="command"), load_config, referenced_prompts)
 
     def run(*argv, capsys=None):
         args = parser.parse_args(["prompts", *argv[:1], "-c", str(ini), *argv[1:]]
