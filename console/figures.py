@@ -57,8 +57,8 @@ def today(session, centers: list[str], since: float) -> dict:
 def _by_hour(session, centers: list[str], since: float) -> dict[str, list[int]]:
     """Calls and messages in each of the 24 hours after ``since``."""
     out = {"calls": [0] * 24, "sms": [0] * 24}
-    for key, column, center_col, table in (("calls", IvrCall.started_at, IvrCall.center, None),
-                                           ("sms", M.c.created_at, M.c.center, M)):
+    for key, column, center_col in (("calls", IvrCall.started_at, IvrCall.center),
+                                    ("sms", M.c.created_at, M.c.center)):
         hour = cast((column - since) / 3600, Integer)
         q = select(hour, func.count()).where(column >= since, column < since + 86400,
                                              center_col.in_(centers)).group_by(hour)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -146,7 +146,7 @@ class Console(Resource):
         length = int(request.getHeader(b"content-length") or 0)
         if length > MAX_BODY:
             return self._error(413, "too_many", lang)
-        session = self.sessions.get(request.getCookie(COOKIE))
+        session = self.sessions.get((request.getCookie(COOKIE) or b"").decode("ascii", "replace"))
         if session is not None:
             lang = session.lang
         if route.login and session is None:
@@ -191,7 +191,8 @@ class Console(Resource):
 
     def cookie(self, request, name: bytes, value: str, max_age: int | None = None) -> None:
         request.addCookie(name, value.encode(), path=b"/", httpOnly=True, sameSite="strict",
-                          secure=self.rules.secure_cookies, max_age=max_age)
+                          secure=self.rules.secure_cookies,
+                          max_age=None if max_age is None else str(max_age))
 
     # ---- login and sessions ----------------------------------------------------
     async def login_page(self, request, session, message: str | None = None, code: int = 200):

@@ -102,7 +102,7 @@ class Menu:
     nodes: dict[str, Node]
     inputs: dict[str, Input]
 
-    def with_switches(self, switches: Mapping[str, bool]) -> "Menu":
+    def with_switches(self, switches: Mapping[str, bool]) -> Menu:
         """This menu with items switched on or off (the console's per-center switches)."""
         changed = {name: replace(self.nodes[name], enabled=on)
                    for name, on in switches.items()

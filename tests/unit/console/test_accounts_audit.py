@@ -93,8 +93,10 @@ def test_cli_adduser_and_verify(tmp_path):
     ini = tmp_path / "h.ini"
     ini.write_text(f"[daemon]\nstate_dir = {tmp_path}\n[center:nj]\nname = 南京\nsignature = 南京公积金\n")
     env = {"PATH": "/usr/bin:/bin", "ADMIN_PW": GOOD, "USER": "tester"}
-    run = lambda *a: subprocess.run([sys.executable, "daemon.py", *a], capture_output=True,
-                                    text=True, env=env)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "daemon.py", *args], capture_output=True,
+                              text=True, env=env)
     assert run("db", "upgrade", "-c", str(ini)).returncode == 0
     r = run("console", "adduser", "-c", str(ini), "admin", "--password-env", "ADMIN_PW")
     assert r.returncode == 0, r.stderr

@@ -1,0 +1,203 @@
+"""The console over HTTP, in memory (treq's StubTreq, an injected Clock, an inline database):
+login and lockout, cookies, idle timeout, CSRF, roles and centers, menu switches, audit."""
+import re
+
+import pytest
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+
+import console.config
+import ivr.config
+import prompts.config
+from common.config import load
+from console import accounts, audit
+from console.web import Console
+from sms.outbox.testing import InlineDatabase
+
+GOOD = "correct horse battery"
+INI = """[daemon]
+state_dir = {dir}
+[console]
+max_failures = 3
+idle_minutes = 10
+login_per_minute = 50
+[center:nj]
+name = 南京住房公积金管理中心
+signature = 南京公积金
+[center:sz]
+name = 苏州住房公积金管理中心
+signature = 苏州公积金
+"""
+
+
+class Browser:
+    """A StubTreq with a cookie jar and the form's CSRF token, like one browser tab."""
+
+    def __init__(self, resource):
+        self.treq = StubTreq(resource)
+        self.cookies: dict[str, str] = {}
+        self.csrf = None
+
+    def _keep(self, response):
+        for header in response.headers.getRawHeaders(b"set-cookie", []):
+            name, value = header.decode().split(";")[0].split("=", 1)
+            self.cookies[name] = value
+        return response
+
+    def get(self, path):
+        return self._fetch("GET", path)
+
+    def post(self, path, form, csrf=True):
+        data = dict(form)
+        if csrf and self.csrf:
+            data["csrf"] = self.csrf
+        return self._fetch("POST", path, data)
+
+    def _fetch(self, method, path, data=None):
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items() if v)
+        d = self.treq.request(method, "http://console" + path, data=data,
+                              headers={"cookie": cookie} if cookie else None,
+                              allow_redirects=False)
+        self.treq.flush()
+        response = self._keep(self.treq_result(d))
+        body = self.treq_result(response.text("utf-8"))
+        found = re.search(r'name="csrf" value="([^"]+)"', body)
+        if found:
+            self.csrf = found.group(1)
+        return response.code, response, body
+
+    def treq_result(self, d):
+        self.treq.flush()
+        box = []
+        d.addBoth(box.append)
+        assert box, "no answer"
+        if hasattr(box[0], "raiseException"):
+            box[0].raiseException()
+        return box[0]
+
+    def login(self, name, password=GOOD):
+        return self.post("/login", {"username": name, "password": password})
+
+
+@pytest.fixture
+def env(tmp_path):
+    ini = tmp_path / "h.ini"
+    ini.write_text(INI.format(dir=tmp_path), encoding="utf-8")
+    config = load(ini, {"ivr": ivr.config, "prompts": prompts.config, "console": console.config},
+                  secrets=False, only_these_rooms=True)
+    db = InlineDatabase(f"sqlite:///{tmp_path / 'c.db'}", Clock())
+    db.create_all()
+    clock = Clock()
+    clock.advance(1_800_000_000)
+    for name, role, center in (("prov", "province", None), ("njadmin", "center", "nj"),
+                               ("aud", "auditor", None)):
+        db.run_sync(accounts.add, name, role, center, GOOD, clock.seconds(), "test",
+                    list(config.centers))
+    site = Console(config, db, clock)
+    yield site, db, clock
+    db.engine.dispose()
+
+
+def test_pages_need_a_session(env):
+    """Without a session every page sends the browser to the login form."""
+    b = Browser(env[0])
+    code, response, _ = b.get("/")
+    assert code == 303 and response.headers.getRawHeaders(b"location") == [b"/login"]
+
+
+def test_login_sets_a_strict_httponly_cookie_and_shows_the_dashboard(env):
+    """A right password opens a session whose cookie is HttpOnly and SameSite=Strict."""
+    b = Browser(env[0])
+    code, response, body = b.login("prov")
+    assert code == 303
+    cookie = response.headers.getRawHeaders(b"set-cookie")[0].decode()
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    code, _, body = b.get("/")
+    assert code == 200 and "监控面板" in body and "南京住房公积金管理中心" in body
+    assert "苏州住房公积金管理中心" in body
+
+
+def test_wrong_passwords_lock_the_account(env):
+    """The third wrong password locks the account: then even the right one is refused."""
+    b = Browser(env[0])
+    assert b.login("prov", "wrong-one")[0] == 403
+    assert b.login("prov", "wrong-two")[0] == 403
+    code, _, body = b.login("prov", "wrong-three")
+    assert code == 403 and "账户已锁定" in body
+    code, _, body = b.login("prov")
+    assert code == 403 and "账户已锁定" in body
+
+
+def test_idle_session_expires(env):
+    site, _db, clock = env
+    b = Browser(site)
+    b.login("prov")
+    clock.advance(9 * 60)
+    assert b.get("/")[0] == 200
+    clock.advance(11 * 60)
+    assert b.get("/")[0] == 303
+
+
+def test_center_admin_cannot_see_another_center(env):
+    """A center administrator sees only the own center, on the dashboard and by URL."""
+    b = Browser(env[0])
+    b.login("njadmin")
+    code, _, body = b.get("/")
+    assert "南京住房公积金管理中心" in body and "苏州住房公积金管理中心" not in body
+    assert b.get("/?center=sz")[0] == 403
+    assert b.get("/menus?center=sz")[0] == 403
+    assert b.post("/menus", {"center": "sz", "node": "loan", "enabled": "0"})[0] == 403
+    assert b.get("/audit")[0] == 403
+
+
+def test_menu_switch_needs_csrf_and_is_audited(env):
+    """A form without the session's CSRF token is refused; with it the switch is stored
+    and audited with old and new state."""
+    site, db, _clock = env
+    b = Browser(site)
+    b.login("njadmin")
+    b.get("/menus")
+    assert b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0"}, csrf=False)[0] == 403
+    forged = b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0",
+                               "csrf": "forged"}, csrf=False)
+    assert forged[0] == 403
+    assert db.run_sync(lambda s: __import__("console.menus").menus.switches(s, ["nj"])) == {"nj": {}}
+    code, _, _ = b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0"})
+    assert code == 303
+    _, _, body = b.get("/menus")
+    assert 'id="toggle-nj-loan">开启' in body
+    entry = db.run_sync(audit.recent)[0]
+    assert (entry.who, entry.action, entry.old, entry.new) == (
+        "njadmin", "menu.switch", '{"enabled": true}', '{"enabled": false}')
+
+
+def test_auditor_reads_the_audit_log_but_changes_nothing(env):
+    b = Browser(env[0])
+    b.login("aud")
+    code, _, body = b.get("/audit")
+    assert code == 200 and "哈希链完整" in body and "session.login" in body
+    b.get("/menus")
+    assert b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0"})[0] == 403
+
+
+def test_english_on_request(env):
+    b = Browser(env[0])
+    b.get("/lang?to=en")
+    code, _, body = b.get("/login")
+    assert "Log in" in body
+
+
+def test_logout_ends_the_session(env):
+    b = Browser(env[0])
+    b.login("prov")
+    b.get("/")
+    assert b.post("/logout", {})[0] == 303
+    assert b.get("/")[0] == 303
+
+
+def test_rate_limit_per_peer(env):
+    """Login attempts beyond the per-minute limit of one address are refused (429)."""
+    site, _db, _clock = env
+    b = Browser(site)
+    codes = [b.login("nobody", "x")[0] for _ in range(52)]
+    assert codes[:50] == [403] * 50 and codes[50:] == [429, 429]
