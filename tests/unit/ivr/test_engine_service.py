@@ -110,3 +110,23 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     assert isinstance(service.dispatcher.flow_factory.admin, AdminCalls)
     assert service.dispatcher.watchdog_s == config.ivr.ami.watchdog_seconds
     assert set(service.handler.menus) == {"demo", "north"}
+
+
+def test_switched_off_item_is_closed_on_the_next_call(handler):
+    """The console's switches are read at each call's start: an item switched off plays
+    the closed prompt instead of its menu, with no restart."""
+    off: dict[str, bool] = {}
+
+    async def switches(center):
+        return off
+
+    handler.switches = switches
+    first = FakeSession(["1", "2", HANGUP])  # 普通话, loans
+    _call(handler, first)
+    assert any("loan-menu" in p for entry in first.log for p in entry[1])
+    off["loan"] = False
+    second = FakeSession(["1", "2", HANGUP])
+    _call(handler, second)
+    played = [p for entry in second.log for p in entry[1]]
+    assert not any("loan-menu" in p for p in played)
+    assert any("service-closed" in p for p in played)
