@@ -73,7 +73,7 @@ def chart(values: list[int], width: int = 480, height: int = 120) -> dict:
     top = max(values) or 1
     step = width / len(values)
     bars = [{"x": round(i * step + 1, 1), "w": round(step - 2, 1),
-             "h": round(v / top * (height - 16), 1), "v": v, "i": i}
+             "h": round(v / top * (height - 30), 1), "v": v, "i": i}
             for i, v in enumerate(values)]
     for bar in bars:
         bar["y"] = round(height - 14 - bar["h"], 1)

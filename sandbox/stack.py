@@ -58,6 +58,10 @@ threads = 4
 enabled = yes
 listen = tcp:port={http_port}:interface=127.0.0.1
 
+[console]
+enabled = yes
+listen = tcp:port={console_port}:interface=127.0.0.1
+
 [center:{center}]
 name = 示例市住房公积金管理中心
 signature = 示例公积金
@@ -92,7 +96,7 @@ source_addr = 12329
 [prompts]
 library_dir = {state}/prompts
 recording_dir = {state}/prompts/incoming
-"""
+{extra}"""
 
 
 class StackError(Exception):
@@ -255,6 +259,8 @@ class Stack:
     smsc: Smsc | None = None
     daemon: subprocess.Popen | None = None
     http_port: int = 0
+    console_port: int = 0
+    extra_ini: str = ""  # more sections (another center) appended to the generated INI
 
     def __post_init__(self):
         self.state_dir = Path(self.state_dir).resolve()
@@ -307,10 +313,11 @@ class Stack:
             raise StackError(str(e)) from e
         self.say(f"Asterisk: AMI 127.0.0.1:{self.asterisk.ami_port}, "
                  f"SIP udp 127.0.0.1:{self.asterisk.sip_port}")
-        self.http_port = free_port()
+        self.http_port, self.console_port = free_port(), free_port()
         self.config_path.write_text(CONFIG.format(
             instance=self.instance, state=self.state_dir, log_dir=self.log_dir,
-            http_port=self.http_port, center=CENTER, core_db=self.core_db,
+            http_port=self.http_port, console_port=self.console_port, extra=self.extra_ini,
+            center=CENTER, core_db=self.core_db,
             ami_endpoint=self.asterisk.endpoint, system_id=SMPP_SYSTEM_ID,
             sms_enabled="yes" if self.sms else "no",
             smpp_port=self.smsc.port if self.smsc else free_port()), "utf-8")
@@ -328,6 +335,10 @@ class Stack:
         for path in sources:
             if path.is_file():
                 shutil.copyfile(path, target / path.name)
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     @property
     def env(self) -> dict[str, str]:
