@@ -57,6 +57,18 @@ WORDS = {
     "signed_in_as": ("当前用户", "Signed in as"),
     "lang_other": ("English", "中文"),
     "none": ("无", "none"),
+    "prompts": ("语音提示", "Prompts"),
+    "prompt": ("提示音", "Prompt"),
+    "text": ("文本", "Text"),
+    "installed": ("当前版本", "Installed"),
+    "listen": ("试听", "Listen"),
+    "versions": ("历史版本", "Versions"),
+    "upload": ("上传", "Upload"),
+    "upload_note": ("任意音频格式，自动转换为 8 kHz 并音量归一。",
+                    "Any audio format; converted to 8 kHz and loudness-normalised."),
+    "use_version": ("启用此版本", "Use this version"),
+    "default_prompts": ("默认", "default"),
+    "language": ("语言", "Language"),
 }
 
 

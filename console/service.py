@@ -10,6 +10,10 @@ from console.web import Console
 
 def make_service(config, reactor, db, status, metrics):
     console = Console(config, db, reactor, status, metrics)
+    if config.prompts is not None:
+        from console.prompts_page import PromptPages
+
+        PromptPages(console, reactor).mount()
     site = Site(console)
     site.displayTracebacks = False
     service = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)

@@ -135,30 +135,30 @@ class Console(Resource):
         peer = getattr(request.getClientAddress(), "host", "?")
         lang = self._lang(request)
         if not self.peer_limit.allow(peer):
-            return self._error(429, "too_many", lang)
+            return self.error_page(429, "too_many", lang)
         path = request.path.decode("utf-8", "replace")
         if path.startswith("/static/"):
             return self._static(path[len("/static/"):])
         route = self.routes.get((request.method, path))
         if route is None:
-            return self._error(404 if not any(p == path for _m, p in self.routes) else 405,
+            return self.error_page(404 if not any(p == path for _m, p in self.routes) else 405,
                                "not_found", lang)
         length = int(request.getHeader(b"content-length") or 0)
         if length > MAX_BODY:
-            return self._error(413, "too_many", lang)
+            return self.error_page(413, "too_many", lang)
         session = self.sessions.get((request.getCookie(COOKIE) or b"").decode("ascii", "replace"))
         if session is not None:
             lang = session.lang
         if route.login and session is None:
             if request.method == b"POST":
-                return self._error(403, "csrf", lang)
+                return self.error_page(403, "csrf", lang)
             return redirect("/login")
-        if request.method == b"POST" and route.login and not csrf_ok(session, _arg(request, "csrf")):
+        if request.method == b"POST" and route.login and not csrf_ok(session, arg(request, "csrf")):
             log.warn("console: a form without its session's CSRF token was refused ({path})",
                      path=path)
-            return self._error(403, "csrf", lang)
+            return self.error_page(403, "csrf", lang)
         if session is not None and not route.allowed(session.user):
-            return self._error(403, "forbidden", lang)
+            return self.error_page(403, "forbidden", lang)
         return await route.handler(request, session)
 
     def _lang(self, request) -> str:
@@ -170,7 +170,7 @@ class Console(Resource):
         return Reply((HERE / "static" / name).read_bytes(), content_type=STATIC[name].encode(),
                      headers={b"cache-control": b"max-age=3600"})
 
-    def _error(self, code: int, key: str, lang: str) -> Reply:
+    def error_page(self, code: int, key: str, lang: str) -> Reply:
         return Reply(self.page("error.html", None, lang, message=translate(key, lang)), code)
 
     def page(self, name: str, session: Session | None, lang: str | None = None, **ctx) -> bytes:
@@ -204,7 +204,7 @@ class Console(Resource):
         peer = getattr(request.getClientAddress(), "host", "?")
         if not self.login_limit.allow(peer):
             return await self.login_page(request, None, translate("too_many", lang), 429)
-        name, password = _arg(request, "username") or "", _arg(request, "password") or ""
+        name, password = arg(request, "username") or "", arg(request, "password") or ""
         result, user = await self.db.run(accounts.login, name, password, self.clock.seconds(),
                                          self.rules.max_failures,
                                          self.rules.lockout_minutes * 60)
@@ -225,18 +225,18 @@ class Console(Resource):
         return redirect("/login")
 
     async def switch_language(self, request, session) -> Reply:
-        lang = "en" if _arg(request, "to") == "en" else "zh"
+        lang = "en" if arg(request, "to") == "en" else "zh"
         self.cookie(request, b"hotline_lang", lang, max_age=365 * 86400)
         if session is not None:
             session.lang = lang
-        back = _arg(request, "back") or "/"
+        back = arg(request, "back") or "/"
         return redirect(back if back.startswith("/") and not back.startswith("//") else "/")
 
     # ---- pages -----------------------------------------------------------------
     def _chosen_center(self, request, user: User) -> list[str] | None:
         """The centers a page shows: all the user's, or the one asked for (None: refused)."""
         mine = self.visible_centers(user)
-        asked = _arg(request, "center")
+        asked = arg(request, "center")
         if not asked:
             return mine
         return [asked] if asked in mine else None
@@ -244,7 +244,7 @@ class Console(Resource):
     async def dashboard(self, request, session) -> Reply:
         centers = self._chosen_center(request, session.user)
         if centers is None:
-            return self._error(403, "forbidden", session.lang)
+            return self.error_page(403, "forbidden", session.lang)
         now = self.clock.seconds()
         since = figures.day_start(now, self.menus.zone)
         data = await self.db.run(figures.today, centers, since)
@@ -252,12 +252,12 @@ class Console(Resource):
         return Reply(self.page(
             "dashboard.html", session, centers=centers, data=data, links=links,
             all_centers=self.visible_centers(session.user),
-            chosen=_arg(request, "center") or "",
+            chosen=arg(request, "center") or "",
             calls_chart=figures.chart(data["hours"]["calls"]),
             sms_chart=figures.chart(data["hours"]["sms"])))
 
     async def audit_page(self, request, session) -> Reply:
-        before = _arg(request, "before")
+        before = arg(request, "before")
         rows = await self.db.run(audit.recent, 200, None,
                                  int(before) if before and before.isdigit() else None)
         verdict = await self.db.run(audit.verify)
@@ -266,23 +266,23 @@ class Console(Resource):
     async def menus_page(self, request, session) -> Reply:
         centers = self._chosen_center(request, session.user)
         if centers is None:
-            return self._error(403, "forbidden", session.lang)
+            return self.error_page(403, "forbidden", session.lang)
         switches = await self.db.run(menus.switches, centers)
         return Reply(self.page("menus.html", session, centers=centers,
                                items={c: self.menus.items(c) for c in centers},
                                switches=switches))
 
     async def menus_post(self, request, session) -> Reply:
-        center, node = _arg(request, "center") or "", _arg(request, "node") or ""
-        enabled = _arg(request, "enabled") == "1"
+        center, node = arg(request, "center") or "", arg(request, "node") or ""
+        enabled = arg(request, "enabled") == "1"
         if not session.user.may_see(center) or node not in self.menus.items(center):
-            return self._error(403, "forbidden", session.lang)
+            return self.error_page(403, "forbidden", session.lang)
         await self.db.run(menus.switch, center, node, enabled, session.user.name,
                           self.clock.seconds(), self.menus.default_on(center, node))
         return redirect("/menus?" + urlencode({"center": center}))
 
 
-def _arg(request, name: str) -> str | None:
+def arg(request, name: str) -> str | None:
     values = request.args.get(name.encode())
     if not values:
         return None

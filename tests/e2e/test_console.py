@@ -67,6 +67,10 @@ def login(driver, stack, name, password=PASSWORD):
     driver.find_element(By.ID, "username").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "submit").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(  # the dashboard, or the form again with its message
+        lambda d: d.find_elements(By.ID, "whoami") or d.find_elements(By.ID, "message"))
 
 
 def text(driver) -> str:
@@ -175,12 +179,39 @@ def test_forged_csrf_post_is_refused(stack, browser):
     assert browser.find_element(By.ID, "toggle-demo-policy").text == "关闭"  # still on
 
 
+def test_uploaded_prompt_is_what_the_next_call_plays(stack, browser, tmp_path):
+    """An MP3 uploaded in the browser goes through the import pipeline into a new version of
+    the center's main menu prompt, and the next real call plays that file (Asterisk's log)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    mp3 = tmp_path / "main-menu.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=2", "-ar", "44100", str(mp3)], check=True)
+    login(browser, stack, "demoadmin")
+    browser.get(stack.console_url + "/prompts?center=demo&lang=zh")
+    Select(browser.find_element(By.ID, "upload-id")).select_by_value("ivr/main-menu")
+    browser.find_element(By.ID, "upload-file").send_keys(str(mp3))
+    browser.find_element(By.ID, "upload-submit").click()
+    installed = browser.find_element(By.CSS_SELECTOR, "#prompt-ivr-main-menu .installed").text
+    assert installed == "v1"
+    shot(browser, SHOTS, "prompts")
+    full = stack.asterisk.log_dir / "full"
+    seen = full.stat().st_size
+    place_call(stack, "1")
+    with open(full, encoding="utf-8", errors="replace") as f:
+        f.seek(seen)
+        played = f.read()
+    assert "current/demo/zh/ivr/main-menu.ulaw" in played
+
+
 def test_audit_log_verifies_then_fails_after_a_direct_edit(stack, browser):
     """The auditor reads the audit log of this run; `hotline audit verify` passes on it and
     fails once a row is edited directly in the database."""
     login(browser, stack, "aud")
     browser.get(stack.console_url + "/audit")
     assert "哈希链完整" in text(browser) and "menu.switch" in text(browser)
+    assert "prompt.import" in text(browser)
     shot(browser, SHOTS, "audit")
     verify = [sys.executable, str(REPO / "daemon.py"), "audit", "verify", "-c",
               str(stack.config_path)]

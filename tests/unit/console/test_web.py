@@ -11,6 +11,7 @@ import ivr.config
 import prompts.config
 from common.config import load
 from console import accounts, audit
+from console.prompts_page import PromptPages
 from console.web import Console
 from sms.outbox.testing import InlineDatabase
 
@@ -94,6 +95,7 @@ def env(tmp_path):
         db.run_sync(accounts.add, name, role, center, GOOD, clock.seconds(), "test",
                     list(config.centers))
     site = Console(config, db, clock)
+    PromptPages(site, clock).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -201,3 +203,21 @@ def test_rate_limit_per_peer(env):
     b = Browser(site)
     codes = [b.login("nobody", "x")[0] for _ in range(52)]
     assert codes[:50] == [403] * 50 and codes[50:] == [429, 429]
+
+
+def test_prompt_library_page_lists_the_catalog(env):
+    """The prompt page lists every catalog prompt with its text; a center administrator may
+    not open another center's prompts."""
+    b = Browser(env[0])
+    b.login("njadmin")
+    code, _, body = b.get("/prompts")
+    assert code == 200 and "ivr/main-menu" in body and 'enctype="multipart/form-data"' in body
+    assert b.get("/prompts?center=sz")[0] == 403
+    assert b.post("/prompts/upload?center=sz&lang=zh", {"id": "ivr/main-menu"})[0] == 403
+
+
+def test_auditor_may_not_upload(env):
+    b = Browser(env[0])
+    b.login("aud")
+    b.get("/prompts?center=nj")
+    assert b.post("/prompts/rollback?center=nj&lang=zh", {"id": "ivr/main-menu"})[0] == 403
