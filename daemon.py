@@ -64,9 +64,11 @@ def build_service(config: Config, reactor) -> MultiService:
         notifier, router = sms.notify_balance, sms.router
     if config.ivr.ami.enabled:
         from console.menus import SwitchReader
+        from console.rollup import CallRollup, zones
         from ivr.service import make_service as make_ivr
 
-        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db))
+        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db),
+                       on_call_closed=CallRollup(zones(config)))
         ivr.setServiceParent(top)
         ami_link = ivr.link
     from console.figures import monitoring

@@ -69,6 +69,13 @@ WORDS = {
     "use_version": ("启用此版本", "Use this version"),
     "default_prompts": ("默认", "default"),
     "language": ("语言", "Language"),
+    "hotline": ("热线", "Hotline"),
+    "daily": ("日报", "Daily"),
+    "monthly": ("月报", "Monthly"),
+    "from": ("从", "From"),
+    "to": ("至", "To"),
+    "province_total": ("全省合计", "Province total"),
+    "by_template": ("按模板和通道", "By template and carrier"),
 }
 
 

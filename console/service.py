@@ -1,11 +1,20 @@
-"""The console's own listener (``[console] listen``), apart from the API port."""
+"""The console's own listener (``[console] listen``), apart from the API port, and the timer
+that folds finalised SMS into the report rollups."""
 from __future__ import annotations
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.internet.endpoints import serverFromString
 from twisted.web.server import Site
 
+from console.reports_page import ReportPages
+from console.rollup import fold_sms, zones
 from console.web import Console
+
+log = Logger(namespace="hotline.console")
+ROLLUP_INTERVAL = 5.0  # seconds between SMS rollup folds
 
 
 def make_service(config, reactor, db, status, metrics):
@@ -14,9 +23,21 @@ def make_service(config, reactor, db, status, metrics):
         from console.prompts_page import PromptPages
 
         PromptPages(console, reactor).mount()
+    ReportPages(console).mount()
     site = Site(console)
     site.displayTracebacks = False
-    service = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)
-    service.setName("console")
-    service.console = console
-    return service
+    top = MultiService()
+    top.setName("console")
+    listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)
+    listener.setServiceParent(top)
+    fold = TimerService(ROLLUP_INTERVAL, _fold, db, reactor, zones(config))
+    fold.clock = reactor
+    fold.setServiceParent(top)
+    return top
+
+
+def _fold(db, clock, centers) -> Deferred:
+    """Fold the SMS finalised since the last run into the report rollups."""
+    d = db.run(fold_sms, clock.seconds(), centers)
+    d.addErrback(lambda f: log.failure("SMS report rollup failed; retried next time", f))
+    return d

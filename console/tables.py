@@ -48,3 +48,47 @@ class MenuSwitch(Base):
     enabled: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[float] = mapped_column(Float)
     who: Mapped[str] = mapped_column(String(64))
+
+
+class RollupCalls(Base):
+    """Hotline figures per local day and center, added to as each call record closes."""
+
+    __tablename__ = "console_rollup_calls"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, local
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    ivr_handled: Mapped[int] = mapped_column(Integer, default=0)
+    transferred: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)  # failed and error outcomes
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # summed durations
+    survey_1: Mapped[int] = mapped_column(Integer, default=0)  # 满意
+    survey_2: Mapped[int] = mapped_column(Integer, default=0)  # 基本满意
+    survey_3: Mapped[int] = mapped_column(Integer, default=0)  # 不满意
+
+
+class RollupSms(Base):
+    """SMS figures per local day (of creation), center, template and carrier, added to as
+    each message reaches its final state (console.rollup.fold_sms)."""
+
+    __tablename__ = "console_rollup_sms"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    template: Mapped[str] = mapped_column(String(64), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(48), primary_key=True)  # '' if never sent
+    pushed: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupMark(Base):
+    """How far a rollup has folded its source (a time or an id)."""
+
+    __tablename__ = "console_rollup_mark"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)

@@ -113,15 +113,15 @@ class IvrService(Service):
 
 def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
-                 switches: Switches | None = None) -> IvrService:
+                 switches: Switches | None = None, on_call_closed=None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
                    action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
-    handler = CallHandler(config, reactor, CallRecords(db, reactor), cores, notifier,
-                          switches=switches)
+    handler = CallHandler(config, reactor, CallRecords(db, reactor, on_call_closed), cores,
+                          notifier, switches=switches)
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,

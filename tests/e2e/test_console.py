@@ -5,7 +5,6 @@ One stack serves the module (two centers, SMS off); each test says what it pins.
 Screenshots go to the run's log folder (``screenshots/``)."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys

@@ -12,6 +12,7 @@ import prompts.config
 from common.config import load
 from console import accounts, audit
 from console.prompts_page import PromptPages
+from console.reports_page import ReportPages
 from console.web import Console
 from sms.outbox.testing import InlineDatabase
 
@@ -96,6 +97,7 @@ def env(tmp_path):
                     list(config.centers))
     site = Console(config, db, clock)
     PromptPages(site, clock).mount()
+    ReportPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -221,3 +223,26 @@ def test_auditor_may_not_upload(env):
     b.login("aud")
     b.get("/prompts?center=nj")
     assert b.post("/prompts/rollback?center=nj&lang=zh", {"id": "ivr/main-menu"})[0] == 403
+
+
+def test_report_csv_and_center_scoping(env):
+    """The report page offers CSV of the rollups; a center administrator gets only the own
+    center, and asking for another is refused."""
+    site, db, _clock = env
+    from console.rollup import CallRollup
+
+    db.run_sync(CallRollup({"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"}), "nj",
+                1_799_990_000.0, 1_799_990_060.0, "ivr_handled", 1)
+    db.run_sync(CallRollup({"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"}), "sz",
+                1_799_990_000.0, 1_799_990_060.0, "abandoned", None)
+    b = Browser(site)
+    b.login("njadmin")
+    code, response, body = b.get("/reports?kind=calls&by=day&first=2027-01-01&last=2027-01-31"
+                                 "&format=csv")
+    assert code == 200 and response.headers.getRawHeaders(b"content-type")[0].startswith(
+        b"text/csv")
+    lines = body.lstrip("\ufeff").splitlines()
+    assert lines[1].startswith("2027-01-15,nj,1,1,0,0,0,0.0,60.0,1.0") and len(lines) == 2
+    assert b.get("/reports?center=sz")[0] == 403
+    code, _, body = b.get("/reports?first=2027-01-01&last=2027-01-31")
+    assert code == 200 and "自助完成" in body
