@@ -54,14 +54,14 @@ def build_service(config: Config, reactor) -> MultiService:
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, object] = {}
-    notifier = router = ami_link = None
+    notifier = router = ami_link = templates = None
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
         sms = make_sms(config, reactor, db, cores, codes, scheduler)
         sms.setServiceParent(top)
         resources.update(sms.http_resources())
-        notifier, router = sms.notify_balance, sms.router
+        notifier, router, templates = sms.notify_balance, sms.router, sms.templates
     if config.ivr.ami.enabled:
         from console.menus import SwitchReader
         from console.rollup import CallRollup, zones
@@ -80,7 +80,8 @@ def build_service(config: Config, reactor) -> MultiService:
     if config.console.enabled:
         from console.service import make_service as make_console
 
-        make_console(config, reactor, db, metrics.status, metrics).setServiceParent(top)
+        make_console(config, reactor, db, metrics.status, metrics,
+                     templates).setServiceParent(top)
     return top
 
 

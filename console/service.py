@@ -1,9 +1,10 @@
 """The console's own listener (``[console] listen``), apart from the API port, and the timer
-that folds finalised SMS into the report rollups."""
+that folds finalised SMS into the report rollups and refreshes published SMS templates."""
 from __future__ import annotations
 
 from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import MultiService
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.internet.endpoints import serverFromString
@@ -14,13 +15,16 @@ from common.masking import mask_text
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
 from console.search_page import SearchPages
+from console.templates_page import TemplatePages, apply_published, published
 from console.web import Console
 
 log = Logger(namespace="hotline.console")
 ROLLUP_INTERVAL = 5.0  # seconds between SMS rollup folds
 
 
-def make_service(config, reactor, db, status, metrics):
+def make_service(config, reactor, db, status, metrics, templates=None):
+    """The console's listener and its rollup timer; ``templates`` is the running outbox's
+    TemplateSet (None without SMS), which published template edits change."""
     console = Console(config, db, reactor, status, metrics)
     if config.prompts is not None:
         from console.prompts_page import PromptPages
@@ -28,13 +32,15 @@ def make_service(config, reactor, db, status, metrics):
         PromptPages(console, reactor).mount()
     ReportPages(console).mount()
     SearchPages(console).mount()
+    if templates is not None:
+        TemplatePages(console, templates).mount()
     site = Site(console, logFormatter=masked_log_line)
     site.displayTracebacks = False
     top = MultiService()
     top.setName("console")
     listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)
     listener.setServiceParent(top)
-    fold = TimerService(ROLLUP_INTERVAL, _fold, db, reactor, zones(config))
+    fold = TimerService(ROLLUP_INTERVAL, _tick, db, reactor, zones(config), templates)
     fold.clock = reactor
     fold.setServiceParent(top)
     return top
@@ -45,8 +51,16 @@ def masked_log_line(timestamp: str, request) -> str:
     return mask_text(combinedLogFormatter(timestamp, request))
 
 
-def _fold(db, clock, centers) -> Deferred:
-    """Fold the SMS finalised since the last run into the report rollups."""
-    d = db.run(fold_sms, clock.seconds(), centers)
-    d.addErrback(lambda f: log.failure("SMS report rollup failed; retried next time", f))
-    return d
+def _tick(db, clock, centers, templates) -> Deferred:
+    return Deferred.fromCoroutine(_refresh(db, clock, centers, templates))
+
+
+async def _refresh(db, clock, centers, templates) -> None:
+    """Fold the SMS finalised since the last run into the report rollups, and apply the
+    template texts published (here or by another daemon sharing the database)."""
+    try:
+        await db.run(fold_sms, clock.seconds(), centers)
+        if templates is not None:
+            apply_published(templates, await db.run(published))
+    except SQLAlchemyError:
+        log.failure("report rollup or template refresh failed; retried next time")

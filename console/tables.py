@@ -92,3 +92,18 @@ class RollupMark(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+class TemplateEdit(Base):
+    """A center's SMS template text: the draft awaiting review and the one published."""
+
+    __tablename__ = "console_sms_template"
+
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    draft_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    draft_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    draft_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    published_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    published_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[float | None] = mapped_column(Float, nullable=True)

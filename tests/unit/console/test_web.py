@@ -14,8 +14,10 @@ from console import accounts, audit
 from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
 from console.search_page import SearchPages
+from console.templates_page import TemplatePages
 from console.web import Console
 from sms.outbox.testing import InlineDatabase
+from sms.templates import TemplateSet
 
 GOOD = "correct horse battery"
 INI = """[daemon]
@@ -100,6 +102,8 @@ def env(tmp_path):
     PromptPages(site, clock).mount()
     ReportPages(site).mount()
     SearchPages(site).mount()
+    site.sms_templates = TemplateSet({"nj": "南京公积金", "sz": "苏州公积金"})
+    TemplatePages(site, site.sms_templates).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -302,3 +306,42 @@ def test_call_search_shows_masked_callers(env):
     b.login("njadmin")
     code, _, body = b.get("/calls")
     assert code == 200 and "025****1234" in body and "language zh main" in body
+
+
+NEW_TEXT = "{signature}尾号{account}的账户{date}入账{amount}元，余额{balance}元。"
+PARAMS = {"account": "1234", "date": "2026-11-30", "amount": "10", "balance": "20"}
+
+
+def test_template_edited_by_one_published_by_another(env):
+    """A center administrator's edit waits as a draft; its author cannot publish it; a second
+    administrator publishes it and the running TemplateSet renders the new text at once."""
+    site, db, _clock = env
+    templates = site.sms_templates
+    editor = Browser(site)
+    editor.login("njadmin")
+    editor.get("/templates")
+    assert editor.post("/templates/edit?center=nj", {"name": "deposit_credited",
+                                                     "text": NEW_TEXT})[0] == 303
+    assert "尾号1234的账户" not in templates.render("nj", "deposit_credited", PARAMS).text
+    code, _, body = editor.post("/templates/publish?center=nj", {"name": "deposit_credited"})
+    assert "another administrator" in body
+    reviewer = Browser(site)
+    reviewer.login("prov")
+    code, _, body = reviewer.get("/templates?center=nj")
+    assert 'id="publish-deposit_credited"' in body
+    assert reviewer.post("/templates/publish?center=nj", {"name": "deposit_credited"})[0] == 303
+    text = templates.render("nj", "deposit_credited", PARAMS).text
+    assert text == "【南京公积金】尾号1234的账户2026-11-30入账10.00元，余额20.00元。"
+    assert "尾号1234的账户" not in templates.render("sz", "deposit_credited", PARAMS).text
+    actions = [e.action for e in db.run_sync(audit.recent)][:2]
+    assert actions == ["sms_template.publish", "session.login"]
+
+
+def test_template_draft_must_keep_the_placeholders(env):
+    site, _db, _clock = env
+    b = Browser(site)
+    b.login("njadmin")
+    b.get("/templates")
+    code, _, body = b.post("/templates/edit?center=nj", {"name": "deposit_credited",
+                                                         "text": "{signature}余额{balance}"})
+    assert code == 200 and "must start with" in body
