@@ -261,6 +261,7 @@ class Stack:
     http_port: int = 0
     console_port: int = 0
     extra_ini: str = ""  # more sections (another center) appended to the generated INI
+    shared_core_centers: tuple[str, ...] = ()  # centers of extra_ini on the same demo core
 
     def __post_init__(self):
         self.state_dir = Path(self.state_dir).resolve()
@@ -370,9 +371,10 @@ class Stack:
         end = latest_event(self.core_db)
 
         def start_cursor(session):
-            if session.scalar(select(SmsAlertCursor).where(SmsAlertCursor.center == CENTER)):
-                return
-            session.add(SmsAlertCursor(center=CENTER, cursor=end, updated_at=time.time()))
+            for center in (CENTER, *self.shared_core_centers):
+                if session.scalar(select(SmsAlertCursor).where(SmsAlertCursor.center == center)):
+                    continue
+                session.add(SmsAlertCursor(center=center, cursor=end, updated_at=time.time()))
 
         db = Database(self.db_url, None, 1)
         try:

@@ -1,7 +1,8 @@
 """The console in a real browser against the whole platform: Debian's chromium driven by
 Selenium, the daemon with Asterisk 22 and sipp callers (sandbox/stack.py).
 
-One stack serves the module (two centers, SMS off); each test says what it pins.
+One stack serves the module (two centers on one demo core, SMS on); each test says what it
+pins.
 Screenshots go to the run's log folder (``screenshots/``)."""
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def stack(asterisk_root, tmp_path_factory):
     logs = LOG_DIR / "console-e2e"
     logs.mkdir(parents=True, exist_ok=True)
     state = tmp / "state"
-    with Stack(state, logs, persons=300, sms=False,
+    with Stack(state, logs, persons=300, shared_core_centers=("north",),
                extra_ini=NORTH.format(core_db=state / "core-demo.db")) as stack:
         env = dict(stack.env, CONSOLE_PW=PASSWORD)
         for name, role, center in (("admin", "province", None), ("demoadmin", "center", "demo"),
@@ -204,13 +205,81 @@ def test_uploaded_prompt_is_what_the_next_call_plays(stack, browser, tmp_path):
     assert "current/demo/zh/ivr/main-menu.ulaw" in played
 
 
+def fetch_text(driver, url: str) -> str:
+    """GET ``url`` with the browser's session (a download, read as text)."""
+    return driver.execute_async_script(
+        "fetch(arguments[0]).then(r => r.text()).then(arguments[1])", url)
+
+
+def test_report_csv_equals_the_database(stack, browser):
+    """The daily hotline report's CSV for the demo center equals the call records' figures."""
+    import csv
+    import io
+
+    login(browser, stack, "admin")
+    body = fetch_text(browser, stack.console_url + "/reports?kind=calls&by=day&center=demo"
+                      "&first=2000-01-01&last=2100-01-01&format=csv")
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))[1:]
+    with sqlite3.connect(stack.state_dir / "hotline.db") as db:
+        calls = db.execute("SELECT outcome FROM ivr_call WHERE center = 'demo' AND "
+                           "ended_at IS NOT NULL").fetchall()
+    outcomes = [o for (o,) in calls]
+    assert len(rows) == 1 and rows[0][1] == "demo"
+    assert [int(v) for v in rows[0][2:6]] == [
+        len(outcomes), outcomes.count("ivr_handled"), outcomes.count("transferred"),
+        outcomes.count("abandoned")]
+    browser.get(stack.console_url + "/reports?kind=calls&by=day&first=2000-01-01"
+                "&last=2100-01-01")
+    shot(browser, SHOTS, "reports")
+
+
+def test_template_edited_by_one_published_by_another_is_the_next_sms(stack, browser):
+    """The center administrator edits the deposit alert; the provincial administrator
+    publishes it; the next deposit's SMS carries the new text."""
+    from selenium.webdriver.common.by import By
+
+    from core_client.demo_data import demo_identities
+    from sandbox.stack import credit_deposit
+
+    new = "{signature}【控制台测试】尾号{account}于{date}入账{amount}元，余额{balance}元。"
+    login(browser, stack, "demoadmin")
+    browser.get(stack.console_url + "/templates?center=demo")
+    browser.find_element(By.CSS_SELECTOR, "#template-deposit_credited summary").click()
+    area = browser.find_element(By.ID, "text-deposit_credited")
+    area.clear()
+    area.send_keys(new)
+    browser.find_element(By.ID, "save-deposit_credited").click()
+    assert "控制台测试" in browser.find_element(By.CSS_SELECTOR,
+                                              "#template-deposit_credited .draft").text
+    assert not browser.find_elements(By.ID, "publish-deposit_credited")  # not by its author
+    browser.delete_all_cookies()
+    login(browser, stack, "admin")
+    browser.get(stack.console_url + "/templates?center=demo")
+    browser.find_element(By.ID, "publish-deposit_credited").click()
+    current = browser.find_element(By.CSS_SELECTOR, "#template-deposit_credited .current").text
+    assert "控制台测试" in current
+    shot(browser, SHOTS, "templates")
+    since = time.time()
+    credit_deposit(stack.core_db, demo_identities()[1].account_no)
+    deadline = time.time() + 30
+    text = None
+    while time.time() < deadline and text is None:
+        with sqlite3.connect(stack.state_dir / "hotline.db") as db:
+            row = db.execute("SELECT text FROM sms_message WHERE center = 'demo' AND "
+                             "template = 'deposit_credited' AND created_at >= ?",
+                             (since - 1,)).fetchone()
+        text = row[0] if row else None
+        time.sleep(0.5)
+    assert text is not None and text.startswith("【示例公积金】【控制台测试】尾号")
+
+
 def test_audit_log_verifies_then_fails_after_a_direct_edit(stack, browser):
     """The auditor reads the audit log of this run; `hotline audit verify` passes on it and
     fails once a row is edited directly in the database."""
     login(browser, stack, "aud")
     browser.get(stack.console_url + "/audit")
     assert "哈希链完整" in text(browser) and "menu.switch" in text(browser)
-    assert "prompt.import" in text(browser)
+    assert "prompt.import" in text(browser) and "sms_template.publish" in text(browser)
     shot(browser, SHOTS, "audit")
     verify = [sys.executable, str(REPO / "daemon.py"), "audit", "verify", "-c",
               str(stack.config_path)]
