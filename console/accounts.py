@@ -116,5 +116,17 @@ def login(session: Session, name: str, password: str, now: float, max_failures: 
     return Login.BAD, None
 
 
+def set_password(session: Session, name: str, password: str, now: float, who: str) -> None:
+    """A new password (audited); it also lifts a lockout."""
+    row = session.get(ConsoleUser, name)
+    if row is None:
+        raise AccountError(f"no account {name}")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    row.password_hash, row.failures, row.locked_until = hash_password(password), 0, 0.0
+    audit.append(session, who, "account.password", f"user:{name}", None, None, now,
+                 center=row.center)
+
+
 def listing(session: Session) -> list[ConsoleUser]:
     return list(session.scalars(select(ConsoleUser).order_by(ConsoleUser.name)))

@@ -281,6 +281,8 @@ def test_audit_log_verifies_then_fails_after_a_direct_edit(stack, browser):
     assert "哈希链完整" in text(browser) and "menu.switch" in text(browser)
     assert "prompt.import" in text(browser) and "sms_template.publish" in text(browser)
     shot(browser, SHOTS, "audit")
+    browser.get(stack.console_url + "/")
+    shot(browser, SHOTS, "dashboard-end")  # the day's calls and SMS of the whole run
     verify = [sys.executable, str(REPO / "daemon.py"), "audit", "verify", "-c",
               str(stack.config_path)]
     ok = subprocess.run(verify, cwd=REPO, env=stack.env, capture_output=True, text=True)

@@ -101,8 +101,12 @@ def test_cli_adduser_and_verify(tmp_path):
     r = run("console", "adduser", "-c", str(ini), "admin", "--password-env", "ADMIN_PW")
     assert r.returncode == 0, r.stderr
     assert "account admin created: province" in r.stdout
+    r = run("console", "passwd", "-c", str(ini), "admin", "--password-env", "ADMIN_PW")
+    assert r.returncode == 0 and "password set" in r.stdout
+    r = run("console", "users", "-c", str(ini))
+    assert r.stdout.split()[:3] == ["admin", "province", "-"]
     r = run("audit", "verify", "-c", str(ini))
-    assert r.returncode == 0 and "1 rows, chain intact" in r.stdout
+    assert r.returncode == 0 and "2 rows, chain intact" in r.stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'hotline.db'}")
     with engine.begin() as c:
         c.execute(sa.text("UPDATE console_audit SET who = 'someone else'"))
