@@ -95,6 +95,7 @@ WORDS = {
     "full_numbers_audited": ("完整号码的查看已记入审计日志。",
                              "This view of full numbers is in the audit log."),
     "daily": ("日报", "Daily"),
+    "key_presses": ("按键统计", "Key presses"),
     "monthly": ("月报", "Monthly"),
     "from": ("从", "From"),
     "to": ("至", "To"),

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from console import figures, rollup
 from console.web import Reply, Route, arg
 
-KINDS = ("calls", "sms")
+KINDS = ("calls", "keys", "sms")
 
 
 class ReportPages:
@@ -44,6 +44,9 @@ class ReportPages:
             rows = await self.console.db.run(rollup.calls_report, q["centers"], q["period"],
                                               not q["province"])
             columns, values = rollup.CALL_COLUMNS, [r["calls"] for r in rows]
+        elif q["kind"] == "keys":
+            rows = await self.console.db.run(rollup.keys_report, q["centers"], q["period"])
+            columns, values = rollup.KEY_COLUMNS, [r["count"] for r in rows]
         else:
             rows = await self.console.db.run(rollup.sms_report, q["centers"], q["period"],
                                               q["detail"])

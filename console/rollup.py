@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections import Counter
 import io
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from console.tables import RollupCalls, RollupMark, RollupSms
+from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
 from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, M
 
 SMS_MARK = "sms_final_at"
@@ -40,8 +41,8 @@ class CallRollup:
     def __init__(self, zones: dict[str, str]):
         self.zones = {center: ZoneInfo(zone) for center, zone in zones.items()}
 
-    def __call__(self, session, center: str, started_at: float, ended_at: float,
-                 outcome: str, survey: int | None) -> None:
+    def __call__(self, session, record, ended_at: float, outcome: str) -> None:
+        center, started_at, survey = record.center, record.started_at, record.survey
         key = (local_day(started_at, self.zones[center]), center)
         row = session.get(RollupCalls, key, with_for_update=True)
         if row is None:
@@ -57,6 +58,12 @@ class CallRollup:
         row.seconds += max(0.0, ended_at - started_at)
         if survey in (1, 2, 3):
             setattr(row, f"survey_{survey}", getattr(row, f"survey_{survey}") + 1)
+        for (node, digits), n in Counter(record.keys).items():
+            press = session.get(RollupKeys, (key[0], center, node, digits), with_for_update=True)
+            if press is None:
+                press = RollupKeys(day=key[0], center=center, node=node, key=digits, count=0)
+                session.add(press)
+            press.count += n
 
 
 def fold_sms(session, now: float, zones: dict[str, str]) -> int:
@@ -98,6 +105,7 @@ def fold_sms(session, now: float, zones: dict[str, str]) -> int:
 
 CALL_COLUMNS = ("period", "center", "calls", "ivr_handled", "transferred", "abandoned",
                 "failed", "abandon_rate", "average_seconds", "satisfaction")
+KEY_COLUMNS = ("period", "center", "node", "key", "count")
 SMS_COLUMNS = ("period", "center", "template", "carrier", "pushed", "sent", "delivered",
                "failed", "expired", "success_rate")
 HEADINGS = {
@@ -107,7 +115,8 @@ HEADINGS = {
     "average_seconds": "平均时长(秒) avg s", "satisfaction": "满意度 satisfaction",
     "template": "模板 template", "carrier": "通道 carrier", "pushed": "推送 pushed",
     "sent": "发送 sent", "delivered": "成功 delivered", "expired": "过期 expired",
-    "success_rate": "成功率 success rate",
+    "success_rate": "成功率 success rate", "node": "菜单 menu", "key": "按键 key",
+    "count": "次数 presses",
 }
 
 
@@ -147,6 +156,17 @@ def calls_report(session, centers: list[str], period: Period, by_center: bool = 
                     "average_seconds": round(seconds / calls, 1) if calls else None,
                     "satisfaction": _rate(s1 + s2, s1 + s2 + s3)})
     return out
+
+
+def keys_report(session, centers: list[str], period: Period) -> list[dict]:
+    """Key presses per menu item over the period, per center (the guidelines' 按键统计)."""
+    q = (select(RollupKeys.center, RollupKeys.node, RollupKeys.key, func.sum(RollupKeys.count))
+         .where(RollupKeys.center.in_(centers), RollupKeys.day >= period.first,
+                RollupKeys.day <= period.last)
+         .group_by(RollupKeys.center, RollupKeys.node, RollupKeys.key)
+         .order_by(RollupKeys.center, RollupKeys.node, RollupKeys.key))
+    return [{"period": f"{period.first}..{period.last}", "center": c, "node": n, "key": k,
+             "count": int(v)} for c, n, k, v in session.execute(q).all()]
 
 
 def sms_report(session, centers: list[str], period: Period, detail: bool = False) -> list[dict]:

@@ -107,3 +107,15 @@ class TemplateEdit(Base):
     published_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     published_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     published_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RollupKeys(Base):
+    """Key presses per local day, center, menu and key, added as each call record closes."""
+
+    __tablename__ = "console_rollup_keys"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(8), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

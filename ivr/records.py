@@ -62,8 +62,8 @@ class CallRecords:
     """Persists call records; ``db`` is a ``storage.db.Database``."""
 
     def __init__(self, db, clock, on_closed=None):
-        # on_closed(session, center, started_at, ended_at, outcome, survey) runs in the
-        # closing transaction (the console's report rollups).
+        # on_closed(session, record, ended_at, outcome) runs in the closing transaction
+        # (the console's report rollups).
         self.db, self.clock, self.on_closed = db, clock, on_closed
 
     async def open(self, record: CallRecord) -> None:
@@ -103,4 +103,4 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
         session.add(IvrKeyPress(call_id=record.id, center=record.center, node=node, key=key,
                                 count=count))
     if on_closed is not None:
-        on_closed(session, record.center, record.started_at, now, outcome, record.survey)
+        on_closed(session, record, now, outcome)

@@ -205,6 +205,23 @@ def test_uploaded_prompt_is_what_the_next_call_plays(stack, browser, tmp_path):
     assert "current/demo/zh/ivr/main-menu.ulaw" in played
 
 
+def test_readiness_and_metrics_reflect_the_links(stack):
+    """/readyz is 200 with the database, the AMI link and the bind up; /metrics shows them."""
+    import json
+    import urllib.request
+
+    base = f"http://127.0.0.1:{stack.http_port}"
+    with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
+        assert r.status == 200
+        assert json.loads(r.read()) == {"ready": True, "checks": {
+            "database": "ok", "ami": "ok", "smpp": "ok"}}
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'hotline_link_up{kind="ami",name="ami",state="up"} 1.0' in metrics
+    assert 'hotline_link_up{kind="smpp",name="local/local-0",state="bound"} 1.0' in metrics
+    assert 'hotline_calls_24h{center="demo"' in metrics
+
+
 def fetch_text(driver, url: str) -> str:
     """GET ``url`` with the browser's session (a download, read as text)."""
     return driver.execute_async_script(

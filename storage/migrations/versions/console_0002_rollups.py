@@ -1,4 +1,5 @@
-"""console: report rollups (hotline per day and center, SMS per day, center, template, carrier)
+"""console: report rollups (hotline and key presses per day and center; SMS per day, center,
+template and carrier)
 
 Revision ID: console_0002
 Revises: console_0001
@@ -36,6 +37,15 @@ def upgrade() -> None:
                                 name="pk_console_rollup_sms"),
     )
     op.create_table(
+        "console_rollup_keys",
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("center", sa.String(32), nullable=False),
+        sa.Column("node", sa.String(64), nullable=False),
+        sa.Column("key", sa.String(8), nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("day", "center", "node", "key", name="pk_console_rollup_keys"),
+    )
+    op.create_table(
         "console_rollup_mark",
         sa.Column("name", sa.String(32), nullable=False),
         sa.Column("value", sa.Float, nullable=False),
@@ -48,5 +58,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_sms_message_final_at", "sms_message")
     op.drop_table("console_rollup_mark")
+    op.drop_table("console_rollup_keys")
     op.drop_table("console_rollup_sms")
     op.drop_table("console_rollup_calls")

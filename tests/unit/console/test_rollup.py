@@ -49,6 +49,8 @@ def close_call(db, center, start, seconds, outcome, survey=None):
     record = CallRecord.start(instance="i", center=center, uniqueid=f"u{n}",
                               caller_id="02584001234", dnid="12329", language="zh", now=start)
     record.survey = survey
+    record.key("main", "1")
+    record.key("deposit", "1")
     Deferred.fromCoroutine(records.open(record))
     clock.advance(seconds)
     Deferred.fromCoroutine(records.close(record, outcome, 1))
@@ -75,6 +77,9 @@ def test_calls_report_equals_the_call_records(db):
                         False)
     assert [(r["period"], r["center"], r["calls"]) for r in month] == [
         ("2026-05", "全省 province", 4)]
+    keys = db.run_sync(rollup.keys_report, ["nj"], period)
+    assert [(k["node"], k["key"], k["count"]) for k in keys] == [("deposit", "1", 3),
+                                                                 ("main", "1", 3)]
 
 
 def _message(center, template, state, created, final, smsc="cmcc", submitted=True):

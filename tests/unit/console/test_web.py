@@ -237,10 +237,16 @@ def test_report_csv_and_center_scoping(env):
     site, db, _clock = env
     from console.rollup import CallRollup
 
-    db.run_sync(CallRollup({"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"}), "nj",
-                1_799_990_000.0, 1_799_990_060.0, "ivr_handled", 1)
-    db.run_sync(CallRollup({"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"}), "sz",
-                1_799_990_000.0, 1_799_990_060.0, "abandoned", None)
+    from ivr.records import CallRecord
+
+    add = CallRollup({"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"})
+    for center, outcome, survey in (("nj", "ivr_handled", 1), ("sz", "abandoned", None)):
+        record = CallRecord.start(instance="i", center=center, uniqueid=center,
+                                  caller_id="02584001234", dnid="12329", language="zh",
+                                  now=1_799_990_000.0)
+        record.survey = survey
+        record.key("main", "1")
+        db.run_sync(add, record, 1_799_990_060.0, outcome)
     b = Browser(site)
     b.login("njadmin")
     code, response, body = b.get("/reports?kind=calls&by=day&first=2027-01-01&last=2027-01-31"
@@ -252,6 +258,8 @@ def test_report_csv_and_center_scoping(env):
     assert b.get("/reports?center=sz")[0] == 403
     code, _, body = b.get("/reports?first=2027-01-01&last=2027-01-31")
     assert code == 200 and "自助完成" in body
+    code, _, body = b.get("/reports?kind=keys&first=2027-01-01&last=2027-01-31&format=csv")
+    assert body.lstrip("\ufeff").splitlines()[1] == "2027-01-01..2027-01-31,nj,main,1,1"
 
 
 MOBILE = "139" + "00001234"  # synthetic; written split so no whole number sits in the source
