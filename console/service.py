@@ -12,6 +12,7 @@ from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
 from common.masking import mask_text
+from console.optout_page import OptOutPages
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
 from console.search_page import SearchPages
@@ -34,6 +35,7 @@ def make_service(config, reactor, db, status, metrics, templates=None):
     SearchPages(console).mount()
     if templates is not None:
         TemplatePages(console, templates).mount()
+        OptOutPages(console).mount()
     site = Site(console, logFormatter=masked_log_line)
     site.displayTracebacks = False
     top = MultiService()

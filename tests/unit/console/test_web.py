@@ -11,6 +11,7 @@ import ivr.config
 import prompts.config
 from common.config import load
 from console import accounts, audit
+from console.optout_page import OptOutPages
 from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
 from console.search_page import SearchPages
@@ -104,6 +105,7 @@ def env(tmp_path):
     SearchPages(site).mount()
     site.sms_templates = TemplateSet({"nj": "南京公积金", "sz": "苏州公积金"})
     TemplatePages(site, site.sms_templates).mount()
+    OptOutPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -353,3 +355,22 @@ def test_template_draft_must_keep_the_placeholders(env):
     code, _, body = b.post("/templates/edit?center=nj", {"name": "deposit_credited",
                                                          "text": "{signature}余额{balance}"})
     assert code == 200 and "must start with" in body
+
+
+def test_opt_out_list_masked_and_audited(env):
+    """An administrator adds a number to the center's opt-out list; it is listed masked, the
+    change audited with the masked number, and removing it is audited too."""
+    site, db, _clock = env
+    b = Browser(site)
+    b.login("njadmin")
+    b.get("/optout")
+    assert b.post("/optout?center=nj", {"mobile": MOBILE})[0] == 303
+    code, _, body = b.get("/optout")
+    assert "139****1234" in body and MOBILE not in body
+    entry = db.run_sync(audit.recent)[0]
+    assert (entry.action, entry.target) == ("sms.opt_out", "optout:nj:139****1234")
+    row_id = re.search(r'name="remove" value="(\d+)"', body).group(1)
+    assert b.post("/optout?center=nj", {"remove": row_id})[0] == 303
+    assert "139****1234" not in b.get("/optout")[2]
+    assert db.run_sync(audit.recent)[0].action == "sms.opt_in"
+    assert b.post("/optout?center=sz", {"mobile": MOBILE})[0] == 403
