@@ -165,11 +165,6 @@ class Section:
         """An ``HH:MM-HH:MM`` daily window (may wrap past midnight) on ``days``."""
         return self.parse(key, default, lambda raw: DailyWindow.parse(raw, days))
 
-    def hours(self, key: str, default: str) -> tuple[int, int]:
-        """A window as (start, end) minutes: the outbox's quiet hours still take the pair."""
-        w = self.window(key, default)
-        return w.start, w.end
-
     def parse(self, key: str, default: str, convert: Callable[[str], T]) -> T:
         raw = self.str(key, default)
         try:
