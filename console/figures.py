@@ -12,7 +12,8 @@ from sqlalchemy import Integer, cast, func, select
 
 from ivr.stats import summary as ivr_summary
 from ivr.tables import IvrCall
-from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING, M
+from sms.outbox.sql import M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING
 
 SMS_STATES = ("queued", "sent", "delivered", "failed", "unknown")
 

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select
 from common.masking import mask_mobile
 from console import audit
 from console.web import Reply, Route, arg, redirect
-from sms.outbox.outbox import O
+from sms.outbox.sql import OPTOUT as O
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 LIMIT = 200

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
-from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, M
+from sms.outbox.sql import M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED
 
 SMS_MARK = "sms_final_at"
 SMS_LAG = 5.0  # seconds behind the clock: transactions that finalised earlier have committed

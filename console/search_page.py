@@ -17,7 +17,7 @@ from common.masking import mask_mobile, mask_text
 from console import audit
 from console.web import Reply, Route, arg
 from ivr.tables import IvrCall
-from sms.outbox.outbox import M, P
+from sms.outbox.sql import M, P
 
 LIMIT = 100
 

@@ -17,7 +17,7 @@ import pytest
 from sandbox.sipp import Keys, Pause, SippCall
 from sandbox.stack import Stack
 from tests.conftest import LOG_DIR
-from tests.e2e.browser import shot, start_browser
+from tests.support.browser import shot, start_browser
 
 pytestmark = pytest.mark.e2e
 

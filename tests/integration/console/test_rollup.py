@@ -12,7 +12,7 @@ from console import rollup
 from console.rollup import CallRollup, Period, calls_report, fold_sms, sms_report
 from ivr.records import CallRecord, CallRecords
 from ivr.stats import summary
-from sms.outbox.outbox import M
+from sms.outbox.sql import M
 from storage.db import Database
 
 ZONES = {"nj": "Asia/Shanghai", "sz": "Asia/Shanghai"}

@@ -270,7 +270,7 @@ MOBILE = "139" + "00001234"  # synthetic; written split so no whole number sits 
 def _sms(db, clock, center):
     from sqlalchemy import insert
 
-    from sms.outbox.outbox import M
+    from sms.outbox.sql import M
 
     now = clock.seconds()
     db.run_sync(lambda s: s.execute(insert(M), [dict(
