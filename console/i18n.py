@@ -52,7 +52,11 @@ WORDS = {
     "off": ("关闭", "Off"),
     "switch_on": ("开启", "Switch on"),
     "switch_off": ("关闭", "Switch off"),
-    "menus_note": ("修改在下一通来电生效，无需重启。", "Changes apply to the next call, no restart."),
+    "menus_note": ("修改在下一通来电生效，无需重启。服务时间留空即按菜单文件；星期为 1-7。",
+                   "Changes apply to the next call, no restart. Empty hours: the menu file's; "
+                   "days are 1-7."),
+    "service_hours": ("服务时间（时段 / 星期）", "Service hours (window / days)"),
+    "set_hours": ("保存", "Save"),
     "role": ("角色", "Role"),
     "signed_in_as": ("当前用户", "Signed in as"),
     "lang_other": ("English", "中文"),

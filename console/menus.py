@@ -9,7 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from console import audit
+from common.daily_window import DailyWindow
 from console.tables import MenuSwitch
+from ivr.menu import Switch
 
 LABELS = {
     "deposit": "缴存业务", "loan": "贷款业务", "policy": "政策咨询", "agent": "人工服务",
@@ -41,9 +43,11 @@ class MenuBook:
                     continue
                 for key, target in sorted(node.keys.items()):
                     if target not in items and menu.nodes[target].kind != "language":
+                        hours = menu.nodes[target].hours
                         items[target] = {"parent": node.name, "key": key,
                                          "label": LABELS.get(target, target),
-                                         "default": menu.nodes[target].enabled}
+                                         "default": menu.nodes[target].enabled,
+                                         "hours": _window_text(hours)}
             self._items[code] = items
 
     def items(self, center: str) -> dict[str, dict]:
@@ -53,32 +57,63 @@ class MenuBook:
         return self._items[center][node]["default"]
 
 
-def switches(session, centers: list[str]) -> dict[str, dict[str, bool]]:
-    out: dict[str, dict[str, bool]] = {c: {} for c in centers}
+def _window_text(w: DailyWindow) -> str:
+    def hhmm(minutes: int) -> str:
+        return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+    return f"{hhmm(w.start)}-{hhmm(w.end)}"
+
+
+def switches(session, centers: list[str]) -> dict[str, dict[str, dict]]:
+    """center -> item -> {enabled, hours, days} as the administrators set them."""
+    out: dict[str, dict[str, dict]] = {c: {} for c in centers}
     for row in session.scalars(select(MenuSwitch).where(MenuSwitch.center.in_(centers))):
-        out[row.center][row.node] = row.enabled
+        out[row.center][row.node] = {"enabled": row.enabled, "hours": row.hours,
+                                     "days": row.days}
     return out
 
 
-def switch(session, center: str, node: str, enabled: bool, who: str, now: float,
-           default: bool) -> None:
-    """Set one item on or off for one center (audited with the old and new state)."""
+def window(hours: str | None, days: str | None) -> DailyWindow | None:
+    """An item's service hours from the form's text (``09:00-17:00``, days ``1,2,3,4,5``);
+    None for none set. Raises ValueError saying what is wrong."""
+    if not hours:
+        return None
+    try:
+        day_list = tuple(int(d) for d in (days or "1,2,3,4,5,6,7").replace(" ", "").split(","))
+    except ValueError:
+        raise ValueError("days must be ISO weekdays 1-7, like 1,2,3,4,5") from None
+    return DailyWindow.parse(hours, day_list)
+
+
+def switch(session, center: str, node: str, who: str, now: float, default: bool, *,
+           enabled: bool | None = None, hours: str | None = None,
+           days: str | None = None) -> None:
+    """Set one item on or off, or its service hours (empty: the menu file's), for one center;
+    audited with the old and new settings."""
     row = session.get(MenuSwitch, (center, node))
-    old = row.enabled if row is not None else default
     if row is None:
-        session.add(MenuSwitch(center=center, node=node, enabled=enabled, updated_at=now,
-                               who=who))
-    else:
-        row.enabled, row.updated_at, row.who = enabled, now, who
-    audit.append(session, who, "menu.switch", f"menu:{center}:{node}",
-                 {"enabled": old}, {"enabled": enabled}, now, center=center)
+        row = MenuSwitch(center=center, node=node, enabled=default, hours=None, days=None,
+                         updated_at=now, who=who)
+        session.add(row)
+    old = {"enabled": row.enabled, "hours": row.hours, "days": row.days}
+    if enabled is not None:
+        row.enabled = enabled
+    if hours is not None:
+        window(hours, days)  # refuses a bad window before anything is stored
+        row.hours, row.days = hours or None, (days or None) if hours else None
+    row.updated_at, row.who = now, who
+    new = {"enabled": row.enabled, "hours": row.hours, "days": row.days}
+    audit.append(session, who, "menu.switch", f"menu:{center}:{node}", old, new, now,
+                 center=center)
 
 
 class SwitchReader:
-    """What the IVR asks at the start of each call: the center's items and their switches."""
+    """What the IVR asks at the start of each call: the center's item overrides."""
 
     def __init__(self, db):
         self.db = db
 
-    async def __call__(self, center: str) -> dict[str, bool]:
-        return (await self.db.run(switches, [center]))[center]
+    async def __call__(self, center: str) -> dict[str, Switch]:
+        rows = (await self.db.run(switches, [center]))[center]
+        return {node: Switch(r["enabled"], window(r["hours"], r["days"]))
+                for node, r in rows.items()}

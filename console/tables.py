@@ -39,13 +39,16 @@ class AuditEntry(Base):
 
 
 class MenuSwitch(Base):
-    """A menu item an administrator switched off (or back on) for one center."""
+    """A menu item an administrator switched off (or back on), or gave other service hours,
+    for one center."""
 
     __tablename__ = "console_menu_switch"
 
     center: Mapped[str] = mapped_column(String(32), primary_key=True)
     node: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    hours: Mapped[str | None] = mapped_column(String(16), nullable=True)  # 09:00-17:00
+    days: Mapped[str | None] = mapped_column(String(16), nullable=True)  # 1,2,3,4,5
     updated_at: Mapped[float] = mapped_column(Float)
     who: Mapped[str] = mapped_column(String(64))
 

@@ -274,11 +274,17 @@ class Console(Resource):
 
     async def menus_post(self, request, session) -> Reply:
         center, node = arg(request, "center") or "", arg(request, "node") or ""
-        enabled = arg(request, "enabled") == "1"
         if not session.user.may_see(center) or node not in self.menus.items(center):
             return self.error_page(403, "forbidden", session.lang)
-        await self.db.run(menus.switch, center, node, enabled, session.user.name,
-                          self.clock.seconds(), self.menus.default_on(center, node))
+        hours = arg(request, "hours")
+        change = {"enabled": arg(request, "enabled") == "1"} if hours is None else {
+            "hours": hours.strip(), "days": (arg(request, "days") or "").strip()}
+        try:
+            await self.db.run(menus.switch, center, node, session.user.name,
+                              self.clock.seconds(), self.menus.default_on(center, node),
+                              **change)
+        except ValueError as e:
+            return Reply(self.page("error.html", session, message=f"{node}: {e}"), 400)
         return redirect("/menus?" + urlencode({"center": center}))
 
 

@@ -92,6 +92,14 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """An administrator's override of one item: on or off, and its hours (None: the file's)."""
+
+    enabled: bool
+    hours: DailyWindow | None = None
+
+
+@dataclass(frozen=True)
 class Menu:
     source: str
     start: str
@@ -102,11 +110,18 @@ class Menu:
     nodes: dict[str, Node]
     inputs: dict[str, Input]
 
-    def with_switches(self, switches: Mapping[str, bool]) -> Menu:
-        """This menu with items switched on or off (the console's per-center switches)."""
-        changed = {name: replace(self.nodes[name], enabled=on)
-                   for name, on in switches.items()
-                   if name in self.nodes and self.nodes[name].enabled != on}
+    def with_switches(self, switches: Mapping[str, Switch]) -> Menu:
+        """This menu with items switched on or off and their service hours changed (the
+        console's per-center switches)."""
+        changed = {}
+        for name, switch in switches.items():
+            node = self.nodes.get(name)
+            if node is None:
+                continue
+            new = replace(node, enabled=switch.enabled,
+                          hours=switch.hours if switch.hours is not None else node.hours)
+            if new != node:
+                changed[name] = new
         return replace(self, nodes={**self.nodes, **changed}) if changed else self
 
     def prompts(self) -> set[str]:

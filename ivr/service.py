@@ -21,14 +21,14 @@ from ivr.asterisk.calls import CallDispatcher
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
-from ivr.menu import Menu, load_for_center
+from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.layout import prompt_path
 from ivr.routing import AdminCalls, CallsByRole
 
 
 # center -> {menu item: on or off} (console.menus.SwitchReader), asked at each call's start.
-Switches = Callable[[str], Awaitable[Mapping[str, bool]]]
+Switches = Callable[[str], Awaitable[Mapping[str, Switch]]]
 
 
 class UnknownCenter(Exception):

@@ -3,6 +3,7 @@ login and lockout, cookies, idle timeout, CSRF, roles and centers, menu switches
 import re
 
 import pytest
+from twisted.internet.defer import Deferred
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
@@ -173,14 +174,42 @@ def test_menu_switch_needs_csrf_and_is_audited(env):
     forged = b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0",
                                "csrf": "forged"}, csrf=False)
     assert forged[0] == 403
-    assert db.run_sync(lambda s: __import__("console.menus").menus.switches(s, ["nj"])) == {"nj": {}}
+    from console.menus import switches
+
+    assert db.run_sync(switches, ["nj"]) == {"nj": {}}
     code, _, _ = b.post("/menus", {"center": "nj", "node": "loan", "enabled": "0"})
     assert code == 303
     _, _, body = b.get("/menus")
     assert 'id="toggle-nj-loan">开启' in body
     entry = db.run_sync(audit.recent)[0]
     assert (entry.who, entry.action, entry.old, entry.new) == (
-        "njadmin", "menu.switch", '{"enabled": true}', '{"enabled": false}')
+        "njadmin", "menu.switch", '{"days": null, "enabled": true, "hours": null}',
+        '{"days": null, "enabled": false, "hours": null}')
+
+
+def test_menu_item_hours_reach_the_ivr(env):
+    """Service hours set for an item are what the IVR's switch reader hands each call; a bad
+    window is refused and nothing is stored."""
+    import datetime as dt
+
+    from console.menus import SwitchReader
+
+    site, db, _clock = env
+    b = Browser(site)
+    b.login("njadmin")
+    b.get("/menus")
+    assert b.post("/menus", {"center": "nj", "node": "agent", "hours": "25:00-26:00",
+                             "days": "1"})[0] == 400
+    assert b.post("/menus", {"center": "nj", "node": "agent", "hours": "09:00-12:00",
+                             "days": "1,2"})[0] == 303
+    out = []
+    Deferred.fromCoroutine(SwitchReader(db)("nj")).addCallback(out.append)
+    switch = out[0]["agent"]
+    assert switch.enabled is True
+    monday_10 = dt.datetime(2026, 11, 30, 10, 0)
+    assert switch.hours.contains(monday_10)
+    assert not switch.hours.contains(monday_10.replace(hour=13))
+    assert not switch.hours.contains(dt.datetime(2026, 12, 2, 10, 0))  # a Wednesday
 
 
 def test_auditor_reads_the_audit_log_but_changes_nothing(env):
