@@ -63,11 +63,11 @@ def build_service(config: Config, reactor) -> MultiService:
         resources.update(sms.http_resources())
         notifier, router, templates = sms.notify_balance, sms.router, sms.templates
     if config.ivr.ami.enabled:
-        from console.menus import SwitchReader
+        from console.menus import MenuBook, SwitchReader
         from console.rollup import CallRollup, zones
         from ivr.service import make_service as make_ivr
 
-        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db),
+        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db, MenuBook(config), reactor),
                        on_call_closed=CallRollup(zones(config)))
         ivr.setServiceParent(top)
         ami_link = ivr.link

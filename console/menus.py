@@ -6,11 +6,14 @@ every call, so a change applies to the next call without a restart.
 """
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 
 from console import audit
 from common.daily_window import DailyWindow
-from console.tables import MenuSwitch
+from console.tables import Holiday, MenuSwitch
 from ivr.menu import Switch
 
 LABELS = {
@@ -28,6 +31,7 @@ class MenuBook:
         from ivr.menu import load_for_center
 
         self.zone = next(iter(config.centers.values())).timezone
+        self.zones = {code: center.timezone for code, center in config.centers.items()}
         self._items: dict[str, dict[str, dict]] = {}
         self._menus = {}
         menus_dir = config.ivr.menus_dir if config.ivr is not None else None
@@ -47,7 +51,7 @@ class MenuBook:
                         items[target] = {"parent": node.name, "key": key,
                                          "label": LABELS.get(target, target),
                                          "default": menu.nodes[target].enabled,
-                                         "hours": _window_text(hours)}
+                                         "hours": _window_text(hours), "window": hours}
             self._items[code] = items
 
     def items(self, center: str) -> dict[str, dict]:
@@ -107,13 +111,55 @@ def switch(session, center: str, node: str, who: str, now: float, default: bool,
                  center=center)
 
 
-class SwitchReader:
-    """What the IVR asks at the start of each call: the center's item overrides."""
+def holidays(session, centers: list[str]) -> dict[str, list[Holiday]]:
+    out: dict[str, list[Holiday]] = {c: [] for c in centers}
+    for row in session.scalars(select(Holiday).where(Holiday.center.in_(centers))
+                               .order_by(Holiday.day)):
+        out[row.center].append(row)
+    return out
 
-    def __init__(self, db):
-        self.db = db
+
+def set_holiday(session, center: str, day: str, name: str, who: str, now: float,
+                remove: bool = False) -> None:
+    """Add (or remove) a holiday of one center; audited."""
+    dt.date.fromisoformat(day)  # a ValueError for a malformed date
+    row = session.get(Holiday, (center, day))
+    if remove:
+        if row is not None:
+            session.delete(row)
+            audit.append(session, who, "menu.holiday_remove", f"holiday:{center}:{day}",
+                         row.name, None, now, center=center)
+        return
+    if row is None:
+        session.add(Holiday(center=center, day=day, name=name[:64] or "节假日"))
+        audit.append(session, who, "menu.holiday_add", f"holiday:{center}:{day}", None,
+                     name[:64] or "节假日", now, center=center)
+
+
+def _is_holiday(session, center: str, day: str) -> bool:
+    return session.get(Holiday, (center, day)) is not None
+
+
+CLOSED = DailyWindow(0, 0)  # open no minute of any day
+
+
+class SwitchReader:
+    """What the IVR asks at the start of each call: the center's item overrides, and on one
+    of its holidays the agents and every item with service hours closed."""
+
+    def __init__(self, db, book: MenuBook, clock):
+        self.db, self.book, self.clock = db, book, clock
 
     async def __call__(self, center: str) -> dict[str, Switch]:
         rows = (await self.db.run(switches, [center]))[center]
-        return {node: Switch(r["enabled"], window(r["hours"], r["days"]))
-                for node, r in rows.items()}
+        out = {node: Switch(r["enabled"], window(r["hours"], r["days"]))
+               for node, r in rows.items()}
+        today = dt.datetime.fromtimestamp(self.clock.seconds(),
+                                          ZoneInfo(self.book.zones[center])).date().isoformat()
+        if await self.db.run(_is_holiday, center, today):
+            for node, item in self.book.items(center).items():
+                switch = out.get(node)
+                limited = (switch.hours if switch and switch.hours else item["window"])
+                if node == "agent" or limited != DailyWindow():
+                    out[node] = Switch(switch.enabled if switch else item["default"], CLOSED)
+        return out

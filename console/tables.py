@@ -122,3 +122,13 @@ class RollupKeys(Base):
     node: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(8), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Holiday(Base):
+    """A day a center's agents and office-hours services are closed (法定节假日)."""
+
+    __tablename__ = "console_holiday"
+
+    center: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, local
+    name: Mapped[str] = mapped_column(String(64))

@@ -90,6 +90,7 @@ class Console(Resource):
             (b"GET", "/audit"): Route(self.audit_page, allowed=lambda u: u.may_read_audit),
             (b"GET", "/menus"): Route(self.menus_page),
             (b"POST", "/menus"): Route(self.menus_post, allowed=lambda u: u.may_change),
+            (b"POST", "/menus/holiday"): Route(self.holiday_post, allowed=lambda u: u.may_change),
         }
 
     def add_page(self, path: str, get: Route, post: Route | None = None,
@@ -268,9 +269,22 @@ class Console(Resource):
         if centers is None:
             return self.error_page(403, "forbidden", session.lang)
         switches = await self.db.run(menus.switches, centers)
+        holidays = await self.db.run(menus.holidays, centers)
         return Reply(self.page("menus.html", session, centers=centers,
                                items={c: self.menus.items(c) for c in centers},
-                               switches=switches))
+                               switches=switches, holidays=holidays))
+
+    async def holiday_post(self, request, session) -> Reply:
+        center, day = arg(request, "center") or "", (arg(request, "day") or "").strip()
+        if not session.user.may_see(center) or center not in self.config.centers:
+            return self.error_page(403, "forbidden", session.lang)
+        try:
+            await self.db.run(menus.set_holiday, center, day, arg(request, "name") or "",
+                              session.user.name, self.clock.seconds(),
+                              arg(request, "remove") == "1")
+        except ValueError:
+            return Reply(self.page("error.html", session, message=f"{day}: YYYY-MM-DD"), 400)
+        return redirect("/menus?" + urlencode({"center": center}))
 
     async def menus_post(self, request, session) -> Reply:
         center, node = arg(request, "center") or "", arg(request, "node") or ""

@@ -192,9 +192,9 @@ def test_menu_item_hours_reach_the_ivr(env):
     window is refused and nothing is stored."""
     import datetime as dt
 
-    from console.menus import SwitchReader
+    from console.menus import MenuBook, SwitchReader
 
-    site, db, _clock = env
+    site, db, clock = env
     b = Browser(site)
     b.login("njadmin")
     b.get("/menus")
@@ -203,7 +203,8 @@ def test_menu_item_hours_reach_the_ivr(env):
     assert b.post("/menus", {"center": "nj", "node": "agent", "hours": "09:00-12:00",
                              "days": "1,2"})[0] == 303
     out = []
-    Deferred.fromCoroutine(SwitchReader(db)("nj")).addCallback(out.append)
+    Deferred.fromCoroutine(SwitchReader(db, MenuBook(site.config), clock)("nj")).addCallback(
+        out.append)
     switch = out[0]["agent"]
     assert switch.enabled is True
     monday_10 = dt.datetime(2026, 11, 30, 10, 0)
@@ -403,3 +404,27 @@ def test_opt_out_list_masked_and_audited(env):
     assert "139****1234" not in b.get("/optout")[2]
     assert db.run_sync(audit.recent)[0].action == "sms.opt_in"
     assert b.post("/optout?center=sz", {"mobile": MOBILE})[0] == 403
+
+
+def test_holiday_closes_the_agents_for_the_ivr(env):
+    """A holiday added for a center closes its agent item (and items with hours) in what the
+    IVR's switch reader hands calls on that day, not on other days."""
+    import datetime as dt
+
+    from console.menus import CLOSED, MenuBook, SwitchReader
+
+    site, db, clock = env
+    b = Browser(site)
+    b.login("njadmin")
+    b.get("/menus")
+    today = dt.datetime.fromtimestamp(clock.seconds(), dt.timezone(dt.timedelta(hours=8)))
+    assert b.post("/menus/holiday", {"center": "nj", "day": today.date().isoformat(),
+                                     "name": "测试假日"})[0] == 303
+    assert "测试假日" in b.get("/menus")[2]
+    reader = SwitchReader(db, MenuBook(site.config), clock)
+    out = []
+    Deferred.fromCoroutine(reader("nj")).addCallback(out.append)
+    assert out[0]["agent"].hours == CLOSED and "deposit" not in out[0]
+    Deferred.fromCoroutine(reader("sz")).addCallback(out.append)
+    assert out[1] == {}
+    assert db.run_sync(audit.recent)[0].action == "menu.holiday_add"
