@@ -57,7 +57,7 @@ class Harness:
         self.clock.advance(1e-6)  # the last step lands on, not just short of, the target
         self.flush(2)
 
-    def start(self) -> "Harness":
+    def start(self) -> Harness:
         self.router.startService()
         self.flush()
         return self

@@ -129,7 +129,7 @@ def test_claim_orders_codes_then_alerts_then_bulk(outbox):
 def submit_all(outbox, claimed, outcome="ok", error=None):
     results = []
     for m in claimed:
-        for i, pid in enumerate(m.part_ids):
+        for pid in m.part_ids:
             r = SubmitResult(pid, m.message_id, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
                              smsc="s1", error=error)
             results.append(r)
