@@ -31,10 +31,17 @@ def make_root(resources: dict[bytes, Resource]) -> Resource:
     return root
 
 
+def make_site(root: Resource, **kwargs) -> Site:
+    """The daemon's one way to build a web site, so every listener (the API, the console)
+    gets the same protections."""
+    site = Site(root, **kwargs)
+    site.displayTracebacks = False
+    return site
+
+
 def make_http_service(config, reactor, resources: dict[bytes, Resource]):
     endpoint = serverFromString(reactor, config.http.listen)
-    site = Site(make_root(resources))
-    site.displayTracebacks = False
+    site = make_site(make_root(resources))
     service = StreamServerEndpointService(endpoint, site)
     service.setName("http")
     return service

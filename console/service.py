@@ -9,9 +9,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.internet.endpoints import serverFromString
 from twisted.web.http import combinedLogFormatter
-from twisted.web.server import Site
 
 from common.masking import mask_text
+from common.web import make_site
 from console.optout_page import OptOutPages
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
@@ -36,8 +36,7 @@ def make_service(config, reactor, db, status, metrics, templates=None):
     if templates is not None:
         TemplatePages(console, templates).mount()
         OptOutPages(console).mount()
-    site = Site(console, logFormatter=masked_log_line)
-    site.displayTracebacks = False
+    site = make_site(console, logFormatter=masked_log_line)
     top = MultiService()
     top.setName("console")
     listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)
