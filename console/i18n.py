@@ -108,6 +108,8 @@ WORDS = {
     "add_optout": ("加入退订", "Add"),
     "remove_optout": ("恢复订阅", "Remove"),
     "key_presses": ("按键统计", "Key presses"),
+    "rows_shown": ("页面显示前若干行，完整数据请下载 CSV 或 XLSX：",
+                   "The page shows the first rows; CSV and XLSX carry them all:"),
     "monthly": ("月报", "Monthly"),
     "from": ("从", "From"),
     "to": ("至", "To"),

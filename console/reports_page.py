@@ -9,6 +9,7 @@ from console import figures, rollup
 from console.web import Reply, Route, arg
 
 KINDS = ("calls", "keys", "sms")
+ROWS_SHOWN = 500  # on the page; the CSV and XLSX downloads carry every row
 
 
 class ReportPages:
@@ -65,10 +66,12 @@ class ReportPages:
                                   f'attachment; filename="{name}.xlsx"'.encode()})
         query = request.uri.decode("utf-8", "replace").partition("?")[2]
         return Reply(self.console.page(
-            "reports.html", session, q=q, rows=rows, columns=columns,
+            "reports.html", session, q=q, rows=rows[:ROWS_SHOWN], total=len(rows),
+            columns=columns,
             headings=rollup.HEADINGS, query=query,
             all_centers=session.user.centers(self.console.config.centers),
-            chart=figures.chart(values[-31:] or [0], width=620) if values else None))
+            chart=figures.chart(values[-31:], width=620) if values else None,
+            chart_labels=[r["period"] for r in rows][-31:]))
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -51,11 +51,14 @@ def upgrade() -> None:
         sa.Column("value", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_console_rollup_mark"),
     )
-    # The SMS fold reads messages by the time they reached their final state.
+    # The SMS fold reads messages by the time they reached their final state; the dashboard
+    # and the search read a center's messages of a day.
     op.create_index("ix_sms_message_final_at", "sms_message", ["final_at"])
+    op.create_index("ix_sms_message_center_created", "sms_message", ["center", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sms_message_center_created", "sms_message")
     op.drop_index("ix_sms_message_final_at", "sms_message")
     op.drop_table("console_rollup_mark")
     op.drop_table("console_rollup_keys")
