@@ -17,6 +17,7 @@ from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
 from console.search_page import SearchPages
 from console.templates_page import TemplatePages, apply_published, published
+from console.users_page import UserPages
 from console.web import Console
 
 log = Logger(namespace="hotline.console")
@@ -33,6 +34,7 @@ def make_service(config, reactor, db, status, metrics, templates=None):
         PromptPages(console, reactor).mount()
     ReportPages(console).mount()
     SearchPages(console).mount()
+    UserPages(console).mount()
     if templates is not None:
         TemplatePages(console, templates).mount()
         OptOutPages(console).mount()

@@ -17,6 +17,7 @@ from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
 from console.search_page import SearchPages
 from console.templates_page import TemplatePages
+from console.users_page import UserPages
 from console.web import Console
 from sms.outbox.testing import InlineDatabase
 from sms.templates import TemplateSet
@@ -107,6 +108,7 @@ def env(tmp_path):
     site.sms_templates = TemplateSet({"nj": "南京公积金", "sz": "苏州公积金"})
     TemplatePages(site, site.sms_templates).mount()
     OptOutPages(site).mount()
+    UserPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
 
@@ -428,3 +430,28 @@ def test_holiday_closes_the_agents_for_the_ivr(env):
     Deferred.fromCoroutine(reader("sz")).addCallback(out.append)
     assert out[1] == {}
     assert db.run_sync(audit.recent)[0].action == "menu.holiday_add"
+
+
+def test_provincial_admin_manages_accounts(env):
+    """A provincial administrator adds a center administrator, unlocks a locked account and
+    disables one (its open session ends); others may not open the page."""
+    site, db, _clock = env
+    center_admin = Browser(site)
+    center_admin.login("njadmin")
+    assert center_admin.get("/users")[0] == 403
+    for i in range(3):
+        Browser(site).login("aud", f"wrong-{i}")
+    b = Browser(site)
+    b.login("prov")
+    code, _, body = b.get("/users")
+    assert code == 200 and 'id="unlock-aud"' in body
+    assert b.post("/users", {"action": "add", "name": "szadmin", "role": "center",
+                             "center": "sz", "password": GOOD})[0] == 303
+    assert b.post("/users", {"action": "unlock", "name": "aud"})[0] == 303
+    assert Browser(site).login("aud")[0] == 303
+    assert b.post("/users", {"action": "disable", "name": "njadmin"})[0] == 303
+    assert center_admin.get("/")[0] == 303  # its session ended
+    assert Browser(site).login("njadmin")[0] == 403
+    assert b.post("/users", {"action": "disable", "name": "prov"})[0] == 400
+    actions = [e.action for e in db.run_sync(audit.recent)]
+    assert {"account.add", "account.unlock", "account.disable"} <= set(actions)
