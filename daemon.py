@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
@@ -28,20 +29,28 @@ from common import startup
 from common.config import Config
 from common.startup import Platform
 
+if TYPE_CHECKING:
+    from twisted.web.resource import Resource
+
 log = Logger(namespace="hotline.daemon")
 
 # The rooms of this daemon: Config field -> the room's config module.
 ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config,
          "console": console.config}
+# The configuration with those rooms' sections, as load_config returns it.
+HotlineConfig = Config[ivr.config.IvrConfig, sms.config.SmsConfig, prompts.config.PromptsConfig]
 
 
-def build_service(config: Config, reactor) -> MultiService:
+def build_service(config: HotlineConfig, reactor) -> MultiService:
     """The daemon's service tree; nothing runs until ``startService``."""
     from common.metrics import Metrics, Status, resources as monitoring_resources
+    from common.retention import schedule_retention
     from common.scheduler import SchedulerService
     from common.web import make_http_service
+    from core_client import retention as core_retention
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
+    from sms import retention as sms_retention
     from storage.db import Database
 
     top = Platform()
@@ -49,11 +58,13 @@ def build_service(config: Config, reactor) -> MultiService:
     db.setServiceParent(top)
     scheduler = SchedulerService(reactor)
     scheduler.setServiceParent(top)
+    schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days,
+                       [sms_retention.purge, core_retention.purge])
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
-    resources: dict[bytes, object] = {}
+    resources: dict[bytes, Resource] = {}
     notifier = router = ami_link = templates = None
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
@@ -67,7 +78,8 @@ def build_service(config: Config, reactor) -> MultiService:
         from console.rollup import CallRollup, zones
         from ivr.service import make_service as make_ivr
 
-        ivr = make_ivr(config, reactor, db, cores, notifier=notifier, switches=SwitchReader(db, MenuBook(config), reactor),
+        ivr = make_ivr(config, reactor, db, cores, notifier=notifier,
+                       switches=SwitchReader(db, MenuBook(config), reactor),
                        on_call_closed=CallRollup(zones(config)))
         ivr.setServiceParent(top)
         ami_link = ivr.link
@@ -88,7 +100,8 @@ def build_service(config: Config, reactor) -> MultiService:
 class CorePreparation(Service):
     """Opens (and on first start generates) the embedded demo cores before calls arrive."""
 
-    name = "core-preparation"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "core-preparation"  # type: ignore[assignment]
 
     def __init__(self, cores):
         self.cores = cores
@@ -102,7 +115,7 @@ class CorePreparation(Service):
                        lambda f: log.failure("a core system could not be prepared", f))
 
 
-def load_config(path: str, *, secrets: bool = False, database: bool = True) -> Config:
+def load_config(path: str, *, secrets: bool = False, database: bool = True) -> HotlineConfig:
     """The configuration for a tool: secrets only when it uses them (the daemon and the
     checks do; statistics and the prompt library do not), and with ``database`` a
     database that is there and migrated, or the one line saying what to run."""

@@ -22,7 +22,10 @@ on the wire and by a second AMI session that only listens:
   frame at most; it is not measured).
 
 Nothing is instrumented in the daemon, so the bench costs nothing when off. The
-first round (N = 1) is the baseline. Results go to ``benchmarks/results/ivr.json``.
+first round (N = 1) is the baseline. ``--blip N`` adds a round of N calls during
+which the daemon's AMI connection is killed (``ss -K``) mid-flow: every call should
+resume (none meets the dialplan's fallback, counted from its UserEvent) and
+complete. Results go to ``benchmarks/results/ivr.json``.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "ivr.json"
 LISTEN_MS = 30000  # the synthesised balance reading is ~20 s, partly without barge-in
 # RTP keeps flowing until Asterisk hangs up (without frames its AsyncAGI pickup is ~100 ms)
 TAIL_MS = 15000
+CUT_AT_S = 25.0  # into a --blip round: callers are keying IDs or hearing their balance
 
 
 def register_bench(bench_subparsers) -> None:
@@ -55,6 +59,9 @@ def register_bench(bench_subparsers) -> None:
                    help="comma-separated concurrent call counts (default 50,100,200)")
     p.add_argument("--no-baseline", action="store_true", help="skip the N = 1 round")
     p.add_argument("--rate", type=float, default=20.0, help="calls started per second")
+    p.add_argument("--blip", type=int, metavar="N",
+                   help="one more round of N calls with the daemon's AMI socket killed "
+                        f"{CUT_AT_S:g} s after the first call (resumption)")
     p.add_argument("--state-dir", type=Path, default=REPO / "var" / "bench-ivr")
     p.add_argument("--log-dir", type=Path, help="default: STATE/logs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -237,7 +244,24 @@ def _header(message: bytes, name: bytes) -> str:
 
 # ---- one round ------------------------------------------------------------------------
 
-async def run_round(reactor, stack, calls: int, rate: float) -> dict:
+def cut_daemon_ami(pid: int, ami_port: int) -> int:
+    """Kill the daemon's own AMI connections (not the bench's listening one) with
+    ``ss -K``, as a network blip would; how many were found."""
+    import re
+    import subprocess
+
+    listing = subprocess.run(["ss", "-tnp", "state", "established", "dport", f"= :{ami_port}"],
+                             capture_output=True, text=True, check=True).stdout
+    ports = [m.group(1) for line in listing.splitlines() if f"pid={pid}," in line
+             for m in [re.search(rf":(\d+)\s+\S+:{ami_port}\b", line)] if m]
+    for port in ports:
+        subprocess.run(["ss", "-K", "sport", f"= :{port}", "dport", f"= :{ami_port}"],
+                       capture_output=True, check=True)
+    return len(ports)
+
+
+async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | None = None
+                    ) -> dict:
     from ivr.asterisk.ami_link import AmiLink
     from sandbox.sipp import SippCall, caller_stream
     from sandbox.stack import balance_call, cpu_seconds
@@ -252,6 +276,9 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     for name in ("DTMFEnd", "AsyncAGIExec", "AGIExecStart", "AsyncAGIEnd", "Hangup"):
         link.subscribe(name, lambda e, name=name: meter.event(
             reactor.seconds(), name, e.get("Channel") or "", e.get("Command") or ""))
+    fallbacks = []
+    link.subscribe("UserEvent", lambda e: fallbacks.append(1)
+                   if e.get("UserEvent") == "HotlineFallback" else None)
     link.start()
     await link.when_up()
     workdir = stack.log_dir / f"sipp-{calls}"
@@ -267,6 +294,13 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     started, cpu0 = time.time(), cpu_seconds(stack.daemon.pid)
     t0 = reactor.seconds()
     sipp.start()
+    cut = []
+    if cut_at is not None:
+        from twisted.internet.threads import deferToThreadPool
+
+        reactor.callLater(cut_at, lambda: deferToThreadPool(
+            reactor, reactor.getThreadPool(), cut_daemon_ami, stack.daemon.pid,
+            inst.ami_port).addCallback(cut.append))
     try:
         while sipp.process.poll() is None:
             await task.deferLater(reactor, 0.5)
@@ -282,6 +316,8 @@ async def run_round(reactor, stack, calls: int, rate: float) -> dict:
     handled = sum(1 for r in records if r["outcome"] == "ivr_handled" and r["served"])
     return {
         "calls": calls, "rate_per_s": sipp.rate, "sipp_ok": result.ok,
+        **({"ami_cut_at_s": cut_at, "ami_connections_cut": sum(cut),
+            "met_the_fallback": len(fallbacks)} if cut_at is not None else {}),
         "completed": handled, "records": len(records),
         "outcomes": {o: sum(1 for r in records if r["outcome"] == o)
                      for o in sorted({r["outcome"] for r in records})},
@@ -344,7 +380,10 @@ def format_table(rounds: list[dict]) -> str:
         lines.append(f"{r['calls']:>5} {r['completed']:>5} {'ok' if r['sipp_ok'] else 'err':>4} "
                      f"{r['wall_s']:>7} {r['daemon_cpu_s']:>6} "
                      f"{r['daemon_cpu_percent_of_one_core']:>6} {d['p50']!s:>8} {d['p99']!s:>8} "
-                     f"{a['p50']!s:>8} {a['p99']!s:>8} {k['p50']!s:>8} {k['p99']!s:>8}")
+                     f"{a['p50']!s:>8} {a['p99']!s:>8} {k['p50']!s:>8} {k['p99']!s:>8}"
+                     + (f"  AMI cut at {r['ami_cut_at_s']:g} s ({r['ami_connections_cut']}), "
+                        f"{r['met_the_fallback']} met the fallback"
+                        if "ami_cut_at_s" in r else ""))
     lines.append("latencies in ms; dmn = AsyncAGIExec reaching the daemon -> its next AGI "
                  "action (loopback capture); agi = AsyncAGIExec -> next AGIExecStart and key = "
                  "last DTMFEnd -> next prompt's AGIExecStart (a listening AMI session)")
@@ -361,17 +400,22 @@ def cmd_bench(args) -> int:
 
     async def main(reactor):
         rounds = []
-        for n in counts:
-            print(f"round: {n} concurrent calls", flush=True)
-            rounds.append(await run_round(reactor, stack, n, args.rate))
+        for n, cut_at in [(n, None) for n in counts] + ([(args.blip, CUT_AT_S)]
+                                                       if args.blip else []):
+            print(f"round: {n} concurrent calls"
+                  + (f", the daemon's AMI socket killed at {cut_at:g} s" if cut_at else ""),
+                  flush=True)
+            rounds.append(await run_round(reactor, stack, n, args.rate, cut_at))
             print(format_table(rounds[-1:]).splitlines()[2], flush=True)
         return rounds
 
     try:
         # SMS off by default: the IVR alone is measured.
-        with Stack(args.state_dir, log_dir, rtp_ports=max(1000, 4 * max(counts) + 200),
+        biggest = max(counts + ([args.blip] if args.blip else []))
+        with Stack(args.state_dir, log_dir, rtp_ports=max(1000, 4 * biggest + 200),
                    sms=args.sms, say=lambda line: print(line, flush=True)) as stack:
-            rounds = run_on_fresh_reactor(main, timeout=sum(180 + n for n in counts))
+            rounds = run_on_fresh_reactor(main, timeout=sum(180 + n for n in counts)
+                                          + (180 + args.blip if args.blip else 0))
     except StackError as e:
         print(f"hotline bench ivr: {e}", file=sys.stderr)
         return 1
@@ -392,4 +436,5 @@ def cmd_bench(args) -> int:
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     print(format_table(rounds))
     print(f"written to {args.out}")
-    return 0 if all(r["completed"] == r["calls"] for r in rounds) else 1
+    return 0 if all(r["completed"] == r["calls"] and not r.get("met_the_fallback")
+                    for r in rounds) else 1

@@ -47,7 +47,7 @@ def _outbox_config(**over):
 async def bench_alerts(reactor, core_db: str, workdir: Path, max_events: int | None) -> dict:
     from core_client.embedded import EmbeddedCore
     from sms.carrier import text
-    from sms.alerts import AlertJob
+    from sms.alerts import AlertJob, set_cursor
     from sms.outbox.outbox import Outbox
     from sms.templates import TemplateSet
     from storage.db import Database
@@ -55,6 +55,7 @@ async def bench_alerts(reactor, core_db: str, workdir: Path, max_events: int | N
     url = f"sqlite:///{workdir / 'alerts.db'}"
     db = Database(url, reactor, 2)
     db.create_all()
+    db.run_sync(set_cursor, "demo", 0, 0.0)  # the whole demo journal: a deliberate backfill
     config = _outbox_config()
     box = Outbox(db, reactor, config, encode=text.encode,
                  templates=TemplateSet({"demo": "示例公积金"}))

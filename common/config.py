@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import configparser
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 from collections.abc import Callable, Mapping
 
 from common.daily_window import EVERY_DAY, DailyWindow
 from common.validated import out_of_range
 
 T = TypeVar("T")
+# The rooms' sections, as the composition root that names the rooms types them.
+IvrT = TypeVar("IvrT", covariant=True)
+SmsT = TypeVar("SmsT", covariant=True)
+PromptsT = TypeVar("PromptsT", covariant=True)
 
+# Shortest accepted shared secret, pepper or signing key (outside explicit test settings).
+MIN_SECRET = 32
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
@@ -253,6 +260,7 @@ class DaemonConfig:
 class DatabaseConfig:
     url: str
     threads: int
+    retention_days: float = 180.0  # personal data anonymised after this (storage.retention)
 
 
 @dataclass(frozen=True)
@@ -260,6 +268,14 @@ class HttpConfig:
     enabled: bool
     listen: str
     clients: dict[str, str] = field(default_factory=dict, repr=False)  # id -> shared secret
+    # Limits that keep one peer from holding the API (common.web).
+    max_body: int = 16 * 1024
+    read_timeout: float = 10.0  # a request's line, headers and body must arrive within this
+    idle_timeout: float = 30.0  # a kept-alive connection with no request is closed after this
+    per_peer_connections: int = 32
+    per_peer_requests_per_second: float = 20.0
+    # id -> centers the client may ask codes for (every center when absent)
+    client_centers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -272,6 +288,10 @@ class CodesConfig:
     per_minute: int
     per_hour: int
     per_day: int
+    # Key of the code hashes, from the environment and never stored (a random one per
+    # process when unset: codes then do not survive a restart or reach another daemon).
+    pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    pepper_from_env: bool = False
 
 
 @dataclass(frozen=True)
@@ -293,18 +313,25 @@ class CenterConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Generic[IvrT, SmsT, PromptsT]):
+    """The whole file. The rooms' own sections are typed by whoever names the rooms, since
+    this module imports none: the daemon's ``Config[IvrConfig, SmsConfig, PromptsConfig]``
+    (``daemon.HotlineConfig``), a room's constructor ``Config[IvrConfig, object, ...]`` for
+    the sections it reads. A room the composition root did not load is None."""
+
     path: str
     daemon: DaemonConfig
     database: DatabaseConfig
     http: HttpConfig
     codes: CodesConfig
     centers: dict[str, CenterConfig]
-    # The rooms' own sections, None for a room the composition root did not load.
-    ivr: object = None  # ivr.config.IvrConfig
-    sms: object = None  # sms.config.SmsConfig
-    prompts: object = None  # prompts.config.PromptsConfig
-    console: object = None  # console.config.ConsoleConfig
+    ivr: IvrT  # ivr.config.IvrConfig
+    sms: SmsT  # sms.config.SmsConfig
+    prompts: PromptsT  # prompts.config.PromptsConfig
+    console: Any = None  # console.config.ConsoleConfig
+
+
+ROOM_FIELDS = ("ivr", "sms", "prompts", "console")
 
 
 def _daemon(ini: IniFile) -> DaemonConfig:
@@ -334,20 +361,37 @@ def _database(ini: IniFile, daemon: DaemonConfig) -> DatabaseConfig:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite://":
         rel = url[len("sqlite:///"):]
         url = f"sqlite:///{(ini.base_dir / rel).resolve()}"
-    return DatabaseConfig(url=url, threads=s.int("threads", 4, min=1, max=64))
+    return DatabaseConfig(url=url, threads=s.int("threads", 4, min=1, max=64),
+                          retention_days=s.float("retention_days", 180.0, min=0, max=3650))
 
 
-def _http(ini: IniFile) -> HttpConfig:
+def _http(ini: IniFile, centers: dict) -> HttpConfig:
     s = ini.section("http")
     clients = {}
     if ini.has_section("http.clients"):
         c = ini.section("http.clients")
         for key in c.keys():
             clients[key] = c.secret(key, required=True)
+    client_centers = {}
+    if ini.has_section("http.client_centers"):
+        c = ini.section("http.client_centers")
+        for key in c.keys():
+            if key not in clients:
+                raise c.error(key, "no such client in [http.clients]")
+            client_centers[key] = c.list(key)
+            unknown = set(client_centers[key]) - set(centers)
+            if unknown:
+                raise c.error(key, f"no [center:{sorted(unknown)[0]}] section")
     return HttpConfig(
         enabled=s.bool("enabled", True),
         listen=s.endpoint("listen", "tcp:port=8329:interface=127.0.0.1"),
         clients=clients,
+        max_body=s.int("max_body", 16 * 1024, min=1024, max=1024 * 1024),
+        read_timeout=s.float("read_timeout", 10.0, min=0.5, max=300),
+        idle_timeout=s.float("idle_timeout", 30.0, min=1, max=3600),
+        per_peer_connections=s.int("per_peer_connections", 32, min=1, max=10_000),
+        per_peer_requests_per_second=s.float("per_peer_requests_per_second", 20.0, min=0.1),
+        client_centers=client_centers,
     )
 
 
@@ -360,7 +404,18 @@ def _codes(ini: IniFile) -> CodesConfig:
         per_minute=s.int("per_minute", 1, min=1),
         per_hour=s.int("per_hour", 5, min=1),
         per_day=s.int("per_day", 10, min=1),
+        **_pepper(s),
     )
+
+
+def _pepper(s: Section) -> dict:
+    """``pepper`` (default ``env:HOTLINE_CODE_PEPPER`` when that variable is set)."""
+    raw = s.str("pepper", os.environ.get("HOTLINE_CODE_PEPPER", ""))
+    if not raw:
+        return {}
+    if len(raw) < MIN_SECRET:
+        raise s.error("pepper", f"must be at least {MIN_SECRET} characters")
+    return {"pepper": raw.encode(), "pepper_from_env": True}
 
 
 def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
@@ -371,6 +426,12 @@ def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
         if core == "embedded" else None
     core_url = s.str("core_url", "", required=(core == "http"))
     core_key = s.secret("core_key", "", required=(core == "http"))
+    if core == "http" and not s.bool("core_allow_insecure", False):
+        if not core_url.startswith("https://"):
+            raise s.error("core_url", "must be https:// (core_allow_insecure = yes is for "
+                                      "tests only)")
+        if core_key and len(core_key) < MIN_SECRET:  # empty: loaded without secrets
+            raise s.error("core_key", f"must be at least {MIN_SECRET} characters")
     languages = s.list("languages", ("zh", "en"))
     for lang in languages:
         if lang not in ("zh", "en"):
@@ -417,15 +478,23 @@ def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: b
         path=ini.path,
         daemon=daemon,
         database=_database(ini, daemon),
-        http=_http(ini),
+        http=_http(ini, centers),
         codes=_codes(ini),
         centers=centers,
-        **{name: room.parse(ini, daemon, centers) for name, room in rooms.items()},
+        **_room_sections(ini, daemon, centers, rooms),
     )
     ini.check_unknown(
-        {"daemon", "database", "http", "http.clients", "codes"}.union(
+        {"daemon", "database", "http", "http.clients", "http.client_centers", "codes"}.union(
             *(room.SECTIONS for room in rooms.values())),
         {"center"}.union(*(room.PREFIXES for room in rooms.values())),
         other_sections_ok=only_these_rooms,
     )
     return config
+
+
+def _room_sections(ini: IniFile, daemon: DaemonConfig, centers: dict[str, CenterConfig],
+                   rooms: Mapping[str, ModuleType]) -> dict[str, Any]:
+    """Each loaded room's section by Config field, and None for the rooms not loaded."""
+    sections: dict[str, Any] = dict.fromkeys(ROOM_FIELDS)
+    sections.update((name, room.parse(ini, daemon, centers)) for name, room in rooms.items())
+    return sections

@@ -30,13 +30,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from collections.abc import Callable
+from typing import Generic, Self, TypeVar, cast
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import (IProtocol, IProtocolFactory, IReactorTime,
                                          IStreamClientEndpoint)
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -50,7 +51,7 @@ TRANSITIONS = {
 }
 JITTER = 0.1  # at most this fraction is added to a delay: links cut together return apart
 
-Observer = Callable[["Link", str, str], object]
+P = TypeVar("P", bound=Protocol)  # the protocol a link speaks (AmiProtocol, SmppProtocol...)
 
 
 class IllegalTransition(RuntimeError):
@@ -93,7 +94,7 @@ class LinkState:
         return max(0, self.ups - 1)
 
 
-class Link(Service):
+class Link(Service, Generic[P]):
     """One client connection kept logged in; subclasses supply the protocol and its login."""
 
     names: dict[str, str] = {role: role for role in TRANSITIONS}  # roles in the protocol's words
@@ -101,34 +102,37 @@ class Link(Service):
     login_verb = "login"  # how errors name the log_in step
     errors: tuple[type[Exception], ...] = ()  # the protocol's typed failures, expected at login
     log = Logger()  # namespaced by the subclass (Logger as a descriptor)
+    # Always set (setName in __init__). Twisted's Service leaves ``name = None`` unannotated,
+    # so its stubs say None where IService says "str or None".
+    name: str  # type: ignore[assignment]
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, clock: IReactorTime, *,
                  min_delay: float, max_delay: float, jitter: Callable[[], float] | None = None):
         self.setName(name)
         self.clock = clock
-        self.protocol: IProtocol | None = None  # the logged-in connection's protocol, when up
+        self.protocol: P | None = None  # the logged-in connection's protocol, when up
         self.role, self.since = DOWN, clock.seconds()
         self.ups = self.failures = self.failed_attempts = 0
         self.last_error: str | None = None
-        self._observers: list[Observer] = []
-        self._attempt: _Guard | None = None  # the connection prepareConnection is given next
+        self._observers: list[Callable[[Self, str, str], object]] = []
+        self._attempt: _Guard[P] | None = None  # the connection prepareConnection is given next
         policy = backoff(min_delay, max(max_delay, min_delay),
                          jitter=jitter if jitter is not None else random.Random().random)
-        self._factory = _Handover()
+        self._factory: _Handover[P] = _Handover()
         self._service = ClientService(_GuardedEndpoint(endpoint, self), self._factory,
                                       retryPolicy=policy, clock=clock,
                                       prepareConnection=self._prepare)
 
     # ---- what a subclass supplies ----------------------------------------------
-    def build_protocol(self) -> IProtocol:
+    def build_protocol(self) -> P:
         """A fresh protocol for a new connection."""
         raise NotImplementedError
 
-    def log_in(self, protocol: IProtocol) -> Deferred:
+    def log_in(self, protocol: P) -> Deferred:
         """Log in on a fresh connection; fails with one of ``errors`` when refused."""
         raise NotImplementedError
 
-    def log_out(self, protocol: IProtocol) -> Deferred:
+    def log_out(self, protocol: P) -> Deferred:
         """Say goodbye before the link closes the connection on stop."""
         return succeed(None)
 
@@ -146,7 +150,7 @@ class Link(Service):
         return LinkState(self.state, self.since, self.ups, self.failures,
                          self.failed_attempts, self.last_error)
 
-    def observe(self, callback: Observer) -> Callable[[], None]:
+    def observe(self, callback: Callable[[Self, str, str], object]) -> Callable[[], None]:
         """Call ``callback(link, old, new)`` (states in the protocol's words) on every
         change; returns an unsubscriber. A failing observer is logged and skipped."""
         self._observers.append(callback)
@@ -157,7 +161,7 @@ class Link(Service):
 
         return unsubscribe
 
-    def _move(self, role: str) -> None:
+    def _move(self: Self, role: str) -> None:
         old = self.role
         if role not in TRANSITIONS[old]:
             raise IllegalTransition(f"{self.label}: {self.names[old]} -> {self.names[role]}")
@@ -204,7 +208,7 @@ class Link(Service):
         guard.login = maybeDeferred(self.log_in, guard.protocol)
         return guard.login.addCallback(self._accept, guard).addErrback(self._refuse, guard)
 
-    def _accept(self, _result: object, guard: _Guard) -> None:
+    def _accept(self, _result: object, guard: _Guard[P]) -> None:
         if guard.lost:
             raise LinkClosed(f"connection closed during {self.login_verb}")
         guard.accepted = True
@@ -214,7 +218,7 @@ class Link(Service):
         self.last_error = None
         self._move(UP)
 
-    def _refuse(self, failure: Failure, guard: _Guard) -> Failure:
+    def _refuse(self, failure: Failure, guard: _Guard[P]) -> Failure:
         """Write the connection off and close it; the failure goes on to ClientService."""
         stopping = failure.check(CancelledError) and not guard.lost
         if not stopping:
@@ -232,7 +236,7 @@ class Link(Service):
             guard.transport.loseConnection()
         return failure
 
-    def _lost(self, guard: _Guard, reason: Failure) -> None:
+    def _lost(self, guard: _Guard[P], reason: Failure) -> None:
         if guard.accepted:
             if guard.protocol is self.protocol:
                 self.protocol = None
@@ -244,55 +248,61 @@ class Link(Service):
             guard.login.cancel()  # a log_in that waits on something other than this connection
 
 
-class _Handover(Factory):
+class _Handover(Factory[P]):
     """The factory ClientService wraps: it hands over the protocol ``_GuardFactory`` just
     built, so that ClientService's wrapper and the guard hold the same protocol."""
 
     noisy = False
-    next: IProtocol | None = None
+    next: P | None = None
 
-    def buildProtocol(self, addr) -> IProtocol:
+    def buildProtocol(self, addr) -> P:
         protocol, self.next = self.next, None
         assert protocol is not None
         return protocol
 
 
 @implementer(IStreamClientEndpoint)
-class _GuardedEndpoint:
+class _GuardedEndpoint(Generic[P]):
     """The link's endpoint as ClientService sees it: every connection gets a ``_Guard``."""
 
-    def __init__(self, endpoint: IStreamClientEndpoint, link: Link):
+    def __init__(self, endpoint: IStreamClientEndpoint, link: Link[P]):
         self.endpoint, self.link = endpoint, link
 
     def connect(self, service_factory: IProtocolFactory) -> Deferred:
         d = self.endpoint.connect(_GuardFactory(service_factory, self.link))
         return d.addCallback(self._connected)
 
-    def _connected(self, guard: _Guard) -> IProtocol:
+    def _connected(self, protocol: IProtocol) -> IProtocol:
         """The connection made (of those an endpoint may race) is the one prepareConnection,
         called next in this chain, logs in on."""
+        # connect() fires with what _GuardFactory built; IStreamClientEndpoint is not generic.
+        guard = cast(_Guard[P], protocol)
         self.link._attempt = guard
         return guard.service_side
 
 
-class _GuardFactory(Factory):
+class _GuardFactory(Factory, Generic[P]):
     noisy = False
 
-    def __init__(self, service_factory: IProtocolFactory, link: Link):
+    def __init__(self, service_factory: IProtocolFactory, link: Link[P]):
         self.service_factory, self.link = service_factory, link
 
-    def buildProtocol(self, addr) -> _Guard:
+    # Factory's stubs want a Protocol subclass with a ``factory``; IProtocolFactory, which
+    # the endpoint asks for, takes any IProtocol (the guard is not a Protocol on purpose).
+    def buildProtocol(self, addr) -> _Guard[P]:  # type: ignore[override]
         protocol = self.link.build_protocol()
         self.link._factory.next = protocol
-        return _Guard(self.link, protocol, self.service_factory.buildProtocol(addr))
+        service_side = self.service_factory.buildProtocol(addr)
+        assert service_side is not None  # ClientService's factory always builds its wrapper
+        return _Guard(self.link, protocol, service_side)
 
 
 @implementer(IProtocol)
-class _Guard:
+class _Guard(Generic[P]):
     """What the transport talks to: bytes go straight to the protocol; a loss reaches
     ClientService (through its wrapper) only if the connection was accepted."""
 
-    def __init__(self, link: Link, protocol: IProtocol, service_side: IProtocol):
+    def __init__(self, link: Link[P], protocol: P, service_side: IProtocol):
         self.link, self.protocol = link, protocol
         self.service_side = service_side  # ClientService's wrapper around ``protocol``
         self.transport = None

@@ -53,7 +53,10 @@ class PendingRequests(Generic[K]):
         if key in self._requests:
             raise KeyError(f"{label}: request {key!r} is already outstanding")
         if deferred is None:
-            deferred = Deferred(lambda _d: self.pop(key))
+            def cancel(_d: Deferred) -> None:
+                self.pop(key)
+
+            deferred = Deferred(cancel)
         timer = self.clock.callLater(timeout, self._expired, key, timeout)
         self._requests[key] = Request(deferred, label, timer, data)
         return deferred

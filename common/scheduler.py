@@ -50,7 +50,8 @@ class ReactorExecutor(BaseExecutor):
 class SchedulerService(Service):
     """Owns one TwistedScheduler; rooms add their jobs before the daemon starts."""
 
-    name = "scheduler"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "scheduler"  # type: ignore[assignment]
 
     def __init__(self, reactor, timezone: str = "Asia/Shanghai"):
         self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone,

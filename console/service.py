@@ -11,17 +11,18 @@ from twisted.internet.endpoints import serverFromString
 from twisted.web.http import combinedLogFormatter
 
 from common.masking import mask_text
-from common.web import make_site
+from common.web import GuardedSite
 from console.optout_page import OptOutPages
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
 from console.search_page import SearchPages
 from console.templates_page import TemplatePages, apply_published, published
 from console.users_page import UserPages
-from console.web import Console
+from console.web import MAX_BODY, Console
 
 log = Logger(namespace="hotline.console")
 ROLLUP_INTERVAL = 5.0  # seconds between SMS rollup folds
+UPLOAD_SECONDS = 60.0  # a request (a prompt upload) must arrive whole within this
 
 
 def make_service(config, reactor, db, status, metrics, templates=None):
@@ -38,7 +39,13 @@ def make_service(config, reactor, db, status, metrics, templates=None):
     if templates is not None:
         TemplatePages(console, templates).mount()
         OptOutPages(console).mount()
-    site = make_site(console, logFormatter=masked_log_line)
+    http = config.http  # the API's limits, but uploads of prompts may be larger and slower
+    site = GuardedSite(console, reactor, max_body=MAX_BODY,
+                       read_timeout=max(http.read_timeout, UPLOAD_SECONDS),
+                       idle_timeout=http.idle_timeout,
+                       per_peer_connections=http.per_peer_connections,
+                       per_peer_rate=http.per_peer_requests_per_second,
+                       log_formatter=masked_log_line)
     top = MultiService()
     top.setName("console")
     listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)

@@ -29,7 +29,7 @@ from console.sessions import RateLimit, Session, SessionStore, csrf_ok
 log = Logger(namespace="hotline.console")
 HERE = Path(__file__).parent
 COOKIE = b"hotline_console"
-MAX_BODY = 16 * 1024 * 1024  # the largest prompt upload
+MAX_BODY = 16 * 1024 * 1024  # the largest prompt upload (the site refuses more, unread)
 STATIC = {"console.css": "text/css; charset=utf-8"}
 HEADERS = {
     b"content-security-policy": b"default-src 'self'; media-src 'self'; img-src 'self' data:; "
@@ -144,9 +144,6 @@ class Console(Resource):
         if route is None:
             return self.error_page(404 if not any(p == path for _m, p in self.routes) else 405,
                                "not_found", lang)
-        length = int(request.getHeader(b"content-length") or 0)
-        if length > MAX_BODY:
-            return self.error_page(413, "too_many", lang)
         session = self.sessions.get((request.getCookie(COOKIE) or b"").decode("ascii", "replace"))
         if session is not None:
             lang = session.lang

@@ -34,7 +34,8 @@ GENERATED_PASSWORD_ITERATIONS = 32
 CHANGED_PASSWORD_ITERATIONS = 100_000
 AS_OF = dt.date(2026, 6, 30)  # the demo core's "today": the month the annual interest is credited
 MONTHS = 24
-LOCKED_UNTIL = dt.datetime(2099, 12, 31, 23, 59)
+# 23:59 in the demo centers' zone, whatever zone the machine generating the core runs in
+LOCKED_UNTIL = dt.datetime(2099, 12, 31, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 ANNUAL_LOAN_RATE = 0.031
 ANNUAL_DEPOSIT_RATE = 0.015
 

@@ -1,7 +1,7 @@
 """One CoreClient per configured center, each behind the platform's password lockout."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from common.config import CenterConfig, Config
 from core_client.embedded import EmbeddedCore
@@ -10,7 +10,23 @@ from core_client.interface import CoreClient
 from core_client.lockout import LockoutCore
 
 
-def build_cores(config: Config, db: Any, reactor: Any) -> dict[str, CoreClient]:
+class LockoutRules(Protocol):
+    """What the cores read from the IVR room's section (``ivr.config.IvrConfig``, a room
+    above this one): how many wrong passwords lock an account, and for how long, and how
+    many one caller line may make across accounts."""
+
+    @property
+    def password_attempts(self) -> int: ...
+
+    @property
+    def lock_minutes(self) -> int: ...
+
+    @property
+    def caller_password_failures(self) -> int: ...
+
+
+def build_cores(config: Config[LockoutRules, object, object], db: Any,
+                reactor: Any) -> dict[str, CoreClient]:
     """``{center code: core}`` from the ``[center:X]`` sections; nothing connects yet.
 
     Embedded demo cores are generated (10,000 persons, deterministic) by the first
@@ -24,9 +40,11 @@ def build_cores(config: Config, db: Any, reactor: Any) -> dict[str, CoreClient]:
                 http_client = make_http_client(reactor)
             inner: CoreClient = _http(center, reactor, http_client)
         else:
+            assert center.core_db is not None  # an embedded center always has one (common.config)
             inner = EmbeddedCore(code, center.core_db, reactor)
         cores[code] = LockoutCore(inner, db, reactor, attempts=config.ivr.password_attempts,
-                                  lock_minutes=config.ivr.lock_minutes)
+                                  lock_minutes=config.ivr.lock_minutes,
+                                  caller_attempts=config.ivr.caller_password_failures)
     return cores
 
 

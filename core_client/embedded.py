@@ -131,7 +131,7 @@ class EmbeddedCore:
                 raise AccountNotFound(f"no account {mask_account(account_no)}")
             stored, failures, locked_until = row
             if locked_until is not None and locked_until > now:
-                raise AccountLocked(dt.datetime.fromtimestamp(locked_until))
+                raise AccountLocked.at(locked_until)
             if demo_data.check_password(password, stored):
                 if failures:
                     conn.execute("UPDATE account SET CXMM_CWCS = 0, SDJZSJ = NULL "
@@ -142,7 +142,7 @@ class EmbeddedCore:
                 until = now + self._core_lock
                 conn.execute("UPDATE account SET CXMM_CWCS = 0, SDJZSJ = ? WHERE GRZH = ?",
                              (until, account_no))
-                raise AccountLocked(dt.datetime.fromtimestamp(until))
+                raise AccountLocked.at(until)
             conn.execute("UPDATE account SET CXMM_CWCS = ? WHERE GRZH = ?",
                          (failures, account_no))
             raise WrongPassword(self._core_attempts - failures)

@@ -4,6 +4,12 @@ Layers: ``wire`` (JSON shapes) and ``signing`` are pure; ``HttpCore._attempt``
 is one signed exchange with a timeout on the injected clock; ``HttpCore._call``
 adds the circuit breaker and jittered retries, for idempotent operations only
 (never for password verification or change, which the core counts).
+
+Every answer below 500 must carry the core's signature for this request's nonce
+(else CoreAuthFailed: someone other than the core answered). Its timestamp is
+the core's clock: a skew over ``SKEW_WARNING`` s is warned about (once per
+``SKEW_WARN_EVERY`` s), and a signature refused because of it is CoreClockSkew,
+which says so plainly.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from core_client.interface import (
     Account,
     AccountEvent,
     Balance,
+    CoreAuthFailed,
+    CoreClockSkew,
     CoreError,
     CoreProtocolError,
     CoreUnavailable,
@@ -37,6 +45,9 @@ from core_client.interface import (
 )
 
 log = Logger(namespace="hotline.core.http")
+
+SKEW_WARNING = 30.0
+SKEW_WARN_EVERY = 600.0
 
 _NETWORK_ERRORS = (error.ConnectError, error.ConnectionLost, error.ConnectionDone,
                    error.DNSLookupError, error.TimeoutError, ResponseFailed,
@@ -59,6 +70,8 @@ class HttpCore:
         self._clock, self._client = clock, client
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.breaker = breaker or CircuitBreaker(clock)
+        self.skew: float | None = None  # the core's clock minus ours, last measured
+        self._skew_warned_at: float | None = None
         self._jitter, self._nonce = jitter, nonce
 
     # -- CoreClient -------------------------------------------------------------------------
@@ -169,11 +182,20 @@ class HttpCore:
         d = defer.Deferred.fromCoroutine(self._exchange(method, self._origin + full, headers, data))
         d.addTimeout(self.timeout, self._clock, onTimeoutCancel=timed_out)
         try:
-            status, content = await d
+            status, answer_headers, content = await d
         except _NETWORK_ERRORS as e:
             raise CoreUnavailable(f"core {self.center} {op}: {type(e).__name__}") from None
         if status >= 500:
             raise CoreUnavailable(f"core {self.center} {op}: HTTP {status}")
+        stamp = answer_headers.getRawHeaders(signing.TIMESTAMP, [None])[0]
+        signature = answer_headers.getRawHeaders(signing.RESPONSE_SIGNATURE, [None])[0]
+        try:
+            core_time = signing.check_response(self._key, status, nonce, stamp, signature,
+                                               content)
+        except signing.SignatureError as e:
+            raise CoreAuthFailed(f"core {self.center} {op}: {e} with the center's key "
+                                 f"(HTTP {status})") from None
+        self._measure_skew(core_time - self._clock.seconds())
         if status == 204:
             return None
         try:
@@ -183,13 +205,29 @@ class HttpCore:
                                     f"(HTTP {status})") from None
         if status == 200:
             return payload
-        raise wire.error_from_json(status, payload)
+        error = wire.error_from_json(status, payload)
+        if isinstance(error, CoreAuthFailed) and abs(self.skew) > signing.DEFAULT_WINDOW:
+            raise CoreClockSkew(f"core {self.center} refused our signature: its clock differs "
+                                f"from ours by {self.skew:+.0f} s (more than "
+                                f"{signing.DEFAULT_WINDOW} s); set both clocks by NTP",
+                                self.skew)
+        raise error
+
+    def _measure_skew(self, skew: float) -> None:
+        self.skew = skew
+        now = self._clock.seconds()
+        if abs(skew) > SKEW_WARNING and (self._skew_warned_at is None
+                                         or now - self._skew_warned_at >= SKEW_WARN_EVERY):
+            self._skew_warned_at = now
+            log.warn("core {center} clock differs from ours by {skew:+.0f} s; signatures "
+                     "fail beyond {window} s: check NTP on both hosts", center=self.center,
+                     skew=skew, window=signing.DEFAULT_WINDOW)
 
     async def _exchange(self, method: str, url: str, headers: dict, data: bytes
-                        ) -> tuple[int, bytes]:
+                        ) -> tuple[int, Any, bytes]:
         response = await self._client.request(method, url, headers=headers,
                                               data=data if data else None)
-        return response.code, await response.content()
+        return response.code, response.headers, await response.content()
 
 
 def make_http_client(reactor: Any) -> Any:

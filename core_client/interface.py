@@ -38,11 +38,20 @@ class WrongPassword(CoreError):
 
 
 class AccountLocked(CoreError):
-    """Self-service is locked for this account until ``until``."""
+    """Self-service is locked for this account until ``until``.
+
+    ``until`` is zone-aware when the core knows the instant; a naive one (a core
+    that answers in its local time, see openapi.yaml) is the center's local time.
+    """
 
     def __init__(self, until: dt.datetime):
         super().__init__(f"self-service locked until {until:%Y-%m-%d %H:%M}")
         self.until = until
+
+    @classmethod
+    def at(cls, epoch: float) -> AccountLocked:
+        """Locked until an epoch: aware, so it is never read in the host's zone."""
+        return cls(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 class CoreUnavailable(CoreError):
@@ -54,7 +63,16 @@ class CoreProtocolError(CoreError):
 
 
 class CoreAuthFailed(CoreProtocolError):
-    """The core refused this client's request signature (wrong key, clock skew, replay)."""
+    """The core refused this client's request signature (wrong key, clock skew, replay), or
+    its answer was not signed with the center's key (someone else answered)."""
+
+
+class CoreClockSkew(CoreAuthFailed):
+    """The core refused our signatures because its clock and ours differ beyond the window."""
+
+    def __init__(self, message: str, skew: float):
+        super().__init__(message)
+        self.skew = skew
 
 
 class PasswordRejected(CoreError):

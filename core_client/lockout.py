@@ -1,44 +1,63 @@
 """The platform's password lockout, around any backend: N wrong passwords lock self-service.
 
-The count lives in the platform database (core_lockout), so the rule holds
-whatever the center's core does about wrong passwords; a stricter core still
-wins (its own AccountLocked passes through, and attempts_left is the smaller).
-A right password resets the count. Every other operation goes straight through.
+The count lives in the platform database (``core_client.limits``), so the rule
+holds whatever the center's core does about wrong passwords; a stricter core
+still wins (its own AccountLocked passes through, and attempts_left is the
+smaller). Each try is reserved before the core is asked, so concurrent calls
+cannot get more than ``attempts`` passwords checked. A second rule counts wrong
+passwords per caller number across accounts (``for_caller``), so one common
+password cannot be sprayed over many accounts from one line. A right password
+resets the account's count. Every other operation goes straight through.
 """
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
-from common.masking import mask_account
+from common.masking import mask_account, mask_mobile
+from core_client import limits
 from core_client.interface import (
     Account,
     AccountEvent,
     AccountLocked,
     Balance,
     CoreClient,
+    CoreError,
     Detail,
     Loan,
     WrongPassword,
 )
-from core_client.tables import CoreLockout
 
 log = Logger(namespace="hotline.core.lockout")
 
+HOUR = 3600.0
+
 
 class LockoutCore:
-    """A CoreClient that counts wrong query passwords per account and locks after ``attempts``."""
+    """A CoreClient that counts wrong query passwords per account and locks after ``attempts``;
+    with ``caller_attempts``, also per caller number (see ``for_caller``)."""
 
     def __init__(self, inner: CoreClient, db: Any, clock: Any, *, attempts: int = 3,
-                 lock_minutes: int = 30):
+                 lock_minutes: int = 30, caller_attempts: int = 10, caller: str | None = None):
         self.inner, self.center = inner, inner.center
         self._db, self._clock = db, clock
         self.attempts, self.lock_seconds = attempts, lock_minutes * 60
+        self.caller_attempts, self.caller = caller_attempts, caller
+        # Failures count until a right password or the lock; a day bounds forgotten ones.
+        self.account_rule = limits.Rule(f"password:{self.center}", attempts, 86_400.0,
+                                        self.lock_seconds)
+        self.caller_rule = limits.Rule("password-caller", caller_attempts, HOUR,
+                                       self.lock_seconds)
+
+    def for_caller(self, caller: str | None) -> LockoutCore:
+        """The same core for one call: its wrong passwords also count against ``caller``
+        (a withheld number counts as ``anonymous``)."""
+        return LockoutCore(self.inner, self._db, self._clock, attempts=self.attempts,
+                           lock_minutes=self.lock_seconds // 60,
+                           caller_attempts=self.caller_attempts,
+                           caller=(caller or "").strip() or "anonymous")
 
     async def verify_password(self, account_no: str, password: str) -> None:
         await self._guarded(account_no, lambda: self.inner.verify_password(account_no, password))
@@ -47,51 +66,47 @@ class LockoutCore:
         await self._guarded(account_no, lambda: self.inner.change_password(account_no, old, new))
 
     async def _guarded(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
-        until = await self._db.run(self._locked_until, account_no, self._clock.seconds())
-        if until is not None:
-            raise AccountLocked(dt.datetime.fromtimestamp(until))
+        now = self._clock.seconds()
+        granted = await limits.run(self._db, self._reserve, account_no, now)
+        if not granted.allowed:
+            raise AccountLocked.at(granted.locked_until)
         try:
             await call()
         except WrongPassword as e:
-            failures, until = await self._count_failure(account_no)
+            until = await limits.run(self._db, self._failed, account_no,
+                                     self._clock.seconds())
             if until is not None:
                 log.info("self-service locked for account {account} after {n} wrong passwords",
                          account=mask_account(account_no), n=self.attempts)
-                raise AccountLocked(dt.datetime.fromtimestamp(until)) from None
-            raise WrongPassword(min(self.attempts - failures, e.attempts_left)) from None
-        await self._db.run(self._reset, account_no)
+                raise AccountLocked.at(until) from None
+            raise WrongPassword(min(granted.left, e.attempts_left)) from None
+        except CoreError:  # unavailable, locked by the core ...: this try was never judged
+            await limits.run(self._db, self._refund, account_no, self._clock.seconds())
+            raise
+        await self._db.run_exclusive(limits.succeeded, self.account_rule, account_no)
 
-    async def _count_failure(self, account_no: str) -> tuple[int, float | None]:
-        try:
-            return await self._db.run(self._fail, account_no, self._clock.seconds())
-        except IntegrityError:  # a concurrent first failure inserted the row: count on it
-            return await self._db.run(self._fail, account_no, self._clock.seconds())
+    def _reserve(self, session, account_no: str, now: float) -> limits.Reservation:
+        """One transaction: the caller's count, then the account's (both or neither)."""
+        if self.caller is not None:
+            by_caller = limits.reserve(session, self.caller_rule, self.caller, now)
+            if not by_caller.allowed:
+                log.info("password tries refused for caller {caller}: too many wrong "
+                         "passwords from this number", caller=mask_mobile(self.caller))
+                return by_caller
+        granted = limits.reserve(session, self.account_rule, account_no, now)
+        if not granted.allowed and self.caller is not None:
+            limits.refund(session, self.caller_rule, self.caller, now)
+        return granted
 
-    def _locked_until(self, session: Session, account_no: str, now: float) -> float | None:
-        row = session.get(CoreLockout, (self.center, account_no))
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            return row.locked_until
-        return None
+    def _failed(self, session, account_no: str, now: float) -> float | None:
+        if self.caller is not None:
+            limits.failed(session, self.caller_rule, self.caller, now)
+        return limits.failed(session, self.account_rule, account_no, now)
 
-    def _fail(self, session: Session, account_no: str, now: float) -> tuple[int, float | None]:
-        row = session.get(CoreLockout, (self.center, account_no), with_for_update=True)
-        if row is None:
-            row = CoreLockout(center=self.center, account_no=account_no, failures=0,
-                              updated_at=now)
-            session.add(row)
-        if row.locked_until is not None and row.locked_until <= now:
-            row.failures, row.locked_until = 0, None  # an expired lock starts a fresh count
-        row.failures += 1
-        row.updated_at = now
-        if row.failures >= self.attempts:
-            row.failures, row.locked_until = 0, now + self.lock_seconds
-            return self.attempts, row.locked_until
-        return row.failures, None
-
-    def _reset(self, session: Session, account_no: str) -> None:
-        row = session.get(CoreLockout, (self.center, account_no))
-        if row is not None and row.locked_until is None:
-            session.delete(row)
+    def _refund(self, session, account_no: str, now: float) -> None:
+        if self.caller is not None:
+            limits.refund(session, self.caller_rule, self.caller, now)
+        limits.refund(session, self.account_rule, account_no, now)
 
     # -- everything else goes straight to the backend ---------------------------------------
 

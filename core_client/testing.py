@@ -107,7 +107,7 @@ class FakeCore:
     def _check(self, account_no: str, password: str) -> None:
         account = self._account(account_no)
         if account[10] is not None:
-            raise AccountLocked(dt.datetime.fromtimestamp(account[10]))
+            raise AccountLocked.at(account[10])
         if demo_data.check_password(password, account[8]):
             self._failures.pop(account_no, None)
             return
@@ -178,8 +178,10 @@ class CoreServer(Resource):
     """The core's HTTP API (openapi.yaml) over ``core``, checking signatures on ``clock``.
 
     Switches: ``delay`` seconds before answering; ``fail_next`` requests answered with
-    ``fail_status``; ``malformed`` answers truncated JSON; ``wrong_key`` checks
-    signatures with another key (every request is refused). ``received`` counts
+    ``fail_status``; ``malformed`` answers truncated JSON; ``wrong_key`` checks and
+    signs with another key (every request is refused); ``skew`` sets the core's clock
+    that many seconds ahead. Every answer is signed (openapi.yaml) for the request's
+    nonce; the nonce memory is bounded and non-ASCII headers are a 401. ``received`` counts
     requests as they arrive; ``answers`` keeps (operation, status, body) of every
     answer for tests and schema validation.
     """
@@ -196,6 +198,7 @@ class CoreServer(Resource):
         self.fail_next, self.fail_status = 0, 503
         self.malformed = False
         self.wrong_key = False
+        self.skew = 0.0  # seconds the core's clock runs ahead of the clock it was given
         self.answers: list[tuple[str, int, Any]] = []
         self.received = 0
 
@@ -218,11 +221,27 @@ class CoreServer(Resource):
         if lost:
             return
         request.setResponseCode(status)
+        data = b""
         if status != 204:
             request.setHeader(b"Content-Type", b"application/json")
             data = json.dumps(payload, ensure_ascii=False).encode()
+        self._sign(request, status, data)
+        if data:
             request.write(data[: len(data) // 2] if self.malformed else data)
         request.finish()
+
+    def _sign(self, request: Request, status: int, data: bytes) -> None:
+        """Sign the answer for the request's nonce, with the core's clock (``skew`` added)."""
+        nonce = request.getHeader(signing.NONCE.encode()) or b""
+        try:
+            nonce_text = signing.ascii_header(nonce) or ""
+        except signing.SignatureError:
+            nonce_text = ""
+        stamp = int(self.clock.seconds() + self.skew)
+        key = b"a key the client does not have" if self.wrong_key else self.key
+        request.setHeader(signing.TIMESTAMP.encode(), str(stamp).encode())
+        request.setHeader(signing.RESPONSE_SIGNATURE.encode(),
+                          signing.sign_response(key, status, nonce_text, stamp, data).encode())
 
     def _crashed(self, failure: Failure, request: Request, lost: list) -> None:
         """An unexpected server error becomes a 500, as a real core's would."""
@@ -233,14 +252,13 @@ class CoreServer(Resource):
 
     async def _handle(self, method: str, uri: str, body: bytes, request: Request
                       ) -> tuple[str, int, Any]:
-        def header(name: str) -> str | None:
-            value = request.getHeader(name)
-            return value.decode() if isinstance(value, bytes) else value
+        def header(name: str) -> bytes | None:
+            return request.getHeader(name.encode())  # raw bytes: the guard refuses non-ASCII
 
         key = b"a key the client does not have" if self.wrong_key else self.key
         try:
             self.guard.check(key, method, uri, header(signing.TIMESTAMP), header(signing.NONCE),
-                             header(signing.SIGNATURE), body, self.clock.seconds())
+                             header(signing.SIGNATURE), body, self.clock.seconds() + self.skew)
         except signing.SignatureError as e:
             return ("signature",) + wire.error_to_json(CoreAuthFailed(str(e)))
         path, _, qs = uri.partition("?")

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     "sip_address": "127.0.0.1",
     "sip_port": "5060",
     "caller_match": "127.0.0.1",
+    "internal_match": "127.0.0.2",
+    "admin_callers": "",
     "rtp_start": "10000",
     "rtp_end": "20000",
     "instance": "hotline",
@@ -37,10 +39,11 @@ DEFAULTS: dict[str, str] = {
     "admin_number": "12329000",
     "heartbeat_variable": "HOTLINE_HEARTBEAT",
     "heartbeat_max_age": "15",
-    "watchdog_seconds": "10",
+    "answer_watchdog": "2",
     "digit_timeout": "3",
     "response_timeout": "6",
-    "apology_prompt": "all-circuits-busy-now",
+    "prompt_library": "/var/lib/hotline/prompts",
+    "language": "zh",
     "office_hours": "08:30-17:30,mon-fri,*,*",
     "agent_queue": "hotline-agents",
     "queue_timeout": "600",
@@ -86,6 +89,8 @@ def render(values: dict[str, str], out_dir: Path) -> list[Path]:
     for name, value in merged.items():
         if "\n" in value or "\r" in value:
             raise TemplateError(f"{name} holds a line break")
+    if not re.fullmatch(r"[0-9+]*(&[0-9+]+)*", merged["admin_callers"]):
+        raise TemplateError("admin_callers must be caller numbers joined by & (e.g. 8001&8002)")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in template_files():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from zoneinfo import ZoneInfo
 
 from ivr import speech
 
@@ -22,16 +23,23 @@ def register(subparsers, load_config) -> None:
     s = sub.add_parser("stats", help="calls, IVR-handled, transferred, abandoned, key presses")
     s.add_argument("--config", "-c", required=True)
     s.add_argument("--center")
-    s.add_argument("--since", type=_day, help="YYYY-MM-DD (local time), inclusive")
-    s.add_argument("--until", type=_day, help="YYYY-MM-DD (local time), exclusive")
+    s.add_argument("--since", type=_day, help="YYYY-MM-DD in the center's zone, inclusive")
+    s.add_argument("--until", type=_day, help="YYYY-MM-DD in the center's zone, exclusive")
     s.set_defaults(func=cmd_stats)
     m = sub.add_parser("menus", help="load and validate every center's menu file")
     m.add_argument("--config", "-c", required=True)
     m.set_defaults(func=cmd_menus)
 
 
-def _day(value: str) -> float:
-    return dt.datetime.combine(dt.date.fromisoformat(value), dt.time()).timestamp()
+def _day(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+def _midnight(day: dt.date | None, zone: str) -> float | None:
+    """The day's start in the center's zone (never the host's), as an epoch."""
+    if day is None:
+        return None
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(zone)).timestamp()
 
 
 def cmd_say(args) -> int:
@@ -51,9 +59,12 @@ def cmd_stats(args) -> int:
     from storage.db import Database
 
     config = args.load_config(args.config)
+    # Days are the center's (the first center's when all are counted: one province, one zone).
+    center = config.centers.get(args.center) or next(iter(config.centers.values()))
+    since, until = (_midnight(day, center.timezone) for day in (args.since, args.until))
     db = Database(config.database.url, reactor=None, threads=1)
     try:
-        stats = db.run_sync(summary, args.center, args.since, args.until)
+        stats = db.run_sync(summary, args.center, since, until)
     finally:
         db.engine.dispose()
     print(format_stats(stats))

@@ -19,6 +19,14 @@ class AmiConfig:
     heartbeat_interval: float
     heartbeat_variable: str
     watchdog_seconds: int
+    # Reconnect backoff, seconds: doubling from reconnect_min up to reconnect_max. Asterisk
+    # is a local peer (same host or LAN), so the cap is short: the link is back within
+    # 2 s of the manager's return, however long it was away.
+    reconnect_min: float = 0.2
+    reconnect_max: float = 1.0
+    # How long calls wait, suspended, for the link to come back before they are given up
+    # (then recovered to the fallback); keep it below watchdog_seconds.
+    resume_grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,9 @@ class IvrConfig:
     agi_timeout: float
     password_attempts: int
     lock_minutes: int
+    # Wrong passwords from one caller number per hour, whatever the accounts, before its
+    # password tries are refused for lock_minutes (one common password cannot be sprayed).
+    caller_password_failures: int = 10
     # Where a transfer to agents continues in the dialplan (the queue's entry). The queue
     # itself is named in the dialplan (dialplans/README.md, agent_queue), not here.
     agent_context: str = "hotline-queue"
@@ -50,6 +61,9 @@ def parse(ini, daemon, centers) -> IvrConfig:
         heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),
         heartbeat_variable=a.str("heartbeat_variable", "HOTLINE_HEARTBEAT"),
         watchdog_seconds=a.int("watchdog_seconds", 10, min=3, max=300),
+        reconnect_min=a.float("reconnect_min", 0.2, min=0.05, max=60),
+        reconnect_max=a.float("reconnect_max", 1.0, min=0.1, max=300),
+        resume_grace=a.float("resume_grace", 5.0, min=0, max=60),
     )
     return IvrConfig(
         ami=ami,
@@ -57,6 +71,7 @@ def parse(ini, daemon, centers) -> IvrConfig:
         agi_timeout=s.float("agi_timeout", 60.0, min=1, max=600),
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
+        caller_password_failures=s.int("caller_password_failures", 10, min=1, max=1000),
         agent_context=s.str("agent_context", "hotline-queue"),
         agent_exten=s.str("agent_exten", "s"),
     )

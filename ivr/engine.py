@@ -96,9 +96,10 @@ class Engine:
                     prompts = menu.nodes[target].closed_prompts + node.prompts
                     continue
                 else:
+                    ctx.escalated = False
                     return target, ()
             if failures >= node.max_failures:
-                ctx.failed = True
+                ctx.failed = ctx.escalated = True
                 return node.on_failures, ()
 
     async def _ask(self, ctx: CallContext, node: Node, prompts: tuple[str, ...]) -> str:
@@ -122,8 +123,8 @@ class Engine:
 
 
 def outcome_after_hangup(ctx: CallContext) -> str:
-    if ctx.transferred:
-        return "transferred"
+    if ctx.transferring:
+        return "abandoned"
     if ctx.served:
         return "ivr_handled"
     return "failed" if ctx.failed else "abandoned"

@@ -46,7 +46,11 @@ _NODE_KEYS = {
 }
 _INPUT_KEYS = {"prompts", "invalid_prompts", "silence_prompts", "first_digit_timeout",
                "inter_digit_timeout", "max_digits", "max_failures"}
-INPUTS = ("id", "password", "new_password", "confirm_password", "survey")
+INPUTS = ("id", "password", "current_password", "new_password", "confirm_password", "survey")
+# How many keys each input expects: collection stops there (a closing # is then not needed,
+# and what is typed beyond it is flushed, see CallContext.collect).
+INPUT_DIGITS = {"id": 18, "password": 6, "current_password": 6, "new_password": 6,
+                "confirm_password": 6, "survey": 1}
 
 
 class MenuError(ValueError):
@@ -257,9 +261,7 @@ def parse(data: dict, source: str, flows: set[str]) -> Menu:
             silence_prompts=r.prompts("silence_prompts", defaults["silence_prompts"]),
             first_digit_timeout=r.seconds("first_digit_timeout", 8.0),
             inter_digit_timeout=r.seconds("inter_digit_timeout", 4.0),
-            # Room for the closing #: a # left over would end the next input empty.
-            max_digits=r.count("max_digits", 19 if name == "id" else 7 if "password" in name
-                               else 1, 1, 32),
+            max_digits=r.count("max_digits", INPUT_DIGITS[name], 1, 32),
             max_failures=r.count("max_failures", 3, 1, 10),
         )
     unknown_inputs = sorted(set(raw_inputs) - set(INPUTS))

@@ -2,18 +2,23 @@
 
 The row is inserted when the call arrives (so a daemon that dies mid-call
 leaves an open row with no ``ended_at``) and completed when it ends, in one
-transaction with the call's key-press counts.
+transaction with the call's key-press counts. ``settle`` closes what a dead
+daemon left open (outcome ``lost``) and records the calls that met the
+dialplan's fallback (``fallback``), from what Asterisk kept about them.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from common.masking import mask_mobile
 from ivr.tables import IvrCall, IvrKeyPress
 
-# How a call ended, as counted by ``hotline ivr stats``.
-OUTCOMES = ("ivr_handled", "transferred", "abandoned", "failed", "error")
+# How a call ended, as counted by ``hotline ivr stats``: ``lost`` when the daemon driving it
+# died, ``fallback`` for a call only the dialplan's fallback answered (no daemon took it).
+OUTCOMES = ("ivr_handled", "transferred", "abandoned", "failed", "error", "lost", "fallback")
 
 
 def mask_caller(number: str) -> str:
@@ -58,6 +63,38 @@ class CallRecord:
         self.keys.append((node, key))
 
 
+@dataclass(frozen=True)
+class FallbackCall:
+    """What the dialplan keeps about a call that met its fallback (AstDB
+    ``hotline_fallback/<uniqueid>``, written at hang-up, see dialplans/extensions.conf):
+    ``instance|center|answered|fallback_at|ended|reason|role|language|masked caller``."""
+
+    uniqueid: str
+    instance: str
+    center: str
+    answered_at: float
+    ended_at: float
+    reason: str
+    role: str
+    language: str
+    caller: str
+
+    @classmethod
+    def parse(cls, uniqueid: str, value: str) -> FallbackCall | None:
+        """None for a value of another shape (not ours to interpret)."""
+        fields = value.split("|")
+        if len(fields) != 9:
+            return None
+        instance, center, answered, _fallback_at, ended, reason, role, language, caller = fields
+        try:
+            answered_at, ended_at = float(answered), float(ended)
+        except ValueError:
+            return None
+        # The dialplan masks the number; masking again costs nothing and guards a bad config.
+        return cls(uniqueid, instance, center, answered_at, ended_at, reason, role, language,
+                   caller if "*" in caller else mask_caller(caller))
+
+
 class CallRecords:
     """Persists call records; ``db`` is a ``storage.db.Database``."""
 
@@ -74,6 +111,15 @@ class CallRecords:
             raise ValueError(f"unknown outcome {outcome!r}")
         await self.db.run(_finish, record, outcome, served, self.clock.seconds(),
                           self.on_closed)
+
+    async def settle(self, instance: str, fallbacks: list[FallbackCall], busy: set[str]
+                     ) -> tuple[int, int]:
+        """Close this instance's records that no call is behind any more, and record calls
+        that met the fallback; returns (closed as lost, recorded as fallback).
+
+        ``busy``: uniqueids of calls still running here or still up in Asterisk, left open
+        (one that meets the fallback later is settled by its fallback entry)."""
+        return await self.db.run(_settle, instance, fallbacks, busy)
 
 
 def _insert(session, record: CallRecord) -> int:
@@ -104,3 +150,31 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
                                 count=count))
     if on_closed is not None:
         on_closed(session, record, now, outcome)
+
+
+def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str]
+            ) -> tuple[int, int]:
+    lost = recorded = 0
+    for fb in fallbacks:
+        row = session.scalars(select(IvrCall).where(IvrCall.instance == instance,
+                                                    IvrCall.uniqueid == fb.uniqueid)).first()
+        if row is None:
+            if fb.role != "ivr":
+                continue  # an administrator's recording call is no hotline call
+            # no daemon took it: the fallback was all the caller got
+            session.add(IvrCall(instance=instance, center=fb.center, uniqueid=fb.uniqueid,
+                                caller=fb.caller, dnid="", language=fb.language,
+                                started_at=fb.answered_at, answered_at=fb.answered_at,
+                                ended_at=fb.ended_at, path="fallback", keys="",
+                                identified=0, served=0, outcome="fallback"))
+            recorded += 1
+        elif row.outcome is None:  # its daemon died; Asterisk knows when the call ended
+            row.outcome, row.ended_at = "lost", fb.ended_at
+            row.path = f"{row.path} fallback".strip()
+            lost += 1
+    for row in session.scalars(select(IvrCall).where(IvrCall.instance == instance,
+                                                     IvrCall.outcome.is_(None))):
+        if row.uniqueid not in busy:  # gone without a trace: closed, duration unknown
+            row.outcome = "lost"
+            lost += 1
+    return lost, recorded

@@ -7,6 +7,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Mapping
 
 from twisted.application.service import Service
@@ -16,18 +17,25 @@ from twisted.logger import Logger
 
 from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
+from core_client.lockout import LockoutCore
+from ivr.agents import AgentAnswers
 from ivr.asterisk.ami_link import AmiLink
+from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
+from ivr.asterisk.lost_calls import LostCalls
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
+from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
 from ivr.routing import AdminCalls, CallsByRole
 
 
-# center -> {menu item: on or off} (console.menus.SwitchReader), asked at each call's start.
+# The configuration this room reads: its own section and the prompt library's.
+IvrRoomConfig = Config[IvrConfig, object, PromptsConfig]
+# center -> {menu item: its override} (console.menus.SwitchReader), asked at each call's start.
 Switches = Callable[[str], Awaitable[Mapping[str, Switch]]]
 
 
@@ -40,10 +48,12 @@ class CallHandler:
 
     log = Logger(namespace="hotline.ivr")
 
-    def __init__(self, config: Config, clock, records: CallRecords,
+    def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
-                 menus: Mapping[str, Menu] | None = None, switches: Switches | None = None):
+                 menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
+                 switches: Switches | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.agents = agents
         self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
             code: load_for_center(config.ivr.menus_dir, code, FLOWS) for code in config.centers}
@@ -74,10 +84,14 @@ class CallHandler:
         record = CallRecord.start(instance=self.config.daemon.instance, center=center.code,
                                   uniqueid=session.uniqueid, caller_id=session.caller_id,
                                   dnid=session.dnid, language=lang, now=self.clock.seconds())
+        core = self.cores[center.code]
+        if isinstance(core, LockoutCore):  # this call's wrong passwords count against its caller
+            core = core.for_caller(session.caller_id)
         ctx = CallContext(
-            session=session, center=center, core=self.cores[center.code],
+            session=session, center=center, core=core,
             menu=menu, clock=self.clock, record=record,
-            notifier=self.notifier, agent_context=self.config.ivr.agent_context,
+            notifier=self.notifier, agents=self.agents,
+            agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
@@ -95,14 +109,17 @@ class IvrService(Service):
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
-    name = "ivr"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "ivr"  # type: ignore[assignment]
 
-    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler):
-        self.link, self.dispatcher, self.handler = link, dispatcher, handler
+    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler,
+                 lost: LostCalls):
+        self.link, self.dispatcher, self.handler, self.lost = link, dispatcher, handler, lost
 
     def startService(self) -> None:
         super().startService()
         self.dispatcher.start()
+        self.lost.start()
         self.link.start()
 
     def stopService(self) -> Deferred:
@@ -111,21 +128,29 @@ class IvrService(Service):
         return self.link.stop()
 
 
-def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
+def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
                  switches: Switches | None = None, on_call_closed=None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
+    jitter = random.Random()
     link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
-                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval)
-    handler = CallHandler(config, reactor, CallRecords(db, reactor, on_call_closed), cores,
-                          notifier, switches=switches)
+                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+                   initial_delay=ami.reconnect_min,
+                   max_delay=max(ami.reconnect_max, ami.reconnect_min),
+                   # a little jitter: daemons cut together come back apart, and soon
+                   jitter=lambda: jitter.random() * 0.2)
+    records = CallRecords(db, reactor, on_call_closed)
+    handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link),
+                          switches=switches)
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
                                 heartbeat_variable=ami.heartbeat_variable,
                                 watchdog_s=ami.watchdog_seconds,
-                                command_timeout=config.ivr.agi_timeout)
-    return IvrService(link, dispatcher, handler)
+                                command_timeout=config.ivr.agi_timeout,
+                                resume_grace=ami.resume_grace)
+    lost = LostCalls(link, config.daemon.instance, records, lambda: set(dispatcher.running))
+    return IvrService(link, dispatcher, handler, lost)

@@ -13,8 +13,10 @@ Mandarin rules followed here (standard practice for read-out amounts):
   十万零一十, 一亿零一千) and never at the end.
 * 两 only where it is the natural word: a 2 that opens the number and is
   followed directly by 千, 万 or 亿 (两千, 两千三百, 两万二千, 两亿, 两千万);
-  二 everywhere else (一万二千, 二百, 十二, 二十二万, 二元, 二角, 二分), which
-  is also how banks read amounts out.
+  二 everywhere else in amounts (一万二千, 二百, 十二, 二十二万, 二元, 二角,
+  二分), which is also how banks read amounts out. A count before a measure
+  word and the hour of a time say 两 for a lone 2: 两次, 两期, 两点
+  (``count``; 十二次, 二十二点 keep 二).
 * Amounts: 元, 角, 分; a whole amount ends 元整; a zero 角 before a non-zero
   分 is read 零 (一元零五分); below one yuan the 元 is left out (五分);
   zero is 零元.
@@ -82,6 +84,20 @@ def integer(n: int, lang: str = "zh") -> Reading:
     b = _Builder(lang)
     _integer(b, n)
     return b.reading()
+
+
+def count(n: int, lang: str = "zh") -> Reading:
+    """How many (times, periods) before a measure word: 两次, 两期, 十二次."""
+    b = _Builder(lang)
+    _count(b, n)
+    return b.reading()
+
+
+def _count(b: _Builder, n: int) -> None:
+    if b.lang == "zh" and n == 2:
+        b.add("两", "num/liang")
+    else:
+        _integer(b, n)
 
 
 def _integer(b: _Builder, n: int) -> None:
@@ -258,9 +274,9 @@ def month(yyyymm: str, lang: str = "zh") -> Reading:
 
 
 def time_of_day(t: dt.time, lang: str = "zh") -> Reading:
-    """十四点三十分, 九点零五分, 十四点整; in English "fourteen thirty", "fourteen o'clock"."""
+    """十四点三十分, 九点零五分, 两点整; in English "fourteen thirty", "fourteen o'clock"."""
     b = _Builder(lang)
-    _integer(b, t.hour)
+    _count(b, t.hour)  # 两点
     if lang == "en":
         if t.minute == 0:
             b.add("o'clock", "unit/oclock")
@@ -334,6 +350,7 @@ def fragments() -> dict[str, dict[str, str]]:
 KINDS = {
     "amount": lambda v, lang: amount(v, lang),
     "integer": lambda v, lang: integer(_parse_int(v), lang),
+    "count": lambda v, lang: count(_parse_int(v), lang),
     "date": lambda v, lang: date(_parse_date(v), lang),
     "month": lambda v, lang: month(v.replace("-", ""), lang),
     "time": lambda v, lang: time_of_day(_parse_time(v), lang),

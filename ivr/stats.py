@@ -1,6 +1,7 @@
 """Hotline statistics from the call records: what the guidelines ask a 12329 hotline to report.
 
-Calls, IVR-handled, transferred to agents, abandoned, average duration,
+Calls, IVR-handled, transferred to agents, abandoned, lost with a dead daemon,
+answered by the dialplan's fallback alone, average duration,
 satisfaction and key presses per menu item, over a time window and optionally
 one center. ``summary`` runs inside ``Database.run`` (or ``run_sync`` for the CLI).
 """
@@ -22,6 +23,8 @@ class Stats:
     abandoned: int
     failed: int
     errors: int
+    lost: int  # the daemon driving the call died (closed at its next start)
+    fallback: int  # only the dialplan's fallback answered (no daemon took the call)
     average_duration: float | None  # seconds, over ended calls
     survey: dict[int, int] = field(default_factory=dict)  # answer -> count
     key_presses: dict[tuple[str, str], int] = field(default_factory=dict)  # (node, key) -> n
@@ -65,6 +68,8 @@ def summary(session, center: str | None = None, since: float | None = None,
         abandoned=outcomes.get("abandoned", 0),
         failed=outcomes.get("failed", 0),
         errors=outcomes.get("error", 0),
+        lost=outcomes.get("lost", 0),
+        fallback=outcomes.get("fallback", 0),
         average_duration=float(avg) if avg is not None else None,
         survey={int(k): int(v) for k, v in survey.items()},
         key_presses={(node, key): int(n) for node, key, n in presses},
@@ -82,6 +87,8 @@ def format_stats(stats: Stats) -> str:
         f"  abandoned      {stats.abandoned}",
         f"  failed         {stats.failed}",
         f"  errors         {stats.errors}",
+        f"  lost           {stats.lost}",
+        f"  fallback only  {stats.fallback}",
         f"  still open     {stats.calls - stats.ended}",
         f"average duration {avg}",
         f"satisfaction     {sat} of {sum(stats.survey.values())} answers",

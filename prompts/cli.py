@@ -255,7 +255,7 @@ def cmd_staff_set_pin(args, config: Config, db: Database) -> int:
 
 def cmd_staff_list(args, config: Config, db: Database) -> int:
     now = time.time()
-    for line in db.run_sync(lambda s: [staff.describe(r, now) for r in staff.listing(s)]):
+    for line in db.run_sync(lambda s: [staff.describe(s, r, now) for r in staff.listing(s)]):
         print(line)
     return 0
 

@@ -29,6 +29,7 @@ class PromptsConfig:
     silence_seconds: float = 4.0  # a recording by phone stops after this much silence
     pin_max_failures: int = 5
     pin_lockout_minutes: float = 30.0
+    pin_caller_failures: int = 5  # wrong PINs per caller number per hour, all staff numbers
 
     @property
     def all_formats(self) -> tuple[str, ...]:
@@ -64,4 +65,5 @@ def parse(ini, daemon, centers) -> PromptsConfig:
         silence_seconds=s.float("silence_seconds", 4.0, min=1, max=30),
         pin_max_failures=s.int("pin_max_failures", 5, min=1, max=20),
         pin_lockout_minutes=s.float("pin_lockout_minutes", 30.0, min=1, max=24 * 60),
+        pin_caller_failures=s.int("pin_caller_failures", 5, min=1, max=100),
     )

@@ -4,7 +4,8 @@ The dialplan sends the administrators' extension to AsyncAGI with arguments
 ``[instance, "admin", center]``. The call goes:
 
 1. staff number and PIN (three tries; a number is locked after
-   ``pin_max_failures`` wrong PINs in a row, see ``prompts.staff``);
+   ``pin_max_failures`` wrong PINs, a caller's line after ``pin_caller_failures``
+   over all numbers, see ``prompts.staff``);
 2. the prompt's catalog number (``hotline prompts list``), ``*`` to finish;
    with two languages enabled, 1 Mandarin / 2 English;
 3. the current version plays, then "record after the beep": ``#`` ends, the
@@ -43,7 +44,7 @@ class Store(Protocol):
     def path(self, center: str, lang: str, prompt_id: str) -> str: ...
     def exists(self, center: str, lang: str, prompt_id: str) -> bool: ...
     def new_recording(self) -> str: ...
-    async def login(self, number: str, pin: str) -> Login: ...
+    async def login(self, number: str, pin: str, caller: str) -> Login: ...
     async def fetch(self, remote: str) -> str: ...
     async def install(self, path: str, prompt_id: str, center: str, lang: str, source: str,
                       who: str) -> Change: ...
@@ -108,15 +109,15 @@ async def _login(call: _Call) -> str | None:
         if not number:
             continue
         pin = await call.ask("admin/enter_pin", 8)
-        result = await call.store.login(number, pin)
+        result = await call.store.login(number, pin, call.session.caller_id)
         if result is Login.OK:
             log.info("prompt recording: staff {staff} logged in", staff=number)
             return number
         if result is Login.LOCKED:
-            log.warn("prompt recording: staff {staff} is locked", staff=number)
+            log.warn("prompt recording: staff {staff} is locked", staff=number[:8])
             await call.play("admin/locked")
             return None
-        log.warn("prompt recording: failed login for staff {staff}", staff=number)
+        log.warn("prompt recording: failed login for staff {staff}", staff=number[:8])
         await call.play("admin/login_failed")
     return None
 

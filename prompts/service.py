@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from core_client import limits
 from prompts import audio, library, staff, transfer
 from prompts.config import PromptsConfig
 from prompts.layout import DEFAULT_CENTER, has_current, prompt_path
@@ -55,10 +56,18 @@ class PromptStore:
             Path(self.config.recording_dir).mkdir(parents=True, exist_ok=True)
         return str(Path(self.config.recording_dir) / f"rec-{uuid.uuid4().hex}")
 
-    async def login(self, number: str, pin: str) -> staff.Login:
-        return await self.db.run(staff.login, number, pin, self.reactor.seconds(),
-                                 self.config.pin_max_failures,
-                                 self.config.pin_lockout_minutes * 60)
+    async def login(self, number: str, pin: str, caller: str) -> staff.Login:
+        """Reserve the attempt, check the PIN off the lock, record the outcome."""
+        rules = staff.PinRules(self.config.pin_max_failures,
+                               self.config.pin_lockout_minutes * 60,
+                               self.config.pin_caller_failures)
+        stored = await limits.run(self.db, staff.begin_login, number, caller,
+                                  self.reactor.seconds(), rules)
+        if stored is None:
+            return staff.Login.LOCKED
+        ok = await self.db.run(staff.pin_matches, pin, stored)
+        return await limits.run(self.db, staff.end_login, number, caller, ok,
+                                self.reactor.seconds(), rules)
 
     async def fetch(self, remote: str) -> str:
         """The wav RECORD FILE wrote to ``remote`` (no extension) as a local file:

@@ -57,14 +57,13 @@ class PromptAudit(Base):
 
 
 class PromptStaff(Base):
-    """An administrator allowed to record by phone; the PIN is kept only as a scrypt hash."""
+    """An administrator allowed to record by phone; the PIN is kept only as a scrypt hash.
+    Wrong PINs are counted in core_client's security_limit (scope ``pin-staff``)."""
 
     __tablename__ = "prompt_staff"
 
     number: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     pin_hash: Mapped[str] = mapped_column(String(200))
-    failures: Mapped[int] = mapped_column(Integer)
-    locked_until: Mapped[float] = mapped_column(Float)
     disabled: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)

@@ -178,7 +178,11 @@ async def show(reactor, stack) -> bool:
 # ---- the call ----------------------------------------------------------------------
 
 class AgiObserver:
-    """A second AMI session recording the AGI commands Asterisk runs (prompt files only)."""
+    """A second AMI session recording the AGI commands Asterisk runs (prompt files only).
+
+    A reading longer than one AMI line runs as ``Exec`` over channel variables
+    (``ivr.asterisk.agi``): their values are fetched at once, while the reading plays,
+    and written into the recorded command."""
 
     def __init__(self, reactor, asterisk):
         from ivr.asterisk.ami_link import AmiLink
@@ -187,8 +191,29 @@ class AgiObserver:
         self.link = AmiLink(TCP4ClientEndpoint(reactor, asterisk.address, asterisk.ami_port),
                             asterisk.ami_username, asterisk.ami_secret, reactor,
                             action_timeout=5, ping_interval=10, initial_delay=0.2, max_delay=2)
-        self.link.subscribe("AGIExecStart", lambda e: self.commands.append(
-            (reactor.seconds(), e.get("Channel") or "", e.get("Command") or "")))
+        self.link.subscribe("AGIExecStart", lambda e: self._started(
+            reactor.seconds(), e.get("Channel") or "", e.get("Command") or ""))
+
+    def _started(self, at: float, channel: str, command: str) -> None:
+        self.commands.append((at, channel, command))
+        names = re.findall(r"\$\{(HOTLINE_PROMPTS\d+)\}", command)
+        if names:
+            Deferred.fromCoroutine(self._unpark(len(self.commands) - 1, channel, names))
+
+    async def _unpark(self, index: int, channel: str, names: list[str]) -> None:
+        from ivr.asterisk.ami_protocol import AmiError
+
+        values = {}
+        for name in names:
+            try:
+                reply = await self.link.action("Getvar", {"Channel": channel, "Variable": name})
+            except AmiError:
+                return  # the call ended already: the command stays as Asterisk logged it
+            values[name] = reply.get("Value") or ""
+        at, channel, command = self.commands[index]
+        self.commands[index] = (at, channel, re.sub(r"\$\{(\w+)\}",
+                                                    lambda m: values.get(m.group(1), ""),
+                                                    command))
 
 
 def heard_files(command: str, library: Path) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 from pathlib import Path
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,22 @@ def asterisk_factory(asterisk_root, tmp_path):
     yield start
     for inst in started:
         inst.stop()
+    _keep_logs(started, tmp_path.name)
+
+
+def _keep_logs(instances: list[AsteriskInstance], name: str) -> None:
+    """Copy each instance's logs under the test run's log folder (HOTLINE_TEST_LOG_DIR), so
+    the run-wide privacy scan reads every Asterisk log of the suite."""
+    root = os.environ.get("HOTLINE_TEST_LOG_DIR")
+    if not root:
+        return
+    for n, inst in enumerate(instances):
+        target = Path(root) / "asterisk" / f"{name}-{n}"
+        sources = [inst.host_dir / "asterisk.out", *inst.log_dir.glob("*")]
+        for path in sources:
+            if path.is_file():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / path.name)
 
 
 @pytest.fixture

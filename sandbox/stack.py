@@ -262,6 +262,7 @@ class Stack:
     console_port: int = 0
     extra_ini: str = ""  # more sections (another center) appended to the generated INI
     shared_core_centers: tuple[str, ...] = ()  # centers of extra_ini on the same demo core
+    code_pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self):
         self.state_dir = Path(self.state_dir).resolve()
@@ -307,7 +308,8 @@ class Stack:
             sip_port=free_port(kind=socket.SOCK_DGRAM), rtp_range=free_udp_range(self.rtp_ports),
             bind_mounts=[str(self.state_dir)], owner=os.getpid(),
             variables={"instance": self.instance, "center": CENTER,
-                       "office_hours": "*,*,*,*", "watchdog_seconds": "10"})
+                       "office_hours": "*,*,*,*",
+                       "prompt_library": str(self.library_dir)})
         try:
             self.asterisk.start()
         except AsteriskError as e:
@@ -345,7 +347,8 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    HOTLINE_AMI_SECRET=self.asterisk.ami_secret,
-                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused")
+                   HOTLINE_SMPP_PASSWORD_LOCAL=self.smsc.password if self.smsc else "unused",
+                   HOTLINE_CODE_PEPPER=self.code_pepper)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         return env
 

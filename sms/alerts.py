@@ -6,11 +6,17 @@ moves the cursor in one transaction. The idempotency key is the event's cursor,
 so a page replayed after a crash is deduplicated: every alert is sent exactly
 once. Opted-out mobiles are skipped by the outbox. A repayment-due event is
 stored in that transaction for the daily reminder job (sms.reminders).
+
+A fresh platform database has no cursor yet: the first run starts it at the end
+of the core's journal and sends nothing, so years of history are never texted
+out on first start. ``hotline sms backfill-alerts`` moves a cursor back on
+purpose (the next run sends what follows it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from twisted.logger import Logger
 
 from core_client.interface import AccountEvent
@@ -18,6 +24,7 @@ from sms.jobs import CenterJob
 from sms.mobiles import lookup_mobiles
 from sms.outbox.records import Accepted, Draft, OutboxError
 from sms.reminders import UnknownMethod, due_from_event
+from sms.tables import SmsAlertCursor
 
 log = Logger(namespace="hotline.sms.alerts")
 
@@ -85,6 +92,10 @@ class AlertJob(CenterJob):
 
     async def run_once(self, max_events: int | None = None) -> RunReport:
         report = RunReport(self.center)
+        if not await self.outbox.db.run(has_cursor, self.center):
+            report.cursor = await self._start_at_the_end()
+            self.last_report = report
+            return report
         cursor = await self.outbox.alert_cursor(self.center)
         mobiles: dict[str, str | None] = {}
         while max_events is None or report.events < max_events:
@@ -135,6 +146,35 @@ class AlertJob(CenterJob):
                      s=report.skipped)
         return report
 
+    async def _start_at_the_end(self) -> int:
+        """The first run on a fresh database: read to the journal's end, send nothing."""
+        cursor, skipped = 0, 0
+        while True:
+            events, next_cursor = await self.core.events_since(cursor,
+                                                               self.config.alerts_batch)
+            if not events:
+                break
+            skipped += len(events)
+            cursor = next_cursor
+        await self.outbox.accept_drafts(self.center, [], cursor, [])
+        log.info("alerts for {center} start at the end of the core's journal (cursor "
+                 "{cursor}, {n} earlier events not sent; hotline sms backfill-alerts sends "
+                 "them)", center=self.center, cursor=cursor, n=skipped)
+        return cursor
+
+
+def has_cursor(session, center: str) -> bool:
+    return session.scalar(select(SmsAlertCursor.center)
+                          .where(SmsAlertCursor.center == center)) is not None
+
+
+def set_cursor(session, center: str, cursor: int, now: float) -> None:
+    """Put a center's alert cursor at ``cursor`` (created when missing)."""
+    row = session.get(SmsAlertCursor, center)
+    if row is None:
+        session.add(SmsAlertCursor(center=center, cursor=cursor, updated_at=now))
+    else:
+        row.cursor, row.updated_at = cursor, now
 
 
 def schedule_alerts(scheduler, jobs: dict[str, AlertJob], interval: float) -> None:

@@ -1,4 +1,4 @@
-"""``hotline sms render|send|stats``."""
+"""``hotline sms render|send|stats|backfill-alerts``."""
 from __future__ import annotations
 
 import json
@@ -94,6 +94,21 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_backfill_alerts(args) -> int:
+    """Move a center's alert cursor back: the running daemon then sends every event after it."""
+    from sms.alerts import set_cursor
+    from storage.db import Database
+
+    config = args.load_config(args.config)
+    if args.center not in config.centers:
+        print(f"hotline: no center {args.center!r}", file=sys.stderr)
+        return 1
+    Database(config.database.url, None, 1).run_sync(set_cursor, args.center, args.after,
+                                                     time.time())
+    print(f"alerts for {args.center} will be sent for every event after cursor {args.after}")
+    return 0
+
+
 def register(subparsers, load_config) -> None:
     """``load_config`` is the composition root's (path, database=True) -> Config."""
     p = subparsers.add_parser("sms", help="SMS templates, sending and statistics")
@@ -119,3 +134,9 @@ def register(subparsers, load_config) -> None:
     t.add_argument("--hours", type=float, default=24)
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_stats)
+    b = sub.add_parser("backfill-alerts", help="send the alerts of past core events (a fresh "
+                       "database starts at the end of the core's journal)")
+    b.add_argument("--config", "-c", required=True)
+    b.add_argument("--center", required=True)
+    b.add_argument("--after", type=int, default=0, help="journal cursor to send from (0: all)")
+    b.set_defaults(func=cmd_backfill_alerts)

@@ -2,20 +2,30 @@
 
 ``POST /v1/codes`` {center, account_no, purpose} issues a code through
 core_client's rules and enqueues it to the account's registered mobile at the
-highest priority; it answers 202 only after the SMS is committed in the outbox.
-``POST /v1/codes/verify`` {center, account_no, purpose, code} answers 200 or 400.
+highest priority; it answers 202 {code_id, expires_at} once the SMS is committed
+in the outbox. The answer is the same when the account does not exist or its
+mobile has had its codes for the hour or day (nothing is sent then), so the API
+is no account oracle; every request counts against the account's per-minute
+throttle (429) before the core is asked, known account or not.
+``POST /v1/codes/verify`` {center, account_no, purpose, code} answers 200 or 400;
+a code verifies only through the client that asked for it. A client listed in
+``[http.client_centers]`` may ask only for its centers (403 otherwise).
 
 Each client system authenticates with its secret from [http.clients], either as
 ``Authorization: Bearer <secret>`` or by signing: ``X-Client-Id``,
-``X-Timestamp`` and ``X-Signature`` = hex HMAC-SHA256(secret,
-"METHOD\\nPATH\\nTIMESTAMP\\nBODY") within a 5-minute window.
+``X-Timestamp`` (epoch seconds), ``X-Nonce`` (unique per request, at most 64
+printable ASCII characters) and ``X-Signature`` = hex HMAC-SHA256(secret,
+"METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nBODY") within a 5-minute window; a nonce is
+accepted once. Every header must be ASCII: anything else is 401, never a hang.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import re
+import secrets
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -23,6 +33,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from common.masking import mask_account, mask_mobile
+from core_client.signing import NonceMemory, SignatureError, ascii_header, fresh
 from core_client.interface import (
     AccountNotFound,
     CodeInvalid,
@@ -40,6 +51,7 @@ _CODE = re.compile(r"\d{4,8}")
 PURPOSE_TEXT = {"login": "登录", "change_password": "修改密码", "withdrawal": "提取业务",
                 "change_mobile": "变更手机号", "loan": "贷款业务"}
 MAX_BODY = 16 * 1024
+MAX_NONCE = 64
 
 
 class ApiError(Exception):
@@ -50,31 +62,39 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def authenticate(clients: dict[str, str], request, body: bytes, now: float) -> str:
+def authenticate(clients: dict[str, str], request, body: bytes, now: float,
+                 nonces: NonceMemory) -> str:
     """The client id the request proves it is, or ApiError 401."""
-    auth = (request.getHeader(b"authorization") or b"").decode("latin-1")
+    try:
+        return _authenticate(clients, request, body, now, nonces)
+    except SignatureError as e:
+        raise ApiError(401, "unauthorized", str(e)) from None
+
+
+def _authenticate(clients: dict[str, str], request, body: bytes, now: float,
+                  nonces: NonceMemory) -> str:
+    auth = ascii_header(request.getHeader(b"authorization")) or ""
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip().encode()
         for client, secret in clients.items():
             if hmac.compare_digest(token, secret.encode()):
                 return client
-        raise ApiError(401, "unauthorized", "unknown bearer secret")
-    client = (request.getHeader(b"x-client-id") or b"").decode("latin-1")
-    stamp = (request.getHeader(b"x-timestamp") or b"").decode("latin-1")
-    signature = (request.getHeader(b"x-signature") or b"").decode("latin-1")
-    if not (client and stamp and signature):
-        raise ApiError(401, "unauthorized", "send a bearer secret or a signed request")
+        raise SignatureError("unknown bearer secret")
+    client, stamp, nonce, signature = (ascii_header(request.getHeader(name)) or "" for name in (
+        b"x-client-id", b"x-timestamp", b"x-nonce", b"x-signature"))
+    if not (client and stamp and nonce and signature):
+        raise SignatureError("send a bearer secret or a signed request with a nonce")
+    if len(nonce) > MAX_NONCE:
+        raise SignatureError("X-Nonce is too long")
     secret = clients.get(client)
-    try:
-        skew = abs(now - float(stamp))
-    except ValueError:
-        raise ApiError(401, "unauthorized", "X-Timestamp must be epoch seconds") from None
-    if secret is None or skew > SIGNATURE_WINDOW:
-        raise ApiError(401, "unauthorized", "unknown client or stale timestamp")
-    message = b"\n".join([request.method, request.path, stamp.encode(), body])
+    fresh(stamp, now, SIGNATURE_WINDOW)
+    if secret is None:
+        raise SignatureError("unknown client or stale timestamp")
+    message = b"\n".join([request.method, request.path, stamp.encode(), nonce.encode(), body])
     expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
-        raise ApiError(401, "unauthorized", "bad signature")
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+        raise SignatureError("bad signature")
+    nonces.first_use(f"{client}\n{nonce}", now)
     return client
 
 
@@ -112,31 +132,45 @@ class _Endpoint(Resource):
         self.api, self.handler = api, handler
 
     def render_POST(self, request):
-        d = Deferred.fromCoroutine(self.api.serve(request, self.handler))
-        d.addErrback(lambda f: log.failure("codes API request crashed", f))
+        gone: list = []  # fills when the client goes away or the answer is sent
+        request.notifyFinish().addBoth(gone.append)
+        d = Deferred.fromCoroutine(self.api.serve(request, self.handler, gone))
+        d.addErrback(self._crashed, request, gone)
         return NOT_DONE_YET
+
+    @staticmethod
+    def _crashed(failure, request, gone: list) -> None:
+        """Whatever went wrong, the client gets an answer and its connection back."""
+        log.failure("codes API request crashed", failure)
+        if not gone:
+            request.setResponseCode(500)
+            request.setHeader(b"content-type", b"application/json; charset=utf-8")
+            request.write(b'{"error": "internal", "message": "internal error"}')
+            request.finish()
 
 
 class CodesApi:
     """The two endpoints over VerificationCodes and the outbox."""
 
-    def __init__(self, codes, outbox, cores: dict, clients: dict[str, str], clock, ttl: int):
+    def __init__(self, codes, outbox, cores: dict, clients: dict[str, str], clock, ttl: int,
+                 client_centers: dict[str, tuple[str, ...]] | None = None):
         self.codes, self.outbox, self.cores, self.clients = codes, outbox, cores, clients
+        self.client_centers = client_centers or {}
         self.clock, self.ttl = clock, ttl
+        self.nonces = NonceMemory(SIGNATURE_WINDOW)
 
-    async def serve(self, request, handler) -> None:
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
+    async def serve(self, request, handler, gone: list) -> None:
         try:
             body = request.content.read(MAX_BODY + 1)
             if len(body) > MAX_BODY:
                 raise ApiError(413, "too_large", "body too large")
-            client = authenticate(self.clients, request, body, self.clock.seconds())
+            client = authenticate(self.clients, request, body, self.clock.seconds(),
+                                  self.nonces)
             status, payload = await handler(client, body)
             headers = {}
         except ApiError as e:
             status, payload, headers = e.status, {"error": e.code, "message": e.message}, e.headers
-        if finished:
+        if gone:
             return  # the client went away
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
@@ -145,15 +179,31 @@ class CodesApi:
         request.write(json.dumps(payload, ensure_ascii=False).encode())
         request.finish()
 
+    def _check_center(self, client: str, center: str) -> None:
+        allowed = self.client_centers.get(client)
+        if allowed is not None and center not in allowed:
+            raise ApiError(403, "forbidden", "this client may not ask for this center")
+
+    def _accepted(self) -> tuple[int, dict]:
+        """The answer for an account that exists or not, a code sent or not."""
+        expires = dt.datetime.fromtimestamp(self.clock.seconds() + self.ttl)
+        return 202, {"code_id": secrets.token_hex(16), "expires_at": expires.isoformat()}
+
     async def issue(self, client: str, body: bytes) -> tuple[int, dict]:
         data = parse_body(body, self.cores, with_code=False)
+        self._check_center(client, data["center"])
+        wait = await self.codes.throttle(data["center"], data["account_no"])
+        if wait is not None:
+            raise ApiError(429, "rate_limited", "too many code requests for this account",
+                           {"Retry-After": str(wait)})
         try:
-            issued = await self.codes.issue(data["center"], data["account_no"], data["purpose"])
-        except CodeRateLimited as e:
-            raise ApiError(429, "rate_limited", "too many codes for this mobile",
-                           {"Retry-After": str(e.retry_after)}) from None
-        except AccountNotFound:
-            raise ApiError(404, "not_found", "no such account") from None
+            issued = await self.codes.issue(data["center"], data["account_no"], data["purpose"],
+                                            client)
+        except (CodeRateLimited, AccountNotFound) as e:
+            log.info("no code sent for {account} (client {client}): {why}",
+                     account=mask_account(data["account_no"]), client=client,
+                     why=type(e).__name__)
+            return self._accepted()
         except CoreError:
             raise ApiError(503, "core_unavailable", "the core system is unavailable") from None
         try:
@@ -167,14 +217,14 @@ class CodesApi:
         log.info("code {id} for {account} queued to {mobile} for client {client}",
                  id=issued.code_id, account=mask_account(issued.account_no),
                  mobile=mask_mobile(issued.mobile), client=client)
-        return 202, {"code_id": issued.code_id, "mobile_masked": mask_mobile(issued.mobile),
-                     "expires_at": issued.expires_at.isoformat()}
+        return 202, {"code_id": issued.code_id, "expires_at": issued.expires_at.isoformat()}
 
     async def verify(self, client: str, body: bytes) -> tuple[int, dict]:
         data = parse_body(body, self.cores, with_code=True)
+        self._check_center(client, data["center"])
         try:
             await self.codes.verify(data["center"], data["account_no"], data["purpose"],
-                                    data["code"])
+                                    data["code"], client)
         except CodeInvalid:
             raise ApiError(400, "code_invalid",
                            "the code is wrong, expired, used or out of attempts") from None
@@ -184,9 +234,10 @@ class CodesApi:
 
 
 def make_resource(codes, outbox, cores: dict, clients: dict[str, str], clock,
-                  ttl: int) -> Resource:
+                  ttl: int, client_centers: dict[str, tuple[str, ...]] | None = None
+                  ) -> Resource:
     """The ``/v1`` resource to mount at the HTTP root: ``/v1/codes`` and ``/v1/codes/verify``."""
-    api = CodesApi(codes, outbox, cores, clients, clock, ttl)
+    api = CodesApi(codes, outbox, cores, clients, clock, ttl, client_centers)
     issue = _Endpoint(api, api.issue)
     verify = _Endpoint(api, api.verify)
 

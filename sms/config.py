@@ -65,6 +65,7 @@ class OutboxConfig:
     destinations: dict = field(default_factory=dict)
     # class -> seconds a submitted part waits for its receipt before it is unknown
     receipt_timeout: dict = field(default_factory=lambda: dict(_DEFAULT_RECEIPT_TIMEOUT))
+    mo_replies_per_hour: int = 5  # replies to one sender per hour; more MO go unanswered
 
     def destination_formats(self, center: str) -> tuple[str, ...]:
         return self.destinations.get(center, ("mainland",))
@@ -74,7 +75,7 @@ class OutboxConfig:
 class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
-    outbox: OutboxConfig | None = None
+    outbox: OutboxConfig
 
 
 def parse(ini, daemon, centers) -> SmsConfig:
@@ -150,6 +151,7 @@ def _outbox(ini, s, centers) -> OutboxConfig:
         reminder_time=s.parse("reminder_time", "09:00", _hhmm),
         mo_routes=routes,
         keywords=keywords,
+        mo_replies_per_hour=s.int("mo_replies_per_hour", 5, min=1, max=1000),
     )
 
 

@@ -4,10 +4,16 @@ YE/CX (deposit balance) and DKYE (loan balance) are answered only when the
 sender is the registered mobile of an account (``find_by_mobile``); anyone else
 gets the same polite refusal whether or not an account exists, so the reply
 reveals nothing. TD and DY switch alert SMS off and on; anything else gets the
-help text. Keywords are configurable per center ([sms.keywords]).
+help text. Keywords are configurable per center ([sms.keywords]). Replies go only
+to a valid mainland mobile (a forged or alphanumeric source gets nothing), at
+most ``mo_replies_per_hour`` per sender, so the platform cannot be turned into
+an SMS cannon against a number.
 """
 from __future__ import annotations
 
+import re
+
+from sqlalchemy import func, select
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -19,6 +25,14 @@ from sms.tables import SmsMo
 log = Logger(namespace="hotline.sms.keywords")
 
 MO = SmsMo.__table__
+_MOBILE = re.compile(r"(?:\+?86)?(1[3-9]\d{9})")
+REPLY_OUTCOMES = ("unsubscribed", "subscribed", "help", "refused", "balance", "loan")
+
+
+def reply_mobile(source: str) -> str | None:
+    """The 11-digit mainland mobile an MO came from, or None (no reply goes anywhere else)."""
+    m = _MOBILE.fullmatch(source.strip())
+    return m.group(1) if m else None
 
 
 def parse_keyword(text: str) -> tuple[str, str | None]:
@@ -65,9 +79,18 @@ class KeywordHandler:
 
     async def answer(self, mo_id: int, center: str | None, source: str, text: str) -> str:
         """Work out and enqueue the reply; returns the outcome recorded on the MO row."""
+        mobile = reply_mobile(source)
         if center is None:
             outcome = "no center"
+        elif mobile is None:
+            outcome = "invalid source"
+        elif await self.db.run(self._replied, mobile, self.clock.seconds() - 3600) \
+                >= self.config.mo_replies_per_hour:
+            log.info("MO {id}: no reply, {mobile} had its replies for this hour", id=mo_id,
+                     mobile=mask_mobile(mobile))
+            outcome = "capped"
         else:
+            source = mobile
             word, arg = parse_keyword(text)
             action = self.config.keywords.get(center, {}).get(word)
             try:
@@ -81,6 +104,12 @@ class KeywordHandler:
         await self.db.run(lambda s: s.execute(
             MO.update().where(MO.c.id == mo_id).values(outcome=outcome)))
         return outcome
+
+    def _replied(self, session, mobile: str, since: float) -> int:
+        """Replies sent to ``mobile`` since an epoch (MO rows answered with a reply)."""
+        return session.scalar(select(func.count()).select_from(MO).where(
+            MO.c.source.in_([mobile, "86" + mobile, "+86" + mobile]),
+            MO.c.received_at >= since, MO.c.outcome.in_(REPLY_OUTCOMES)))
 
     async def _reply(self, mo_id, center, source, template, params=None, n=0):
         await self.outbox.send(center, template, params or {}, source, f"mo:{mo_id}:{n}")

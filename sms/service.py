@@ -10,7 +10,9 @@ from __future__ import annotations
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
+from common.config import Config
 from sms.alerts import AlertJob, schedule_alerts
+from sms.config import SmsConfig
 from sms.outbox.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler, notify_balance
 from sms.outbox.outbox import Outbox
@@ -19,12 +21,17 @@ from sms.carrier.send_journal import SendJournal
 from sms.templates import TemplateSet
 
 
+# The configuration this room reads: its own section (and the shared ones).
+SmsRoomConfig = Config[object, SmsConfig, object]
+
+
 class SmsService(MultiService):
     """Owns the outbox and everything that feeds it or drains it."""
 
-    name = "sms"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "sms"  # type: ignore[assignment]
 
-    def __init__(self, config, reactor, db, cores, codes, scheduler):
+    def __init__(self, config: SmsRoomConfig, reactor, db, cores, codes, scheduler):
         super().__init__()
         from sms.carrier import text
         from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
@@ -81,7 +88,7 @@ class SmsService(MultiService):
 
         return {b"v1": make_resource(self.codes, self.outbox, self.cores,
                                      self.config.http.clients, self.reactor,
-                                     self.config.codes.ttl)}
+                                     self.config.codes.ttl, self.config.http.client_centers)}
 
     async def notify_balance(self, center: str, account_no: str) -> None:
         """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""
@@ -89,5 +96,6 @@ class SmsService(MultiService):
         await notify_balance(self.outbox, self.cores, center, account_no, key)
 
 
-def make_service(config, reactor, db, cores, codes, scheduler) -> SmsService:
+def make_service(config: SmsRoomConfig, reactor, db, cores, codes,
+                 scheduler) -> SmsService:
     return SmsService(config, reactor, db, cores, codes, scheduler)

@@ -36,7 +36,7 @@ class SmsMessage(Base):
     priority: Mapped[int] = mapped_column(Integer)  # higher goes first
     template: Mapped[str] = mapped_column(String(64))
     params: Mapped[str] = mapped_column(Text)  # JSON, sensitive values masked
-    text: Mapped[str] = mapped_column(Text)  # scrubbed at the final state if sensitive
+    text: Mapped[str] = mapped_column(Text)  # scrubbed once submitted (or final) if sensitive
     sensitive: Mapped[int] = mapped_column(Integer, default=0)
     destination: Mapped[str] = mapped_column(String(24))
     idem_key: Mapped[str] = mapped_column(String(128))

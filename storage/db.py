@@ -1,8 +1,10 @@
 """The platform database, used only from a thread pool so the reactor never waits on it."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
@@ -15,9 +17,25 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file owner-only (0600) before SQLite does, and tighten an
+    existing one: it holds personal data, and SQLite gives its WAL and shared-memory files
+    the database file's permissions."""
+    database = make_url(url).database
+    if not url.startswith("sqlite") or not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists() and extra.stat().st_uid == os.getuid():
+            os.chmod(extra, 0o600)
+
+
 def make_engine(url: str, pool_size: int = 4) -> Engine:
-    """An engine for SQLite (WAL, foreign keys) or PostgreSQL by URL."""
+    """An engine for SQLite (WAL, foreign keys; the file owner-only) or PostgreSQL by URL."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -37,6 +55,13 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, **extra)
 
 
+def _write_locked(session, fn: Callable[..., T], sqlite: bool, *args: Any) -> T:
+    if sqlite:
+        # pysqlite has begun nothing yet (it begins only before a write): take the lock now.
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    return fn(session, *args)
+
+
 class Database(Service):
     """Runs session work in its own thread pool and hands back Deferreds.
 
@@ -44,7 +69,8 @@ class Database(Service):
     thread; the transaction commits when ``fn`` returns and rolls back if it raises.
     """
 
-    name = "database"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "database"  # type: ignore[assignment]
 
     def __init__(self, url: str, reactor: Any, threads: int = 4):
         self.url = url
@@ -71,6 +97,13 @@ class Database(Service):
         if not self.pool.started:
             self.pool.start()
         return deferToThreadPool(self.reactor, self.pool, self.run_sync, fn, *args, **kwargs)
+
+    def run_exclusive(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Like ``run``, for check-then-act work that must not lose updates under concurrency
+        (attempt limits): on SQLite the transaction takes the write lock before its first
+        read (``BEGIN IMMEDIATE``; SQLite ignores ``FOR UPDATE``); on PostgreSQL ``fn`` locks
+        its rows with ``SELECT ... FOR UPDATE``."""
+        return self.run(_write_locked, fn, self.is_sqlite, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The same transaction, on the calling thread: for CLI tools and pool threads only."""

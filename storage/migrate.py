@@ -26,6 +26,9 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(url: str, target: str = "heads") -> None:
+    from storage.db import private_sqlite_file
+
+    private_sqlite_file(url)  # the first to create the file makes it owner-only
     command.upgrade(alembic_config(url), target)
 
 

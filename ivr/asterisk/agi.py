@@ -7,6 +7,12 @@ so nothing a caller or the core sends can inject a command. When the channel
 leaves AGI (``AsyncAGIEnd``, hangup) every pending and later command fails with
 ``CallHungUp``, the one exception a flow lets through to end cleanly.
 
+A short AMI blip is invisible to the flow of a ``resumable`` session: a command
+or action that meets the lost connection waits (``suspend``) until the
+dispatcher finds the channel still in AGI and calls ``resume``, which also sends
+again a command whose result was lost (the caller hears the menu or the reading
+again); a session the dispatcher gives up ends with ``AgiLinkLost``.
+
 The helpers below (``stream_file``, ``get_data``, ``play``, ``record_file`` ...)
 are the API the IVR and prompt-recording flows are written against.
 """
@@ -26,7 +32,7 @@ from twisted.python.failure import Failure
 from common.masking import mask_text
 from common.pending import PendingRequests
 from ivr.asterisk.ami_codec import Message
-from ivr.asterisk.ami_protocol import AmiActionError, AmiError
+from ivr.asterisk.ami_protocol import AmiActionError, AmiConnectionLost, AmiError
 
 
 class AgiError(Exception):
@@ -78,9 +84,27 @@ def format_command(verb: str, *args: str) -> str:
 
 
 DIGITS_VARIABLE = "HOTLINE_DIGITS"
+# A file list longer than this is parked in channel variables HOTLINE_PROMPTS1.. (AMI
+# Setvar) and played by one Exec that expands them: every AMI line, the AGI "Command:"
+# too, must fit Asterisk's 1024-byte manager input buffer.
+LINE_CHARS = 900
+PROMPTS_VARIABLE = "HOTLINE_PROMPTS"
 OWNER_VARIABLE = "HOTLINE_AGI"  # the dialplan names the driving daemon here while AGI runs
 _APP = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()]*$")
+
+
+def chunk_files(files: list[str], limit: int) -> list[list[str]]:
+    """Consecutive files grouped so each group, '&'-joined, stays within ``limit`` chars."""
+    chunks: list[list[str]] = []
+    size = 0
+    for f in files:
+        if not chunks or size + 1 + len(f) > limit:
+            chunks.append([])
+            size = -1
+        chunks[-1].append(f)
+        size += 1 + len(f)
+    return chunks
 
 
 def app_args(*args: str) -> str:
@@ -191,6 +215,8 @@ class AgiSession:
             clock, lambda verb, _seconds: AgiCommandTimeout(f"{channel}: no result for {verb}"))
         self.ended = False
         self.left = False
+        self.resumable = False  # set by a dispatcher that resumes sessions after a blip
+        self._link_back: Deferred | None = None  # while suspended: fires on resume
         self._response_timeout_s: float | None = None
         self._digit_timeout_s: float | None = None
 
@@ -216,6 +242,65 @@ class AgiSession:
         self.ended = True
         error = error or CallHungUp(f"{self.channel} hung up")
         self._pending.fail_all(lambda _verb: error)
+        back, self._link_back = self._link_back, None
+        if back is not None:
+            back.errback(Failure(error))
+
+    # ---- a link blip (called by the dispatcher) ----
+    @property
+    def suspended(self) -> bool:
+        return self._link_back is not None
+
+    def suspend(self) -> None:
+        """The AMI link is down: commands and actions wait for ``resume`` (or ``end``)."""
+        if self._link_back is None and not self.ended:
+            self._link_back = Deferred()
+
+    def resume(self) -> None:
+        """The link is back and the channel still in AGI: commands wait no more, and those
+        Asterisk had accepted are settled (``_settle_lost``)."""
+        accepted = [key for key, _verb in self._pending.outstanding()
+                    if self._pending.get(key).data[1]]
+        back, self._link_back = self._link_back, None
+        if back is not None:
+            back.callback(None)
+        if accepted:
+            Deferred.fromCoroutine(self._settle_lost(accepted)).addErrback(_already_reported)
+
+    async def _settle_lost(self, accepted: list[str]) -> None:
+        """A command still running answers on the new connection; one that finished during
+        the blip lost its answer. A NOOP queued behind them tells which: results come in
+        order, so one still waiting when the NOOP answers was lost. A Read kept what the
+        caller keyed in its variables, so it counts as done (nothing is asked again); any
+        other command runs again (the caller hears the reading again)."""
+        await self.run("NOOP")
+        for key in accepted:
+            request = self._pending.get(key)
+            if request is None:
+                continue
+            text = request.data[0]
+            if text.startswith(_READS):
+                self._pending.resolve(key, parse_result("200 result=0"))
+            else:
+                self._send(key, text).addErrback(self._resend_failed, key)
+
+    def _resend_failed(self, failure: Failure, command_id: str) -> None:
+        if failure.check(AmiConnectionLost):
+            return  # another blip: the next resume sends it again
+        failure.trap(AmiError)
+        self._pending.fail(command_id, CallHungUp(f"{self.channel}: {failure.value}"))
+
+    async def _when_link_back(self, error: AmiError) -> None:
+        """After a lost connection: wait for ``resume``; AgiLinkLost when not resumable
+        or given up."""
+        if self.ended or not self.resumable:
+            raise AgiLinkLost(str(error))
+        self.suspend()
+        await self._link_back
+
+    def _send(self, command_id: str, text: str) -> Deferred:
+        return self.ami.action("AGI", {"Channel": self.channel, "Command": text,
+                                       "CommandID": command_id})
 
     # ---- raw commands ----
     async def command(self, text: str, timeout: float | None = None) -> AgiResult:
@@ -223,21 +308,30 @@ class AgiSession:
         if self.ended:
             raise CallHungUp(f"{self.channel} is no longer in AGI")
         command_id = f"{self._prefix}-{next(self._ids)}"
+        # data: the text (sent again after a blip) and whether Asterisk accepted it
+        sent = [text, False]
         d = self._pending.add(command_id, text.split(' "', 1)[0],
-                              timeout if timeout is not None else self.command_timeout)
-        try:
-            await self.ami.action("AGI", {"Channel": self.channel, "Command": text,
-                                          "CommandID": command_id})
-        except AmiActionError as e:
-            self._pending.pop(command_id)
-            d.addErrback(_already_reported)
-            if "not exist" in e.message.lower() or self.ended:
-                raise CallHungUp(f"{self.channel}: {e.message}") from None
-            raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
-        except AmiError as e:
-            self._pending.pop(command_id)
-            d.addErrback(_already_reported)
-            raise AgiLinkLost(str(e)) from None
+                              timeout if timeout is not None else self.command_timeout,
+                              data=sent)
+        while not sent[1]:
+            try:
+                await self._send(command_id, text)
+                sent[1] = True
+            except AmiActionError as e:
+                self._pending.pop(command_id)
+                d.addErrback(_already_reported)
+                if "not exist" in e.message.lower() or self.ended:
+                    raise CallHungUp(f"{self.channel}: {e.message}") from None
+                raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
+            except AmiError as e:
+                try:
+                    if not isinstance(e, AmiConnectionLost):
+                        raise AgiLinkLost(str(e)) from None
+                    await self._when_link_back(e)
+                except AgiError:
+                    self._pending.pop(command_id)
+                    d.addErrback(_already_reported)
+                    raise
         return await d
 
     async def run(self, verb: str, *args: str, timeout: float | None = None) -> AgiResult:
@@ -262,13 +356,17 @@ class AgiSession:
         return chr(code) if code > 0 else None
 
     async def _ami(self, name: str, headers: dict[str, str]) -> Message:
-        """An AMI action on this channel that does not queue behind the running AGI command."""
-        try:
-            return await self.ami.action(name, {"Channel": self.channel, **headers})
-        except AmiActionError as e:
-            raise CallHungUp(f"{self.channel}: {e.message}") from None
-        except AmiError as e:
-            raise AgiLinkLost(str(e)) from None
+        """An AMI action on this channel that does not queue behind the running AGI command
+        (sent again after a blip: the ones used here may be repeated)."""
+        while True:
+            try:
+                return await self.ami.action(name, {"Channel": self.channel, **headers})
+            except AmiActionError as e:
+                raise CallHungUp(f"{self.channel}: {e.message}") from None
+            except AmiConnectionLost as e:
+                await self._when_link_back(e)
+            except AmiError as e:
+                raise AgiLinkLost(str(e)) from None
 
     async def _set_timeouts(self, response_s: float, digit_s: float | None) -> None:
         if response_s != self._response_timeout_s:
@@ -292,10 +390,9 @@ class AgiSession:
         """
         await self._set_timeouts(timeout_ms / 1000,
                                  inter_digit_ms / 1000 if inter_digit_ms else None)
-        result = await self.run("EXEC", "Read",
-                                app_args(DIGITS_VARIABLE, "&".join(prompts), str(max_digits),
-                                         "", "1", ""),
-                                timeout=self.command_timeout + timeout_ms / 1000)
+        result = await self._exec_files("Read", (DIGITS_VARIABLE,), prompts,
+                                        (str(max_digits), "", "1", ""),
+                                        timeout=self.command_timeout + timeout_ms / 1000)
         if result.result == "-1":
             raise CallHungUp(f"{self.channel} hung up during input")
         digits = (await self._ami("Getvar", {"Variable": DIGITS_VARIABLE})).get("Value") or ""
@@ -310,7 +407,26 @@ class AgiSession:
     async def play(self, prompts: list[str]) -> None:
         """Play files without barge-in (``EXEC Playback f1&f2``)."""
         if prompts:
-            await self.exec("Playback", "&".join(prompts))
+            await self._exec_files("Playback", (), prompts, ())
+
+    async def _exec_files(self, app: str, before: tuple[str, ...], files: list[str],
+                          after: tuple[str, ...], timeout: float | None = None) -> AgiResult:
+        """``app(before..., f1&f2..., after...)`` as one command, so a reading is never cut
+        into parts with a gap between them (and never split inside a number).
+
+        A list too long for one AMI line is parked in channel variables over AMI and
+        played by ``Exec``, which expands them (AGI EXEC itself does not)."""
+        joined = app_args(*files).replace(",", "&")
+        if len(joined) <= LINE_CHARS:
+            return await self.run("EXEC", app, app_args(*before, joined, *after), timeout=timeout)
+        refs = []
+        for i, chunk in enumerate(chunk_files(files, LINE_CHARS), 1):
+            await self._ami("Setvar", {"Variable": f"{PROMPTS_VARIABLE}{i}",
+                                       "Value": "&".join(chunk)})
+            refs.append(f"${{{PROMPTS_VARIABLE}{i}}}")
+        app_args(*before, *after)  # refuses separators, as in the direct form
+        args = ",".join([*before, "&".join(refs), *after])
+        return await self.run("EXEC", "Exec", f"{app}({args})", timeout=timeout)
 
     async def record_file(self, path: str, fmt: str, escape_digits: str, timeout_ms: int,
                           beep: bool = True, silence_s: int | None = None) -> AgiResult:
@@ -367,6 +483,10 @@ class AgiSession:
             await self.run("ASYNCAGI BREAK")
         except CallHungUp:
             pass  # AsyncAGIEnd may come before (or instead of) the BREAK's result
+
+
+# get_data's Read, direct or through Exec: its outcome is in DIGITS_VARIABLE and READSTATUS.
+_READS = ('EXEC "Read" ', 'EXEC "Exec" "Read(')
 
 
 def _already_reported(failure: Failure) -> None:

@@ -20,7 +20,7 @@ from ivr.asterisk.ami_protocol import AmiConnectionLost, AmiError, AmiProtocol
 EventCallback = Callable[[Message], None]
 
 
-class AmiLink(Link):
+class AmiLink(Link[AmiProtocol]):
     """Keeps one logged-in AMI connection alive and offers ``action`` / ``list_action`` on it."""
 
     names = {DOWN: "down", PREPARING: "logging-in", UP: "up", CLOSING: "logging-off"}

@@ -7,9 +7,17 @@ belongs to the daemon whose instance name is its first AGI argument
 The dialplan sends callers to its fallback when the global heartbeat variable
 is stale at call start, and a per-channel watchdog (``TIMEOUT(absolute)``,
 refreshed here for every live call) gets a caller out of AsyncAGI when the
-daemon dies mid-call. When the link comes back (or a restarted daemon logs in)
-channels still in this instance's AsyncAGI with no live session are handed to
-``recover``, so nobody waits in silence.
+daemon dies mid-call. The dialplan arms it short at answer (a daemon that died
+within the heartbeat's age still left it fresh): taking the call arms it at once.
+
+A short AMI blip is invisible to callers: when the link drops, every session is
+suspended (its flow waits, its channel keeps playing or waiting in AsyncAGI) for
+``resume_grace`` seconds. When the link is back within it, each session whose
+channel is still in this instance's AGI is resumed where it was (the command
+whose result was lost runs again: the menu or the reading is heard again), and
+a call that arrived during the blip starts its flow. Sessions given up after
+the grace, and channels left in AGI by a previous daemon, are handed to
+``recover`` (the fallback), so nobody waits in silence.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -51,7 +59,7 @@ class CallDispatcher:
     def __init__(self, link: AmiLink, instance: str, flow_factory: Flow, clock: IReactorTime,
                  heartbeat_interval: float = 5.0, heartbeat_variable: str = "HOTLINE_HEARTBEAT",
                  watchdog_s: int = 10, recover: Flow = to_fallback,
-                 command_timeout: float = 60.0):
+                 command_timeout: float = 60.0, resume_grace: float = 5.0):
         self.link = link
         self.instance = instance
         self.flow_factory = flow_factory
@@ -61,6 +69,9 @@ class CallDispatcher:
         self.heartbeat_variable = heartbeat_variable
         self.watchdog_s = watchdog_s
         self.command_timeout = command_timeout
+        self.resume_grace = resume_grace  # 0: no resumption, a blip ends every flow
+        self._grace: IDelayedCall | None = None
+        self._given_up: set[str] = set()  # sessions ended by the last blip: not new calls
         self.sessions: dict[str, AgiSession] = {}
         self.running: dict[str, Deferred] = {}
         self.stats: Counter[str] = Counter()
@@ -98,6 +109,7 @@ class CallDispatcher:
         if session.uniqueid in self.sessions:
             return
         self.stats["started"] += 1
+        self._arm(session)  # the dialplan's answer watchdog is short: this call is taken
         self._launch(session, self.flow_factory, "flow")
 
     def _on_exec(self, event: Message) -> None:
@@ -122,6 +134,7 @@ class CallDispatcher:
 
     # ---- running flows ----
     def _launch(self, session: AgiSession, flow: Flow, kind: str) -> Deferred:
+        session.resumable = self.resume_grace > 0 and flow is not self.recover
         self.sessions[session.uniqueid] = session
         d = Deferred.fromCoroutine(self._run(session, flow, kind))
         self.running[session.uniqueid] = d
@@ -189,10 +202,14 @@ class CallDispatcher:
             .addErrback(self._beat_failed, "heartbeat")
         for session in list(self.sessions.values()):
             if not session.ended and not session.left:
-                self.link.action("Setvar", {"Channel": session.channel,
-                                            "Variable": "TIMEOUT(absolute)",
-                                            "Value": str(self.watchdog_s)}) \
-                    .addErrback(self._beat_failed, session.channel)
+                self._arm(session)
+
+    def _arm(self, session: AgiSession) -> None:
+        """(Re-)arm the call's watchdog: ``watchdog_s`` more seconds before Asterisk sends
+        the caller to the fallback unless armed again."""
+        self.link.action("Setvar", {"Channel": session.channel, "Variable": "TIMEOUT(absolute)",
+                                    "Value": str(self.watchdog_s)}) \
+            .addErrback(self._beat_failed, session.channel)
 
     def _beat_failed(self, failure: Failure, what: str) -> None:
         failure.trap(AmiError)
@@ -200,14 +217,27 @@ class CallDispatcher:
 
     # ---- link state ----
     def _on_down(self) -> None:
+        if self.resume_grace <= 0:
+            self._give_up()
+            return
+        for session in self.sessions.values():
+            session.suspend()
+        if self._grace is None:
+            self._grace = self.clock.callLater(self.resume_grace, self._give_up)
+
+    def _give_up(self) -> None:
+        """The link stayed down past the grace (or there is none): end every flow; the
+        calls are recovered to the fallback when the link is back."""
+        self._grace = None
         sessions, self.sessions = self.sessions, {}
+        self._given_up.update(sessions)
         for session in sessions.values():
             session.end(AgiLinkLost("AMI link lost"))
 
     def _on_up(self) -> None:
         self._heartbeat()
         d = self.link.list_action("CoreShowChannels")
-        d.addCallback(self._recover_orphans)
+        d.addCallback(self._resume_and_recover)
         d.addErrback(self._recovery_failed)
 
     def _recovery_failed(self, failure: Failure) -> None:
@@ -240,19 +270,55 @@ class CallDispatcher:
                 if self._agi_args(channel) is not None
                 and (channel.get("Uniqueid") or "") not in self.sessions]
 
-    def _recover_orphans(self, listing: ListResult) -> None:
+    def _resume_and_recover(self, listing: ListResult) -> None:
+        """Resume suspended sessions whose channel is still in this instance's AGI, end the
+        others (they left AGI during the blip), start calls that arrived during it, and
+        recover the rest."""
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        ours = {channel.get("Uniqueid") or "": channel for channel in listing.events
+                if self._agi_args(channel) is not None}
+        for uniqueid, session in list(self.sessions.items()):
+            if not session.suspended:
+                continue
+            channel = ours.get(uniqueid)
+            if channel is None:
+                self.sessions.pop(uniqueid, None)
+                session.end(CallHungUp(f"{session.channel} left AGI while the link was down"))
+                continue
+            self.stats["resumed"] += 1
+            session.resume()
+        given_up, self._given_up = self._given_up, set()
         for channel in self.orphans(listing):
-            data = self._agi_args(channel) or [self.instance]
-            env = {"agi_channel": channel.get("Channel") or "",
-                   "agi_uniqueid": channel.get("Uniqueid") or "",
-                   "agi_callerid": channel.get("CallerIDNum") or "",
-                   "agi_language": channel.get("Language") or "en",
-                   "agi_extension": channel.get("Exten") or ""}
-            env.update({f"agi_arg_{i}": a for i, a in enumerate(data, 1)})
-            session = AgiSession(self.link, env["agi_channel"], env, self.clock,
-                                 self.command_timeout,
-                                 id_prefix=f"{self.instance}-r-{env['agi_uniqueid']}")
-            self.stats["recovered"] += 1
-            self.log.warn("recovering {channel}, left in AsyncAGI without a flow",
-                          channel=session.channel)
-            self._launch(session, self.recover, "recovery")
+            uniqueid = channel.get("Uniqueid") or ""
+            # never given a command (it still shows AGI, not the last application run)
+            if uniqueid not in given_up and self.resume_grace > 0 \
+                    and (channel.get("Application") or "").upper() == "AGI":
+                self.stats["started"] += 1
+                self.stats["started_late"] += 1
+                session = self._session_from(channel, "late")
+                self._arm(session)
+                self._launch(session, self.flow_factory, "flow")
+            else:
+                self._recover(channel)
+
+    def _session_from(self, channel: Message, tag: str) -> AgiSession:
+        """A session for a channel found in the listing (no AsyncAGIStart seen)."""
+        data = self._agi_args(channel) or [self.instance]
+        env = {"agi_channel": channel.get("Channel") or "",
+               "agi_uniqueid": channel.get("Uniqueid") or "",
+               "agi_callerid": channel.get("CallerIDNum") or "",
+               "agi_language": channel.get("Language") or "en",
+               "agi_extension": channel.get("Exten") or "",
+               "agi_dnid": channel.get("Exten") or ""}
+        env.update({f"agi_arg_{i}": a for i, a in enumerate(data, 1)})
+        return AgiSession(self.link, env["agi_channel"], env, self.clock, self.command_timeout,
+                          id_prefix=f"{self.instance}-{tag}-{env['agi_uniqueid']}")
+
+    def _recover(self, channel: Message) -> None:
+        session = self._session_from(channel, "r")
+        self.stats["recovered"] += 1
+        self.log.warn("recovering {channel}, left in AsyncAGI without a flow",
+                      channel=session.channel)
+        self._launch(session, self.recover, "recovery")

@@ -35,6 +35,10 @@ FLOW_PROMPTS = frozenset({
 })
 
 
+# Played by the dialplan itself (dialplans/extensions.conf, hotline-prompt), daemon or not.
+DIALPLAN_PROMPTS = frozenset({"ivr/fallback-apology", "ivr/goodbye"})
+
+
 def all_prompts(menu) -> set[str]:
     """Every prompt a call with this menu may play: for ``hotline prompts check``."""
-    return menu.prompts() | FLOW_PROMPTS | set(speech.fragments())
+    return menu.prompts() | FLOW_PROMPTS | DIALPLAN_PROMPTS | set(speech.fragments())

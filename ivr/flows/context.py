@@ -14,24 +14,9 @@ from ivr.records import CallRecord
 Notifier = Callable[[str, str], Awaitable[None]]
 
 DIGITS_ALL = "0123456789*#"
-# Room for the '&'-joined files of one Playback or Read within an AMI "Command:" line
-# (Asterisk's manager input buffer is 1024 bytes), with the command's other words.
-PROMPT_CHARS = 900
-# How long a leading part of a long prompt list waits for a key before the next part.
-PART_GAP_MS = 50
-
-
-def chunk_files(files: list[str], limit: int) -> list[list[str]]:
-    """Consecutive files grouped so each group, '&'-joined, stays within ``limit`` chars."""
-    chunks: list[list[str]] = []
-    size = 0
-    for f in files:
-        if not chunks or size + 1 + len(f) > limit:
-            chunks.append([])
-            size = -1
-        chunks[-1].append(f)
-        size += 1 + len(f)
-    return chunks
+# After an input reached its length: how long to listen for keys typed beyond it (the
+# closing #, or the rest of a too-long entry) so they do not spill into the next prompt.
+FLUSH_MS = 1500
 
 
 @dataclass(frozen=True)
@@ -67,7 +52,13 @@ class CallContext:
     account: Account | None = None
     served: int = 0  # self-service items completed (balance read, password changed, ...)
     failed: bool = False  # locked out, or gave up after too many failures
-    transferred: bool = False
+    # On the way to a node's escalation after too many failures (cleared by the next
+    # menu choice): out of hours that ends the call instead of looping back to a menu.
+    escalated: bool = False
+    # Handed to the agents' queue: a hang-up from the "transferring" notice on, before an
+    # agent answers, is ``abandoned``.
+    transferring: bool = False
+    agents: object = None  # ivr.agents.AgentAnswers, or None: the fate is not watched
     node: object = None  # the ivr.menu.Node being run
 
     @property
@@ -78,57 +69,60 @@ class CallContext:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.seconds(), self.tz)
 
+    def local_time(self, when: dt.datetime) -> dt.datetime:
+        """``when`` in the center's zone; a naive time is taken as already local (a core
+        answering in its own local time), never as the host's."""
+        return when.replace(tzinfo=self.tz) if when.tzinfo is None else when.astimezone(self.tz)
+
     async def collect(self, spec: Input, valid: Callable[[str], bool],
                       preamble: tuple[str, ...] = ()) -> str | None:
         """Keyed input per ``spec``: silence and invalid entries re-prompt with their own
-        wording; after ``spec.max_failures`` failures give up with None."""
+        wording; after ``spec.max_failures`` failures give up with None.
+
+        Collection stops at ``spec.max_digits``; keys typed beyond (a closing #, or the
+        rest of an over-long entry) are flushed, and make the entry invalid if digits."""
         prompts = preamble + spec.prompts
         for _ in range(spec.max_failures):
             result = await self.get_data(prompts, spec.first_digit_timeout,
                                          spec.inter_digit_timeout, spec.max_digits)
-            if not result.digits:
+            digits = result.digits
+            if len(digits) >= spec.max_digits:
+                digits += await self._flush()
+            if not digits:
                 prompts = spec.silence_prompts + spec.prompts
-            elif valid(result.digits):
-                return result.digits
+            elif valid(digits):
+                return digits
             else:
                 prompts = spec.invalid_prompts + spec.prompts
         return None
 
+    async def _flush(self) -> str:
+        """Keys still coming after a full entry, up to a # or a pause of FLUSH_MS."""
+        extra = ""
+        while True:
+            more = (await self.session.get_data([], FLUSH_MS, 32, FLUSH_MS)).digits
+            if not more:
+                return extra
+            extra += more
+
     def give_up(self, preamble: tuple[str, ...] = ()) -> Step:
         """Too many failures in a flow: on to the node's escalation (agent or goodbye)."""
-        self.failed = True
+        self.failed = self.escalated = True
         target = getattr(self.node, "on_failures", None) or self.menu.main
         return Step(preamble=preamble, goto=target)
 
     async def say(self, prompts: tuple[str, ...] | list[str]) -> None:
-        """Prompts that must be heard whole (no barge-in)."""
-        await self._play([self.resolve(p, self.lang) for p in prompts])
-
-    async def _play(self, files: list[str]) -> None:
-        """One Playback per run of files that fits an AMI line, so a long reading (three
-        deposits) is split rather than refused."""
-        for chunk in chunk_files(files, PROMPT_CHARS):
-            await self.session.play(chunk)
+        """Prompts that must be heard whole (no barge-in), as one Playback."""
+        await self.session.play([self.resolve(p, self.lang) for p in prompts])
 
     async def get_data(self, prompts: tuple[str, ...] | list[str], first_digit_timeout: float,
                        inter_digit_timeout: float, max_digits: int):
-        """Say ``prompts`` and collect keys, with barge-in over the prompts.
-
-        A prompt list too long for one AMI line (Asterisk's manager input buffer is
-        1024 bytes) is cut into parts, each its own Read with barge-in that waits
-        only a moment after its last file: a key pressed during any part (the caller
-        already knows the menu while hearing a balance) ends the reading and is the
-        answer; only the last part waits the full first-digit timeout.
-        """
-        *before, last = chunk_files([self.resolve(p, self.lang) for p in prompts],
-                                    PROMPT_CHARS)
-        inter_digit_ms = int(inter_digit_timeout * 1000)
-        for chunk in before:
-            early = await self.session.get_data(chunk, PART_GAP_MS, max_digits, inter_digit_ms)
-            if early.digits:
-                return early
-        return await self.session.get_data(last, int(first_digit_timeout * 1000), max_digits,
-                                           inter_digit_ms)
+        """Say ``prompts`` and collect keys, with barge-in over all of them: one Read,
+        however long the reading before the menu (the caller who already knows the menu
+        keys the next choice while still hearing a balance)."""
+        return await self.session.get_data([self.resolve(p, self.lang) for p in prompts],
+                                           int(first_digit_timeout * 1000), max_digits,
+                                           int(inter_digit_timeout * 1000))
 
     async def stream(self, prompt: str, escape_digits: str) -> str | None:
         return await self.session.stream_file(self.resolve(prompt, self.lang), escape_digits)

@@ -3,20 +3,29 @@
 The ID's check digit is verified here, so a mistyped number is re-asked at once
 instead of costing a core round trip. Lockout is the core's: it raises
 WrongPassword(attempts_left) or AccountLocked(until) and this flow only tells
-the caller. Nothing keyed here is logged or recorded.
+the caller. A core link that refuses our signatures (wrong key, clock skew, an
+answer not from the core) cannot serve this call at all: the caller hears an
+apology and goes to an agent, with one log line. Nothing keyed here is logged or
+recorded.
 """
 from __future__ import annotations
+
+from twisted.logger import Logger
 
 from core_client import idnumber
 from core_client.interface import (
     AccountLocked,
     AccountNotFound,
+    CoreAuthFailed,
     CoreUnavailable,
     InvalidIdNumber,
     WrongPassword,
 )
 from ivr import speech
 from ivr.flows.context import CallContext, Step
+from ivr.flows.transfer import transfer
+
+log = Logger(namespace="hotline.ivr.identify")
 
 
 def plausible(keyed: str) -> bool:
@@ -50,6 +59,8 @@ async def require_account(ctx: CallContext) -> Step | None:
             continue
         except CoreUnavailable:
             return Step(preamble=("ivr/system-busy",), goto=ctx.menu.main)
+        except CoreAuthFailed as e:
+            return await _core_refused(ctx, e)
         step = await _password(ctx, account.account_no)
         if step is None:
             ctx.account = account
@@ -72,11 +83,22 @@ async def _password(ctx: CallContext, account_no: str) -> Step | None:
             if e.attempts_left <= 0:
                 return await locked(ctx, None)
             preamble = ("ivr/password-wrong", "ivr/attempts-left",
-                        *speech.integer(e.attempts_left, ctx.lang).prompts, "ivr/times")
+                        *speech.count(e.attempts_left, ctx.lang).prompts, "ivr/times")
         except AccountLocked as e:
             return await locked(ctx, e)
         except CoreUnavailable:
             return Step(preamble=("ivr/system-busy",), goto=ctx.menu.main)
+        except CoreAuthFailed as e:
+            return await _core_refused(ctx, e)
+
+
+async def _core_refused(ctx: CallContext, error: CoreAuthFailed) -> Step:
+    """Apologise and hand the caller to an agent; say once in the log what is wrong."""
+    log.error("center {center}: core link refused, caller sent to an agent: {why}",
+              center=ctx.center.code, why=str(error))
+    ctx.failed = True
+    await ctx.say(["ivr/system-busy"])
+    return await transfer(ctx)
 
 
 async def locked(ctx: CallContext, error: AccountLocked | None) -> Step:
@@ -84,9 +106,7 @@ async def locked(ctx: CallContext, error: AccountLocked | None) -> Step:
     ctx.failed = True
     prompts = ["ivr/account-locked"]
     if error is not None:
-        until = error.until
-        if until.tzinfo is not None:
-            until = until.astimezone(ctx.tz)
+        until = ctx.local_time(error.until)
         prompts += ["ivr/locked-until", *speech.date(until.date(), ctx.lang).prompts,
                     *speech.time_of_day(until.time(), ctx.lang).prompts]
     prompts.append("ivr/try-later")

@@ -26,7 +26,7 @@ async def loan(ctx: CallContext) -> Step:
     if ln.overdue_periods > 0:
         prompts += ["ivr/overdue-principal-is",
                     *speech.amount(ln.overdue_principal, ctx.lang).prompts,
-                    "ivr/overdue-periods", *speech.integer(ln.overdue_periods, ctx.lang).prompts,
+                    "ivr/overdue-periods", *speech.count(ln.overdue_periods, ctx.lang).prompts,
                     "unit/qi"]
     else:
         prompts.append("ivr/no-overdue")

@@ -1,4 +1,7 @@
-"""Change the 6-digit query password: old, new, new again (they must match)."""
+"""Change the 6-digit query password: current, new, new again (they must match).
+
+Each step has its own wording: the caller has just keyed the password once to
+identify, so "enter your current password" must not sound like a repeat of that."""
 from __future__ import annotations
 
 from core_client.interface import AccountLocked, CoreUnavailable, WrongPassword
@@ -12,7 +15,7 @@ async def change_password(ctx: CallContext) -> Step:
     if step is not None:
         return step
     inputs = ctx.menu.inputs
-    old = await ctx.collect(inputs["password"], is_password)
+    old = await ctx.collect(inputs["current_password"], is_password)
     if old is None:
         return ctx.give_up()
     preamble: tuple[str, ...] = ()
@@ -34,7 +37,7 @@ async def change_password(ctx: CallContext) -> Step:
         if e.attempts_left <= 0:
             return await locked(ctx, None)
         return Step(preamble=("ivr/password-wrong", "ivr/attempts-left",
-                              *speech.integer(e.attempts_left, ctx.lang).prompts, "ivr/times",
+                              *speech.count(e.attempts_left, ctx.lang).prompts, "ivr/times",
                               "ivr/password-not-changed"))
     except AccountLocked as e:
         return await locked(ctx, e)

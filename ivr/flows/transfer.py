@@ -1,10 +1,13 @@
 """Transfer to an agent: within the center's office hours the call leaves AsyncAGI for the
-agents' queue extension; outside them the caller hears the hours and goes back."""
+agents' queue extension; outside them the caller hears the hours and goes back to the
+menu, or, when sent here by too many failures, hears them and is told goodbye (going
+back would loop a silent caller between the menu and the hours for ever)."""
 from __future__ import annotations
 
 import datetime as dt
 
 from ivr import speech
+from ivr.agents import ABANDONED
 from ivr.flows.context import CallContext, Step
 
 
@@ -15,10 +18,17 @@ async def transfer(ctx: CallContext) -> Step:
                  *speech.time_of_day(_clock_time(office.start), ctx.lang).prompts, "ivr/to",
                  *speech.time_of_day(_clock_time(office.end), ctx.lang).prompts,
                  "ivr/call-in-hours")
+        if ctx.escalated:
+            await ctx.say([*hours, "ivr/goodbye"])
+            await ctx.session.hangup()
+            return Step(end="failed")
         return Step(preamble=hours, goto=ctx.menu.main)
+    fate = ctx.agents.watch(ctx.session.uniqueid) if ctx.agents is not None else None
+    ctx.transferring = True
     await ctx.say(["ivr/transferring"])
-    ctx.transferred = True
     await ctx.session.leave(ctx.agent_context, ctx.agent_exten, 1)
+    if fate is not None and await fate == ABANDONED:
+        return Step(end="abandoned")
     return Step(end="transferred")
 
 

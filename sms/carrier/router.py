@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
 from sms.carrier import receipts as _receipts
@@ -63,10 +64,10 @@ class FaultSummary:
              ("timeout", "timed out (resent)"), ("lost", "lost with the link (resent)"),
              ("unsendable", "failed: not encodable as a submit_sm"))
 
-    def __init__(self, clock):
+    def __init__(self, clock: IReactorTime):
         self.clock = clock
         self._counts: dict[str, dict[str, int]] = {}
-        self._call = None
+        self._call: IDelayedCall | None = None
 
     def note(self, bind: str, kind: str) -> None:
         counts = self._counts.setdefault(bind, {})
@@ -134,13 +135,14 @@ class _Smsc:
 class SmppRouter(MultiService):
     """Several SMSCs, several binds each; routing by prefix with failover."""
 
-    name = "smpp-router"
+    # Twisted's Service leaves name = None unannotated; IService says "str or None".
+    name: str | None = "smpp-router"  # type: ignore[assignment]
 
     def __init__(self, smscs: Sequence[SmscConfig], reactor, *,
                  on_receipt: Callable[[Receipt], Deferred],
                  on_mo: Callable[[MoMessage], Deferred],
                  on_send: Callable[[list], None] | None = None,
-                 endpoint_for: Callable[[SmscConfig], object] | None = None,
+                 endpoint_for: Callable[[SmscConfig], IStreamClientEndpoint] | None = None,
                  jitter: Callable[[], float] | None = None):
         super().__init__()
         self.reactor = reactor
@@ -291,7 +293,7 @@ class SmppRouter(MultiService):
 
     def wait_for_capacity(self) -> Deferred:
         """Fires (with None) the next time a window slot frees or a bind comes up."""
-        d = Deferred()
+        d: Deferred = Deferred()
         self._waiters.append(d)
         return d
 
@@ -310,12 +312,12 @@ class SmppRouter(MultiService):
         return sum(1 for smsc in self._smscs for bind in smsc.binds if bind.bound)
 
     # ---- receipts and MO -----------------------------------------------------
-    def _deliverer(self, config: SmscConfig) -> Callable:
+    def _deliverer(self, config: SmscConfig) -> Callable[..., Deferred | None]:
         form = config.message_id_dlr
         name = config.name
         watch = IdFormWatch(name, "message_id_dlr") if form == "auto" else None
 
-        def deliver(pdu) -> Deferred:
+        def deliver(pdu) -> Deferred | None:
             if _receipts.is_receipt(pdu):
                 try:
                     receipt = _receipts.parse_receipt(pdu, name, form)

@@ -2,7 +2,9 @@
 
 Every room that moves parts (submit results, receipts, expiry, recovery) ends
 its transaction here: the pure roll-up (sms.outbox.states) decides the message
-state, temporary errors back off, final states scrub sensitive text.
+state, temporary errors back off, sensitive text (codes) is scrubbed as soon as
+every part is submitted (nothing resends a submitted part, and its receipt may
+never come), or at the final state of a message that never got that far.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
             final.setdefault(new, []).append(message_id)
     if submitted:
         hot.run(session, hot.submitted, (now,), submitted)
+        scrub(session, [i for i in submitted if rows[i][4]])
     if requeue:
         session.execute(update(M).where(M.c.id == bindparam("mid")).values(
             state=QUEUED, next_attempt_at=bindparam("at"), attempts=bindparam("attempts"),
@@ -85,6 +88,11 @@ def set_final(session, hot: HotSql, ids: list[int], state: str, now: float,
     hot.run(session, hot.final, (state, now, error), ids)
     if sensitive is None:
         sensitive = [r[0] for r in session.execute(SENSITIVE, {"ids": ids})]
-    if sensitive:
-        session.execute(SCRUB_TEXT, {"ids": sensitive})
-        session.execute(SCRUB_PARTS, {"ids": sensitive})
+    scrub(session, sensitive)
+
+
+def scrub(session, ids: list[int]) -> None:
+    """Remove the text, parameters and encoded parts of sensitive messages (codes)."""
+    if ids:
+        session.execute(SCRUB_TEXT, {"ids": ids})
+        session.execute(SCRUB_PARTS, {"ids": ids})

@@ -37,7 +37,7 @@ def ids(name: str = "ids"):
 # Statements built once: a transaction then only binds values, instead of building a
 # statement and coercing every value of its IN list each time.
 SENSITIVE = select(M.c.id).where(M.c.id.in_(ids()), M.c.sensitive == 1)
-SCRUBBED = "(scrubbed: sensitive text removed at final state)"
+SCRUBBED = "(scrubbed: sensitive text removed once submitted)"
 SCRUB_TEXT = update(M).where(M.c.id.in_(ids())).values(text=SCRUBBED, params="{}")
 SCRUB_PARTS = update(P).where(P.c.message_id.in_(ids())).values(payload=b"")
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.python.failure import Failure
 
 from common.link import CLOSING, PREPARING, UP, Link
@@ -75,7 +75,7 @@ class TokenBucket:
         return max((1.0 - self.tokens) / self.rate, 0.001)
 
 
-class BindLink(Link):
+class BindLink(Link[SmppProtocol]):
     """One SMPP connection in one bind mode, rebound after every loss."""
 
     names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING}
@@ -112,10 +112,13 @@ class BindLink(Link):
 class Bind(Service):
     """Where submit_sm goes: window, throttle, slow-down, counters; one or two links."""
 
+    # Always set (setName in __init__); Twisted's Service leaves name = None unannotated.
+    name: str  # type: ignore[assignment]
+
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, *, on_deliver: Callable | None = None,
                  on_capacity: Callable[[], None] | None = None,
-                 on_send: Callable[[object], None] | None = None,
+                 on_send: Callable[[list[object]], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         self.setName(name)
@@ -125,22 +128,25 @@ class Bind(Service):
         self._answers = self._refused = 0  # in the window of answers being counted
         self.on_capacity = on_capacity
         self.on_send = on_send  # told the refs of each burst just before it is written (the journal)
-        kw = dict(on_deliver=on_deliver, on_state=self._link_changed,
-                  on_answered=self._refill, jitter=jitter, initial_delay=initial_delay,
-                  max_delay=max_delay)
+
+        def link(link_name: str, mode: str) -> BindLink:
+            return BindLink(link_name, endpoint, config, clock, mode, on_deliver=on_deliver,
+                            on_state=self._link_changed, on_answered=self._refill,
+                            jitter=jitter, initial_delay=initial_delay, max_delay=max_delay)
+
         if config.bind_mode == "pair":
-            self.links = [BindLink(f"{name}-tx", endpoint, config, clock, "transmitter", **kw),
-                          BindLink(f"{name}-rx", endpoint, config, clock, "receiver", **kw)]
+            self.links = [link(f"{name}-tx", "transmitter"), link(f"{name}-rx", "receiver")]
         else:
-            self.links = [BindLink(name, endpoint, config, clock, "transceiver", **kw)]
+            self.links = [link(name, "transceiver")]
         self.tx = self.links[0]
         self.bucket = TokenBucket(config.throughput, clock)
         self._queue: deque = deque()
         self.inflight = 0
         self._paused_until = 0.0
-        self._drain_call = None  # a throttle or pause wait
-        self._refill_call = None  # the next reactor turn, for slots freed outside a read
-        self._recover_call = None
+        self._drain_call: IDelayedCall | None = None  # a throttle or pause wait
+        # the next reactor turn, for slots freed outside a read:
+        self._refill_call: IDelayedCall | None = None
+        self._recover_call: IDelayedCall | None = None
         self.counters = dict(submitted=0, ok=0, temporary=0, permanent=0, throttled=0)
 
     # ---- state ---------------------------------------------------------------
@@ -205,7 +211,7 @@ class Bind(Service):
         """
         if self.tx.state != BOUND:
             return fail(NotBound(f"{self.name} is {self.tx.state}"))
-        d = Deferred()
+        d: Deferred = Deferred()
         d.addBoth(self._done)  # the protocol fires ``d`` itself with the response PDU
         self._queue.append((fields, d, ref))
         if self._drain_call is None:

@@ -117,7 +117,8 @@ async def dispatching(reactor, inst, flow, **options):
     return link, dispatcher
 
 
-async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause_ms: int):
+async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause_ms: int,
+                              resume_grace: float = 5.0):
     """An observer, a dispatcher whose flow waits in get_data, and a sipp call to 12329;
     returns (observer, link, dispatcher, sipp) once the flow holds the call."""
     started = []
@@ -129,7 +130,7 @@ async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause
     observer = Observer(reactor, inst)
     observer.link.start()
     link, dispatcher = await dispatching(reactor, inst, flow, heartbeat_interval=1,
-                                         watchdog_s=watchdog_s)
+                                         watchdog_s=watchdog_s, resume_grace=resume_grace)
     await observer.link.when_up()
     sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(pause_ms)],
                     hangup="bye", workdir=tmp_path / "sipp")
@@ -140,7 +141,7 @@ async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause
 
 def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_factory, tmp_path):
     """When the daemon vanishes mid-call, the watchdog moves the caller to the queue in time."""
-    inst = asterisk_factory({"watchdog_seconds": "3"})
+    inst = asterisk_factory()
 
     async def main(reactor):
         observer, link, dispatcher, sipp = await call_waiting_in_agi(
@@ -163,11 +164,12 @@ def test_daemon_dying_mid_call_sends_caller_to_fallback_by_watchdog(asterisk_fac
 
 
 def test_reconnect_recovers_call_left_in_agi(asterisk, tmp_path):
-    """A call whose flow was cut off by a link drop is recovered to the fallback on reconnect."""
+    """A call whose flow was cut off by a link drop (no resumption configured) is recovered
+    to the fallback on reconnect."""
 
     async def main(reactor):
         observer, link, dispatcher, sipp = await call_waiting_in_agi(
-            reactor, asterisk, tmp_path, watchdog_s=10, pause_ms=9000)
+            reactor, asterisk, tmp_path, watchdog_s=10, pause_ms=9000, resume_grace=0)
         await task.deferLater(reactor, 1.0)
         dropped = reactor.seconds()
         link.protocol.transport.abortConnection()

@@ -18,7 +18,7 @@ def test_bench_core_runs_both_backends_over_loopback(tmp_path):
     signed HTTP client complete lookups with no error."""
     out = tmp_path / "core.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "core_client.cli", "bench", "core", "--persons", "200",
+        [sys.executable, "daemon.py", "bench", "core", "--persons", "200",
          "--seconds", "0.5", "--concurrency", "4", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

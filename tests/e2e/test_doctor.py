@@ -36,7 +36,7 @@ def _http_core_config(stack: Stack, core_port: int) -> Path:
     text = stack.config_path.read_text("utf-8").replace(
         f"core = embedded\ncore_db = {stack.core_db}\n",
         f"core = http\ncore_url = http://127.0.0.1:{core_port}/hpf/v1\n"
-        "core_key = env:HOTLINE_CORE_KEY\n")
+        "core_key = env:HOTLINE_CORE_KEY\ncore_allow_insecure = yes\n")  # plain HTTP on loopback
     assert "core = http" in text
     path = stack.state_dir / "doctor.ini"
     path.write_text(text, "utf-8")

@@ -7,6 +7,7 @@ events (the AGI command log), the outcome from the call record in the database.
 """
 from __future__ import annotations
 
+import re
 import struct
 import wave
 from pathlib import Path
@@ -22,6 +23,7 @@ from core_client import demo_data
 from core_client.directory import build_cores
 from core_client.testing import FakeCore
 from ivr import speech
+from ivr.asterisk.agi import PROMPTS_VARIABLE
 from ivr.flows import FLOWS, all_prompts
 from ivr.menu import load as load_menu
 from ivr.service import make_service
@@ -37,7 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 MENU = load_menu(REPO / "ivr" / "menus" / "default.toml", FLOWS)
 X_PERSON = demo_data.demo_identities()[0]  # ID ends in X
 KEYED_ID = X_PERSON.id_number.replace("X", "*")
-LONG_PROMPTS = {"ivr/policy-notice": 4000}  # long enough to hang up in the middle
+# long enough to hang up in the middle
+LONG_PROMPTS = {"ivr/policy-notice": 4000, "ivr/transferring": 3000}
 
 INI = """
 [daemon]
@@ -81,7 +84,8 @@ def bed(asterisk_factory, tmp_path):
     library = tmp_path / "prompts"
     _write_library(library)
     demo_data.generate(tmp_path / "core-demo.db", persons=20)
-    inst = asterisk_factory(variables={"center": "demo"}, bind_mounts=[str(library)])
+    inst = asterisk_factory(variables={"center": "demo", "prompt_library": str(library)},
+                            bind_mounts=[str(library)])
 
     def config(hours: str = "00:00-24:00"):
         ini = tmp_path / "hotline.ini"
@@ -96,7 +100,8 @@ def bed(asterisk_factory, tmp_path):
     return inst, config, library
 
 
-def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1000):
+def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1000,
+         caller="sipp"):
     """Place one sipp call keying ``presses`` through the IVR; returns (AGI commands,
     events, call rows, sipp result)."""
     inst, make_config, library = bed
@@ -109,7 +114,9 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
         db = Database(config.database.url, reactor, threads=2)
         service = make_service(config, reactor, db, build_cores(config, db, reactor))
         link = service.link
-        link.subscribe("AGIExecStart", lambda e: commands.append(e.get("Command") or ""))
+        parked = _watch_parked_prompts(link)
+        link.subscribe("AGIExecStart",
+                       lambda e: commands.append(_unpark(e.get("Command") or "", parked)))
         for name in ("QueueCallerJoin", "UserEvent", "AsyncAGIEnd"):
             link.subscribe(name, events.append)
         service.startService()
@@ -118,7 +125,7 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
             await task.deferLater(reactor, 1.0)  # the first heartbeat is set
             sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=steps, hangup=hangup,
                             wait_bye_ms=int(limit * 1000), timeout_s=limit,
-                            workdir=library.parent / "sipp", send_silence=True)
+                            workdir=library.parent / "sipp", send_silence=True, caller=caller)
             sipp.start()
             while sipp.process.poll() is None:
                 await task.deferLater(reactor, 0.2)
@@ -136,6 +143,32 @@ def call(bed, presses, hangup="wait", hours="00:00-24:00", limit=60.0, tail_ms=1
     result, rows = run_reactor(main, timeout=limit + 30)
     prefix = str(library / "current" / "default") + "/"
     return [c.replace(prefix, "") for c in commands], events, rows, result
+
+
+def _watch_parked_prompts(link) -> dict[str, str]:
+    """The file lists the daemon parks in channel variables (AgiSession._exec_files), as
+    the test sees its AMI actions: variable name -> value, the latest."""
+    parked: dict[str, str] = {}
+    send = link.action
+
+    def action(name, headers=None, *args, **kwargs):
+        variable = (headers or {}).get("Variable", "")
+        if name == "Setvar" and variable.startswith(PROMPTS_VARIABLE):
+            parked[variable] = headers["Value"]
+        return send(name, headers, *args, **kwargs)
+
+    link.action = action
+    return parked
+
+
+def _unpark(command: str, parked: dict[str, str]) -> str:
+    """``EXEC "Exec" "Read(V,${HOTLINE_PROMPTS1}&...,1,,1,)"`` as the direct command it
+    stands for, files spelled out, so a reading reads the same either way."""
+    match = re.fullmatch(r'EXEC "Exec" "(\w+)\((.*)\)"', command)
+    if match is None:
+        return command
+    args = re.sub(r"\$\{(\w+)\}", lambda m: parked.get(m.group(1), ""), match.group(2))
+    return f'EXEC "{match.group(1)}" "{args}"'
 
 
 def _row(r: IvrCall) -> dict:
@@ -196,6 +229,9 @@ def test_identify_with_x_and_hear_the_balance(bed):
     assert reading[1:1 + len(amount)] == amount
     assert reading[1 + len(amount)] == "ivr/monthly-deposit-is"
     assert "ivr/deposit-menu" in reading
+    # the whole reading and the menu after it are one Read (issue 13, defect 9)
+    one = next(_files(c) for c in commands if "ivr/balance-is" in c)
+    assert one[one.index("ivr/balance-is"):] == reading[:reading.index("ivr/deposit-menu") + 1]
     assert len(rows) == 1, result.stdout
     row = rows[0]
     assert (row["outcome"], row["identified"], row["survey"], row["served"]) == \
@@ -217,14 +253,15 @@ def test_three_wrong_passwords_lock(bed):
 
 def test_silence_reprompts_then_escalates_to_the_queue(bed):
     """Silence in the main menu re-prompts (no-input wording) and the third silence
-    transfers to the agents' queue."""
+    transfers to the agents' queue; the caller hangs up there before any agent answers,
+    so the call is abandoned (issue 13, defect 8)."""
     commands, events, rows, result = call(bed, _press("1"), hangup="bye", tail_ms=22000)
     menus = _heard(commands)
     assert menus[1] == ["ivr/main-menu"]
     assert menus[2] == menus[3] == ["ivr/no-input", "ivr/main-menu"]
     joins = [e for e in events if e.event == "QueueCallerJoin"]
     assert joins and joins[0].get("Queue") == "hotline-agents"
-    assert rows[0]["outcome"] == "transferred"
+    assert rows[0]["outcome"] == "abandoned"
 
 
 def test_invalid_key(bed):
@@ -245,9 +282,18 @@ def test_hangup_in_the_middle_of_a_prompt(bed):
 
 
 def test_transfer_reaches_the_queue(bed):
-    """0 in office hours leaves AsyncAGI for the queue."""
+    """0 in office hours leaves AsyncAGI for the queue; hanging up there before an agent
+    answers is recorded as abandoned, not transferred (issue 13, defect 8)."""
     _commands, events, rows, _result = call(bed, _press("1") + _press("0"), hangup="bye",
                                             tail_ms=3000)
     joins = [e for e in events if e.event == "QueueCallerJoin"]
     assert joins and joins[0].get("Queue") == "hotline-agents"
-    assert rows[0]["outcome"] == "transferred"
+    assert rows[0]["outcome"] == "abandoned"
+
+
+def test_hangup_during_transferring_is_abandoned(bed):
+    """Hanging up while "transferring" plays: the record says abandoned (issue 13, defect 8)."""
+    commands, _events, rows, result = call(bed, _press("1") + _press("0"), hangup="bye",
+                                           tail_ms=1200)
+    assert any("ivr/transferring" in c for c in commands)
+    assert rows[0]["outcome"] == "abandoned" and rows[0]["ended_at"]

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 CATALOG = catalog_mod.load()
 MENU = load_menu(REPO / "ivr" / "menus" / "default.toml", FLOWS)
 ADMIN_NUMBER = "12329000"
+INTERNAL = "127.0.0.2"  # dialplans' default internal_match
 
 INI = """
 [daemon]
@@ -116,8 +117,10 @@ def test_record_by_phone_then_callers_hear_it_and_rollback(bed):
     debug: list = []
 
     async def place(reactor, extension, steps, hangup, limit):
+        # the administrators' extension answers the center's internal phones only
+        local = INTERNAL if extension == ADMIN_NUMBER else "127.0.0.1"
         sipp = SippCall("127.0.0.1", inst.sip_port, extension, steps=steps, hangup=hangup,
-                        wait_bye_ms=int(limit * 1000), timeout_s=limit,
+                        wait_bye_ms=int(limit * 1000), timeout_s=limit, local_address=local,
                         workdir=library_dir.parent / f"sipp-{extension}-{len(commands)}")
         sipp.start()
         while sipp.process.poll() is None:

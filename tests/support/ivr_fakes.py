@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from common.config import CenterConfig
@@ -57,6 +57,7 @@ class FakeSession:
         self.args = ["hotline-1", "ivr", "demo"]
         self.variables: dict[str, str] = {}
         self.hung_up = False
+        self.typeahead = ""  # keys typed beyond what a Read took: the next Read gets them
 
     def _hangup_next(self, marker: str = HANGUP) -> None:
         if not self.script or self.script[0] == marker:
@@ -66,12 +67,24 @@ class FakeSession:
             raise CallHungUp("caller hung up")
 
     async def get_data(self, prompts, timeout_ms, max_digits, inter_digit_ms=None):
+        """Like Read: stops at '#' (not returned) or ``max_digits``; keys typed beyond stay
+        for the next Read. A Read with no prompts (a flush) never takes a script item."""
         self.log.append(("get_data", tuple(prompts), timeout_ms, max_digits, inter_digit_ms))
-        self._hangup_next()
-        item = self.script.pop(0)
-        if item is SILENCE:
+        if self.typeahead:
+            keys, self.typeahead = self.typeahead, ""
+        elif not prompts:
             return Digits("", True)
-        return Digits(item.split("#")[0][:max_digits], False)  # '#' ends input, is not returned
+        else:
+            self._hangup_next()
+            keys = self.script.pop(0)
+            if keys is SILENCE:
+                return Digits("", True)
+        digits = keys.split("#", 1)[0]
+        if len(digits) >= max_digits:  # full: the rest, a closing '#' too, is not read
+            digits, self.typeahead = digits[:max_digits], keys[max_digits:]
+        else:  # ended by '#' (taken) or by the caller stopping
+            self.typeahead = keys[len(digits) + 1:]
+        return Digits(digits, False)
 
     async def stream_file(self, prompt, escape_digits=""):
         self.log.append(("stream_file", prompt))
@@ -110,7 +123,7 @@ class FakeSession:
         Playback sent right before it (CallContext.get_data splits prompt lists so)."""
         out = []
         for i, entry in enumerate(self.log):
-            if entry[0] == "get_data":
+            if entry[0] == "get_data" and entry[1]:
                 before = self.log[i - 1] if i else None
                 heard = before[1] if before and before[0] == "play" else ()
                 out.append(heard + entry[1])
@@ -155,8 +168,19 @@ class Call:
         return self.ctx.record
 
 
+class FakeAgents:
+    """ivr.agents.AgentAnswers with a fixed fate for every caller handed to the queue."""
+
+    def __init__(self, fate: str):
+        self.fate, self.watched = fate, []
+
+    def watch(self, uniqueid):
+        self.watched.append(uniqueid)
+        return succeed(self.fate)
+
+
 def place_call(script, *, now=OFFICE_TIME, core=None, notifier=None, menu=MENU,
-               center_config=None) -> Call:
+               center_config=None, agents=None) -> Call:
     """Run one whole call to its end on an in-memory session; returns what happened."""
     clock = Clock()
     clock.advance(now)
@@ -167,7 +191,7 @@ def place_call(script, *, now=OFFICE_TIME, core=None, notifier=None, menu=MENU,
                               caller_id=session.caller_id, dnid=session.dnid, language="zh",
                               now=clock.seconds())
     ctx = CallContext(session=session, center=center_config or center(), core=core, menu=menu,
-                      clock=clock, record=record, notifier=notifier)
+                      clock=clock, record=record, notifier=notifier, agents=agents)
     call = Call(session, ctx, records, core)
     d = Deferred.fromCoroutine(run_call(ctx, Engine(menu), records))
     d.addCallback(lambda outcome: setattr(call, "outcome", outcome))

@@ -67,6 +67,14 @@ class FakeSession:
         return [p for entry in self.log if entry[0] in ("play", "get_data") for p in entry[1]]
 
 
+def login_now(db, number, pin, caller, now, rules):
+    """PromptStore.login's three steps, synchronously."""
+    stored = db.run_sync(staff.begin_login, number, caller, now, rules)
+    if stored is None:
+        return staff.Login.LOCKED
+    return db.run_sync(staff.end_login, number, caller, staff.check_pin(pin, stored), now, rules)
+
+
 class SyncStore:
     """PromptStore's interface over the real library and DB, run synchronously."""
 
@@ -86,8 +94,8 @@ class SyncStore:
         self.counter += 1
         return str(self.recording_dir / f"rec-{self.counter}")
 
-    async def login(self, number, pin):
-        return self.db.run_sync(staff.login, number, pin, self.now, 3, 1800)
+    async def login(self, number, pin, caller):
+        return login_now(self.db, number, pin, caller, self.now, staff.PinRules(3, 1800, 10))
 
     async def fetch(self, remote):
         return f"{remote}.wav"

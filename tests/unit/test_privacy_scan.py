@@ -11,3 +11,9 @@ def test_finds_mobiles_and_ids_and_reports_them_masked():
 def test_masked_and_unrelated_numbers_pass():
     """Masked values, timestamps and message ids are not hits."""
     assert find_personal_data("138****8000 110101********123X 1764172800.123 12329") == []
+
+
+def test_keys_echoed_by_asterisk_are_hits():
+    """Read()'s verbose line gives away what was keyed; it is reported without the keys."""
+    hits = find_personal_data("-- User entered '975310'\n-- User entered nothing")
+    assert hits == ["keys echoed by Asterisk (6 characters)"]

@@ -19,6 +19,7 @@ signature = B
 core = http
 core_url = http://127.0.0.1:1/hpf/v1
 core_key = not-a-real-key
+core_allow_insecure = yes
 core_timeout = 1.5
 [ami]
 enabled = no

@@ -284,9 +284,30 @@ def test_replay_guard_forgets_old_nonces_but_refuses_stale_requests():
     with pytest.raises(signing.SignatureError):
         check(0, "a", 200)  # replay within the window
     check(700, "c", 700)  # 700 s later: "a" is forgotten, "b" not yet
-    assert list(guard._seen) == ["b", "c"]
+    assert list(guard.nonces._seen) == ["b", "c"]
     with pytest.raises(signing.SignatureError):
         check(0, "a", 700)  # its timestamp is stale
+
+
+def test_replay_guard_is_bounded_and_refuses_non_ascii_and_non_finite_headers():
+    """A full nonce memory refuses new requests (never forgets a live nonce early); a
+    non-ASCII signature or nonce and a nan/inf timestamp are SignatureError, not a crash."""
+    guard = signing.ReplayGuard(window=300, capacity=2)
+
+    def check(ts, nonce, now, signature=None):
+        signature = signature or signing.sign(KEY, "GET", "/p", ts, nonce, b"")
+        guard.check(KEY, "GET", "/p", str(ts).encode(), nonce.encode(), signature, b"", now)
+
+    check(0, "a", 0)
+    check(0, "b", 0)
+    with pytest.raises(signing.SignatureError, match="too many"):
+        check(0, "c", 0)
+    for bad in (dict(signature="签名".encode() + b"\xff"), dict(nonce="é")):
+        with pytest.raises(signing.SignatureError):
+            check(1, bad.get("nonce", "d"), 1, bad.get("signature"))
+    for stamp in (b"nan", b"inf", b"1e400"):
+        with pytest.raises(signing.SignatureError):
+            guard.check(KEY, "GET", "/p", stamp, b"e", "00", b"", 1)
 
 
 def test_breaker_trial_that_never_reports_back_does_not_block_forever():
@@ -302,3 +323,53 @@ def test_breaker_trial_that_never_reports_back_does_not_block_forever():
     breaker.before_call()  # a new trial
     breaker.success()
     assert breaker.state == CLOSED
+
+
+def test_an_answer_not_signed_by_the_core_is_refused(core, clock, identities):
+    """A man in the middle (here: a server with another key, or one that signs nothing)
+    cannot answer for the core: the client raises CoreAuthFailed instead of believing it."""
+    from twisted.web.resource import Resource
+
+    class Unsigned(Resource):
+        isLeaf = True
+
+        def render(self, request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps({"mobile": "13800138000"}).encode()
+
+    for stub in (StubTreq(Unsigned()), StubTreq(CoreServer(core, b"a-different-key", clock))):
+        client = HttpCore("demo", URL, KEY, clock, stub, retries=0)
+        with pytest.raises(CoreAuthFailed, match="with the center's key"):
+            resolve(client.registered_mobile(identities[PLAIN].account_no))
+
+
+def test_clock_skew_is_measured_warned_and_reported_plainly(server, client, identities):
+    """A core 400 s ahead refuses our signatures: CoreClockSkew says by how much and what to
+    do; a 60 s skew still works, is measured and warned about once."""
+    from twisted.logger import globalLogPublisher
+
+    from core_client.interface import CoreClockSkew
+
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        server.skew = 60
+        resolve(client.balance(identities[PLAIN].account_no))
+        resolve(client.balance(identities[PLAIN].account_no))
+        assert client.skew == pytest.approx(60, abs=1)
+        server.skew = 400
+        with pytest.raises(CoreClockSkew, match=r"\+400 s .*NTP") as caught:
+            resolve(client.balance(identities[PLAIN].account_no))
+        assert caught.value.skew == pytest.approx(400, abs=1)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    warnings = [e for e in seen if "clock differs" in e.get("log_format", "")]
+    assert len(warnings) == 1
+
+
+def test_reference_server_refuses_non_ascii_signatures_with_401(server, stub, clock):
+    """The reference core answers a non-ASCII signature with 401 (not 500)."""
+    headers = {signing.TIMESTAMP: [str(int(clock.seconds()))], signing.NONCE: ["n"],
+               signing.SIGNATURE: ["签名".encode() + b"\xff"]}
+    response = resolve(stub.request("GET", URL + "/events?cursor=0", headers=headers))
+    assert response.code == 401

@@ -1,7 +1,10 @@
 """The platform-side rules, on SQLite and PostgreSQL: password lockout and verification codes."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from common.config import CodesConfig
 from core_client.codes import VerificationCodes
@@ -252,7 +255,7 @@ def test_unknown_account_or_center(db, fake, clock):
 
 
 def test_code_itself_is_never_stored(tmp_path, fake, clock, identities):
-    """The database files (and WAL) do not contain the code, only its salted hash."""
+    """The database files (and WAL) do not contain the code, only its peppered hash."""
     url = f"sqlite:///{tmp_path / 'codes.db'}"
     from storage.migrate import upgrade
 
@@ -271,3 +274,113 @@ def test_code_itself_is_never_stored(tmp_path, fake, clock, identities):
         wait(codes.verify("demo", identities[PLAIN].account_no, "login", "482915"))
     finally:
         db.stopService()
+
+
+# -- limits under concurrency (issue 12, defect 2) ---------------------------------------
+
+class GatedCore:
+    """The fake core, but every password check waits until the test opens its gate, so
+    concurrent tries are all in flight at once, as calls released together would be."""
+
+    def __init__(self, fake):
+        self.fake, self.center, self.gates = fake, fake.center, []
+
+    async def verify_password(self, account_no, password):
+        gate = Deferred()
+        self.gates.append(gate)
+        await gate
+        await self.fake.verify_password(account_no, password)
+
+    def __getattr__(self, name):
+        return getattr(self.fake, name)
+
+
+def _settled(ds, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(d.called for d in ds):
+            return
+        time.sleep(0.01)
+    raise AssertionError("not settled")
+
+
+def test_concurrent_password_tries_never_exceed_the_attempts(db, fake, clock, identities):
+    """Five tries released together (four wrong, then the right one): at most three ever
+    reach the core, the others are refused as locked, and the lock holds afterwards."""
+    ident = identities[PLAIN]
+    gated = GatedCore(fake)
+    locked = LockoutCore(gated, db, clock, attempts=3, lock_minutes=30)
+    tries = [ensureDeferred(locked.verify_password(ident.account_no, pw))
+             for pw in ("000001", "000002", "000003", "000004", ident.password)]
+    import time
+
+    deadline = time.monotonic() + 20
+    while len(gated.gates) + sum(d.called for d in tries) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(gated.gates) <= 3
+    for gate in list(gated.gates):
+        gate.callback(None)
+    _settled(tries)
+    outcomes = []
+    for d in tries:
+        d.addErrback(lambda f: outcomes.append(f.type))
+    assert outcomes.count(AccountLocked) >= 2
+    with pytest.raises(AccountLocked):
+        wait(locked.verify_password(ident.account_no, ident.password))
+
+
+def test_one_caller_cannot_spray_a_password_over_many_accounts(db, fake, clock, identities):
+    """A caller's wrong passwords count across accounts: past caller_attempts the number's
+    tries are refused before the core is asked, while other callers go on."""
+    base = LockoutCore(fake, db, clock, attempts=3, lock_minutes=30, caller_attempts=3)
+    spray = base.for_caller("02585550001")
+    accounts = [i.account_no for i in identities.values()][:4]
+    for account in accounts[:3]:
+        with pytest.raises(WrongPassword):
+            wait(spray.verify_password(account, "000999"))
+    asked = len(fake.calls)
+    with pytest.raises(AccountLocked):
+        wait(spray.verify_password(accounts[3], "000999"))
+    assert len(fake.calls) == asked
+    ident = identities[PLAIN]
+    wait(base.for_caller("02585550002").verify_password(ident.account_no, ident.password))
+
+
+def test_parallel_wrong_codes_exhaust_the_code(db_url, fake, clock, identities):
+    """40 wrong verifications on 8 pool threads at once: the right code is dead afterwards
+    (no lost update lets more than max_attempts guesses be judged)."""
+    from storage.migrate import upgrade
+
+    upgrade(db_url)
+    wide = Database(db_url, clock, threads=8)
+    wide.startService()
+    try:
+        codes = codes_for(wide, fake, clock, RULES, 482916)
+        account = identities[PLAIN].account_no
+        wait(codes.issue("demo", account, "login"))
+        guesses = [ensureDeferred(codes.verify("demo", account, "login", f"{n:06d}"))
+                   for n in range(40)]
+        _settled(guesses, 60)
+        for d in guesses:
+            d.addErrback(lambda f: f.trap(CodeInvalid))
+        with pytest.raises(CodeInvalid):
+            wait(codes.verify("demo", account, "login", "482916"))
+    finally:
+        wide.stopService()
+
+
+def test_codes_are_peppered_and_bound_to_their_client(db, fake, clock, identities):
+    """The stored hash is keyed by the server's pepper (another pepper cannot verify it) and
+    a code asked for by one client does not verify through another."""
+    account = identities[PLAIN].account_no
+    codes = codes_for(db, fake, clock, RULES, 482917)
+    wait(codes.issue("demo", account, "login", client="portal"))
+    with pytest.raises(CodeInvalid):
+        wait(codes.verify("demo", account, "login", "482917", client="app"))
+    other = dataclasses.replace(RULES, pepper=b"another pepper of thirty-two bytes")
+    with pytest.raises(CodeInvalid):
+        wait(codes_for(db, fake, clock, other).verify("demo", account, "login", "482917",
+                                                       client="portal"))
+    wait(codes.verify("demo", account, "login", "482917", client="portal"))

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from ivr.records import CallRecord, CallRecords, mask_caller
+from ivr.records import CallRecord, CallRecords, FallbackCall, mask_caller
 from ivr.stats import format_stats, summary
 from ivr.tables import IvrCall, IvrKeyPress
 from storage.db import Database
@@ -120,3 +120,50 @@ def test_statistics(db):
 def test_caller_numbers_are_never_stored_whole(number, masked):
     """Mobiles keep 3+4 digits, shorter numbers only their last 4 characters."""
     assert mask_caller(number) == masked
+
+
+def _open(records, uniqueid, now=1000.0, instance="hotline-1"):
+    record = CallRecord.start(instance=instance, center="demo", uniqueid=uniqueid,
+                              caller_id="13800138000", dnid="12329", language="zh", now=now)
+    Deferred.fromCoroutine(records.open(record))
+    return record
+
+
+def test_settle_closes_orphans_and_records_fallback_calls(db):
+    """After a daemon death (issue 13, defect 3): an open record whose call met the fallback
+    is closed ``lost`` with the end time Asterisk kept; one with no trace left is closed
+    ``lost`` (duration unknown); a call still up stays open; a call only the fallback
+    answered gets its own ``fallback`` record; other instances' records are not touched.
+    Statistics count them all."""
+    records = CallRecords(SyncDatabase(db), Clock())
+    for uniqueid in ("1.1", "1.2", "1.3"):
+        _open(records, uniqueid)
+    _open(records, "1.4", instance="hotline-2")
+    fallbacks = [
+        FallbackCall.parse("1.1", "hotline-1|demo|1000|1011|1030|watchdog|ivr|zh|138****8000"),
+        FallbackCall.parse("9.9", "hotline-1|demo|2000|2000|2012|no-heartbeat|ivr|zh|****1234"),
+        # an administrator's recording call is no hotline call: not counted
+        FallbackCall.parse("9.8", "hotline-1|demo|2000|2000|2012|no-heartbeat|admin|zh|****1"),
+    ]
+    out = []
+    Deferred.fromCoroutine(records.settle("hotline-1", fallbacks, {"1.3"})).addCallback(
+        out.append)
+    assert out == [(2, 1)]
+    rows = {r.uniqueid: r for r in db.run_sync(lambda s: list(s.scalars(select(IvrCall))))}
+    assert (rows["1.1"].outcome, rows["1.1"].ended_at) == ("lost", 1030.0)
+    assert (rows["1.2"].outcome, rows["1.2"].ended_at) == ("lost", None)
+    assert rows["1.3"].outcome is None and rows["1.4"].outcome is None
+    assert (rows["9.9"].outcome, rows["9.9"].started_at, rows["9.9"].ended_at,
+            rows["9.9"].caller) == ("fallback", 2000.0, 2012.0, "****1234")
+    stats = db.run_sync(summary, "demo")
+    assert (stats.lost, stats.fallback, stats.calls - stats.ended) == (2, 1, 2)
+    assert "9.8" not in rows
+    assert "lost           2" in format_stats(stats)
+
+
+def test_fallback_lines_of_another_shape_are_ignored():
+    """A value the dialplan did not write is not interpreted; a whole number is masked."""
+    assert FallbackCall.parse("1", "junk") is None
+    assert FallbackCall.parse("1", "i|c|x|1|2|r|ivr|zh|****1") is None
+    call = FallbackCall.parse("1", "i|c|1|1|2|r|ivr|zh|13800138000")
+    assert call.caller == "138****8000"

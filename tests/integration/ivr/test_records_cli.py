@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ivr import cli
 from ivr.records import CallRecord, _finish, _insert
@@ -72,3 +74,27 @@ def test_menus_ok_for_the_shipped_menu(tmp_path, capsys):
     """The repository's default menu passes the check."""
     assert _run(["ivr", "menus", "--config", _config(tmp_path, MENUS)]) == 0
     assert "demo: " in capsys.readouterr().out
+
+
+def test_stats_days_are_the_centers_not_the_hosts(tmp_path, capsys, monkeypatch):
+    """--since 2026-11-30 starts at midnight in Beijing (16:00 UTC the day before), whatever
+    zone the host runs in: a call at 00:30 Beijing time is that day's (issue 13, defect 1)."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    config = _config(tmp_path, MENUS)
+    upgrade(f"sqlite:///{tmp_path}/hotline.db")
+    db = Database(f"sqlite:///{tmp_path}/hotline.db", reactor=None)
+    at = dt.datetime(2026, 11, 30, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    record = CallRecord.start(instance="i", center="demo", uniqueid="u", caller_id="",
+                              dnid="", language="zh", now=at)
+    record.id = db.run_sync(_insert, record)
+    db.run_sync(_finish, record, "ivr_handled", 1, at + 60)
+    db.engine.dispose()
+    try:
+        assert _run(["ivr", "stats", "--config", config, "--since", "2026-11-30"]) == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "calls            1" in capsys.readouterr().out

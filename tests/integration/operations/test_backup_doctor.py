@@ -28,8 +28,8 @@ def installed(tmp_path, monkeypatch):
     var.mkdir()
     upgrade(f"sqlite:///{var / 'hotline.db'}")
     with sqlite3.connect(var / "hotline.db") as conn:
-        conn.execute("INSERT INTO prompt_staff (number, name, pin_hash, disabled, failures, "
-                     "locked_until, created_at) VALUES ('8001', 'Li', 'x', 0, 0, 0, 0)")
+        conn.execute("INSERT INTO prompt_staff (number, name, pin_hash, disabled, created_at) "
+                     "VALUES ('8001', 'Li', 'x', 0, 0)")
     current = var / "prompts" / "current" / "default" / "zh" / "ivr"
     current.mkdir(parents=True)
     (current / "welcome.wav").write_bytes(b"RIFF")
@@ -87,8 +87,8 @@ def test_backup_is_consistent_while_a_writer_holds_a_transaction(installed, tmp_
     writer = sqlite3.connect(db)
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("BEGIN")
-    writer.execute("INSERT INTO prompt_staff (number, name, pin_hash, disabled, failures, "
-                   "locked_until, created_at) VALUES ('8002', 'Wang', 'x', 0, 0, 0, 0)")
+    writer.execute("INSERT INTO prompt_staff (number, name, pin_hash, disabled, created_at) "
+                   "VALUES ('8002', 'Wang', 'x', 0, 0)")
     try:
         backup.backup(f"sqlite:///{db}", installed.parent / "var" / "prompts", tmp_path / "b")
     finally:

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from prompts import library, staff
+from tests.support.prompt_fakes import login_now
 from prompts.audio import Processed
 from prompts.layout import current_base, version_dir
 from storage.db import Database
@@ -116,9 +117,11 @@ def test_pin_hash_and_lockout(db):
     db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
     stored = db.run_sync(lambda s: staff.listing(s)[0].pin_hash)
     assert "2468" not in stored and stored.startswith("scrypt$")
+    rules = staff.PinRules(2, 600, 100)
 
     def login(pin, now):
-        return db.run_sync(staff.login, "8001", pin, now, 2, 600)
+        return login_now(db, "8001", pin, "8100", now, rules)
+
     assert login("0000", 1) is staff.Login.BAD
     assert login("0000", 2) is staff.Login.LOCKED
     assert login("2468", 3) is staff.Login.LOCKED
@@ -130,6 +133,13 @@ def test_pin_hash_and_lockout(db):
         db.run_sync(staff.add, "12", "X", "2468", 0.0)
     with pytest.raises(staff.StaffError):
         db.run_sync(staff.add, "8002", "X", "12", 0.0)
+
+
+@pytest.mark.parametrize("pin", ["0000", "1111", "1234", "9876", "0123", "8002", "80028"])
+def test_trivial_pins_are_refused(db, pin):
+    """Repeated digits, runs up or down and the staff number itself are not PINs."""
+    with pytest.raises(staff.StaffError, match="too easy"):
+        db.run_sync(staff.add, "8002", "X", pin, 0.0)
 
 
 def test_rollback_of_a_centers_first_version_restores_the_default(db, tmp_path):

@@ -7,7 +7,7 @@ from prompts.audio import Settings
 from prompts.recording_flow import record_by_phone
 from storage.db import Database
 
-from tests.support.prompt_fakes import FakeSession, HungUp, SyncStore
+from tests.support.prompt_fakes import FakeSession, HungUp, SyncStore, login_now
 
 SETTINGS = Settings(("wav", "ulaw"), -20.0, 60.0)
 CATALOG = catalog_mod.load()
@@ -88,16 +88,44 @@ def test_wrong_pin_locks_the_staff_number(env):
     session = FakeSession(["8001", "1111", "8001", "1111", "8001", "1111"])
     assert run(session, store) == []
     assert any(p.endswith("admin/locked") for p in session.played())
-    assert db.run_sync(staff.login, "8001", "2468", store.now, 3, 1800) is staff.Login.LOCKED
-    assert db.run_sync(staff.login, "8001", "2468", store.now + 1801, 3, 1800) is staff.Login.OK
+    rules = staff.PinRules(3, 1800, 10)
+    assert login_now(db, "8001", "2468", "8002", store.now, rules) is staff.Login.LOCKED
+    assert login_now(db, "8001", "2468", "8002", store.now + 1801, rules) is staff.Login.OK
 
 
-def test_unknown_staff_number_gets_three_tries_then_goodbye(env):
-    """Unknown numbers are told only 'wrong number or PIN', three times, then goodbye."""
+def test_unknown_and_disabled_numbers_lock_like_real_ones(env):
+    """No enumeration: an unknown and a disabled number answer BAD, then LOCKED after the
+    same count as a real number, and the right PIN of a disabled number is BAD."""
     db, store = env
-    session = FakeSession(["9999", "1234"] * 3)
+    db.run_sync(staff.add, "8002", "Wang", "3579", 0.0)
+    db.run_sync(staff.set_disabled, "8002", True)
+    rules = staff.PinRules(3, 1800, 100)
+    seen = {number: [login_now(db, number, pin, "8100", store.now, rules).value
+                     for _ in range(4)]
+            for number, pin in (("8001", "1111"), ("9999", "1111"), ("8002", "3579"))}
+    assert seen["8001"] == seen["9999"] == seen["8002"] == ["bad", "bad", "locked", "locked"]
+
+
+def test_one_line_cannot_lock_many_administrators(env):
+    """Wrong PINs from one caller number count over all staff numbers: that line is locked
+    after pin_caller_failures, so it locks no second administrator."""
+    db, store = env
+    db.run_sync(staff.add, "8002", "Wang", "3579", 0.0)
+    rules = staff.PinRules(3, 1800, 3)
+    for _ in range(3):
+        login_now(db, "8001", "1111", "8100", store.now, rules)
+    assert login_now(db, "8002", "1111", "8100", store.now, rules) is staff.Login.LOCKED
+    assert login_now(db, "8002", "3579", "8101", store.now, rules) is staff.Login.OK
+
+
+def test_unknown_staff_number_is_answered_like_a_real_one(env):
+    """Unknown numbers are told only 'wrong number or PIN', then locked after the same
+    count as a real number (the store's limit, 3), so a lock tells nothing."""
+    db, store = env
+    session = FakeSession(["9999", "1357"] * 3)
     assert run(session, store) == []
-    assert sum(p.endswith("admin/login_failed") for p in session.played()) == 3
+    assert sum(p.endswith("admin/login_failed") for p in session.played()) == 2
+    assert any(p.endswith("admin/locked") for p in session.played())
     assert session.played()[-1].endswith("common/goodbye")
 
 
@@ -121,3 +149,54 @@ def test_current_version_is_played_before_recording(env, audio_dir):
     changes = run(session, store)
     assert (changes[0].old_version, changes[0].new_version) == (1, 2)
     assert store.path("sz", "zh", pid) in session.played()
+
+
+def test_parallel_logins_never_check_more_pins_than_the_limit(tmp_path, monkeypatch):
+    """Eight logins with wrong PINs for one staff number at once, on four pool threads: at
+    most pin_max_failures PINs are ever hashed, and the right PIN afterwards is refused."""
+    import threading
+    import time
+
+    from twisted.internet.defer import ensureDeferred
+
+    from prompts.config import PromptsConfig
+    from prompts.service import PromptStore
+    from storage.migrate import upgrade
+    from tests.support.core import ThreadedClock
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    clock = ThreadedClock()
+    clock.advance(1_800_000_000)
+    db = Database(url, clock, threads=4)
+    db.startService()
+    checked, lock = [], threading.Lock()
+    real = staff.pin_matches
+
+    def counting(session, pin, stored):
+        with lock:
+            checked.append(pin)
+        time.sleep(0.05)
+        return real(session, pin, stored)
+
+    monkeypatch.setattr(staff, "pin_matches", counting)
+    try:
+        db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
+        store = PromptStore(PromptsConfig(tmp_path, ("wav",), False, -20, 60,
+                                          pin_max_failures=5, pin_caller_failures=100),
+                            db, clock)
+        def settled(*logins):
+            tries = [ensureDeferred(store.login(*args)) for args in logins]
+            deadline = time.monotonic() + 30
+            while not all(d.called for d in tries) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            outcomes = []
+            for d in tries:
+                d.addBoth(outcomes.append)
+            return outcomes
+
+        settled(*[("8001", f"13{n}7", f"81{n:02d}") for n in range(8)])
+        assert len(checked) <= 5
+        assert settled(("8001", "2468", "8199")) == [staff.Login.LOCKED]
+    finally:
+        db.stopService()

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from core_client.interface import AccountEvent
 from core_client.testing import FakeCore
-from sms.alerts import AlertJob, UnknownEvent, event_draft
+from sms.alerts import AlertJob, UnknownEvent, event_draft, set_cursor
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsAlertCursor, SmsMessage
@@ -31,6 +31,7 @@ def env(tmp_path):
     box = Outbox(db, clock, config, encode=split_encode,
                  templates=TemplateSet({"demo": "示例公积金"}))
     core = FakeCore("demo", persons=60)
+    db.run_sync(set_cursor, "demo", 0, 0.0)  # the whole journal is new (a backfill)
     yield db, box, core, AlertJob("demo", core, box, config)
     db.engine.dispose()
 
@@ -58,11 +59,11 @@ def test_every_event_enqueued_once_and_cursor_stored(env):
     assert again.events == 0 and messages(db) == report.accepted
 
 
-def test_replay_after_lost_cursor_creates_no_duplicates(env):
-    """If the cursor is lost (crash before it moved), replayed events are deduplicated."""
+def test_replay_after_the_cursor_moved_back_creates_no_duplicates(env):
+    """If the cursor goes back (a backfill over sent events), replays are deduplicated."""
     db, box, core, job = env
     first = run(job)
-    db.run_sync(lambda s: s.execute(delete(SmsAlertCursor.__table__)))
+    db.run_sync(set_cursor, "demo", 0, 1.0)
     replay = run(job)
     assert replay.accepted == 0 and replay.duplicates == first.accepted
     assert messages(db) == first.accepted
@@ -86,3 +87,15 @@ def test_unknown_event_kind_is_refused():
     event = AccountEvent(1, "lottery_won", "1", dt.datetime(2026, 1, 1), {})
     with pytest.raises(UnknownEvent):
         event_draft("demo", event, "13900000001")
+
+
+def test_a_fresh_database_starts_at_the_end_of_the_journal(env):
+    """No cursor yet (a fresh platform database): the first run sends nothing and starts at
+    the journal's end; only events after it become alerts; a backfill sends the history."""
+    db, box, core, job = env
+    db.run_sync(lambda s: s.execute(delete(SmsAlertCursor.__table__)))
+    first = run(job)
+    assert messages(db) == 0 and first.cursor == core.events[-1].cursor
+    assert run(job).events == 0
+    db.run_sync(set_cursor, "demo", 0, 1.0)  # what hotline sms backfill-alerts does
+    assert run(job).accepted == messages(db) > 0

@@ -66,7 +66,7 @@ def test_issue_queues_the_code_sms_at_top_priority(env):
     response, body = call(treq, "", {"center": "demo", "account_no": account(core),
                                      "purpose": "login"})
     assert response.code == 202
-    assert "****" in body["mobile_masked"] and body["code_id"] and body["expires_at"]
+    assert set(body) == {"code_id", "expires_at"}
     with db.sessions() as s:
         row = s.execute(select(SmsMessage.klass, SmsMessage.priority, SmsMessage.params)).one()
     assert row.klass == "code" and row.priority == max(PRIORITY.values())
@@ -120,22 +120,28 @@ def test_unauthenticated_and_wrong_secret_are_401(env):
         assert s.execute(select(SmsMessage.id)).first() is None
 
 
-def test_hmac_signed_request_is_accepted_and_stale_one_refused(env):
-    """HMAC over method, path, timestamp and body authenticates; an old timestamp does not."""
+def test_hmac_signed_request_is_accepted_once_and_stale_one_refused(env):
+    """HMAC over method, path, timestamp, nonce and body authenticates once; an old, a
+    non-finite timestamp, a replayed nonce and a non-ASCII signature do not (401)."""
     db, core, clock, treq = env
     raw = json.dumps({"center": "demo", "account_no": account(core),
                       "purpose": "login"}).encode()
 
-    def signed(stamp):
-        mac = hmac.new(SECRET.encode(), b"\n".join([b"POST", b"/v1/codes", stamp, raw]),
+    def signed(stamp, nonce=b"n-1"):
+        mac = hmac.new(SECRET.encode(), b"\n".join([b"POST", b"/v1/codes", stamp, nonce, raw]),
                        hashlib.sha256).hexdigest()
-        return {b"x-client-id": [b"portal"], b"x-timestamp": [stamp],
+        return {b"x-client-id": [b"portal"], b"x-timestamp": [stamp], b"x-nonce": [nonce],
                 b"x-signature": [mac.encode()]}
 
     stale = str(int(clock.seconds()) - 3600).encode()
     assert call(treq, "", raw, headers=signed(stale))[0].code == 401
+    for weird in (b"nan", b"inf", b"-inf"):
+        assert call(treq, "", raw, headers=signed(weird))[0].code == 401
     now = str(int(clock.seconds())).encode()
     assert call(treq, "", raw, headers=signed(now))[0].code == 202
+    assert call(treq, "", raw, headers=signed(now))[0].code == 401  # replayed
+    bad = {**signed(now, b"n-2"), b"x-signature": ["签名".encode()]}
+    assert call(treq, "", raw, headers=bad)[0].code == 401
 
 
 def test_a_registered_mobile_that_is_no_valid_destination_is_422(env):
@@ -149,3 +155,43 @@ def test_a_registered_mobile_that_is_no_valid_destination_is_422(env):
     assert "not a valid mainland number" in body["message"]
     with db.sessions() as s:
         assert s.execute(select(SmsMessage.id)).first() is None
+
+
+def test_unknown_and_known_accounts_get_the_same_answer_and_throttle(env):
+    """No account oracle: an unknown account gets the same 202 shape as a known one (no SMS),
+    and both are throttled alike (429) on a second request within the minute."""
+    db, core, clock, treq = env
+    known = {"center": "demo", "account_no": account(core), "purpose": "login"}
+    unknown = {**known, "account_no": "999999999999"}
+    a, b = call(treq, "", known), call(treq, "", unknown)
+    assert (a[0].code, set(a[1])) == (b[0].code, set(b[1])) == (202, {"code_id", "expires_at"})
+    assert call(treq, "", known)[0].code == call(treq, "", unknown)[0].code == 429
+    with db.sessions() as s:
+        assert len(s.execute(select(SmsMessage.id)).all()) == 1
+
+
+def test_clients_are_held_to_their_centers_and_their_own_codes(tmp_path):
+    """A client configured for center a may not ask for center b (403); a code asked for by
+    one client does not verify through another."""
+    clock = Clock()
+    clock.advance(noon())
+    db = InlineDatabase(f"sqlite:///{tmp_path / 'c.db'}", None, 1)
+    db.create_all()
+    cores = {"a": FakeCore("a", persons=20), "b": FakeCore("b", persons=20)}
+    codes = VerificationCodes(db, cores, CodesConfig(
+        ttl=300, length=6, max_attempts=5, per_minute=1, per_hour=5, per_day=10), clock,
+        randbelow=lambda n: 482913)
+    box = Outbox(db, clock, make_config(), encode=split_encode,
+                 templates=TemplateSet({"a": "甲", "b": "乙"}))
+    root = Resource()
+    root.putChild(b"v1", make_resource(codes, box, cores, {"portal": SECRET, "app": "app-s"},
+                                       clock, 300, {"portal": ("a",)}))
+    treq = StubTreq(root)
+    req = {"center": "b", "account_no": account(cores["b"]), "purpose": "login"}
+    assert call(treq, "", req)[0].code == 403
+    req = {**req, "center": "a", "account_no": account(cores["a"])}
+    assert call(treq, "", req)[0].code == 202
+    app = {b"authorization": [b"Bearer app-s"]}
+    assert call(treq, "/verify", {**req, "code": "482913"}, headers=app)[0].code == 400
+    assert call(treq, "/verify", {**req, "code": "482913"})[0].code == 200
+    db.engine.dispose()

@@ -127,3 +127,18 @@ def test_notify_balance_goes_to_registered_mobile(env):
     result(Deferred.fromCoroutine(notify_balance(box, {"demo": core}, "demo", account, "ivr:1")))
     [(template, dest, _)] = replies(db)
     assert template == "balance_reply" and dest == mobile
+
+
+def test_replies_only_to_valid_mobiles_and_capped_per_sender(env):
+    """An alphanumeric or short source gets no reply at all; one mobile gets at most
+    mo_replies_per_hour (5) replies an hour, however many MO it (or a forger) sends."""
+    db, box, core, handler = env
+    now = handler.clock.seconds()
+    for source in ("BANK", "12329", "1371111222", "+86137111122223"):
+        result(handler.on_mo(Mo(source, "12329", "hello", received_at=now)))
+    assert replies(db) == [] and set(outcome(db)) == {"invalid source"}
+    for n in range(8):
+        source = "+86" + STRANGER if n % 2 else STRANGER
+        result(handler.on_mo(Mo(source, "12329", "hello", received_at=now + n)))
+    assert [dest for _, dest, _ in replies(db)] == [STRANGER] * 5
+    assert outcome(db)[-3:] == ["capped"] * 3

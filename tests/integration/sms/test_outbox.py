@@ -245,6 +245,20 @@ def test_sensitive_text_scrubbed_at_final_state(outbox, db):
     assert states(db)[a.message_id] == DELIVERED
 
 
+def test_sensitive_text_scrubbed_as_soon_as_submitted(outbox, db):
+    """A verification code's text and payload go once every part is submitted, before any
+    receipt (which may never come): the code does not wait in the outbox for a final state."""
+    a = result(Deferred.fromCoroutine(outbox.send("demo", "verification_code",
+                           {"code": "482914", "purpose": "登录", "minutes": 5},
+                           MOBILE, "code-2")))
+    submit_all(outbox, result(outbox.claim(10)))
+    assert states(db)[a.message_id] == SUBMITTED
+    with db.sessions() as s:
+        text = s.execute(select(SmsMessage.text)).scalar()
+        payload = s.execute(select(SmsPart.payload)).scalar()
+    assert "482914" not in text and payload == b""
+
+
 def test_a_part_without_receipt_becomes_unknown_and_a_late_receipt_settles_it(outbox, db, clock):
     """After its class's receipt timeout a submitted part is unknown (not sent, not
     delivered), counted apart in the statistics; a receipt that comes later still decides."""

@@ -92,3 +92,30 @@ def test_migrations_create_every_room_table(db_url):
     declared = set(load_all_tables().tables)
     assert declared <= present, f"missing tables: {sorted(declared - present)}"
     upgrade(db_url)  # idempotent
+
+
+def test_sqlite_files_and_log_file_are_owner_only(tmp_path):
+    """The database, its WAL and shared-memory files and the log file are created 0600,
+    whatever the umask; an existing world-readable database is tightened."""
+    import os
+    import stat
+
+    from common.logs import open_log_file
+    from storage.db import Database
+
+    old = os.umask(0o022)
+    try:
+        loose = tmp_path / "loose.db"
+        loose.write_bytes(b"")
+        os.chmod(loose, 0o644)
+        for name in ("p.db", "loose.db"):
+            db = Database(f"sqlite:///{tmp_path / name}", None, 1)
+            db.run_sync(lambda s: s.connection().exec_driver_sql("CREATE TABLE t (n int)"))
+            files = [p for p in tmp_path.iterdir() if p.name.startswith(name)]
+            assert {p.name for p in files} >= {name, name + "-wal", name + "-shm"}
+            assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+            db.engine.dispose()
+        open_log_file(str(tmp_path / "daemon.log")).close()
+        assert stat.S_IMODE((tmp_path / "daemon.log").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

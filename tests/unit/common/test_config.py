@@ -153,3 +153,20 @@ def test_a_disabled_links_secret_is_known_and_not_needed(tmp_path, monkeypatch):
     monkeypatch.delenv("HOTLINE_AMI_SECRET", raising=False)
     text = MINIMAL.replace("secret = x", "enabled = no\nsecret = env:HOTLINE_AMI_SECRET")
     assert load(write(tmp_path, text), ROOMS).ivr.ami.secret == ""
+
+
+@pytest.mark.parametrize("url,key,insecure,problem", [
+    ("http://core.example/hpf/v1", "k" * 32, "", "core_url: must be https://"),
+    ("https://core.example/hpf/v1", "short", "", "core_key: must be at least 32"),
+    ("http://127.0.0.1:1/hpf/v1", "short", "core_allow_insecure = yes", None),
+])
+def test_core_link_needs_https_and_a_long_key(tmp_path, url, key, insecure, problem):
+    """An http core needs https:// and a key of 32+ characters unless tests say otherwise."""
+    ini = tmp_path / "h.ini"
+    ini.write_text(f"[center:ly]\nname = L\nsignature = L\ncore = http\ncore_url = {url}\n"
+                   f"core_key = {key}\n{insecure}\n[ami]\nenabled = no\n", "utf-8")
+    if problem is None:
+        assert load(ini, ROOMS).centers["ly"].core_url == url
+    else:
+        with pytest.raises(ConfigError, match=problem):
+            load(ini, ROOMS)

@@ -46,3 +46,34 @@ def test_structured_secrets_by_key():
 def test_fractions_are_not_account_numbers():
     """The digits after a decimal point (a retry delay, an amount) are not masked."""
     assert mask_text("retry in 2.2821234562846 seconds") == "retry in 2.2821234562846 seconds"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("text,must_not_show,shown", [
+    ("call 13800138000", "00138000", "138****8000"),
+    ("call 138 0013 8000", "0013 8000", "138****8000"),
+    ("call 138-0013-8000", "0013-8000", "138****8000"),
+    ("call +86 138 0013 8000", "0013 8000", "138****8000"),
+    ("call １３８００１３８０００", "00138000", "138****8000"),
+    ("office 02587654321", "87654321", "****4321"),
+    ("office 025-87654321", "87654321", "025****4321"),
+    ("office 0755-2345678", "2345678", "0755****5678"),
+    ("您的验证码104676，5分钟内有效", "104676", "验证码******"),
+    ("验证码：104676", "104676", "验证码：******"),
+    ("查询密码123456", "123456", "密码******"),
+    ("密码 为 654321", "654321", "******"),
+    ("id １１０１０１１９９００３０７１２３Ｘ", "19900307", "110101********"),
+])
+def test_masking_covers_every_listed_form(text, must_not_show, shown):
+    """Mobiles with spaces, dashes, +86 or full-width digits, landlines with area codes,
+    and codes or passwords after their Chinese names are all masked."""
+    masked = mask_text(text)
+    assert must_not_show not in masked and shown in masked, masked
+
+
+def test_amounts_dates_and_times_survive_the_landline_rule():
+    """Dates, times, amounts and short numbers are not taken for landlines."""
+    text = "2026-11-30 09:30:00 balance 12345.67 menu 0 dialled 12329 port 0.0254321"
+    assert mask_text(text) == text

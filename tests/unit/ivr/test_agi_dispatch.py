@@ -164,15 +164,18 @@ def test_heartbeat_and_watchdog_on_clock():
 
 
 def test_link_loss_leaves_call_for_recovery_then_recovers_on_reconnect():
-    """A link drop ends the flow without a hangup; on reconnect the orphan goes to the fallback."""
-    link = FakeLink()
+    """A link down longer than the resume grace ends the flow without a hangup; on
+    reconnect the orphan goes to the fallback."""
+    link, clock = FakeLink(), Clock()
 
     async def flow(session):
         await session.play(["x"])
 
-    d = make(link, "n", flow)
+    d = make(link, "n", flow, clock)
     start(link, "5.1", "n")
     link.go_down()
+    assert d.stats["link_lost"] == 0
+    clock.advance(5)
     assert d.stats["link_lost"] == 1 and d.sessions == {}
     link.listing = [
         Message([("Event", "CoreShowChannel"), ("Channel", "PJSIP/c-5.1"), ("Uniqueid", "5.1"),
@@ -243,7 +246,7 @@ def test_crashing_flow_sends_caller_to_fallback():
 
 
 def test_link_lost_error_type():
-    """Commands on a session cut off by the link fail with AgiLinkLost."""
+    """Commands on a session cut off by the link (no resumption) fail with AgiLinkLost."""
     link = FakeLink()
     errors = []
 
@@ -254,7 +257,167 @@ def test_link_lost_error_type():
             errors.append(e)
             raise
 
-    make(link, "n", flow)
+    make(link, "n", flow, resume_grace=0)
     start(link, "8.1", "n")
     link.go_down()
     assert len(errors) == 1
+
+
+def test_taking_a_call_arms_its_watchdog_at_once():
+    """The dialplan arms a 2 s watchdog at answer; the daemon taking the call re-arms it to
+    ``watchdog_s`` before anything else, so only a call no live daemon took meets the
+    fallback that early (issue 13, defect 5)."""
+    link = FakeLink()
+
+    async def flow(session):
+        await session.play(["x"])
+
+    make(link, "n", flow)
+    start(link, "6.1", "n")
+    assert link.actions[0] == {"Action": "Setvar", "Channel": "PJSIP/c-6.1",
+                               "Variable": "TIMEOUT(absolute)", "Value": "10"}
+
+
+def _in_agi(uniqueid, application="AGI", instance="n"):
+    return Message([("Event", "CoreShowChannel"), ("Channel", f"PJSIP/c-{uniqueid}"),
+                    ("Uniqueid", uniqueid), ("Application", application),
+                    ("ApplicationData", f"agi:async,{instance},ivr,gz"),
+                    ("ChanVariable", f"HOTLINE_AGI={instance}")])
+
+
+def test_a_blip_is_invisible_keys_typed_during_it_count():
+    """The link drops while a call waits in a menu and its Read finished during the blip:
+    on reconnect the session resumes, the keys the caller typed are read from the Read's
+    variables (not asked again) and the flow goes on; nothing goes to the fallback
+    (issue 13, defect 11)."""
+    link, clock = FakeLink(), Clock()
+    got = []
+
+    async def flow(session):
+        got.append(await session.get_data(["menu"], 5000, 1))
+        await session.play(["next"])
+
+    d = make(link, "n", flow, clock)
+    start(link, "9.1", "n")
+    link.go_down()
+    clock.advance(1.5)
+    link.listing = [_in_agi("9.1", application="Read")]
+    link.go_up()
+    assert link.agi()[-1]["Command"] == "NOOP"
+    result(link, "9.1", "200 result=0\n")  # the NOOP answers first: the Read's answer was lost
+    assert got and got[0].digits == "12"
+    assert len([a for a in link.agi() if "Read" in a["Command"]]) == 1
+    assert 'EXEC "Playback" "next"' in link.agi()[-1]["Command"]
+    assert d.stats["resumed"] == 1 and d.stats["recovered"] == 0
+    assert not any(a["Action"] == "Redirect" for a in link.actions)
+
+
+def test_a_reading_cut_by_the_blip_is_played_again():
+    """A Playback that finished during the blip (its result lost) is sent again with the
+    same CommandID: the caller hears the reading again, the flow goes on."""
+    link, clock = FakeLink(), Clock()
+
+    async def flow(session):
+        await session.play(["reading"])
+        await session.play(["after"])
+
+    make(link, "n", flow, clock)
+    start(link, "9.6", "n")
+    first = link.agi()[-1]
+    link.go_down()
+    link.listing = [_in_agi("9.6", application="Playback")]
+    link.go_up()
+    result(link, "9.6", "200 result=0\n")  # the NOOP's
+    again = link.agi()[-1]
+    assert again is not first and again == first
+    result(link, "9.6", "200 result=0\n")
+    assert 'EXEC "Playback" "after"' in link.agi()[-1]["Command"]
+
+
+def test_a_command_still_running_is_not_sent_twice():
+    """The channel still plays the reading: its result comes on the new connection before
+    the NOOP's, so nothing is sent again."""
+    link, clock = FakeLink(), Clock()
+
+    async def flow(session):
+        await session.play(["reading"])
+        await session.play(["after"])
+
+    make(link, "n", flow, clock)
+    start(link, "9.2", "n")
+    reading = link.agi()[-1]["CommandID"]
+    link.go_down()
+    link.listing = [_in_agi("9.2", application="Playback")]
+    link.go_up()
+    noop = link.agi()[-1]["CommandID"]
+    result(link, "9.2", "200 result=0\n", command=reading)
+    assert 'EXEC "Playback" "after"' in link.agi()[-1]["Command"]
+    result(link, "9.2", "200 result=0\n", command=noop)
+    assert sum('"reading"' in a["Command"] for a in link.agi()) == 1
+
+
+def test_commands_during_the_blip_wait_for_the_link():
+    """A flow that sends while the link is down waits and sends once it is back."""
+    link, clock = FakeLink(), Clock()
+
+    async def flow(session):
+        await session.play(["first"])
+        await session.play(["second"])
+
+    make(link, "n", flow, clock)
+    start(link, "9.3", "n")
+    link.go_down()
+    result(link, "9.3", "200 result=0\n")  # the answer arrived just before the cut
+    assert len(link.agi()) == 1
+    link.listing = [_in_agi("9.3")]
+    link.go_up()
+    assert 'EXEC "Playback" "second"' in link.agi()[-1]["Command"]
+
+
+def test_after_the_blip_a_hung_up_call_ends_and_a_new_one_starts():
+    """A suspended call gone from AGI ends (hung up during the blip); a call that arrived
+    during the blip (never seen) starts its flow instead of going to the fallback."""
+    link, clock = FakeLink(), Clock()
+    started, ended = [], []
+
+    async def flow(session):
+        started.append(session.uniqueid)
+        try:
+            await session.play(["x"])
+        except CallHungUp:
+            ended.append(session.uniqueid)
+            raise
+
+    d = make(link, "n", flow, clock)
+    start(link, "9.4", "n")
+    link.go_down()
+    link.listing = [_in_agi("9.5")]
+    link.go_up()
+    assert ended == ["9.4"] and started == ["9.4", "9.5"]
+    assert d.stats["recovered"] == 0 and d.stats["started_late"] == 1
+
+
+def test_a_link_down_past_the_grace_gives_the_calls_up():
+    """A flow waiting to send while the link stays down past the grace ends with
+    AgiLinkLost; on reconnect its call goes to the fallback, not started again."""
+    link, clock = FakeLink(), Clock()
+    errors = []
+
+    async def flow(session):
+        await session.play(["first"])
+        try:
+            await session.play(["second"])
+        except AgiLinkLost as e:
+            errors.append(e)
+            raise
+
+    d = make(link, "n", flow, clock)
+    start(link, "9.7", "n")
+    link.go_down()
+    result(link, "9.7", "200 result=0\n")
+    clock.advance(5)
+    assert len(errors) == 1 and d.stats["link_lost"] == 1 and d.sessions == {}
+    link.listing = [_in_agi("9.7")]
+    link.go_up()
+    assert d.stats["recovered"] == 1 and d.stats["started_late"] == 0
+    assert link.actions[-1]["Action"] == "Redirect"

@@ -294,3 +294,29 @@ def test_redirect_moves_channel_over_ami():
     assert run(s.redirect("x", "s"))[0].check(CallHungUp)
     ami.refuse = AmiConnectionLost("down")
     assert run(s.redirect("x", "s"))[0].check(AgiLinkLost)
+
+
+def test_a_reading_too_long_for_one_ami_line_is_still_one_command():
+    """Files beyond one AMI line are parked in channel variables over AMI and one Exec
+    plays them all with the menu, so no number is cut between two commands (issue 13,
+    defect 9); the AGI line stays short."""
+    s, ami, _ = make()
+    ami.vars = {"HOTLINE_DIGITS": "1", "READSTATUS": "OK"}
+    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(60)]
+    out = run(s.get_data(files + ["/p/ivr/deposit-menu"], 5000, 1))
+    parked = [a for a in ami.actions if a.get("Variable", "").startswith("HOTLINE_PROMPTS")]
+    assert len(parked) > 1 and all(len(a["Value"]) <= 900 for a in parked)
+    assert "&".join(a["Value"] for a in parked).split("&") == files + ["/p/ivr/deposit-menu"]
+    refs = "&".join(f"${{HOTLINE_PROMPTS{i}}}" for i in range(1, len(parked) + 1))
+    assert ami.agi()[-1]["Command"] == f'EXEC "Exec" "Read(HOTLINE_DIGITS,{refs},1,,1,)"'
+    answer(s, ami, "200 result=0\n")
+    assert out == [DigitsResult("1", False)]
+
+
+def test_a_long_notice_is_one_playback():
+    """The same for a notice heard whole: one Exec of Playback over the parked files."""
+    s, ami, _ = make()
+    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(40)]
+    run(s.play(files))
+    assert ami.agi()[-1]["Command"].startswith('EXEC "Exec" "Playback(${HOTLINE_PROMPTS1}&')
+    assert len(ami.agi()) == 1

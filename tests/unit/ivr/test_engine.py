@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from core_client.testing import FakeCore
 from ivr.engine import Engine, run_call
-from ivr.flows.context import PART_GAP_MS, PROMPT_CHARS, CallContext, chunk_files
+from ivr.flows.context import CallContext
 from ivr.records import OUTCOMES, CallRecord
 from tests.support.ivr_fakes import (
     HANGUP,
@@ -61,10 +61,10 @@ def test_get_data_uses_node_timeouts():
 
 
 def test_identification_inputs_use_their_own_timeouts():
-    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys and #."""
+    """The ID prompt waits 8 s for the first key, 4 s between keys, up to 18 keys."""
     call = place_call(["1", "1", "1", HANGUP])
     last = [e for e in call.session.log if e[0] == "get_data"][-1]
-    assert last[1:] == (("ivr/enter-id",), 8000, 19, 4000)
+    assert last[1:] == (("ivr/enter-id",), 8000, 18, 4000)
 
 
 def test_a_failing_flow_still_closes_the_record():
@@ -87,17 +87,10 @@ def test_a_failing_flow_still_closes_the_record():
     assert records.closed[0][1] == "error"
 
 
-def test_long_readings_are_split_to_fit_an_ami_line():
-    """Playback file lists are cut so no AGI command outgrows Asterisk's 1024-byte AMI line."""
-    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(80)]
-    chunks = chunk_files(files, PROMPT_CHARS)
-    assert [f for c in chunks for f in c] == files
-    assert all(len("&".join(c)) <= PROMPT_CHARS for c in chunks)
-    assert len(chunks) > 1
-
-
-def _long_reading(script):
-    session = FakeSession(script)
+def test_a_long_reading_and_its_menu_are_one_read():
+    """A balance reading too long for one AMI line still reaches the session as one list:
+    no reading is cut into separate commands (issue 13, defect 9)."""
+    session = FakeSession(["1"])
     record = CallRecord.start(instance="i", center="demo", uniqueid="u", caller_id=None,
                               dnid=None, language="zh", now=0.0)
     ctx = CallContext(session=session, center=center(), core=FakeCore(), menu=MENU,
@@ -106,25 +99,6 @@ def _long_reading(script):
     prompts = tuple(f"num/{i % 10}" for i in range(60)) + ("ivr/deposit-menu",)
     result = []
     Deferred.fromCoroutine(ctx.get_data(prompts, 5, 3, 1)).addCallback(result.append)
-    return session, prompts, result[0]
-
-
-def test_long_prompt_lists_keep_barge_in_on_every_part():
-    """A reading too long for one AMI line is cut into Reads with barge-in: the leading
-    parts wait only a moment for a key, the last one (with the menu prompt) the full
-    first-digit timeout; every file is said, in order."""
-    session, prompts, result = _long_reading([SILENCE, "1"])
-    assert result.digits == "1"
-    kinds = [e[0] for e in session.log]
-    assert kinds == ["get_data", "get_data"]
-    assert [e[2] for e in session.log] == [PART_GAP_MS, 5000]
-    sent = [f for e in session.log for f in e[1]]
-    assert sent == [f"/var/lib/hotline/zh/{p}" for p in prompts]
-
-
-def test_a_key_during_an_early_part_ends_the_reading():
-    """A caller who keys the next choice while the balance is still being read is
-    answered at once: the rest of the reading is not played."""
-    session, _prompts, result = _long_reading(["1"])
-    assert result.digits == "1"
-    assert [e[0] for e in session.log] == ["get_data"]
+    assert result[0].digits == "1"
+    assert session.log == [("get_data", tuple(f"/var/lib/hotline/zh/{p}" for p in prompts),
+                            5000, 1, 3000)]

@@ -1,11 +1,14 @@
 """The call handler the dispatcher calls: center choice, prompt paths, the record."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 
 from common.config import load
 from daemon import ROOMS
@@ -149,3 +152,26 @@ def test_item_hours_from_the_console_close_it_outside_them(handler):
     played = [p for entry in session.log for p in entry[1]]
     assert not any("loan-menu" in p for p in played)
     assert any("service-closed" in p for p in played)
+
+
+def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
+    """Asterisk's manager refuses connections for 40 s: the link keeps trying at least every
+    1.2 s, so it logs in again within 2 s of the manager's return (issue 13, defect 4)."""
+    path = tmp_path / "hotline.ini"
+    path.write_text(INI.format(state=tmp_path).replace(
+        "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
+        "utf-8")
+    reactor = MemoryReactorClock()
+    service = make_service(load(path, ROOMS), reactor, db=None,
+                           cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
+    service.link.start()
+    attempts = []
+    while reactor.seconds() < 40:
+        attempts.append(reactor.seconds())
+        factory = reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        count = len(reactor.tcpClients)
+        while len(reactor.tcpClients) == count and reactor.seconds() < 60:
+            reactor.advance(0.05)
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(gaps) > 30 and max(gaps) <= 1.25

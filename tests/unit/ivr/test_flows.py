@@ -1,13 +1,20 @@
 """IVR flows end to end in memory: scripted caller, FakeCore, task.Clock, default menu."""
 from __future__ import annotations
 
+import datetime as dt
+import time
+from zoneinfo import ZoneInfo
+
 from twisted.internet.defer import Deferred
 
-from core_client.interface import CoreUnavailable
+from core_client.interface import AccountLocked, CoreUnavailable
+from core_client import demo_data
 from core_client.testing import FakeCore
 from ivr import speech
+from ivr.agents import ABANDONED, ANSWERED, UNKNOWN
 from tests.support.ivr_fakes import (
     DEMO,
+    FakeAgents,
     HANGUP,
     HANGUP_IN_PROMPT,
     LOCKED_PERSON,
@@ -88,10 +95,11 @@ def test_unknown_account_number():
 
 
 def test_three_wrong_passwords_lock():
-    """Wrong, wrong (attempts left said), wrong: the lock message must be heard whole."""
+    """Wrong, wrong (attempts left said: 两次, then 一次), wrong: the lock message must be
+    heard whole."""
     call = place_call(TO_BALANCE + [keyed_id(X_PERSON), "000000", "000001", "000002", HANGUP])
     prompts = call.session.keyed_prompts()
-    assert ("ivr/password-wrong", "ivr/attempts-left", "num/2", "ivr/times",
+    assert ("ivr/password-wrong", "ivr/attempts-left", "num/liang", "ivr/times",
             "ivr/enter-password") in prompts
     assert ("ivr/password-wrong", "ivr/attempts-left", "num/1", "ivr/times",
             "ivr/enter-password") in prompts
@@ -289,3 +297,157 @@ def test_core_unavailable_is_told():
 
     call = place_call(TO_BALANCE + [keyed_id(X_PERSON), HANGUP], core=DownCore(core_attempts=3))
     assert call.session.keyed_prompts()[-1] == ("ivr/system-busy", "ivr/main-menu")
+
+
+def test_core_refusing_our_signatures_apologises_and_transfers():
+    """Clock skew (or a wrong key) makes the core refuse every call: the caller hears the
+    apology and is handed to an agent, and one log line says why (no traceback)."""
+    from twisted.logger import globalLogPublisher
+
+    from core_client.interface import CoreClockSkew
+
+    class SkewedCore(FakeCore):
+        async def verify_password(self, account_no, password):
+            raise CoreClockSkew("core demo: its clock differs from ours by +400 s", 400)
+
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        call = place_call(TO_BALANCE + [keyed_id(X_PERSON), PASSWORD, HANGUP],
+                          core=SkewedCore(core_attempts=3))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert ("leave", "hotline-queue", "s", 1) in call.session.log
+    assert call.outcome == "transferred"
+    lines = [e for e in seen if e.get("log_namespace") == "hotline.ivr.identify"]
+    assert len(lines) == 1 and "+400 s" in lines[0]["why"] and "log_failure" not in lines[0]
+    assert not any("log_failure" in e for e in seen)
+
+
+class _LockedCore(FakeCore):
+    """A core that has locked every account until ``until``."""
+
+    def __init__(self, until):
+        super().__init__(core_attempts=3)
+        self.until = until
+
+    async def verify_password(self, account_no, password):
+        raise AccountLocked(self.until)
+
+
+def _lock_reading(until) -> tuple[str, ...]:
+    call = place_call(TO_BALANCE + [X_PERSON.account_no, PASSWORD, HANGUP],
+                      core=_LockedCore(until))
+    return next(e[1] for e in call.session.log if e[0] == "play" and len(e[1]) > 1)
+
+
+def test_lock_expiry_is_read_in_the_centers_zone():
+    """A lock until 12:41 UTC is 20:41 in Beijing (issue 13, defect 1): the caller hears
+    二十点四十一分 whatever zone the host or the core runs in; a naive time from a core
+    that answers in local time is read as it is."""
+    for until in (dt.datetime(2026, 11, 26, 12, 41, tzinfo=dt.UTC),
+                  dt.datetime(2026, 11, 26, 20, 41, tzinfo=ZoneInfo("Asia/Shanghai")),
+                  dt.datetime(2026, 11, 26, 20, 41)):
+        played = _lock_reading(until)
+        assert speech.time_of_day(dt.time(20, 41)).prompts == \
+            played[-1 - len(speech.time_of_day(dt.time(20, 41)).prompts):-1], until
+
+
+def test_core_lock_is_read_in_the_centers_zone_on_a_utc_host(monkeypatch):
+    """The demo core keeps its lock as an epoch: on a host running in UTC the caller still
+    hears the center's local time (a lock until 23:59 Beijing was read 十五点五十九分)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        call = place_call(TO_BALANCE + [LOCKED_PERSON.account_no, PASSWORD, HANGUP])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    played = next(e[1] for e in call.session.log if e[0] == "play" and len(e[1]) > 1)
+    local = demo_data.LOCKED_UNTIL.astimezone(ZoneInfo("Asia/Shanghai"))
+    reading = speech.time_of_day(local.time()).prompts
+    assert played[-1 - len(reading):-1] == reading
+
+
+def test_silent_caller_out_of_hours_hears_the_hours_and_goodbye():
+    """Out of office hours three silences in the main menu lead to the agent item: the caller
+    hears the hours and goodbye and is hung up, not sent back to the menu for ever
+    (issue 13, defect 2)."""
+    call = place_call(["1"] + [SILENCE] * 30, now=NIGHT_TIME)
+    assert call.session.log[-1] == ("hangup",)
+    said = call.session.log[-2]
+    assert said[0] == "play" and said[1][0] == "ivr/agent-hours"
+    assert said[1][-1] == "ivr/goodbye"
+    assert len(call.session.keyed_prompts()) == 4  # language, then the main menu 3 times
+    assert call.outcome == "failed"
+
+
+def test_silence_at_the_id_prompt_out_of_hours_ends_the_call():
+    """Silence at every ID prompt out of hours: bounded re-prompts, then hours and goodbye."""
+    call = place_call(TO_BALANCE + [SILENCE] * 30, now=NIGHT_TIME)
+    assert call.session.log[-1] == ("hangup",)
+    assert [p for p in call.session.keyed_prompts() if p[-1] == "ivr/enter-id"] == \
+        [("ivr/enter-id",)] + [("ivr/no-input", "ivr/enter-id")] * 2
+    assert call.outcome == "failed"
+
+
+def test_a_caller_who_chooses_the_agent_out_of_hours_goes_back_to_the_menu():
+    """Choosing 0 out of hours after an earlier escalation elsewhere still returns to the
+    menu: only the escalation itself ends the call."""
+    call = place_call(["1", "7", "0", HANGUP], now=NIGHT_TIME)
+    assert call.session.keyed_prompts()[-1][-1] == "ivr/main-menu"
+
+
+def test_hangup_before_an_agent_answers_is_abandoned():
+    """A caller who hangs up during "transferring" or while waiting in the queue is
+    ``abandoned`` (issue 13, defect 8); one an agent answered is ``transferred``."""
+    for fate, outcome in ((ABANDONED, "abandoned"), (ANSWERED, "transferred"),
+                          (UNKNOWN, "transferred")):
+        agents = FakeAgents(fate)
+        call = place_call(["1", "0"], agents=agents)
+        assert call.session.log[-1] == ("leave", "hotline-queue", "s", 1)
+        assert agents.watched == [call.session.uniqueid]
+        assert call.records.closed[0][1] == outcome, fate
+
+
+def test_hangup_in_the_transferring_notice_is_abandoned():
+    """The caller hangs up while hearing "transferring": abandoned, not transferred."""
+    call = place_call(["1", "0", HANGUP_IN_PROMPT], agents=FakeAgents(ANSWERED))
+    assert not any(e[0] == "leave" for e in call.session.log)
+    assert call.outcome == "abandoned"
+
+
+def test_a_too_long_id_is_invalid_once_and_does_not_spill():
+    """30 digits at the ID prompt (issue 13, defect 10): collection stops at 18, the rest
+    is flushed, the caller hears "invalid ID" once and the next prompt is the ID again."""
+    call = place_call(TO_BALANCE + ["1" * 30, keyed_id(X_PERSON) + "#", PASSWORD + "#",
+                                    HANGUP])
+    prompts = call.session.keyed_prompts()
+    assert prompts[3:6] == [("ivr/enter-id",), ("ivr/invalid-id", "ivr/enter-id"),
+                            ("ivr/enter-password",)]
+    assert "ivr/account-not-found" not in call.session.heard()
+    assert call.ctx.account.account_no == X_PERSON.account_no
+
+
+def test_seven_digit_password_is_invalid_once_then_accepted():
+    """7 digits and # at the password prompt: "invalid" once (not "you entered nothing"
+    after it), and the next entry is taken."""
+    call = place_call(TO_BALANCE + [keyed_id(X_PERSON) + "#", "1234567#", PASSWORD + "#",
+                                    HANGUP])
+    prompts = call.session.keyed_prompts()
+    assert prompts[4:6] == [("ivr/enter-password",),
+                            ("ivr/invalid-password", "ivr/enter-password")]
+    assert "ivr/no-input" not in call.session.heard()
+    assert call.record.identified
+
+
+def test_change_password_asks_for_the_current_one_in_its_own_words():
+    """After identifying with the password, the change asks "enter your current password"
+    (not the identification prompt again), then the new one twice, each worded apart."""
+    new = "246813"
+    call = place_call(TO_BALANCE[:2] + ["3", keyed_id(X_PERSON) + "#", PASSWORD + "#",
+                                        PASSWORD + "#", new + "#", new + "#", HANGUP])
+    asked = [p[-1] for p in call.session.keyed_prompts()[3:]]
+    assert asked[:5] == ["ivr/enter-id", "ivr/enter-password", "ivr/enter-current-password",
+                         "ivr/enter-new-password", "ivr/enter-confirm-password"]
+    assert ("play", ("ivr/password-changed",)) in call.session.log

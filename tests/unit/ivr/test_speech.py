@@ -207,6 +207,25 @@ TIMES = """
 14:30|十四点三十分|fourteen thirty
 00:10|零点十分|zero ten
 12:12|十二点十二分|twelve twelve
+02:00|两点整|two o'clock
+02:02|两点零二分|two zero two
+12:00|十二点整|twelve o'clock
+20:41|二十点四十一分|twenty forty one
+22:22|二十二点二十二分|twenty two twenty two
+23:59|二十三点五十九分|twenty three fifty nine
+"""
+
+# how many times or periods | Mandarin with a measure word (两次, 两期) | English
+COUNTS = """
+1|一|one
+2|两|two
+3|三|three
+10|十|ten
+12|十二|twelve
+20|二十|twenty
+22|二十二|twenty two
+200|二百|two hundred
+2000|两千|two thousand
 """
 
 DIGITS = """
@@ -229,7 +248,7 @@ ZH_CASES = _rows(AMOUNTS_ZH)
 def test_table_has_at_least_200_cases():
     """The issue asks for a table of at least 200 readings."""
     total = sum(len(_rows(t)) * (len(_rows(t)[0]) - 1) for t in (
-        AMOUNTS_ZH, INTEGERS_ZH, AMOUNTS_EN, DATES, MONTHS, TIMES, DIGITS))
+        AMOUNTS_ZH, INTEGERS_ZH, AMOUNTS_EN, DATES, MONTHS, TIMES, DIGITS, COUNTS))
     assert total >= 200
 
 
@@ -272,6 +291,18 @@ def test_time(value, zh, en):
     t = dt.time.fromisoformat(value)
     assert speech.time_of_day(t, "zh").text == zh
     assert speech.time_of_day(t, "en").text == en
+
+
+@pytest.mark.parametrize("value,zh,en", _rows(COUNTS))
+def test_count(value, zh, en):
+    """Counts before a measure word: 两次, 两期 (二次 is wrong), 十二次, 两千次."""
+    assert speech.count(int(value), "zh").text == zh
+    assert speech.count(int(value), "en").text == en
+
+
+def test_count_of_two_plays_liang():
+    """您还可以输入两次: the 2 of a count is the 两 recording."""
+    assert speech.count(2, "zh").prompts == ("num/liang",)
 
 
 @pytest.mark.parametrize("value,zh,en", _rows(DIGITS))
