@@ -7,8 +7,10 @@ import ivr.config
 import prompts.config
 from common.config import load
 from console import rollup, templates_page
+from common.web import GuardedSite
 from console.service import ROLLUP_INTERVAL, make_service
 from console.tables import RollupMark
+from console.web import MAX_BODY
 from sms.outbox.testing import InlineDatabase
 from sms.templates import TemplateSet
 
@@ -41,6 +43,8 @@ def test_listener_and_rollup_timer(tmp_path):
     service.startService()
     try:
         assert [p[0] for p in reactor.tcpServers] == [18330]
+        site = reactor.tcpServers[0][1]  # the API's protections, a prompt's upload size
+        assert isinstance(site, GuardedSite) and site.max_body == MAX_BODY
         reactor.advance(ROLLUP_INTERVAL)
         mark = db.run_sync(lambda s: s.get(RollupMark, rollup.SMS_MARK).value)
         assert mark == reactor.seconds() - rollup.SMS_LAG
