@@ -51,26 +51,35 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     from core_client.codes import VerificationCodes
     from core_client.directory import build_cores
     from sms import retention as sms_retention
+    from storage.cluster import Membership
     from storage.db import Database
 
     top = Platform()
     db = Database(config.database.url, reactor, config.database.threads)
     db.setServiceParent(top)
-    scheduler = SchedulerService(reactor)
+    cluster = Membership(db, reactor, config.daemon.instance, config.daemon.lease_ttl)
+    cluster.setServiceParent(top)
+    scheduler = SchedulerService(reactor, cluster=cluster)
     scheduler.setServiceParent(top)
     schedule_retention(scheduler.scheduler, db, reactor, config.database.retention_days,
-                       [sms_retention.purge, core_retention.purge])
+                       [sms_retention.purge, core_retention.purge],
+                       once=scheduler.once_in_cluster)
     cores = build_cores(config, db, reactor)
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, Resource] = {}
-    notifier = router = ami_link = templates = None
+    notifier = router = templates = None
+    ami_links: dict = {}
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
-        sms = make_sms(config, reactor, db, cores, codes, scheduler)
+        sms = make_sms(config, reactor, db, cores, codes, scheduler, cluster)
         sms.setServiceParent(top)
+        cluster.report("sms", lambda: {
+            name: {"connections": sum(1 for b in binds.values()
+                                      for state in b["links"].values() if state == "bound")}
+            for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
         notifier, router, templates = sms.notify_balance, sms.router, sms.templates
     if config.ivr.ami.enabled:
@@ -78,14 +87,15 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
         from console.rollup import CallRollup, zones
         from ivr.service import make_service as make_ivr
 
-        ivr = make_ivr(config, reactor, db, cores, notifier=notifier,
-                       switches=SwitchReader(db, MenuBook(config), reactor),
-                       on_call_closed=CallRollup(zones(config)))
-        ivr.setServiceParent(top)
-        ami_link = ivr.link
+        ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier,
+                               switches=SwitchReader(db, MenuBook(config), reactor),
+                               on_call_closed=CallRollup(zones(config)))
+        ivr_service.setServiceParent(top)
+        cluster.report("ivr", ivr_service.status)
+        ami_links = {node.name: node.link for node in ivr_service.nodes}
     from console.figures import monitoring
 
-    metrics = Metrics(Status(db, ami_link, router), monitoring, reactor)
+    metrics = Metrics(Status(db, ami_links, router), monitoring, reactor)
     resources.update(monitoring_resources(metrics))
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)

@@ -254,6 +254,7 @@ class DaemonConfig:
     log_file: str
     log_level: str
     shutdown_timeout: float
+    lease_ttl: float = 10.0  # seconds a dead daemon's leases outlive its last heartbeat
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,7 @@ def _daemon(ini: IniFile) -> DaemonConfig:
         log_file=s.str("log_file", "-"),
         log_level=s.choice("log_level", ("debug", "info", "warn", "error"), "info"),
         shutdown_timeout=s.float("shutdown_timeout", 5.0, min=0.5, max=120),
+        lease_ttl=s.float("lease_ttl", 10.0, min=1, max=300),
     )
 
 

@@ -36,15 +36,15 @@ class LinkView:
 class Status:
     """The daemon's links and database as the dashboard, readiness and metrics see them."""
 
-    def __init__(self, db, ami_link=None, router=None):
-        self.db, self.ami_link, self.router = db, ami_link, router
+    def __init__(self, db, ami_links: dict | None = None, router=None):
+        # ami_links: node name -> AMI link, one per Asterisk the daemon drives
+        self.db, self.ami_links, self.router = db, dict(ami_links or {}), router
 
     def links(self) -> list[LinkView]:
         out = []
-        if self.ami_link is not None:
-            snap = self.ami_link.snapshot()
-            out.append(LinkView("ami", self.ami_link.name, snap.state, self.ami_link.is_up,
-                                snap.last_error or ""))
+        for name, link in self.ami_links.items():
+            snap = link.snapshot()
+            out.append(LinkView("ami", name, snap.state, link.is_up, snap.last_error or ""))
         if self.router is not None:
             for smsc, binds in self.router.states().items():
                 for bind, snap in binds.items():
@@ -54,15 +54,18 @@ class Status:
         return out
 
     async def readiness(self) -> dict:
-        """Ready when the database answers, the AMI link is up and at least one bind is."""
+        """Ready when the database answers, an AMI link is up (calls can be driven) and at
+        least one bind is."""
         checks = {}
         try:
             await self.db.run(lambda s: s.execute(text("SELECT 1")).scalar())
             checks["database"] = "ok"
         except SQLAlchemyError as e:
             checks["database"] = f"failing: {type(e).__name__}"
-        if self.ami_link is not None:
-            checks["ami"] = "ok" if self.ami_link.is_up else self.ami_link.state
+        if self.ami_links:
+            up = [name for name, link in self.ami_links.items() if link.is_up]
+            checks["ami"] = "ok" if up else ", ".join(
+                f"{name} {link.state}" for name, link in self.ami_links.items())
         if self.router is not None:
             checks["smpp"] = "ok" if self.router.bound_count() else "no bind is up"
         return {"ready": all(v == "ok" for v in checks.values()), "checks": checks}

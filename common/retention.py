@@ -38,9 +38,11 @@ async def run_retention(db, clock, days: float, purges: list[Purge]) -> dict[str
     return done
 
 
-def schedule_retention(scheduler, db, clock, days: float, purges: list[Purge]) -> None:
+def schedule_retention(scheduler, db, clock, days: float, purges: list[Purge],
+                       once: Callable | None = None) -> None:
     """A daily job on the daemon's scheduler, the first five minutes after start (so a
-    daemon restarted daily still purges); ``days`` 0 keeps everything."""
+    daemon restarted daily still purges); ``days`` 0 keeps everything. ``once(name, job)``
+    (SchedulerService.once_in_cluster) runs it on one daemon of a cluster at a time."""
     if days <= 0:
         return
 
@@ -50,5 +52,6 @@ def schedule_retention(scheduler, db, clock, days: float, purges: list[Purge]) -
         return d
 
     first = dt.datetime.now(scheduler.timezone) + dt.timedelta(minutes=5)
-    scheduler.add_job(job, "interval", hours=24, id="retention", max_instances=1,
+    scheduler.add_job(once("retention", job) if once else job, "interval", hours=24,
+                      id="retention", max_instances=1,
                       coalesce=True, replace_existing=True, next_run_time=first)

@@ -53,9 +53,14 @@ class SchedulerService(Service):
     # Twisted's Service leaves name = None unannotated; IService says "str or None".
     name: str | None = "scheduler"  # type: ignore[assignment]
 
-    def __init__(self, reactor, timezone: str = "Asia/Shanghai"):
+    def __init__(self, reactor, timezone: str = "Asia/Shanghai", cluster=None):
         self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone,
                                           executors={"default": ReactorExecutor(reactor)})
+        self.cluster = cluster  # a storage.cluster.Membership, None when alone
+
+    def once_in_cluster(self, name: str, job):
+        """``job`` wrapped to run on one daemon of the cluster at a time (lease ``name``)."""
+        return job if self.cluster is None else self.cluster.exclusive(name, job)
 
     def startService(self) -> None:
         super().startService()

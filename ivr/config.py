@@ -11,7 +11,8 @@ PREFIXES: set[str] = set()
 @dataclass(frozen=True)
 class AmiConfig:
     enabled: bool
-    endpoint: str
+    # Every Asterisk node this daemon drives calls on (several behind a SIP balancer).
+    endpoints: tuple[str, ...]
     username: str
     secret: str = field(repr=False)
     action_timeout: float
@@ -51,9 +52,13 @@ def parse(ini, daemon, centers) -> IvrConfig:
     enabled = a.bool("enabled", True)
     if not enabled:
         a.ignore("secret")
+    endpoints = tuple(a.endpoint("endpoint", "tcp:host=127.0.0.1:port=5038").split())
+    for extra in endpoints[1:]:
+        if ":" not in extra:
+            raise a.error("endpoint", f"must be endpoints like tcp:host=H:port=P, not {extra!r}")
     ami = AmiConfig(
         enabled=enabled,
-        endpoint=a.endpoint("endpoint", "tcp:host=127.0.0.1:port=5038"),
+        endpoints=endpoints,
         username=a.str("username", "hotline"),
         secret=a.secret("secret", "env:HOTLINE_AMI_SECRET") if enabled else "",
         action_timeout=a.float("action_timeout", 10.0, min=0.5, max=120),

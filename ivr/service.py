@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 
@@ -102,8 +103,25 @@ class CallHandler:
         return outcome
 
 
+@dataclass(frozen=True)
+class AsteriskNode:
+    """One Asterisk this daemon drives calls on: its AMI link and call dispatcher."""
+
+    name: str  # host:port of its AMI
+    link: AmiLink
+    dispatcher: CallDispatcher
+    lost: LostCalls  # closes the records of calls that ended without a daemon
+
+
+def node_name(endpoint: str) -> str:
+    """``host:port`` of an endpoint string, for logs and ``hotline cluster status``."""
+    fields = dict(f.split("=", 1) for f in endpoint.split(":")[1:] if "=" in f)
+    return f"{fields.get('host', '?')}:{fields.get('port', '?')}"
+
+
 class IvrService(Service):
-    """Starts the AMI link and the dispatcher; on stop, takes no new calls and logs off.
+    """Starts an AMI link and a dispatcher per Asterisk node; on stop, takes no new
+    calls and logs off.
 
     Calls still running when the daemon stops are left to the dialplan's watchdog
     and fallback (ivr.asterisk.calls), which get the caller out within seconds.
@@ -112,20 +130,40 @@ class IvrService(Service):
     # Twisted's Service leaves name = None unannotated; IService says "str or None".
     name: str | None = "ivr"  # type: ignore[assignment]
 
-    def __init__(self, link: AmiLink, dispatcher: CallDispatcher, handler: CallHandler,
-                 lost: LostCalls):
-        self.link, self.dispatcher, self.handler, self.lost = link, dispatcher, handler, lost
+    def __init__(self, nodes: list[AsteriskNode], handler: CallHandler):
+        self.nodes, self.handler = nodes, handler
+
+    @property
+    def link(self) -> AmiLink:
+        """The first node's link: the only one with a single Asterisk."""
+        return self.nodes[0].link
+
+    @property
+    def dispatcher(self) -> CallDispatcher:
+        return self.nodes[0].dispatcher
 
     def startService(self) -> None:
         super().startService()
-        self.dispatcher.start()
-        self.lost.start()
-        self.link.start()
+        for node in self.nodes:
+            node.dispatcher.start()
+            node.lost.start()
+            node.link.start()
 
     def stopService(self) -> Deferred:
         super().stopService()
-        self.dispatcher.stop()
-        return self.link.stop()
+        for node in self.nodes:
+            node.dispatcher.stop()
+        return gatherResults([node.link.stop() for node in self.nodes])
+
+    def status(self) -> dict:
+        """Per node: whether its AMI link is up and how many calls this daemon drives there."""
+        return {node.name: {"ami": "up" if node.link.is_up else "down",
+                            "calls": len(node.dispatcher.sessions)} for node in self.nodes}
+
+
+def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
+    """The uniqueids of the calls ``dispatcher`` drives now."""
+    return lambda: set(dispatcher.running)
 
 
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
@@ -136,21 +174,28 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
     jitter = random.Random()
-    link = AmiLink(clientFromString(reactor, ami.endpoint), ami.username, ami.secret, reactor,
-                   action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
-                   initial_delay=ami.reconnect_min,
-                   max_delay=max(ami.reconnect_max, ami.reconnect_min),
-                   # a little jitter: daemons cut together come back apart, and soon
-                   jitter=lambda: jitter.random() * 0.2)
     records = CallRecords(db, reactor, on_call_closed)
-    handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link),
-                          switches=switches)
-    flow = CallsByRole(handler, AdminCalls(config, reactor, db))
-    dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
-                                heartbeat_interval=ami.heartbeat_interval,
-                                heartbeat_variable=ami.heartbeat_variable,
-                                watchdog_s=ami.watchdog_seconds,
-                                command_timeout=config.ivr.agi_timeout,
-                                resume_grace=ami.resume_grace)
-    lost = LostCalls(link, config.daemon.instance, records, lambda: set(dispatcher.running))
-    return IvrService(link, dispatcher, handler, lost)
+    nodes: list[AsteriskNode] = []
+    handlers: list[CallHandler] = []
+    for endpoint in ami.endpoints:
+        link = AmiLink(clientFromString(reactor, endpoint), ami.username, ami.secret, reactor,
+                       action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+                       initial_delay=ami.reconnect_min,
+                       max_delay=max(ami.reconnect_max, ami.reconnect_min),
+                       # a little jitter: daemons cut together come back apart, and soon
+                       jitter=lambda: jitter.random() * 0.2)
+        # A handler per node (agents answer on the node the call is on), the menus shared.
+        handler = CallHandler(config, reactor, records, cores, notifier,
+                              menus=handlers[0].menus if handlers else None,
+                              agents=AgentAnswers(link), switches=switches)
+        handlers.append(handler)
+        flow = CallsByRole(handler, AdminCalls(config, reactor, db))
+        dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
+                                    heartbeat_interval=ami.heartbeat_interval,
+                                    heartbeat_variable=ami.heartbeat_variable,
+                                    watchdog_s=ami.watchdog_seconds,
+                                    command_timeout=config.ivr.agi_timeout,
+                                    resume_grace=ami.resume_grace)
+        lost = LostCalls(link, config.daemon.instance, records, _running(dispatcher))
+        nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher, lost))
+    return IvrService(nodes, handlers[0])

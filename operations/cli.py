@@ -1,4 +1,5 @@
-"""The operator's commands: ``hotline init``, ``doctor``, ``backup`` and ``restore``."""
+"""The operator's commands: ``hotline init``, ``doctor``, ``backup``, ``restore`` and
+``cluster status``."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from common import startup
-from operations import backup as backups, doctor
+from operations import backup as backups, cluster_status, doctor
 from prompts import cli as prompts_cli
+from storage import cluster
 from storage.db import Database
 
 EXIT_FAILED = 1
@@ -37,6 +39,13 @@ def register(subparsers, rooms: Mapping[str, ModuleType]) -> None:
     c = command("restore", "restore a backup folder into the configured, still empty, "
                            "installation", cmd_restore)
     c.add_argument("source", type=Path, help="a folder written by hotline backup")
+    c = subparsers.add_parser("cluster", help="the daemons sharing this database")
+    csub = c.add_subparsers(dest="cluster_command", required=True)
+    c = csub.add_parser("status", help="instances, leases, SMS connections and calls per "
+                                       "Asterisk node")
+    c.add_argument("--config", "-c", required=True)
+    c.add_argument("--json", action="store_true", help="machine-readable, for dashboards")
+    c.set_defaults(func=cmd_cluster_status, rooms=rooms)
 
 
 def cmd_init(args) -> int:
@@ -92,6 +101,19 @@ def _on_reactor(run: Callable[[Any], Any]) -> Any:
     if isinstance(box[0], Failure):
         box[0].raiseException()
     return box[0]
+
+
+def cmd_cluster_status(args) -> int:
+    config = startup.load_or_exit(args.config, args.rooms, secrets=False)
+    startup.database_ready_or_exit(config)
+    db = Database(config.database.url, reactor=None, threads=1)
+    try:
+        state = db.run_sync(cluster.read_state)
+        now = db.run_sync(cluster.database_now)
+    finally:
+        db.engine.dispose()
+    print(cluster_status.as_json(state) if args.json else cluster_status.render(state, now))
+    return 0
 
 
 def cmd_backup(args) -> int:

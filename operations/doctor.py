@@ -125,21 +125,20 @@ class _Failed(Exception):
     """A network check's failure, phrased for its FAIL line."""
 
 
-async def check_ami(config: Config, reactor: Any) -> Result:
+async def check_ami(config: Config, reactor: Any, endpoint: str) -> Result:
+    """Login and heartbeat on one Asterisk node (every node listed in ``[ami] endpoint``)."""
     ami = config.ivr.ami
-    if not ami.enabled:
-        return Result("ami", True, "disabled ([ami] enabled = no)")
-    hint = (f"is Asterisk running and listening at {ami.endpoint}? [ami] username and secret "
+    hint = (f"is Asterisk running and listening at {endpoint}? [ami] username and secret "
             "must match a manager.conf user (dialplans/README.md)")
     proto = AmiProtocol(reactor, action_timeout=NETWORK_TIMEOUT)
     try:
-        await _with_timeout(connectProtocol(clientFromString(reactor, ami.endpoint), proto),
+        await _with_timeout(connectProtocol(clientFromString(reactor, endpoint), proto),
                             reactor, "connect")
         await proto.login(ami.username, ami.secret)
         reply = await proto.action("Getvar", {"Variable": ami.heartbeat_variable})
         await proto.action("Logoff").addErrback(lambda _f: None)
     except (_Failed, AmiError, OSError) as e:
-        return Result("ami", False, f"{ami.endpoint}: {str(e) or type(e).__name__}", hint)
+        return Result("ami", False, f"{endpoint}: {str(e) or type(e).__name__}", hint)
     finally:
         if proto.transport is not None:
             proto.transport.loseConnection()
@@ -148,7 +147,7 @@ async def check_ami(config: Config, reactor: Any) -> Result:
         beat = f"{ami.heartbeat_variable} set {max(0, int(time.time()) - int(value))} s ago"
     else:
         beat = f"{ami.heartbeat_variable} not set (no daemon is driving calls yet)"
-    return Result("ami", True, f"logged in at {ami.endpoint} as {ami.username}; {beat}")
+    return Result("ami", True, f"logged in at {endpoint} as {ami.username}; {beat}")
 
 
 async def check_smsc(smsc: Any, reactor: Any) -> Result:
@@ -194,8 +193,11 @@ async def check_core(center: Any, reactor: Any, client: Any) -> list[Result]:
 
 async def check_network(config: Config, reactor: Any) -> list[Result]:
     results = []
-    if config.ivr is not None:
-        results.append(await check_ami(config, reactor))
+    if config.ivr is not None and not config.ivr.ami.enabled:
+        results.append(Result("ami", True, "disabled ([ami] enabled = no)"))
+    elif config.ivr is not None:
+        for endpoint in config.ivr.ami.endpoints:
+            results.append(await check_ami(config, reactor, endpoint))
     if config.sms is not None and config.sms.enabled:
         for smsc in config.sms.smscs:
             results.append(await check_smsc(smsc, reactor))

@@ -276,10 +276,10 @@ class AsteriskInstance:
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            code = self.process.poll()
+            if code is not None:
                 self.stop()
-                raise AsteriskError(f"Asterisk exited ({self.process.returncode}): "
-                                    f"{self._tail()}")
+                raise AsteriskError(f"Asterisk exited ({code}): {self._tail()}")
             if _ami_login(self.address, self.ami_port, self.ami_username, self.ami_secret):
                 return self
             time.sleep(0.2)

@@ -44,17 +44,20 @@ def asterisk_root() -> Path:
 
 @pytest.fixture
 def asterisk_factory(asterisk_root, tmp_path):
-    """``start(variables=None, bind_mounts=())`` -> a started AsteriskInstance, stopped after the test."""
+    """``start(variables=None, bind_mounts=(), address=...)`` -> a started AsteriskInstance
+    (on its own loopback address for a cluster), stopped after the test."""
     started: list[AsteriskInstance] = []
 
     def start(variables: dict[str, str] | None = None,
-              bind_mounts: tuple[str, ...] | list[str] = (), rtp_size: int = 200
-              ) -> AsteriskInstance:
+              bind_mounts: tuple[str, ...] | list[str] = (), rtp_size: int = 200,
+              address: str = "127.0.0.1") -> AsteriskInstance:
         values = {"instance": "t" + secrets.token_hex(4), "office_hours": "*,*,*,*",
                   **(variables or {})}
         inst = AsteriskInstance(asterisk_root, tmp_path / f"asterisk{len(started)}",
-                                ami_port=free_port(), sip_port=free_port(kind=socket.SOCK_DGRAM),
-                                rtp_range=free_udp_range(rtp_size), bind_mounts=list(bind_mounts),
+                                ami_port=free_port(address),
+                                sip_port=free_port(address, kind=socket.SOCK_DGRAM),
+                                rtp_range=free_udp_range(rtp_size, address), address=address,
+                                bind_mounts=list(bind_mounts),
                                 variables=values, owner=os.getpid())
         started.append(inst)
         inst.start()

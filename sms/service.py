@@ -31,7 +31,8 @@ class SmsService(MultiService):
     # Twisted's Service leaves name = None unannotated; IService says "str or None".
     name: str | None = "sms"  # type: ignore[assignment]
 
-    def __init__(self, config: SmsRoomConfig, reactor, db, cores, codes, scheduler):
+    def __init__(self, config: SmsRoomConfig, reactor, db, cores, codes, scheduler,
+                 cluster=None):
         super().__init__()
         from sms.carrier import text
         from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
@@ -49,7 +50,8 @@ class SmsService(MultiService):
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent)
+                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent,
+                                 slot=cluster.leased_endpoint if cluster else None)
         self.router.setServiceParent(self)
         # Parts queued in the binds beyond their windows refill a freed slot at once.
         window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
@@ -71,9 +73,20 @@ class SmsService(MultiService):
         self.reminder_jobs = {c: ReminderJob(c, core, self.outbox, rules, reactor)
                               for c, core in cores.items()}
         if scheduler is not None:  # the standalone outbox worker runs no timed jobs
-            schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
-            schedule_reminders(scheduler.scheduler, self.reminder_jobs, rules.reminder_time,
-                               rules.timezone)
+            # One daemon of a cluster at a time runs a center's job (a lease per job).
+            once = scheduler.once_in_cluster
+            schedule_alerts(scheduler.scheduler,
+                            {c: once(f"sms-alerts-{c}", j) for c, j in self.alert_jobs.items()},
+                            rules.alerts_interval)
+            schedule_reminders(scheduler.scheduler,
+                               {c: once(f"sms-reminders-{c}", j)
+                                for c, j in self.reminder_jobs.items()},
+                               rules.reminder_time, rules.timezone)
+            # A dead daemon's claims go back to the queue, looked for once per lease time.
+            scheduler.scheduler.add_job(once("sms-reclaim", self.outbox.recover_lapsed),
+                                        "interval", seconds=config.daemon.lease_ttl,
+                                        id="sms-reclaim", max_instances=1, coalesce=True,
+                                        replace_existing=True)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""
@@ -97,5 +110,6 @@ class SmsService(MultiService):
 
 
 def make_service(config: SmsRoomConfig, reactor, db, cores, codes,
-                 scheduler) -> SmsService:
-    return SmsService(config, reactor, db, cores, codes, scheduler)
+                 scheduler, cluster=None) -> SmsService:
+    """``cluster`` (storage.cluster.Membership) makes every bind a leased connection slot."""
+    return SmsService(config, reactor, db, cores, codes, scheduler, cluster)

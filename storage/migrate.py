@@ -12,8 +12,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from storage.db import engine_url, private_sqlite_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -21,15 +24,39 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    sa_url = engine_url(url).render_as_string(hide_password=False)
+    cfg.set_main_option("sqlalchemy.url", sa_url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(url: str, target: str = "heads") -> None:
-    from storage.db import private_sqlite_file
+# pg_advisory_lock key held while migrating: "hotline-migrate" as a 63-bit number.
+MIGRATION_LOCK = 0x686f746c696e65
 
-    private_sqlite_file(url)  # the first to create the file makes it owner-only
-    command.upgrade(alembic_config(url), target)
+
+def upgrade(url: str, target: str = "heads") -> None:
+    """Apply migrations. On PostgreSQL under a session advisory lock, so daemons started
+    together on a fresh database migrate one after another: the first creates the
+    tables, the others find them applied and do nothing."""
+    if not url.startswith("postgresql"):
+        private_sqlite_file(url)  # the first to create the file makes it owner-only
+        command.upgrade(alembic_config(url), target)
+        return
+    engine = create_engine(engine_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, target)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text("select pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def current(url: str) -> None:
@@ -66,7 +93,7 @@ def check_current(url: str) -> None:
     if path is not None and not path.exists():
         raise NotReady(f"no database at {path} yet")
     wanted = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url))
     try:
         with engine.connect() as conn:
             applied = set(MigrationContext.configure(conn).get_current_heads())

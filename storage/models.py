@@ -22,6 +22,7 @@ TABLE_MODULES = (
     "sms.tables",
     "prompts.tables",
     "console.tables",
+    "storage.cluster",
 )
 
 

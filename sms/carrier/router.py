@@ -143,7 +143,13 @@ class SmppRouter(MultiService):
                  on_mo: Callable[[MoMessage], Deferred],
                  on_send: Callable[[list], None] | None = None,
                  endpoint_for: Callable[[SmscConfig], IStreamClientEndpoint] | None = None,
+                 slot: Callable[[str, IStreamClientEndpoint], IStreamClientEndpoint]
+                 | None = None,
                  jitter: Callable[[], float] | None = None):
+        """``slot(name, endpoint)``, in a cluster, wraps each bind's endpoint so that the
+        bind connects only while its instance holds connection slot ``name``
+        (storage.cluster.LeasedEndpoint): the cluster never opens more binds than
+        configured, and a dead instance's binds are taken over."""
         super().__init__()
         self.reactor = reactor
         self.on_receipt, self.on_mo = on_receipt, on_mo
@@ -156,7 +162,9 @@ class SmppRouter(MultiService):
                 reactor, config.endpoint)
             binds = []
             for i in range(config.binds):
-                bind = Bind(f"{config.name}-{i}", endpoint, config, reactor,
+                name = f"{config.name}-{i}"
+                bind = Bind(name, slot(f"smsc-{name}", endpoint) if slot else endpoint,
+                            config, reactor,
                             on_deliver=self._deliverer(config),
                             on_capacity=self._capacity, on_send=on_send, jitter=jitter,
                             initial_delay=config.reconnect_min,

@@ -87,9 +87,9 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
             quiet.release_at(m.klass, now), now + valid_for, now))
         owners.append(i)
     if rows:
-        # A plain executemany and one lookup by key: RETURNING in parameter order costs
-        # SQLite one statement per row.
-        hot.run(session, hot.insert_message, rows)
+        # Inserts without RETURNING and one lookup by key: RETURNING in parameter order
+        # costs SQLite one statement per row.
+        hot.insert(session, hot.insert_message, rows)
         new_ids = {(r.center, r.idem_key): r.id for r in hot.by_center(
             session, hot.by_idem_key, {(items[i].center, items[i].idem_key) for i in owners})}
         part_rows = []
@@ -101,7 +101,7 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
             for seq, part in enumerate(m.parts):
                 part_rows.append((message_id, seq, part.payload, part.data_coding,
                                   part.esm_class))
-        hot.run(session, hot.insert_part, part_rows)
+        hot.insert(session, hot.insert_part, part_rows)
     for i, m in enumerate(items):
         if results[i] is None:  # an in-batch twin of a message inserted above
             results[i] = existing[(m.center, m.idem_key)]

@@ -215,6 +215,12 @@ class Outbox:
             d.addCallback(lambda n: (journal.discard_before_current(), n)[1])
         return d
 
+    def recover_lapsed(self) -> Deferred[int]:
+        """Give the survivors a dead daemon's claims (sms.outbox.recovery.recover_lapsed);
+        fires with the count of parts possibly sent twice."""
+        return self.lock.run(self.db.run, recovery.recover_lapsed, self._hot, self.config,
+                             self.clock.seconds())
+
     def claim(self, limit: int) -> Deferred[list[ClaimedMessage]]:
         """Take up to ``limit`` due messages, highest priority first, and mark them ``submitting``.
 

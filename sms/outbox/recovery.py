@@ -14,13 +14,18 @@ from sms.outbox.results import apply_results, count_possible_duplicates
 from sms.outbox.settle import settle
 from sms.outbox.sql import HotSql, M, P
 from sms.outbox.states import QUEUED, SUBMITTING
+from storage.cluster import lapsed_instances
 
 log = Logger(namespace="hotline.sms.outbox")
 
 
-def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None) -> int:
-    """Settle this instance's claimed messages; the count of parts possibly sent twice."""
-    mine = (M.c.claimed_by == instance) | (M.c.claimed_by.is_(None))
+def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None,
+            unclaimed: bool = True) -> int:
+    """Settle ``instance``'s claimed messages (with ``unclaimed``, also those claimed
+    before claims were named); the count of parts possibly sent twice."""
+    mine = M.c.claimed_by == instance
+    if unclaimed:
+        mine = mine | M.c.claimed_by.is_(None)
     message_ids = [r[0] for r in session.execute(
         select(M.c.id).where(M.c.state == SUBMITTING, mine))]
     if not message_ids:
@@ -43,7 +48,16 @@ def recover(session, hot: HotSql, retry, instance: str, now: float, journal=None
     if total:
         count_possible_duplicates(session, doubtful)
     settle(session, hot, retry, message_ids, now, recovered=True)
-    log.info("outbox recovered {m} claimed messages: {a} parts answered before the crash, "
-             "{n} possibly sent twice{how}", m=len(message_ids), a=len(answered), n=total,
+    log.info("outbox recovered {m} messages claimed by {instance}: {a} parts answered before "
+             "the crash, {n} possibly sent twice{how}", m=len(message_ids), a=len(answered),
+             n=total, instance=instance,
              how="" if view is not None else " (no trusted send journal)")
     return total
+
+
+def recover_lapsed(session, hot: HotSql, retry, now: float) -> int:
+    """Settle the claims of every instance whose cluster lease lapsed (storage.cluster):
+    a dead daemon's in-flight messages go back to the queue for the survivors, each part
+    counted as a possible duplicate (its send journal is on its own machine)."""
+    return sum(recover(session, hot, retry, instance, now, unclaimed=False)
+               for instance in lapsed_instances(session))

@@ -42,11 +42,24 @@ SCRUB_TEXT = update(M).where(M.c.id.in_(ids())).values(text=SCRUBBED, params="{}
 SCRUB_PARTS = update(P).where(P.c.message_id.in_(ids())).values(payload=b"")
 
 
+_VALUE = object()  # a placeholder's slot in an INSERT's VALUES row
+
+
+def _literal(token: str, mark: str):
+    """A VALUES token as COPY needs it: the placeholder, a quoted string or an integer."""
+    if token == mark:
+        return _VALUE
+    if token.startswith("'"):
+        return token[1:-1]
+    return int(token)
+
+
 class HotSql:
     """The statements every message goes through (accept, claim, submit results, receipts,
     roll-up), in the driver's own SQL (storage.driver_sql)."""
 
     def __init__(self, paramstyle: str, sqlite: bool):
+        self.sqlite = sqlite
         d = self.driver = DriverSql(paramstyle)
         lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"  # instances claim disjoint rows
         self.due = d.sql(
@@ -99,6 +112,23 @@ class HotSql:
             sql = self.driver.with_in(sql, ids)
             params = (*params, *ids)
         return session.connection().exec_driver_sql(sql, params)
+
+    def insert(self, session, sql: str, rows: list[tuple]) -> None:
+        """Insert ``rows`` with ``sql`` (an INSERT of one VALUES row, ``?`` for each value
+        and literals for constants). On PostgreSQL through COPY, one stream for the
+        batch instead of a statement per row; on SQLite as an executemany, whose rows
+        cost no round trip."""
+        if self.sqlite:
+            self.run(session, sql, rows)
+            return
+        head, row = sql.split(" VALUES ", 1)
+        table_columns = head[len("INSERT INTO "):]
+        slots = [_literal(t.strip(), self.driver.mark) for t in row.strip()[1:-1].split(",")]
+        cursor = session.connection().connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {table_columns} FROM STDIN") as copy:
+            for values in rows:
+                it = iter(values)
+                copy.write_row([next(it) if slot is _VALUE else slot for slot in slots])
 
     def by_center(self, session, sql: str, pairs: set[tuple[str, str]]) -> list:
         """Rows by (center, key) pairs, one query per center, so that the unique index on

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     import sms.config
     from common.startup import Platform, load_or_exit, serve
     from sms.service import make_service
+    from storage.cluster import Membership
     from storage.db import Database
 
     config = load_or_exit(args.config, {"sms": sms.config}, only_these_rooms=True)
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         top = Platform()
         db = Database(config.database.url, reactor, config.database.threads)
         db.setServiceParent(top)
-        make_service(config, reactor, db, {}, None, None).setServiceParent(top)
+        # A member of the cluster like a daemon: its binds are leased connection slots and
+        # its claims go back to the queue if it dies (the daemons' reclaim job).
+        cluster = Membership(db, reactor, config.daemon.instance, config.daemon.lease_ttl)
+        cluster.setServiceParent(top)
+        make_service(config, reactor, db, {}, None, None, cluster).setServiceParent(top)
         return top
 
     return serve(config, build, "outbox worker")

@@ -215,7 +215,8 @@ def test_readiness_and_metrics_reflect_the_links(stack):
             "database": "ok", "ami": "ok", "smpp": "ok"}}
     with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
         metrics = r.read().decode()
-    assert 'hotline_link_up{kind="ami",name="ami",state="up"} 1.0' in metrics
+    ami = f'hotline_link_up{{kind="ami",name="127.0.0.1:{stack.asterisk.ami_port}",state="up"}}'
+    assert ami + " 1.0" in metrics
     assert 'hotline_link_up{kind="smpp",name="local/local-0",state="bound"} 1.0' in metrics
     assert 'hotline_calls_24h{center="demo"' in metrics
 

@@ -45,17 +45,18 @@ def fetch(resource_map, path):
 
 def test_readiness_follows_the_ami_link(db):
     """/readyz answers 503 while the AMI link is down, 200 once it is up and the DB answers."""
-    status = Status(db, FakeLink(False), None)
+    status = Status(db, {"ami": FakeLink(False)}, None)
     code, body = fetch(resources(Metrics(status, monitoring, Clock())), "/readyz")
-    assert code == 503 and json.loads(body)["checks"] == {"database": "ok", "ami": "connecting"}
-    status.ami_link = FakeLink(True)
+    assert code == 503 and json.loads(body)["checks"] == {"database": "ok",
+                                                          "ami": "ami connecting"}
+    status.ami_links["ami"] = FakeLink(True)
     code, body = fetch(resources(Metrics(status, monitoring, Clock())), "/readyz")
     assert code == 200 and json.loads(body)["ready"] is True
 
 
 def test_metrics_expose_links_and_figures(db):
     """The Prometheus page carries link states and the database's figures."""
-    status = Status(db, FakeLink(True), None)
+    status = Status(db, {"ami": FakeLink(True)}, None)
     code, body = fetch(resources(Metrics(status, monitoring, Clock())), "/metrics")
     text = body.decode()
     assert code == 200

@@ -94,6 +94,51 @@ def test_migrations_create_every_room_table(db_url):
     upgrade(db_url)  # idempotent
 
 
+def test_libpq_multi_host_url_becomes_the_drivers_host_list():
+    """A libpq multi-host URL reaches the driver as its host list, in order, with
+    target_session_attrs kept, so the driver connects to whichever host is writable."""
+    from storage.db import engine_url
+
+    url = engine_url("postgresql://u:p@127.0.0.1:5001,127.0.0.2:5002/hotline"
+                     "?target_session_attrs=read-write")
+    args = sa.create_engine(url).dialect.create_connect_args(url)[1]
+    assert (args["host"], args["port"]) == ("127.0.0.1,127.0.0.2", "5001,5002")
+    assert args["target_session_attrs"] == "read-write" and args["dbname"] == "hotline"
+    assert engine_url("postgresql://u@h:5432/db").host == "h"
+
+
+def test_a_transaction_that_lost_its_server_is_run_again(pg_url):
+    """A connection killed under a transaction (as in a failover) is replaced and the
+    work is done once, instead of failing the caller."""
+    db = Database(pg_url, CallbacksOnWorkerThread(), threads=1, reconnect_for=10)
+    _meta.create_all(db.engine)
+    attempts = []
+
+    def insert_once_killed(session):
+        attempts.append(1)
+        if len(attempts) == 1:
+            session.execute(sa.text("select pg_terminate_backend(pg_backend_pid())"))
+        session.execute(_items.insert().values(name="a"))
+
+    try:
+        db.run_sync(insert_once_killed)
+        assert len(attempts) == 2
+        assert db.run_sync(lambda s: s.execute(sa.select(sa.func.count()).select_from(_items)).scalar()) == 1
+    finally:
+        db.stopService()
+
+
+def test_postgresql_statements_are_planned_with_their_values(pg_url):
+    """No server-side prepared statements (whose generic plan ignored the idempotency-key
+    index as the outbox grew): psycopg's prepare threshold is off on every connection."""
+    db = Database(pg_url, CallbacksOnWorkerThread(), threads=1)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.connection.driver_connection.prepare_threshold is None
+    finally:
+        db.engine.dispose()
+
+
 def test_sqlite_files_and_log_file_are_owner_only(tmp_path):
     """The database, its WAL and shared-memory files and the log file are created 0600,
     whatever the umask; an existing world-readable database is tightened."""

@@ -154,6 +154,26 @@ def test_item_hours_from_the_console_close_it_outside_them(handler):
     assert any("service-closed" in p for p in played)
 
 
+def test_several_asterisk_nodes_get_a_link_and_dispatcher_each(tmp_path):
+    """``[ami] endpoint`` may list several Asterisk nodes (behind a SIP balancer): the
+    daemon keeps one AMI link, call dispatcher and call handler per node (the menus
+    loaded once), and reports link state and calls per node for ``hotline cluster status``."""
+    path = tmp_path / "hotline.ini"
+    path.write_text(INI.format(state=tmp_path).replace(
+        "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.2:port=5038"
+        "\n  tcp:host=127.0.0.3:port=5038"), "utf-8")
+    config = load(path, ROOMS)
+    service = make_service(config, Clock(), db=None,
+                           cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
+    assert [n.name for n in service.nodes] == ["127.0.0.2:5038", "127.0.0.3:5038"]
+    assert len({id(n.link) for n in service.nodes}) == 2
+    handlers = [n.dispatcher.flow_factory.ivr for n in service.nodes]
+    assert handlers[0] is service.handler
+    assert handlers[1].menus["demo"] is handlers[0].menus["demo"]
+    assert service.status() == {"127.0.0.2:5038": {"ami": "down", "calls": 0},
+                                "127.0.0.3:5038": {"ami": "down", "calls": 0}}
+
+
 def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
     """Asterisk's manager refuses connections for 40 s: the link keeps trying at least every
     1.2 s, so it logs in again within 2 s of the manager's return (issue 13, defect 4)."""
