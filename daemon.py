@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
+import console.cli
+import console.config
 import core_client.cli
 import ivr.cli
 import ivr.config
@@ -33,13 +35,15 @@ if TYPE_CHECKING:
 log = Logger(namespace="hotline.daemon")
 
 # The rooms of this daemon: Config field -> the room's config module.
-ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config}
+ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config,
+         "console": console.config}
 # The configuration with those rooms' sections, as load_config returns it.
 HotlineConfig = Config[ivr.config.IvrConfig, sms.config.SmsConfig, prompts.config.PromptsConfig]
 
 
 def build_service(config: HotlineConfig, reactor) -> MultiService:
     """The daemon's service tree; nothing runs until ``startService``."""
+    from common.metrics import Metrics, Status, resources as monitoring_resources
     from common.retention import schedule_retention
     from common.scheduler import SchedulerService
     from common.web import make_http_service
@@ -65,7 +69,8 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, Resource] = {}
-    notifier = None
+    notifier = router = templates = None
+    ami_links: dict = {}
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
@@ -76,15 +81,29 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
                                       for state in b["links"].values() if state == "bound")}
             for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
-        notifier = sms.notify_balance
+        notifier, router, templates = sms.notify_balance, sms.router, sms.templates
     if config.ivr.ami.enabled:
+        from console.menus import MenuBook, SwitchReader
+        from console.rollup import CallRollup, zones
         from ivr.service import make_service as make_ivr
 
-        ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier)
+        ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier,
+                               switches=SwitchReader(db, MenuBook(config), reactor),
+                               on_call_closed=CallRollup(zones(config)))
         ivr_service.setServiceParent(top)
         cluster.report("ivr", ivr_service.status)
+        ami_links = {node.name: node.link for node in ivr_service.nodes}
+    from console.figures import monitoring
+
+    metrics = Metrics(Status(db, ami_links, router), monitoring, reactor)
+    resources.update(monitoring_resources(metrics))
     if config.http.enabled:
         make_http_service(config, reactor, resources).setServiceParent(top)
+    if config.console.enabled:
+        from console.service import make_service as make_console
+
+        make_console(config, reactor, db, metrics.status, metrics,
+                     templates).setServiceParent(top)
     return top
 
 
@@ -166,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(sub)
     operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
-    for room in (ivr.cli, sms.cli):
+    for room in (ivr.cli, sms.cli, console.cli):
         room.register(sub, load_config)
     prompts.cli.register(sub, load_config, referenced_prompts)
     from benchmarks.cli import register as register_benches

@@ -329,9 +329,10 @@ class Config(Generic[IvrT, SmsT, PromptsT]):
     ivr: IvrT  # ivr.config.IvrConfig
     sms: SmsT  # sms.config.SmsConfig
     prompts: PromptsT  # prompts.config.PromptsConfig
+    console: Any = None  # console.config.ConsoleConfig
 
 
-ROOM_FIELDS = ("ivr", "sms", "prompts")
+ROOM_FIELDS = ("ivr", "sms", "prompts", "console")
 
 
 def _daemon(ini: IniFile) -> DaemonConfig:

@@ -167,8 +167,10 @@ class GuardedSite(Site):
     requestFactory = GuardedRequest
 
     def __init__(self, resource, reactor, *, max_body: int, read_timeout: float,
-                 idle_timeout: float, per_peer_connections: int, per_peer_rate: float):
-        super().__init__(resource, timeout=idle_timeout, reactor=reactor)
+                 idle_timeout: float, per_peer_connections: int, per_peer_rate: float,
+                 log_formatter=None):
+        super().__init__(resource, timeout=idle_timeout, reactor=reactor,
+                         logFormatter=log_formatter)
         self.max_body, self.read_timeout = max_body, read_timeout
         self.per_peer_connections = per_peer_connections
         self.buckets = PeerBuckets(per_peer_rate, reactor)

@@ -23,10 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from common.daily_window import EVERY_DAY, DailyWindow
 
@@ -97,6 +97,14 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """An administrator's override of one item: on or off, and its hours (None: the file's)."""
+
+    enabled: bool
+    hours: DailyWindow | None = None
+
+
+@dataclass(frozen=True)
 class Menu:
     source: str
     start: str
@@ -106,6 +114,20 @@ class Menu:
     main_key: str
     nodes: dict[str, Node]
     inputs: dict[str, Input]
+
+    def with_switches(self, switches: Mapping[str, Switch]) -> Menu:
+        """This menu with items switched on or off and their service hours changed (the
+        console's per-center switches)."""
+        changed = {}
+        for name, switch in switches.items():
+            node = self.nodes.get(name)
+            if node is None:
+                continue
+            new = replace(node, enabled=switch.enabled,
+                          hours=switch.hours if switch.hours is not None else node.hours)
+            if new != node:
+                changed[name] = new
+        return replace(self, nodes={**self.nodes, **changed}) if changed else self
 
     def prompts(self) -> set[str]:
         """Every prompt id this menu may play (for ``hotline prompts check``)."""

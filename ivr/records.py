@@ -98,8 +98,10 @@ class FallbackCall:
 class CallRecords:
     """Persists call records; ``db`` is a ``storage.db.Database``."""
 
-    def __init__(self, db, clock):
-        self.db, self.clock = db, clock
+    def __init__(self, db, clock, on_closed=None):
+        # on_closed(session, record, ended_at, outcome) runs in the closing transaction
+        # (the console's report rollups).
+        self.db, self.clock, self.on_closed = db, clock, on_closed
 
     async def open(self, record: CallRecord) -> None:
         record.id = await self.db.run(_insert, record)
@@ -107,7 +109,8 @@ class CallRecords:
     async def close(self, record: CallRecord, outcome: str, served: int) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        await self.db.run(_finish, record, outcome, served, self.clock.seconds())
+        await self.db.run(_finish, record, outcome, served, self.clock.seconds(),
+                          self.on_closed)
 
     async def settle(self, instance: str, fallbacks: list[FallbackCall], busy: set[str]
                      ) -> tuple[int, int]:
@@ -131,7 +134,8 @@ def _insert(session, record: CallRecord) -> int:
     return row.id
 
 
-def _finish(session, record: CallRecord, outcome: str, served: int, now: float) -> None:
+def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
+            on_closed=None) -> None:
     row = session.get(IvrCall, record.id)
     row.ended_at = now
     row.language = record.language
@@ -144,6 +148,8 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float) 
     for (node, key), count in Counter(record.keys).items():
         session.add(IvrKeyPress(call_id=record.id, center=record.center, node=node, key=key,
                                 count=count))
+    if on_closed is not None:
+        on_closed(session, record, now, outcome)
 
 
 def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str]

@@ -8,7 +8,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from twisted.application.service import Service
@@ -27,7 +27,7 @@ from ivr.asterisk.lost_calls import LostCalls
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
-from ivr.menu import Menu, load_for_center
+from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
@@ -36,6 +36,8 @@ from ivr.routing import AdminCalls, CallsByRole
 
 # The configuration this room reads: its own section and the prompt library's.
 IvrRoomConfig = Config[IvrConfig, object, PromptsConfig]
+# center -> {menu item: its override} (console.menus.SwitchReader), asked at each call's start.
+Switches = Callable[[str], Awaitable[Mapping[str, Switch]]]
 
 
 class UnknownCenter(Exception):
@@ -49,10 +51,11 @@ class CallHandler:
 
     def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
-                 menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None):
+                 menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
+                 switches: Switches | None = None):
         self.config, self.clock, self.records = config, clock, records
         self.agents = agents
-        self.cores, self.notifier = cores, notifier
+        self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
             code: load_for_center(config.ivr.menus_dir, code, FLOWS) for code in config.centers}
         self.engines = {code: Engine(menu) for code, menu in self.menus.items()}
@@ -74,6 +77,11 @@ class CallHandler:
         center = self.center_for(session)
         library = self.config.prompts.library_dir
         lang = center.languages[0]
+        menu, engine = self.menus[center.code], self.engines[center.code]
+        if self.switches is not None:  # the console's switches, read afresh for every call
+            switched = menu.with_switches(await self.switches(center.code))
+            if switched is not menu:
+                menu, engine = switched, Engine(switched)
         record = CallRecord.start(instance=self.config.daemon.instance, center=center.code,
                                   uniqueid=session.uniqueid, caller_id=session.caller_id,
                                   dnid=session.dnid, language=lang, now=self.clock.seconds())
@@ -82,13 +90,13 @@ class CallHandler:
             core = core.for_caller(session.caller_id)
         ctx = CallContext(
             session=session, center=center, core=core,
-            menu=self.menus[center.code], clock=self.clock, record=record,
+            menu=menu, clock=self.clock, record=record,
             notifier=self.notifier, agents=self.agents,
             agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
-        outcome = await run_call(ctx, self.engines[center.code], self.records)
+        outcome = await run_call(ctx, engine, self.records)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,
                       path=" ".join(record.path))
@@ -159,13 +167,14 @@ def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
 
 
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
-                 notifier: Notifier | None = None) -> IvrService:
+                 notifier: Notifier | None = None,
+                 switches: Switches | None = None, on_call_closed=None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
     ami = config.ivr.ami
     jitter = random.Random()
-    records = CallRecords(db, reactor)
+    records = CallRecords(db, reactor, on_call_closed)
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
     for endpoint in ami.endpoints:
@@ -178,7 +187,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         # A handler per node (agents answer on the node the call is on), the menus shared.
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
-                              agents=AgentAnswers(link))
+                              agents=AgentAnswers(link), switches=switches)
         handlers.append(handler)
         flow = CallsByRole(handler, AdminCalls(config, reactor, db))
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,

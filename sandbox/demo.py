@@ -14,11 +14,18 @@ then shows two things with what the platform itself recorded:
    settles it; the text (masked destination), its state changes and the report
    come from the outbox tables.
 
+It ends with the administrators' console: its address and the demo
+administrator's login (a fresh password each run). With ``--stay`` (the default
+on a terminal) the platform keeps running for the console until Ctrl-C.
+
 Exit 0 only if both went through.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import re
+import secrets
 import signal
 import sys
 import time
@@ -49,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--log-dir", type=Path, help="where every log goes (default: STATE/logs)")
     p.add_argument("--smsc", choices=("auto", "npm", "sim"), default="auto",
                    help="auto: the npm SMSC when installed, else sandbox.smsc_sim")
+    p.add_argument("--stay", action=argparse.BooleanOptionalAction, default=sys.stdin.isatty(),
+                   help="keep the platform running for the console until Ctrl-C "
+                        "(default: when run from a terminal)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -70,6 +80,11 @@ def cmd_demo(args) -> int:
         with Stack(args.state_dir, log_dir, say=say,
                    smsc_kind={"sim": "smsc_sim"}.get(args.smsc, args.smsc)) as stack:
             ok = run_on_fresh_reactor(lambda reactor: show(reactor, stack), timeout=150)
+            show_console(stack)
+            if args.stay:
+                say("the platform keeps running for the console; Ctrl-C stops everything")
+                while True:
+                    time.sleep(3600)
         say("stopped everything" + ("" if ok else "; the demo did not fully go through"))
         say(f"logs: {log_dir}")
         return 0 if ok else 1
@@ -79,6 +94,27 @@ def cmd_demo(args) -> int:
     except KeyboardInterrupt:
         print("hotline demo: interrupted; everything was stopped", file=sys.stderr)
         return 130
+
+
+DEMO_ADMIN = "admin"
+
+
+def show_console(stack) -> None:
+    """Create the demo administrator (a provincial one, a fresh password) and say where the
+    console is."""
+    password = secrets.token_urlsafe(9)
+    os.environ["HOTLINE_DEMO_ADMIN_PASSWORD"] = password
+    known = stack.hotline("console", "users", "--config", str(stack.config_path))
+    command = "passwd" if DEMO_ADMIN in known.split() else "adduser"
+    try:
+        stack.hotline("console", command, "--config", str(stack.config_path), DEMO_ADMIN,
+                      "--password-env", "HOTLINE_DEMO_ADMIN_PASSWORD")
+    finally:
+        del os.environ["HOTLINE_DEMO_ADMIN_PASSWORD"]
+    say()
+    say("== 3. the administrators' console ==")
+    say(f"console: {stack.console_url}/  (中文; English at the top right)")
+    say(f"login:   {DEMO_ADMIN} / {password}  (demo provincial administrator)")
 
 
 def say(line: str = "") -> None:

@@ -60,6 +60,10 @@ threads = 4
 enabled = yes
 listen = tcp:port={http_port}:interface=127.0.0.1
 
+[console]
+enabled = yes
+listen = tcp:port={console_port}:interface=127.0.0.1
+
 [center:{center}]
 name = 示例市住房公积金管理中心
 signature = 示例公积金
@@ -107,7 +111,7 @@ reconnect_max = 5
 [prompts]
 library_dir = {state}/prompts
 recording_dir = {state}/prompts/incoming
-"""
+{extra}"""
 
 
 class StackError(Exception):
@@ -290,6 +294,9 @@ class Stack:
     ismg: Smsc | None = None  # the CMPP ISMG simulator China Mobile's numbers go to
     daemon: subprocess.Popen | None = None
     http_port: int = 0
+    console_port: int = 0
+    extra_ini: str = ""  # more sections (another center) appended to the generated INI
+    shared_core_centers: tuple[str, ...] = ()  # centers of extra_ini on the same demo core
     code_pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self):
@@ -346,10 +353,11 @@ class Stack:
             raise StackError(str(e)) from e
         self.say(f"Asterisk: AMI 127.0.0.1:{self.asterisk.ami_port}, "
                  f"SIP udp 127.0.0.1:{self.asterisk.sip_port}")
-        self.http_port = free_port()
+        self.http_port, self.console_port = free_port(), free_port()
         self.config_path.write_text(CONFIG.format(
             instance=self.instance, state=self.state_dir, log_dir=self.log_dir,
-            http_port=self.http_port, center=CENTER, core_db=self.core_db,
+            http_port=self.http_port, console_port=self.console_port, extra=self.extra_ini,
+            center=CENTER, core_db=self.core_db,
             ami_endpoint=self.asterisk.endpoint, system_id=SMPP_SYSTEM_ID,
             sms_enabled="yes" if self.sms else "no",
             smpp_port=self.smsc.port if self.smsc else free_port(),
@@ -369,6 +377,10 @@ class Stack:
         for path in sources:
             if path.is_file():
                 shutil.copyfile(path, target / path.name)
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -402,9 +414,10 @@ class Stack:
         end = latest_event(self.core_db)
 
         def start_cursor(session):
-            if session.scalar(select(SmsAlertCursor).where(SmsAlertCursor.center == CENTER)):
-                return
-            session.add(SmsAlertCursor(center=CENTER, cursor=end, updated_at=time.time()))
+            for center in (CENTER, *self.shared_core_centers):
+                if session.scalar(select(SmsAlertCursor).where(SmsAlertCursor.center == center)):
+                    continue
+                session.add(SmsAlertCursor(center=center, cursor=end, updated_at=time.time()))
 
         db = Database(self.db_url, None, 1)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -139,6 +139,24 @@ class TemplateSet:
             return self.by_center[center][name]
         except KeyError:
             raise TemplateError(f"no template {name!r} for center {center!r}") from None
+
+    def replace_text(self, center: str, name: str, text: str) -> None:
+        """Send ``text`` for one center's template from now on (an edit reviewed and published
+        in the console)."""
+        self.by_center[center][name] = self.with_text(center, name, text)
+
+    def with_text(self, center: str, name: str, text: str) -> Template:
+        """The template with another text, which must keep the signature first and the
+        template's placeholders; raises TemplateError otherwise."""
+        t = self.get(center, name)
+        try:
+            used = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+        except ValueError as e:
+            raise TemplateError(f"{name}: {e}") from None
+        if not text.startswith("{signature}") or used - {"signature"} != set(t.params):
+            raise TemplateError(f"{name}: the text must start with {{signature}} and use "
+                                f"exactly {{{'}, {'.join(sorted(t.params))}}}")
+        return replace(t, text=text)
 
     def render(self, center: str, name: str, params: dict) -> Rendered:
         """Validate ``params`` against the template and return the text (a pure function)."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("common", "storage", "core_client", "prompts", "ivr", "sms", "dialplans",
-            "sandbox", "benchmarks")
-PRODUCT = ("common", "storage", "core_client", "prompts", "ivr", "sms", "dialplans")
+            "console", "sandbox", "benchmarks")
+PRODUCT = ("common", "storage", "core_client", "prompts", "ivr", "sms", "dialplans", "console")
 
 
 def _imports() -> dict[str, set[tuple[str, str]]]:
@@ -76,7 +76,7 @@ def test_product_never_imports_sandbox_or_benchmarks():
 def test_common_and_storage_know_no_room():
     """The shared layers (config readers, logging, HTTP, database) import no room."""
     edges = _imports()
-    rooms = {"core_client", "prompts", "ivr", "sms"}
+    rooms = {"core_client", "prompts", "ivr", "sms", "console"}
     offenders = sorted(f for src in ("common", "storage") for t, f in edges.get(src, ())
                        if t in rooms)
     assert offenders == []

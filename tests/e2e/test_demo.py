@@ -1,6 +1,7 @@
 """``hotline demo`` from the command line: the whole local stack, a balance call and an alert SMS."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
     and the deposit alert sent over CMPP to a China Mobile number (text, states, report),
     with nothing personal printed whole."""
     done = subprocess.run([sys.executable, str(REPO / "daemon.py"), "demo",
-                           "--state-dir", str(tmp_path / "demo"), "--log-dir", str(log_dir)],
+                           "--state-dir", str(tmp_path / "demo"), "--log-dir", str(log_dir),
+                           "--no-stay"],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
     out = done.stdout + done.stderr
     print(out)
@@ -33,4 +35,6 @@ def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
     assert "submitted to cmcc" in out  # a China Mobile number, over CMPP
     assert "status report for message id" in out and "part delivered" in out
     assert "demo: both went through" in out
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/", out)
+    assert re.search(r"login:   admin / \S{12} ", out)
     assert find_personal_data(out) == []

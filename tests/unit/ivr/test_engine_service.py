@@ -115,6 +115,45 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     assert set(service.handler.menus) == {"demo", "north"}
 
 
+def test_switched_off_item_is_closed_on_the_next_call(handler):
+    """The console's switches are read at each call's start: an item switched off plays
+    the closed prompt instead of its menu, with no restart."""
+    from ivr.menu import Switch
+
+    off: dict[str, Switch] = {}
+
+    async def switches(center):
+        return off
+
+    handler.switches = switches
+    first = FakeSession(["1", "2", HANGUP])  # 普通话, loans
+    _call(handler, first)
+    assert any("loan-menu" in p for entry in first.log for p in entry[1])
+    off["loan"] = Switch(enabled=False)
+    second = FakeSession(["1", "2", HANGUP])
+    _call(handler, second)
+    played = [p for entry in second.log for p in entry[1]]
+    assert not any("loan-menu" in p for p in played)
+    assert any("service-closed" in p for p in played)
+
+
+def test_item_hours_from_the_console_close_it_outside_them(handler):
+    """Service hours set in the console replace the file's for the next call: outside them
+    the item plays the closed prompt."""
+    from common.daily_window import DailyWindow
+    from ivr.menu import Switch
+
+    async def switches(center):
+        return {"loan": Switch(enabled=True, hours=DailyWindow.parse("00:00-00:01"))}
+
+    handler.switches = switches
+    session = FakeSession(["1", "2", HANGUP])
+    _call(handler, session)
+    played = [p for entry in session.log for p in entry[1]]
+    assert not any("loan-menu" in p for p in played)
+    assert any("service-closed" in p for p in played)
+
+
 def test_several_asterisk_nodes_get_a_link_and_dispatcher_each(tmp_path):
     """``[ami] endpoint`` may list several Asterisk nodes (behind a SIP balancer): the
     daemon keeps one AMI link, call dispatcher and call handler per node (the menus

@@ -1,0 +1,1 @@
+"""The administrators' web console: accounts and roles, dashboard, operations, audit."""

@@ -1,0 +1,215 @@
+"""Report rollups: per-day figures kept current as events happen, so a year's report reads
+at most 366 rows per center and never the raw call or message rows.
+
+Calls are added in the transaction that closes their record (``CallRollup``, the
+IVR's ``on_closed`` hook). Messages are added when they reach a final state
+(delivered, failed, expired): ``fold_sms`` reads the messages finalised since
+its mark, a few seconds behind the clock so no transaction still in flight is
+skipped, and the daemon runs it every few seconds. Days are local days in each
+center's zone. Reports by month add up the days.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections import Counter
+import io
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
+from sms.outbox.sql import M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED
+
+SMS_MARK = "sms_final_at"
+SMS_LAG = 5.0  # seconds behind the clock: transactions that finalised earlier have committed
+
+
+def zones(config) -> dict[str, str]:
+    """Each center's time zone: its days are local days."""
+    return {code: center.timezone for code, center in config.centers.items()}
+
+
+def local_day(ts: float, zone: ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(ts, zone).date().isoformat()
+
+
+class CallRollup:
+    """Adds one closed call to its day's row, inside the transaction that closes it."""
+
+    def __init__(self, zones: dict[str, str]):
+        self.zones = {center: ZoneInfo(zone) for center, zone in zones.items()}
+
+    def __call__(self, session, record, ended_at: float, outcome: str) -> None:
+        center, started_at, survey = record.center, record.started_at, record.survey
+        key = (local_day(started_at, self.zones[center]), center)
+        row = session.get(RollupCalls, key, with_for_update=True)
+        if row is None:
+            row = RollupCalls(day=key[0], center=center, calls=0, ivr_handled=0, transferred=0,
+                              abandoned=0, failed=0, seconds=0.0, survey_1=0, survey_2=0,
+                              survey_3=0)
+            session.add(row)
+        row.calls += 1
+        if outcome in ("ivr_handled", "transferred", "abandoned"):
+            setattr(row, outcome, getattr(row, outcome) + 1)
+        else:
+            row.failed += 1
+        row.seconds += max(0.0, ended_at - started_at)
+        if survey in (1, 2, 3):
+            setattr(row, f"survey_{survey}", getattr(row, f"survey_{survey}") + 1)
+        for (node, digits), n in Counter(record.keys).items():
+            press = session.get(RollupKeys, (key[0], center, node, digits), with_for_update=True)
+            if press is None:
+                press = RollupKeys(day=key[0], center=center, node=node, key=digits, count=0)
+                session.add(press)
+            press.count += n
+
+
+def fold_sms(session, now: float, zones: dict[str, str]) -> int:
+    """Add the messages finalised since the mark (up to ``now - SMS_LAG``); returns how many."""
+    tz = {center: ZoneInfo(zone) for center, zone in zones.items()}
+    mark = session.get(RollupMark, SMS_MARK, with_for_update=True)
+    if mark is None:
+        mark = RollupMark(name=SMS_MARK, value=0.0)
+        session.add(mark)
+    upto = now - SMS_LAG
+    if upto <= mark.value:
+        return 0
+    rows = session.execute(
+        select(M.c.center, M.c.template, M.c.smsc, M.c.created_at, M.c.submitted_at,
+               M.c.state)
+        .where(M.c.final_at > mark.value, M.c.final_at <= upto,
+               M.c.state.in_((DELIVERED, FAILED, EXPIRED)))).all()
+    adds: dict[tuple, dict[str, int]] = {}
+    for center, template, smsc, created, submitted, state in rows:
+        day = local_day(created, tz.get(center, ZoneInfo("Asia/Shanghai")))
+        entry = adds.setdefault((day, center, template, smsc or ""),
+                                dict.fromkeys(("pushed", "sent", DELIVERED, FAILED, EXPIRED), 0))
+        entry["pushed"] += 1
+        entry["sent"] += int(submitted is not None)
+        entry[state] += 1
+    for key, add in adds.items():
+        row = session.get(RollupSms, key, with_for_update=True)
+        if row is None:
+            row = RollupSms(day=key[0], center=key[1], template=key[2], carrier=key[3],
+                            pushed=0, sent=0, delivered=0, failed=0, expired=0)
+            session.add(row)
+        for name, n in add.items():
+            setattr(row, name, getattr(row, name) + n)
+    mark.value = upto
+    return len(rows)
+
+
+# ---- reports ---------------------------------------------------------------------------
+
+CALL_COLUMNS = ("period", "center", "calls", "ivr_handled", "transferred", "abandoned",
+                "failed", "abandon_rate", "average_seconds", "satisfaction")
+KEY_COLUMNS = ("period", "center", "node", "key", "count")
+SMS_COLUMNS = ("period", "center", "template", "carrier", "pushed", "sent", "delivered",
+               "failed", "expired", "success_rate")
+HEADINGS = {
+    "period": "日期/月份 period", "center": "中心 center", "calls": "呼入 calls",
+    "ivr_handled": "自助完成 IVR-handled", "transferred": "转人工 transferred",
+    "abandoned": "呼损 abandoned", "failed": "失败 failed", "abandon_rate": "呼损率 abandon rate",
+    "average_seconds": "平均时长(秒) avg s", "satisfaction": "满意度 satisfaction",
+    "template": "模板 template", "carrier": "通道 carrier", "pushed": "推送 pushed",
+    "sent": "发送 sent", "delivered": "成功 delivered", "expired": "过期 expired",
+    "success_rate": "成功率 success rate", "node": "菜单 menu", "key": "按键 key",
+    "count": "次数 presses",
+}
+
+
+@dataclass(frozen=True)
+class Period:
+    by: str  # day | month
+    first: str  # YYYY-MM-DD, inclusive
+    last: str  # YYYY-MM-DD, inclusive
+
+    def key(self, column):
+        return column if self.by == "day" else func.substr(column, 1, 7)
+
+
+def _rate(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def calls_report(session, centers: list[str], period: Period, by_center: bool = True) -> list[dict]:
+    """Hotline figures per day or month (per center, or the centers together)."""
+    key = period.key(RollupCalls.day).label("period")
+    group = [key, RollupCalls.center] if by_center else [key]
+    sums = [func.sum(getattr(RollupCalls, n)) for n in (
+        "calls", "ivr_handled", "transferred", "abandoned", "failed", "seconds", "survey_1",
+        "survey_2", "survey_3")]
+    q = (select(*group, *sums).where(RollupCalls.center.in_(centers),
+                                     RollupCalls.day >= period.first,
+                                     RollupCalls.day <= period.last)
+         .group_by(*group).order_by(*group))
+    out = []
+    for row in session.execute(q).all():
+        head, figures = row[:len(group)], [v or 0 for v in row[len(group):]]
+        calls, ivr, transferred, abandoned, failed, seconds, s1, s2, s3 = figures
+        out.append({"period": head[0], "center": head[1] if by_center else "全省 province",
+                    "calls": int(calls), "ivr_handled": int(ivr),
+                    "transferred": int(transferred), "abandoned": int(abandoned),
+                    "failed": int(failed), "abandon_rate": _rate(abandoned, calls),
+                    "average_seconds": round(seconds / calls, 1) if calls else None,
+                    "satisfaction": _rate(s1 + s2, s1 + s2 + s3)})
+    return out
+
+
+def keys_report(session, centers: list[str], period: Period) -> list[dict]:
+    """Key presses per menu item over the period, per center (the guidelines' 按键统计)."""
+    q = (select(RollupKeys.center, RollupKeys.node, RollupKeys.key, func.sum(RollupKeys.count))
+         .where(RollupKeys.center.in_(centers), RollupKeys.day >= period.first,
+                RollupKeys.day <= period.last)
+         .group_by(RollupKeys.center, RollupKeys.node, RollupKeys.key)
+         .order_by(RollupKeys.center, RollupKeys.node, RollupKeys.key))
+    return [{"period": f"{period.first}..{period.last}", "center": c, "node": n, "key": k,
+             "count": int(v)} for c, n, k, v in session.execute(q).all()]
+
+
+def sms_report(session, centers: list[str], period: Period, detail: bool = False) -> list[dict]:
+    """SMS figures per day or month and center; with ``detail`` also by template and carrier."""
+    key = period.key(RollupSms.day).label("period")
+    group = [key, RollupSms.center] + ([RollupSms.template, RollupSms.carrier] if detail else [])
+    sums = [func.sum(getattr(RollupSms, n)) for n in ("pushed", "sent", "delivered", "failed",
+                                                      "expired")]
+    q = (select(*group, *sums).where(RollupSms.center.in_(centers),
+                                     RollupSms.day >= period.first,
+                                     RollupSms.day <= period.last)
+         .group_by(*group).order_by(*group))
+    out = []
+    for row in session.execute(q).all():
+        head, figures = row[:len(group)], [int(v or 0) for v in row[len(group):]]
+        pushed, sent, delivered, failed, expired = figures
+        out.append({"period": head[0], "center": head[1],
+                    "template": head[2] if detail else "", "carrier": head[3] if detail else "",
+                    "pushed": pushed, "sent": sent, "delivered": delivered, "failed": failed,
+                    "expired": expired, "success_rate": _rate(delivered, sent)})
+    return out
+
+
+def to_csv(rows: list[dict], columns: tuple[str, ...]) -> bytes:
+    """UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese headings."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([HEADINGS[c] for c in columns])
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(rows: list[dict], columns: tuple[str, ...], title: str) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = title[:31]
+    sheet.append([HEADINGS[c] for c in columns])
+    for row in rows:
+        sheet.append([row[c] for c in columns])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
