@@ -123,7 +123,7 @@ def make_service(config: Config, reactor, db, cores: Mapping[str, CoreClient],
                    # a little jitter: daemons cut together come back apart, and soon
                    jitter=lambda: jitter.random() * 0.2)
     records = CallRecords(db, reactor)
-    handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link))
+    handler = CallHandler(config, reactor, records, cores, notifier, agents=AgentAnswers(link, reactor))
     flow = CallsByRole(handler, AdminCalls(config, reactor, db))
     dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                 heartbeat_interval=ami.heartbeat_interval,
