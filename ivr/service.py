@@ -187,7 +187,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         # A handler per node (agents answer on the node the call is on), the menus shared.
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
-                              agents=AgentAnswers(link), switches=switches)
+                              agents=AgentAnswers(link, reactor), switches=switches)
         handlers.append(handler)
         flow = CallsByRole(handler, AdminCalls(config, reactor, db))
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,

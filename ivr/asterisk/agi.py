@@ -405,9 +405,12 @@ class AgiSession:
         return DigitsResult(digits, status == "TIMEOUT")
 
     async def play(self, prompts: list[str]) -> None:
-        """Play files without barge-in (``EXEC Playback f1&f2``)."""
+        """Play files without barge-in (``EXEC Playback f1&f2``); a hang-up during them
+        (the application returns -1) raises CallHungUp, as during input."""
         if prompts:
-            await self._exec_files("Playback", (), prompts, ())
+            result = await self._exec_files("Playback", (), prompts, ())
+            if result.result == "-1":
+                raise CallHungUp(f"{self.channel} hung up during a prompt")
 
     async def _exec_files(self, app: str, before: tuple[str, ...], files: list[str],
                           after: tuple[str, ...], timeout: float | None = None) -> AgiResult:

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ivr.asterisk.ami_codec import Message
-from ivr.asterisk.ami_protocol import AmiError
+from ivr.asterisk.ami_protocol import AmiActionError, AmiError
 from ivr.records import CallRecords, FallbackCall
 
 FAMILY = "hotline_fallback"
@@ -34,6 +34,7 @@ class LostCalls:
         self.link, self.instance, self.records = link, instance, records
         self.running = running  # uniqueids of calls this daemon still drives
         self._sweeping: Deferred | None = None
+        self._told_no_delete = False
         self._again = False
 
     def start(self) -> None:
@@ -78,7 +79,16 @@ class LostCalls:
         busy = self.running() | {c.get("Uniqueid") or "" for c in channels.events}
         lost, recorded = await self.records.settle(self.instance, calls, busy)
         for call in calls:
-            await self.link.action("DBDel", {"Family": FAMILY, "Key": call.uniqueid})
+            try:
+                await self.link.action("DBDel", {"Family": FAMILY, "Key": call.uniqueid})
+            except AmiActionError as e:
+                # Settling is idempotent, so a line left behind costs only a re-read.
+                if not self._told_no_delete:
+                    self._told_no_delete = True
+                    self.log.warn("Asterisk refused DBDel ({why}): recorded fallback calls "
+                                  "stay in its database; give the AMI user write 'system'",
+                                  why=e.message)
+                break
         if lost or recorded:
             self.log.info("call records settled: {lost} closed as lost, {recorded} fallback "
                           "calls recorded", lost=lost, recorded=recorded)

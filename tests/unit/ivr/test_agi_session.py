@@ -320,3 +320,12 @@ def test_a_long_notice_is_one_playback():
     run(s.play(files))
     assert ami.agi()[-1]["Command"].startswith('EXEC "Exec" "Playback(${HOTLINE_PROMPTS1}&')
     assert len(ami.agi()) == 1
+
+
+def test_hangup_during_a_playback_raises():
+    """Playback returns -1 when the caller hangs up during it: the flow sees CallHungUp
+    (a hang-up during "transferring" is then abandoned, issue 13 defect 8)."""
+    s, ami, _ = make()
+    out = run(s.play(["ivr/transferring"]))
+    answer(s, ami, "200 result=-1\n")
+    assert out[0].check(CallHungUp)
