@@ -210,8 +210,11 @@ class CodesApi:
             await self.outbox.send(data["center"], "verification_code", {
                 "code": issued.code, "purpose": PURPOSE_TEXT.get(issued.purpose, "身份验证"),
                 "minutes": max(1, self.ttl // 60)}, issued.mobile, f"code:{issued.code_id}")
-        except BadDestination as e:
-            raise ApiError(422, "bad_destination", f"the registered mobile: {e}") from None
+        except BadDestination as e:  # the core's data is at fault, not the caller: answer alike
+            log.warn("no code sent for {account} (client {client}): the registered mobile "
+                     "is no valid destination: {why}", account=mask_account(issued.account_no),
+                     client=client, why=str(e))
+            return self._accepted()
         except OutboxError as e:
             raise ApiError(503, "not_sent", type(e).__name__) from None
         log.info("code {id} for {account} queued to {mobile} for client {client}",
