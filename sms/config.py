@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from common.config import zone
 
-SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords"}
+SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.door"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
 
@@ -66,6 +66,7 @@ class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
     outbox: OutboxConfig | None = None
+    door: object = None  # sms.door.config.DoorConfig
 
 
 def parse(ini, daemon, centers) -> SmsConfig:
@@ -91,8 +92,10 @@ def parse(ini, daemon, centers) -> SmsConfig:
             reconnect_min=sec.float("reconnect_min", 1.0, min=0.05, max=300),
             reconnect_max=sec.float("reconnect_max", 60.0, min=0.05, max=3600),
         ))
+    from sms.door.config import parse as parse_door
+
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
-                     outbox=_outbox(ini, s, centers))
+                     outbox=_outbox(ini, s, centers), door=parse_door(ini))
 
 
 def _outbox(ini, s, centers) -> OutboxConfig:

@@ -21,6 +21,7 @@ TABLE_MODULES = (
     "ivr.tables",
     "sms.tables",
     "prompts.tables",
+    "sms.door.tables",
 )
 
 

@@ -493,6 +493,15 @@ class Outbox:
         d.addCallback(self._accepted)
         return d
 
+    def accept_in(self, session, items: list[Outgoing]) -> list:
+        """Accept within the caller's transaction (the door commits its own rows with them);
+        one Accepted or OutboxError per item. Call ``notify_accepted`` after the commit."""
+        return self._accept_batch(session, items)
+
+    def notify_accepted(self) -> None:
+        """Wake the dispatcher for messages committed through ``accept_in``."""
+        self._woken([Accepted(0, 0, False)])
+
     def _accepted(self, accepted: Accepted) -> Accepted:
         if not accepted.duplicate and self._wake_call is None:
             # Once for the whole committed batch, at the next reactor turn.

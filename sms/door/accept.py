@@ -1,0 +1,233 @@
+"""Accepting a client's messages: filters, duplicates, quota and rate, then the outbox's
+own accept, all in ONE transaction, so nothing is acknowledged before it is committed and
+no two concurrent requests can both spend the last of a quota.
+
+Counters are rows of ``door_counter`` changed by ``UPDATE ... RETURNING`` under the row's
+lock (PostgreSQL) or the single writer (SQLite): reserve first, give back what was not used.
+Every item is tallied per center, client, template and day: ``pushed``, and either its
+refusal reason or nothing; a message held for quiet hours also counts ``held_quiet_hours``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, delete, select, text as sql_text, update
+
+from sms.door.filters import HELD, Refused, parse_item, render
+from sms.door.tables import DoorCounter, DoorMessage, DoorTally
+from sms.outbox.outbox import (
+    Accepted, DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
+)
+
+K = DoorCounter.__table__
+DM = DoorMessage.__table__
+TALLY = DoorTally.__table__
+DUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one item: accepted (new), duplicate (an earlier message), or refused."""
+
+    index: int
+    status: str  # accepted / duplicate / refused
+    message_id: int | None = None
+    parts: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    held_until: float | None = None
+
+    def as_json(self) -> dict:
+        out = {"index": self.index, "status": self.status}
+        for name in ("message_id", "parts", "reason", "message", "held_until"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _upsert_zero(session, client: str, bucket: str) -> None:
+    """Make sure the counter row exists (a no-op if it does) before it is incremented."""
+    session.execute(sql_text(
+        "INSERT INTO door_counter (client, bucket, n) VALUES (:c, :b, 0) ON CONFLICT DO NOTHING"),
+        {"c": client, "b": bucket})
+
+
+def reserve(session, client: str, bucket: str, want: int, limit: int) -> int:
+    """Take up to ``want`` from the counter under ``limit``; the number granted (atomic)."""
+    if want <= 0:
+        return 0
+    _upsert_zero(session, client, bucket)
+    n = session.execute(update(K).where(K.c.client == client, K.c.bucket == bucket)
+                        .values(n=K.c.n + want).returning(K.c.n)).scalar_one()
+    granted = max(0, min(want, limit - (n - want)))
+    if granted < want:
+        give_back(session, client, bucket, want - granted)
+    return granted
+
+
+def give_back(session, client: str, bucket: str, n: int) -> None:
+    if n > 0:
+        session.execute(update(K).where(K.c.client == client, K.c.bucket == bucket)
+                        .values(n=K.c.n - n))
+
+
+class DoorAccept:
+    """Runs the door's accepting transaction over the outbox."""
+
+    def __init__(self, outbox, templates, words, config, encode):
+        self.outbox, self.templates, self.words = outbox, templates, words
+        self.config, self.encode = config, encode  # config: DoorConfig
+        self.tz = ZoneInfo(outbox.config.timezone)
+
+    def accept(self, client, raw_items: list):
+        """Fires with one ItemResult per item, after the commit."""
+        d = self.outbox.accept_lock.run(self.outbox.db.run, self._accept, client, raw_items,
+                                        self.outbox.clock.seconds())
+        d.addCallback(self._wake)
+        return d
+
+    def _wake(self, results: list[ItemResult]) -> list[ItemResult]:
+        if any(r.status == "accepted" for r in results):
+            self.outbox.notify_accepted()
+        return results
+
+    def _day(self, now: float) -> str:
+        return dt.datetime.fromtimestamp(now, self.tz).date().isoformat()
+
+    def _accept(self, session, client, raw_items: list, now: float) -> list[ItemResult]:
+        results: list[ItemResult | None] = [None] * len(raw_items)
+        tallies: dict[tuple[str, str, str], int] = {}
+
+        def tally(center, template, what, n=1):
+            key = (center or "-", (template or "-")[:64], what)
+            tallies[key] = tallies.get(key, 0) + n
+
+        def refuse(i, center, template, reason, message):
+            results[i] = ItemResult(i, "refused", reason=reason, message=message)
+            tally(center, template, reason)
+
+        built: list[tuple[int, Outgoing, str | None]] = []
+        for i, raw in enumerate(raw_items):
+            center = raw.get("center") if isinstance(raw, dict) else None
+            template = raw.get("template") if isinstance(raw, dict) else None
+            center = center if isinstance(center, str) else client.center
+            template = template if isinstance(template, str) else "free_text"
+            tally(center, template, "pushed")
+            try:
+                item = parse_item(raw, client)
+                if item.center not in self.templates.signatures:
+                    raise Refused("center_not_allowed", "center is not served here")
+                klass, name, text, logged, sensitive, max_parts = render(
+                    item, client, self.templates, self.config.max_free_parts)
+                word = self.words.find(text)
+                if word is not None:
+                    raise Refused("illegal_keyword", "the text holds a word of the illegal "
+                                                     "keyword list")
+                try:
+                    encoded = self.encode(text, max_parts=max_parts)
+                except ValueError as e:
+                    raise Refused("bad_params", f"text too long: {e}") from None
+            except Refused as e:
+                refuse(i, center, template, e.reason, str(e))
+                continue
+            key = f"door:{client.name}:{item.key or 'auto:' + uuid.uuid4().hex}"
+            parts = tuple(EncodedPart(bytes(p), encoded.data_coding, encoded.esm_class)
+                          for p in encoded.parts)
+            built.append((i, Outgoing(
+                center=item.center, klass=klass, template=name, params=logged, text=text,
+                destination=item.destination, idem_key=key, parts=parts, sensitive=sensitive),
+                item.reference))
+        built = self._drop_duplicates(session, built, now, refuse)
+        built = self._spend_quota(session, client, built, now, refuse)
+        if built:
+            accepted = self.outbox.accept_in(session, [m for _, m, _ in built])
+            new_rows, unused = [], 0
+            for (i, m, reference), r in zip(built, accepted):
+                if isinstance(r, OutboxError):
+                    unused += 1
+                    reason = ("opted_out" if isinstance(r, OptedOut) else
+                              "destination_limited" if isinstance(r, DestinationLimited) else
+                              getattr(r, "reason", "invalid_number"))
+                    refuse(i, m.center, m.template, reason, str(r))
+                elif r.duplicate:
+                    unused += 1
+                    results[i] = ItemResult(i, "duplicate", r.message_id, r.part_count,
+                                            reason="duplicate", message="same idempotency key "
+                                            "as an earlier message")
+                    tally(m.center, m.template, "duplicate")
+                else:
+                    held = self.outbox.quiet.release_at(m.klass, now)
+                    results[i] = ItemResult(i, "accepted", r.message_id, r.part_count,
+                                            held_until=held if held > now else None)
+                    if held > now:
+                        tally(m.center, m.template, HELD)
+                    new_rows.append(dict(message_id=r.message_id, client=client.name,
+                                         center=m.center, template=m.template,
+                                         reference=reference, created_at=now))
+            if new_rows:
+                session.execute(DM.insert(), new_rows)
+            give_back(session, client.name, f"d:{self._day(now)}", unused)
+            give_back(session, client.name, f"s:{int(now)}", unused)
+        self._store_tallies(session, client.name, self._day(now), tallies)
+        return results
+
+    def _drop_duplicates(self, session, built, now, refuse):
+        """Refuse an item whose destination got the same text within the window (never codes)."""
+        window = self.config.duplicate_window
+        if not window or not built:
+            return built
+        candidates = [b for b in built if b[1].klass != "code"]
+        seen: set[tuple[str, str, str]] = set()
+        dests = sorted({m.destination for _, m, _ in candidates})
+        for start in range(0, len(dests), DUP_CHUNK):
+            chunk = dests[start:start + DUP_CHUNK]
+            for center, destination, text in session.execute(
+                    select(M.c.center, M.c.destination, M.c.text).where(
+                        M.c.destination.in_(chunk), M.c.created_at > now - window,
+                        M.c.klass != "code")):
+                seen.add((center, destination, text))
+        kept = []
+        for i, m, reference in built:
+            key = (m.center, m.destination, m.text)
+            if m.klass != "code" and key in seen:
+                refuse(i, m.center, m.template, "duplicate",
+                       f"same text to this destination within {int(window)} s")
+                continue
+            if m.klass != "code":
+                seen.add(key)  # a twin later in the same request is a duplicate too
+            kept.append((i, m, reference))
+        return kept
+
+    def _spend_quota(self, session, client, built, now, refuse):
+        """Reserve the daily quota then the per-second rate; items beyond them are refused."""
+        if not built:
+            return built
+        day = reserve(session, client.name, f"d:{self._day(now)}", len(built), client.daily_quota)
+        second = int(now)
+        session.execute(delete(K).where(K.c.client == client.name, K.c.bucket.like("s:%"),
+                                        K.c.bucket != f"s:{second}"))
+        rate = reserve(session, client.name, f"s:{second}", day, client.rate_per_second)
+        give_back(session, client.name, f"d:{self._day(now)}", day - rate)
+        for i, m, _ in built[rate:day]:
+            refuse(i, m.center, m.template, "rate_limited",
+                   f"more than {client.rate_per_second} messages per second; retry later")
+        for i, m, _ in built[day:]:
+            refuse(i, m.center, m.template, "quota_exceeded",
+                   f"daily quota of {client.daily_quota} messages reached")
+        return built[:rate]
+
+    @staticmethod
+    def _store_tallies(session, client: str, day: str, tallies: dict) -> None:
+        for (center, template, what), n in tallies.items():
+            session.execute(sql_text(
+                "INSERT INTO door_tally (center, client, template, day, what, n)"
+                " VALUES (:center, :client, :template, :day, :what, 0) ON CONFLICT DO NOTHING"),
+                dict(center=center, client=client, template=template, day=day, what=what))
+            session.execute(update(TALLY).where(and_(
+                TALLY.c.center == center, TALLY.c.client == client, TALLY.c.template == template,
+                TALLY.c.day == day, TALLY.c.what == what)).values(n=TALLY.c.n + n))
