@@ -191,8 +191,9 @@ def _room_clis():
     import ivr.cli
     import prompts.cli
     import sms.cli
+    import sms.door.cli
 
-    return (core_client.cli, ivr.cli, sms.cli, prompts.cli)
+    return (core_client.cli, ivr.cli, sms.cli, sms.door.cli, prompts.cli)
 
 
 def main(argv: list[str] | None = None) -> int:

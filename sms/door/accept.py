@@ -84,10 +84,10 @@ class DoorAccept:
         self.config, self.encode = config, encode  # config: DoorConfig
         self.tz = ZoneInfo(outbox.config.timezone)
 
-    def accept(self, client, raw_items: list):
+    def accept(self, client, raw_items: list, channel: str = "rest"):
         """Fires with one ItemResult per item, after the commit."""
         d = self.outbox.accept_lock.run(self.outbox.db.run, self._accept, client, raw_items,
-                                        self.outbox.clock.seconds())
+                                        self.outbox.clock.seconds(), channel)
         d.addCallback(self._wake)
         return d
 
@@ -99,7 +99,8 @@ class DoorAccept:
     def _day(self, now: float) -> str:
         return dt.datetime.fromtimestamp(now, self.tz).date().isoformat()
 
-    def _accept(self, session, client, raw_items: list, now: float) -> list[ItemResult]:
+    def _accept(self, session, client, raw_items: list, now: float,
+                channel: str = "rest") -> list[ItemResult]:
         results: list[ItemResult | None] = [None] * len(raw_items)
         tallies: dict[tuple[str, str, str], int] = {}
 
@@ -168,7 +169,8 @@ class DoorAccept:
                         tally(m.center, m.template, HELD)
                     new_rows.append(dict(message_id=r.message_id, client=client.name,
                                          center=m.center, template=m.template,
-                                         reference=reference, created_at=now))
+                                         reference=reference, created_at=now,
+                                         channel=channel))
             if new_rows:
                 session.execute(DM.insert(), new_rows)
             give_back(session, client.name, f"d:{self._day(now)}", unused)

@@ -73,13 +73,15 @@ class DoorMessage(Base):
     """Which client sent an outbox message, so queries, cancels and receipts find it."""
 
     __tablename__ = "door_message"
-    __table_args__ = (Index("ix_door_message_client", "client", "created_at"),)
+    __table_args__ = (Index("ix_door_message_client", "client", "created_at"),
+                      Index("ix_door_message_notified", "notified"))
 
     message_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # sms_message.id
     client: Mapped[str] = mapped_column(String(32))
     center: Mapped[str] = mapped_column(String(32))
     template: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str] = mapped_column(String(8), default="rest")  # rest / smpp
     created_at: Mapped[float] = mapped_column(Float)
     notified: Mapped[str | None] = mapped_column(String(12), nullable=True)  # final state told
 

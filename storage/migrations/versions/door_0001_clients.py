@@ -66,11 +66,13 @@ def upgrade() -> None:
         sa.Column("center", sa.String(32), nullable=False),
         sa.Column("template", sa.String(64), nullable=False),
         sa.Column("reference", sa.String(64), nullable=True),
+        sa.Column("channel", sa.String(8), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("notified", sa.String(12), nullable=True),
         sa.PrimaryKeyConstraint("message_id", name="pk_door_message"),
     )
     op.create_index("ix_door_message_client", "door_message", ["client", "created_at"])
+    op.create_index("ix_door_message_notified", "door_message", ["notified"])
     op.create_table(
         "door_tally",
         sa.Column("center", sa.String(32), nullable=False),
