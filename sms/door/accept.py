@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, select, text as sql_text, update
 
-from sms.door.filters import HELD, Refused, parse_item, render
+from sms.door.filters import HELD, Refused, normalise_mobile, parse_item, render
 from sms.door.tables import DoorCounter, DoorMessage, DoorTally
 from sms.outbox.outbox import (
     Accepted, DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
@@ -27,6 +27,18 @@ K = DoorCounter.__table__
 DM = DoorMessage.__table__
 TALLY = DoorTally.__table__
 DUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class SmppSubmit:
+    """One submit_sm as the SMPP server read it (its text decoded for the filters)."""
+
+    destination: str
+    ext: str
+    payload: bytes
+    data_coding: int
+    esm_class: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class DoorAccept:
 
     def accept(self, client, raw_items: list, channel: str = "rest"):
         """Fires with one ItemResult per item, after the commit."""
-        d = self.outbox.accept_lock.run(self.outbox.db.run, self._accept, client, raw_items,
+        d = self.outbox.accept_lock.run(self.outbox.db.run, self.accept_sync, client, raw_items,
                                         self.outbox.clock.seconds(), channel)
         d.addCallback(self._wake)
         return d
@@ -99,7 +111,7 @@ class DoorAccept:
     def _day(self, now: float) -> str:
         return dt.datetime.fromtimestamp(now, self.tz).date().isoformat()
 
-    def _accept(self, session, client, raw_items: list, now: float,
+    def accept_sync(self, session, client, raw_items: list, now: float,
                 channel: str = "rest") -> list[ItemResult]:
         results: list[ItemResult | None] = [None] * len(raw_items)
         tallies: dict[tuple[str, str, str], int] = {}
@@ -113,36 +125,14 @@ class DoorAccept:
             tally(center, template, reason)
 
         built: list[tuple[int, Outgoing, str | None]] = []
+        build = self._build_smpp if channel == "smpp" else self._build_rest
         for i, raw in enumerate(raw_items):
-            center = raw.get("center") if isinstance(raw, dict) else None
-            template = raw.get("template") if isinstance(raw, dict) else None
-            center = center if isinstance(center, str) else client.center
-            template = template if isinstance(template, str) else "free_text"
+            center, template = self._labels(raw, client)
             tally(center, template, "pushed")
             try:
-                item = parse_item(raw, client)
-                if item.center not in self.templates.signatures:
-                    raise Refused("center_not_allowed", "center is not served here")
-                klass, name, text, logged, sensitive, max_parts = render(
-                    item, client, self.templates, self.config.max_free_parts)
-                word = self.words.find(text)
-                if word is not None:
-                    raise Refused("illegal_keyword", "the text holds a word of the illegal "
-                                                     "keyword list")
-                try:
-                    encoded = self.encode(text, max_parts=max_parts)
-                except ValueError as e:
-                    raise Refused("bad_params", f"text too long: {e}") from None
+                built.append((i, *build(client, raw)))
             except Refused as e:
                 refuse(i, center, template, e.reason, str(e))
-                continue
-            key = f"door:{client.name}:{item.key or 'auto:' + uuid.uuid4().hex}"
-            parts = tuple(EncodedPart(bytes(p), encoded.data_coding, encoded.esm_class)
-                          for p in encoded.parts)
-            built.append((i, Outgoing(
-                center=item.center, klass=klass, template=name, params=logged, text=text,
-                destination=item.destination, idem_key=key, parts=parts, sensitive=sensitive),
-                item.reference))
         built = self._drop_duplicates(session, built, now, refuse)
         built = self._spend_quota(session, client, built, now, refuse)
         if built:
@@ -177,6 +167,56 @@ class DoorAccept:
             give_back(session, client.name, f"s:{int(now)}", unused)
         self._store_tallies(session, client.name, self._day(now), tallies)
         return results
+
+    @staticmethod
+    def _labels(raw, client) -> tuple[str, str]:
+        """Center and template to count an item under, before it is known to be valid."""
+        if isinstance(raw, SmppSubmit):
+            return client.center, "smpp"
+        center = raw.get("center") if isinstance(raw, dict) else None
+        template = raw.get("template") if isinstance(raw, dict) else None
+        return (center if isinstance(center, str) else client.center,
+                template if isinstance(template, str) else "free_text")
+
+    def _key(self, client, key: str | None) -> str:
+        return f"door:{client.name}:{key or 'auto:' + uuid.uuid4().hex}"
+
+    def _build_rest(self, client, raw) -> tuple[Outgoing, str | None]:
+        item = parse_item(raw, client)
+        if item.center not in self.templates.signatures:
+            raise Refused("center_not_allowed", "center is not served here")
+        klass, name, text, logged, sensitive, max_parts = render(
+            item, client, self.templates, self.config.max_free_parts)
+        if self.words.find(text) is not None:
+            raise Refused("illegal_keyword", "the text holds a word of the illegal keyword list")
+        try:
+            encoded = self.encode(text, max_parts=max_parts)
+        except ValueError as e:
+            raise Refused("bad_params", f"text too long: {e}") from None
+        parts = tuple(EncodedPart(bytes(p), encoded.data_coding, encoded.esm_class)
+                      for p in encoded.parts)
+        return Outgoing(center=item.center, klass=klass, template=name, params=logged,
+                        text=text, destination=item.destination,
+                        idem_key=self._key(client, item.key), parts=parts,
+                        sensitive=sensitive), item.reference
+
+    def _build_smpp(self, client, raw: "SmppSubmit") -> tuple[Outgoing, str | None]:
+        """One submit_sm as one outbox message of one part, its bytes (and UDH) kept."""
+        if client.center == "*" or client.center not in self.templates.signatures:
+            raise Refused("center_not_allowed", "an SMPP client must belong to one center")
+        if not client.free_text:
+            raise Refused("free_text_not_allowed", "client may send templates only (use REST)")
+        klass = "transaction" if "transaction" in client.classes else client.classes[0]
+        if klass == "code":
+            raise Refused("class_not_allowed", "verification codes come from the codes API")
+        destination = normalise_mobile(raw.destination)
+        if raw.ext and raw.ext not in client.source_exts:
+            raise Refused("extension_not_allowed", "source address extension is not the client's")
+        if self.words.find(raw.text) is not None:
+            raise Refused("illegal_keyword", "the text holds a word of the illegal keyword list")
+        return Outgoing(center=client.center, klass=klass, template="smpp", params={},
+                        text=raw.text, destination=destination, idem_key=self._key(client, None),
+                        parts=(EncodedPart(raw.payload, raw.data_coding, raw.esm_class),)), None
 
     def _drop_duplicates(self, session, built, now, refuse):
         """Refuse an item whose destination got the same text within the window (never codes)."""
