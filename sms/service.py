@@ -16,6 +16,7 @@ from sms.keywords import KeywordHandler, notify_balance
 from sms.outbox.outbox import Outbox
 from sms.reminders import ReminderJob, schedule_reminders
 from sms.carrier.send_journal import SendJournal
+from sms.door.service import make_door
 from sms.templates import TemplateSet
 
 
@@ -57,6 +58,11 @@ class SmsService(MultiService):
                                      batch=rules.batch, max_inflight=window,
                                      journal=self.journal)
         self.dispatcher.setServiceParent(self)
+        self.door = None
+        if config.sms.door is not None and config.sms.door.enabled:
+            self.door = make_door(config.sms.door, reactor, db, self.outbox, self.templates,
+                                  text.encode)
+            self.door.setServiceParent(self)
         self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
         self.reminder_jobs = {c: ReminderJob(c, core, self.outbox, rules, reactor)
                               for c, core in cores.items()}
@@ -76,9 +82,11 @@ class SmsService(MultiService):
     def http_resources(self) -> dict:
         from sms.codes_api import make_resource
 
-        return {b"v1": make_resource(self.codes, self.outbox, self.cores,
-                                     self.config.http.clients, self.reactor,
-                                     self.config.codes.ttl)}
+        v1 = make_resource(self.codes, self.outbox, self.cores, self.config.http.clients,
+                           self.reactor, self.config.codes.ttl)
+        if self.door is not None:
+            v1.putChild(b"messages", self.door.resource)
+        return {b"v1": v1}
 
     async def notify_balance(self, center: str, account_no: str) -> None:
         """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""

@@ -1,0 +1,45 @@
+"""The door's services: the REST resource, the callback pusher and the SMPP server, over one
+client directory and the outbox. Secrets are read from the process environment."""
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import MultiService
+
+from core_client.http import make_http_client
+from sms.door.accept import DoorAccept
+from sms.door.auth import Authenticator
+from sms.door.callbacks import CallbackPusher
+from sms.door.clients import ClientDirectory
+from sms.door.filters import WordList
+from sms.door.rest_api import Messages, SendApi
+from sms.door.smpp_server import DoorSmppServer
+
+
+class DoorService(MultiService):
+    """Owns what the door runs; ``resource`` is mounted at ``/v1/messages``."""
+
+    name = "door"
+
+    def __init__(self, config, reactor, db, outbox, templates, encode, environ=os.environ):
+        super().__init__()
+        self.directory = ClientDirectory(db, reactor)
+        self.accept = DoorAccept(outbox, templates, WordList.load(config.banned_words), config,
+                                 encode)
+        api = SendApi(Authenticator(self.directory, db, reactor, environ), self.accept, outbox,
+                      config, reactor)
+        self.resource = Messages(api)
+        self.pusher = CallbackPusher(db, self.directory, make_http_client(reactor), reactor,
+                                     config, environ)
+        self.pusher.setServiceParent(self)
+        self.smpp = None
+        if config.smpp_listen:
+            self.smpp = DoorSmppServer(self.accept, self.directory, db, reactor, config,
+                                       environ)
+            self.smpp.listen(reactor, config.smpp_listen)
+            self.smpp.setServiceParent(self)
+            self.pusher.woken.append(self.smpp.pump_all)
+
+
+def make_door(config, reactor, db, outbox, templates, encode) -> DoorService:
+    return DoorService(config, reactor, db, outbox, templates, encode)
