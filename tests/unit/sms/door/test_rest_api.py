@@ -177,3 +177,20 @@ def test_ip_allowlist(door):
     door.add(ip_allow=("10.0.0.0/8",))
     response, body = door.request("POST", "", msg())
     assert (response.code, body["error"]) == (403, "ip_not_allowed")
+
+
+def test_stats_per_client_template_and_day(door):
+    """Pushed, filtered by reason and the outcome counts land in one row per client,
+    template and day; the success rate is over finished messages."""
+    from sms.door.stats import collect
+
+    door.add()
+    door.request("POST", "", msg())
+    door.request("POST", "", msg())  # a duplicate
+    door.request("POST", "", msg(to="1"))
+    [row] = door.db.run_sync(collect, "2026-11-26")
+    assert (row["client"], row["template"], row["day"]) == ("wuhan-loans", "deposit_credited",
+                                                            "2026-11-26")
+    assert row["pushed"] == 3
+    assert row["filtered"] == {"duplicate": 1, "invalid_number": 1}
+    assert row["sent"] == 0 and row["success_rate"] is None
