@@ -11,14 +11,26 @@ import argparse
 import sys
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
-from common.config import Config, ConfigError, load
+import core_client.cli
+import ivr.cli
+import ivr.config
+from ivr.prompt_ids import referenced_prompts
+import operations.cli
+import prompts.cli
+import prompts.config
+import sms.cli
+import sms.config
+import sms.door.cli
+from common import startup
+from common.config import Config
+from common.startup import Platform
 
 log = Logger(namespace="hotline.daemon")
 
-EXIT_CONFIG = 2
+# The rooms of this daemon: Config field -> the room's config module.
+ROOMS = {"ivr": ivr.config, "sms": sms.config, "prompts": prompts.config}
 
 
 def build_service(config: Config, reactor) -> MultiService:
@@ -56,19 +68,6 @@ def build_service(config: Config, reactor) -> MultiService:
     return top
 
 
-class Platform(MultiService):
-    """The daemon's tree. Parts stop one after another, newest first, so the database
-    (the first part) outlives every part that still writes to it while it stops."""
-
-    def stopService(self) -> Deferred:
-        Service.stopService(self)
-        return Deferred.fromCoroutine(self._stop_in_order())
-
-    async def _stop_in_order(self) -> None:
-        for service in reversed(list(self)):
-            await maybeDeferred(service.stopService)
-
-
 class CorePreparation(Service):
     """Opens (and on first start generates) the embedded demo cores before calls arrive."""
 
@@ -86,58 +85,23 @@ class CorePreparation(Service):
                        lambda f: log.failure("a core system could not be prepared", f))
 
 
-def _prepare_storage(config: Config) -> None:
-    """Bring the schema up to date before the reactor starts (blocking is fine here)."""
-    from storage.migrate import upgrade
-
-    config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(config.database.url)
+def load_config(path: str, *, secrets: bool = False, database: bool = True) -> Config:
+    """The configuration for a tool: secrets only when it uses them (the daemon and the
+    checks do; statistics and the prompt library do not), and with ``database`` a
+    database that is there and migrated, or the one line saying what to run."""
+    config = startup.load_or_exit(path, ROOMS, secrets=secrets)
+    if database:
+        startup.database_ready_or_exit(config)
+    return config
 
 
 def cmd_run(args) -> int:
-    config = load_or_exit(args.config)
-    from twisted.internet import reactor
-
-    from common import heap
-    from common.logs import start_logging
-
-    start_logging(config.daemon.log_format, config.daemon.log_file, config.daemon.log_level)
-    _prepare_storage(config)
-    service = build_service(config, reactor)
-    exit_code = [0]
-
-    def graceful_stop():
-        log.info("stopping: no new work, finishing in-flight work")
-        d = service.stopService()
-        d.addTimeout(config.daemon.shutdown_timeout - 0.5, reactor)
-
-        def timed_out(failure):
-            log.warn("graceful stop did not finish in time: {why}", why=failure.getErrorMessage())
-            exit_code[0] = 1
-
-        d.addErrback(timed_out)
-        return d
-
-    reactor.callWhenRunning(service.startService)
-    reactor.callWhenRunning(log.info, "hotline {instance} started", instance=config.daemon.instance)
-    reactor.addSystemEventTrigger("before", "shutdown", graceful_stop)
-    heap.settle()
-    reactor.run()
-    log.info("hotline stopped")
-    return exit_code[0]
-
-
-def load_or_exit(path: str) -> Config:
-    """Load the configuration, or print the one-line error and exit with code 2."""
-    try:
-        return load(path)
-    except ConfigError as e:
-        print(f"hotline: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+    config = load_config(args.config, secrets=True, database=False)
+    return startup.serve(config, lambda reactor: build_service(config, reactor), "hotline")
 
 
 def cmd_check_config(args) -> int:
-    config = load_or_exit(args.config)
+    config = load_config(args.config, secrets=True, database=False)
     print(f"{config.path}: ok ({len(config.centers)} centers)")
     return 0
 
@@ -145,11 +109,12 @@ def cmd_check_config(args) -> int:
 def cmd_db(args) -> int:
     from storage import migrate
 
-    config = load_or_exit(args.config)
-    config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config(args.config, database=False)
     if args.db_command == "upgrade":
-        migrate.upgrade(config.database.url, args.revision)
+        config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
+        startup.database_ready_or_exit(config, migrate_to=args.revision)
     else:
+        startup.database_ready_or_exit(config)
         migrate.current(config.database.url)
     return 0
 
@@ -178,22 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     from sandbox.demo import register as register_demo
 
     register_demo(sub)
-    for room in _room_clis():
-        room.register(sub)
+    operations.cli.register(sub, ROOMS)
+    core_client.cli.register(sub)
+    for room in (ivr.cli, sms.cli, sms.door.cli):
+        room.register(sub, load_config)
+    prompts.cli.register(sub, load_config, referenced_prompts)
     from benchmarks.cli import register as register_benches
 
     register_benches(sub)
     return parser
-
-
-def _room_clis():
-    import core_client.cli
-    import ivr.cli
-    import prompts.cli
-    import sms.cli
-    import sms.door.cli
-
-    return (core_client.cli, ivr.cli, sms.cli, sms.door.cli, prompts.cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 """The one INI file: parsed once at start into frozen dataclasses, or a one-line error.
 
-Each room parses its own sections (``ivr.config``, ``sms.config``,
-``prompts.config``) with the typed readers here, so a bad value is always
-reported as ``FILE [section] key: what is wrong``. Secrets may come from the
-environment: a value written as ``env:NAME`` is read from variable NAME.
+This module reads the shared sections; each room parses its own (``ivr.config``,
+``sms.config``, ``prompts.config``) with the typed readers here, and the
+composition root says which rooms there are (``load(path, rooms)``), so nothing
+here imports a room. A bad value is always reported as ``FILE [section] key: what
+is wrong``. Secrets may come from the environment: a value written as ``env:NAME``
+is read from variable NAME; tools that need no secret load with ``secrets=False``
+and an unset secret variable then reads as empty instead of stopping them.
 """
 from __future__ import annotations
 
@@ -11,7 +14,11 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from types import ModuleType
+from typing import Callable, Mapping, TypeVar
+
+from common.daily_window import EVERY_DAY, DailyWindow
+from common.validated import out_of_range
 
 T = TypeVar("T")
 
@@ -32,11 +39,16 @@ class ConfigError(Exception):
         self.path, self.section, self.key, self.problem = path, section, key, problem
 
 
+_UNSET_ENV = object()  # an env: secret whose variable is unset, in a load without secrets
+
+
 class Section:
     """Typed, validated reads from one INI section; every read is remembered."""
 
-    def __init__(self, path: str, name: str, values: dict[str, str], base_dir: Path):
+    def __init__(self, path: str, name: str, values: dict[str, str], base_dir: Path,
+                 secrets: bool = True):
         self.path, self.name, self._values, self.base_dir = path, name, values, base_dir
+        self.secrets = secrets  # False: an unset env: secret reads as empty (see secret())
         self.read_keys: set[str] = set()
 
     def error(self, key: str | None, problem: str) -> ConfigError:
@@ -48,7 +60,7 @@ class Section:
     def keys(self) -> list[str]:
         return list(self._values)
 
-    def _raw(self, key: str, default: str | None) -> str | None:
+    def _raw(self, key: str, default: str | None, *, optional_env: bool = False):
         self.read_keys.add(key)
         raw = self._values.get(key)
         if raw is None or raw.strip() == "":
@@ -57,9 +69,27 @@ class Section:
         if raw.startswith("env:"):
             var = raw[4:].strip()
             if var not in os.environ:
+                if optional_env:
+                    return _UNSET_ENV
                 raise self.error(key, f"environment variable {var} is not set")
             return os.environ[var]
         return raw
+
+    def ignore(self, key: str) -> None:
+        """A valid key this configuration does not use (a disabled link's secret): known,
+        so not an "unknown key", and never read, so its variable need not be set."""
+        self.read_keys.add(key)
+
+    def secret(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        """A password or key: like ``str``, but when the file was loaded without secrets
+        an unset ``env:`` variable reads as empty instead of failing (commands that only
+        read the database need no AMI secret)."""
+        value = self._raw(key, default, optional_env=not self.secrets)
+        if value is _UNSET_ENV:
+            return ""
+        if not value and required:
+            raise self.error(key, "is required")
+        return value or ""
 
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         value = self._raw(key, default)
@@ -77,11 +107,7 @@ class Section:
             value = int(raw)
         except ValueError:
             raise self.error(key, f"must be a whole number, not {raw!r}") from None
-        if min is not None and value < min:
-            raise self.error(key, f"must be at least {min}, not {value}")
-        if max is not None and value > max:
-            raise self.error(key, f"must be at most {max}, not {value}")
-        return value
+        return self._in_range(key, value, min, max)
 
     def float(self, key: str, default: float, *, min: float | None = None,
               max: float | None = None) -> float:
@@ -92,10 +118,12 @@ class Section:
             value = float(raw)
         except ValueError:
             raise self.error(key, f"must be a number, not {raw!r}") from None
-        if min is not None and value < min:
-            raise self.error(key, f"must be at least {min}, not {value}")
-        if max is not None and value > max:
-            raise self.error(key, f"must be at most {max}, not {value}")
+        return self._in_range(key, value, min, max)
+
+    def _in_range(self, key: str, value: T, lo: float | None, hi: float | None) -> T:
+        problem = out_of_range(value, lo, hi)
+        if problem:
+            raise self.error(key, problem)
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -133,14 +161,14 @@ class Section:
             raise self.error(key, f"must be an endpoint like tcp:host=H:port=P, not {value!r}")
         return value
 
+    def window(self, key: str, default: str, days: tuple[int, ...] = EVERY_DAY) -> DailyWindow:
+        """An ``HH:MM-HH:MM`` daily window (may wrap past midnight) on ``days``."""
+        return self.parse(key, default, lambda raw: DailyWindow.parse(raw, days))
+
     def hours(self, key: str, default: str) -> tuple[int, int]:
-        """An ``HH:MM-HH:MM`` window as minutes since midnight (may wrap past midnight)."""
-        raw = self.str(key, default)
-        try:
-            start, end = raw.split("-")
-            return _minutes(start), _minutes(end)
-        except ValueError:
-            raise self.error(key, f"must be a time window like 09:00-17:00, not {raw!r}") from None
+        """A window as (start, end) minutes: the outbox's quiet hours still take the pair."""
+        w = self.window(key, default)
+        return w.start, w.end
 
     def parse(self, key: str, default: str, convert: Callable[[str], T]) -> T:
         raw = self.str(key, default)
@@ -161,19 +189,12 @@ def zone(value: str) -> str:
     return value
 
 
-def _minutes(hhmm: str) -> int:
-    h, m = hhmm.strip().split(":")
-    hi, mi = int(h), int(m)
-    if not (0 <= hi <= 24 and 0 <= mi < 60):
-        raise ValueError(hhmm)
-    return hi * 60 + mi
-
-
 class IniFile:
     """The parsed file; rooms ask it for sections by name or by prefix."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, secrets: bool = True):
         self.path = str(path)
+        self.secrets = secrets
         self.base_dir = Path(path).resolve().parent
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",),
                                            strict=True)
@@ -192,7 +213,7 @@ class IniFile:
     def section(self, name: str) -> Section:
         if name not in self.sections:
             values = dict(self._parser[name]) if self._parser.has_section(name) else {}
-            self.sections[name] = Section(self.path, name, values, self.base_dir)
+            self.sections[name] = Section(self.path, name, values, self.base_dir, self.secrets)
         return self.sections[name]
 
     def has_section(self, name: str) -> bool:
@@ -206,11 +227,15 @@ class IniFile:
                 out.append((name[len(prefix) + 1:].strip(), self.section(name)))
         return out
 
-    def check_unknown(self, known_sections: set[str], known_prefixes: set[str]) -> None:
-        """Reject sections and keys nobody read: a typo must not pass silently."""
+    def check_unknown(self, known_sections: set[str], known_prefixes: set[str],
+                      other_sections_ok: bool = False) -> None:
+        """Reject sections and keys nobody read: a typo must not pass silently.
+        ``other_sections_ok``: a root that runs some rooms only skips the others' sections."""
         for name in self._parser.sections():
             prefix = name.split(":", 1)[0] if ":" in name else None
             if name not in known_sections and prefix not in known_prefixes:
+                if other_sections_ok:
+                    continue
                 raise ConfigError(self.path, name, None, "unknown section")
             sec = self.section(name)
             for key in sec.keys():
@@ -267,8 +292,7 @@ class CenterConfig:
     core_timeout: float
     languages: tuple[str, ...]
     dnid: tuple[str, ...]
-    office_hours: tuple[int, int]
-    office_days: tuple[int, ...]
+    office_hours: DailyWindow  # when agents answer (days = office_days)
     timezone: str = "Asia/Shanghai"  # office hours and spoken times are in this zone
 
 
@@ -280,9 +304,10 @@ class Config:
     http: HttpConfig
     codes: CodesConfig
     centers: dict[str, CenterConfig]
-    ivr: object  # ivr.config.IvrConfig
-    sms: object  # sms.config.SmsConfig
-    prompts: object  # prompts.config.PromptsConfig
+    # The rooms' own sections, None for a room the composition root did not load.
+    ivr: object = None  # ivr.config.IvrConfig
+    sms: object = None  # sms.config.SmsConfig
+    prompts: object = None  # prompts.config.PromptsConfig
 
 
 def _daemon(ini: IniFile) -> DaemonConfig:
@@ -321,7 +346,7 @@ def _http(ini: IniFile) -> HttpConfig:
     if ini.has_section("http.clients"):
         c = ini.section("http.clients")
         for key in c.keys():
-            clients[key] = c.str(key, required=True)
+            clients[key] = c.secret(key, required=True)
     return HttpConfig(
         enabled=s.bool("enabled", True),
         listen=s.endpoint("listen", "tcp:port=8329:interface=127.0.0.1"),
@@ -348,7 +373,7 @@ def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
     core_db = s.path_value("core_db", str(daemon.state_dir / f"core-{code}.db")) \
         if core == "embedded" else None
     core_url = s.str("core_url", "", required=(core == "http"))
-    core_key = s.str("core_key", "", required=(core == "http"))
+    core_key = s.secret("core_key", "", required=(core == "http"))
     languages = s.list("languages", ("zh", "en"))
     for lang in languages:
         if lang not in ("zh", "en"):
@@ -371,19 +396,22 @@ def _center(code: str, s: Section, daemon: DaemonConfig) -> CenterConfig:
         core_timeout=s.float("core_timeout", 3.0, min=0.1, max=60),
         languages=languages,
         dnid=s.list("dnid", ("12329",)),
-        office_hours=s.hours("office_hours", "09:00-17:00"),
-        office_days=office_days,
+        office_hours=s.window("office_hours", "09:00-17:00", office_days),
         timezone=s.parse("timezone", "Asia/Shanghai", zone),
     )
 
 
-def load(path: str | os.PathLike) -> Config:
-    """Parse and validate the whole file, or raise ConfigError naming the first problem."""
-    import ivr.config
-    import prompts.config
-    import sms.config
+def load(path: str | os.PathLike, rooms: Mapping[str, ModuleType], *, secrets: bool = True,
+         only_these_rooms: bool = False) -> Config:
+    """Parse and validate the shared sections and the given rooms', or raise ConfigError
+    naming the first problem.
 
-    ini = IniFile(path)
+    ``rooms`` maps a Config field (ivr, sms, prompts) to the room's config module, which
+    offers ``parse(ini, daemon, centers)``, ``SECTIONS`` and ``PREFIXES``.
+    ``secrets=False`` lets unset secret variables read as empty (tools without links);
+    ``only_these_rooms`` tolerates the sections of rooms not listed (a root running some).
+    """
+    ini = IniFile(path, secrets)
     daemon = _daemon(ini)
     centers = {code: _center(code, s, daemon) for code, s in ini.prefixed("center")}
     if not centers:
@@ -395,14 +423,12 @@ def load(path: str | os.PathLike) -> Config:
         http=_http(ini),
         codes=_codes(ini),
         centers=centers,
-        ivr=ivr.config.parse(ini, daemon, centers),
-        sms=sms.config.parse(ini, daemon, centers),
-        prompts=prompts.config.parse(ini, daemon, centers),
+        **{name: room.parse(ini, daemon, centers) for name, room in rooms.items()},
     )
-    rooms = (ivr.config, sms.config, prompts.config)
     ini.check_unknown(
         {"daemon", "database", "http", "http.clients", "codes"}.union(
-            *(room.SECTIONS for room in rooms)),
-        {"center"}.union(*(room.PREFIXES for room in rooms)),
+            *(room.SECTIONS for room in rooms.values())),
+        {"center"}.union(*(room.PREFIXES for room in rooms.values())),
+        other_sections_ok=only_these_rooms,
     )
     return config

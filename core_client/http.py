@@ -108,6 +108,15 @@ class HttpCore:
         return wire.events_from_json(await self._call("events_since", "GET", "/events",
                                                       query=query))
 
+    # -- operations (not part of CoreClient) ----------------------------------------------
+
+    async def health(self) -> float:
+        """One signed call, no retries: the core's clock in Unix seconds (``hotline doctor``)."""
+        payload = await self._attempt("health", "GET", "/health", None, None)
+        if not isinstance(payload, dict) or not isinstance(payload.get("time"), int):
+            raise CoreProtocolError(f"core {self.center} health: no time in the answer")
+        return float(payload["time"])
+
     # -- transport --------------------------------------------------------------------------
 
     async def _call(self, op: str, method: str, path: str, *, query: dict | None = None,

@@ -169,6 +169,7 @@ ROUTES = (
     ("GET", re.compile(_ACCOUNT + r"/mobile"), "registered_mobile"),
     ("POST", re.compile(r"/mobiles/accounts"), "find_by_mobile"),
     ("GET", re.compile(r"/events"), "events_since"),
+    ("GET", re.compile(r"/health"), "health"),
 )
 
 
@@ -267,6 +268,8 @@ class CoreServer(Resource):
     async def _operation(self, op: str, path: dict, args: dict, query: dict
                          ) -> tuple[int, Any]:
         core = self.core
+        if op == "health":
+            return 200, {"status": "ok", "time": int(self.clock.seconds())}
         if op == "find_account":
             account = await core.find_account(account_no=args.get("account_no"),
                                               id_number=args.get("id_number"))

@@ -7,8 +7,9 @@ import sys
 from ivr import speech
 
 
-def register(subparsers) -> None:
-    """Add this room's subcommands to ``hotline``'s argparse subparsers."""
+def register(subparsers, load_config) -> None:
+    """Add this room's subcommands to ``hotline``'s argparse subparsers; ``load_config``
+    is the composition root's (path, database=True) -> Config."""
     p = subparsers.add_parser("say", help="how the IVR reads a number (text, then prompt files)")
     p.add_argument("kind", choices=sorted(speech.KINDS))
     p.add_argument("value")
@@ -16,6 +17,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_say)
 
     ivr = subparsers.add_parser("ivr", help="IVR statistics and menus")
+    ivr.set_defaults(load_config=load_config)
     sub = ivr.add_subparsers(dest="ivr_command", required=True)
     s = sub.add_parser("stats", help="calls, IVR-handled, transferred, abandoned, key presses")
     s.add_argument("--config", "-c", required=True)
@@ -44,21 +46,11 @@ def cmd_say(args) -> int:
     return 0
 
 
-def _config(path: str):
-    from common.config import ConfigError, load
-
-    try:
-        return load(path)
-    except ConfigError as e:
-        print(f"hotline: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def cmd_stats(args) -> int:
     from ivr.stats import format_stats, summary
     from storage.db import Database
 
-    config = _config(args.config)
+    config = args.load_config(args.config)
     db = Database(config.database.url, reactor=None, threads=1)
     try:
         stats = db.run_sync(summary, args.center, args.since, args.until)
@@ -72,7 +64,7 @@ def cmd_menus(args) -> int:
     from ivr.flows import FLOWS
     from ivr.menu import MenuError, load_for_center
 
-    config = _config(args.config)
+    config = args.load_config(args.config, database=False)
     status = 0
     for code in config.centers:
         try:

@@ -28,8 +28,8 @@ class IvrConfig:
     agi_timeout: float
     password_attempts: int
     lock_minutes: int
-    agent_queue: str
-    # Where a transfer to agents continues in the dialplan (the queue's entry).
+    # Where a transfer to agents continues in the dialplan (the queue's entry). The queue
+    # itself is named in the dialplan (dialplans/README.md, agent_queue), not here.
     agent_context: str = "hotline-queue"
     agent_exten: str = "s"
 
@@ -37,11 +37,14 @@ class IvrConfig:
 def parse(ini, daemon, centers) -> IvrConfig:
     a = ini.section("ami")
     s = ini.section("ivr")
+    enabled = a.bool("enabled", True)
+    if not enabled:
+        a.ignore("secret")
     ami = AmiConfig(
-        enabled=a.bool("enabled", True),
+        enabled=enabled,
         endpoint=a.endpoint("endpoint", "tcp:host=127.0.0.1:port=5038"),
         username=a.str("username", "hotline"),
-        secret=a.str("secret", "env:HOTLINE_AMI_SECRET") if a.bool("enabled", True) else "",
+        secret=a.secret("secret", "env:HOTLINE_AMI_SECRET") if enabled else "",
         action_timeout=a.float("action_timeout", 10.0, min=0.5, max=120),
         ping_interval=a.float("ping_interval", 20.0, min=1, max=600),
         heartbeat_interval=a.float("heartbeat_interval", 5.0, min=1, max=60),
@@ -54,7 +57,6 @@ def parse(ini, daemon, centers) -> IvrConfig:
         agi_timeout=s.float("agi_timeout", 60.0, min=1, max=600),
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
-        agent_queue=s.str("agent_queue", "hotline-agents"),
         agent_context=s.str("agent_context", "hotline-queue"),
         agent_exten=s.str("agent_exten", "s"),
     )

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from common.daily_window import EVERY_DAY, DailyWindow
+
 KINDS = ("menu", "notice", "language", "action")
 LANGUAGES = ("zh", "en")
 _PROMPT = re.compile(r"^[a-z0-9][a-z0-9_/-]*$")
@@ -48,23 +50,6 @@ INPUTS = ("id", "password", "new_password", "confirm_password", "survey")
 
 class MenuError(ValueError):
     """A menu file that cannot be used; the message names the file and node."""
-
-
-@dataclass(frozen=True)
-class Hours:
-    """When an item is open: minutes since midnight (may wrap) on ISO weekdays."""
-
-    start: int = 0
-    end: int = 24 * 60
-    days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-
-    def is_open(self, now: dt.datetime) -> bool:
-        if now.isoweekday() not in self.days:
-            return False
-        minute = now.hour * 60 + now.minute
-        if self.start <= self.end:
-            return self.start <= minute < self.end
-        return minute >= self.start or minute < self.end
 
 
 @dataclass(frozen=True)
@@ -100,10 +85,10 @@ class Node:
     on_failures: str | None = None
     default: str | None = None
     enabled: bool = True
-    hours: Hours = Hours()
+    hours: DailyWindow = DailyWindow()  # when the item is open
 
     def is_open(self, now: dt.datetime) -> bool:
-        return self.enabled and self.hours.is_open(now)
+        return self.enabled and self.hours.contains(now)
 
 
 @dataclass(frozen=True)
@@ -319,21 +304,12 @@ def _check_no_silent_cycle(source: str, nodes: dict[str, Node]) -> None:
             node = nodes[node.next]
 
 
-def _hours(r: _Reader) -> Hours:
+def _hours(r: _Reader) -> DailyWindow:
     raw = r.get("hours", str, "00:00-24:00")
+    days = r.get("days", list, list(EVERY_DAY))
+    if not days or not all(isinstance(d, int) and d in EVERY_DAY for d in days):
+        raise r.error("days must be ISO weekdays 1-7")
     try:
-        start, end = (_minutes(p) for p in raw.split("-"))
+        return DailyWindow.parse(raw, tuple(days))
     except ValueError:
         raise r.error(f"hours must look like 09:00-17:00, not {raw!r}") from None
-    days = r.get("days", list, [1, 2, 3, 4, 5, 6, 7])
-    if not days or not all(isinstance(d, int) and 1 <= d <= 7 for d in days):
-        raise r.error("days must be ISO weekdays 1-7")
-    return Hours(start, end, tuple(sorted(days)))
-
-
-def _minutes(hhmm: str) -> int:
-    h, m = hhmm.strip().split(":")
-    hi, mi = int(h), int(m)
-    if not (0 <= hi <= 24 and 0 <= mi < 60) or hi * 60 + mi > 24 * 60:
-        raise ValueError(hhmm)
-    return hi * 60 + mi

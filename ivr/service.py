@@ -24,7 +24,7 @@ from ivr.flows.context import CallContext, Notifier
 from ivr.menu import Menu, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.layout import prompt_path
-from prompts.service import AdminCalls, CallsByRole
+from ivr.routing import AdminCalls, CallsByRole
 
 
 class UnknownCenter(Exception):

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.validated import Table, read_toml
 
 LANGUAGES = ("zh", "en")
 CATALOG_DIR = Path(__file__).with_name("catalog")
@@ -91,11 +92,7 @@ def parse(data: dict, source: str, into: dict[str, Prompt]) -> None:
             raise CatalogError(f"{where}: id must be lower-case words joined by '/'")
         if pid in into:
             raise CatalogError(f"{where}: already defined in {into[pid].source}")
-        if not isinstance(raw, dict):
-            raise CatalogError(f"{where}: must be a table")
-        extra = set(raw) - _KEYS
-        if extra:
-            raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        raw = Table(where, raw, CatalogError, _KEYS).table
         text = {}
         for lang in LANGUAGES:
             value = raw.get(lang)
@@ -117,9 +114,5 @@ def load(directory: str | Path = CATALOG_DIR) -> Catalog:
     if not files:
         raise CatalogError(f"{directory}: no catalog files")
     for path in files:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise CatalogError(f"{path}: not valid TOML: {e}") from None
-        parse(data, str(path), prompts)
+        parse(read_toml(path, CatalogError), str(path), prompts)
     return Catalog(prompts)

@@ -11,9 +11,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from common.config import Config, ConfigError, load
+from common.config import Config
 from prompts import audio, catalog as catalog_mod, defaults, library, staff, transfer
 from prompts.catalog import LANGUAGES
 from prompts.layout import DEFAULT_CENTER
@@ -27,8 +28,11 @@ class CliError(Exception):
     """A refusal the operator sees as one line on stderr, exit 1."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, load_config, referenced: Callable[[Config], set[str]]) -> None:
+    """``load_config`` is the composition root's (path) -> Config with a ready database;
+    ``referenced`` (config) -> the prompt ids the other rooms may play, beyond the catalog."""
     p = subparsers.add_parser("prompts", help="the voice prompt library")
+    p.set_defaults(load_config=load_config, referenced=referenced)
     sub = p.add_subparsers(dest="prompts_command", required=True, metavar="COMMAND")
 
     def command(name, help_text, func):
@@ -89,11 +93,7 @@ def register(subparsers) -> None:
 
 def _wrap(func):
     def run(args) -> int:
-        try:
-            config = load(args.config)
-        except ConfigError as e:
-            print(f"hotline: {e}", file=sys.stderr)
-            return 2
+        config = args.load_config(args.config)
         db = Database(config.database.url, reactor=None, threads=1)
         try:
             return func(args, config, db) or 0
@@ -111,11 +111,20 @@ def _languages(config: Config) -> tuple[str, ...]:
                  if any(lang in c.languages for c in config.centers.values()))
 
 
+def _known(config: Config, cat: catalog_mod.Catalog,
+           referenced: Callable[[Config], set[str]]) -> set[str]:
+    """Catalog ids plus every prompt the other rooms say they may play."""
+    try:
+        return set(cat.prompts) | referenced(config)
+    except ValueError as e:  # a menu file that does not validate
+        raise CliError(str(e)) from None
+
+
 def _check_target(args, config: Config, cat: catalog_mod.Catalog) -> None:
     if args.center != DEFAULT_CENTER and args.center not in config.centers:
         raise CliError(f"unknown center {args.center!r} (configured: "
                        f"{', '.join(sorted(config.centers))}, or default)")
-    if args.prompt_id not in cat.prompts and args.prompt_id not in _referenced(config, cat):
+    if args.prompt_id not in _known(config, cat, args.referenced):
         raise CliError(f"unknown prompt id {args.prompt_id!r}: not in the catalog "
                        "(hotline prompts list shows the ids)")
 
@@ -177,29 +186,19 @@ def cmd_rollback(args, config: Config, db: Database) -> int:
     return 0
 
 
-def _referenced(config: Config, cat: catalog_mod.Catalog) -> set[str]:
-    """Catalog ids plus every prompt the IVR menus and flows may play."""
-    ids = set(cat.prompts)
-    try:
-        from ivr import flows
-        from ivr import menu
-    except ImportError:  # an installation without the IVR room: the catalog is the list
-        return ids
-    menus_dir = Path(config.ivr.menus_dir)
-    for path in sorted(menus_dir.glob("*.toml")):
-        try:
-            ids |= flows.all_prompts(menu.load(path, flows.FLOWS))
-        except menu.MenuError as e:
-            raise CliError(str(e)) from None
-    return ids
+def check(config: Config, referenced: Callable[[Config], set[str]] = lambda config: set()
+          ) -> tuple[set[str], list[str], list[str]]:
+    """(prompt ids the catalog lists or ``referenced`` says the menus and flows may play,
+    missing audio, ids not in the catalog): for ``prompts check`` and ``hotline doctor``."""
+    cat = catalog_mod.load()
+    ids = _known(config, cat, referenced)
+    centers = {code: c.languages for code, c in config.centers.items()}
+    gaps = library.missing(config.prompts.library_dir, ids, centers, config.prompts.all_formats)
+    return ids, gaps, sorted(ids - set(cat.prompts))
 
 
 def cmd_check(args, config: Config, db: Database) -> int:
-    cat = catalog_mod.load()
-    ids = _referenced(config, cat)
-    centers = {code: c.languages for code, c in config.centers.items()}
-    gaps = library.missing(config.prompts.library_dir, ids, centers, config.prompts.all_formats)
-    uncatalogued = sorted(ids - set(cat.prompts))
+    ids, gaps, uncatalogued = check(config, args.referenced)
     for pid in uncatalogued:
         print(f"not in the catalog: {pid}")
     for line in gaps:
@@ -209,17 +208,25 @@ def cmd_check(args, config: Config, db: Database) -> int:
               "(hotline prompts build-defaults, or import)", file=sys.stderr)
         return EXIT_FAILED
     print(f"ok: {len(ids)} prompts in {', '.join(_languages(config))} "
-          f"({', '.join(config.prompts.all_formats)}) for {len(centers)} centers")
+          f"({', '.join(config.prompts.all_formats)}) for {len(config.centers)} centers")
     return 0
+
+
+def build_defaults(config: Config, db: Database, jobs: int | None = None,
+                   force: bool = False) -> tuple[int, int]:
+    """Synthesise missing or changed defaults and publish them: (synthesised, up to date).
+    For ``prompts build-defaults`` and ``hotline init``."""
+    done, fresh = defaults.build(db, config.prompts.library_dir, catalog_mod.load(),
+                                 _languages(config), settings(config.prompts), time.time(),
+                                 jobs=jobs, force=force)
+    if done:
+        _publish(config)
+    return done, fresh
 
 
 def cmd_build_defaults(args, config: Config, db: Database) -> int:
     started = time.monotonic()
-    done, fresh = defaults.build(db, config.prompts.library_dir, catalog_mod.load(),
-                                 _languages(config), settings(config.prompts), time.time(),
-                                 jobs=args.jobs, force=args.force)
-    if done:
-        _publish(config)
+    done, fresh = build_defaults(config, db, args.jobs, args.force)
     print(f"{done} prompts synthesised, {fresh} up to date, "
           f"{time.monotonic() - started:.1f} s")
     return 0

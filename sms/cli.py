@@ -26,9 +26,7 @@ def _pairs(items: list[str]) -> dict:
 
 def _signatures(args) -> dict:
     if args.config:
-        from daemon import load_or_exit
-
-        config = load_or_exit(args.config)
+        config = args.load_config(args.config, database=False)
         return {c: center.signature for c, center in config.centers.items()}
     return {args.center: args.signature}
 
@@ -65,11 +63,10 @@ def _outbox(config):
 def cmd_send(args) -> int:
     """Put one message in the outbox; the running daemon sends it."""
     from common.masking import mask_mobile
-    from daemon import load_or_exit
     from sms.outbox.outbox import Draft, OutboxError
     from sms.templates import TemplateError
 
-    config = load_or_exit(args.config)
+    config = args.load_config(args.config)
     db, outbox = _outbox(config)
     key = args.key or f"cli:{uuid.uuid4().hex}"
     try:
@@ -88,11 +85,10 @@ def cmd_send(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from daemon import load_or_exit
     from sms.stats import collect_sync, format_table
     from storage.db import Database
 
-    config = load_or_exit(args.config)
+    config = args.load_config(args.config)
     db = Database(config.database.url, None, 1)
     stats = collect_sync(db, time.time() - args.hours * 3600)
     if args.door:
@@ -107,8 +103,10 @@ def cmd_stats(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers, load_config) -> None:
+    """``load_config`` is the composition root's (path, database=True) -> Config."""
     p = subparsers.add_parser("sms", help="SMS templates, sending and statistics")
+    p.set_defaults(load_config=load_config)
     sub = p.add_subparsers(dest="sms_command", required=True)
     r = sub.add_parser("render", help="print a template's text and its part count")
     r.add_argument("template")

@@ -77,7 +77,7 @@ def parse(ini, daemon, centers) -> SmsConfig:
             name=name,
             endpoint=sec.endpoint("endpoint", required=True),
             system_id=sec.str("system_id", required=True),
-            password=sec.str("password", required=True),
+            password=sec.secret("password", required=True),
             system_type=sec.str("system_type", ""),
             bind_mode=sec.choice("bind_mode", ("transceiver", "pair"), "transceiver"),
             binds=sec.int("binds", 1, min=1, max=32),

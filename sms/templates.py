@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from common.validated import Table, read_toml
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 TYPES = ("last4", "amount", "date", "month", "int", "text", "code")
@@ -83,22 +84,13 @@ def _check_value(kind: str, name: str, value) -> str:
 
 
 def _load_file(path: Path) -> dict[str, Template]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise TemplateError(f"{path}: {e}") from None
     out = {}
-    for name, t in data.items():
-        where = f"{path} [{name}]"
-        if not isinstance(t, dict):
-            raise TemplateError(f"{where}: must be a table")
-        unknown = set(t) - {"class", "text", "params", "optional", "max_parts"}
-        if unknown:
-            raise TemplateError(f"{where}: unknown keys {sorted(unknown)}")
-        klass, text = t.get("class"), t.get("text", "")
-        params = dict(t.get("params", {}))
-        if klass not in CLASSES:
-            raise TemplateError(f"{where}: class must be one of {', '.join(CLASSES)}")
+    for name, raw in read_toml(path, TemplateError).items():
+        t = Table(f"{path} [{name}]", raw, TemplateError,
+                  {"class", "text", "params", "optional", "max_parts"})
+        where = t.where
+        klass, text = t.choice("class", CLASSES), t.get("text", str, "")
+        params = dict(t.get("params", dict, {}))
         if not text.startswith("{signature}"):
             raise TemplateError(f"{where}: text must start with {{signature}}")
         for pname, kind in params.items():
@@ -108,12 +100,10 @@ def _load_file(path: Path) -> dict[str, Template]:
         if used - {"signature"} != set(params):
             raise TemplateError(f"{where}: placeholders {sorted(used - {'signature'})} "
                                 f"do not match params {sorted(params)}")
-        optional = frozenset(t.get("optional", ()))
+        optional = frozenset(t.strings("optional"))
         if not optional <= set(params):
             raise TemplateError(f"{where}: optional names unknown params")
-        max_parts = t.get("max_parts", 1)
-        if not isinstance(max_parts, int) or not 1 <= max_parts <= 10:
-            raise TemplateError(f"{where}: max_parts must be 1 to 10")
+        max_parts = t.number("max_parts", 1, 1, 10, kind=int)
         out[name] = Template(name, klass, text, params, optional, max_parts)
     return out
 

@@ -8,20 +8,13 @@ from ivr import speech
 from ivr.flows.context import CallContext, Step
 
 
-def in_office_hours(ctx: CallContext) -> bool:
-    now = ctx.now()
-    start, end = ctx.center.office_hours
-    minute = now.hour * 60 + now.minute
-    in_window = start <= minute < end if start <= end else (minute >= start or minute < end)
-    return now.isoweekday() in ctx.center.office_days and in_window
-
-
 async def transfer(ctx: CallContext) -> Step:
-    if not in_office_hours(ctx):
-        start, end = ctx.center.office_hours
+    office = ctx.center.office_hours
+    if not office.contains(ctx.now()):
         hours = ("ivr/agent-hours",
-                 *speech.time_of_day(_clock_time(start), ctx.lang).prompts, "ivr/to",
-                 *speech.time_of_day(_clock_time(end), ctx.lang).prompts, "ivr/call-in-hours")
+                 *speech.time_of_day(_clock_time(office.start), ctx.lang).prompts, "ivr/to",
+                 *speech.time_of_day(_clock_time(office.end), ctx.lang).prompts,
+                 "ivr/call-in-hours")
         return Step(preamble=hours, goto=ctx.menu.main)
     await ctx.say(["ivr/transferring"])
     ctx.transferred = True

@@ -11,10 +11,9 @@ from sms.door.clients import Client, ClientError, add_client, audit_trail, chang
 
 
 def _db(args):
-    from daemon import load_or_exit
     from storage.db import Database
 
-    return Database(load_or_exit(args.config).database.url, None, 1)
+    return Database(args.load_config(args.config).database.url, None, 1)
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -109,8 +108,10 @@ def cmd_dead(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers, load_config) -> None:
+    """``load_config`` is the composition root's (path, database=True) -> Config."""
     p = subparsers.add_parser("door", help="the SMS door: clients, callbacks")
+    p.set_defaults(load_config=load_config)
     sub = p.add_subparsers(dest="door_command", required=True)
     c = sub.add_parser("client", help="manage the systems that send through the door")
     csub = c.add_subparsers(dest="client_command", required=True)

@@ -9,10 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twisted.logger import Logger
-
-log = Logger(namespace="hotline.sms.worker")
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sms.outbox.worker",
@@ -20,36 +16,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", "-c", required=True)
     args = parser.parse_args(argv)
 
-    from daemon import load_or_exit
-
-    config = load_or_exit(args.config)
-    from twisted.internet import reactor
-
-    from common import heap
-    from common.logs import start_logging
+    import sms.config
+    from common.startup import Platform, load_or_exit, serve
     from sms.service import make_service
     from storage.db import Database
-    from storage.migrate import upgrade
 
-    start_logging(config.daemon.log_format, config.daemon.log_file, config.daemon.log_level)
-    config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(config.database.url)
-    db = Database(config.database.url, reactor, config.database.threads)
-    service = make_service(config, reactor, db, {}, None, None)
-    db.startService()
+    config = load_or_exit(args.config, {"sms": sms.config}, only_these_rooms=True)
 
-    def stop():
-        d = service.stopService()
-        d.addBoth(lambda _: db.stopService())
-        return d
+    def build(reactor) -> Platform:
+        top = Platform()
+        db = Database(config.database.url, reactor, config.database.threads)
+        db.setServiceParent(top)
+        make_service(config, reactor, db, {}, None, None).setServiceParent(top)
+        return top
 
-    reactor.callWhenRunning(service.startService)
-    reactor.callWhenRunning(log.info, "outbox worker {instance} started",
-                            instance=config.daemon.instance)
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
-    heap.settle()
-    reactor.run()
-    return 0
+    return serve(config, build, "outbox worker")
 
 
 if __name__ == "__main__":

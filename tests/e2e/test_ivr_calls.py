@@ -17,6 +17,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from common.config import load
+from daemon import ROOMS
 from core_client import demo_data
 from core_client.directory import build_cores
 from core_client.testing import FakeCore
@@ -87,7 +88,7 @@ def bed(asterisk_factory, tmp_path):
         ini.write_text(INI.format(instance=inst.variables["instance"], tmp=tmp_path,
                                   endpoint=inst.endpoint, secret=inst.ami_secret,
                                   library=library, hours=hours), "utf-8")
-        cfg = load(ini)
+        cfg = load(ini, ROOMS)
         cfg.daemon.state_dir.mkdir(parents=True, exist_ok=True)
         upgrade(cfg.database.url)
         return cfg

@@ -18,6 +18,7 @@ from pydub import AudioSegment
 from twisted.internet import task
 
 from common.config import load
+from daemon import ROOMS
 from core_client import demo_data
 from core_client.directory import build_cores
 from ivr.flows import FLOWS, all_prompts
@@ -89,7 +90,7 @@ def bed(asterisk_factory, tmp_path):
     ini.write_text(INI.format(instance=inst.variables["instance"], tmp=tmp_path,
                               endpoint=inst.endpoint, secret=inst.ami_secret,
                               library=library_dir), "utf-8")
-    config = load(ini)
+    config = load(ini, ROOMS)
     config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
     upgrade(config.database.url)
     speech = tmp_path / "speech.wav"

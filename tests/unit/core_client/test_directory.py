@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from common.config import load
+from daemon import ROOMS
 from core_client.directory import build_cores
 from core_client.embedded import EmbeddedCore
 from core_client.http import HttpCore
@@ -43,7 +44,7 @@ def test_cores_follow_the_center_sections(tmp_path):
     lockout settings, and nothing is generated or connected at build time."""
     path = tmp_path / "hotline.ini"
     path.write_text(INI.format(state=tmp_path / "var"))
-    config = load(path)
+    config = load(path, ROOMS)
     cores = build_cores(config, db=object(), reactor=ReactorWithPool())
     assert set(cores) == {"a", "b"}
     a, b = cores["a"], cores["b"]
@@ -61,7 +62,7 @@ def test_prepare_cores_generates_missing_embedded_databases(tmp_path):
 
     path = tmp_path / "hotline.ini"
     path.write_text(INI.format(state=tmp_path / "var"))
-    cores = build_cores(load(path), db=object(), reactor=ReactorWithPool())
+    cores = build_cores(load(path, ROOMS), db=object(), reactor=ReactorWithPool())
     cores["a"].inner._persons = 20  # keep the test fast; the default is 10,000
     resolve(prepare_cores(cores))
     assert (tmp_path / "var" / "core-a.db").exists()

@@ -8,9 +8,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from common.config import load
+from daemon import ROOMS
 from core_client.testing import FakeCore
 from ivr.service import CallHandler, UnknownCenter, make_service
-from prompts.service import AdminCalls
+from ivr.routing import AdminCalls
 from tests.unit.ivr.test_flows_fakes import HANGUP, OFFICE_TIME, FakeSession, MemoryRecords
 
 INI = """
@@ -38,7 +39,7 @@ library_dir = {state}/prompts
 def handler(tmp_path):
     path = tmp_path / "hotline.ini"
     path.write_text(INI.format(state=tmp_path), "utf-8")
-    config = load(path)
+    config = load(path, ROOMS)
     clock = Clock()
     clock.advance(OFFICE_TIME)
     cores = {"demo": FakeCore("demo"), "north": FakeCore("north")}
@@ -101,7 +102,7 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     path.write_text(INI.format(state=tmp_path).replace(
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
         "utf-8")
-    config = load(path)
+    config = load(path, ROOMS)
     service = make_service(config, Clock(), db=None,
                            cores={"demo": FakeCore("demo"), "north": FakeCore("north")})
     assert service.dispatcher.instance == config.daemon.instance

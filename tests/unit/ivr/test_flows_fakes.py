@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from common.config import CenterConfig
+from common.daily_window import DailyWindow
 from core_client.demo_data import demo_identities
 from core_client.testing import FakeCore
 from ivr.asterisk.agi import CallHungUp
@@ -135,8 +136,8 @@ class MemoryRecords:
 def center(**overrides) -> CenterConfig:
     values = dict(code="demo", name="示例中心", signature="示例公积金", core="embedded",
                   core_db=None, core_url="", core_key="", core_timeout=3.0,
-                  languages=("zh", "en"), dnid=("12329",), office_hours=(9 * 60, 17 * 60),
-                  office_days=(1, 2, 3, 4, 5))
+                  languages=("zh", "en"), dnid=("12329",),
+                  office_hours=DailyWindow(9 * 60, 17 * 60, (1, 2, 3, 4, 5)))
     values.update(overrides)
     return CenterConfig(**values)
 

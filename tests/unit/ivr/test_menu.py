@@ -2,7 +2,6 @@
 prompt the menus, flows and number speech use is in the prompt catalog."""
 from __future__ import annotations
 
-import datetime as dt
 import re
 import tomllib
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from ivr import speech
 from ivr.flows import FLOW_PROMPTS, FLOWS, all_prompts
-from ivr.menu import Hours, MenuError, load, load_for_center, parse
+from ivr.menu import MenuError, load, load_for_center, parse
 
 ROOT = Path(__file__).parents[3]
 MENUS = ROOT / "ivr" / "menus"
@@ -80,18 +79,6 @@ def test_bad_toml_is_reported(tmp_path):
     bad.write_text("[nodes\n", "utf-8")
     with pytest.raises(MenuError, match="not valid TOML"):
         load(bad, FLOWS)
-
-
-@pytest.mark.parametrize("hours,when,open_", [
-    (Hours(9 * 60, 17 * 60, (1, 2, 3, 4, 5)), dt.datetime(2026, 11, 26, 9, 0), True),
-    (Hours(9 * 60, 17 * 60, (1, 2, 3, 4, 5)), dt.datetime(2026, 11, 26, 17, 0), False),
-    (Hours(9 * 60, 17 * 60, (1, 2, 3, 4, 5)), dt.datetime(2026, 11, 28, 10, 0), False),
-    (Hours(22 * 60, 6 * 60), dt.datetime(2026, 11, 26, 23, 0), True),
-    (Hours(22 * 60, 6 * 60), dt.datetime(2026, 11, 26, 12, 0), False),
-])
-def test_service_hours(hours, when, open_):
-    """Service windows by weekday, including windows that wrap past midnight."""
-    assert hours.is_open(when) is open_
 
 
 def _catalog() -> dict:

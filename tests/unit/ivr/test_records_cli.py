@@ -8,6 +8,7 @@ from ivr import cli
 from ivr.records import CallRecord, _finish, _insert
 from storage.db import Database
 from storage.migrate import upgrade
+from daemon import load_config
 
 MENUS = Path(__file__).parents[3] / "ivr" / "menus"
 INI = """
@@ -27,7 +28,7 @@ menus_dir = {menus}
 
 def _run(argv):
     parser = argparse.ArgumentParser(prog="hotline")
-    cli.register(parser.add_subparsers(dest="command", required=True))
+    cli.register(parser.add_subparsers(dest="command", required=True), load_config)
     args = parser.parse_args(argv)
     return args.func(args)
 

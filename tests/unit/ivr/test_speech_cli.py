@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 
 from ivr import cli
+from daemon import load_config
 
 
 def _run(argv):
     parser = argparse.ArgumentParser(prog="hotline")
-    cli.register(parser.add_subparsers(dest="command", required=True))
+    cli.register(parser.add_subparsers(dest="command", required=True), load_config)
     args = parser.parse_args(argv)
     return args.func(args)
 

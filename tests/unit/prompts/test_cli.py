@@ -4,9 +4,11 @@ import wave
 
 import pytest
 
+from ivr.prompt_ids import referenced_prompts
 from prompts import cli
 from prompts.layout import current_base
-from storage.db import Database
+from daemon import load_config
+from storage.migrate import upgrade
 
 INI = """\
 [daemon]
@@ -28,12 +30,12 @@ def hotline(tmp_path, monkeypatch):
         ini = tmp_path / "hotline.ini"
         ini.write_text(INI.format(extra=extra), encoding="utf-8")
         (tmp_path / "var").mkdir(exist_ok=True)
-        Database(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", reactor=None).create_all()
+        upgrade(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
         return ini
 
     ini = setup()
     parser = argparse.ArgumentParser(prog="hotline")
-    cli.register(parser.add_subparsers(dest="command"))
+    cli.register(parser.add_subparsers(dest="command"), load_config, referenced_prompts)
 
     def run(*argv, capsys=None):
         args = parser.parse_args(["prompts", *argv[:1], "-c", str(ini), *argv[1:]]

@@ -4,6 +4,7 @@ import wave
 import pytest
 
 from common.config import ConfigError, load
+from daemon import ROOMS
 from prompts import audio, catalog, defaults, library
 from prompts.layout import current_base
 from storage.db import Database
@@ -60,4 +61,4 @@ def test_config_rejects_a_bad_transfer_template(tmp_path):
     ini.write_text("[center:sz]\nname = 深圳\nsignature = 深圳公积金\n[prompts]\n"
                    "publish_command = rsync -a {library}/ host:/x\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[prompts\] publish_command: bad command template"):
-        load(ini)
+        load(ini, ROOMS)

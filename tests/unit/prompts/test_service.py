@@ -12,7 +12,8 @@ from twisted.trial.unittest import TestCase
 from prompts import library, staff
 from prompts.audio import Silent
 from prompts.config import PromptsConfig
-from prompts.service import AdminCalls, PromptStore, CallsByRole
+from ivr.routing import AdminCalls, CallsByRole
+from prompts.service import PromptStore
 from storage.db import Database
 
 from .conftest import make_audio
