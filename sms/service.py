@@ -42,7 +42,7 @@ class SmsService(MultiService):
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent)
+                                 on_mo=self._on_mo, on_send=self.journal.sent)
         self.router.setServiceParent(self)
         # Parts queued in the binds beyond their windows refill a freed slot at once.
         window = rules.max_inflight or 2 * sum(s.window * s.binds for s in config.sms.smscs)
@@ -70,6 +70,11 @@ class SmsService(MultiService):
             schedule_alerts(scheduler.scheduler, self.alert_jobs, rules.alerts_interval)
             schedule_reminders(scheduler.scheduler, self.reminder_jobs, rules.reminder_time,
                                rules.timezone)
+
+    def _on_mo(self, mo) -> Deferred:
+        """MO to a door client's extension goes to that client; the rest to the keywords."""
+        routed = self.door.route_mo(mo) if self.door is not None else None
+        return routed if routed is not None else self.keywords.on_mo(mo)
 
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""

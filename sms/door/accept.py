@@ -10,7 +10,6 @@ refusal reason or nothing; a message held for quiet hours also counts ``held_qui
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -20,7 +19,7 @@ from sqlalchemy import and_, delete, select, text as sql_text, update
 from sms.door.filters import HELD, Refused, normalise_mobile, parse_item, render
 from sms.door.tables import DoorCounter, DoorMessage, DoorTally
 from sms.outbox.outbox import (
-    Accepted, DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
+    DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
 )
 
 K = DoorCounter.__table__
@@ -138,7 +137,7 @@ class DoorAccept:
         if built:
             accepted = self.outbox.accept_in(session, [m for _, m, _ in built])
             new_rows, unused = [], 0
-            for (i, m, reference), r in zip(built, accepted):
+            for (i, m, reference), r in zip(built, accepted, strict=True):
                 if isinstance(r, OutboxError):
                     unused += 1
                     reason = ("opted_out" if isinstance(r, OptedOut) else
@@ -200,7 +199,7 @@ class DoorAccept:
                         idem_key=self._key(client, item.key), parts=parts,
                         sensitive=sensitive), item.reference
 
-    def _build_smpp(self, client, raw: "SmppSubmit") -> tuple[Outgoing, str | None]:
+    def _build_smpp(self, client, raw: SmppSubmit) -> tuple[Outgoing, str | None]:
         """One submit_sm as one outbox message of one part, its bytes (and UDH) kept."""
         if client.center == "*" or client.center not in self.templates.signatures:
             raise Refused("center_not_allowed", "an SMPP client must belong to one center")

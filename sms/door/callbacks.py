@@ -81,7 +81,7 @@ def sweep(session, clients: dict, now: float, limit: int = 2000) -> int:
         if channel == "smpp":
             body["destination"] = r.destination  # the deliver_sm's source address
         events.append(event_row(r.client, channel, "receipt", body["id"], body, now))
-        for p in parts.get(r.message_id, ()):
+        for p in parts.get(r.message_id, ()) if channel == "http" else ():
             pid = f"p:{r.message_id}:{p.seq}"
             events.append(event_row(r.client, channel, "part", pid, {
                 "id": pid, "type": "part_receipt", "message_id": r.message_id,
@@ -173,9 +173,9 @@ class CallbackPusher(Service):
         outcomes = await gatherResults(
             [Deferred.fromCoroutine(self._post(directory, r)) for r in rows])
         now = self.clock.seconds()
-        acked = [r.id for r, (ok, _) in zip(rows, outcomes) if ok]
+        acked = [r.id for r, (ok, _) in zip(rows, outcomes, strict=True) if ok]
         failed = []
-        for r, (ok, error) in zip(rows, outcomes):
+        for r, (ok, error) in zip(rows, outcomes, strict=True):
             if not ok:
                 attempts = r.attempts + 1
                 dead = attempts >= self.config.callback_max_attempts
@@ -213,3 +213,19 @@ class CallbackPusher(Service):
         if 200 <= response.code < 300:
             return True, ""
         return False, f"HTTP {response.code}"
+
+
+def store_mo(session, client, mo, now: float) -> None:
+    """An MO sent to a client's extension: kept as an event for that client (and in sms_mo)."""
+    from sms.tables import SmsMo
+
+    at = mo.received_at
+    received = at.timestamp() if hasattr(at, "timestamp") else float(at or now)
+    mo_id = session.execute(SmsMo.__table__.insert().values(
+        center=client.center if client.center != "*" else None, source=mo.source,
+        destination=mo.destination, text=mo.text[:500], smsc=mo.smsc, received_at=received,
+        keyword=None, outcome=f"door:{client.name}"[:32])).inserted_primary_key[0]
+    channel = "http" if client.callback_url else "smpp"
+    body = {"id": f"mo:{mo_id}", "type": "mo", "source": mo.source,
+            "destination": mo.destination, "text": mo.text[:500], "received_at": received}
+    insert_events(session, [event_row(client.name, channel, "mo", body["id"], body, now)])

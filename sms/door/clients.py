@@ -171,7 +171,7 @@ class ClientDirectory:
         self.by_system_id: dict[str, Client] = {}
         self._loaded_at: float | None = None
 
-    async def fresh(self) -> "ClientDirectory":
+    async def fresh(self) -> ClientDirectory:
         now = self.clock.seconds()
         if self._loaded_at is None or now - self._loaded_at >= self.ttl:
             self.set(await self.db.run(load_all))

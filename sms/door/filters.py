@@ -63,7 +63,7 @@ class WordList:
         self.words = tuple(sorted({self._fold(w) for w in words if self._fold(w)}, key=len))
 
     @classmethod
-    def load(cls, path: Path) -> "WordList":
+    def load(cls, path: Path) -> WordList:
         lines = path.read_text(encoding="utf-8").splitlines()
         return cls(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 

@@ -9,7 +9,7 @@ from twisted.application.service import MultiService
 from core_client.http import make_http_client
 from sms.door.accept import DoorAccept
 from sms.door.auth import Authenticator
-from sms.door.callbacks import CallbackPusher
+from sms.door.callbacks import CallbackPusher, store_mo
 from sms.door.clients import ClientDirectory
 from sms.door.filters import WordList
 from sms.door.rest_api import Messages, SendApi
@@ -23,6 +23,7 @@ class DoorService(MultiService):
 
     def __init__(self, config, reactor, db, outbox, templates, encode, environ=os.environ):
         super().__init__()
+        self.db, self.clock, self.config = db, reactor, config
         self.directory = ClientDirectory(db, reactor)
         self.accept = DoorAccept(outbox, templates, WordList.load(config.banned_words), config,
                                  encode)
@@ -39,6 +40,15 @@ class DoorService(MultiService):
             self.smpp.listen(reactor, config.smpp_listen)
             self.smpp.setServiceParent(self)
             self.pusher.woken.append(self.smpp.pump_all)
+
+
+    def route_mo(self, mo):
+        """A Deferred firing after the MO is committed for the client owning its extension
+        (12329 + ext), or None when no client owns it (the keywords answer it then)."""
+        owner = self.directory.owner_of_extension(mo.destination, self.config.source_base)
+        if owner is None:
+            return None
+        return self.db.run(store_mo, owner, mo, self.clock.seconds())
 
 
 def make_door(config, reactor, db, outbox, templates, encode) -> DoorService:

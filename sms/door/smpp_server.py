@@ -31,7 +31,7 @@ from sms.door.callbacks import backoff, claim_due, settle
 from sms.outbox.outbox import GroupCommit
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVDSTADR,
-                            ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED)
+                            ESME_RMSGQFUL, ESME_RSYSERR, ESME_RTHROTTLED)
 from sms.smpp.protocol import SmppError, SmppProtocol
 
 log = Logger(namespace="hotline.sms.door.smpp")
@@ -45,7 +45,7 @@ DLR_STAT = {"delivered": ("DELIVRD", 2), "failed": ("UNDELIV", 5), "expired": ("
 def receipt_fields(event: dict, own_addr: str) -> dict:
     """deliver_sm fields of a receipt: the DLR text and the receipted_message_id TLVs."""
     stat, state = DLR_STAT.get(event["state"], ("UNKNOWN", 7))
-    done = dt.datetime.fromtimestamp(event.get("done_at") or 0, dt.timezone.utc)
+    done = dt.datetime.fromtimestamp(event.get("done_at") or 0, dt.UTC)
     stamp = done.strftime("%y%m%d%H%M")
     text = (f"id:{event['message_id']} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
             f"submit date:{stamp} done date:{stamp} stat:{stat} "
@@ -53,6 +53,14 @@ def receipt_fields(event: dict, own_addr: str) -> dict:
     return dict(source_addr=event.get("destination") or "", destination_addr=own_addr,
                 esm_class=0x04, data_coding=0, short_message=text.encode(),
                 receipted_message_id=str(event["message_id"]), message_state=state)
+
+
+def deliver_fields(event: dict, own_addr: str) -> dict:
+    """deliver_sm fields for an event: a receipt, or an MO (UCS2 text, as the handset sent)."""
+    if event["type"] == "mo":
+        return dict(source_addr=event["source"], destination_addr=event["destination"],
+                    esm_class=0, data_coding=8, short_message=event["text"].encode("utf-16-be"))
+    return receipt_fields(event, own_addr)
 
 
 class TokenBucket:
@@ -75,7 +83,7 @@ class TokenBucket:
 class DoorSmppProtocol(SmppProtocol):
     """One client connection, SMSC side: open -> bound (tx / rx / trx) -> closed."""
 
-    def __init__(self, server: "DoorSmppServer", peer_host: str):
+    def __init__(self, server: DoorSmppServer, peer_host: str):
         super().__init__(server.clock, response_timeout=server.response_timeout,
                          enquire_link=server.enquire_link, name="door-smpp")
         self.server, self.peer_host = server, peer_host
@@ -165,7 +173,7 @@ class DoorSmppProtocol(SmppProtocol):
 
 
 class _Factory(Factory):
-    def __init__(self, server: "DoorSmppServer"):
+    def __init__(self, server: DoorSmppServer):
         self.server = server
 
     def buildProtocol(self, addr):
@@ -258,7 +266,7 @@ class DoorSmppServer(MultiService):
             client = items[indexes[0]][0]
             answers = self.door_accept.accept_sync(session, client,
                                                    [items[i][1] for i in indexes], now, "smpp")
-            for i, r in zip(indexes, answers):
+            for i, r in zip(indexes, answers, strict=True):
                 results[i] = r
         return results
 
@@ -289,10 +297,10 @@ class DoorSmppServer(MultiService):
                 return
             session = receivers[0]
             own = self.source_base
-            sent = [session.request("deliver_sm", **receipt_fields(json.loads(r.payload), own))
+            sent = [session.request("deliver_sm", **deliver_fields(json.loads(r.payload), own))
                     for r in rows]
             acked, failed = [], []
-            for r, d in zip(rows, sent):
+            for r, d in zip(rows, sent, strict=True):
                 try:
                     await d
                     acked.append(r.id)

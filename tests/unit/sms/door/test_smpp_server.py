@@ -108,3 +108,41 @@ def test_throttle_window_and_garbage(door):
     d = esme.submit_sm(destination_addr="13912340009", short_message=b"again")
     flush(door, pump)
     assert _result(d).isdigit()
+
+
+def test_mo_to_an_extension_goes_to_its_owner_on_rebind(door):
+    """An MO to 12329+01 is stored for the client owning extension 01 and delivered as a
+    deliver_sm when its receiver binds; one not acknowledged is delivered again on the
+    next bind."""
+    from dataclasses import dataclass
+
+    from sms.door.callbacks import store_mo
+
+    @dataclass
+    class Mo:
+        source: str
+        destination: str
+        text: str
+        smsc: str = "fake"
+        received_at: float = 0.0
+
+    door.add(free_text=True, source_exts=("01",))
+    server = make_server(door)
+    owner = door.directory.owner_of_extension("1232901", "12329")
+    assert owner.name == "wuhan-loans"
+    assert door.directory.owner_of_extension("1232902", "12329") is None
+    door.db.run_sync(store_mo, owner, Mo("13912340001", "1232901", "查询"), 0.0)
+    refusing = SmppProtocol(door.clock, on_deliver=lambda pdu: Deferred())  # never answers
+    _c, _s, pump = connectedServerAndClient(
+        lambda: DoorSmppProtocol(server, "127.0.0.1"), lambda: refusing)
+    refusing.bind("receiver", "whloans", "pw123456")
+    flush(door, pump)
+    refusing.transport.loseConnection()
+    flush(door, pump)
+    door.clock.advance(60)
+    received = []
+    esme, pump = connect(door, server, received)
+    esme.bind("receiver", "whloans", "pw123456")
+    flush(door, pump)
+    [mo] = received
+    assert mo.short_message.decode("utf-16-be") == "查询" and mo.esm_class == 0
