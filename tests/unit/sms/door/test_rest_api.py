@@ -194,3 +194,15 @@ def test_stats_per_client_template_and_day(door):
     assert row["pushed"] == 3
     assert row["filtered"] == {"duplicate": 1, "invalid_number": 1}
     assert row["sent"] == 0 and row["success_rate"] is None
+
+
+def test_openapi_lists_every_refusal_reason():
+    """The OpenAPI file's RefusalReason enum is exactly the filters' REASONS."""
+    from pathlib import Path
+
+    import yaml
+
+    from sms.door.filters import REASONS
+
+    spec = yaml.safe_load((Path(__file__).parents[4] / "sms/door/openapi.yaml").read_text())
+    assert tuple(spec["components"]["schemas"]["RefusalReason"]["enum"]) == REASONS
