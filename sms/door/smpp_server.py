@@ -118,9 +118,23 @@ class DoorSmppProtocol(SmppProtocol):
         if self.mode is not None:
             self.transport.write(codec.encode(response, pdu.sequence, status=ESME_RALYBND))
             return
-        client = self.server.check_bind(codec.as_text(pdu.system_id),
-                                        codec.as_text(pdu.password), self.peer_host)
+        self.mode = "binding"  # a second bind while this one is checked is ALYBND
+        d = self.server.check_bind(codec.as_text(pdu.system_id), codec.as_text(pdu.password),
+                                   self.peer_host)
+        d.addCallback(self._bind_checked, pdu, response, mode)
+        d.addErrback(self._bind_crashed, pdu, response)
+
+    def _bind_crashed(self, failure, pdu, response) -> None:
+        log.failure("door SMPP bind check failed", failure)
+        self.mode = None
+        if self.connected:
+            self.transport.write(codec.encode(response, pdu.sequence, status=ESME_RBINDFAIL))
+
+    def _bind_checked(self, client, pdu, response: str, mode: str) -> None:
+        if not self.connected:
+            return
         if client is None:
+            self.mode = None
             self.transport.write(codec.encode(response, pdu.sequence, status=ESME_RBINDFAIL))
             log.info("door SMPP bind refused from {peer}", peer=self.peer_host)
             return
@@ -218,8 +232,13 @@ class DoorSmppServer(MultiService):
         return super().stopService()
 
     # -- binds --------------------------------------------------------------------
-    def check_bind(self, system_id: str, password: str, host: str):
-        client = self.directory.by_system_id.get(system_id)
+    def check_bind(self, system_id: str, password: str, host: str) -> Deferred:
+        """Fires with the client these credentials and this address bind as, or None."""
+        return Deferred.fromCoroutine(self._check_bind(system_id, password, host))
+
+    async def _check_bind(self, system_id: str, password: str, host: str):
+        directory = await self.directory.fresh()
+        client = directory.by_system_id.get(system_id)
         if client is None or not client.enabled or not client.allows_ip(host):
             return None
         expected = self.environ.get(f"{client.secret_env}_SMPP", "")
