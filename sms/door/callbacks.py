@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select, text as sql_text, update
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.error import ConnectError, ConnectionClosed, TimeoutError
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.error import (ConnectError, ConnectingCancelledError, ConnectionClosed,
+                                    TimeoutError)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
@@ -33,8 +34,8 @@ E = DoorEvent.__table__
 DM = DoorMessage.__table__
 PENDING, ACKED, DEAD = "pending", "acked", "dead"
 # What a callback POST may fail with: each means "not acknowledged, try again later".
-TRANSPORT_ERRORS = (ConnectError, ConnectionClosed, TimeoutError, ResponseFailed,
-                    ResponseNeverReceived, RequestTransmissionFailed)
+TRANSPORT_ERRORS = (ConnectError, ConnectingCancelledError, ConnectionClosed, TimeoutError,
+                    ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed)
 
 
 def event_row(client, channel: str, kind: str, dedup_id: str, payload: dict, now: float):
@@ -139,10 +140,12 @@ class CallbackPusher(Service):
     name = "door-callbacks"
 
     def __init__(self, db, directory, http, clock, config, environ, interval: float = 0.5,
-                 batch: int = 200):
+                 batch: int = 200, concurrency: int = 16):
         self.db, self.directory, self.http, self.clock = db, directory, http, clock
         self.config, self.environ, self.interval, self.batch = config, environ, interval, batch
-        self._loop = LoopingCall(self.tick)
+        # A receiver is not hit with a whole batch of connections at once.
+        self._posts = DeferredSemaphore(concurrency)
+        self._loop = LoopingCall(self._guarded_tick)
         self._loop.clock = clock
         self.woken: list = []  # told after each sweep that recorded events (the SMPP server)
 
@@ -159,6 +162,11 @@ class CallbackPusher(Service):
     def tick(self) -> Deferred:
         return Deferred.fromCoroutine(self._tick())
 
+    def _guarded_tick(self) -> Deferred:
+        """One pass; a failed pass is logged and the next one runs all the same (the
+        events it claimed are due again after their hold)."""
+        return self.tick().addErrback(lambda f: log.failure("door callback pass failed", f))
+
     async def _tick(self) -> None:
         directory = await self.directory.fresh()
         now = self.clock.seconds()
@@ -171,7 +179,8 @@ class CallbackPusher(Service):
         if not rows:
             return
         outcomes = await gatherResults(
-            [Deferred.fromCoroutine(self._post(directory, r)) for r in rows])
+            [self._posts.run(lambda r=r: Deferred.fromCoroutine(self._post(directory, r)))
+             for r in rows])
         now = self.clock.seconds()
         acked = [r.id for r, (ok, _) in zip(rows, outcomes, strict=True) if ok]
         failed = []
