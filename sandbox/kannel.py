@@ -68,7 +68,7 @@ class Kannel:
         self.config.write_text(TEMPLATE.read_text().format(
             admin_port=self.admin_port, admin_password=self.admin_password,
             smsbox_port=self.smsbox_port, sendsms_port=self.sendsms_port,
-            log_dir=self.log_dir, smpp_port=smpp_port, system_id=system_id,
+            work_dir=self.work_dir, smpp_port=smpp_port, system_id=system_id,
             password=password, window=window, sender=sender,
             sendsms_password=self.sendsms_password))
         self.processes: list[subprocess.Popen] = []
@@ -77,7 +77,7 @@ class Kannel:
         for box in ("bearerbox", "smsbox"):
             out = open(self.log_dir / f"kannel-{box}.out", "ab")
             self.processes.append(subprocess.Popen(
-                [shutil.which(box) or f"/usr/sbin/{box}", str(self.config)],
+                [shutil.which(box) or f"/usr/sbin/{box}", "-v", "4", str(self.config)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True))
             out.close()

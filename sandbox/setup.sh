@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc mmdebstrap sip-tester ffmpeg espeak-ng sox
-              postgresql nodejs npm iproute2 procps util-linux ca-certificates tshark)
+              postgresql nodejs npm iproute2 procps util-linux ca-certificates tshark kannel)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
