@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--smsc", choices=("auto", "npm", "sim"), default="auto",
                    help="auto: the npm SMSC when installed, else sandbox.smsc_sim")
     p.set_defaults(func=cmd_demo)
+    from sandbox.door_demo import register as register_door_demo
+
+    register_door_demo(subparsers)
 
 
 def interrupt_on_sigterm() -> None:
