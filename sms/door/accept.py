@@ -264,7 +264,7 @@ class DoorAccept:
 
     @staticmethod
     def _store_tallies(session, client: str, day: str, tallies: dict) -> None:
-        for (center, template, what), n in tallies.items():
+        for (center, template, what), n in sorted(tallies.items()):  # one lock order
             session.execute(sql_text(
                 "INSERT INTO door_tally (center, client, template, day, what, n)"
                 " VALUES (:center, :client, :template, :day, :what, 0) ON CONFLICT DO NOTHING"),

@@ -62,10 +62,11 @@ class Door:
 
 
 @pytest.fixture
-def door(tmp_path):
+def door(db_url):
+    """On SQLite and on PostgreSQL (the sms room's ``db_url``)."""
     clock = Clock()
     clock.advance(noon())
-    db = InlineDatabase(f"sqlite:///{tmp_path / 'door.db'}", None, 1)
+    db = InlineDatabase(db_url, None, 1)
     db.create_all()
     templates = TemplateSet({"demo": "示例公积金", "other": "另一中心"})
     box = Outbox(db, clock, make_config(), encode=split_encode, templates=templates)
