@@ -499,8 +499,10 @@ class Outbox:
         return self._accept_batch(session, items)
 
     def notify_accepted(self) -> None:
-        """Wake the dispatcher for messages committed through ``accept_in``."""
-        self._woken([Accepted(0, 0, False)])
+        """Wake the dispatcher for messages committed through ``accept_in`` (once per
+        reactor turn however many are told)."""
+        if self._wake_call is None:
+            self._wake_call = self.clock.callLater(0, self._wake)
 
     def _accepted(self, accepted: Accepted) -> Accepted:
         if not accepted.duplicate and self._wake_call is None:
