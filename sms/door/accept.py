@@ -14,17 +14,14 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, select, text as sql_text, update
+from sqlalchemy import select
 
 from sms.door.filters import HELD, Refused, normalise_mobile, parse_item, render
-from sms.door.tables import DoorCounter, DoorMessage, DoorTally
+from storage.driver_sql import DriverSql
 from sms.outbox.outbox import (
     DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
 )
 
-K = DoorCounter.__table__
-DM = DoorMessage.__table__
-TALLY = DoorTally.__table__
 DUP_CHUNK = 500
 
 
@@ -61,30 +58,43 @@ class ItemResult:
         return out
 
 
-def _upsert_zero(session, client: str, bucket: str) -> None:
-    """Make sure the counter row exists (a no-op if it does) before it is incremented."""
-    session.execute(sql_text(
-        "INSERT INTO door_counter (client, bucket, n) VALUES (:c, :b, 0) ON CONFLICT DO NOTHING"),
-        {"c": client, "b": bucket})
+class DoorSql:
+    """The statements every accepting transaction runs, in the driver's own SQL
+    (storage.driver_sql): an upsert that adds and returns in one statement, so a counter
+    is changed under its row lock by exactly one statement per bucket."""
 
+    def __init__(self, paramstyle: str):
+        d = DriverSql(paramstyle)
+        self.add = d.sql("INSERT INTO door_counter (client, bucket, n) VALUES (?, ?, ?)"
+                         " ON CONFLICT (client, bucket) DO UPDATE SET n = door_counter.n + excluded.n"
+                         " RETURNING n")
+        self.sub = d.sql("UPDATE door_counter SET n = n - ? WHERE client = ? AND bucket = ?")
+        # Earlier seconds' rate buckets ('s:' < bucket < 's;' are the 's:EPOCH' rows).
+        self.purge = d.sql("DELETE FROM door_counter WHERE client = ? AND bucket > 's:'"
+                           " AND bucket < 's;' AND bucket <> ?")
+        self.tally = d.sql(
+            "INSERT INTO door_tally (center, client, template, day, what, n)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (center, client, template, day, what)"
+            " DO UPDATE SET n = door_tally.n + excluded.n")
+        self.owner = d.sql("INSERT INTO door_message (message_id, client, center, template,"
+                           " reference, created_at, channel) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
-def reserve(session, client: str, bucket: str, want: int, limit: int) -> int:
-    """Take up to ``want`` from the counter under ``limit``; the number granted (atomic)."""
-    if want <= 0:
-        return 0
-    _upsert_zero(session, client, bucket)
-    n = session.execute(update(K).where(K.c.client == client, K.c.bucket == bucket)
-                        .values(n=K.c.n + want).returning(K.c.n)).scalar_one()
-    granted = max(0, min(want, limit - (n - want)))
-    if granted < want:
-        give_back(session, client, bucket, want - granted)
-    return granted
+    @staticmethod
+    def run(session, sql: str, params):
+        return session.connection().exec_driver_sql(sql, params)
 
+    def reserve(self, session, client: str, bucket: str, want: int, limit: int) -> int:
+        """Take up to ``want`` from the counter under ``limit``; the number granted (atomic)."""
+        if want <= 0:
+            return 0
+        n = self.run(session, self.add, (client, bucket, want)).scalar_one()
+        granted = max(0, min(want, limit - (n - want)))
+        self.give_back(session, client, bucket, want - granted)
+        return granted
 
-def give_back(session, client: str, bucket: str, n: int) -> None:
-    if n > 0:
-        session.execute(update(K).where(K.c.client == client, K.c.bucket == bucket)
-                        .values(n=K.c.n - n))
+    def give_back(self, session, client: str, bucket: str, n: int) -> None:
+        if n > 0:
+            self.run(session, self.sub, (n, client, bucket))
 
 
 class DoorAccept:
@@ -94,6 +104,7 @@ class DoorAccept:
         self.outbox, self.templates, self.words = outbox, templates, words
         self.config, self.encode = config, encode  # config: DoorConfig
         self.tz = ZoneInfo(outbox.config.timezone)
+        self.sql = DoorSql(outbox.db.engine.dialect.paramstyle)
 
     def accept(self, client, raw_items: list, channel: str = "rest"):
         """Fires with one ItemResult per item, after the commit."""
@@ -156,14 +167,12 @@ class DoorAccept:
                                             held_until=held if held > now else None)
                     if held > now:
                         tally(m.center, m.template, HELD)
-                    new_rows.append(dict(message_id=r.message_id, client=client.name,
-                                         center=m.center, template=m.template,
-                                         reference=reference, created_at=now,
-                                         channel=channel))
+                    new_rows.append((r.message_id, client.name, m.center, m.template,
+                                     reference, now, channel))
             if new_rows:
-                session.execute(DM.insert(), new_rows)
-            give_back(session, client.name, f"d:{self._day(now)}", unused)
-            give_back(session, client.name, f"s:{int(now)}", unused)
+                self.sql.run(session, self.sql.owner, new_rows)
+            self.sql.give_back(session, client.name, f"d:{self._day(now)}", unused)
+            self.sql.give_back(session, client.name, f"s:{int(now)}", unused)
         self._store_tallies(session, client.name, self._day(now), tallies)
         return results
 
@@ -248,12 +257,11 @@ class DoorAccept:
         """Reserve the daily quota then the per-second rate; items beyond them are refused."""
         if not built:
             return built
-        day = reserve(session, client.name, f"d:{self._day(now)}", len(built), client.daily_quota)
-        second = int(now)
-        session.execute(delete(K).where(K.c.client == client.name, K.c.bucket.like("s:%"),
-                                        K.c.bucket != f"s:{second}"))
-        rate = reserve(session, client.name, f"s:{second}", day, client.rate_per_second)
-        give_back(session, client.name, f"d:{self._day(now)}", day - rate)
+        sql, today, second = self.sql, f"d:{self._day(now)}", f"s:{int(now)}"
+        day = sql.reserve(session, client.name, today, len(built), client.daily_quota)
+        sql.run(session, sql.purge, (client.name, second))
+        rate = sql.reserve(session, client.name, second, day, client.rate_per_second)
+        sql.give_back(session, client.name, today, day - rate)
         for i, m, _ in built[rate:day]:
             refuse(i, m.center, m.template, "rate_limited",
                    f"more than {client.rate_per_second} messages per second; retry later")
@@ -262,13 +270,8 @@ class DoorAccept:
                    f"daily quota of {client.daily_quota} messages reached")
         return built[:rate]
 
-    @staticmethod
-    def _store_tallies(session, client: str, day: str, tallies: dict) -> None:
-        for (center, template, what), n in sorted(tallies.items()):  # one lock order
-            session.execute(sql_text(
-                "INSERT INTO door_tally (center, client, template, day, what, n)"
-                " VALUES (:center, :client, :template, :day, :what, 0) ON CONFLICT DO NOTHING"),
-                dict(center=center, client=client, template=template, day=day, what=what))
-            session.execute(update(TALLY).where(and_(
-                TALLY.c.center == center, TALLY.c.client == client, TALLY.c.template == template,
-                TALLY.c.day == day, TALLY.c.what == what)).values(n=TALLY.c.n + n))
+    def _store_tallies(self, session, client: str, day: str, tallies: dict) -> None:
+        rows = [(center, client, template, day, what, n)  # sorted: one lock order
+                for (center, template, what), n in sorted(tallies.items())]
+        if rows:
+            self.sql.run(session, self.sql.tally, rows)
