@@ -30,6 +30,7 @@ def cmd_add(args) -> int:
         system_id=args.system_id or args.name[:15], templates=_csv(args.templates) or ("*",),
         classes=_csv(args.classes) or ("transaction", "bulk"), free_text=args.free_text,
         daily_quota=args.daily_quota, rate_per_second=args.rate, source_exts=_csv(args.exts),
+        keywords=tuple(w.upper() for w in _csv(args.keywords)),
         ip_allow=_csv(args.ip_allow), callback_url=args.callback_url,
         callback_parts=args.callback_parts)
     try:
@@ -43,7 +44,7 @@ def cmd_add(args) -> int:
 
 
 _CHANGES = {"center": str, "secret_env": str, "system_id": str, "templates": _csv,
-            "classes": _csv, "daily_quota": int, "rate_per_second": int, "source_exts": _csv,
+            "classes": _csv, "daily_quota": int, "rate_per_second": int, "source_exts": _csv, "keywords": lambda v: tuple(w.upper() for w in _csv(v)),
             "ip_allow": _csv, "callback_url": str, "callback_parts": lambda v: v == "yes",
             "free_text": lambda v: v == "yes"}
 
@@ -126,6 +127,7 @@ def register(subparsers, load_config) -> None:
     a.add_argument("--daily-quota", type=int, default=100_000)
     a.add_argument("--rate", type=int, default=100, help="messages per second")
     a.add_argument("--exts", help="source extensions it owns (MO to 12329+ext)")
+    a.add_argument("--keywords", help="MO keywords it owns (their MO go to it)")
     a.add_argument("--ip-allow", help="comma-separated CIDRs; default any")
     a.add_argument("--callback-url")
     a.add_argument("--callback-parts", action="store_true", help="a callback per part too")

@@ -22,6 +22,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _ENV = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9_-]{1,15}")
 _EXT = re.compile(r"\d{1,8}")
+_KEYWORD = re.compile(r"[A-Z0-9]{1,16}")
 
 
 class ClientError(ValueError):
@@ -40,6 +41,7 @@ class Client:
     daily_quota: int = 100_000
     rate_per_second: int = 100
     source_exts: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()  # MO whose first word is one of these goes to the client
     ip_allow: tuple[str, ...] = ()
     callback_url: str | None = None
     callback_parts: bool = False
@@ -86,6 +88,9 @@ def validate(c: Client) -> Client:
     for ext in c.source_exts:
         if not _EXT.fullmatch(ext):
             raise ClientError(f"source_exts: digits only, not {ext!r}")
+    for word in c.keywords:
+        if not _KEYWORD.fullmatch(word):
+            raise ClientError(f"keywords: 1-16 letters or digits, upper case, not {word!r}")
     try:
         nets = tuple(ipaddress.ip_network(n, strict=False) for n in c.ip_allow)
     except ValueError as e:
@@ -100,6 +105,7 @@ def _row(c: Client, now: float) -> dict:
                 templates=json.dumps(list(c.templates)), classes=json.dumps(list(c.classes)),
                 free_text=int(c.free_text), daily_quota=c.daily_quota,
                 rate_per_second=c.rate_per_second, source_exts=json.dumps(list(c.source_exts)),
+                keywords=json.dumps(list(c.keywords)),
                 ip_allow=json.dumps(list(c.ip_allow)), callback_url=c.callback_url,
                 callback_parts=int(c.callback_parts), enabled=int(c.enabled), updated_at=now)
 
@@ -110,6 +116,7 @@ def from_row(r) -> Client:
         templates=tuple(json.loads(r.templates)), classes=tuple(json.loads(r.classes)),
         free_text=bool(r.free_text), daily_quota=r.daily_quota,
         rate_per_second=r.rate_per_second, source_exts=tuple(json.loads(r.source_exts)),
+        keywords=tuple(json.loads(r.keywords)),
         ip_allow=tuple(json.loads(r.ip_allow)), callback_url=r.callback_url,
         callback_parts=bool(r.callback_parts), enabled=bool(r.enabled)))
 
@@ -181,6 +188,15 @@ class ClientDirectory:
     def set(self, clients: dict[str, Client]) -> None:
         self.by_name = clients
         self.by_system_id = {c.system_id: c for c in clients.values()}
+
+    def owner_of_keyword(self, text: str) -> Client | None:
+        """The enabled client owning the MO's first word (keywords are unique by convention;
+        the first client listed wins a tie)."""
+        word = (text.strip().split() or [""])[0].split("#")[0].upper()
+        for c in self.by_name.values():
+            if word and c.enabled and word in c.keywords:
+                return c
+        return None
 
     def owner_of_extension(self, destination: str, base: str) -> Client | None:
         """The client whose source extension an MO was sent to (``base`` + ext), longest first."""

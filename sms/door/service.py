@@ -44,8 +44,10 @@ class DoorService(MultiService):
 
     def route_mo(self, mo):
         """A Deferred firing after the MO is committed for the client owning its extension
-        (12329 + ext), or None when no client owns it (the keywords answer it then)."""
-        owner = self.directory.owner_of_extension(mo.destination, self.config.source_base)
+        (12329 + ext) or its first word, or None when no client owns it (the platform's own
+        keywords answer it then)."""
+        owner = (self.directory.owner_of_extension(mo.destination, self.config.source_base)
+                 or self.directory.owner_of_keyword(mo.text))
         if owner is None:
             return None
         return self.db.run(store_mo, owner, mo, self.clock.seconds())

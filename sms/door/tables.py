@@ -28,6 +28,7 @@ class DoorClient(Base):
     daily_quota: Mapped[int] = mapped_column(Integer)
     rate_per_second: Mapped[int] = mapped_column(Integer)
     source_exts: Mapped[str] = mapped_column(Text)  # JSON list of extensions after 12329
+    keywords: Mapped[str] = mapped_column(Text)  # JSON list of MO keywords the client owns
     ip_allow: Mapped[str] = mapped_column(Text)  # JSON list of CIDRs; [] = any address
     callback_url: Mapped[str | None] = mapped_column(String(255), nullable=True)
     callback_parts: Mapped[int] = mapped_column(Integer, default=0)

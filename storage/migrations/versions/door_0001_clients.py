@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("daily_quota", sa.Integer, nullable=False),
         sa.Column("rate_per_second", sa.Integer, nullable=False),
         sa.Column("source_exts", sa.Text, nullable=False),
+        sa.Column("keywords", sa.Text, nullable=False),
         sa.Column("ip_allow", sa.Text, nullable=False),
         sa.Column("callback_url", sa.String(255), nullable=True),
         sa.Column("callback_parts", sa.Integer, nullable=False),

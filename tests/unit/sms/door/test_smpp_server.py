@@ -146,3 +146,12 @@ def test_mo_to_an_extension_goes_to_its_owner_on_rebind(door):
     flush(door, pump)
     [mo] = received
     assert mo.short_message.decode("utf-16-be") == "查询" and mo.esm_class == 0
+
+
+def test_mo_keyword_owner(door):
+    """An MO whose first word is a client's keyword belongs to that client (case and a
+    '#'-separated tail ignored); other words belong to nobody."""
+    door.add(keywords=("GJJDK",))
+    _result(Deferred.fromCoroutine(door.directory.fresh()))
+    assert door.directory.owner_of_keyword("gjjdk#110101").name == "wuhan-loans"
+    assert door.directory.owner_of_keyword("YE") is None
