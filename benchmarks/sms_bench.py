@@ -86,9 +86,11 @@ def main(args) -> int:
             results["alerts"] = await bench_alerts(reactor, args.alerts_core, workdir,
                                                    args.alerts_events)
             print(json.dumps(results["alerts"], ensure_ascii=False))
+        elif args.faults:
+            results.update(await bench_faults(reactor, args, workdir))
         else:
             results.update(await bench_throughput(reactor, args, workdir))
-        for section in ("alerts", "throughput"):  # the file keeps the other section's run
+        for section in ("alerts", "throughput", "faults"):  # the file keeps the others' runs
             if section in results:
                 results[section]["when"] = results["when"]
 
@@ -98,7 +100,8 @@ def main(args) -> int:
         reactor.stop()
 
     from common import heap
-    from benchmarks.smpp_peer import bench_throughput  # before the heap is settled, as in the daemon
+    from benchmarks.smpp_peer import (  # before the heap is settled, as in the daemon
+        bench_faults, bench_throughput)
 
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
     heap.settle()
@@ -122,6 +125,8 @@ def register_bench(bench) -> None:
                    help="runs per case, the median recorded (default 3, 1 with --quick)")
     p.add_argument("--out", default="benchmarks/results/sms.json")
     p.add_argument("--alerts-core", help="time one alert run over this demo core database")
+    p.add_argument("--faults", action="store_true",
+                   help="clean and faulty runs against smsc_sim (throttling, queue full, cuts)")
     p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
 
     p.set_defaults(func=main)

@@ -1,7 +1,8 @@
 """The project's own SMSC: Twisted, on our codec, with faults injected on purpose.
 
-Faults: latency before each submit_sm_resp, bursts of ESME_RTHROTTLED, a
-disconnect once the client's window is full, the DLR sent before the
+Faults: latency before each submit_sm_resp, bursts of ESME_RTHROTTLED, random
+ESME_RTHROTTLED/ESME_RMSGQFUL and lost responses at given rates, link cuts every few
+seconds, a disconnect once the client's window is full, the DLR sent before the
 submit_sm_resp, hex message ids in DLRs (decimal in responses), refused binds.
 It counts what it received and accepted per (destination, body), so tests can
 assert that every message was accepted exactly once. As a real SMSC does, it
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
@@ -53,6 +55,12 @@ class SimConfig:
     disconnect_after: int = 0  # after this many accepted submits, hold the rest...
     disconnect_hold: int = 1  # ...and drop the connection when this many are held
     id_start: int = 1000
+    throttle_rate: float = 0.0  # this fraction of submit_sm answered ESME_RTHROTTLED...
+    queue_full_rate: float = 0.0  # ...and this fraction ESME_RMSGQFUL (random, seeded)
+    unanswered_rate: float = 0.0  # this fraction accepted but never answered (a lost resp)
+    cut_every: float = 0.0  # seconds between link cuts: accepted, unanswered, then closed
+    cut_quiet: float = 0.05  # a cut first goes quiet this long (submits accepted, no resp)
+    seed: int = 12329
 
 
 class SmscSession(Protocol):
@@ -67,12 +75,30 @@ class SmscSession(Protocol):
         self._held: list[int] = []
         self._calls: list = []
         self._unacked: dict[int, tuple] = {}  # deliver_sm sequence -> (submit, message id)
+        self.quiet = False  # a cut under way: accept, answer nothing
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
         self.factory.sessions.append(self)
         self.factory.stats["connections"] += 1
+        if self.factory.config.cut_every > 0:
+            self._later(self.factory.config.cut_every, self._cut)
+
+    def _cut(self) -> None:
+        """Go quiet (what arrives is accepted, nothing is answered), then drop the link: every
+        submit this cut leaves unanswered was accepted, so each resend is a duplicate."""
+        self.quiet = True
+        self.factory.stats["cuts"] += 1
+        self._calls = [c for c in self._calls if c.active()]
+        for call in self._calls:
+            call.cancel()  # responses and receipts not yet written are lost with the link
+        self._calls = []
+        self.clock.callLater(self.factory.config.cut_quiet, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None and self.connected:
+            self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:
         if self in self.factory.sessions:
@@ -93,7 +119,7 @@ class SmscSession(Protocol):
         self._calls.append(self.clock.callLater(delay, fn, *args))
 
     def _write(self, raw: bytes) -> None:
-        if self.transport is not None and self.connected:
+        if self.transport is not None and self.connected and not self.quiet:
             self.transport.write(raw)
 
     def next_sequence(self) -> int:
@@ -174,6 +200,15 @@ class SmscSession(Protocol):
                 self._later(cfg.latency, self._write, codec.encode(
                     "submit_sm_resp", pdu.sequence, status=codec.ESME_RTHROTTLED))
                 return
+        if cfg.throttle_rate or cfg.queue_full_rate:
+            draw = factory.rng.random()
+            status = codec.ESME_RTHROTTLED if draw < cfg.throttle_rate else \
+                codec.ESME_RMSGQFUL if draw < cfg.throttle_rate + cfg.queue_full_rate else None
+            if status is not None:
+                stats["throttled" if status == codec.ESME_RTHROTTLED else "queue_full"] += 1
+                self._later(cfg.latency, self._write, codec.encode(
+                    "submit_sm_resp", pdu.sequence, status=status))
+                return
         if cfg.disconnect_after and stats["accepted"] >= cfg.disconnect_after:
             self._held.append(pdu.sequence)
             stats["held"] += 1
@@ -187,6 +222,9 @@ class SmscSession(Protocol):
         body = pdu.short_message or b""
         factory.accepted[(_s(pdu.destination_addr), bytes(body))] += 1
         resp = codec.encode("submit_sm_resp", pdu.sequence, message_id=str(message_id))
+        if self.quiet or (cfg.unanswered_rate and factory.rng.random() < cfg.unanswered_rate):
+            stats["unanswered"] += 1
+            return  # accepted, the response lost: the client's resend is a duplicate
         wants_dlr = cfg.dlr and (pdu.registered_delivery or 0) & 0x01
         if wants_dlr and cfg.dlr_before_resp:
             self._deliver_receipt(pdu, message_id)
@@ -245,6 +283,7 @@ class SmscFactory(Factory):
         self.pending_receipts: list[tuple] = []  # receipts no bound receiver has acknowledged
         self._next_id = self.config.id_start
         self._burst_left = 0
+        self.rng = random.Random(self.config.seed)
 
     def buildProtocol(self, addr) -> SmscSession:
         return SmscSession(self)

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from core_client.interface import AccountEvent
 from sms.jobs import CenterJob
 from sms.mobiles import lookup_mobiles
-from sms.outbox.outbox import Accepted, Draft, OutboxError
+from sms.outbox.records import Accepted, Draft, OutboxError
 from sms.reminders import UnknownMethod, due_from_event
 
 log = Logger(namespace="hotline.sms.alerts")

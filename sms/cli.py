@@ -63,7 +63,7 @@ def _outbox(config):
 def cmd_send(args) -> int:
     """Put one message in the outbox; the running daemon sends it."""
     from common.masking import mask_mobile
-    from sms.outbox.outbox import Draft, OutboxError
+    from sms.outbox.records import Draft, OutboxError
     from sms.templates import TemplateError
 
     config = args.load_config(args.config)
@@ -72,15 +72,15 @@ def cmd_send(args) -> int:
     try:
         message = outbox.build(args.center, Draft(args.template, _pairs(args.params), args.to,
                                                   key))
-        [result] = db.run_sync(outbox._accept_batch, [message])
     except (TemplateError, ValueError) as e:
         print(f"hotline sms send: {e}", file=sys.stderr)
         return 1
+    [result] = outbox.accept_blocking([message])
     if isinstance(result, OutboxError):
         print(f"hotline sms send: refused: {result}", file=sys.stderr)
         return 1
-    print(f"message {result.message_id} to {mask_mobile(args.to)}: {result.part_count} part(s)"
-          f"{' (already accepted)' if result.duplicate else ''}")
+    print(f"message {result.message_id} to {mask_mobile(args.to)}: "
+          f"{result.part_count} part(s){' (already accepted)' if result.duplicate else ''}")
     return 0
 
 

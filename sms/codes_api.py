@@ -23,8 +23,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from common.masking import mask_account, mask_mobile
-from core_client.interface import AccountNotFound, CodeInvalid, CodeRateLimited, CoreError
-from sms.outbox.outbox import OutboxError
+from core_client.interface import (
+    AccountNotFound,
+    CodeInvalid,
+    CodeRateLimited,
+    CoreError,
+)
+from sms.outbox.records import BadDestination, OutboxError
 
 log = Logger(namespace="hotline.sms.codes_api")
 
@@ -155,6 +160,8 @@ class CodesApi:
             await self.outbox.send(data["center"], "verification_code", {
                 "code": issued.code, "purpose": PURPOSE_TEXT.get(issued.purpose, "身份验证"),
                 "minutes": max(1, self.ttl // 60)}, issued.mobile, f"code:{issued.code_id}")
+        except BadDestination as e:
+            raise ApiError(422, "bad_destination", f"the registered mobile: {e}") from None
         except OutboxError as e:
             raise ApiError(503, "not_sent", type(e).__name__) from None
         log.info("code {id} for {account} queued to {mobile} for client {client}",

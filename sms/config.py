@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.config import zone
+from sms.carrier.destinations import FORMATS as DESTINATION_FORMATS
 
-SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.door"}
+SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.destinations", "sms.door"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
 
@@ -37,6 +38,7 @@ KEYWORD_ACTIONS = ("balance", "loan", "unsubscribe", "subscribe")
 _DEFAULT_QUIET = {"code": "none", "transaction": "21:00-08:00", "bulk": "21:00-08:00",
                   "reply": "none"}
 _DEFAULT_VALIDITY = {"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600}
+_DEFAULT_RECEIPT_TIMEOUT = {"code": 1800, "reply": 3600, "transaction": 14400, "bulk": 43200}
 _DEFAULT_KEYWORDS = {"balance": ("YE", "CX"), "loan": ("DKYE",), "unsubscribe": ("TD",),
                      "subscribe": ("DY",)}
 
@@ -59,6 +61,13 @@ class OutboxConfig:
     reminder_time: tuple[int, int]
     mo_routes: dict  # MO destination number -> center code
     keywords: dict  # center -> {KEYWORD: action}
+    # center -> destination formats it may send to (sms.carrier.destinations); others: mainland
+    destinations: dict = field(default_factory=dict)
+    # class -> seconds a submitted part waits for its receipt before it is unknown
+    receipt_timeout: dict = field(default_factory=lambda: dict(_DEFAULT_RECEIPT_TIMEOUT))
+
+    def destination_formats(self, center: str) -> tuple[str, ...]:
+        return self.destinations.get(center, ("mainland",))
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,9 @@ def _outbox(ini, s, centers) -> OutboxConfig:
             raise kw.error(key, f"unknown keyword action (use [CENTER.]{'/'.join(KEYWORD_ACTIONS)})")
     retry_base = s.float("retry_base", 5.0, min=0.01, max=3600)
     return OutboxConfig(
+        destinations=_destinations(ini, centers),
+        receipt_timeout={k: s.int(f"receipt_timeout_{k}", v, min=60, max=7 * 86400)
+                         for k, v in _DEFAULT_RECEIPT_TIMEOUT.items()},
         timezone=s.parse("timezone", "Asia/Shanghai", zone),
         validity=validity,
         quiet_hours=quiet,
@@ -142,6 +154,24 @@ def _outbox(ini, s, centers) -> OutboxConfig:
         mo_routes=routes,
         keywords=keywords,
     )
+
+
+def _destinations(ini, centers) -> dict:
+    """[sms.destinations]: ``default`` and per-center lists of formats (mainland, ...)."""
+    sec = ini.section("sms.destinations")
+    for key in sec.keys():
+        if key != "default" and key not in centers:
+            raise sec.error(key, "must be default or a center code")
+    default = sec.list("default", ("mainland",))
+    table = {}
+    for center in centers:
+        formats = sec.list(center, default)
+        unknown = [f for f in formats if f not in DESTINATION_FORMATS]
+        if unknown or not formats:
+            raise sec.error(center if center in sec.keys() else "default",
+                            f"formats must be some of {', '.join(DESTINATION_FORMATS)}")
+        table[center] = formats
+    return table
 
 
 def _hhmm(value: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from common.masking import mask_mobile
 from core_client.interface import CoreError
-from sms.outbox.outbox import OutboxError
+from sms.outbox.records import OutboxError
 from sms.tables import SmsMo
 
 log = Logger(namespace="hotline.sms.keywords")

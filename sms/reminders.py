@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from core_client.interface import AccountEvent
 from sms.jobs import CenterJob
 from sms.mobiles import lookup_mobiles
-from sms.outbox.outbox import Accepted, Draft, Due, OutboxError
+from sms.outbox.records import Accepted, Draft, Due, OutboxError
 
 log = Logger(namespace="hotline.sms.reminders")
 

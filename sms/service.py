@@ -29,6 +29,7 @@ class SmsService(MultiService):
         super().__init__()
         from sms.carrier import text
         from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+        from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 
         self.config, self.reactor, self.db, self.cores, self.codes = (
             config, reactor, db, cores, codes)
@@ -55,6 +56,8 @@ class SmsService(MultiService):
 
         self.dispatcher = Dispatcher(self.outbox, self.router, reactor, make_part=make_part,
                                      temporary=(TemporaryError,), permanent=(PermanentError,),
+                                     doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,),
+                                     throttled=(Throttled,),
                                      batch=rules.batch, max_inflight=window,
                                      journal=self.journal)
         self.dispatcher.setServiceParent(self)
@@ -82,7 +85,7 @@ class SmsService(MultiService):
         if done is not None and hasattr(done, "timestamp"):
             done = done.timestamp()
         return self.outbox.receipt(receipt.message_id, receipt.smsc, receipt.state,
-                                   receipt.error, done)
+                                   receipt.error, done, destination=receipt.source)
 
     def http_resources(self) -> dict:
         from sms.codes_api import make_resource

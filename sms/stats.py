@@ -5,9 +5,11 @@ import datetime as dt
 
 from sqlalchemy import Integer, cast, func, select
 
-from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, SUBMITTED, M, C
+from sms.outbox.sql import C, M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED, SUBMITTED, UNKNOWN
 
-SENT = (SUBMITTED, DELIVERED, FAILED, EXPIRED)
+SENT = (SUBMITTED, DELIVERED, FAILED, EXPIRED, UNKNOWN)
+SETTLED = (DELIVERED, FAILED, EXPIRED, UNKNOWN)  # each counted in its own column
 
 
 def _collect(session, since: float) -> dict:
@@ -21,10 +23,10 @@ def _collect(session, since: float) -> dict:
     for center, template, h, state, n, parts in rows:
         key = (center, template, int(h))
         entry = table.setdefault(key, {"sent": 0, "delivered": 0, "failed": 0, "expired": 0,
-                                       "queued": 0, "parts": 0})
+                                       "unknown": 0, "queued": 0, "parts": 0})
         if state in SENT:
             entry["sent"] += n  # reached the SMSC or a final state
-        if state in (DELIVERED, FAILED, EXPIRED):
+        if state in SETTLED:
             entry[state] += n
         elif state != SUBMITTED:
             entry["queued"] += n  # queued or being submitted
@@ -71,11 +73,11 @@ async def collect(db, router=None, since: float = 0.0) -> dict:
 def format_table(stats: dict) -> str:
     """A plain-text table for the command line."""
     lines = [f"{'center':<10} {'template':<28} {'hour (UTC)':<20} {'sent':>7} {'deliv':>7} "
-             f"{'failed':>7} {'expired':>7} {'queued':>7}"]
+             f"{'failed':>7} {'expired':>7} {'unknown':>7} {'queued':>7}"]
     for r in stats["rows"]:
         lines.append(f"{r['center']:<10} {r['template']:<28} {r['hour'][:16]:<20} "
                      f"{r['sent']:>7} {r['delivered']:>7} {r['failed']:>7} {r['expired']:>7} "
-                     f"{r['queued']:>7}")
+                     f"{r['unknown']:>7} {r['queued']:>7}")
     lat = stats["delivery_latency_s"]
     lines.append(f"delivery latency: n={lat['count']} p50={lat['p50']} s p95={lat['p95']} s "
                  f"max={lat['max']} s")

@@ -90,6 +90,8 @@ class SmsUnmatchedReceipt(Base):
     error: Mapped[str | None] = mapped_column(String(32), nullable=True)
     done_at: Mapped[float] = mapped_column(Float)
     received_at: Mapped[float] = mapped_column(Float)
+    # the address the receipt names (its part's destination), when it names one
+    destination: Mapped[str | None] = mapped_column(String(24), nullable=True)
 
 
 class SmsOptOut(Base):

@@ -47,6 +47,10 @@ class Rendered:
     logged_params: dict  # what the outbox stores: sensitive values masked
 
 
+_AMOUNT_DIGITS = 15  # beyond any account; also keeps quantize within Decimal's precision
+_AMOUNT_LIMIT = Decimal(10) ** _AMOUNT_DIGITS
+
+
 def _check_value(kind: str, name: str, value) -> str:
     raw = str(value).strip()
     if kind == "last4":
@@ -59,8 +63,9 @@ def _check_value(kind: str, name: str, value) -> str:
             amount = Decimal(raw.replace(",", ""))
         except InvalidOperation:
             raise TemplateError(f"{name}: not an amount: {raw[:20]!r}") from None
-        if not amount.is_finite():
-            raise TemplateError(f"{name}: not an amount")
+        if not amount.is_finite() or abs(amount) >= _AMOUNT_LIMIT:
+            raise TemplateError(f"{name}: not an amount (at most {_AMOUNT_DIGITS} digits "
+                                "before the point)")
         return f"{amount.quantize(Decimal('0.01')):,}"
     if kind == "date":
         if not _DATE.match(raw[:10]):
@@ -127,6 +132,9 @@ class TemplateSet:
         return sorted(self.by_center[center])
 
     def get(self, center: str, name: str) -> Template:
+        if center not in self.by_center:
+            raise TemplateError(f"unknown center {center!r} (known: "
+                                f"{', '.join(sorted(self.by_center))})")
         try:
             return self.by_center[center][name]
         except KeyError:

@@ -23,22 +23,25 @@ False matches are confined to one SMSC (receipts are matched on (id, smsc)), and
 within it two opaque ids only collide if they denote the same number, e.g. ``0A``
 and ``10``, which an SMSC issuing ids in one form never produces for two
 different messages.
+
+``auto`` stays the default because it cannot silently corrupt: an SMSC that
+writes hex ids shows all-digit and lettered ids side by side, and ``IdFormWatch``
+then warns naming the setting; a receipt whose address is not its part's
+destination is never applied (sms.outbox.receipts), and receipts left unmatched
+are reported by the outbox's sweep. A fixed form is still the right setting for
+an SMSC known to use one.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from sms.carrier import text as _text
+from sms.outbox.states import dlr_stat
 from sms.smpp.codec import MESSAGE_STATES
 
 ID_FORMATS = ("auto", "dec", "hex", "str")
-FINAL_STATES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
-STATES = FINAL_STATES + ("ACCEPTD", "ENROUTE")
-_STATE_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "REJECTED": "REJECTD",
-                  "ACCEPTED": "ACCEPTD", "DELETE": "DELETED", "EXPIRE": "EXPIRED",
-                  "FAILED": "UNDELIV", "FAIL": "UNDELIV"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DLR_FIELD = re.compile(
     r"(?i)\b(id|sub|dlvrd|submit date|done date|stat|err)\s*:\s*(\S*)")
@@ -55,10 +58,36 @@ class ReceiptError(ValueError):
 @dataclass(frozen=True)
 class Receipt:
     message_id: str  # normalised
-    state: str  # one of STATES
+    state: str  # one of sms.outbox.states.DLR_STATES
     error: str | None
     done_at: datetime | None
     smsc: str
+    source: str = ""  # the deliver_sm's source_addr: the part's destination, when given
+    raw_id: str = ""  # the id as the SMSC wrote it
+
+
+class IdFormWatch:
+    """Notices, under ``auto``, that an SMSC writes hexadecimal ids: some all digits, some
+    with letters a-f. ``auto`` reads the all-digit ones as decimal, so they would match the
+    wrong part or none; ``note`` returns a warning, once, naming the setting to change."""
+
+    def __init__(self, smsc: str, setting: str):
+        self.smsc, self.setting = smsc, setting
+        self._digits = self._letters = self.warned = False
+
+    def note(self, raw: str) -> str | None:
+        if self.warned or not raw:
+            return None
+        if raw.isdigit():
+            self._digits = True
+        elif _HEX.fullmatch(raw):
+            self._letters = True
+        if not (self._digits and self._letters):
+            return None
+        self.warned = True
+        return (f"SMSC {self.smsc} writes message ids that look hexadecimal, some all digits "
+                f"(read as decimal under auto, so they match the wrong part or none): set "
+                f"{self.setting} = hex in [smsc:{self.smsc}]")
 
 
 @dataclass(frozen=True)
@@ -139,19 +168,13 @@ def _usual_rest(body: str) -> dict[str, str] | None:
     return fields
 
 
-def _state(raw: str) -> str:
-    s = raw.strip().upper()
-    s = _STATE_ALIASES.get(s, s)
-    return s if s in STATES else "UNKNOWN"
-
-
 def _done_at(raw: str | None) -> datetime | None:
     """DLR ``done date`` YYMMDDhhmm[ss], read as UTC (the SMSC's zone is not on the wire)."""
     if not raw or not raw.isdigit() or len(raw) not in (10, 12):
         return None
     try:  # by hand: strptime costs more than the rest of the receipt
         return datetime(2000 + int(raw[0:2]), int(raw[2:4]), int(raw[4:6]), int(raw[6:8]),
-                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=timezone.utc)
+                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=UTC)
     except ValueError:
         return None
 
@@ -173,7 +196,7 @@ def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
     if message_state:
         state = MESSAGE_STATES.get(int(message_state), "UNKNOWN")
     else:
-        state = _state(fields.get("stat", ""))
+        state = dlr_stat(fields.get("stat", "")) or "UNKNOWN"
     error = None
     network_error = getattr(pdu, "network_error_code", None)
     if network_error and len(network_error) == 3:
@@ -185,7 +208,7 @@ def parse_receipt(pdu, smsc: str, form: str = "auto") -> Receipt:
         if err and err.strip("0"):
             error = err[:16]
     return Receipt(normalise_message_id(raw_id, form), state, error,
-                   _done_at(fields.get("done date")), smsc)
+                   _done_at(fields.get("done date")), smsc, _s(pdu.source_addr), raw_id)
 
 
 def parse_mo(pdu, smsc: str, received_at: datetime) -> MoMessage:

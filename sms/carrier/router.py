@@ -21,11 +21,14 @@ from twisted.logger import Logger
 from sms.carrier import receipts as _receipts
 from sms.smpp.binds import Bind
 from sms.config import SmscConfig
-from sms.carrier.receipts import MoMessage, Receipt, ReceiptError, normalise_message_id
-from sms.smpp.codec import ESME_RINVMSGLEN, FieldTooLong
-from sms.smpp.protocol import NotBound, PermanentError, SmppError, TemporaryError
+from sms.carrier.receipts import (IdFormWatch, MoMessage, Receipt, ReceiptError,
+                                  normalise_message_id)
+from sms.smpp import codec
+from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, ESME_RMSGQFUL, EncodeError
+from sms.smpp.protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppTimeout,
+                               TemporaryError, Throttled)
 
-__all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute",
+__all__ = ["SmppRouter", "SubmitPart", "Submitted", "Receipt", "MoMessage", "NoRoute", "Unsendable",
            "NotBound", "TemporaryError", "PermanentError", "SmppError"]
 
 log = Logger(namespace="hotline.sms.router")
@@ -33,6 +36,55 @@ log = Logger(namespace="hotline.sms.router")
 
 class NoRoute(TemporaryError):
     """No configured SMSC serves this destination."""
+
+
+class Unsendable(PermanentError):
+    """The part cannot be put in a submit_sm (a field SMPP cannot carry): it fails for good.
+
+    ``reason`` is short enough for the part's error column and names the field.
+    """
+
+    def __init__(self, error: EncodeError, smsc: str):
+        field = error.field or "pdu"
+        status = ESME_RINVDSTADR if field == "destination_addr" else ESME_RINVMSGLEN
+        SmppError.__init__(self, f"not sent: {error}")  # no SMSC refused it: say so
+        self.status, self.command = status, "submit_sm"
+        self.reason = f"unsendable {field}"[:32]
+        self.smsc = smsc
+
+
+class FaultSummary:
+    """Counts each bind's throttles, queue-full answers, timeouts and parts lost with a link,
+    and logs one warning per bind per minute that had any: under faults an operator sees
+    what slows the gateway without a line per part."""
+
+    PERIOD = 60.0
+    KINDS = (("throttled", "throttled"), ("queue_full", "queue full"),
+             ("timeout", "timed out (resent)"), ("lost", "lost with the link (resent)"),
+             ("unsendable", "failed: not encodable as a submit_sm"))
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._counts: dict[str, dict[str, int]] = {}
+        self._call = None
+
+    def note(self, bind: str, kind: str) -> None:
+        counts = self._counts.setdefault(bind, {})
+        counts[kind] = counts.get(kind, 0) + 1
+        if self._call is None:
+            self._call = self.clock.callLater(self.PERIOD, self._flush)
+
+    def _flush(self) -> None:
+        self._call = None
+        counts, self._counts = self._counts, {}
+        for bind, c in sorted(counts.items()):
+            what = ", ".join(f"{c[k]} {label}" for k, label in self.KINDS if c.get(k))
+            log.warn("SMPP {bind} in the last minute: {what}", bind=bind, what=what)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +117,8 @@ class _Smsc:
         self.prefixes = tuple(p.lstrip("+") for p in config.prefixes)
         self.resp_form = config.message_id_resp
         self.dlr_form = config.message_id_dlr
+        self.resp_watch = IdFormWatch(self.name, "message_id_resp") \
+            if self.resp_form == "auto" else None
 
     def best(self) -> Bind | None:
         """The bound bind with the most free slots (None when none is bound)."""
@@ -94,6 +148,7 @@ class SmppRouter(MultiService):
         self._waiters: list[Deferred] = []
         self._smscs: list[_Smsc] = []
         self.receipts = self.mo = self.bad_receipts = 0
+        self.faults = FaultSummary(reactor)
         for config in smscs:
             endpoint = endpoint_for(config) if endpoint_for else clientFromString(
                 reactor, config.endpoint)
@@ -176,26 +231,46 @@ class SmppRouter(MultiService):
             ref, total, seq = part.sar
             fields.update(sar_msg_ref_num=ref, sar_total_segments=total,
                           sar_segment_seqnum=seq)
+        try:
+            # Encoded once here, before the part takes a window slot or a journal line: a
+            # part SMPP cannot carry fails alone, never inside a bind's burst.
+            codec.encode("submit_sm", 1, **fields)
+        except EncodeError as e:
+            self.faults.note(bind.name, "unsendable")
+            return fail(Unsendable(e, smsc.name))
         return bind.submit(fields, ref).addCallbacks(self._submitted, self._failed,
-                              callbackArgs=(smsc, bind), errbackArgs=(smsc,))
+                              callbackArgs=(smsc, bind), errbackArgs=(smsc, bind))
 
     @staticmethod
     def _submitted(raw_id: str, smsc: _Smsc, bind: Bind) -> Submitted:
+        if smsc.resp_watch is not None and not smsc.resp_watch.warned:
+            warning = smsc.resp_watch.note(raw_id)
+            if warning:
+                log.warn("{warning}", warning=warning)
         try:
             message_id = normalise_message_id(raw_id, smsc.resp_form)
         except ValueError:
             raise TemporaryError(f"{smsc.name} answered without a usable message id") from None
         return Submitted(message_id, smsc.name, bind.name)
 
-    @staticmethod
-    def _failed(failure, smsc: _Smsc):
-        if failure.check(FieldTooLong):
-            error = PermanentError(ESME_RINVMSGLEN, f"submit_sm ({failure.getErrorMessage()})")
-            error.smsc = smsc.name
-            raise error
+    def _failed(self, failure, smsc: _Smsc, bind: Bind):
+        if failure.check(EncodeError):
+            self.faults.note(bind.name, "unsendable")
+            raise Unsendable(failure.value, smsc.name)
+        if failure.check(Throttled):
+            self.faults.note(bind.name, "queue_full" if failure.value.status == ESME_RMSGQFUL
+                             else "throttled")
+        elif failure.check(SmppTimeout):
+            self.faults.note(bind.name, "timeout")
+        elif failure.check(LinkLost):
+            self.faults.note(bind.name, "lost")
         if isinstance(failure.value, SmppError):
             failure.value.smsc = smsc.name
         return failure
+
+    def stopService(self):
+        self.faults.stop()
+        return super().stopService()
 
     def has_capacity(self, destination: str) -> bool:
         """True when a bound bind serving ``destination`` has a free window slot."""
@@ -238,6 +313,7 @@ class SmppRouter(MultiService):
     def _deliverer(self, config: SmscConfig) -> Callable:
         form = config.message_id_dlr
         name = config.name
+        watch = IdFormWatch(name, "message_id_dlr") if form == "auto" else None
 
         def deliver(pdu) -> Deferred:
             if _receipts.is_receipt(pdu):
@@ -248,6 +324,10 @@ class SmppRouter(MultiService):
                     self.bad_receipts += 1
                     log.warn("{smsc}: unusable receipt dropped: {error}", smsc=name, error=str(e))
                     return None
+                if watch is not None and not watch.warned:
+                    warning = watch.note(receipt.raw_id.strip("\0 "))
+                    if warning:
+                        log.warn("{warning}", warning=warning)
                 self.receipts += 1
                 return self.on_receipt(receipt)
             self.mo += 1

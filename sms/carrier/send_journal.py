@@ -27,12 +27,12 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from sms.outbox.outbox import SubmitResult
+from sms.outbox.records import SubmitResult
 
 log = Logger(namespace="hotline.sms.journal")
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-OUTCOMES = ("ok", "temporary", "permanent")
+OUTCOMES = ("ok", "temporary", "doubtful", "permanent")
 
 
 def current_boot_id() -> str:

@@ -18,11 +18,17 @@ from sqlalchemy import select
 
 from sms.door.filters import HELD, Refused, normalise_mobile, parse_item, render
 from storage.driver_sql import DriverSql
-from sms.outbox.outbox import (
-    DestinationLimited, EncodedPart, M, OptedOut, OutboxError, Outgoing,
+from sms.outbox.records import (
+    BadDestination, BadIdempotencyKey, DestinationLimited, EncodedPart, OptedOut, OutboxError,
+    Outgoing, Unrenderable,
 )
+from sms.outbox.sql import M
 
 DUP_CHUNK = 500
+# The outbox's own refusals at accept, as the door's reasons.
+OUTBOX_REASONS = {OptedOut: "opted_out", DestinationLimited: "destination_limited",
+                  BadDestination: "invalid_number", BadIdempotencyKey: "bad_request",
+                  Unrenderable: "bad_params"}
 
 
 @dataclass(frozen=True)
@@ -151,9 +157,7 @@ class DoorAccept:
             for (i, m, reference), r in zip(built, accepted, strict=True):
                 if isinstance(r, OutboxError):
                     unused += 1
-                    reason = ("opted_out" if isinstance(r, OptedOut) else
-                              "destination_limited" if isinstance(r, DestinationLimited) else
-                              getattr(r, "reason", "invalid_number"))
+                    reason = OUTBOX_REASONS.get(type(r), "bad_request")
                     refuse(i, m.center, m.template, reason, str(r))
                 elif r.duplicate:
                     unused += 1
@@ -190,7 +194,7 @@ class DoorAccept:
         return f"door:{client.name}:{key or 'auto:' + uuid.uuid4().hex}"
 
     def _build_rest(self, client, raw) -> tuple[Outgoing, str | None]:
-        item = parse_item(raw, client)
+        item = parse_item(raw, client, self.outbox.config.destination_formats)
         if item.center not in self.templates.signatures:
             raise Refused("center_not_allowed", "center is not served here")
         klass, name, text, logged, sensitive, max_parts = render(
@@ -217,7 +221,8 @@ class DoorAccept:
         klass = "transaction" if "transaction" in client.classes else client.classes[0]
         if klass == "code":
             raise Refused("class_not_allowed", "verification codes come from the codes API")
-        destination = normalise_mobile(raw.destination)
+        destination = normalise_mobile(raw.destination,
+                                       self.outbox.config.destination_formats(client.center))
         if raw.ext and raw.ext not in client.source_exts:
             raise Refused("extension_not_allowed", "source address extension is not the client's")
         if self.words.find(raw.text) is not None:

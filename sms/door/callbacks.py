@@ -27,7 +27,8 @@ from twisted.web.client import RequestTransmissionFailed, ResponseFailed, Respon
 
 from sms.door.auth import sign
 from sms.door.tables import DoorEvent, DoorMessage
-from sms.outbox.outbox import FINAL, M, P
+from sms.outbox.sql import M, P
+from sms.outbox.states import FINAL
 
 log = Logger(namespace="hotline.sms.door.callbacks")
 E = DoorEvent.__table__

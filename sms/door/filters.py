@@ -6,11 +6,11 @@ accepting transaction; the ones here need only the item, the client and the temp
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from sms.carrier.destinations import InvalidDestination, normalise
 from sms.templates import TemplateError
 
 # Every reason an item can be refused for (the OpenAPI file lists the same).
@@ -32,9 +32,6 @@ REASONS = (
 )
 HELD = "held_quiet_hours"  # not a refusal: accepted and held until quiet hours end
 
-# Mainland mobile segments (13x-19x); the outbox's destination check refines this.
-_MOBILE = re.compile(r"1[3-9]\d{9}")
-_PREFIX = re.compile(r"^(\+86|0086|86)(?=1\d{10}$)")
 DEFAULT_WORDS = Path(__file__).with_name("banned_words.txt")
 
 
@@ -46,14 +43,15 @@ class Refused(Exception):
         self.reason = reason
 
 
-def normalise_mobile(raw) -> str:
-    """The 11-digit mobile, or Refused(invalid_number)."""
+def normalise_mobile(raw, formats: tuple[str, ...] = ("mainland",)) -> str:
+    """The destination in the outbox's stored form (sms.carrier.destinations: mainland
+    segments by default, the center's [sms.destinations] formats), or Refused."""
     if not isinstance(raw, str):
         raise Refused("invalid_number", "to must be a string")
-    number = _PREFIX.sub("", raw.strip().replace(" ", "").replace("-", ""))
-    if not _MOBILE.fullmatch(number):
-        raise Refused("invalid_number", "to is not a mainland mobile number (1[3-9] + 9 digits)")
-    return number
+    try:
+        return normalise(raw, formats)
+    except InvalidDestination as e:
+        raise Refused("invalid_number", str(e)) from None
 
 
 class WordList:
@@ -97,7 +95,7 @@ class Item:
 _FIELDS = {"to", "center", "template", "params", "text", "class", "key", "reference", "ext"}
 
 
-def parse_item(raw, client) -> Item:
+def parse_item(raw, client, formats_for=lambda _center: ("mainland",)) -> Item:
     """The item's fields checked for shape and the client's rights, or Refused."""
     if not isinstance(raw, dict):
         raise Refused("bad_request", "each message must be a JSON object")
@@ -124,7 +122,7 @@ def parse_item(raw, client) -> Item:
     ext = raw.get("ext") or ""
     if ext and ext not in client.source_exts:
         raise Refused("extension_not_allowed", f"source extension {ext[:8]!r} is not the client's")
-    destination = normalise_mobile(raw.get("to"))
+    destination = normalise_mobile(raw.get("to"), formats_for(center))
     template, text = raw.get("template"), raw.get("text")
     if (template is None) == (text is None):
         raise Refused("bad_request", "give either template (with params) or text")

@@ -17,7 +17,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from sms.door.auth import AuthError
 from sms.door.tables import DoorMessage
-from sms.outbox.outbox import FAILED, M, P, QUEUED
+from sms.outbox.sql import M, P
+from sms.outbox.states import FAILED, QUEUED
 
 log = Logger(namespace="hotline.sms.door.rest")
 DM = DoorMessage.__table__

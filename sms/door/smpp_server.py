@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from sms.carrier.text import decode, split_udh
 from sms.door.accept import SmppSubmit
 from sms.door.callbacks import backoff, claim_due, settle
-from sms.outbox.outbox import GroupCommit
+from sms.outbox.group_commit import GroupCommit
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVDSTADR,
                             ESME_RMSGQFUL, ESME_RSYSERR, ESME_RTHROTTLED)

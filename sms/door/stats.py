@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from sms.door.filters import HELD, REASONS
 from sms.door.tables import DoorMessage, DoorTally
-from sms.outbox.outbox import DELIVERED, EXPIRED, FAILED, M, SUBMITTED
+from sms.outbox.sql import M
+from sms.outbox.states import DELIVERED, EXPIRED, FAILED, SUBMITTED, UNKNOWN
 
 T = DoorTally.__table__
 DM = DoorMessage.__table__
@@ -43,14 +44,14 @@ def collect(session, since_day: str, timezone: str = "Asia/Shanghai") -> list[di
             .group_by(DM.c.center, DM.c.client, DM.c.template, DM.c.created_at, M.c.state)):
         day = dt.datetime.fromtimestamp(created, tz).date().isoformat()
         r = row((center, client, template, day))
-        if state in (SUBMITTED, DELIVERED, FAILED, EXPIRED):
+        if state in (SUBMITTED, UNKNOWN, DELIVERED, FAILED, EXPIRED):
             r["sent"] += n
         if state == DELIVERED:
             r["delivered"] += n
         elif state in (FAILED, EXPIRED):
             r["failed"] += n
-        elif state == SUBMITTED:
-            r["unknown"] += n  # sent, no final receipt yet
+        elif state in (SUBMITTED, UNKNOWN):
+            r["unknown"] += n  # sent, no final receipt (yet)
     out = []
     for (center, client, template, day), r in sorted(rows.items()):
         finished = r["delivered"] + r["failed"]

@@ -7,6 +7,10 @@ answer and the next submit_sm. ``max_inflight`` bounds the parts handed to the
 router and not yet answered (the binds queue what their windows cannot take).
 With a send journal (sms.carrier.send_journal) a crash counts only the parts that went
 out unanswered, at most the binds' windows; without one, every claimed part counts.
+
+Claiming is an explicit state machine (``TRANSITIONS``): stopped -> ready -> claiming
+(-> claim_again when work is accepted meanwhile) -> ready, or drained when a claim
+came back short, until the next poll or accept.
 """
 from __future__ import annotations
 
@@ -14,45 +18,73 @@ import heapq
 import itertools
 
 from twisted.application.service import Service
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from sms.outbox.outbox import ClaimedMessage, SubmitResult
+from sms.outbox.records import ClaimedMessage, SubmitResult
 
 log = Logger(namespace="hotline.sms.dispatcher")
 HOL_SCAN = 64  # ready messages for full SMSCs passed over per pump, at most
+
+STOPPED, READY, CLAIMING, CLAIM_AGAIN, DRAINED = (
+    "stopped", "ready", "claiming", "claim_again", "drained")
+TRANSITIONS = {
+    STOPPED: {READY},
+    READY: {CLAIMING, STOPPED},
+    CLAIMING: {CLAIM_AGAIN, READY, DRAINED, STOPPED},
+    CLAIM_AGAIN: {READY, DRAINED, STOPPED},  # drained: the claim failed
+    DRAINED: {READY, STOPPED},
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A dispatcher state change the machine does not allow: a bug."""
 
 
 class Dispatcher(Service):
     """Moves claimed messages from the outbox through the router, highest priority first."""
 
     name = "sms-dispatcher"
+    THROTTLE_RETRY = 0.05  # seconds before a throttled part goes to the router again...
+    THROTTLE_TRIES = 3  # ...this many times in a row, then it waits in the queue's backoff
 
     def __init__(self, outbox, router, clock, *, make_part, temporary: tuple, permanent: tuple,
+                 doubtful: tuple = (), unsent: tuple = (), throttled: tuple = (),
                  batch: int = 500, max_inflight: int = 64, poll: float = 1.0,
                  sweep: float = 60.0, journal=None):
         self.outbox, self.router, self.clock = outbox, router, clock
         self.make_part = make_part  # (ClaimedMessage, EncodedPart) -> the router's SubmitPart
-        self.temporary, self.permanent = temporary, permanent
+        # temporary errors after which the SMSC may have the part (timeout, link lost)
+        self.temporary, self.permanent, self.doubtful = temporary, permanent, doubtful
+        self.unsent = unsent  # ...unless the error says the part never left
+        self.throttled = throttled  # "slow down" answers: the part is retried soon (the bind
+        # slows itself down), not put back in the queue
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
         self.journal = journal  # the router's on_send must be journal.sent
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
         self._order = itertools.count()
         self.inflight = 0  # parts handed to the router and not yet answered
-        self._claiming = False
-        self._claim_again = False  # work was accepted while a claim ran
-        self._waiting_capacity = False
-        self._poll_call = None
+        self.state = STOPPED
+        self._waiting_capacity = False  # a wait for a router slot or a bind is pending
+        self._poll_call = None  # while drained: the next claim
         self._sweep_call = None
         self._pump_call = None
-        self._stopping = False
         self.submitted = self.temporary_errors = self.permanent_errors = 0
+        self.throttled_retries = 0
+
+    # -- state machine -----------------------------------------------------------
+
+    def _to(self, new: str) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"dispatcher {self.state} -> {new}")
+        self.state = new
 
     # -- lifecycle ---------------------------------------------------------------
 
     def startService(self):
         super().startService()
-        self._stopping = False
+        self._to(READY)
         if self.journal is not None:
             self.journal.open()  # before anything can be sent, even if recovery fails
         self.outbox.listeners.append(self.wake)
@@ -66,7 +98,8 @@ class Dispatcher(Service):
     def stopService(self):
         """Stop claiming; hand unsent claimed messages back to the queue."""
         super().stopService()
-        self._stopping = True
+        if self.state != STOPPED:  # a second stop finds nothing to hand back
+            self._to(STOPPED)
         if self.wake in self.outbox.listeners:
             self.outbox.listeners.remove(self.wake)
         if self._recorded in self.outbox.recorded:
@@ -88,51 +121,60 @@ class Dispatcher(Service):
         A claim already running may have looked before that work was committed: then
         claim once more when it returns, or the work would wait for the next poll.
         """
-        if self._poll_call is not None and self._poll_call.active():
+        if self.state == DRAINED:
             self._poll_call.cancel()
             self._poll_call = None
-        if self._claiming:
-            self._claim_again = True
+            self._to(READY)
+        elif self.state == CLAIMING:
+            self._to(CLAIM_AGAIN)
         self._fill()
 
     # -- claiming ---------------------------------------------------------------
 
     def _fill(self) -> None:
-        if self._stopping or self._claiming or len(self._ready) >= self.batch // 2:
+        if self.state != READY or len(self._ready) >= self.batch // 2:
             self._pump()
             return
-        self._claiming = True
+        self._to(CLAIMING)
         d = self.outbox.claim(self.batch)
         d.addCallbacks(self._claimed, self._claim_failed)
 
     def _claimed(self, messages: list[ClaimedMessage]) -> None:
-        self._claiming = False
-        again, self._claim_again = self._claim_again or len(messages) == self.batch, False
+        if self.state == STOPPED:  # stopped while claiming: these go back to the queue
+            if messages:
+                self.outbox.release([m.message_id for m in messages]).addErrback(
+                    lambda f: log.failure("releasing claimed messages failed", f))
+            return
+        again = self.state == CLAIM_AGAIN or len(messages) == self.batch
         for m in messages:
             heapq.heappush(self._ready, (-m.priority, next(self._order), m))
-        if not again and not self._stopping:
+        if again:
+            self._to(READY)
+        else:
             # The queue is drained: claim again at the next poll or accept, not on every pump.
-            self._schedule_poll()
+            self._drained()
         self._pump()
         if again:
             self._fill()
 
     def _claim_failed(self, failure) -> None:
-        self._claiming = False
+        if self.state == STOPPED:
+            return
         log.failure("claiming queued messages failed; retrying", failure)
-        self._schedule_poll()
+        self._drained()
 
-    def _schedule_poll(self) -> None:
-        if self._poll_call is None or not self._poll_call.active():
-            self._poll_call = self.clock.callLater(self.poll, self._poll)
+    def _drained(self) -> None:
+        self._to(DRAINED)
+        self._poll_call = self.clock.callLater(self.poll, self._poll)
 
     def _poll(self) -> None:
         self._poll_call = None
+        self._to(READY)
         self._fill()
 
     def _sweep(self) -> None:
         self._sweep_call = None
-        if self._stopping:
+        if self.state == STOPPED:
             return
         d = self.outbox.expire_stale()
         d.addErrback(lambda f: log.failure("expiry sweep failed", f))
@@ -152,7 +194,7 @@ class Dispatcher(Service):
         """
         passed: list = []
         any_bound = self.router.bound_count() > 0
-        while self._ready and not self._stopping and len(passed) < HOL_SCAN:
+        while self._ready and self.state != STOPPED and len(passed) < HOL_SCAN:
             m = self._ready[0][2]
             n = len(m.part_ids)
             if self.inflight + n > self.max_inflight and self.inflight:
@@ -168,8 +210,7 @@ class Dispatcher(Service):
             heapq.heappush(self._ready, item)
         if passed and not self.inflight:
             self._wait_capacity()  # nothing in flight will pump again: wait for a slot or a bind
-        idle = self._poll_call is not None and self._poll_call.active()  # the last claim was empty
-        if len(self._ready) < self.batch // 2 and not (self._claiming or self._stopping or idle):
+        if len(self._ready) < self.batch // 2 and self.state == READY:
             self._fill()
 
     def _wait_capacity(self) -> None:
@@ -185,11 +226,24 @@ class Dispatcher(Service):
 
     def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
-        for part_id, part in zip(m.part_ids, m.parts):
+        for part_id, part in zip(m.part_ids, m.parts, strict=True):
+            self._attempt(m, part_id, part, 0).addCallback(self._record)
+
+    def _retry(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
+        self.inflight += 1
+        return self._attempt(m, part_id, part, tries)
+
+    def _attempt(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
+        """One submit of one part; fires with its SubmitResult (after quick retries of a
+        throttled part)."""
+        try:
             d = self.router.submit(self.make_part(m, part), part_id)
-            d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
-                           errbackArgs=(part_id, m.message_id))
-            d.addCallback(self._record)
+        except Exception:
+            # Building or routing this part raised (a bug or data no check foresaw):
+            # the part fails (see _error) and the others go on.
+            d = fail()
+        return d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
+                              errbackArgs=(part_id, m.message_id, m, part, tries))
 
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane
@@ -211,11 +265,11 @@ class Dispatcher(Service):
         the queues up (a window ahead of need) can wait until after that write instead of
         delaying it. (A test Clock runs both turns in one ``advance(0)``.)
         """
-        if self._pump_call is None and not self._stopping:
+        if self._pump_call is None and self.state != STOPPED:
             self._pump_call = self.clock.callLater(0, self._after_write)
 
     def _after_write(self) -> None:
-        if not self._stopping:
+        if self.state != STOPPED:
             self._pump_call = self.clock.callLater(0, self._pump_later)
         else:
             self._pump_call = None
@@ -228,17 +282,33 @@ class Dispatcher(Service):
         self.submitted += 1
         return SubmitResult(part_id, message_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
 
-    def _error(self, failure, part_id: int, message_id: int) -> SubmitResult:
+    def _error(self, failure, part_id: int, message_id: int, m: ClaimedMessage, part,
+               tries: int):
+        if (self.throttled and failure.check(*self.throttled)
+                and tries < self.THROTTLE_TRIES and self.state != STOPPED):
+            self.throttled_retries += 1
+            self.inflight -= 1  # not at the router while it waits: its slot is for others
+            self._pump_soon()
+            return deferLater(self.clock, self.THROTTLE_RETRY, self._retry, m, part_id, part,
+                              tries + 1)
         if failure.check(*self.permanent):
             self.permanent_errors += 1
             status = getattr(failure.value, "status", None)
-            return SubmitResult(part_id, message_id, "permanent", error=_code(status, failure),
+            error = getattr(failure.value, "reason", None) or _code(status, failure)
+            return SubmitResult(part_id, message_id, "permanent", error=error,
                                 smsc=getattr(failure.value, "smsc", None))
         if not failure.check(*self.temporary):
-            # Not an SMSC answer but a bug: log it, and retry the part rather than strand it.
-            log.failure("unexpected submit error; the part will be retried", failure)
+            # Not an SMSC answer: the part cannot be built. Retrying would fail the same way.
+            log.failure("part {part} of message {message} cannot be sent; failed for good",
+                        failure, part=part_id, message=message_id)
+            self.permanent_errors += 1
+            return SubmitResult(part_id, message_id, "permanent",
+                                error=f"unsendable {type(failure.value).__name__}"[:32])
         self.temporary_errors += 1
-        return SubmitResult(part_id, message_id, "temporary", error=type(failure.value).__name__[:32])
+        doubtful = self.doubtful and failure.check(*self.doubtful) and not (
+            self.unsent and failure.check(*self.unsent))
+        outcome = "doubtful" if doubtful else "temporary"
+        return SubmitResult(part_id, message_id, outcome, error=type(failure.value).__name__[:32])
 
 
 def _code(status, failure) -> str:

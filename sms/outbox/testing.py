@@ -45,6 +45,10 @@ class FakeTemporary(Exception):
     """Stands in for the router's TemporaryError."""
 
 
+class FakeThrottled(FakeTemporary):
+    """Stands in for Throttled (ESME_RTHROTTLED / ESME_RMSGQFUL)."""
+
+
 class FakePermanent(Exception):
     """Stands in for the router's PermanentError(status)."""
 

@@ -9,8 +9,15 @@ A ``Bind`` is what the router submits to: a transceiver link, or a transmitter
 plus a receiver link (``bind_mode = pair``). It holds the window of outstanding
 submit_sm and a token-bucket throttle in PDUs per second (each part is one PDU,
 so a 3-part message costs 3). When the SMSC answers ESME_RTHROTTLED or
-ESME_RMSGQFUL the bind slows down: a configured rate is halved and recovers by a
-tenth of itself per second; an unlimited bind pauses for a second.
+ESME_RMSGQFUL the bind slows down as a congestion controller does (AIMD, the
+decrease scaled by how many answers said so, as DCTCP does): once per window of
+answers the window in use (throughput is window / round trip) grows by one part,
+up to the configured window, and if a fraction f of those answers were refusals
+it and a configured rate then shrink by f/2, down to one part; the rate recovers
+by a tenth per second. A carrier refusing
+everything beyond its limit halves it at once; a few random refusals cost a
+part or two. Only a bind already down to a window of one pauses, for
+THROTTLE_PAUSE. The throttled part itself is retried soon by the dispatcher.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from sms.smpp.codec import as_text
 from sms.smpp.protocol import NotBound, PermanentError, SmppError, SmppProtocol, Throttled
 
 DOWN, BINDING, BOUND, UNBINDING = "down", "binding", "bound", "unbinding"
-PAUSE_ON_THROTTLE = 1.0
+THROTTLE_PAUSE = 0.1  # seconds a bind at a window of one waits after a "slow down"
 
 
 class TokenBucket:
@@ -113,7 +120,9 @@ class Bind(Service):
                  max_delay: float = 60.0):
         self.setName(name)
         self.config, self.clock = config, clock
-        self.window = config.window
+        self.window = config.window  # the window in use: narrowed on throttling (AIMD)...
+        self._cwnd = float(config.window)  # ...its exact value
+        self._answers = self._refused = 0  # in the window of answers being counted
         self.on_capacity = on_capacity
         self.on_send = on_send  # told the refs of each burst just before it is written (the journal)
         kw = dict(on_deliver=on_deliver, on_state=self._link_changed,
@@ -247,10 +256,11 @@ class Bind(Service):
         if isinstance(result, Failure) and result.check(NotBound):
             return result
         self.inflight -= 1
+        self._answers += 1
         if isinstance(result, Failure):
             if result.check(Throttled):
                 self.counters["throttled"] += 1
-                self._slow_down()
+                self._refused += 1
             if result.check(PermanentError):
                 self.counters["permanent"] += 1
             else:
@@ -258,6 +268,8 @@ class Bind(Service):
         else:
             self.counters["ok"] += 1
             result = as_text(result.message_id)
+        if self._answers >= self.window or not self.inflight:
+            self._adapt()
         if self._queue and self._drain_call is None and self._refill_call is None:
             # Not one submit per freed slot: one burst at the end of this read (_refill),
             # or at the next reactor turn when the answer was a timeout or a lost link.
@@ -267,14 +279,21 @@ class Bind(Service):
         return result
 
     # ---- slowing down --------------------------------------------------------
-    def _slow_down(self) -> None:
-        configured = self.config.throughput
-        if configured > 0:
-            self.bucket.set_rate(max(1.0, self.bucket.rate / 2.0))
+    def _adapt(self) -> None:
+        """A window of answers is in (or none is outstanding): widen or narrow (see above)."""
+        refused, answers = self._refused, self._answers
+        self._answers = self._refused = 0
+        self._cwnd = min(float(self.config.window), self._cwnd + 1.0)
+        if refused:
+            if self.window == 1:
+                self._paused_until = self.clock.seconds() + THROTTLE_PAUSE
+            keep = 1.0 - refused / answers / 2.0
+            self._cwnd = max(1.0, self._cwnd * keep)
+        self.window = int(self._cwnd)
+        if refused and self.config.throughput > 0:
+            self.bucket.set_rate(max(1.0, self.bucket.rate * keep))
             if self._recover_call is None:
                 self._recover_call = self.clock.callLater(1.0, self._recover)
-        else:
-            self._paused_until = self.clock.seconds() + PAUSE_ON_THROTTLE
 
     def _recover(self) -> None:
         self._recover_call = None

@@ -61,7 +61,19 @@ class MalformedPdu(CodecError):
         self.command_id, self.sequence, self.status = command_id, sequence, status
 
 
-class FieldTooLong(CodecError, ValueError):
+class EncodeError(CodecError, ValueError):
+    """A request PDU cannot be built from its fields (say, a non-Latin-1 address).
+
+    ``field`` names the field when known. Every error encoding raises is this or
+    FieldTooLong, so that one bad part fails alone and never breaks a send loop.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class FieldTooLong(EncodeError):
     """A field does not fit its SMPP maximum; refusing beats smpplib's silent truncation."""
 
 
@@ -98,7 +110,8 @@ def _check_lengths(name: str, fields: dict) -> None:
         # smpplib's maximum for a C-Octet string counts the terminating NUL.
         allowed = limit - 1 if param.type is str else limit
         if len(value) > allowed:
-            raise FieldTooLong(f"{name}.{key} is {len(value)} long, at most {allowed} allowed")
+            raise FieldTooLong(f"{name}.{key} is {len(value)} long, at most {allowed} allowed",
+                               key)
 
 
 def _params(name: str) -> dict:
@@ -110,7 +123,20 @@ def _params(name: str) -> dict:
 
 
 def encode(name: str, sequence: int, status: int = ESME_ROK, **fields) -> bytes:
-    """One PDU as bytes; string fields are ``str`` (ASCII), octet strings ``bytes``."""
+    """One PDU as bytes; string fields are ``str`` (ASCII), octet strings ``bytes``.
+
+    Raises only EncodeError (FieldTooLong included), whatever the fields hold.
+    """
+    try:
+        return _encode(name, sequence, status, fields)
+    except EncodeError:
+        raise
+    except (UnicodeError, ValueError, TypeError, OverflowError, struct.error,
+            AttributeError) as e:
+        raise EncodeError(f"{name} does not encode ({type(e).__name__})") from None
+
+
+def _encode(name: str, sequence: int, status: int, fields: dict) -> bytes:
     if name == "submit_sm" and status == ESME_ROK and _FAST_SUBMIT.issuperset(fields):
         return encode_submit_sm(sequence, **fields)
     command_id = _FAST_RESPONSES.get(name)
@@ -138,9 +164,15 @@ _SUBMIT_SM = 0x00000004
 def _cstr(value: str | None, limit: int, field: str) -> bytes:
     if not value:
         return b"\0"
-    raw = value.encode("latin-1")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise EncodeError(f"submit_sm.{field} is not Latin-1 text", field) from None
+    if b"\0" in raw:
+        raise EncodeError(f"submit_sm.{field} holds a NUL", field)
     if len(raw) > limit:
-        raise FieldTooLong(f"submit_sm.{field} is {len(raw)} long, at most {limit} allowed")
+        raise FieldTooLong(f"submit_sm.{field} is {len(raw)} long, at most {limit} allowed",
+                           field)
     return raw + b"\0"
 
 
@@ -159,7 +191,8 @@ def encode_submit_sm(sequence: int, *, source_addr: str = "", destination_addr: 
     """
     short_message = short_message or b""
     if len(short_message) > 254:
-        raise FieldTooLong(f"submit_sm.short_message is {len(short_message)} octets, at most 254")
+        raise FieldTooLong(f"submit_sm.short_message is {len(short_message)} octets, at most 254",
+                           "short_message")
     body = b"".join((
         _cstr(service_type, 5, "service_type"),
         bytes((source_addr_ton or 0, source_addr_npi or 0)),

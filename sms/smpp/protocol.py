@@ -66,6 +66,11 @@ class LinkLost(TemporaryError):
     """The connection ended while the request was pending, or before it was sent."""
 
 
+class NeverSent(LinkLost):
+    """The connection was gone before the request was written: the SMSC never saw it, so
+    sending it again is no duplicate."""
+
+
 class NotBound(TemporaryError):
     """No bound link can take the request now."""
 
@@ -163,7 +168,7 @@ class SmppProtocol(Protocol):
         """
         d = Deferred() if answer is None else answer
         if not self.connected:
-            d.errback(LinkLost(f"{command}: not connected"))
+            d.errback(NeverSent(f"{command}: not connected"))
             return d
         seq = self._next_sequence()
         try:

@@ -24,7 +24,8 @@ import pytest
 from sandbox.pytest_smsc import start_sim_smsc
 from sms.carrier import text
 from sms.cli import WallClock
-from sms.outbox.outbox import EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.unit.sms.test_outbox import make_config
@@ -76,10 +77,10 @@ def _fill(url: str) -> None:
                  encode=text.encode)
     enc = text.encode("【示例公积金】您的公积金已入账，感谢使用。")
     parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"1069{i:07d}", f"c{i}", parts)
+    batch = [Outgoing("demo", "bulk", "crash", {}, "", f"139{i:08d}", f"c{i}", parts)
              for i in range(TOTAL)]
     for i in range(0, TOTAL, 2000):
-        db.run_sync(box._accept_batch, batch[i:i + 2000])
+        box.accept_blocking(batch[i:i + 2000])
     db.engine.dispose()
 
 

@@ -18,8 +18,11 @@ from sms.carrier import text
 from benchmarks.smpp_peer import smsc_config
 from sms.outbox.dispatcher import Dispatcher
 from sms.keywords import KeywordHandler
-from sms.outbox.outbox import DELIVERED, EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
+from sms.outbox.states import DELIVERED
 from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet
 from storage.db import Database
@@ -33,27 +36,31 @@ LONG = "【示例公积金】" + "您的公积金贷款本期还款已入账，�
 class Stack:
     """Outbox, dispatcher, router and MO handler on one reactor, like SmsService."""
 
-    def __init__(self, reactor, url: str, smsc, core=None, window: int = 10):
+    def __init__(self, reactor, url: str, smsc, core=None, window: int = 10, journal=None):
         self.reactor = reactor
         self.db = Database(url, reactor, 2)
         self.db.create_all()
         config = make_config(retry_base=0.2, retry_max=1.0, quiet_hours={},
+                             per_destination_per_hour=10**6,
                              keywords={"demo": {"YE": "balance", "TD": "unsubscribe"}})
         self.outbox = Outbox(self.db, reactor, config, encode=text.encode,
                              templates=TemplateSet({"demo": "示例公积金"}))
         self.core = core or FakeCore("demo", persons=20)
         self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
         self.router = SmppRouter([smsc], reactor, on_receipt=self._receipt,
-                                 on_mo=self.keywords.on_mo)
+                                 on_mo=self.keywords.on_mo,
+                                 on_send=journal.sent if journal is not None else None)
         self.dispatcher = Dispatcher(
             self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
                 m.destination, "12329", p.payload, p.data_coding, p.esm_class),
-            temporary=(TemporaryError,), permanent=(PermanentError,), batch=200,
-            max_inflight=2 * window, poll=0.1)
+            temporary=(TemporaryError,), permanent=(PermanentError,),
+            doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,), throttled=(Throttled,),
+            batch=200, max_inflight=2 * window, poll=0.1, journal=journal)
 
     def _receipt(self, r):
         done = r.done_at.timestamp() if r.done_at is not None else None
-        return self.outbox.receipt(r.message_id, r.smsc, r.state, r.error, done)
+        return self.outbox.receipt(r.message_id, r.smsc, r.state, r.error, done,
+                                   destination=r.source)
 
     async def start(self):
         self.router.startService()
@@ -64,7 +71,7 @@ class Stack:
         await self.router.stopService()
         self.db.stopService()
 
-    async def accept(self, n: int, body: str, prefix: str = "1069") -> None:
+    async def accept(self, n: int, body: str, prefix: str = "1390") -> None:
         enc = text.encode(body, max_parts=5)
         parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
         for i in range(n):
@@ -99,8 +106,8 @@ def test_npm_smsc_single_and_multipart_delivered(npm_smsc, tmp_path, bind_mode, 
         stack = Stack(reactor, f"sqlite:///{tmp_path / 'o.db'}", cfg)
         await stack.start()
         try:
-            await stack.accept(5, "【示例公积金】您的公积金已入账。", prefix="1069")
-            await stack.accept(2, LONG, prefix="1068")
+            await stack.accept(5, "【示例公积金】您的公积金已入账。", prefix="1390")
+            await stack.accept(2, LONG, prefix="1380")
             return await stack.until_final(7)
         finally:
             await stack.stop()
@@ -159,7 +166,7 @@ def test_smsc_sim_faults_every_message_final_once(log_dir, tmp_path, faults, id_
             await stack.start()
             try:
                 await stack.accept(100, "【示例公积金】您的公积金已入账。")
-                await stack.accept(20, LONG, prefix="1068")
+                await stack.accept(20, LONG, prefix="1380")
                 counts = await stack.until_final(120, timeout=60)
                 duplicates = await stack.outbox.counter("possible_duplicates")
                 return counts, duplicates

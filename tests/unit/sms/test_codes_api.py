@@ -15,7 +15,8 @@ from common.config import CodesConfig
 from core_client.codes import VerificationCodes
 from core_client.testing import FakeCore
 from sms.codes_api import make_resource
-from sms.outbox.outbox import PRIORITY, Outbox
+from sms.outbox.accept import PRIORITY
+from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet
@@ -135,3 +136,16 @@ def test_hmac_signed_request_is_accepted_and_stale_one_refused(env):
     assert call(treq, "", raw, headers=signed(stale))[0].code == 401
     now = str(int(clock.seconds())).encode()
     assert call(treq, "", raw, headers=signed(now))[0].code == 202
+
+
+def test_a_registered_mobile_that_is_no_valid_destination_is_422(env):
+    """The core's mobile for the account is not a mainland mobile: a clear 422, no SMS stored."""
+    db, core, clock, treq = env
+    acct = account(core)
+    person = core._persons[acct]
+    core._persons[acct] = (*person[:4], "12345", *person[5:])
+    response, body = call(treq, "", {"center": "demo", "account_no": acct, "purpose": "login"})
+    assert response.code == 422 and body["error"] == "bad_destination"
+    assert "not a valid mainland number" in body["message"]
+    with db.sessions() as s:
+        assert s.execute(select(SmsMessage.id)).first() is None

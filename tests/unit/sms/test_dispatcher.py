@@ -7,7 +7,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from sms.outbox.dispatcher import Dispatcher
-from sms.outbox.outbox import DELIVERED, FAILED, QUEUED, SUBMITTED, EncodedPart, Outbox, Outgoing
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import EncodedPart, Outgoing
+from sms.outbox.states import DELIVERED, FAILED, QUEUED, SUBMITTED
 from sms.outbox.testing import (
     FakePermanent, FakeRouter, FakeTemporary, InlineDatabase, split_encode,
 )
@@ -224,3 +226,43 @@ def test_work_accepted_while_a_claim_runs_is_claimed_when_that_claim_returns(env
     box.claim = real_claim
     running[0].callback([])  # what that claim saw: nothing yet
     assert len(router.sent) == 1
+
+
+def test_claiming_follows_its_transition_table(env):
+    """Claiming is an explicit machine: a short claim leaves the dispatcher drained until the
+    poll, an accept wakes it at once, a stop ends it, and an illegal move raises."""
+    from sms.outbox import dispatcher as dm
+
+    clock, box, router, disp = env
+    assert disp.state == dm.STOPPED
+    disp.startService()
+    assert disp.state == dm.DRAINED  # nothing queued: wait for the poll or an accept
+    accept(box, 2)
+    clock.advance(0)
+    assert len(router.pending) == 2 and disp.state == dm.DRAINED
+    with pytest.raises(dm.IllegalTransition):
+        disp._to(dm.CLAIM_AGAIN)
+    result(disp.stopService())
+    assert disp.state == dm.STOPPED
+
+
+def test_a_throttled_part_is_retried_soon_without_a_trip_through_the_queue(env):
+    """ESME_RTHROTTLED is 'slow down', not 'come back in retry_base seconds': the part goes to
+    the router again after a short pause, the message stays claimed; after a few throttles in
+    a row it falls back to the queue's backoff."""
+    from sms.outbox.testing import FakeThrottled
+
+    clock, box, router, _ = env
+    disp = Dispatcher(box, router, clock, make_part=lambda m, p: (m.message_id, p),
+                      temporary=(FakeTemporary,), permanent=(FakePermanent,),
+                      throttled=(FakeThrottled,), batch=10, max_inflight=4, poll=1.0)
+    [a] = accept(box, 1)
+    disp.startService()
+    router.fail(0, FakeThrottled("throttled"))
+    assert router.pending == [] and disp.inflight == 0
+    clock.advance(Dispatcher.THROTTLE_RETRY)
+    assert len(router.pending) == 1 and len(router.sent) == 2
+    router.answer()
+    clock.advance(0)
+    assert result(box.counts()) == {SUBMITTED: 1} and disp.inflight == 0
+    result(disp.stopService())

@@ -9,11 +9,26 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from sms.outbox import outbox as ob
 from sms.config import OutboxConfig
-from sms.outbox.outbox import (
-    DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING,
-    EncodedPart, IllegalTransition, Outbox, Outgoing, SubmitResult, check_transition, rollup,
+from sms.outbox.expiry import EXPIRY_GRACE
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import (
+    DestinationLimited,
+    EncodedPart,
+    OptedOut,
+    Outgoing,
+    SubmitResult,
+)
+from sms.outbox.states import (
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    QUEUED,
+    SUBMITTED,
+    SUBMITTING,
+    IllegalTransition,
+    check_transition,
+    rollup,
 )
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage, SmsPart
@@ -138,7 +153,7 @@ def test_accepting_waits_for_the_dispatchers_transactions_only_on_sqlite(outbox,
 def test_opted_out_destination_refused_for_alerts_not_codes(outbox):
     """TD stops alerts and bulk for that center; verification codes still go out."""
     result(outbox.set_opt_out("demo", MOBILE, True))
-    with pytest.raises(ob.OptedOut):
+    with pytest.raises(OptedOut):
         result(outbox.accept(msg("a1", "transaction")))
     assert not result(outbox.accept(msg("c1", "code"))).duplicate
     result(outbox.set_opt_out("demo", MOBILE, False))
@@ -151,7 +166,7 @@ def test_per_destination_hourly_limit(db, clock):
     result(box.accept(msg("1")))
     result(box.accept(msg("2")))
     result(box.accept(msg("c", "code")))
-    with pytest.raises(ob.DestinationLimited):
+    with pytest.raises(DestinationLimited):
         result(box.accept(msg("3")))
     clock.advance(3601)
     assert not result(box.accept(msg("4"))).duplicate
@@ -259,7 +274,7 @@ def test_validity_expires_queued_and_unconfirmed_messages(outbox, db, clock):
     clock.advance(601)
     assert result(outbox.claim(10)) == []
     assert states(db)[code.message_id] == EXPIRED
-    clock.advance(172800 + ob.EXPIRY_GRACE)
+    clock.advance(172800 + EXPIRY_GRACE)
     result(outbox.expire_stale())
     assert states(db)[alert.message_id] == EXPIRED
 
@@ -296,3 +311,60 @@ def test_sensitive_text_scrubbed_at_final_state(outbox, db):
         payload = s.execute(select(SmsPart.payload)).scalar()
     assert "482913" not in text and payload == b""
     assert states(db)[a.message_id] == DELIVERED
+
+
+def test_a_part_without_receipt_becomes_unknown_and_a_late_receipt_settles_it(outbox, db, clock):
+    """After its class's receipt timeout a submitted part is unknown (not sent, not
+    delivered), counted apart in the statistics; a receipt that comes later still decides."""
+    from sms.stats import collect_sync
+
+    a = result(outbox.accept(msg("m", "code")))
+    claimed = result(outbox.claim(10))
+    submit_all(outbox, claimed)
+    clock.advance(outbox.config.receipt_timeout["code"] - 1)
+    result(outbox.expire_stale())
+    assert states(db)[a.message_id] == SUBMITTED
+    clock.advance(2)
+    result(outbox.expire_stale())
+    assert states(db)[a.message_id] == "unknown" and part_states(db) == ["unknown"]
+    row = collect_sync(db, 0)["rows"][0]
+    assert row["unknown"] == 1 and row["delivered"] == 0
+    pid = claimed[0].part_ids[0]
+    result(outbox.receipt(f"id{pid}", "s1", "DELIVRD", None, None))
+    assert states(db)[a.message_id] == DELIVERED
+
+
+def test_recovered_in_flight_messages_go_first_after_a_restart(outbox, db, clock):
+    """The messages a crash left claimed are claimed before the backlog accepted before them."""
+    ids = [result(outbox.accept(msg(f"m{i}", "bulk", dest=f"139000000{i:02d}"))).message_id
+           for i in range(6)]
+    clock.advance(1)
+    held = [m.message_id for m in result(outbox.claim(2))]
+    assert held == ids[:2]
+    clock.advance(30)  # the crash and the restart
+    result(outbox.recover())
+    assert sorted(m.message_id for m in result(outbox.claim(2))) == held
+
+
+def test_a_failed_message_carries_the_reason_of_the_part_that_decided_it(outbox, db):
+    """The message-level error is the failed part's code, not empty."""
+    a = result(outbox.accept(msg("m", parts=2)))
+    [m] = result(outbox.claim(10))
+    outbox.record(SubmitResult(m.part_ids[0], a.message_id, "permanent", smsc="s1",
+                               error="0x0000000B"))
+    outbox.record(SubmitResult(m.part_ids[1], a.message_id, "ok", smpp_id="x1", smsc="s1"))
+    result(outbox.receipt("x1", "s1", "DELIVRD", None, None))
+    with db.sessions() as s:
+        row = s.execute(select(SmsMessage.state, SmsMessage.error)).one()
+    assert row == (FAILED, "0x0000000B")
+
+
+def test_a_part_that_goes_through_clears_its_old_error(outbox, db, clock):
+    """A throttled part that is later accepted keeps no stale error code."""
+    a = result(outbox.accept(msg("m")))
+    submit_all(outbox, result(outbox.claim(10)), outcome="temporary", error="Throttled")
+    clock.advance(10)
+    [m] = result(outbox.claim(10))
+    outbox.record(SubmitResult(m.part_ids[0], a.message_id, "ok", smpp_id="x1", smsc="s1"))
+    with db.sessions() as s:
+        assert s.execute(select(SmsPart.error_code)).scalar() is None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from sms.outbox.outbox import SubmitResult
+from sms.outbox.records import SubmitResult
 from sms.outbox.testing import FakeRouter
 from sms.stats import collect, format_table
 from tests.unit.sms.test_outbox import clock, db, msg, outbox, result  # noqa: F401

@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 
 from core_client.interface import AccountEvent
 from core_client.testing import FakeCore
-from sms.outbox.outbox import Due, Outbox
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import Due
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.reminders import ReminderJob, UnknownMethod, due_from_event, schedule_reminders
 from sms.tables import SmsMessage, SmsRepaymentDue

@@ -180,4 +180,4 @@ def test_permanent_error_carries_status_and_smsc():
     h = Harness(smsc("a")).start()
     r = _collect(h.router.submit(_part("9" * 25)))
     h.flush()
-    assert r[0].value.status == 0x01 and r[0].value.smsc == "a"
+    assert r[0].value.status == 0x0B and r[0].value.smsc == "a"  # ESME_RINVDSTADR

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from sandbox.smsc_sim import SimConfig
-from sms.outbox.outbox import QUEUED, SUBMITTED, SubmitResult
+from sms.outbox.records import SubmitResult
+from sms.outbox.states import QUEUED, SUBMITTED
 from sms.carrier.send_journal import SendJournal
 from tests.unit.sms.test_outbox import clock, db, msg, outbox, part_states, result, states  # noqa: F401
 from tests.unit.sms.test_smpp_binds import _part

@@ -126,9 +126,28 @@ def test_throttled_answers_halve_the_rate_and_it_recovers():
     assert bind.bucket.rate == 100.0
 
 
-def test_unlimited_bind_pauses_a_second_on_throttle():
-    """Without a configured rate, a throttled answer pauses sending for one second."""
-    h = Harness(smsc(window=50),
+def test_throttling_narrows_the_window_and_accepted_parts_widen_it_again():
+    """AIMD: a "slow down" answer halves the window in use (once for a burst in one window),
+    accepted parts widen it one by one to the configured window; no one-second pause."""
+    h = Harness(smsc(window=16),
+                sims={"a": SimConfig(password="pw", throttle_every=1, throttle_burst=3)}).start()
+    bind = h.router._smscs[0].binds[0]
+    first = [_collect(h.router.submit(_part(i))) for i in range(3)]
+    h.flush()
+    assert all(r[0].check(Throttled) for r in first)
+    assert bind.window == 8 and not h.router.states()["a"]["a-0"]["paused"]
+    h.sims["a"].configure(throttle_every=0, throttle_burst=0)
+    rest = [_collect(h.router.submit(_part(i))) for i in range(3, 200)]
+    h.advance(0.5)
+    assert all(r and r[0].smsc == "a" for r in rest)
+    assert bind.window == 16
+
+
+def test_a_bind_at_a_window_of_one_pauses_briefly_on_throttle():
+    """Only a bind already down to one part in flight waits, and only THROTTLE_PAUSE."""
+    from sms.smpp.binds import THROTTLE_PAUSE
+
+    h = Harness(smsc(window=1),
                 sims={"a": SimConfig(password="pw", throttle_every=1, throttle_burst=1)}).start()
     first = _collect(h.router.submit(_part(0)))
     h.flush()
@@ -137,7 +156,7 @@ def test_unlimited_bind_pauses_a_second_on_throttle():
     second = _collect(h.router.submit(_part(1)))
     h.flush()
     assert second == [] and h.router.states()["a"]["a-0"]["paused"]
-    h.advance(1.0)
+    h.advance(THROTTLE_PAUSE)
     assert second and second[0].smsc == "a"
 
 

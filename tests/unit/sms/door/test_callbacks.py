@@ -11,7 +11,7 @@ from twisted.web.resource import Resource
 from sms.door.auth import sign
 from sms.door.callbacks import CallbackPusher, dead_letters
 from sms.door.config import DoorConfig
-from sms.outbox.outbox import SubmitResult
+from sms.outbox.records import SubmitResult
 from tests.unit.sms.door.conftest import ENV, SECRET
 from tests.unit.sms.door.test_rest_api import msg
 

@@ -9,7 +9,7 @@ from twisted.test.iosim import connectedServerAndClient
 from sms.door.callbacks import sweep
 from sms.door.config import DoorConfig
 from sms.door.smpp_server import DoorSmppProtocol, DoorSmppServer
-from sms.outbox.outbox import SubmitResult
+from sms.outbox.records import SubmitResult
 from sms.smpp import codec
 from sms.smpp.protocol import PermanentError, SmppProtocol, TemporaryError
 from tests.unit.sms.door.conftest import ENV

@@ -1,0 +1,68 @@
+"""One transaction for everything that arrived while the previous one ran."""
+from __future__ import annotations
+
+from typing import Any
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.logger import Logger
+
+log = Logger(namespace="hotline.sms.outbox")
+
+
+class GroupCommit:
+    """Items added while one transaction runs are committed together in the next.
+
+    ``fn(session, items)`` returns one result per item (an exception instance
+    fails that item's Deferred); every Deferred fires only after the commit.
+    Items added with ``add_quiet`` have no Deferred: ``on_committed(items)`` hears
+    them once per transaction instead (the hot path's thousands of submit results).
+    """
+
+    def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
+                 on_committed: Callable[[list], None] | None = None):
+        self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
+        self.on_committed = on_committed
+        self._pending: list[tuple[Any, Deferred | None]] = []
+        self._running = False
+
+    def add(self, item: Any) -> Deferred:
+        d: Deferred = Deferred()
+        self._pending.append((item, d))
+        self._kick()
+        return d
+
+    def add_quiet(self, item: Any) -> None:
+        self._pending.append((item, None))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._running or not self._pending:
+            return
+        self._running = True
+        batch = self._pending[:self.max_batch]
+        del self._pending[:self.max_batch]
+        d = self.lock.run(self.db.run, self.fn, [item for item, _ in batch])
+        d.addCallbacks(self._done, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _done(self, results, batch) -> None:
+        self._running = False
+        quiet = []
+        for (item, d), result in zip(batch, results, strict=True):
+            if d is None:
+                quiet.append(item)
+            elif isinstance(result, Exception):
+                d.errback(result)
+            else:
+                d.callback(result)
+        if quiet and self.on_committed is not None:
+            self.on_committed(quiet)
+        self._kick()
+
+    def _failed(self, failure, batch) -> None:
+        self._running = False
+        log.failure("outbox transaction failed ({n} items)", failure, n=len(batch))
+        for _, d in batch:
+            if d is not None:
+                d.errback(failure)
+        self._kick()

@@ -1,0 +1,119 @@
+"""The outbox's tables and the statements every message goes through, built once.
+
+The hot statements are in the driver's own SQL (storage.driver_sql); Core
+statements serve the rest. Every room of the outbox runs its SQL through here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, insert, select, update
+
+from sms.outbox.states import QUEUED, SUBMITTED, SUBMITTING
+from sms.tables import (
+    SmsAlertCursor,
+    SmsCounter,
+    SmsMessage,
+    SmsOptOut,
+    SmsPart,
+    SmsRepaymentDue,
+    SmsUnmatchedReceipt,
+)
+from storage.driver_sql import DriverSql
+
+M = SmsMessage.__table__
+P = SmsPart.__table__
+U = SmsUnmatchedReceipt.__table__
+OPTOUT = SmsOptOut.__table__
+C = SmsCounter.__table__
+A = SmsAlertCursor.__table__
+R = SmsRepaymentDue.__table__
+
+
+def ids(name: str = "ids"):
+    return bindparam(name, expanding=True)
+
+
+# Statements built once: a transaction then only binds values, instead of building a
+# statement and coercing every value of its IN list each time.
+SENSITIVE = select(M.c.id).where(M.c.id.in_(ids()), M.c.sensitive == 1)
+SCRUBBED = "(scrubbed: sensitive text removed at final state)"
+SCRUB_TEXT = update(M).where(M.c.id.in_(ids())).values(text=SCRUBBED, params="{}")
+SCRUB_PARTS = update(P).where(P.c.message_id.in_(ids())).values(payload=b"")
+
+
+class HotSql:
+    """The statements every message goes through (accept, claim, submit results, receipts,
+    roll-up), in the driver's own SQL (storage.driver_sql)."""
+
+    def __init__(self, paramstyle: str, sqlite: bool):
+        d = self.driver = DriverSql(paramstyle)
+        lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"  # instances claim disjoint rows
+        self.due = d.sql(
+            "SELECT id, center, klass, priority, destination, valid_until FROM sms_message"
+            f" WHERE state = '{QUEUED}' AND next_attempt_at <= ?"
+            " ORDER BY priority DESC, next_attempt_at, id LIMIT ?" + lock)
+        self.claim = d.sql(f"UPDATE sms_message SET state = '{SUBMITTING}', claimed_by = ?"
+                           " WHERE id IN ({in})")
+        self.unsent_parts = d.sql(
+            "SELECT id, message_id, payload, data_coding, esm_class FROM sms_part"
+            f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}' ORDER BY message_id, seq")
+        self.mark = d.sql(f"UPDATE sms_part SET state = '{SUBMITTING}'"
+                          f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}'")
+        # error_code cleared: an earlier attempt's error no longer describes the part
+        self.part_ok = d.sql(f"UPDATE sms_part SET state = '{SUBMITTED}', smpp_id = ?, smsc = ?,"
+                             " submitted_at = ?, error_code = NULL WHERE id = ?")
+        self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at, destination"
+                           " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
+        self.parts_by_smpp_id = d.sql(
+            "SELECT p.id, p.message_id, p.state, p.smpp_id, p.smsc, m.destination"
+            " FROM sms_part p JOIN sms_message m ON m.id = p.message_id"
+            " WHERE p.smpp_id IN ({in})")
+        self.part_receipt = d.sql("UPDATE sms_part SET state = ?, error_code = ?, done_at = ?"
+                                  " WHERE id = ?")
+        self.rollup = d.sql(
+            "SELECT m.id, m.state, m.attempts, m.valid_until, m.sensitive, p.state, p.error_code"
+            " FROM sms_message m JOIN sms_part p ON p.message_id = m.id WHERE m.id IN ({in})")
+        self.submitted = d.sql(f"UPDATE sms_message SET state = '{SUBMITTED}', submitted_at = ?"
+                               " WHERE id IN ({in})")
+        self.final = d.sql("UPDATE sms_message SET state = ?, final_at = ?, error = ?"
+                           " WHERE id IN ({in})")
+        # Accepting. By (center, key): the unique index serves it only with the center given.
+        self.by_idem_key = d.sql("SELECT id, center, idem_key, part_count FROM sms_message"
+                                 " WHERE center = ? AND idem_key IN ({in})")
+        self.opted_out = d.sql("SELECT center, mobile FROM sms_optout"
+                               " WHERE center = ? AND mobile IN ({in})")
+        self.insert_message = d.sql(
+            "INSERT INTO sms_message (center, klass, priority, template, params, text, sensitive,"
+            " destination, idem_key, part_count, state, attempts, possible_duplicates,"
+            " next_attempt_at, valid_until, created_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{QUEUED}', 0, 0, ?, ?, ?)")
+        self.insert_part = d.sql(
+            "INSERT INTO sms_part (message_id, seq, payload, data_coding, esm_class, state)"
+            f" VALUES (?, ?, ?, ?, ?, '{QUEUED}')")
+
+    def run(self, session, sql: str, params=(), ids: Sequence = ()):
+        """Execute on the session's connection; ``ids`` fill the statement's IN list, after
+        ``params``. A list of tuples as ``params`` is an executemany."""
+        if "{in}" in sql:
+            sql = self.driver.with_in(sql, ids)
+            params = (*params, *ids)
+        return session.connection().exec_driver_sql(sql, params)
+
+    def by_center(self, session, sql: str, pairs: set[tuple[str, str]]) -> list:
+        """Rows by (center, key) pairs, one query per center, so that the unique index on
+        (center, key) serves it."""
+        by_center: dict[str, list[str]] = {}
+        for center, key in pairs:
+            by_center.setdefault(center, []).append(key)
+        return [row for center, keys in by_center.items()
+                for row in self.run(session, sql, (center,), keys)]
+
+
+def bump(session, name: str, n: int) -> None:
+    """Add ``n`` to a named counter (sms_counter)."""
+    row = session.execute(select(C.c.value).where(C.c.name == name)).first()
+    if row is None:
+        session.execute(insert(C).values(name=name, value=n))
+    else:
+        session.execute(update(C).where(C.c.name == name).values(value=C.c.value + n))
