@@ -15,6 +15,7 @@ Results go to benchmarks/results/door.json and a table.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sqlite3
 import tempfile
@@ -198,6 +199,7 @@ def run_db(label: str, db_url: str | None, args, root: Path) -> dict:
 
 def main(args) -> int:
     root = Path(tempfile.mkdtemp(prefix="hotline-door-bench-"))
+    load_before = os.getloadavg()
     runs = [run_db("sqlite", None, args, root)]
     if args.pg:
         from sandbox.postgres import PostgresServer
@@ -209,7 +211,9 @@ def main(args) -> int:
             server.stop(remove=True)
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{platform.machine()} {platform.python_version()}",
-              "messages": args.messages, "batch": args.batch, "runs": runs}
+              "messages": args.messages, "batch": args.batch, "runs": runs,
+              # The machine is shared: its load says how much of it the run had.
+              "load_average_before": load_before, "load_average_after": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{'database':<11} {'case':<16} {'messages':>8} {'seconds':>8} {'per second':>10}")
