@@ -185,7 +185,7 @@ class WireMeter:
         while not self._stop.is_set():
             try:
                 data, ancillary, _flags, addr = self.sock.recvmsg(65536, 64)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -326,7 +326,8 @@ def _counts(text: str) -> list[int]:
     try:
         counts = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise SystemExit(f"hotline bench ivr: --calls takes numbers like 50,100,200, not {text!r}")
+        raise SystemExit(
+            f"hotline bench ivr: --calls takes numbers like 50,100,200, not {text!r}") from None
     if not counts or min(counts) < 1:
         raise SystemExit("hotline bench ivr: --calls needs positive numbers")
     return counts

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Mapping
 
 from common.daily_window import EVERY_DAY, DailyWindow
 from common.validated import out_of_range
@@ -164,11 +165,6 @@ class Section:
     def window(self, key: str, default: str, days: tuple[int, ...] = EVERY_DAY) -> DailyWindow:
         """An ``HH:MM-HH:MM`` daily window (may wrap past midnight) on ``days``."""
         return self.parse(key, default, lambda raw: DailyWindow.parse(raw, days))
-
-    def hours(self, key: str, default: str) -> tuple[int, int]:
-        """A window as (start, end) minutes: the outbox's quiet hours still take the pair."""
-        w = self.window(key, default)
-        return w.start, w.end
 
     def parse(self, key: str, default: str, convert: Callable[[str], T]) -> T:
         raw = self.str(key, default)

@@ -23,7 +23,7 @@ class DailyWindow:
     days: tuple[int, ...] = EVERY_DAY
 
     @classmethod
-    def parse(cls, text: str, days: tuple[int, ...] = EVERY_DAY) -> "DailyWindow":
+    def parse(cls, text: str, days: tuple[int, ...] = EVERY_DAY) -> DailyWindow:
         """``HH:MM-HH:MM``; a ValueError saying what a window looks like otherwise."""
         try:
             start, end = (_minutes(part) for part in text.split("-"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -204,7 +204,7 @@ class Link(Service):
         guard.login = maybeDeferred(self.log_in, guard.protocol)
         return guard.login.addCallback(self._accept, guard).addErrback(self._refuse, guard)
 
-    def _accept(self, _result: object, guard: "_Guard") -> None:
+    def _accept(self, _result: object, guard: _Guard) -> None:
         if guard.lost:
             raise LinkClosed(f"connection closed during {self.login_verb}")
         guard.accepted = True
@@ -214,7 +214,7 @@ class Link(Service):
         self.last_error = None
         self._move(UP)
 
-    def _refuse(self, failure: Failure, guard: "_Guard") -> Failure:
+    def _refuse(self, failure: Failure, guard: _Guard) -> Failure:
         """Write the connection off and close it; the failure goes on to ClientService."""
         stopping = failure.check(CancelledError) and not guard.lost
         if not stopping:
@@ -232,7 +232,7 @@ class Link(Service):
             guard.transport.loseConnection()
         return failure
 
-    def _lost(self, guard: "_Guard", reason: Failure) -> None:
+    def _lost(self, guard: _Guard, reason: Failure) -> None:
         if guard.accepted:
             if guard.protocol is self.protocol:
                 self.protocol = None
@@ -268,7 +268,7 @@ class _GuardedEndpoint:
         d = self.endpoint.connect(_GuardFactory(service_factory, self.link))
         return d.addCallback(self._connected)
 
-    def _connected(self, guard: "_Guard") -> IProtocol:
+    def _connected(self, guard: _Guard) -> IProtocol:
         """The connection made (of those an endpoint may race) is the one prepareConnection,
         called next in this chain, logs in on."""
         self.link._attempt = guard
@@ -281,7 +281,7 @@ class _GuardFactory(Factory):
     def __init__(self, service_factory: IProtocolFactory, link: Link):
         self.service_factory, self.link = service_factory, link
 
-    def buildProtocol(self, addr) -> "_Guard":
+    def buildProtocol(self, addr) -> _Guard:
         protocol = self.link.build_protocol()
         self.link._factory.next = protocol
         return _Guard(self.link, protocol, self.service_factory.buildProtocol(addr))

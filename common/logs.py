@@ -6,7 +6,6 @@ passed through ``common.masking`` before it is written.
 """
 from __future__ import annotations
 
-import io
 import json
 import sys
 from typing import IO
@@ -90,7 +89,7 @@ def make_observer(fmt: str, out: IO[str], level: str = "info") -> ILogObserver:
 def open_log_file(path: str) -> IO[str]:
     if path == "-":
         return sys.stdout
-    return io.open(path, "a", encoding="utf-8", buffering=1)
+    return open(path, "a", encoding="utf-8", buffering=1)
 
 
 def start_logging(fmt: str, path: str, level: str) -> IO[str]:

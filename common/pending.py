@@ -15,7 +15,8 @@ submit path goes through here for every part: one small object per request
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Hashable, Iterator, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterator
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime

@@ -13,7 +13,8 @@ import os
 import socket
 import sys
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from sqlalchemy.exc import OperationalError
 from twisted.application.service import MultiService, Service

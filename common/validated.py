@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 ErrorFactory = Callable[[str], Exception]
 

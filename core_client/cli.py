@@ -4,13 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import random
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 from core_client import demo_data
 

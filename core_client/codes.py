@@ -14,7 +14,8 @@ import hmac
 import math
 import re
 import secrets
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError

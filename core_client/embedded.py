@@ -15,7 +15,8 @@ import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from twisted.internet.threads import deferToThreadPool
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 from urllib.parse import urlencode, urlsplit
 
 from twisted.internet import defer, error

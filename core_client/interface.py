@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, Sequence
+from typing import Protocol
+from collections.abc import Sequence
 
 
 class CoreError(Exception):

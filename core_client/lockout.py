@@ -8,7 +8,8 @@ A right password resets the count. Every other operation goes straight through.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session

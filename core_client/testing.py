@@ -12,7 +12,8 @@ import datetime as dt
 import json
 import re
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 from urllib.parse import parse_qs
 
 from twisted.internet.defer import Deferred
@@ -246,7 +247,7 @@ class CoreServer(Resource):
         if not path.startswith(self.base_path):
             return "?", 404, {"error": "no_route", "message": "unknown path"}
         path = path[len(self.base_path):]
-        for route_method, pattern, op in ROUTES:
+        for route_method, pattern, op in ROUTES:  # noqa: B007  (op is used after the break)
             m = pattern.fullmatch(path)
             if m and route_method == method:
                 break

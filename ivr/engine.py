@@ -10,7 +10,7 @@ when the caller hangs up mid-prompt (``CallHungUp``) or a flow fails.
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from ivr.asterisk.agi import CallHungUp
 from ivr.flows import FLOWS

@@ -25,7 +25,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from common.daily_window import EVERY_DAY, DailyWindow
 

@@ -46,7 +46,7 @@ class CallRecord:
 
     @classmethod
     def start(cls, *, instance: str, center: str, uniqueid: str, caller_id: str | None,
-              dnid: str | None, language: str, now: float) -> "CallRecord":
+              dnid: str | None, language: str, now: float) -> CallRecord:
         return cls(instance=instance, center=center, uniqueid=uniqueid,
                    caller=mask_caller(caller_id or ""), dnid=dnid or "", language=language,
                    started_at=now)

@@ -7,7 +7,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred

@@ -51,7 +51,7 @@ def backup(database_url: str, library_dir: Path, target: Path) -> dict:
     if db_file is not None and not db_file.exists():
         raise BackupError(f"no database at {db_file}")
     target.mkdir(parents=True, exist_ok=True)
-    manifest = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    manifest = {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "database": None, "prompts": None}
     if db_file is not None:
         _copy_sqlite(db_file, target / DATABASE)

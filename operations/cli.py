@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure

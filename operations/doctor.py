@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred, TimeoutError as NoAnswer
 from twisted.internet.endpoints import clientFromString, connectProtocol

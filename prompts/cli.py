@@ -12,7 +12,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from common.config import Config
 from prompts import audio, catalog as catalog_mod, defaults, library, staff, transfer

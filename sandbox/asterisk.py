@@ -30,7 +30,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import dialplans
 
@@ -255,7 +255,7 @@ class AsteriskInstance:
             (self.host_dir / sub).mkdir(parents=True, exist_ok=True)
         dialplans.render(values, self.host_dir / "etc")
 
-    def start(self, timeout: float = 60.0) -> "AsteriskInstance":
+    def start(self, timeout: float = 60.0) -> AsteriskInstance:
         if not is_built(self.root):
             raise AsteriskError(f"no Asterisk root at {self.root}: run python -m sandbox.asterisk build")
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     @classmethod
-    def start(cls, datadir: Path | None = None, port: int | None = None) -> "PostgresServer":
+    def start(cls, datadir: Path | None = None, port: int | None = None) -> PostgresServer:
         bindir = _bindir()
         datadir = Path(datadir or tempfile.mkdtemp(prefix="hotline-pg-"))
         datadir.mkdir(parents=True, exist_ok=True)

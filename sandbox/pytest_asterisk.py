@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from twisted.internet.defer import Deferred

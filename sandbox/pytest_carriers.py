@@ -36,7 +36,7 @@ class CarrierSim:
                 "--port", str(self.port), "--control-port", str(self.control_port)]
         for key, value in options.items():
             argv += ["--" + key.replace("_", "-"), _arg(value)]
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (open as long as the process)
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
         if not (wait_for_port("127.0.0.1", self.port)
                 and wait_for_port("127.0.0.1", self.control_port)):

@@ -18,7 +18,6 @@ import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from sandbox.ports import free_port
 
@@ -52,7 +51,7 @@ class Audio:
     ms: int
 
 
-Step = Union[Pause, Keys, Audio]
+Step = Pause | Keys | Audio
 
 
 class KeyPresses:

@@ -20,7 +20,7 @@ import random
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
@@ -66,7 +66,7 @@ class SimConfig:
 class SmscSession(Protocol):
     """One ESME's connection to the simulated SMSC."""
 
-    def __init__(self, factory: "SmscFactory"):
+    def __init__(self, factory: SmscFactory):
         self.factory = factory
         self.clock = factory.clock
         self.mode: str | None = None
@@ -242,7 +242,7 @@ class SmscSession(Protocol):
             factory.pending_receipts.append((submit, message_id))  # for the next bind
             return
         dlr_id = f"{message_id:X}" if cfg.hex_ids_in_dlr else str(message_id)
-        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc).strftime("%y%m%d%H%M")
+        now = datetime.fromtimestamp(self.clock.seconds(), UTC).strftime("%y%m%d%H%M")
         body = (f"id:{dlr_id} sub:001 dlvrd:{'001' if cfg.dlr_stat == 'DELIVRD' else '000'} "
                 f"submit date:{now} done date:{now} stat:{cfg.dlr_stat} err:000 text:")
         extra = {}

@@ -265,7 +265,7 @@ class Stack:
         self.library_dir = self.state_dir / "prompts"
         self.daemon_log = self.log_dir / "daemon.log"
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         try:
             self.start()
         except BaseException:

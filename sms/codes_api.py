@@ -107,7 +107,7 @@ def parse_body(body: bytes, cores: dict, *, with_code: bool) -> dict:
 class _Endpoint(Resource):
     isLeaf = True
 
-    def __init__(self, api: "CodesApi", handler):
+    def __init__(self, api: CodesApi, handler):
         super().__init__()
         self.api, self.handler = api, handler
 

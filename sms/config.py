@@ -49,7 +49,7 @@ class OutboxConfig:
 
     timezone: str
     validity: dict  # class -> seconds
-    quiet_hours: dict  # class -> (start_minute, end_minute) or None
+    quiet_hours: dict  # class -> DailyWindow, or None: the class is never held
     retry_base: float
     retry_max: float
     per_destination_per_hour: int
@@ -114,7 +114,7 @@ def _outbox(ini, s, centers) -> OutboxConfig:
     quiet = {}
     for klass, default in _DEFAULT_QUIET.items():
         quiet[klass] = None if q.str(klass, default).lower() == "none" \
-            else q.hours(klass, default)
+            else q.window(klass, default)
     routes = {}
     for item in s.list("mo_routes"):
         number, sep, center = item.partition("=")

@@ -47,7 +47,7 @@ def _quantile(values: list[float], q: float) -> float | None:
 def summarize(raw: dict, binds: dict) -> dict:
     """Plain JSON-able statistics from ``_collect``'s rows."""
     rows = [{"center": c, "template": t,
-             "hour": dt.datetime.fromtimestamp(h * 3600, dt.timezone.utc).isoformat(), **v}
+             "hour": dt.datetime.fromtimestamp(h * 3600, dt.UTC).isoformat(), **v}
             for (c, t, h), v in sorted(raw["rows"].items())]
     lat = raw["latencies"]
     return {

@@ -1,7 +1,8 @@
 """The platform database, used only from a thread pool so the reactor never waits on it."""
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine

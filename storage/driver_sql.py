@@ -12,7 +12,7 @@ in SQLAlchemy; the SQL is portable (no dialect-specific syntax).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class DriverSql:

@@ -80,3 +80,14 @@ def test_common_and_storage_know_no_room():
     offenders = sorted(f for src in ("common", "storage") for t, f in edges.get(src, ())
                        if t in rooms)
     assert offenders == []
+
+
+def test_tests_are_filed_by_kind():
+    """Every e2e file is marked e2e, and no helper module under tests/ is named like a test."""
+    tests = REPO / "tests"
+    unmarked = sorted(str(p.relative_to(REPO)) for p in (tests / "e2e").glob("test_*.py")
+                      if "pytest.mark.e2e" not in p.read_text())
+    assert unmarked == []
+    helpers = sorted(str(p.relative_to(REPO)) for p in tests.rglob("test_*.py")
+                     if "def test_" not in p.read_text())
+    assert helpers == []

@@ -196,7 +196,7 @@ class AgiSession:
 
     @classmethod
     def from_start(cls, ami: AmiSender, event: Message, clock: IReactorTime,
-                   command_timeout: float = 60.0, id_prefix: str = "cmd") -> "AgiSession":
+                   command_timeout: float = 60.0, id_prefix: str = "cmd") -> AgiSession:
         env = parse_env(event.get("Env", "") or "")
         channel = event.get("Channel") or env.get("agi_channel", "")
         env.setdefault("agi_uniqueid", event.get("Uniqueid", "") or "")

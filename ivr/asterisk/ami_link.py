@@ -8,7 +8,7 @@ dispatcher uses that to recover calls left waiting while the link was down).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone

@@ -14,7 +14,7 @@ channels still in this instance's AsyncAGI with no live session are handed to
 from __future__ import annotations
 
 from collections import Counter
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime

@@ -10,8 +10,8 @@ TemporaryError) rather than queueing for a link that is down.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from datetime import datetime, UTC
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail
@@ -332,7 +332,7 @@ class SmppRouter(MultiService):
                 return self.on_receipt(receipt)
             self.mo += 1
             return self.on_mo(_receipts.parse_mo(
-                pdu, name, datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)))
+                pdu, name, datetime.fromtimestamp(self.reactor.seconds(), UTC)))
 
         return deliver
 

@@ -22,7 +22,7 @@ THROTTLE_PAUSE. The throttled part itself is retried soon by the dispatcher.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -84,7 +84,7 @@ class BindLink(Link):
 
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
-                 on_state: Callable[["BindLink", str, str], None] | None = None,
+                 on_state: Callable[[BindLink, str, str], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):

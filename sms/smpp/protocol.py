@@ -11,7 +11,7 @@ fails everything pending with ``LinkLost``.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -103,7 +103,7 @@ class SmppProtocol(Protocol):
     def __init__(self, clock: IReactorTime, *, response_timeout: float = 10.0,
                  enquire_link: float = 30.0,
                  on_deliver: Callable[[object], Deferred] | None = None,
-                 on_unbind: Callable[["SmppProtocol"], None] | None = None,
+                 on_unbind: Callable[[SmppProtocol], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
                  name: str = "smpp"):
         self.clock = clock

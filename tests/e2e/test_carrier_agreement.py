@@ -105,7 +105,9 @@ def test_smgw_reads_every_smgp_submit_field_and_tlv_as_the_codec_wrote_it(log_di
     link, _login, resp = smgp_login(sim.port)
     assert resp.status == smgp.STATUS_OK
     sequence = iter(range(2, 10_000))
-    maybe = lambda strategy: st.one_of(st.none(), strategy)
+
+    def maybe(strategy):
+        return st.one_of(st.none(), strategy)
 
     @EXAMPLES
     @given(st.builds(

@@ -8,8 +8,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 
 from sandbox.ports import free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "hotline.sample.ini"

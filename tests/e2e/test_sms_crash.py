@@ -28,7 +28,7 @@ from sms.outbox.outbox import Outbox
 from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database
 from storage.migrate import upgrade
-from tests.unit.sms.test_outbox import make_config
+from tests.support.outbox import make_config
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from sms.tables import SmsMessage
 from sms.templates import TemplateSet
 from storage.db import Database
-from tests.unit.sms.test_outbox import make_config
+from tests.support.outbox import make_config
 
 pytestmark = pytest.mark.e2e
 

@@ -64,8 +64,10 @@ class Peer:
             await self.until(lambda: self.router.bound_count() > 0)
             results = {}
             for i in pending:
-                self.router.submit(parts[i]).addBoth(lambda r, i=i: results.__setitem__(i, r))
-            await self.until(lambda: len(results) == len(pending), timeout=20)
+                self.router.submit(parts[i]).addBoth(
+                    lambda r, i=i, results=results: results.__setitem__(i, r))
+            await self.until(lambda results=results, pending=pending:
+                             len(results) == len(pending), timeout=20)
             retry_now = []
             for i, r in results.items():
                 if hasattr(r, "check"):
@@ -88,7 +90,7 @@ def _parts(texts: list[str]) -> list[SubmitPart]:
     return out
 
 
-def test_npm_smsc_single_and_two_part_ucs2_with_receipts_and_mo(npm_smsc):  # noqa: F811
+def test_npm_smsc_single_and_two_part_ucs2_with_receipts_and_mo(npm_smsc):
     """Bind to node-smpp, send a 1-part and a 2-part Chinese message, get all 3 DLRs, get an MO."""
     single = "【示例公积金】您的公积金账户本月缴存已入账。"
     double = "【示例公积金】" + "您的住房公积金账户于本月入账，请登录网上服务大厅查询详情。" * 3
@@ -121,7 +123,7 @@ def _exactly_once(sim, n: int) -> None:
     assert stats["distinct_accepted"] == n and stats["duplicates"] == 0, stats
 
 
-def test_sim_throttle_bursts_every_message_accepted_once(sim_smsc):  # noqa: F811
+def test_sim_throttle_bursts_every_message_accepted_once(sim_smsc):
     """Bursts of ESME_RTHROTTLED: parts are retried, the bind slows, each is accepted once."""
     sim_smsc.post("/config", {"throttle_every": 25, "throttle_burst": 3, "latency": 0.005})
     parts = _parts([f"alert {i}" for i in range(60)])
@@ -141,7 +143,7 @@ def test_sim_throttle_bursts_every_message_accepted_once(sim_smsc):  # noqa: F81
     _exactly_once(sim_smsc, len(parts))
 
 
-def test_sim_disconnect_with_full_window(sim_smsc):  # noqa: F811
+def test_sim_disconnect_with_full_window(sim_smsc):
     """The SMSC drops the link holding a full window: those parts fail LinkLost, are resent
     after the rebind, and every message is accepted exactly once."""
     sim_smsc.post("/config", {"disconnect_after": 20, "disconnect_hold": 10, "latency": 0.01})
@@ -164,7 +166,7 @@ def test_sim_disconnect_with_full_window(sim_smsc):  # noqa: F811
     _exactly_once(sim_smsc, len(parts))
 
 
-def test_sim_early_dlrs_and_hex_ids(sim_smsc):  # noqa: F811
+def test_sim_early_dlrs_and_hex_ids(sim_smsc):
     """DLRs arrive before their submit_sm_resp and carry hex ids: all still match."""
     sim_smsc.post("/config", {"dlr_before_resp": True, "hex_ids_in_dlr": True,
                               "latency": 0.02, "id_start": 0xA00})

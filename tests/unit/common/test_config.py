@@ -145,17 +145,6 @@ def test_a_root_loads_only_its_rooms(env):
         load(SAMPLE, {"sms": ROOMS["sms"]})
 
 
-def test_the_config_reader_imports_no_room():
-    """common.config is below the rooms: importing it alone loads no room package."""
-    import subprocess
-    import sys
-
-    code = ("import sys, common.config; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('ivr', 'sms', 'prompts', 'core_client', 'daemon')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[3], check=True).stdout
-    assert out.strip() == "[]"
 
 
 def test_a_disabled_links_secret_is_known_and_not_needed(tmp_path, monkeypatch):

@@ -59,18 +59,3 @@ def test_release_at_is_the_end_of_a_quiet_window(now, released):
 def test_release_at_a_whole_day_window_is_the_next_midnight():
     """00:00-24:00 ends at the next midnight, never at the one already past."""
     assert DailyWindow().release_at(_at(10), SHANGHAI) == _at(0, day=27)
-
-
-def test_release_at_matches_the_outboxs_quiet_hours():
-    """DailyWindow.release_at gives what the outbox's QuietHours gives today, for windows
-    that wrap and those that do not, at every quarter hour of two days (the outbox can
-    take it over without a change in behaviour)."""
-    from sms.outbox.outbox import QuietHours
-
-    start = _at(0)
-    for window in ((21 * 60, 8 * 60), (13 * 60, 14 * 60 + 30), (0, 6 * 60)):
-        quiet = QuietHours({"bulk": window}, "Asia/Shanghai")
-        for step in range(2 * 96):
-            now = start + step * 900 + 7
-            assert DailyWindow(*window).release_at(now, SHANGHAI) == \
-                quiet.release_at("bulk", now), (window, step)

@@ -1,27 +1,11 @@
 """The start-up sequence both roots share: systemd notification and the stop order."""
-import socket
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 
-from common.startup import Platform, notify_systemd
+from common.startup import Platform
 
 
-def test_notify_systemd_writes_one_datagram(tmp_path, monkeypatch):
-    """With NOTIFY_SOCKET set (Type=notify) the state goes there as one datagram; without
-    it nothing happens."""
-    path = tmp_path / "notify"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(path))
-    listener.settimeout(2)
-    try:
-        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        notify_systemd("READY=1")
-        assert listener.recv(64) == b"READY=1"
-        monkeypatch.delenv("NOTIFY_SOCKET")
-        notify_systemd("READY=1")
-    finally:
-        listener.close()
 
 
 def test_platform_stops_newest_first_waiting_for_each():

@@ -1,59 +1,14 @@
 """Fixtures for core_client tests: a small demo core, synchronous stand-ins for threads."""
 from __future__ import annotations
 
-import threading
 
 import pytest
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 
 from core_client import demo_data
 from core_client.embedded import EmbeddedCore
+from tests.support.core import InlinePool, ThreadedClock
 
 SMALL = 300  # persons in the shared demo core: enough for every profile, fast to build
-
-
-class ThreadedClock(Clock):
-    """A Clock that also accepts callFromThread (runs at once), as deferToThreadPool needs."""
-
-    def callFromThread(self, f, *args, **kwargs):
-        f(*args, **kwargs)
-
-
-class InlinePool:
-    """A thread pool stand-in that runs work at once on the caller's thread (deterministic)."""
-
-    def callInThreadWithCallback(self, on_result, f, *args, **kwargs):
-        try:
-            result = f(*args, **kwargs)
-        except Exception:  # handed on to the Deferred, as a real pool does
-            on_result(False, Failure())
-            return
-        on_result(True, result)
-
-
-def resolve(awaitable):
-    """The result of a coroutine or Deferred that must already have fired (raises its error)."""
-    d = awaitable if isinstance(awaitable, Deferred) else ensureDeferred(awaitable)
-    box = []
-    d.addBoth(box.append)
-    assert box, "the call is still pending"
-    if isinstance(box[0], Failure):
-        box[0].raiseException()
-    return box[0]
-
-
-def wait(awaitable, timeout: float = 20.0):
-    """The result of a coroutine whose work runs on real pool threads (no reactor running)."""
-    d = awaitable if isinstance(awaitable, Deferred) else ensureDeferred(awaitable)
-    done = threading.Event()
-    box = []
-    d.addBoth(lambda r: (box.append(r), done.set()))
-    assert done.wait(timeout), "the call did not finish"
-    if isinstance(box[0], Failure):
-        box[0].raiseException()
-    return box[0]
 
 
 @pytest.fixture(scope="session")

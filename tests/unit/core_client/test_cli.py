@@ -2,17 +2,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from core_client import cli, demo_data
 
 
-def test_generate_writes_the_requested_persons(tmp_path, capsys):
-    """generate --persons N --out FILE writes N persons and reports the counts."""
-    out = tmp_path / "core.db"
-    assert cli.main(["core", "generate", "--persons", "40", "--out", str(out)]) == 0
-    assert "40 persons" in capsys.readouterr().out
-    assert sqlite3.connect(out).execute("SELECT count(*) FROM person").fetchone()[0] == 40
 
 
 def test_demo_identities_json_matches_the_function(capsys):

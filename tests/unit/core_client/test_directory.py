@@ -7,7 +7,7 @@ from core_client.directory import build_cores
 from core_client.embedded import EmbeddedCore
 from core_client.http import HttpCore
 from core_client.lockout import LockoutCore
-from tests.unit.core_client.conftest import InlinePool, ThreadedClock
+from tests.support.core import ReactorWithPool
 
 INI = """
 [daemon]
@@ -34,11 +34,6 @@ enabled = no
 """
 
 
-class ReactorWithPool(ThreadedClock):
-    def getThreadPool(self):
-        return InlinePool()
-
-
 def test_cores_follow_the_center_sections(tmp_path):
     """An embedded and an http center give the two backends, each wrapped with the [ivr]
     lockout settings, and nothing is generated or connected at build time."""
@@ -55,14 +50,3 @@ def test_cores_follow_the_center_sections(tmp_path):
     assert not (tmp_path / "var" / "core-a.db").exists()
 
 
-def test_prepare_cores_generates_missing_embedded_databases(tmp_path):
-    """prepare_cores opens every embedded core ahead of the first call, generating it."""
-    from core_client.directory import prepare_cores
-    from tests.unit.core_client.conftest import resolve
-
-    path = tmp_path / "hotline.ini"
-    path.write_text(INI.format(state=tmp_path / "var"))
-    cores = build_cores(load(path, ROOMS), db=object(), reactor=ReactorWithPool())
-    cores["a"].inner._persons = 20  # keep the test fast; the default is 10,000
-    resolve(prepare_cores(cores))
-    assert (tmp_path / "var" / "core-a.db").exists()

@@ -10,7 +10,7 @@ from core_client.testing import FakeCore
 from ivr.engine import Engine, run_call
 from ivr.flows.context import PART_GAP_MS, PROMPT_CHARS, CallContext, chunk_files
 from ivr.records import OUTCOMES, CallRecord
-from tests.unit.ivr.test_flows_fakes import (
+from tests.support.ivr_fakes import (
     HANGUP,
     HANGUP_IN_PROMPT,
     MENU,

@@ -12,7 +12,7 @@ from daemon import ROOMS
 from core_client.testing import FakeCore
 from ivr.service import CallHandler, UnknownCenter, make_service
 from ivr.routing import AdminCalls
-from tests.unit.ivr.test_flows_fakes import HANGUP, OFFICE_TIME, FakeSession, MemoryRecords
+from tests.support.ivr_fakes import HANGUP, OFFICE_TIME, FakeSession, MemoryRecords
 
 INI = """
 [daemon]

@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred
 from core_client.interface import CoreUnavailable
 from core_client.testing import FakeCore
 from ivr import speech
-from tests.unit.ivr.test_flows_fakes import (
+from tests.support.ivr_fakes import (
     DEMO,
     HANGUP,
     HANGUP_IN_PROMPT,

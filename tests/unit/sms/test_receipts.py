@@ -1,7 +1,7 @@
 """Receipts from TLVs and DLR text, MO decoding, and message-id normalisation."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 from hypothesis import given
@@ -32,7 +32,7 @@ def test_receipt_from_text():
     """Without TLVs the receipt comes from the text: id (hex here), state, done date."""
     r = parse_receipt(_deliver(short_message=DLR.encode()), "cm")
     assert r.message_id == str(0xA1B2) and r.state == "DELIVRD" and r.error is None
-    assert r.done_at == datetime(2026, 11, 26, 18, 6, tzinfo=timezone.utc) and r.smsc == "cm"
+    assert r.done_at == datetime(2026, 11, 26, 18, 6, tzinfo=UTC) and r.smsc == "cm"
 
 
 def test_tlvs_win_over_text():
@@ -60,7 +60,7 @@ def test_mo_ucs2_with_udh():
     """An MO part's UDH is dropped and its UCS2 text decoded."""
     body = bytes([5, 0, 3, 1, 1, 1]) + "余额".encode("utf-16-be")
     pdu = _deliver(esm_class=0x40, data_coding=8, short_message=body)
-    mo = parse_mo(pdu, "cm", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    mo = parse_mo(pdu, "cm", datetime(2026, 1, 1, tzinfo=UTC))
     assert (mo.text, mo.source, mo.destination, mo.smsc) == ("余额", "1", "12329", "cm")
 
 

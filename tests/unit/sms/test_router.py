@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred
 from sandbox.smsc_sim import SimConfig
 from sms.smpp.binds import BOUND, DOWN
 from sms.carrier.router import NoRoute, NotBound, SubmitPart, TemporaryError
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.smpp_harness import Harness, smsc
 
 
 def _part(dest: str, body: bytes = b"hi") -> SubmitPart:

@@ -10,20 +10,8 @@ from common.link import UP, IllegalTransition
 from sms.smpp.binds import BOUND, DOWN, BINDING, UNBINDING, TokenBucket
 from sms.carrier.router import SubmitPart
 from sms.smpp.protocol import LinkLost, NotBound, Throttled
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.smpp_harness import DEST, Harness, collect, smsc, submit_part
 
-DEST = "10690000"
-
-
-def _part(i: int = 0) -> SubmitPart:
-    return SubmitPart(destination=DEST, source="12329", short_message=f"m{i}".encode(),
-                      data_coding=0, esm_class=0)
-
-
-def _collect(d):
-    out = []
-    d.addBoth(out.append)
-    return out
 
 
 def test_bind_state_machine_is_observable_through_a_cycle():
@@ -75,7 +63,7 @@ def test_wrong_password_never_binds():
 def test_window_bounds_outstanding_submit_sm():
     """With window 3 and a 1 s SMSC latency, only 3 submit_sm are outstanding at once."""
     h = Harness(smsc(window=3), sims={"a": SimConfig(password="pw", latency=1.0)}).start()
-    results = [_collect(h.router.submit(_part(i))) for i in range(7)]
+    results = [collect(h.router.submit(submit_part(i))) for i in range(7)]
     h.flush()
     bind = h.router._smscs[0].binds[0]
     assert bind.inflight == 3 and h.sims["a"].stats["submits"] == 3
@@ -91,7 +79,7 @@ def test_throttle_counts_pdus_per_second():
     """At 10 PDUs/s, 30 parts take about 3 s: a 3-part message costs three tokens."""
     h = Harness(smsc(throughput=10.0, window=100)).start()
     for i in range(30):
-        h.router.submit(_part(i))
+        h.router.submit(submit_part(i))
     h.flush()
     sim = h.sims["a"]
     assert sim.stats["submits"] == 1
@@ -116,7 +104,7 @@ def test_throttled_answers_halve_the_rate_and_it_recovers():
     """ESME_RTHROTTLED fails that part as Throttled and halves the rate, which then recovers."""
     h = Harness(smsc(throughput=100.0, window=50),
                 sims={"a": SimConfig(password="pw", throttle_every=5, throttle_burst=2)}).start()
-    results = [_collect(h.router.submit(_part(i))) for i in range(10)]
+    results = [collect(h.router.submit(submit_part(i))) for i in range(10)]
     h.advance(0.5)
     bind = h.router._smscs[0].binds[0]
     throttled = [r[0] for r in results if hasattr(r[0], "check") and r[0].check(Throttled)]
@@ -132,12 +120,12 @@ def test_throttling_narrows_the_window_and_accepted_parts_widen_it_again():
     h = Harness(smsc(window=16),
                 sims={"a": SimConfig(password="pw", throttle_every=1, throttle_burst=3)}).start()
     bind = h.router._smscs[0].binds[0]
-    first = [_collect(h.router.submit(_part(i))) for i in range(3)]
+    first = [collect(h.router.submit(submit_part(i))) for i in range(3)]
     h.flush()
     assert all(r[0].check(Throttled) for r in first)
     assert bind.window == 8 and not h.router.states()["a"]["a-0"]["paused"]
     h.sims["a"].configure(throttle_every=0, throttle_burst=0)
-    rest = [_collect(h.router.submit(_part(i))) for i in range(3, 200)]
+    rest = [collect(h.router.submit(submit_part(i))) for i in range(3, 200)]
     h.advance(0.5)
     assert all(r and r[0].smsc == "a" for r in rest)
     assert bind.window == 16
@@ -149,11 +137,11 @@ def test_a_bind_at_a_window_of_one_pauses_briefly_on_throttle():
 
     h = Harness(smsc(window=1),
                 sims={"a": SimConfig(password="pw", throttle_every=1, throttle_burst=1)}).start()
-    first = _collect(h.router.submit(_part(0)))
+    first = collect(h.router.submit(submit_part(0)))
     h.flush()
     assert first[0].check(Throttled)
     h.sims["a"].configure(throttle_every=0, throttle_burst=0)
-    second = _collect(h.router.submit(_part(1)))
+    second = collect(h.router.submit(submit_part(1)))
     h.flush()
     assert second == [] and h.router.states()["a"]["a-0"]["paused"]
     h.advance(THROTTLE_PAUSE)
@@ -164,7 +152,7 @@ def test_disconnect_with_full_window_fails_inflight_and_rebinds():
     """The SMSC drops the link with 5 unanswered parts: all 5 fail LinkLost, the bind comes back."""
     h = Harness(smsc(window=5),
                 sims={"a": SimConfig(password="pw", disconnect_after=2, disconnect_hold=5)}).start()
-    results = [_collect(h.router.submit(_part(i))) for i in range(7)]
+    results = [collect(h.router.submit(submit_part(i))) for i in range(7)]
     h.flush()
     lost = [r for r in results if r and hasattr(r[0], "check") and r[0].check(LinkLost)]
     ok = [r for r in results if r and not hasattr(r[0], "check")]
@@ -182,7 +170,7 @@ def test_parts_still_queued_when_the_link_drops_fail_not_bound_and_count_as_no_e
     bind's counters and window count only the parts that went out."""
     h = Harness(smsc(window=2),
                 sims={"a": SimConfig(password="pw", disconnect_after=1, disconnect_hold=1)}).start()
-    results = [_collect(h.router.submit(_part(i))) for i in range(6)]
+    results = [collect(h.router.submit(submit_part(i))) for i in range(6)]
     h.flush()
     ok = [r for r in results if r and not hasattr(r[0], "check")]
     lost = [r for r in results if r and hasattr(r[0], "check") and r[0].check(LinkLost)]
@@ -200,7 +188,7 @@ def test_pair_mode_binds_transmitter_and_receiver():
     bind = h.router._smscs[0].binds[0]
     assert [link.mode for link in bind.links] == ["transmitter", "receiver"]
     assert all(link.state == BOUND for link in bind.links)
-    r = _collect(h.router.submit(_part()))
+    r = collect(h.router.submit(submit_part()))
     h.flush()
     assert r[0].message_id and [x.message_id for x in h.receipts] == [r[0].message_id]
 

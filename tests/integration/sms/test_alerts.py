@@ -16,7 +16,7 @@ from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsAlertCursor, SmsMessage
 from sms.templates import TemplateSet
-from tests.unit.sms.test_outbox import make_config, noon, result
+from tests.support.outbox import make_config, noon, result
 
 TZ = ZoneInfo("Asia/Shanghai")
 

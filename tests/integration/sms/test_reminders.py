@@ -17,7 +17,7 @@ from sms.outbox.testing import InlineDatabase, split_encode
 from sms.reminders import ReminderJob, UnknownMethod, due_from_event, schedule_reminders
 from sms.tables import SmsMessage, SmsRepaymentDue
 from sms.templates import TemplateSet
-from tests.unit.sms.test_outbox import make_config, result
+from tests.support.outbox import make_config, result
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -15,7 +15,7 @@ from sms.outbox.testing import (
 )
 from sms.carrier.send_journal import SendJournal
 from sms.tables import SmsPart
-from tests.unit.sms.test_outbox import make_config, noon, result
+from tests.support.outbox import make_config, noon, result
 
 
 @pytest.fixture

@@ -116,7 +116,9 @@ def test_pin_hash_and_lockout(db):
     db.run_sync(staff.add, "8001", "Li", "2468", 0.0)
     stored = db.run_sync(lambda s: staff.listing(s)[0].pin_hash)
     assert "2468" not in stored and stored.startswith("scrypt$")
-    login = lambda pin, now: db.run_sync(staff.login, "8001", pin, now, 2, 600)
+
+    def login(pin, now):
+        return db.run_sync(staff.login, "8001", pin, now, 2, 600)
     assert login("0000", 1) is staff.Login.BAD
     assert login("0000", 2) is staff.Login.LOCKED
     assert login("2468", 3) is staff.Login.LOCKED

@@ -14,7 +14,7 @@ from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.tables import SmsMessage, SmsMo
 from sms.templates import TemplateSet
-from tests.unit.sms.test_outbox import make_config, noon, result
+from tests.support.outbox import make_config, noon, result
 
 STRANGER = "13711112222"
 

@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from sms.config import OutboxConfig
 from sms.outbox.expiry import EXPIRY_GRACE
 from sms.outbox.outbox import Outbox
 from sms.outbox.records import (
     DestinationLimited,
-    EncodedPart,
     OptedOut,
-    Outgoing,
     SubmitResult,
 )
 from sms.outbox.states import (
@@ -30,75 +26,11 @@ from sms.outbox.states import (
     check_transition,
     rollup,
 )
-from sms.outbox.testing import InlineDatabase, split_encode
+from sms.outbox.testing import split_encode
 from sms.tables import SmsMessage, SmsPart
-from sms.templates import TemplateSet
 
-TZ = ZoneInfo("Asia/Shanghai")
-MOBILE = "13900000001"
-
-
-def make_config(**over) -> OutboxConfig:
-    base = dict(
-        timezone="Asia/Shanghai",
-        validity={"code": 600, "transaction": 172800, "bulk": 259200, "reply": 3600},
-        quiet_hours={"code": None, "transaction": (21 * 60, 8 * 60),
-                     "bulk": (21 * 60, 8 * 60), "reply": None},
-        retry_base=5.0, retry_max=300.0, per_destination_per_hour=20, batch=100,
-        max_inflight=0, alerts_interval=10.0, alerts_batch=1000, reminder_days=3,
-        reminder_time=(9, 0), mo_routes={}, keywords={"demo": {"YE": "balance"}})
-    base.update(over)
-    return OutboxConfig(**base)
-
-
-def noon() -> float:
-    return dt.datetime(2026, 11, 26, 12, 0, tzinfo=TZ).timestamp()
-
-
-@pytest.fixture
-def clock():
-    c = Clock()
-    c.advance(noon())
-    return c
-
-
-@pytest.fixture
-def db(db_url):
-    d = InlineDatabase(db_url, None, 1)
-    d.create_all()
-    yield d
-    d.engine.dispose()
-
-
-@pytest.fixture
-def outbox(db, clock):
-    return Outbox(db, clock, make_config(), encode=split_encode,
-                  templates=TemplateSet({"demo": "示例公积金"}))
-
-
-def msg(key="k1", klass="transaction", dest=MOBILE, parts=1, center="demo") -> Outgoing:
-    return Outgoing(center=center, klass=klass, template="t", params={}, text="x",
-                    destination=dest, idem_key=key,
-                    parts=tuple(EncodedPart(b"p%d" % i, 8, 0) for i in range(parts)))
-
-
-def result(d):
-    out = []
-    d.addBoth(out.append)
-    assert out, "Deferred did not fire"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
-
-
-def states(db):
-    with db.sessions() as s:
-        return {r.id: r.state for r in s.execute(select(SmsMessage.id, SmsMessage.state))}
-
-
-def part_states(db):
-    with db.sessions() as s:
-        return [r.state for r in s.execute(select(SmsPart.state).order_by(SmsPart.id))]
+from tests.support.outbox import (  # noqa: F401  (fixtures)
+    MOBILE, TZ, clock, db, db_url, make_config, msg, noon, outbox, part_states, result, states)
 
 
 def test_transitions_table_rejects_illegal_moves():
@@ -197,7 +129,7 @@ def test_claim_orders_codes_then_alerts_then_bulk(outbox):
 def submit_all(outbox, claimed, outcome="ok", error=None):
     results = []
     for m in claimed:
-        for i, pid in enumerate(m.part_ids):
+        for pid in m.part_ids:
             r = SubmitResult(pid, m.message_id, outcome, smpp_id=f"id{pid}" if outcome == "ok" else None,
                              smsc="s1", error=error)
             results.append(r)

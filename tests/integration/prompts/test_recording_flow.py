@@ -7,7 +7,7 @@ from prompts.audio import Settings
 from prompts.recording_flow import record_by_phone
 from storage.db import Database
 
-from .fakes import FakeSession, HungUp, SyncStore
+from tests.support.prompt_fakes import FakeSession, HungUp, SyncStore
 
 SETTINGS = Settings(("wav", "ulaw"), -20.0, 60.0)
 CATALOG = catalog_mod.load()

@@ -20,7 +20,7 @@ from core_client.interface import (
     WrongPassword,
 )
 from core_client.testing import CoreServer
-from tests.unit.core_client.conftest import ThreadedClock, resolve
+from tests.support.core import ThreadedClock, resolve
 
 KEY = b"demo-core-signing-key"
 URL = "http://core.test/hpf/v1"

@@ -5,9 +5,9 @@ from sandbox.smsc_sim import SimConfig
 from sms.outbox.records import SubmitResult
 from sms.outbox.states import QUEUED, SUBMITTED
 from sms.carrier.send_journal import SendJournal
-from tests.unit.sms.test_outbox import clock, db, msg, outbox, part_states, result, states  # noqa: F401
-from tests.unit.sms.test_smpp_binds import _part
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.outbox import clock, db, msg, outbox, part_states, result, states  # noqa: F401
+from tests.support.smpp_harness import submit_part as _part
+from tests.support.smpp_harness import Harness, smsc
 
 BOOT = "boot-a"
 

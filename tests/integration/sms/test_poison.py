@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sms.carrier.router import SubmitPart
 from sms.smpp.protocol import PermanentError
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.smpp_harness import Harness, smsc
 
 
 def _part(dest: str, i: int) -> SubmitPart:
@@ -53,7 +53,7 @@ def test_poison_messages_fail_with_a_reason_and_the_rest_is_delivered_after_a_re
     from sms.outbox.sql import M, P
     from sms.outbox.testing import InlineDatabase, split_encode
     from sms.smpp.protocol import TemporaryError
-    from tests.unit.sms.test_outbox import make_config, msg, noon, result
+    from tests.support.outbox import make_config, msg, noon, result
 
     h = Harness(smsc(window=8))
     h.clock.advance(noon())
@@ -98,7 +98,7 @@ def test_a_draft_that_cannot_be_rendered_fails_alone_in_an_alert_batch(db_url):
     from sms.outbox.records import Accepted, Draft, Unrenderable
     from sms.outbox.testing import InlineDatabase, split_encode
     from sms.templates import TemplateSet
-    from tests.unit.sms.test_outbox import make_config, noon, result
+    from tests.support.outbox import make_config, noon, result
 
     clock = Clock()
     clock.advance(noon())

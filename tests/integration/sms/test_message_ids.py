@@ -2,32 +2,17 @@
 is reported with the setting to change."""
 from __future__ import annotations
 
-from twisted.logger import globalLogPublisher
 
 from sandbox.smsc_sim import SimConfig
 from sms.outbox.records import SubmitResult
 from sms.outbox.states import SUBMITTED
-from tests.unit.sms.test_outbox import clock, db, msg, outbox, result, states  # noqa: F401
-from tests.unit.sms.test_smpp_binds import _collect
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.outbox import clock, db, msg, outbox, result, states  # noqa: F401
+from tests.support.smpp_harness import collect as _collect
+from tests.support.logs import Logged
+from tests.support.smpp_harness import Harness, smsc
 
 
-class Logged(list):
-    """Formatted log lines while the block runs."""
-
-    def __enter__(self):
-        globalLogPublisher.addObserver(self._see)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self._see)
-
-    def _see(self, event):
-        from twisted.logger import formatEvent
-        self.append(formatEvent(event))
-
-
-def test_a_receipt_for_another_destination_never_moves_the_part(outbox, db):  # noqa: F811
+def test_a_receipt_for_another_destination_never_moves_the_part(outbox, db):
     """The id says part A, the receipt's address says someone else: A keeps its state, the
     receipt is counted as misattributed and a warning names the settings to check."""
     a = result(outbox.accept(msg("a", dest="13900000001")))
@@ -56,7 +41,7 @@ def test_hex_looking_ids_read_as_decimal_are_reported_with_the_setting():
     assert len(warnings) == 1 and "[smsc:a]" in warnings[0]
 
 
-def test_receipts_left_unmatched_are_reported_with_the_setting(outbox, clock):  # noqa: F811
+def test_receipts_left_unmatched_are_reported_with_the_setting(outbox, clock):
     """Receipts that match no sent part for ten minutes: the sweep warns, naming the setting."""
     for i in range(3):
         result(outbox.receipt(f"9{i}", "s1", "DELIVRD", None, None))
@@ -68,7 +53,7 @@ def test_receipts_left_unmatched_are_reported_with_the_setting(outbox, clock):  
     assert len(warnings) == 1 and "3 receipts" in warnings[0] and "[smsc:s1]" in warnings[0]
 
 
-def test_misattributed_receipts_are_warned_about_once_a_minute(outbox, db, clock):  # noqa: F811
+def test_misattributed_receipts_are_warned_about_once_a_minute(outbox, db, clock):
     """A persistent mismatch counts every receipt but logs one line per SMSC per minute."""
     a = result(outbox.accept(msg("a", dest="13900000001")))
     [m] = result(outbox.claim(10))
@@ -82,7 +67,7 @@ def test_misattributed_receipts_are_warned_about_once_a_minute(outbox, db, clock
     assert result(outbox.counter("receipts_misattributed")) == 4
 
 
-def test_an_early_receipt_for_another_number_is_not_matched_when_the_id_arrives(outbox, db):  # noqa: F811
+def test_an_early_receipt_for_another_number_is_not_matched_when_the_id_arrives(outbox, db):
     """A receipt that beat its response keeps the address it names: when a response with its
     id arrives for a part sent elsewhere, the part stays submitted and the receipt waits."""
     a = result(outbox.accept(msg("a", dest="13900000001")))

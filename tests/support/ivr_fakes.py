@@ -30,7 +30,7 @@ from ivr.records import CallRecord
 SILENCE = None
 HANGUP = "HANGUP"
 HANGUP_IN_PROMPT = "HANGUP-IN-PROMPT"
-MENU = load(Path(__file__).parents[3] / "ivr" / "menus" / "default.toml", FLOWS)
+MENU = load(Path(__file__).parents[2] / "ivr" / "menus" / "default.toml", FLOWS)
 DEMO = demo_identities()
 X_PERSON = DEMO[0]  # ID number ends in X, repaying loan
 LOCKED_PERSON = DEMO[3]

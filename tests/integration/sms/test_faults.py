@@ -9,8 +9,8 @@ from sms.outbox.dispatcher import Dispatcher
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
-from tests.unit.sms.test_outbox import make_config, msg, noon, result
-from tests.unit.sms.test_smpp_harness import Harness, smsc
+from tests.support.outbox import make_config, msg, noon, result
+from tests.support.smpp_harness import Harness, smsc
 
 
 class Gateway:
@@ -86,8 +86,8 @@ def test_resends_after_a_timeout_or_a_lost_link_are_counted_as_the_smsc_sees_the
 def test_throttles_timeouts_and_resends_are_summarised_per_bind_per_minute():
     """Under faults the log gets one warning per bind per minute counting throttles, queue-full
     answers, timeouts and parts lost with a link, not one line per part and not silence."""
-    from tests.unit.sms.test_message_ids import Logged
-    from tests.unit.sms.test_smpp_binds import _collect
+    from tests.support.logs import Logged
+    from tests.support.smpp_harness import collect as _collect
 
     h = Harness(smsc(window=8, response_timeout=1.0),
                 sims={"a": SimConfig(password="pw", throttle_rate=0.2, queue_full_rate=0.1,

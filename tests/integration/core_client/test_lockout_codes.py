@@ -16,7 +16,7 @@ from core_client.interface import (
 from core_client.lockout import LockoutCore
 from core_client.testing import FakeCore
 from storage.db import Database
-from tests.unit.core_client.conftest import ThreadedClock, wait
+from tests.support.core import ThreadedClock, wait
 
 PLAIN = "ID ending in a digit, no loan"
 RULES = CodesConfig(ttl=300, length=6, max_attempts=5, per_minute=1, per_hour=5, per_day=10)

@@ -17,7 +17,7 @@ from prompts.service import PromptStore
 from storage.db import Database
 
 from .conftest import make_audio
-from .fakes import FakeSession
+from tests.support.prompt_fakes import FakeSession
 
 
 @dataclasses.dataclass

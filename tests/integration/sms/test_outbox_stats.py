@@ -6,10 +6,10 @@ from twisted.internet.defer import Deferred
 from sms.outbox.records import SubmitResult
 from sms.outbox.testing import FakeRouter
 from sms.stats import collect, format_table
-from tests.unit.sms.test_outbox import clock, db, msg, outbox, result  # noqa: F401
+from tests.support.outbox import clock, db, msg, outbox, result  # noqa: F401
 
 
-def test_stats_count_sent_delivered_failed_and_latency(outbox, db, clock):  # noqa: F811
+def test_stats_count_sent_delivered_failed_and_latency(outbox, db, clock):
     """Two sent, one delivered after 4 s and one failed: counted per template and hour."""
     result(outbox.accept(msg("a")))
     result(outbox.accept(msg("b", dest="13900000002")))

@@ -12,7 +12,7 @@ from sms.carrier.destinations import (
 )
 from sms.outbox.records import BadDestination, BadIdempotencyKey
 from sms.outbox.states import QUEUED
-from tests.unit.sms.test_outbox import (  # noqa: F401
+from tests.support.outbox import (  # noqa: F401
     clock,
     db,
     make_config,
@@ -63,14 +63,14 @@ def test_segments_are_data_with_a_date_and_a_carrier():
 
 
 @pytest.mark.parametrize("raw", BAD)
-def test_the_python_api_refuses_a_bad_destination(outbox, db, raw):  # noqa: F811
+def test_the_python_api_refuses_a_bad_destination(outbox, db, raw):
     """Outbox.accept fails with BadDestination and stores nothing."""
     with pytest.raises(BadDestination):
         result(outbox.accept(msg("k", dest=raw)))
     assert states(db) == {}
 
 
-def test_accept_stores_the_normalised_form(outbox, db):  # noqa: F811
+def test_accept_stores_the_normalised_form(outbox, db):
     """+86 138-0013-8000 is stored as 13800138000, so dedupe, opt-outs and limits see one number."""
     a = result(outbox.accept(msg("k", dest="+86 138-0013-8000")))
     with db.sessions() as s:
@@ -79,7 +79,7 @@ def test_accept_stores_the_normalised_form(outbox, db):  # noqa: F811
     assert states(db) == {a.message_id: QUEUED}
 
 
-def test_a_center_allowing_service_numbers_accepts_them(db, clock):  # noqa: F811
+def test_a_center_allowing_service_numbers_accepts_them(db, clock):
     """The per-center setting decides: demo takes service numbers, other centers do not."""
     from sms.outbox.outbox import Outbox
     from sms.outbox.testing import split_encode
@@ -91,14 +91,14 @@ def test_a_center_allowing_service_numbers_accepts_them(db, clock):  # noqa: F81
         result(box.accept(msg("b", dest="10690000123", center="other")))
 
 
-def test_idempotency_keys_are_checked_against_the_column(outbox, db):  # noqa: F811
+def test_idempotency_keys_are_checked_against_the_column(outbox, db):
     """A 500-character key is refused on every database, not truncated or stored whole."""
     with pytest.raises(BadIdempotencyKey):
         result(outbox.accept(msg("k" * 500)))
     assert not result(outbox.accept(msg("k" * 128))).duplicate
 
 
-def test_one_bad_destination_fails_only_itself_in_a_batch(outbox, db):  # noqa: F811
+def test_one_bad_destination_fails_only_itself_in_a_batch(outbox, db):
     """accept_blocking (the CLI's door) gives each message its own result."""
     good, bad = outbox.accept_blocking([msg("a"), msg("b", dest="abc")])
     assert not good.duplicate and isinstance(bad, BadDestination)

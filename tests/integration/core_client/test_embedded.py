@@ -14,7 +14,7 @@ from core_client.interface import (
     PasswordRejected,
     WrongPassword,
 )
-from tests.unit.core_client.conftest import ThreadedClock, resolve, wait
+from tests.support.core import ThreadedClock, resolve, wait
 
 X_LOAN = "ID ending in X, repaying loan"
 PLAIN = "ID ending in a digit, no loan"
@@ -162,7 +162,7 @@ def test_stuck_database_fails_with_core_unavailable_after_the_timeout(demo_path)
     """A query that gets no answer fails CoreUnavailable after `timeout` on the clock; a late
     answer is then ignored."""
     from core_client.interface import CoreUnavailable
-    from tests.unit.core_client.conftest import ThreadedClock
+    from tests.support.core import ThreadedClock
 
     clock, pool = ThreadedClock(), StuckPool()
     core = EmbeddedCore("demo", demo_path, clock, pool, timeout=2.5)

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from sandbox.smsc_sim import MemoryEndpoint, SimConfig, SmscFactory
 from sms.config import SmscConfig
-from sms.carrier.router import SmppRouter
+from sms.carrier.router import SmppRouter, SubmitPart
 
 BASE = SmscConfig(name="a", endpoint="tcp:host=127.0.0.1:port=2775", system_id="hotline",
                   password="pw", system_type="", bind_mode="transceiver", binds=1, window=10,
@@ -57,7 +57,22 @@ class Harness:
         self.clock.advance(1e-6)  # the last step lands on, not just short of, the target
         self.flush(2)
 
-    def start(self) -> "Harness":
+    def start(self) -> Harness:
         self.router.startService()
         self.flush()
         return self
+
+
+DEST = "10690000"
+
+
+def submit_part(i: int = 0) -> SubmitPart:
+    return SubmitPart(destination=DEST, source="12329", short_message=f"m{i}".encode(),
+                      data_coding=0, esm_class=0)
+
+
+def collect(d):
+    """What the Deferred fired with, so far (an empty list while it has not)."""
+    out = []
+    d.addBoth(out.append)
+    return out

@@ -1,0 +1,1 @@
+"""Helpers that tests of several kinds share: builders, fakes and fixtures, never tests."""
