@@ -15,7 +15,7 @@ from sms.outbox.outbox import Outbox
 from sms.outbox.testing import split_encode
 from sms.templates import TemplateSet
 from storage.db import Database
-from tests.unit.sms.test_outbox import make_config, noon
+from tests.support.outbox import make_config, noon
 
 DEPOSIT = {"template": "deposit_credited",
            "params": {"account": "12345678", "date": "2026-11-26", "amount": "100",

@@ -17,7 +17,7 @@ from sms.door.rest_api import Messages, SendApi
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.templates import TemplateSet
-from tests.unit.sms.test_outbox import make_config, noon, result
+from tests.support.outbox import make_config, noon, result
 
 SECRET = "wuhan-loans-secret-for-tests"
 ENV = {"DOOR_WUHAN_LOANS": SECRET, "DOOR_PROVINCE": "province-secret-for-tests"}

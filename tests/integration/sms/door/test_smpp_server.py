@@ -12,8 +12,8 @@ from sms.door.smpp_server import DoorSmppProtocol, DoorSmppServer
 from sms.outbox.records import SubmitResult
 from sms.smpp import codec
 from sms.smpp.protocol import PermanentError, SmppProtocol, TemporaryError
-from tests.unit.sms.door.conftest import ENV
-from tests.unit.sms.door.test_callbacks import _result
+from tests.integration.sms.door.conftest import ENV
+from tests.integration.sms.door.test_callbacks import _result
 
 SMPP_ENV = {**ENV, "DOOR_WUHAN_LOANS_SMPP": "pw123456"}
 

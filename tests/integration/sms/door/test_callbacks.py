@@ -12,8 +12,8 @@ from sms.door.auth import sign
 from sms.door.callbacks import CallbackPusher, dead_letters
 from sms.door.config import DoorConfig
 from sms.outbox.records import SubmitResult
-from tests.unit.sms.door.conftest import ENV, SECRET
-from tests.unit.sms.door.test_rest_api import msg
+from tests.integration.sms.door.conftest import ENV, SECRET
+from tests.integration.sms.door.test_rest_api import msg
 
 
 class Receiver(Resource):
