@@ -34,6 +34,8 @@ log = Logger(namespace="hotline.sms.door.callbacks")
 E = DoorEvent.__table__
 DM = DoorMessage.__table__
 PENDING, ACKED, DEAD = "pending", "acked", "dead"
+KEEP_ACKED = 7 * 86400.0  # acknowledged events are kept a week, then deleted
+PURGE_EVERY = 3600.0
 # What a callback POST may fail with: each means "not acknowledged, try again later".
 TRANSPORT_ERRORS = (ConnectError, ConnectingCancelledError, ConnectionClosed, TimeoutError,
                     ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed)
@@ -121,6 +123,12 @@ def settle(session, acked: list[int], failed: list[tuple[int, int, float, str, b
             state=DEAD if dead else PENDING))
 
 
+def purge_acked(session, before: float) -> int:
+    """Acknowledged events older than ``before`` are deleted: they hold destinations and MO
+    texts, and once acknowledged nobody needs them (dead letters stay for the operator)."""
+    return session.execute(E.delete().where(E.c.state == ACKED, E.c.acked_at < before)).rowcount
+
+
 def dead_letters(session, client: str | None = None, limit: int = 100) -> list[dict]:
     q = select(E.c.id, E.c.client, E.c.kind, E.c.dedup_id, E.c.attempts, E.c.last_error,
                E.c.created_at).where(E.c.state == DEAD)
@@ -149,6 +157,7 @@ class CallbackPusher(Service):
         self._loop = LoopingCall(self._guarded_tick)
         self._loop.clock = clock
         self.woken: list = []  # told after each sweep that recorded events (the SMPP server)
+        self._purged_at: float | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -171,6 +180,9 @@ class CallbackPusher(Service):
     async def _tick(self) -> None:
         directory = await self.directory.fresh()
         now = self.clock.seconds()
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            await self.db.run(purge_acked, now - KEEP_ACKED)
         recorded = await self.db.run(sweep, directory.by_name, now)
         if recorded:
             for wake in list(self.woken):

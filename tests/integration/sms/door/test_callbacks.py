@@ -109,3 +109,25 @@ def test_dead_letter_after_the_last_attempt(door):
     assert receiver.seen == 3
     [dead] = door.db.run_sync(dead_letters, "wuhan-loans")
     assert dead["attempts"] == 3 and dead["last_error"] == "HTTP 503"
+
+
+def test_acknowledged_events_are_purged_after_a_week(door):
+    """An acknowledged receipt is deleted a week later (it holds personal data); the pass
+    that purges runs at most once an hour."""
+    from sqlalchemy import func, select
+
+    from sms.door.tables import DoorEvent
+
+    door.add(callback_url="http://city.local/hook")
+    deliver_all(door, 1)
+    p = pusher(door, Receiver(fail=0))
+    run(door, p, 2)
+
+    def events():
+        with door.db.sessions() as s:
+            return s.execute(select(func.count()).select_from(DoorEvent)).scalar()
+
+    assert events() == 1
+    door.clock.advance(7 * 86400 + 3600)
+    run(door, p, 1)
+    assert events() == 0
