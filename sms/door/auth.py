@@ -63,8 +63,9 @@ def _remember_nonce(session, client: str, nonce: str, now: float) -> bool:
 class Authenticator:
     """Turns a request into the Client it proves to be, or raises AuthError."""
 
-    def __init__(self, directory, db, clock, environ):
+    def __init__(self, directory, db, clock, environ, lock=None):
         self.directory, self.db, self.clock, self.environ = directory, db, clock, environ
+        self.lock = lock  # SQLite's one writer: the outbox's lock
 
     async def client_for(self, request, body: bytes):
         clients = await self.directory.fresh()
@@ -115,6 +116,8 @@ class Authenticator:
         expected = sign(secret, method, uri, stamp, nonce, body)
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise AuthError(401, "unauthorized", "bad signature")
-        if not await self.db.run(_remember_nonce, client.name, nonce, now):
+        remembered = (self.db.run(_remember_nonce, client.name, nonce, now) if self.lock is None
+                      else self.lock.run(self.db.run, _remember_nonce, client.name, nonce, now))
+        if not await remembered:
             raise AuthError(401, "unauthorized", "nonce already used")
         return client

@@ -149,8 +149,10 @@ class CallbackPusher(Service):
     name = "door-callbacks"
 
     def __init__(self, db, directory, http, clock, config, environ, interval: float = 0.5,
-                 batch: int = 200, concurrency: int = 16):
+                 batch: int = 200, concurrency: int = 16, lock=None):
         self.db, self.directory, self.http, self.clock = db, directory, http, clock
+        # SQLite has one writer: its writes take the outbox's lock, as the outbox's own do.
+        self.lock = lock
         self.config, self.environ, self.interval, self.batch = config, environ, interval, batch
         # A receiver is not hit with a whole batch of connections at once.
         self._posts = DeferredSemaphore(concurrency)
@@ -182,12 +184,12 @@ class CallbackPusher(Service):
         now = self.clock.seconds()
         if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
             self._purged_at = now
-            await self.db.run(purge_acked, now - KEEP_ACKED)
-        recorded = await self.db.run(sweep, directory.by_name, now)
+            await self._write(purge_acked, now - KEEP_ACKED)
+        recorded = await self._write(sweep, directory.by_name, now)
         if recorded:
             for wake in list(self.woken):
                 wake()
-        rows = await self.db.run(claim_due, "http", now, 2 * self.config.callback_timeout + 1,
+        rows = await self._write(claim_due, "http", now, 2 * self.config.callback_timeout + 1,
                                  self.batch)
         if not rows:
             return
@@ -207,7 +209,12 @@ class CallbackPusher(Service):
                     log.warn("door callback {id} to client {client} dead-lettered after "
                              "{n} attempts: {error}", id=r.dedup_id, client=r.client,
                              n=attempts, error=error)
-        await self.db.run(settle, acked, failed, now)
+        await self._write(settle, acked, failed, now)
+
+    def _write(self, fn, *args) -> Deferred:
+        if self.lock is None:
+            return self.db.run(fn, *args)
+        return self.lock.run(self.db.run, fn, *args)
 
     async def _post(self, directory, row) -> tuple[bool, str]:
         client = directory.by_name.get(row.client)

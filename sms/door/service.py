@@ -27,11 +27,12 @@ class DoorService(MultiService):
         self.directory = ClientDirectory(db, reactor)
         self.accept = DoorAccept(outbox, templates, WordList.load(config.banned_words), config,
                                  encode)
-        api = SendApi(Authenticator(self.directory, db, reactor, environ), self.accept, outbox,
-                      config, reactor)
+        sqlite_lock = outbox.lock if db.is_sqlite else None  # SQLite has one writer
+        api = SendApi(Authenticator(self.directory, db, reactor, environ, sqlite_lock),
+                      self.accept, outbox, config, reactor)
         self.resource = Messages(api)
         self.pusher = CallbackPusher(db, self.directory, make_http_client(reactor), reactor,
-                                     config, environ)
+                                     config, environ, lock=sqlite_lock)
         self.pusher.setServiceParent(self)
         self.smpp = None
         if config.smpp_listen:

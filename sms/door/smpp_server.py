@@ -289,6 +289,12 @@ class DoorSmppServer(MultiService):
                 results[i] = r
         return results
 
+    def _write(self, fn, *args) -> Deferred:
+        """SQLite has one writer: the door's writes take the outbox's lock, as its own do."""
+        if not self.db.is_sqlite:
+            return self.db.run(fn, *args)
+        return self.door_accept.outbox.lock.run(self.db.run, fn, *args)
+
     # -- deliver_sm pump ------------------------------------------------------------
     def pump_all(self) -> None:
         for name, live in list(self.sessions.items()):
@@ -310,7 +316,7 @@ class DoorSmppServer(MultiService):
             if not receivers:
                 return
             now = self.clock.seconds()
-            rows = await self.db.run(claim_due, "smpp", now, 2 * self.response_timeout + 1,
+            rows = await self._write(claim_due, "smpp", now, 2 * self.response_timeout + 1,
                                      self.window, client)
             if not rows:
                 return
@@ -327,6 +333,6 @@ class DoorSmppServer(MultiService):
                     attempts = r.attempts + 1
                     failed.append((r.id, attempts, now + backoff(self.config, attempts),
                                    type(e).__name__, False))
-            await self.db.run(settle, acked, failed, self.clock.seconds())
+            await self._write(settle, acked, failed, self.clock.seconds())
             if failed:
                 return
