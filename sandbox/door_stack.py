@@ -229,7 +229,13 @@ class CallbackReceiver:
             def log_message(self, *_args):  # the requests carry mobiles: not logged
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        Handler.protocol_version = "HTTP/1.1"  # keep-alive: the platform posts on a pool
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 resets a pool's parallel connects
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

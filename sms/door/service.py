@@ -6,7 +6,7 @@ import os
 
 from twisted.application.service import MultiService
 
-from core_client.http import make_http_client
+from common.http_client import make_http_client
 from sms.door.accept import DoorAccept
 from sms.door.auth import Authenticator
 from sms.door.callbacks import CallbackPusher, store_mo
