@@ -25,6 +25,7 @@ import prompts.cli
 import prompts.config
 import sms.cli
 import sms.config
+import sms.door.cli
 from common import startup
 from common.config import Config
 from common.startup import Platform
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(sub)
     operations.cli.register(sub, ROOMS)
     core_client.cli.register(sub)
-    for room in (ivr.cli, sms.cli, console.cli):
+    for room in (ivr.cli, sms.cli, sms.door.cli, console.cli):
         room.register(sub, load_config)
     prompts.cli.register(sub, load_config, referenced_prompts)
     from benchmarks.cli import register as register_benches

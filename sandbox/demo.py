@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                    help="keep the platform running for the console until Ctrl-C "
                         "(default: when run from a terminal)")
     p.set_defaults(func=cmd_demo)
+    from sandbox.door_demo import register as register_door_demo
+
+    register_door_demo(subparsers)
 
 
 def interrupt_on_sigterm() -> None:

@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc mmdebstrap sip-tester ffmpeg espeak-ng sox
-              postgresql nodejs npm iproute2 procps util-linux ca-certificates tshark kamailio
+              postgresql nodejs npm iproute2 procps util-linux ca-certificates tshark kamailio kannel
               chromium chromium-driver fonts-wqy-microhei)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

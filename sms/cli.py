@@ -89,7 +89,16 @@ def cmd_stats(args) -> int:
     from storage.db import Database
 
     config = args.load_config(args.config)
-    stats = collect_sync(Database(config.database.url, None, 1), time.time() - args.hours * 3600)
+    db = Database(config.database.url, None, 1)
+    stats = collect_sync(db, time.time() - args.hours * 3600)
+    if args.door:
+        from sms.door import stats as door_stats
+
+        since = time.strftime("%Y-%m-%d", time.localtime(time.time() - args.hours * 3600))
+        rows = db.run_sync(door_stats.collect, since, config.sms.outbox.timezone)
+        print(json.dumps(rows, ensure_ascii=False, indent=1) if args.json
+              else door_stats.format_table(rows))
+        return 0
     print(json.dumps(stats, ensure_ascii=False, indent=1) if args.json else format_table(stats))
     return 0
 
@@ -133,6 +142,8 @@ def register(subparsers, load_config) -> None:
     t.add_argument("--config", "-c", required=True)
     t.add_argument("--hours", type=float, default=24)
     t.add_argument("--json", action="store_true")
+    t.add_argument("--door", action="store_true",
+                   help="the door's clients: pushed, filtered by reason, sent, delivered per day")
     t.set_defaults(func=cmd_stats)
     b = sub.add_parser("backfill-alerts", help="send the alerts of past core events (a fresh "
                        "database starts at the end of the core's journal)")

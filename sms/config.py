@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from common.config import zone
 from sms.carrier.destinations import FORMATS as DESTINATION_FORMATS
 
-SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.destinations"}
+SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.destinations", "sms.door"}
 PREFIXES = {"smsc"}
 _ID_FORMS = ("auto", "dec", "hex", "str")
 PROTOCOLS = ("smpp", "cmpp2", "cmpp3", "smgp", "sgip")
@@ -96,6 +96,7 @@ class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
     outbox: OutboxConfig
+    door: object = None  # sms.door.config.DoorConfig
 
 
 def parse(ini, daemon, centers) -> SmsConfig:
@@ -151,8 +152,10 @@ def parse(ini, daemon, centers) -> SmsConfig:
             smg_password=sec.str("smg_password", "", required=protocol == "sgip"),
             extensions=tuple(extensions),
         ))
+    from sms.door.config import parse as parse_door
+
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
-                     outbox=_outbox(ini, s, centers))
+                     outbox=_outbox(ini, s, centers), door=parse_door(ini))
 
 
 def _outbox(ini, s, centers) -> OutboxConfig:

@@ -18,6 +18,7 @@ from sms.keywords import KeywordHandler, notify_balance
 from sms.outbox.outbox import Outbox
 from sms.reminders import ReminderJob, schedule_reminders
 from sms.carrier.send_journal import SendJournal
+from sms.door.service import make_door
 from sms.templates import TemplateSet
 
 
@@ -50,7 +51,7 @@ class SmsService(MultiService):
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self.keywords.on_mo, on_send=self.journal.sent,
+                                 on_mo=self._on_mo, on_send=self.journal.sent,
                                  slot=cluster.leased_endpoint if cluster else None)
         self.router.setServiceParent(self)
         # Parts queued in the binds beyond their windows refill a freed slot at once.
@@ -70,6 +71,11 @@ class SmsService(MultiService):
                                      batch=rules.batch, max_inflight=window,
                                      journal=self.journal)
         self.dispatcher.setServiceParent(self)
+        self.door = None
+        if config.sms.door is not None and config.sms.door.enabled:
+            self.door = make_door(config.sms.door, reactor, db, self.outbox, self.templates,
+                                  text.encode)
+            self.door.setServiceParent(self)
         self.alert_jobs = {c: AlertJob(c, core, self.outbox, rules) for c, core in cores.items()}
         self.reminder_jobs = {c: ReminderJob(c, core, self.outbox, rules, reactor)
                               for c, core in cores.items()}
@@ -89,6 +95,11 @@ class SmsService(MultiService):
                                         id="sms-reclaim", max_instances=1, coalesce=True,
                                         replace_existing=True)
 
+    def _on_mo(self, mo) -> Deferred:
+        """MO to a door client's extension goes to that client; the rest to the keywords."""
+        routed = self.door.route_mo(mo) if self.door is not None else None
+        return routed if routed is not None else self.keywords.on_mo(mo)
+
     def _on_receipt(self, receipt) -> Deferred:
         """Commit the DLR before the router acknowledges it."""
         done = receipt.done_at
@@ -100,9 +111,11 @@ class SmsService(MultiService):
     def http_resources(self) -> dict:
         from sms.codes_api import make_resource
 
-        return {b"v1": make_resource(self.codes, self.outbox, self.cores,
-                                     self.config.http.clients, self.reactor,
-                                     self.config.codes.ttl, self.config.http.client_centers)}
+        v1 = make_resource(self.codes, self.outbox, self.cores, self.config.http.clients,
+                           self.reactor, self.config.codes.ttl, self.config.http.client_centers)
+        if self.door is not None:
+            v1.putChild(b"messages", self.door.resource)
+        return {b"v1": v1}
 
     async def notify_balance(self, center: str, account_no: str) -> None:
         """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""

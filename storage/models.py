@@ -23,6 +23,7 @@ TABLE_MODULES = (
     "prompts.tables",
     "console.tables",
     "storage.cluster",
+    "sms.door.tables",
 )
 
 

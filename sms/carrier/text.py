@@ -91,6 +91,9 @@ def encode(text: str, *, udh16: bool = False, max_parts: int | None = None,
         if udh16:
             per_part = GSM_PART16
     else:
+        raw = text.encode("utf-16-be")
+        if len(raw) <= UCS2_SINGLE * 2:  # the usual Chinese notice: one part, nothing to split
+            return EncodedMessage([raw], DC_UCS2, 0, 1)
         units, dc, single = _ucs2_units(text), DC_UCS2, UCS2_SINGLE * 2
         per_part = (UCS2_PART16 if udh16 else UCS2_PART) * 2
     total = sum(len(u) for u in units)

@@ -113,6 +113,17 @@ class Outbox:
         set-up (no reactor, nothing woken): Accepted or the OutboxError, per message."""
         return self.db.run_sync(self._accept_batch, messages)
 
+    def accept_in(self, session, items: list[Outgoing]) -> list:
+        """Accept within the caller's transaction (the door commits its own rows with them);
+        one Accepted or OutboxError per item. Call ``notify_accepted`` after the commit."""
+        return self._accept_batch(session, items)
+
+    def notify_accepted(self) -> None:
+        """Wake the dispatcher for messages committed through ``accept_in`` (once per
+        reactor turn however many are told)."""
+        if self._wake_call is None:
+            self._wake_call = self.clock.callLater(0, self._wake)
+
     def _accepted(self, accepted: Accepted) -> Accepted:
         if not accepted.duplicate and self._wake_call is None:
             # Once for the whole committed batch, at the next reactor turn.

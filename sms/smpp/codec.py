@@ -140,9 +140,13 @@ def _encode(name: str, sequence: int, status: int, fields: dict) -> bytes:
     if name == "submit_sm" and status == ESME_ROK and _FAST_SUBMIT.issuperset(fields):
         return encode_submit_sm(sequence, **fields)
     command_id = _FAST_RESPONSES.get(name)
-    if command_id is not None and not fields:
-        # Sent once per receipt: smpplib's reflection would cost more than the receipt.
-        body = b"\0" if command_id in _ID_RESPONSES else b""
+    if command_id is not None and (not fields or (
+            command_id in _ID_RESPONSES and fields.keys() == {"message_id"})):
+        # Sent once per receipt (and per submit_sm by the door's SMPP server): smpplib's
+        # reflection would cost more than the PDU.
+        _check_lengths(name, fields)
+        body = (fields.get("message_id") or "").encode("ascii") + b"\0" \
+            if command_id in _ID_RESPONSES else b""
         return HEADER.pack(MIN_LENGTH + len(body), command_id, status, sequence) + body
     _check_lengths(name, fields)
     pdu = make_pdu(name, client=_Seq(sequence), status=status, **fields)
@@ -229,7 +233,7 @@ _ID_RESPONSES = {0x80000004: "submit_sm_resp", 0x80000005: "deliver_sm_resp",
                  0x80000103: "data_sm_resp"}
 
 
-_FAST_RESPONSES = {"deliver_sm_resp": 0x80000005, "data_sm_resp": 0x80000103,
+_FAST_RESPONSES = {"submit_sm_resp": 0x80000004, "deliver_sm_resp": 0x80000005, "data_sm_resp": 0x80000103,
                    "enquire_link_resp": 0x80000015, "unbind_resp": 0x80000006,
                    "enquire_link": 0x00000015, "unbind": 0x00000006}
 

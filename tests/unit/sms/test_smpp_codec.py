@@ -203,3 +203,18 @@ def test_fast_response_encode_is_byte_identical_to_smpplib():
         for status in (0, 0x64):
             slow = codec.make_pdu(name, client=codec._Seq(7), status=status).generate()
             assert codec.encode(name, 7, status=status) == slow, name
+
+
+def test_fast_submit_sm_resp_matches_smpplib():
+    """The fast submit_sm_resp (the door's SMPP server sends one per submit) is byte for byte
+    smpplib's, with and without a message id, and refuses an over-long id."""
+    import pytest as _pytest
+    from smpplib.smpp import make_pdu
+
+    from sms.smpp import codec as c
+
+    for mid in ("", "1", "4294967295", "A" * 64):
+        slow = make_pdu("submit_sm_resp", client=c._Seq(7), message_id=mid).generate()
+        assert c.encode("submit_sm_resp", 7, message_id=mid) == slow
+    with _pytest.raises(c.FieldTooLong):
+        c.encode("submit_sm_resp", 7, message_id="A" * 65)
