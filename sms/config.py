@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from common.config import zone
 from sms.carrier.destinations import FORMATS as DESTINATION_FORMATS
+from sms.door.config import DoorConfig, parse as parse_door
 
 SECTIONS = {"sms", "sms.quiet_hours", "sms.keywords", "sms.destinations", "sms.door"}
 PREFIXES = {"smsc"}
@@ -96,7 +97,7 @@ class SmsConfig:
     enabled: bool
     smscs: tuple[SmscConfig, ...]
     outbox: OutboxConfig
-    door: object = None  # sms.door.config.DoorConfig
+    door: DoorConfig | None = None
 
 
 def parse(ini, daemon, centers) -> SmsConfig:
@@ -152,8 +153,6 @@ def parse(ini, daemon, centers) -> SmsConfig:
             smg_password=sec.str("smg_password", "", required=protocol == "sgip"),
             extensions=tuple(extensions),
         ))
-    from sms.door.config import parse as parse_door
-
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),
                      outbox=_outbox(ini, s, centers), door=parse_door(ini))
 
