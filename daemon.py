@@ -70,6 +70,7 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
     resources: dict[bytes, Resource] = {}
+    body_caps: dict[bytes, int] = {}
     notifier = router = templates = None
     ami_links: dict = {}
     if config.sms.enabled and config.sms.smscs:
@@ -82,6 +83,7 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
                                       for state in b["links"].values() if state == "bound")}
             for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
+        body_caps.update(sms.http_body_caps())
         notifier, router, templates = sms.notify_balance, sms.router, sms.templates
     if config.ivr.ami.enabled:
         from console.menus import MenuBook, SwitchReader
@@ -99,7 +101,7 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     metrics = Metrics(Status(db, ami_links, router), monitoring, reactor)
     resources.update(monitoring_resources(metrics))
     if config.http.enabled:
-        make_http_service(config, reactor, resources).setServiceParent(top)
+        make_http_service(config, reactor, resources, body_caps).setServiceParent(top)
     if config.console.enabled:
         from console.service import make_service as make_console
 

@@ -86,14 +86,14 @@ class GuardedRequest(Request):
     _received = 0
 
     def gotLength(self, length):
-        if length is not None and length > self.channel.site.max_body:
+        if length is not None and length > self.channel.body_cap():
             self.channel.refuse(b"413 Payload Too Large")
             length = 0  # nothing more of it is buffered: the connection is going away
         super().gotLength(length)
 
     def handleContentChunk(self, data):
         self._received += len(data)
-        if self._received > self.channel.site.max_body:
+        if self._received > self.channel.body_cap():
             self.channel.refuse(b"413 Payload Too Large")
             return
         super().handleContentChunk(data)
@@ -116,6 +116,16 @@ class GuardedChannel(HTTPChannel):
     site: GuardedSite
     _deadline = None
     _refused = False
+    _request_path: bytes | None = None  # of the request being read, from its request line
+
+    def lineReceived(self, line):
+        if self._request_path is None and line:  # the request line: what body cap applies
+            parts = line.split()
+            self._request_path = parts[1] if len(parts) > 1 else b""
+        super().lineReceived(line)
+
+    def body_cap(self) -> int:
+        return self.site.body_cap(self._request_path or b"")
 
     def connectionMade(self):
         super().connectionMade()
@@ -145,6 +155,7 @@ class GuardedChannel(HTTPChannel):
 
     def allContentReceived(self):
         self._disarm()
+        self._request_path = None  # the next line starts the next request
         if self._refused:
             return
         super().allContentReceived()
@@ -168,14 +179,23 @@ class GuardedSite(Site):
 
     def __init__(self, resource, reactor, *, max_body: int, read_timeout: float,
                  idle_timeout: float, per_peer_connections: int, per_peer_rate: float,
-                 log_formatter=None):
+                 log_formatter=None, body_caps: dict[bytes, int] | None = None):
         super().__init__(resource, timeout=idle_timeout, reactor=reactor,
                          logFormatter=log_formatter)
         self.max_body, self.read_timeout = max_body, read_timeout
+        # Path prefixes whose resource reads larger bodies (the send API's batches).
+        self.body_caps = sorted((body_caps or {}).items(), key=lambda kv: -len(kv[0]))
         self.per_peer_connections = per_peer_connections
         self.buckets = PeerBuckets(per_peer_rate, reactor)
         self._open: dict[str, int] = {}
         self.displayTracebacks = False
+
+    def body_cap(self, path: bytes) -> int:
+        """The largest body a request to ``path`` may send: its prefix's cap, or the site's."""
+        for prefix, cap in self.body_caps:
+            if path == prefix or path.startswith(prefix + b"/") or path.startswith(prefix + b"?"):
+                return cap
+        return self.max_body
 
     def buildProtocol(self, addr):
         host = getattr(addr, "host", None) or "local"
@@ -196,16 +216,19 @@ class GuardedSite(Site):
                 del self._open[host]
 
 
-def make_site(config, reactor, resources: dict[bytes, Resource]) -> GuardedSite:
+def make_site(config, reactor, resources: dict[bytes, Resource],
+              body_caps: dict[bytes, int] | None = None) -> GuardedSite:
     http = config.http
     return GuardedSite(make_root(resources), reactor, max_body=http.max_body,
                        read_timeout=http.read_timeout, idle_timeout=http.idle_timeout,
                        per_peer_connections=http.per_peer_connections,
-                       per_peer_rate=http.per_peer_requests_per_second)
+                       per_peer_rate=http.per_peer_requests_per_second, body_caps=body_caps)
 
 
-def make_http_service(config, reactor, resources: dict[bytes, Resource]):
+def make_http_service(config, reactor, resources: dict[bytes, Resource],
+                      body_caps: dict[bytes, int] | None = None):
     endpoint = serverFromString(reactor, config.http.listen)
-    service = StreamServerEndpointService(endpoint, make_site(config, reactor, resources))
+    service = StreamServerEndpointService(endpoint,
+                                          make_site(config, reactor, resources, body_caps))
     service.setName("http")
     return service

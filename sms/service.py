@@ -117,6 +117,12 @@ class SmsService(MultiService):
             v1.putChild(b"messages", self.door.resource)
         return {b"v1": v1}
 
+    def http_body_caps(self) -> dict[bytes, int]:
+        """Paths whose bodies may exceed ``[http] max_body``: the send API's batches."""
+        if self.door is None:
+            return {}
+        return {b"/v1/messages": self.door.config.max_body}
+
     async def notify_balance(self, center: str, account_no: str) -> None:
         """Enqueue the balance reply to the account's registered mobile (the IVR's seam)."""
         key = f"ivr:{center}:{account_no}:{int(self.reactor.seconds() // 60)}"

@@ -61,6 +61,25 @@ def test_declared_body_over_the_cap_is_refused_unread():
     assert transport.value().startswith(b"HTTP/1.1 413") and transport.disconnecting
 
 
+def test_a_path_with_its_own_cap_takes_bodies_up_to_it_and_others_keep_the_sites():
+    """The send API's batches (``/v1/messages``) may be larger than the site's cap; a body
+    over that path's own cap, and a large body to any other path, are still refused unread,
+    also on the second request of a kept-alive connection."""
+    clock = Clock()
+    s = site(clock, body_caps={b"/v1/messages": 4096})
+    channel, transport = connect(s)
+    body = b"x" * 3000
+    channel.dataReceived(b"POST /v1/messages/batch HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 3000\r\n\r\n" + body)
+    assert not transport.value().startswith(b"HTTP/1.1 413")
+    assert not transport.disconnecting
+    channel.dataReceived(b"POST /v1/codes HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
+    assert b"413 Payload Too Large" in transport.value() and transport.disconnecting
+    channel, transport = connect(s, "10.0.0.3")
+    channel.dataReceived(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 413") and transport.disconnecting
+
+
 def test_a_request_that_arrives_too_slowly_is_aborted():
     """Headers trickling in are cut off read_timeout after the connection opened, however
     recently the last byte came."""
