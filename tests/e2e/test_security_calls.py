@@ -7,6 +7,8 @@ would be against a busy core.
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from core_client import demo_data
 from core_client.directory import build_cores
+from ivr.asterisk.agi import PROMPTS_VARIABLE
 from ivr.service import make_service
 from prompts import staff
 from sandbox.pytest_asterisk import run_reactor
@@ -94,8 +97,25 @@ def run_calls(bed, calls: list[dict], limit: float = 60.0):
         slow = SlowCore(cores["demo"].inner, reactor)
         cores["demo"].inner = slow
         service = make_service(config, reactor, db, cores)
-        service.link.subscribe("AGIExecStart", lambda e: commands.append(
-            (e.get("Channel") or "", e.get("Command") or "")))
+        # A reading too long for one AMI line is parked in channel variables (Setvar) and
+        # played by one Exec: spell the files out again, so a command says what it plays.
+        parked: dict[tuple[str, str], str] = {}
+        send = service.link.action
+
+        def action(name, headers=None, *args, **kwargs):
+            h = headers or {}
+            if name == "Setvar" and h.get("Variable", "").startswith(PROMPTS_VARIABLE):
+                parked[(h.get("Channel", ""), h["Variable"])] = h["Value"]
+            return send(name, headers, *args, **kwargs)
+
+        def seen(event):
+            channel = event.get("Channel") or ""
+            command = re.sub(r"\$\{(\w+)\}", lambda m: parked.get((channel, m.group(1)), ""),
+                             event.get("Command") or "")
+            commands.append((channel, command))
+
+        service.link.action = action
+        service.link.subscribe("AGIExecStart", seen)
         service.startService()
         try:
             await service.link.when_up()
@@ -139,8 +159,9 @@ def test_five_calls_at_the_password_prompt_get_at_most_three_tries(bed):
              for pw in WRONG + [PERSON.password]]
     commands, results, slow, _lines = run_calls(bed, calls)
     assert slow.checked <= 3, slow.checked
-    locked = {ch for ch, c in commands
-              if c.startswith('EXEC "Playback"') and "/ivr/account-locked" in c}
+    # A notice is played by Playback, or (a reading too long for one AMI line) stored in
+    # channel variables and played by one Exec: either way its file is named in a command.
+    locked = {ch for ch, c in commands if "/ivr/account-locked" in c}
     assert len(locked) >= 2, [c for _ch, c in commands]
 
 
