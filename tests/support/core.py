@@ -2,11 +2,16 @@
 callFromThread, and waiting for results."""
 from __future__ import annotations
 
+import shutil
 import threading
 
+import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+
+from core_client import demo_data
+from core_client.embedded import EmbeddedCore
 
 
 class ThreadedClock(Clock):
@@ -56,3 +61,60 @@ class ReactorWithPool(ThreadedClock):
 
     def getThreadPool(self):
         return InlinePool()
+
+
+# Fixtures (imported by the core_client conftests): a small demo core, run inline.
+
+SMALL = 300  # persons in the shared demo core: enough for every profile, fast to build
+
+
+@pytest.fixture(scope="session")
+def demo_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("core") / "core-demo.db"
+    demo_data.generate(path, SMALL)
+    return path
+
+
+@pytest.fixture
+def clock():
+    return ThreadedClock()
+
+
+@pytest.fixture
+def core(demo_path, tmp_path, clock):
+    """An embedded core over a private copy of the demo database, run inline on ``clock``."""
+    path = tmp_path / "core.db"
+    shutil.copy(demo_path, path)
+    return EmbeddedCore("demo", path, clock, InlinePool())
+
+
+@pytest.fixture(scope="session")
+def identities():
+    return {ident.label: ident for ident in demo_data.demo_identities()}
+
+
+# Two centers, one embedded and one over HTTP, for the core directory's tests.
+DIRECTORY_INI = """
+[daemon]
+state_dir = {state}
+[center:a]
+name = A
+signature = A
+core = embedded
+core_db = {state}/core-a.db
+[center:b]
+name = B
+signature = B
+core = http
+core_url = http://127.0.0.1:1/hpf/v1
+core_key = not-a-real-key
+core_allow_insecure = yes
+core_timeout = 1.5
+[ami]
+enabled = no
+[ivr]
+password_attempts = 4
+lock_minutes = 10
+[sms]
+enabled = no
+"""

@@ -7,32 +7,7 @@ from core_client.directory import build_cores
 from core_client.embedded import EmbeddedCore
 from core_client.http import HttpCore
 from core_client.lockout import LockoutCore
-from tests.support.core import ReactorWithPool
-
-INI = """
-[daemon]
-state_dir = {state}
-[center:a]
-name = A
-signature = A
-core = embedded
-core_db = {state}/core-a.db
-[center:b]
-name = B
-signature = B
-core = http
-core_url = http://127.0.0.1:1/hpf/v1
-core_key = not-a-real-key
-core_allow_insecure = yes
-core_timeout = 1.5
-[ami]
-enabled = no
-[ivr]
-password_attempts = 4
-lock_minutes = 10
-[sms]
-enabled = no
-"""
+from tests.support.core import DIRECTORY_INI as INI, ReactorWithPool
 
 
 def test_cores_follow_the_center_sections(tmp_path):
