@@ -161,7 +161,10 @@ class Cluster:
         text = CONFIG.format(
             instance=daemon.name, state=state, log_dir=self.log_dir, http_port=daemon.http_port,
             center=CENTER, core_db=self.core_db, ami_endpoint=endpoints, system_id="hotline",
-            sms_enabled="yes", smpp_port=self.smsc.port)
+            sms_enabled="yes", smpp_port=self.smsc.port, console_port=free_port(), extra="",
+            cmpp_port=free_port(), cmpp_sp_id="")
+        # The cluster sends through its one SMPP SMSC: no carrier link in this configuration.
+        text = text[:text.index("; China Mobile's numbers")] + text[text.index("[prompts]"):]
         text = text.replace(f"log_file = {self.log_dir}/daemon.log",
                             f"log_file = {self.log_dir}/daemon-{node}.log")
         text = text.replace(f"url = sqlite:///{state}/hotline.db", f"url = {self.db_url}")
