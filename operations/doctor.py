@@ -29,6 +29,7 @@ from core_client.interface import CoreError
 from ivr.asterisk.ami_protocol import AmiError, AmiProtocol
 from ivr.prompt_ids import referenced_prompts
 from prompts import cli as prompts_cli
+from sms.carrier.router import LINKS as CARRIER_LINKS
 from sms.smpp.protocol import SmppError, SmppProtocol
 from storage.migrate import NotReady, check_current, sqlite_file
 
@@ -152,6 +153,8 @@ async def check_ami(config: Config, reactor: Any, endpoint: str) -> Result:
 
 async def check_smsc(smsc: Any, reactor: Any) -> Result:
     name = f"smsc {smsc.name}"
+    if smsc.protocol in CARRIER_LINKS:
+        return await check_carrier(smsc, reactor)
     mode = "transceiver" if smsc.bind_mode == "transceiver" else "transmitter"
     proto = SmppProtocol(reactor, response_timeout=NETWORK_TIMEOUT, name=name)
     try:
@@ -166,6 +169,26 @@ async def check_smsc(smsc: Any, reactor: Any) -> Result:
                       f"is the SMSC up at {smsc.endpoint}? check [smsc:{smsc.name}] system_id "
                       "and password with the carrier")
     return Result(name, True, f"bound as {mode} to {system_id or smsc.endpoint}, unbound")
+
+
+async def check_carrier(smsc: Any, reactor: Any) -> Result:
+    """A CMPP, SMGP or SGIP gateway: log in as the daemon's link does, then log out."""
+    name = f"smsc {smsc.name}"
+    endpoint = clientFromString(reactor, smsc.endpoint)
+    link = CARRIER_LINKS[smsc.protocol](name, endpoint, smsc, reactor)
+    proto = link.build_protocol()
+    try:
+        await _with_timeout(connectProtocol(endpoint, proto), reactor, "connect")
+        await _with_timeout(link.log_in(proto), reactor, "login")
+        await _with_timeout(link.log_out(proto), reactor, "logout")
+    except (_Failed, SmppError, OSError) as e:
+        if proto.transport is not None:
+            proto.transport.loseConnection()
+        return Result(name, False, f"{smsc.protocol} {smsc.endpoint}: "
+                                   f"{str(e) or type(e).__name__}",
+                      f"is the gateway up at {smsc.endpoint}? check [smsc:{smsc.name}] "
+                      "system_id and password with the carrier")
+    return Result(name, True, f"logged in over {smsc.protocol} to {smsc.endpoint}, logged out")
 
 
 async def check_core(center: Any, reactor: Any, client: Any) -> list[Result]:
