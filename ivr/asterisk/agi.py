@@ -217,6 +217,7 @@ class AgiSession:
         self.left = False
         self.resumable = False  # set by a dispatcher that resumes sessions after a blip
         self._link_back: Deferred | None = None  # while suspended: fires on resume
+        self._resumes = 0  # counts resumes: a probe outlived by a later one stands down
         self._response_timeout_s: float | None = None
         self._digit_timeout_s: float | None = None
 
@@ -258,31 +259,44 @@ class AgiSession:
 
     def resume(self) -> None:
         """The link is back and the channel still in AGI: commands wait no more, and those
-        Asterisk had accepted are settled (``_settle_lost``)."""
-        accepted = [key for key, _verb in self._pending.outstanding()
-                    if self._pending.get(key).data[1]]
+        Asterisk may hold are settled (``_settle_lost``) before anything is sent again."""
+        unsettled = [key for key, _verb in self._pending.outstanding()
+                     if self._pending.get(key).data[1] != _UNSENT]
+        self._resumes += 1
         back, self._link_back = self._link_back, None
         if back is not None:
             back.callback(None)
-        if accepted:
-            Deferred.fromCoroutine(self._settle_lost(accepted)).addErrback(_already_reported)
+        if unsettled:
+            Deferred.fromCoroutine(self._settle_lost(unsettled, self._resumes)) \
+                .addErrback(_already_reported)
 
-    async def _settle_lost(self, accepted: list[str]) -> None:
+    async def _settle_lost(self, unsettled: list[str], resume: int) -> None:
         """A command still running answers on the new connection; one that finished during
-        the blip lost its answer. A NOOP queued behind them tells which: results come in
-        order, so one still waiting when the NOOP answers was lost. A Read kept what the
-        caller keyed in its variables, so it counts as done (nothing is asked again); any
-        other command runs again (the caller hears the reading again)."""
+        the blip lost its answer; one whose AGI action met the cut may or may not be queued
+        (sending it again blindly could run it twice: a second Read would take the keys
+        meant for the next menu). A NOOP queued behind them tells: results come in order,
+        so one still waiting when the NOOP answers did not run or lost its answer. A Read
+        Asterisk had accepted kept what the caller keyed in its variables, so it counts as
+        done (nothing is asked again); any other command is sent again (the caller hears
+        the reading or the menu again)."""
         await self.run("NOOP")
-        for key in accepted:
+        if resume != self._resumes:
+            return  # another blip during the probe: the later resume settles them
+        for key in unsettled:
             request = self._pending.get(key)
             if request is None:
                 continue
-            text = request.data[0]
-            if text.startswith(_READS):
+            text, held = request.data
+            if held == _ACCEPTED and text.startswith(_READS):
                 self._pending.resolve(key, parse_result("200 result=0"))
             else:
-                self._send(key, text).addErrback(self._resend_failed, key)
+                self._resend(key, request.data)
+
+    def _resend(self, command_id: str, state: list) -> None:
+        state[1] = _IN_DOUBT  # until Asterisk says it queued it
+        self._send(command_id, state[0]).addCallbacks(
+            lambda _: state.__setitem__(1, _ACCEPTED), self._resend_failed,
+            errbackArgs=(command_id,))
 
     def _resend_failed(self, failure: Failure, command_id: str) -> None:
         if failure.check(AmiConnectionLost):
@@ -308,15 +322,17 @@ class AgiSession:
         if self.ended:
             raise CallHungUp(f"{self.channel} is no longer in AGI")
         command_id = f"{self._prefix}-{next(self._ids)}"
-        # data: the text (sent again after a blip) and whether Asterisk accepted it
-        sent = [text, False]
+        # data: the text (sent again after a blip) and what Asterisk has of it
+        state = [text, _UNSENT]
         d = self._pending.add(command_id, text.split(' "', 1)[0],
                               timeout if timeout is not None else self.command_timeout,
-                              data=sent)
-        while not sent[1]:
+                              data=state)
+        while state[1] == _UNSENT:
+            sending = self._send(command_id, text)
+            written = not sending.called  # a link already down refuses before writing
             try:
-                await self._send(command_id, text)
-                sent[1] = True
+                await sending
+                state[1] = _ACCEPTED
             except AmiActionError as e:
                 self._pending.pop(command_id)
                 d.addErrback(_already_reported)
@@ -324,6 +340,8 @@ class AgiSession:
                     raise CallHungUp(f"{self.channel}: {e.message}") from None
                 raise AgiCommandFailed(f"AGI command refused: {e.message}") from None
             except AmiError as e:
+                if written:  # cut before Asterisk's reply: ``resume`` settles it
+                    state[1] = _IN_DOUBT
                 try:
                     if not isinstance(e, AmiConnectionLost):
                         raise AgiLinkLost(str(e)) from None
@@ -488,6 +506,9 @@ class AgiSession:
             pass  # AsyncAGIEnd may come before (or instead of) the BREAK's result
 
 
+# What Asterisk has of a pending command: nothing yet, maybe (its AGI action met a cut
+# before the reply), or queued.
+_UNSENT, _IN_DOUBT, _ACCEPTED = "unsent", "in doubt", "accepted"
 # get_data's Read, direct or through Exec: its outcome is in DIGITS_VARIABLE and READSTATUS.
 _READS = ('EXEC "Read" ', 'EXEC "Exec" "Read(')
 

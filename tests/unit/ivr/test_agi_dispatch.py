@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import quote as urlquote
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from ivr.asterisk.agi import AgiLinkLost, CallHungUp
@@ -421,3 +421,88 @@ def test_a_link_down_past_the_grace_gives_the_calls_up():
     link.go_up()
     assert d.stats["recovered"] == 1 and d.stats["started_late"] == 0
     assert link.actions[-1]["Action"] == "Redirect"
+
+
+class InFlightLink(FakeLink):
+    """A link whose AGI actions stay unanswered until ``ack``; the cut fails them with
+    AmiConnectionLost, as the protocol does with every pending action."""
+
+    def __init__(self):
+        super().__init__()
+        self.unanswered = []
+
+    def action(self, name, headers=None, variables=None, timeout=None):
+        if name != "AGI" or not self.is_up:
+            return super().action(name, headers, variables, timeout)
+        self.actions.append({"Action": name, **(headers or {})})
+        d = Deferred()
+        self.unanswered.append(d)
+        return d
+
+    def ack(self):
+        pending, self.unanswered = self.unanswered, []
+        for d in pending:
+            d.callback(Message([("Response", "Success")]))
+
+    def go_down(self):
+        pending, self.unanswered = self.unanswered, []
+        self.is_up = False
+        for d in pending:
+            d.errback(AmiConnectionLost("cut"))
+        for cb in self.downs:
+            cb()
+
+
+def test_a_command_sent_as_the_link_dropped_is_not_run_twice():
+    """The link drops after a menu's Read was written but before Asterisk's "queued" reply:
+    Asterisk may hold it. On resume the daemon probes first instead of sending it again
+    blindly, so a Read queued twice never plays the menu a second time and eats the keys
+    meant for the next one (the blip test's keys in the wrong menu, issue 13 #11)."""
+    link, clock = InFlightLink(), Clock()
+    got = []
+
+    async def flow(session):
+        got.append(await session.get_data(["menu"], 5000, 1))
+        await session.play(["next"])
+
+    make(link, "n", flow, clock)
+    start(link, "9.8", "n")
+    read = link.agi()[-1]
+    link.go_down()
+    link.listing = [_in_agi("9.8", application="Read")]
+    link.go_up()
+    link.ack()
+    assert sum("Read" in a["Command"] for a in link.agi()) == 1
+    probe = link.agi()[-1]
+    assert probe["Command"] == "NOOP"
+    result(link, "9.8", "200 result=1\n", command=read["CommandID"])  # Asterisk had queued it
+    result(link, "9.8", "200 result=0\n", command=probe["CommandID"])
+    link.ack()
+    assert got and got[0].digits == "12"
+    assert sum("Read" in a["Command"] for a in link.agi()) == 1
+    assert 'EXEC "Playback" "next"' in link.agi()[-1]["Command"]
+
+
+def test_a_command_lost_with_the_link_is_sent_again_after_the_probe():
+    """The same cut, but Asterisk never got the Read: the probe answers first and the Read
+    is sent again (with its CommandID), so the caller hears the menu and keys it."""
+    link, clock = InFlightLink(), Clock()
+    got = []
+
+    async def flow(session):
+        got.append(await session.get_data(["menu"], 5000, 1))
+
+    make(link, "n", flow, clock)
+    start(link, "9.9", "n")
+    read = link.agi()[-1]
+    link.go_down()
+    link.listing = [_in_agi("9.9")]
+    link.go_up()
+    link.ack()
+    result(link, "9.9", "200 result=0\n")  # the probe: nothing ran before it
+    link.ack()
+    again = link.agi()[-1]
+    assert again["Command"] == read["Command"] and again["CommandID"] == read["CommandID"]
+    assert not got
+    result(link, "9.9", "200 result=1\n", command=read["CommandID"])
+    assert got and got[0].digits == "12"
