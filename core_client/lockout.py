@@ -7,13 +7,17 @@ smaller). Each try is reserved before the core is asked, so concurrent calls
 cannot get more than ``attempts`` passwords checked. A second rule counts wrong
 passwords per caller number across accounts (``for_caller``), so one common
 password cannot be sprayed over many accounts from one line. A right password
-resets the account's count. Every other operation goes straight through.
+resets the account's count and gives the caller's try back. One daemon checks one
+account's passwords one at a time, so callers keying the right password together are
+never refused because each other's answers held every attempt (the reservation still
+bounds what several daemons check at once). Every other operation goes straight through.
 """
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from twisted.internet.defer import DeferredLock
 from twisted.logger import Logger
 
 from common.masking import mask_account, mask_mobile
@@ -40,8 +44,11 @@ class LockoutCore:
     with ``caller_attempts``, also per caller number (see ``for_caller``)."""
 
     def __init__(self, inner: CoreClient, db: Any, clock: Any, *, attempts: int = 3,
-                 lock_minutes: int = 30, caller_attempts: int = 10, caller: str | None = None):
+                 lock_minutes: int = 30, caller_attempts: int = 10, caller: str | None = None,
+                 turns: dict[str, DeferredLock] | None = None):
         self.inner, self.center = inner, inner.center
+        # account -> its check in flight; shared by the per-call copies (``for_caller``)
+        self._turns: dict[str, DeferredLock] = {} if turns is None else turns
         self._db, self._clock = db, clock
         self.attempts, self.lock_seconds = attempts, lock_minutes * 60
         self.caller_attempts, self.caller = caller_attempts, caller
@@ -57,7 +64,7 @@ class LockoutCore:
         return LockoutCore(self.inner, self._db, self._clock, attempts=self.attempts,
                            lock_minutes=self.lock_seconds // 60,
                            caller_attempts=self.caller_attempts,
-                           caller=(caller or "").strip() or "anonymous")
+                           caller=(caller or "").strip() or "anonymous", turns=self._turns)
 
     async def verify_password(self, account_no: str, password: str) -> None:
         await self._guarded(account_no, lambda: self.inner.verify_password(account_no, password))
@@ -66,6 +73,16 @@ class LockoutCore:
         await self._guarded(account_no, lambda: self.inner.change_password(account_no, old, new))
 
     async def _guarded(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
+        turn = self._turns.setdefault(account_no, DeferredLock())
+        await turn.acquire()
+        try:
+            await self._checked(account_no, call)
+        finally:
+            turn.release()
+            if not turn.locked:  # nobody was waiting for it
+                self._turns.pop(account_no, None)
+
+    async def _checked(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
         now = self._clock.seconds()
         granted = await limits.run(self._db, self._reserve, account_no, now)
         if not granted.allowed:
@@ -83,7 +100,7 @@ class LockoutCore:
         except CoreError:  # unavailable, locked by the core ...: this try was never judged
             await limits.run(self._db, self._refund, account_no, self._clock.seconds())
             raise
-        await self._db.run_exclusive(limits.succeeded, self.account_rule, account_no)
+        await self._db.run_exclusive(self._succeeded, account_no, self._clock.seconds())
 
     def _reserve(self, session, account_no: str, now: float) -> limits.Reservation:
         """One transaction: the caller's count, then the account's (both or neither)."""
@@ -102,6 +119,13 @@ class LockoutCore:
         if self.caller is not None:
             limits.failed(session, self.caller_rule, self.caller, now)
         return limits.failed(session, self.account_rule, account_no, now)
+
+    def _succeeded(self, session, account_no: str, now: float) -> None:
+        """A right password: the account starts afresh and the caller's try is given back
+        (only wrong passwords count against a number)."""
+        if self.caller is not None:
+            limits.refund(session, self.caller_rule, self.caller, now)
+        limits.succeeded(session, self.account_rule, account_no)
 
     def _refund(self, session, account_no: str, now: float) -> None:
         if self.caller is not None:

@@ -307,28 +307,37 @@ def _settled(ds, timeout=20.0):
 
 
 def test_concurrent_password_tries_never_exceed_the_attempts(db, fake, clock, identities):
-    """Five tries released together (four wrong, then the right one): at most three ever
-    reach the core, the others are refused as locked, and the lock holds afterwards."""
+    """Five tries released together (four wrong, then the right one): they are checked one
+    at a time, at most three ever reach the core, the others are refused as locked, and
+    the lock holds afterwards."""
     ident = identities[PLAIN]
     gated = GatedCore(fake)
     locked = LockoutCore(gated, db, clock, attempts=3, lock_minutes=30)
     tries = [ensureDeferred(locked.verify_password(ident.account_no, pw))
              for pw in ("000001", "000002", "000003", "000004", ident.password)]
-    import time
-
-    deadline = time.monotonic() + 20
-    while len(gated.gates) + sum(d.called for d in tries) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _open_gates_in_turn(gated, tries)
     assert len(gated.gates) <= 3
-    for gate in list(gated.gates):
-        gate.callback(None)
-    _settled(tries)
     outcomes = []
     for d in tries:
         d.addErrback(lambda f: outcomes.append(f.type))
     assert outcomes.count(AccountLocked) >= 2
     with pytest.raises(AccountLocked):
         wait(locked.verify_password(ident.account_no, ident.password))
+
+
+def _open_gates_in_turn(gated, tries, timeout=20.0):
+    """Let each check reach the core as it comes, asserting that no two for the account
+    are ever in flight together; returns once every try has settled."""
+    import time
+
+    opened, deadline = 0, time.monotonic() + timeout
+    while not all(d.called for d in tries) and time.monotonic() < deadline:
+        if len(gated.gates) > opened:
+            assert len(gated.gates) == opened + 1  # never two checks of it at once
+            opened += 1
+            gated.gates[-1].callback(None)
+        time.sleep(0.01)
+    _settled(tries)
 
 
 def test_one_caller_cannot_spray_a_password_over_many_accounts(db, fake, clock, identities):
@@ -384,3 +393,34 @@ def test_codes_are_peppered_and_bound_to_their_client(db, fake, clock, identitie
         wait(codes_for(db, fake, clock, other).verify("demo", account, "login", "482917",
                                                        client="portal"))
     wait(codes.verify("demo", account, "login", "482917", client="portal"))
+
+
+def test_right_passwords_never_count_against_the_caller(db, fake, clock, identities):
+    """Only wrong passwords count per caller number: a line whose callers key right
+    passwords more than caller_attempts times in an hour is never refused (a switchboard's
+    number, or the IVR bench and blip test's one sipp number: issue 13 #11)."""
+    base = LockoutCore(fake, db, clock, attempts=3, lock_minutes=30, caller_attempts=3)
+    line = base.for_caller("02585550003")
+    ident = identities[PLAIN]
+    for _ in range(5):
+        wait(line.verify_password(ident.account_no, ident.password))
+    with pytest.raises(WrongPassword):
+        wait(line.verify_password(ident.account_no, "000999"))
+
+
+def test_concurrent_right_passwords_for_one_account_are_all_checked(db, fake, clock,
+                                                                    identities):
+    """Five callers key the right password for one account at once: each is checked in turn
+    (one check per account in flight here) and none is refused as locked because the
+    others' answers held every attempt (issue 13: the 20-call blip test and the 500-call
+    bench round identify as one person)."""
+    ident = identities[PLAIN]
+    gated = GatedCore(fake)
+    base = LockoutCore(gated, db, clock, attempts=3, lock_minutes=30)
+    tries = [ensureDeferred(base.for_caller(f"0258555001{i}").verify_password(
+        ident.account_no, ident.password)) for i in range(5)]
+    _open_gates_in_turn(gated, tries)
+    failures = []
+    for d in tries:
+        d.addErrback(failures.append)
+    assert failures == [] and len(gated.gates) == 5
