@@ -7,7 +7,11 @@ for every call that met the fallback, a line in Asterisk's database
 any daemon) and announces it with ``UserEvent(HotlineFallbackEnd)``. After every
 login, and on that event, this reads the family (``DBGetTree``), settles the
 records (``CallRecords.settle``: open ones closed as ``lost`` with the end time
-Asterisk kept, new ones as ``fallback``), then deletes the lines it recorded.
+Asterisk kept, new ones as ``fallback``), then names the lines it recorded in the
+global ``HOTLINE_FALLBACK_SETTLED_<instance>`` (AMI Setvar, which the daemon's
+least-privilege user may send; DBDel would need write ``system``). The dialplan's
+hang-up handler deletes the lines named there before it writes the next one, so
+recorded lines go away and a line nobody recorded is never touched.
 """
 from __future__ import annotations
 
@@ -17,11 +21,13 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ivr.asterisk.agi import LINE_CHARS, chunk_files
 from ivr.asterisk.ami_codec import Message
-from ivr.asterisk.ami_protocol import AmiActionError, AmiError
+from ivr.asterisk.ami_protocol import AmiError
 from ivr.records import CallRecords, FallbackCall
 
 FAMILY = "hotline_fallback"
+SETTLED_VARIABLE = "HOTLINE_FALLBACK_SETTLED_"  # + the instance; keys joined by "&"
 
 
 class LostCalls:
@@ -34,7 +40,6 @@ class LostCalls:
         self.link, self.instance, self.records = link, instance, records
         self.running = running  # uniqueids of calls this daemon still drives
         self._sweeping: Deferred | None = None
-        self._told_no_delete = False
         self._again = False
 
     def start(self) -> None:
@@ -78,17 +83,12 @@ class LostCalls:
         channels = await self.link.list_action("CoreShowChannels")
         busy = self.running() | {c.get("Uniqueid") or "" for c in channels.events}
         lost, recorded = await self.records.settle(self.instance, calls, busy)
-        for call in calls:
-            try:
-                await self.link.action("DBDel", {"Family": FAMILY, "Key": call.uniqueid})
-            except AmiActionError as e:
-                # Settling is idempotent, so a line left behind costs only a re-read.
-                if not self._told_no_delete:
-                    self._told_no_delete = True
-                    self.log.warn("Asterisk refused DBDel ({why}): recorded fallback calls "
-                                  "stay in its database; give the AMI user write 'system'",
-                                  why=e.message)
-                break
+        if calls:
+            # One AMI line's worth; lines beyond it are named by a later sweep (every
+            # fallback call's end brings one), once the dialplan deleted these.
+            keys = chunk_files(sorted(call.uniqueid for call in calls), LINE_CHARS)[0]
+            await self.link.action("Setvar", {"Variable": SETTLED_VARIABLE + self.instance,
+                                              "Value": "&".join(keys)})
         if lost or recorded:
             self.log.info("call records settled: {lost} closed as lost, {recorded} fallback "
                           "calls recorded", lost=lost, recorded=recorded)

@@ -307,6 +307,62 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     assert 4 < rows["fallback"]["ended_at"] - rows["fallback"]["started_at"] < 10
 
 
+def test_recorded_fallback_lines_are_deleted_and_no_other(bed, tmp_path, log_dir):
+    """The daemon's AMI user may not DBDel (no write ``system``), yet the AstDB lines of
+    fallback calls it recorded go away: it names them with Setvar and the next fallback
+    call's hang-up handler deletes them. Over two rounds (a fallback call while no daemon
+    runs, then a daemon records it) lines do not pile up, and lines nobody recorded stay:
+    another instance's, and one written after the daemon's sweep (issue 13)."""
+    inst, make_config, _library = bed
+    config = make_config()
+    ini = tmp_path / "hotline.ini"
+    ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
+    settled = f"HOTLINE_FALLBACK_SETTLED_{inst.variables['instance']}"
+
+    def lines() -> set[str]:
+        out = inst.cli("database show hotline_fallback")
+        return {line.split(":", 1)[0].strip().rsplit("/", 1)[-1] for line in out.splitlines()
+                if line.startswith("/hotline_fallback/")}
+
+    def getvar(name: str) -> str | None:
+        return ami_getvar(inst.address, inst.ami_port, inst.ami_username, inst.ami_secret,
+                          name)
+
+    def fallback_call(name: str) -> str:
+        """A call nobody takes (stale heartbeat); its line's key."""
+        before = lines()
+        inst.cli("dialplan set global HOTLINE_HEARTBEAT 1")
+        sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[Pause(2000)],
+                        hangup="bye", workdir=tmp_path / name, timeout_s=40)
+        sipp.start()
+        assert sipp.finish(timeout=60).ok
+        assert _wait(lambda: len(lines() - before) == 1, 10)
+        return (lines() - before).pop()
+
+    def daemon_records(fallbacks: int, named: str, n: int) -> None:
+        daemon = _daemon(ini, log_dir / f"daemon-{n}.log")
+        try:
+            assert _wait(lambda: sum(r["outcome"] == "fallback"
+                                     for r in _rows(config.database.url)) == fallbacks, 60)
+            assert _wait(lambda: getvar(settled) == named, 10), getvar(settled)
+            inst.cli(f"database put hotline_fallback late-{n} "
+                     f"{inst.variables['instance']}|demo|1|2|3|watchdog|ivr|zh|****1234")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=15)
+
+    inst.cli("database put hotline_fallback other-1 other|demo|1|2|3|watchdog|ivr|zh|****1234")
+    a = fallback_call("sipp-a")
+    assert lines() == {"other-1", a}
+    daemon_records(1, a, 1)
+    b = fallback_call("sipp-b")
+    assert lines() == {"other-1", "late-1", b}  # a recorded and deleted; late-1 never read
+    assert not getvar(settled)
+    daemon_records(3, "&".join(sorted([b, "late-1"])), 2)
+    c = fallback_call("sipp-c")
+    assert lines() == {"other-1", "late-2", c}
+
+
 def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log_dir):
     """Asterisk (and its manager) is away for over 20 s: the daemon is logged in again, its
     heartbeat set, within 2 s of the manager accepting logins again (defect 4)."""
