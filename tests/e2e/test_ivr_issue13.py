@@ -405,9 +405,6 @@ def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log
 CALLS_IN_BLIP = 20
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 13 #11 still open: in about one run in three a caller's keys typed across the "
-    "blip land in the wrong menu after resumption (seen: main:5 where a survey key was meant)"))
 def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
     """20 callers walk to their balance; the daemon's AMI socket is killed twice (while
     they key their ID, and while the reading plays). Every caller resumes and hears the
