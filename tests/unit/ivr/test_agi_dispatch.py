@@ -285,6 +285,13 @@ def _in_agi(uniqueid, application="AGI", instance="n"):
                     ("ChanVariable", f"HOTLINE_AGI={instance}")])
 
 
+def _blip(link, uniqueid, application="AGI"):
+    """The link drops and comes back with the call still in this instance's AGI."""
+    link.go_down()
+    link.listing = [_in_agi(uniqueid, application=application)]
+    link.go_up()
+
+
 def test_a_blip_is_invisible_keys_typed_during_it_count():
     """The link drops while a call waits in a menu and its Read finished during the blip:
     on reconnect the session resumes, the keys the caller typed are read from the Read's
@@ -324,9 +331,7 @@ def test_a_reading_cut_by_the_blip_is_played_again():
     make(link, "n", flow, clock)
     start(link, "9.6", "n")
     first = link.agi()[-1]
-    link.go_down()
-    link.listing = [_in_agi("9.6", application="Playback")]
-    link.go_up()
+    _blip(link, "9.6", "Playback")
     result(link, "9.6", "200 result=0\n")  # the NOOP's
     again = link.agi()[-1]
     assert again is not first and again == first
@@ -346,9 +351,7 @@ def test_a_command_still_running_is_not_sent_twice():
     make(link, "n", flow, clock)
     start(link, "9.2", "n")
     reading = link.agi()[-1]["CommandID"]
-    link.go_down()
-    link.listing = [_in_agi("9.2", application="Playback")]
-    link.go_up()
+    _blip(link, "9.2", "Playback")
     noop = link.agi()[-1]["CommandID"]
     result(link, "9.2", "200 result=0\n", command=reading)
     assert 'EXEC "Playback" "after"' in link.agi()[-1]["Command"]
@@ -390,9 +393,7 @@ def test_after_the_blip_a_hung_up_call_ends_and_a_new_one_starts():
 
     d = make(link, "n", flow, clock)
     start(link, "9.4", "n")
-    link.go_down()
-    link.listing = [_in_agi("9.5")]
-    link.go_up()
+    _blip(link, "9.5")
     assert ended == ["9.4"] and started == ["9.4", "9.5"]
     assert d.stats["recovered"] == 0 and d.stats["started_late"] == 1
 
@@ -468,9 +469,7 @@ def test_a_command_sent_as_the_link_dropped_is_not_run_twice():
     make(link, "n", flow, clock)
     start(link, "9.8", "n")
     read = link.agi()[-1]
-    link.go_down()
-    link.listing = [_in_agi("9.8", application="Read")]
-    link.go_up()
+    _blip(link, "9.8", "Read")
     link.ack()
     assert sum("Read" in a["Command"] for a in link.agi()) == 1
     probe = link.agi()[-1]
@@ -495,9 +494,7 @@ def test_a_command_lost_with_the_link_is_sent_again_after_the_probe():
     make(link, "n", flow, clock)
     start(link, "9.9", "n")
     read = link.agi()[-1]
-    link.go_down()
-    link.listing = [_in_agi("9.9")]
-    link.go_up()
+    _blip(link, "9.9")
     link.ack()
     result(link, "9.9", "200 result=0\n")  # the probe: nothing ran before it
     link.ack()
