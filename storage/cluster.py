@@ -107,6 +107,23 @@ def lapsed_instances(session) -> list[str]:
     )).scalars())
 
 
+def lapsed_with_holder(session, prefix: str) -> list[tuple[str, str | None]]:
+    """Every lapsed instance with the live holder of lease ``prefix + instance`` (None when
+    nobody holds it): who took over that instance's share of some work."""
+    now = _now_sql(session)
+    return [(r[0], r[1]) for r in session.execute(text(
+        "SELECT i.instance, l.holder FROM cluster_instance i"
+        " LEFT JOIN cluster_lease l ON l.name = :prefix || i.instance"
+        f" AND l.expires_at >= {now}"
+        f" WHERE i.expires_at < {now} ORDER BY i.instance"), {"prefix": prefix})]
+
+
+def release(session, name: str, holder: str) -> None:
+    """Give lease ``name`` back, if ``holder`` still holds it."""
+    session.execute(text("DELETE FROM cluster_lease WHERE name = :name AND holder = :holder"),
+                    {"name": name, "holder": holder})
+
+
 def leave(session, instance: str) -> None:
     """A clean stop: the instance's leases are free at once and it shows as stopped."""
     now = _now_sql(session)
