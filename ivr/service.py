@@ -108,6 +108,7 @@ class CallHandler:
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
         if resumed:
+            record.adopted = True
             record.visit("adopted")  # the record says where the call was taken over
         outcome = await run_call(ctx, engine, self.records, menu.main if resumed else None)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",

@@ -141,7 +141,7 @@ def test_the_first_daemon_back_leaves_an_adopted_call_alone():
 
 def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
     """An adopted call skips the language menu: the main menu, in the language the channel
-    has, and the record says it was adopted."""
+    has; the record says it was adopted (and goes on in the dead daemon's row)."""
     session = FakeSession([HANGUP])
     session.language = "en"
     out: list = []
@@ -149,4 +149,4 @@ def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
     assert out == ["abandoned"]
     assert "/en/ivr/main-menu" in session.log[0][1][0]
     record = handler.records.closed[0][0]
-    assert record.path[:2] == ["adopted", "main"]
+    assert record.path[:2] == ["adopted", "main"] and record.adopted
