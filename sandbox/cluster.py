@@ -45,8 +45,8 @@ from sandbox.asterisk import AsteriskInstance, is_built, root_path
 from sandbox.kamailio import Balancer
 from sandbox.ports import free_port, free_udp_range
 from sandbox.postgres import ReplicatedPostgres
-from sandbox.stack import (CENTER, CONFIG, REPO, Smsc, StackError, _terminate, latest_event,
-                           start_smsc)
+from sandbox.stack import (CENTER, CONFIG, REPO, Smsc, StackError, _terminate, ami_blocks,
+                           latest_event, start_smsc)
 
 NODES = {"a": "127.0.0.2", "b": "127.0.0.3"}
 # A dead daemon's heartbeat is stale (new calls go to the other) within 3-4 s; before
@@ -290,19 +290,10 @@ class Cluster:
         for node, inst in self.asterisks.items():
             if inst.process is None or inst.process.poll() is not None:
                 continue
-            with socket.create_connection((inst.address, inst.ami_port), timeout=5) as s:
-                s.sendall(f"Action: Login\r\nUsername: {inst.ami_username}\r\nSecret: "
-                          f"{self.ami_secret}\r\nEvents: off\r\n\r\n"
-                          "Action: CoreShowChannels\r\nActionID: list\r\n\r\n".encode())
-                data = b""
-                while b"CoreShowChannelsComplete" not in data:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            for block in data.decode(errors="replace").split("\r\n\r\n"):
-                headers = dict(line.split(": ", 1) for line in block.split("\r\n")
-                               if ": " in line)
+            blocks = ami_blocks(inst.address, inst.ami_port, inst.ami_username,
+                                self.ami_secret, "Action: CoreShowChannels\r\n\r\n",
+                                b"CoreShowChannelsComplete", timeout=5)
+            for headers in blocks:
                 if headers.get("Event") == "CoreShowChannel":
                     owner = headers.get("ChanVariable", "").partition("=")[2]
                     owners[(node, headers.get("Uniqueid", ""))] = owner
