@@ -32,6 +32,7 @@ from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
+from storage.cluster import Membership
 from ivr.routing import AdminCalls, CallsByRole
 
 
@@ -188,10 +189,12 @@ def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
 
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
-                 switches: Switches | None = None, on_call_closed=None) -> IvrService:
+                 switches: Switches | None = None, on_call_closed=None,
+                 cluster: Membership | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
-    Menu files are loaded here, so a bad one stops the daemon at start."""
+    Menu files are loaded here, so a bad one stops the daemon at start. With ``cluster``
+    (the daemon's membership) it adopts the calls of dead daemons."""
     ami = config.ivr.ami
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
@@ -221,8 +224,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         lost = LostCalls(link, config.daemon.instance, records, _running(dispatcher))
         nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher, lost))
         adopted_flows.append((dispatcher, CallsByRole(handler.resume, admin)))
-    # A dead daemon's calls are adopted within its lease time and a few looks more.
-    ttl = config.daemon.lease_ttl
-    adoption = Adoption(db, reactor, config.daemon.instance, ttl, adopted_flows,
-                        interval=min(1.0, ttl / 6))
+    adoption = None
+    if cluster is not None:
+        # A dead daemon's calls are adopted within its lease time and a look more.
+        adoption = Adoption(cluster, adopted_flows, interval=min(1.0, cluster.ttl / 6))
     return IvrService(nodes, handlers[0], adoption)

@@ -189,6 +189,8 @@ class Membership(Service):
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = clock
         self._starting = True
+        self._last_beat: float | None = None
+        self._steady_since: float | None = None
 
     def report(self, room: str, fn: Callable[[], Any]) -> None:
         self._reporters[room] = fn
@@ -215,10 +217,24 @@ class Membership(Service):
 
         def beaten(_):
             self._starting = False
+            now = self.clock.seconds()
+            if self._last_beat is None or now - self._last_beat > self.ttl:
+                self._steady_since = now  # this instance may have looked dead meanwhile
+            self._last_beat = now
 
         d.addCallbacks(beaten, lambda f: log.warn(
             "cluster heartbeat failed: {why}", why=f.getErrorMessage()))
         return d
+
+    def steady_for(self) -> float:
+        """Seconds this instance's heartbeats have landed with no gap longer than the lease
+        time (0 before the first, or while one is overdue): after a database outage every
+        instance looked dead for a while, and only a steady one may judge the others."""
+        now = self.clock.seconds()
+        if self._steady_since is None or self._last_beat is None \
+                or now - self._last_beat > self.ttl:
+            return 0.0
+        return now - self._steady_since
 
     def leased_endpoint(self, name: str, endpoint: IStreamClientEndpoint) -> LeasedEndpoint:
         """``endpoint`` that connects only while this instance holds lease ``name``."""

@@ -3,7 +3,9 @@
 A daemon counts as dead once its instance lease lapsed (``storage.cluster``).
 Every daemon looks for such instances a few times per lease time; the first to
 take the lease ``calls-<dead instance>`` (the database decides, as for every
-lease) adopts that instance's calls on every Asterisk node:
+lease) adopts that instance's calls on every Asterisk node. Only a daemon whose
+own heartbeats have been steady for a while looks: after a database outage every
+instance's lease lapsed, and the others need a moment to renew theirs.
 
 - its dispatchers take the dead instance's new AsyncAGI calls too (callers the
   dialplan sent there while its heartbeat still looked fresh);
@@ -36,9 +38,12 @@ from ivr.asterisk.agi import OWNER_VARIABLE
 from ivr.asterisk.ami_codec import Message
 from ivr.asterisk.ami_protocol import AmiError, ListResult
 from ivr.asterisk.calls import CallDispatcher, Flow
-from storage.cluster import acquire, lapsed_with_holder, release
+from storage.cluster import Membership, acquire, lapsed_with_holder, release
 
 LEASE_PREFIX = "calls-"
+# How much longer than this daemon another may take to reach the database again after an
+# outage (storage.db's longest retry delay), on top of one lease time.
+SETTLE = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,11 @@ class Adoption(Service):
     log = Logger(namespace="hotline.ivr")
     name: str | None = "ivr-adoption"  # type: ignore[assignment]
 
-    def __init__(self, db, clock: IReactorTime, instance: str, ttl: float,
-                 nodes: Sequence[tuple[CallDispatcher, Flow]], interval: float):
-        self.db, self.clock, self.instance, self.ttl = db, clock, instance, ttl
+    def __init__(self, membership: Membership, nodes: Sequence[tuple[CallDispatcher, Flow]],
+                 interval: float):
+        self.membership = membership
+        self.db, self.instance, self.ttl = membership.db, membership.instance, membership.ttl
+        clock: IReactorTime = membership.clock
         self.nodes = list(nodes)
         self.adopted: set[str] = set()
         self.interval = interval
@@ -113,6 +120,8 @@ class Adoption(Service):
                       why=failure.getErrorMessage())
 
     async def look(self) -> None:
+        if self.membership.steady_for() < self.ttl + SETTLE:
+            return
         lapsed = await self.db.run(lapsed_with_holder, LEASE_PREFIX)
         decided = plan(lapsed, self.adopted, self.instance)
         for instance in decided.give_back:

@@ -25,10 +25,11 @@ class FakeDb:
     """The storage.cluster calls adoption makes, answered from memory."""
 
     def __init__(self, lapsed):
-        self.lapsed, self.held, self.released = lapsed, True, []
+        self.lapsed, self.held, self.released, self.looks = lapsed, True, [], 0
 
     def run(self, fn, *args):
         if fn is lapsed_with_holder:
+            self.looks += 1
             return succeed(list(self.lapsed))
         if fn is acquire:
             return succeed(self.held)
@@ -36,6 +37,20 @@ class FakeDb:
             self.released.append(args)
             return succeed(None)
         raise AssertionError(fn)
+
+
+class FakeMembership:
+    """What adoption reads of storage.cluster.Membership: steady for long unless told."""
+
+    def __init__(self, db, clock, steady=60.0):
+        self.db, self.clock, self.instance, self.ttl, self.steady = db, clock, "me", 1.5, steady
+
+    def steady_for(self):
+        return self.steady
+
+
+def adoption(db, clock, nodes, steady=60.0):
+    return Adoption(FakeMembership(db, clock, steady), nodes, 0.25)
 
 
 async def waits_in_menu(session):
@@ -82,10 +97,10 @@ def test_adopted_call_is_claimed_armed_and_driven_here():
         flows.append((session.uniqueid, session.language))
         await session.get_data(["ivr/main-menu"], 4000, 1)
 
-    adoption = Adoption(FakeDb([("dead", None)]), clock, "me", 1.5, [(d, resumed)], 0.25)
-    adoption.startService()
+    looking = adoption(FakeDb([("dead", None)]), clock, [(d, resumed)])
+    looking.startService()
     clock.advance(0.25)
-    assert adoption.adopted == {"dead"} and d.adopted == {"dead"}
+    assert looking.adopted == {"dead"} and d.adopted == {"dead"}
     assert flows == [("2.1", "en")]
     setvars = [(a.get("Channel"), a["Variable"], a["Value"]) for a in link.actions
                if a["Action"] == "Setvar"]
@@ -105,8 +120,7 @@ def test_a_dead_daemon_alive_again_gets_its_new_calls_back():
     link, clock = FakeLink(), Clock()
     d = make(link, "me", waits_in_menu, clock)
     db = FakeDb([("dead", None)])
-    adoption = Adoption(db, clock, "me", 1.5, [(d, waits_in_menu)], 0.25)
-    adoption.startService()
+    adoption(db, clock, [(d, waits_in_menu)]).startService()
     clock.advance(0.25)
     db.lapsed = []
     clock.advance(0.25)
@@ -122,8 +136,7 @@ def test_a_lease_held_elsewhere_adopts_nothing():
     link.listing = [channel("4.1", "dead")]
     db = FakeDb([("dead", None)])
     db.held = False
-    adoption = Adoption(db, clock, "me", 1.5, [(d, waits_in_menu)], 0.25)
-    adoption.startService()
+    adoption(db, clock, [(d, waits_in_menu)]).startService()
     clock.advance(0.25)
     assert d.adopted == set() and d.sessions == {}
 
@@ -150,3 +163,16 @@ def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
     assert "/en/ivr/main-menu" in session.log[0][1][0]
     record = handler.records.closed[0][0]
     assert record.path[:2] == ["adopted", "main"] and record.adopted
+
+
+def test_a_daemon_not_steady_itself_adopts_nothing():
+    """A daemon whose own heartbeats were not steady for a lease time and the settling margin
+    (just started, or back from a database outage in which every lease lapsed) does not
+    even look: the others may not have renewed theirs yet."""
+    link, clock = FakeLink(), Clock()
+    d = make(link, "me", waits_in_menu, clock)
+    link.listing = [channel("6.1", "dead")]
+    db = FakeDb([("dead", None)])
+    adoption(db, clock, [(d, waits_in_menu)], steady=3.0).startService()
+    clock.advance(0.25)
+    assert db.looks == 0 and d.adopted == set() and d.sessions == {}
