@@ -227,5 +227,5 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     adoption = None
     if cluster is not None:
         # A dead daemon's calls are adopted within its lease time and a look more.
-        adoption = Adoption(cluster, adopted_flows, interval=min(1.0, cluster.ttl / 6))
+        adoption = Adoption(cluster, adopted_flows, interval=min(1.0, cluster.ttl / 10))
     return IvrService(nodes, handlers[0], adoption)
