@@ -118,6 +118,13 @@ def lapsed_with_holder(session, prefix: str) -> list[tuple[str, str | None]]:
         f" WHERE i.expires_at < {now} ORDER BY i.instance"), {"prefix": prefix})]
 
 
+def holder(session, name: str) -> str | None:
+    """Who holds lease ``name`` unexpired (None when nobody does)."""
+    now = _now_sql(session)
+    return session.execute(text(f"SELECT holder FROM cluster_lease WHERE name = :name"
+                                f" AND expires_at >= {now}"), {"name": name}).scalar()
+
+
 def release(session, name: str, holder: str) -> None:
     """Give lease ``name`` back, if ``holder`` still holds it."""
     session.execute(text("DELETE FROM cluster_lease WHERE name = :name AND holder = :holder"),

@@ -20,6 +20,8 @@ instance's lease lapsed, and the others need a moment to renew theirs.
 When the dead instance comes back (its lease alive again) or another daemon
 holds the lease, this daemon stops taking its new calls and gives the lease
 back; calls already adopted stay here (their HOTLINE_AGI names this daemon).
+A daemon that finds its own calls adopted (it only stalled past its lease
+time) lets every call it drives go, so that no call has two drivers.
 The session machinery is the dispatcher's (``CallDispatcher.adopt``).
 """
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ivr.asterisk.agi import OWNER_VARIABLE
 from ivr.asterisk.ami_codec import Message
 from ivr.asterisk.ami_protocol import AmiError, ListResult
 from ivr.asterisk.calls import CallDispatcher, Flow
-from storage.cluster import Membership, acquire, lapsed_with_holder, release
+from storage.cluster import Membership, acquire, holder, lapsed_with_holder, release
 
 LEASE_PREFIX = "calls-"
 # How much longer than this daemon another may take to reach the database again after an
@@ -74,6 +76,12 @@ def owner(channel: Message) -> str:
 def to_adopt(dispatcher: CallDispatcher, listing: ListResult, dead: str) -> list[Message]:
     """Channels the dispatcher finds in AsyncAGI with no session that ``dead`` drove."""
     return [channel for channel in dispatcher.orphans(listing) if owner(channel) == dead]
+
+
+def _survey(session, me: str) -> tuple[list[tuple[str, str | None]], str | None]:
+    """In one transaction: the lapsed instances with their calls' adopter, and this
+    instance's own adopter."""
+    return lapsed_with_holder(session, LEASE_PREFIX), holder(session, LEASE_PREFIX + me)
 
 
 class Adoption(Service):
@@ -120,9 +128,11 @@ class Adoption(Service):
                       why=failure.getErrorMessage())
 
     async def look(self) -> None:
+        lapsed, adopter = await self.db.run(_survey, self.instance)
+        if adopter is not None and adopter != self.instance:
+            self._let_go(adopter)
         if self.membership.steady_for() < self.ttl + SETTLE:
             return
-        lapsed = await self.db.run(lapsed_with_holder, LEASE_PREFIX)
         decided = plan(lapsed, self.adopted, self.instance)
         for instance in decided.give_back:
             self._set_adopted(instance, False)
@@ -131,6 +141,13 @@ class Adoption(Service):
         for instance in decided.adopt:
             if await self.db.run(acquire, LEASE_PREFIX + instance, self.instance, self.ttl):
                 await self.take_over(instance)
+
+    def _let_go(self, adopter: str) -> None:
+        """Another daemon adopted this one's calls while it stalled: it drives them now."""
+        count = sum(dispatcher.let_go(f"adopted by {adopter}") for dispatcher, _ in self.nodes)
+        if count:
+            self.log.warn("{count} calls were adopted by {adopter} (this daemon's lease had "
+                          "lapsed): let go", count=count, adopter=adopter)
 
     def _set_adopted(self, instance: str, on: bool) -> None:
         for dispatcher, _flow in self.nodes:

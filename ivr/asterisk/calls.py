@@ -158,10 +158,10 @@ class CallDispatcher:
         except CallHungUp:
             self.stats["hung_up"] += 1
             self.log.info("{kind} ended: {who} hung up", kind=kind, who=who)
-        except AgiLinkLost:
+        except AgiLinkLost as e:
             self.stats["link_lost"] += 1
-            self.log.warn("{kind} cut off by the AMI link: {who} is left for recovery",
-                          kind=kind, who=who)
+            self.log.warn("{kind} cut off ({why}): {who} is left for recovery",
+                          kind=kind, who=who, why=str(e))
         except AgiError as e:
             self.stats["failed"] += 1
             self.log.error("{kind} failed on {who}: {why}", kind=kind, who=who,
@@ -344,6 +344,14 @@ class CallDispatcher:
         self.claim(session.channel)
         self._arm(session)
         return self._launch(session, flow, "adopted call")
+
+    def let_go(self, why: str) -> int:
+        """Stop driving every call (another daemon drives them now): their flows end without
+        a command more. Returns how many."""
+        sessions, self.sessions = self.sessions, {}
+        for session in sessions.values():
+            session.end(AgiLinkLost(why))
+        return len(sessions)
 
     def _recover(self, channel: Message) -> None:
         session = self._session_from(channel, "r")

@@ -93,13 +93,16 @@ def test_exclusive_job_runs_only_on_the_lease_holder(db):
 
 def test_lapsed_instances_with_who_adopted_them(db):
     """A lapsed instance is listed with the live holder of its ``calls-`` lease, or None;
-    a live instance is not listed; a released lease leaves it unheld again."""
+    a live instance is not listed; ``holder`` names a lease's live holder; a released
+    lease leaves it unheld again."""
     for name in ("a", "b", "c"):
         db.run_sync(cluster.heartbeat, name, 0.3, {}, True)
     time.sleep(0.5)
     db.run_sync(cluster.heartbeat, "c", 5, {}, False)
     assert db.run_sync(cluster.acquire, "calls-a", "c", 5)
     assert db.run_sync(cluster.lapsed_with_holder, "calls-") == [("a", "c"), ("b", None)]
+    assert (db.run_sync(cluster.holder, "calls-a"), db.run_sync(cluster.holder, "calls-b")) \
+        == ("c", None)
     db.run_sync(cluster.release, "calls-a", "b")  # not the holder: nothing happens
     assert db.run_sync(cluster.lapsed_with_holder, "calls-")[0] == ("a", "c")
     db.run_sync(cluster.release, "calls-a", "c")

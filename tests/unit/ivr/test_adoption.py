@@ -4,10 +4,10 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from ivr.asterisk.adoption import LEASE_PREFIX, Adoption, plan, to_adopt
+from ivr.asterisk.adoption import LEASE_PREFIX, Adoption, _survey, plan, to_adopt
 from ivr.asterisk.ami_codec import Message
 from ivr.asterisk.ami_protocol import ListResult
-from storage.cluster import acquire, lapsed_with_holder, release
+from storage.cluster import acquire, release
 from tests.unit.ivr.test_agi_dispatch import FakeLink, make, start
 from tests.unit.ivr.test_engine_service import handler  # noqa: F401 (a fixture)
 from tests.support.ivr_fakes import HANGUP, FakeSession
@@ -26,11 +26,12 @@ class FakeDb:
 
     def __init__(self, lapsed):
         self.lapsed, self.held, self.released, self.looks = lapsed, True, [], 0
+        self.adopter = None  # who holds this daemon's own calls' lease
 
     def run(self, fn, *args):
-        if fn is lapsed_with_holder:
+        if fn is _survey:
             self.looks += 1
-            return succeed(list(self.lapsed))
+            return succeed((list(self.lapsed), self.adopter))
         if fn is acquire:
             return succeed(self.held)
         if fn is release:
@@ -167,12 +168,29 @@ def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
 
 def test_a_daemon_not_steady_itself_adopts_nothing():
     """A daemon whose own heartbeats were not steady for a lease time and the settling margin
-    (just started, or back from a database outage in which every lease lapsed) does not
-    even look: the others may not have renewed theirs yet."""
+    (just started, or back from a database outage in which every lease lapsed) adopts
+    nothing: the others may not have renewed theirs yet."""
     link, clock = FakeLink(), Clock()
     d = make(link, "me", waits_in_menu, clock)
     link.listing = [channel("6.1", "dead")]
     db = FakeDb([("dead", None)])
     adoption(db, clock, [(d, waits_in_menu)], steady=3.0).startService()
     clock.advance(0.25)
-    assert db.looks == 0 and d.adopted == set() and d.sessions == {}
+    assert d.adopted == set() and d.sessions == {}
+
+
+def test_a_daemon_whose_calls_were_adopted_lets_them_go():
+    """A daemon that only stalled past its lease time, and finds its calls' lease held by
+    another daemon, stops driving its calls (no command more), even before it is steady
+    again: the adopter drives them, never both."""
+    link, clock = FakeLink(), Clock()
+    d = make(link, "me", waits_in_menu, clock)
+    start(link, "7.1", "me")
+    sent = len(link.agi())
+    db = FakeDb([])
+    db.adopter = "other"
+    adoption(db, clock, [(d, waits_in_menu)], steady=0.0).startService()
+    clock.advance(0.25)
+    assert d.sessions == {} and d.stats["link_lost"] == 1
+    assert len(link.agi()) == sent
+    assert not [a for a in link.actions if a["Action"] in ("Redirect", "Hangup")]
