@@ -92,7 +92,7 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
 
         ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier,
                                switches=SwitchReader(db, MenuBook(config), reactor),
-                               on_call_closed=CallRollup(zones(config)))
+                               on_call_closed=CallRollup(zones(config)), cluster=cluster)
         ivr_service.setServiceParent(top)
         cluster.report("ivr", ivr_service.status)
         ami_links = {node.name: node.link for node in ivr_service.nodes}

@@ -235,19 +235,55 @@ def smpplib_baseline(port: int, n: int) -> dict:
     return {"messages": n, "seconds": round(seconds, 3), "submitted_per_s": round(n / seconds, 1)}
 
 
+def sending_path(reactor, db, config, max_inflight: int, committed, instance: str = "hotline-1"):
+    """One daemon's sending path on ``db``, as measured: outbox, send journal, SMPP router
+    (``config``) and dispatcher; ``committed(_)`` runs as each receipt is committed.
+    Returns (outbox, router, dispatcher), none started."""
+    from sms.carrier import text
+    from sms.outbox.dispatcher import Dispatcher
+    from sms.outbox.outbox import Outbox
+    from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+    from sms.carrier.send_journal import SendJournal
+    from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
+
+    box = Outbox(db, reactor, _outbox_config(), encode=text.encode, instance=instance)
+
+    def on_receipt(r):
+        done = r.done_at.timestamp() if r.done_at is not None else None
+        return box.receipt(r.message_id, r.smsc, r.state, r.error, done).addCallback(committed)
+
+    # The daemon's send journal is part of the measured path.
+    journal = SendJournal(Path(tempfile.mkdtemp(prefix="hotline-bench-journal-")), instance)
+    router = SmppRouter([config], reactor, on_receipt=on_receipt,
+                        on_mo=lambda mo: None, on_send=journal.sent)
+
+    def part(m, p):
+        return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)
+
+    disp = Dispatcher(box, router, reactor, make_part=part, temporary=(TemporaryError,),
+                      permanent=(PermanentError,), doubtful=(SmppTimeout, LinkLost),
+                      unsent=(NeverSent,), throttled=(Throttled,), batch=1000,
+                      max_inflight=max_inflight, journal=journal)
+    return box, router, disp
+
+
+def encoded_parts(parts: int) -> tuple:
+    """The benchmark's message (1 or 3 parts) as the outbox stores it."""
+    from sms.carrier import text
+    from sms.outbox.records import EncodedPart
+
+    encoded = text.encode(TEXT_3 if parts == 3 else TEXT_1, max_parts=3, reference=7)
+    assert encoded.part_count == parts
+    return tuple(EncodedPart(p, encoded.data_coding, encoded.esm_class) for p in encoded.parts)
+
+
 async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int,
                    max_inflight: int | None = None, binds: int = 1,
                    password: str = "bench", config=None) -> dict:
     """One case; ``config`` is the [smsc] to send through (default: SMPP to ``port``)."""
     from twisted.internet.defer import gatherResults
 
-    from sms.carrier import text
-    from sms.outbox.dispatcher import Dispatcher
-    from sms.outbox.outbox import Outbox
-    from sms.outbox.records import EncodedPart, Outgoing
-    from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
-    from sms.carrier.send_journal import SendJournal
-    from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
+    from sms.outbox.records import Outgoing
     from storage.db import Database
 
     max_inflight = max_inflight or 2 * window * binds
@@ -257,7 +293,6 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
 
         load_all_tables().drop_all(db.engine)
     db.create_all()
-    box = Outbox(db, reactor, _outbox_config(), encode=text.encode)
 
     # Receipts committed, counted here so that waiting costs no queries; the time the
     # last one was committed is taken in its callback, exactly.
@@ -268,29 +303,12 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
         if len(delivered) == n * parts:  # under faults a redelivered receipt may add more
             ended.append(time.perf_counter())
 
-    def on_receipt(r):
-        done = r.done_at.timestamp() if r.done_at is not None else None
-        return box.receipt(r.message_id, r.smsc, r.state, r.error, done).addCallback(committed)
-
-    # The daemon's send journal is part of the measured path.
-    journal = SendJournal(Path(tempfile.mkdtemp(prefix="hotline-bench-journal-")), "bench")
     config = config or replace(smsc_config(port, window, binds=binds), password=password)
-    router = SmppRouter([config], reactor, on_receipt=on_receipt,
-                        on_mo=lambda mo: None, on_send=journal.sent)
+    box, router, disp = sending_path(reactor, db, config, max_inflight, committed)
     router.startService()
     while router.bound_count() < binds:
         await _sleep(reactor, 0.05)
-    encoded = text.encode(TEXT_3 if parts == 3 else TEXT_1, max_parts=3, reference=7)
-    assert encoded.part_count == parts
-    enc = tuple(EncodedPart(p, encoded.data_coding, encoded.esm_class) for p in encoded.parts)
-
-    def part(m, p):
-        return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)
-
-    disp = Dispatcher(box, router, reactor, make_part=part, temporary=(TemporaryError,),
-                      permanent=(PermanentError,), doubtful=(SmppTimeout, LinkLost),
-                      unsent=(NeverSent,), throttled=(Throttled,), batch=1000,
-                      max_inflight=max_inflight, journal=journal)
+    enc = encoded_parts(parts)
     try:
         # The dispatcher runs before the first message arrives, as in the daemon: sending
         # overlaps accepting, and every rate is counted from the first accept.

@@ -7,7 +7,9 @@ real SmppRouter to the fault-injecting SMSC (sandbox/smsc_sim.py) in a child
 process; we record messages per second accepted, submitted and delivered (DLR
 committed), end to end. smpplib's blocking client against the same SMSC is the
 baseline. ``--alerts-core DB`` instead times one alert run over a demo core's
-whole journal. Results go to benchmarks/results/sms.json and a table.
+whole journal. ``--pg-target`` runs only issue 18's PostgreSQL cases, one daemon and
+a cluster of ``--daemons`` (``benchmarks/cluster_bench.py``). Results go to
+benchmarks/results/sms.json and a table.
 """
 from __future__ import annotations
 
@@ -74,6 +76,12 @@ async def bench_alerts(reactor, core_db: str, workdir: Path, max_events: int | N
 def main(args) -> int:
     from twisted.internet import reactor
 
+    pg_url = os.environ.get("HOTLINE_BENCH_PG_URL") or None
+    if getattr(args, "pg_target", False) and pg_url is None:
+        print("--pg-target needs HOTLINE_BENCH_PG_URL (a PostgreSQL whose tables it may drop, "
+              "e.g. from python -m sandbox.postgres start --dir D)", file=sys.stderr)
+        return 2
+
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "platform": platform.platform()},
                      "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -87,6 +95,10 @@ def main(args) -> int:
             results["alerts"] = await bench_alerts(reactor, args.alerts_core, workdir,
                                                    args.alerts_events)
             print(json.dumps(results["alerts"], ensure_ascii=False))
+        elif args.pg_target:
+            from benchmarks.cluster_bench import bench_pg_target
+
+            results.update(await bench_pg_target(reactor, args, pg_url))
         elif args.faults:
             results.update(await bench_faults(reactor, args, workdir))
         elif args.cmpp:
@@ -98,7 +110,7 @@ def main(args) -> int:
             from benchmarks.cmpp_peer import bench_cmpp
 
             results.update(await bench_cmpp(reactor, args, workdir))
-        for section in ("alerts", "throughput", "faults", "cmpp"):  # the file keeps the others' runs
+        for section in ("alerts", "throughput", "faults", "cmpp", "pg_target"):  # the file keeps the others' runs
             if section in results:
                 results[section]["when"] = results["when"]
 
@@ -138,5 +150,10 @@ def register_bench(bench) -> None:
     p.add_argument("--faults", action="store_true",
                    help="clean and faulty runs against smsc_sim (throttling, queue full, cuts)")
     p.add_argument("--alerts-events", type=int, default=None, help="stop after N events")
+    p.add_argument("--pg-target", action="store_true",
+                   help="only issue 18's PostgreSQL cases (20 ms, window 64): one daemon, "
+                        "then --daemons on one database; needs HOTLINE_BENCH_PG_URL")
+    p.add_argument("--daemons", type=int, default=2,
+                   help="daemons of the --pg-target cluster case (default 2)")
 
     p.set_defaults(func=main)

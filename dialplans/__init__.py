@@ -39,6 +39,9 @@ DEFAULTS: dict[str, str] = {
     "admin_number": "12329000",
     "heartbeat_variable": "HOTLINE_HEARTBEAT",
     "heartbeat_max_age": "15",
+    # The daemons a node's calls may go to, in order: instance/heartbeat_variable pairs
+    # joined by "&"; empty means the one daemon named by instance and heartbeat_variable.
+    "instances": "",
     "answer_watchdog": "2",
     "digit_timeout": "3",
     "response_timeout": "6",
@@ -80,6 +83,8 @@ def fill(text: str, values: dict[str, str], where: str = "") -> str:
 def render(values: dict[str, str], out_dir: Path) -> list[Path]:
     """Write every template into ``out_dir`` with DEFAULTS overridden by ``values``."""
     merged = {**DEFAULTS, **{k: str(v) for k, v in values.items()}}
+    if not merged["instances"]:
+        merged["instances"] = f"{merged['instance']}/{merged['heartbeat_variable']}"
     unknown = set(values) - set(DEFAULTS) - set(REQUIRED)
     if unknown:
         raise TemplateError(f"unknown template variables: {', '.join(sorted(unknown))}")
@@ -89,6 +94,9 @@ def render(values: dict[str, str], out_dir: Path) -> list[Path]:
     for name, value in merged.items():
         if "\n" in value or "\r" in value:
             raise TemplateError(f"{name} holds a line break")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_]+(&[A-Za-z0-9_.-]+/[A-Za-z0-9_]+)*",
+                        merged["instances"]):
+        raise TemplateError("instances must be instance/heartbeat_variable pairs joined by &")
     if not re.fullmatch(r"[0-9+]*(&[0-9+]+)*", merged["admin_callers"]):
         raise TemplateError("admin_callers must be caller numbers joined by & (e.g. 8001&8002)")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,11 @@ class Engine:
     def __init__(self, menu: Menu, flows: Mapping[str, Flow] = FLOWS):
         self.menu, self.flows = menu, flows
 
-    async def run(self, ctx: CallContext) -> str:
-        """Drive the call until a flow ends it; returns the outcome."""
+    async def run(self, ctx: CallContext, start: str | None = None) -> str:
+        """Drive the call from ``start`` (the menu's start node by default) until a flow
+        ends it; returns the outcome."""
         menu = self.menu
-        node = menu.nodes[menu.start]
+        node = menu.nodes[start or menu.start]
         preamble: tuple[str, ...] = ()
         history: list[str] = []  # menus entered, for the back key
         while True:
@@ -130,12 +131,14 @@ def outcome_after_hangup(ctx: CallContext) -> str:
     return "failed" if ctx.failed else "abandoned"
 
 
-async def run_call(ctx: CallContext, engine: Engine, records: CallRecords) -> str:
-    """One whole call: open the record, run the menu, always close the record."""
+async def run_call(ctx: CallContext, engine: Engine, records: CallRecords,
+                   start: str | None = None) -> str:
+    """One whole call (or its rest, from ``start``): open the record, run the menu, always
+    close the record."""
     await records.open(ctx.record)
     outcome = "error"
     try:
-        outcome = await engine.run(ctx)
+        outcome = await engine.run(ctx, start)
     except CallHungUp:
         outcome = outcome_after_hangup(ctx)
     finally:

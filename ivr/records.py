@@ -2,7 +2,8 @@
 
 The row is inserted when the call arrives (so a daemon that dies mid-call
 leaves an open row with no ``ended_at``) and completed when it ends, in one
-transaction with the call's key-press counts. ``settle`` closes what a dead
+transaction with the call's key-press counts. A call another daemon adopts
+(``ivr.asterisk.adoption``) goes on in that open row, which then names the adopter. ``settle`` closes what a dead
 daemon left open (outcome ``lost``) and records the calls that met the
 dialplan's fallback (``fallback``), from what Asterisk kept about them.
 """
@@ -48,6 +49,7 @@ class CallRecord:
     identified: bool = False
     survey: int | None = None
     id: int | None = None
+    adopted: bool = False  # taken over from a dead daemon: its open row goes on
 
     @classmethod
     def start(cls, *, instance: str, center: str, uniqueid: str, caller_id: str | None,
@@ -123,6 +125,13 @@ class CallRecords:
 
 
 def _insert(session, record: CallRecord) -> int:
+    if record.adopted:
+        row = session.scalars(select(IvrCall).where(IvrCall.uniqueid == record.uniqueid,
+                                                    IvrCall.outcome.is_(None))).first()
+        if row is not None:
+            row.instance = record.instance
+            record.started_at = row.started_at
+            return row.id
     row = IvrCall(instance=record.instance, center=record.center, uniqueid=record.uniqueid,
                   caller=record.caller, dnid=record.dnid, language=record.language,
                   started_at=record.started_at,

@@ -20,6 +20,7 @@ from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
 from core_client.lockout import LockoutCore
 from ivr.agents import AgentAnswers
+from ivr.asterisk.adoption import Adoption
 from ivr.asterisk.ami_link import AmiLink
 from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
@@ -31,6 +32,7 @@ from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.config import PromptsConfig
 from prompts.layout import prompt_path
+from storage.cluster import Membership
 from ivr.routing import AdminCalls, CallsByRole
 
 
@@ -74,9 +76,19 @@ class CallHandler:
         raise UnknownCenter(f"no center for this call (args {args[1:]}, dnid {session.dnid!r})")
 
     async def __call__(self, session) -> str:
+        return await self._run(session, resumed=False)
+
+    async def resume(self, session) -> str:
+        """A call adopted from a dead daemon (ivr.asterisk.adoption): the main menu again, in
+        the language the caller chose there."""
+        return await self._run(session, resumed=True)
+
+    async def _run(self, session, resumed: bool) -> str:
         center = self.center_for(session)
         library = self.config.prompts.library_dir
         lang = center.languages[0]
+        if resumed and session.language in center.languages:
+            lang = session.language
         menu, engine = self.menus[center.code], self.engines[center.code]
         if self.switches is not None:  # the console's switches, read afresh for every call
             switched = menu.with_switches(await self.switches(center.code))
@@ -96,7 +108,10 @@ class CallHandler:
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
-        outcome = await run_call(ctx, engine, self.records)
+        if resumed:
+            record.adopted = True
+            record.visit("adopted")  # the record says where the call was taken over
+        outcome = await run_call(ctx, engine, self.records, menu.main if resumed else None)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,
                       path=" ".join(record.path))
@@ -123,15 +138,17 @@ class IvrService(Service):
     """Starts an AMI link and a dispatcher per Asterisk node; on stop, takes no new
     calls and logs off.
 
-    Calls still running when the daemon stops are left to the dialplan's watchdog
-    and fallback (ivr.asterisk.calls), which get the caller out within seconds.
+    Calls still running when the daemon stops are adopted by another daemon of the
+    cluster (``adoption``, ivr.asterisk.adoption) or left to the dialplan's watchdog and
+    fallback (ivr.asterisk.calls), which get the caller out within seconds.
     """
 
     # Twisted's Service leaves name = None unannotated; IService says "str or None".
     name: str | None = "ivr"  # type: ignore[assignment]
 
-    def __init__(self, nodes: list[AsteriskNode], handler: CallHandler):
-        self.nodes, self.handler = nodes, handler
+    def __init__(self, nodes: list[AsteriskNode], handler: CallHandler,
+                 adoption: Adoption | None = None):
+        self.nodes, self.handler, self.adoption = nodes, handler, adoption
 
     @property
     def link(self) -> AmiLink:
@@ -148,9 +165,13 @@ class IvrService(Service):
             node.dispatcher.start()
             node.lost.start()
             node.link.start()
+        if self.adoption is not None:
+            self.adoption.startService()
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if self.adoption is not None:
+            self.adoption.stopService()
         for node in self.nodes:
             node.dispatcher.stop()
         return gatherResults([node.link.stop() for node in self.nodes])
@@ -168,15 +189,18 @@ def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
 
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
-                 switches: Switches | None = None, on_call_closed=None) -> IvrService:
+                 switches: Switches | None = None, on_call_closed=None,
+                 cluster: Membership | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
-    Menu files are loaded here, so a bad one stops the daemon at start."""
+    Menu files are loaded here, so a bad one stops the daemon at start. With ``cluster``
+    (the daemon's membership) it adopts the calls of dead daemons."""
     ami = config.ivr.ami
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
+    adopted_flows = []
     for endpoint in ami.endpoints:
         link = AmiLink(clientFromString(reactor, endpoint), ami.username, ami.secret, reactor,
                        action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
@@ -189,7 +213,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                               menus=handlers[0].menus if handlers else None,
                               agents=AgentAnswers(link, reactor), switches=switches)
         handlers.append(handler)
-        flow = CallsByRole(handler, AdminCalls(config, reactor, db))
+        admin = AdminCalls(config, reactor, db)
+        flow = CallsByRole(handler, admin)
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                     heartbeat_interval=ami.heartbeat_interval,
                                     heartbeat_variable=ami.heartbeat_variable,
@@ -198,4 +223,9 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                                     resume_grace=ami.resume_grace)
         lost = LostCalls(link, config.daemon.instance, records, _running(dispatcher))
         nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher, lost))
-    return IvrService(nodes, handlers[0])
+        adopted_flows.append((dispatcher, CallsByRole(handler.resume, admin)))
+    adoption = None
+    if cluster is not None:
+        # A dead daemon's calls are adopted within its lease time and a look more.
+        adoption = Adoption(cluster, adopted_flows, interval=min(1.0, cluster.ttl / 10))
+    return IvrService(nodes, handlers[0], adoption)

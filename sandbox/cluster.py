@@ -6,14 +6,18 @@ Asterisk nodes behind Kamailio, one SMSC, and two daemons that both drive both n
 - PostgreSQL: ``sandbox.postgres.ReplicatedPostgres`` (under /tmp, which the
   ``postgres`` user can reach); the daemons use its multi-host URL.
 - Asterisk node A on 127.0.0.2 and node B on 127.0.0.3, sharing one AMI secret;
-  node A's calls belong to daemon ``hotline-a``, node B's to ``hotline-b`` (the
-  dialplan's ``instance``), each with its own heartbeat variable, so a node whose
-  daemon is gone sends new callers to the fallback instead of an AGI nobody drives.
+  node A's calls go to daemon ``hotline-a`` while its heartbeat is fresh, else to
+  ``hotline-b``, node B's the other way round (the dialplan's ``instances``), each
+  daemon with its own heartbeat variable, written every second and stale after 3 s;
+  with neither fresh, new callers go to the fallback instead of an AGI nobody drives.
+  A daemon killed mid-call has its calls adopted by the other (ivr.asterisk.adoption)
+  once its lease lapsed.
 - Kamailio on 127.0.0.1 (``sandbox.kamailio.Balancer``): where callers dial.
 - Daemons ``hotline-a`` and ``hotline-b``: one INI each (own state folder, send
   journal and HTTP port), the same database, prompt library, demo core and SMSC,
-  ``[ami] endpoint`` listing both nodes, ``lease_ttl = 3``; the SMSC's one bind is a
-  connection slot only one of them holds at a time.
+  ``[ami] endpoint`` listing both nodes, ``lease_ttl = 1.5`` (a dead daemon's calls are
+  adopted within 3 s of its death); the SMSC's one bind is a connection slot only one
+  of them holds at a time.
 
 Ready means: each daemon's /healthz answers and the database's ``cluster_instance``
 shows both alive with both AMI links up. CLI: ``python -m sandbox.cluster --dir D``
@@ -30,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,10 +45,63 @@ from sandbox.asterisk import AsteriskInstance, is_built, root_path
 from sandbox.kamailio import Balancer
 from sandbox.ports import free_port, free_udp_range
 from sandbox.postgres import ReplicatedPostgres
-from sandbox.stack import (CENTER, CONFIG, REPO, Smsc, StackError, _terminate, latest_event,
-                           start_smsc)
+from sandbox.stack import (CENTER, CONFIG, REPO, Smsc, StackError, _terminate, ami_blocks,
+                           latest_event, start_smsc)
 
 NODES = {"a": "127.0.0.2", "b": "127.0.0.3"}
+# A dead daemon's heartbeat is stale (new calls go to the other) within 3-4 s; before
+# that the daemon adopting its calls takes them (ivr.asterisk.adoption).
+HEARTBEAT_INTERVAL = 1
+HEARTBEAT_MAX_AGE = 3
+
+
+class EventTap:
+    """AMI events of the kinds asked for, from every node, as (monotonic time, node, headers),
+    read by one thread per node on its own manager session: what callers hear, as Asterisk
+    saw it, for tests that measure silence and takeovers."""
+
+    def __init__(self, cluster: Cluster, kinds: set[str]):
+        self.kinds = {k.lower() for k in kinds}
+        self.events: list[tuple[float, str, dict[str, str]]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._read, daemon=True,
+                                          args=(node, inst, cluster.ami_secret))
+                         for node, inst in cluster.asterisks.items()]
+        self._ready = threading.Barrier(len(self._threads) + 1, timeout=10)
+
+    def __enter__(self) -> EventTap:
+        for thread in self._threads:
+            thread.start()
+        self._ready.wait()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _read(self, node: str, inst: AsteriskInstance, secret: str) -> None:
+        with socket.create_connection((inst.address, inst.ami_port), timeout=5) as s:
+            s.sendall(f"Action: Login\r\nUsername: {inst.ami_username}\r\nSecret: {secret}"
+                      "\r\nEvents: agi,user\r\n\r\n".encode())
+            s.settimeout(0.2)
+            self._ready.wait()
+            buffer = b""
+            while not self._stop.is_set():
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    return
+                buffer += chunk
+                *blocks, buffer = buffer.split(b"\r\n\r\n")
+                now = time.monotonic()
+                for block in blocks:
+                    headers = dict(line.split(": ", 1) for line in
+                                   block.decode(errors="replace").split("\r\n") if ": " in line)
+                    if headers.get("Event", "").lower() in self.kinds:
+                        self.events.append((now, node, headers))
 
 
 @dataclass
@@ -60,7 +118,7 @@ class Cluster:
     state_dir: Path
     log_dir: Path
     persons: int = 2000
-    lease_ttl: float = 3.0
+    lease_ttl: float = 1.5
     smsc_kind: str = "auto"  # sandbox.stack.start_smsc: "sim" counts duplicates
     say: object = print
     pg: ReplicatedPostgres | None = None
@@ -110,6 +168,10 @@ class Cluster:
         self.smsc = start_smsc(self.log_dir, self.smsc_kind)
         self.say(f"SMSC: {self.smsc.kind} on 127.0.0.1:{self.smsc.port}")
         for node, address in NODES.items():
+            # This node's own daemon first, then the others: each daemon drives its own
+            # node's calls while it lives.
+            order = [node] + [n for n in NODES if n != node]
+            instances = "&".join(f"hotline-{n}/{self.heartbeat_variable(n)}" for n in order)
             inst = AsteriskInstance(
                 root_path(), self.state_dir / f"asterisk-{node}", ami_port=free_port(address),
                 sip_port=free_port(address, kind=socket.SOCK_DGRAM),
@@ -117,7 +179,8 @@ class Cluster:
                 bind_mounts=[str(self.shared)], ami_secret=self.ami_secret, owner=os.getpid(),
                 variables={"instance": f"hotline-{node}", "center": CENTER,
                            "caller_match": "127.0.0.1", "office_hours": "*,*,*,*",
-                           "heartbeat_variable": f"HOTLINE_HEARTBEAT_{node.upper()}"})
+                           "instances": instances,
+                           "heartbeat_max_age": str(HEARTBEAT_MAX_AGE)})
             self.asterisks[node] = inst.start()
             self.say(f"Asterisk node {node}: AMI {inst.endpoint}, SIP udp {address}:{inst.sip_port}")
         self.balancer = Balancer(self.state_dir / "kamailio",
@@ -149,6 +212,10 @@ class Cluster:
         finally:
             db.engine.dispose()
 
+    @staticmethod
+    def heartbeat_variable(node: str) -> str:
+        return f"HOTLINE_HEARTBEAT_{node.upper()}"
+
     def sip_node(self, node: str) -> str:
         return f"{NODES[node]}:{self.asterisks[node].sip_port}"
 
@@ -156,7 +223,7 @@ class Cluster:
         state = self.state_dir / f"daemon-{node}"
         state.mkdir(parents=True, exist_ok=True)
         daemon = Daemon(f"hotline-{node}", state / "hotline.ini", free_port(),
-                        f"HOTLINE_HEARTBEAT_{node.upper()}")
+                        self.heartbeat_variable(node))
         endpoints = "\n  ".join(inst.endpoint for inst in self.asterisks.values())
         text = CONFIG.format(
             instance=daemon.name, state=state, log_dir=self.log_dir, http_port=daemon.http_port,
@@ -170,7 +237,7 @@ class Cluster:
         text = text.replace(f"url = sqlite:///{state}/hotline.db", f"url = {self.db_url}")
         text = text.replace("shutdown_timeout = 5",
                             f"shutdown_timeout = 5\nlease_ttl = {self.lease_ttl:g}")
-        text = text.replace("heartbeat_interval = 2", "heartbeat_interval = 2\n"
+        text = text.replace("heartbeat_interval = 2", f"heartbeat_interval = {HEARTBEAT_INTERVAL}\n"
                             f"heartbeat_variable = {daemon.heartbeat_variable}")
         # A bind whose slot another daemon holds retries often enough to take it over
         # within seconds of that daemon's lease lapsing.
@@ -215,6 +282,22 @@ class Cluster:
         daemon.process.kill()
         daemon.process.wait(10)
         daemon.process = None
+
+    def channel_owners(self) -> dict[tuple[str, str], str]:
+        """(node, uniqueid) of every channel on the live nodes -> the daemon its HOTLINE_AGI
+        names ('' when none drives it), over one blocking AMI session per node."""
+        owners = {}
+        for node, inst in self.asterisks.items():
+            if inst.process is None or inst.process.poll() is not None:
+                continue
+            blocks = ami_blocks(inst.address, inst.ami_port, inst.ami_username,
+                                self.ami_secret, "Action: CoreShowChannels\r\n\r\n",
+                                b"CoreShowChannelsComplete", timeout=5)
+            for headers in blocks:
+                if headers.get("Event") == "CoreShowChannel":
+                    owner = headers.get("ChanVariable", "").partition("=")[2]
+                    owners[(node, headers.get("Uniqueid", ""))] = owner
+        return owners
 
     def smsc_stats(self) -> dict:
         """The SMSC's own counters (GET /stats on its control port)."""

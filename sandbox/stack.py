@@ -244,25 +244,34 @@ def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
         process.wait(5)
 
 
+def ami_blocks(host: str, port: int, username: str, secret: str, actions: str, until: bytes,
+               timeout: float = 2.0) -> list[dict[str, str]]:
+    """Over one blocking AMI session (logged in, events off): send ``actions`` (raw AMI
+    text) and read until ``until`` arrives; every block as its headers. OSError when
+    unreachable."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
+                  f"Events: off\r\nActionID: l\r\n\r\n{actions}".encode())
+        data = b""
+        while until not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return [dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+            for block in data.decode(errors="replace").split("\r\n\r\n")]
+
+
 def ami_getvar(host: str, port: int, username: str, secret: str, variable: str,
                timeout: float = 2.0) -> str | None:
     """A global variable's value over one blocking AMI session (None when unreachable)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
-                      f"Events: off\r\nActionID: l\r\n\r\nAction: Getvar\r\n"
-                      f"Variable: {variable}\r\nActionID: g\r\n\r\n"
-                      f"Action: Logoff\r\nActionID: o\r\n\r\n".encode())
-            data = b""
-            while b"ActionID: o" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+        blocks = ami_blocks(host, port, username, secret,
+                            f"Action: Getvar\r\nVariable: {variable}\r\nActionID: g\r\n\r\n"
+                            "Action: Logoff\r\nActionID: o\r\n\r\n", b"ActionID: o", timeout)
     except OSError:
         return None
-    for block in data.decode(errors="replace").split("\r\n\r\n"):
-        headers = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+    for headers in blocks:
         if headers.get("ActionID") == "g" and headers.get("Response") == "Success":
             return headers.get("Value", "")
     return None

@@ -107,6 +107,30 @@ def lapsed_instances(session) -> list[str]:
     )).scalars())
 
 
+def lapsed_with_holder(session, prefix: str) -> list[tuple[str, str | None]]:
+    """Every lapsed instance with the live holder of lease ``prefix + instance`` (None when
+    nobody holds it): who took over that instance's share of some work."""
+    now = _now_sql(session)
+    return [(r[0], r[1]) for r in session.execute(text(
+        "SELECT i.instance, l.holder FROM cluster_instance i"
+        " LEFT JOIN cluster_lease l ON l.name = :prefix || i.instance"
+        f" AND l.expires_at >= {now}"
+        f" WHERE i.expires_at < {now} ORDER BY i.instance"), {"prefix": prefix})]
+
+
+def holder(session, name: str) -> str | None:
+    """Who holds lease ``name`` unexpired (None when nobody does)."""
+    now = _now_sql(session)
+    return session.execute(text(f"SELECT holder FROM cluster_lease WHERE name = :name"
+                                f" AND expires_at >= {now}"), {"name": name}).scalar()
+
+
+def release(session, name: str, holder: str) -> None:
+    """Give lease ``name`` back, if ``holder`` still holds it."""
+    session.execute(text("DELETE FROM cluster_lease WHERE name = :name AND holder = :holder"),
+                    {"name": name, "holder": holder})
+
+
 def leave(session, instance: str) -> None:
     """A clean stop: the instance's leases are free at once and it shows as stopped."""
     now = _now_sql(session)
@@ -172,6 +196,8 @@ class Membership(Service):
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = clock
         self._starting = True
+        self._last_beat: float | None = None
+        self._steady_since: float | None = None
 
     def report(self, room: str, fn: Callable[[], Any]) -> None:
         self._reporters[room] = fn
@@ -198,10 +224,24 @@ class Membership(Service):
 
         def beaten(_):
             self._starting = False
+            now = self.clock.seconds()
+            if self._last_beat is None or now - self._last_beat > self.ttl:
+                self._steady_since = now  # this instance may have looked dead meanwhile
+            self._last_beat = now
 
         d.addCallbacks(beaten, lambda f: log.warn(
             "cluster heartbeat failed: {why}", why=f.getErrorMessage()))
         return d
+
+    def steady_for(self) -> float:
+        """Seconds this instance's heartbeats have landed with no gap longer than the lease
+        time (0 before the first, or while one is overdue): after a database outage every
+        instance looked dead for a while, and only a steady one may judge the others."""
+        now = self.clock.seconds()
+        if self._steady_since is None or self._last_beat is None \
+                or now - self._last_beat > self.ttl:
+            return 0.0
+        return now - self._steady_since
 
     def leased_endpoint(self, name: str, endpoint: IStreamClientEndpoint) -> LeasedEndpoint:
         """``endpoint`` that connects only while this instance holds lease ``name``."""

@@ -2,7 +2,10 @@
 
 Every AMI session with ``read=agi`` sees every AsyncAGIStart, so a call
 belongs to the daemon whose instance name is its first AGI argument
-(``AGI(agi:async,<instance>,ivr,<center>)``); others ignore it.
+(``AGI(agi:async,<instance>,ivr,<center>)``); others ignore it, unless that
+daemon died and this one adopted its calls (``adopted``, see
+``ivr.asterisk.adoption``): then this one drives them and names itself in the
+channel's HOTLINE_AGI.
 
 The dialplan sends callers to its fallback when the global heartbeat variable
 is stale at call start, and a per-channel watchdog (``TIMEOUT(absolute)``,
@@ -73,6 +76,7 @@ class CallDispatcher:
         self._grace: IDelayedCall | None = None
         self._given_up: set[str] = set()  # sessions ended by the last blip: not new calls
         self.sessions: dict[str, AgiSession] = {}
+        self.adopted: set[str] = set()  # dead daemons whose calls this one drives too
         self.running: dict[str, Deferred] = {}
         self.stats: Counter[str] = Counter()
         self._beat = LoopingCall(self._heartbeat)
@@ -97,7 +101,7 @@ class CallDispatcher:
 
     # ---- events ----
     def _owns(self, args: list[str]) -> bool:
-        return bool(args) and args[0] == self.instance
+        return bool(args) and (args[0] == self.instance or args[0] in self.adopted)
 
     def _on_start(self, event: Message) -> None:
         env = parse_env(event.get("Env", "") or "")
@@ -110,6 +114,8 @@ class CallDispatcher:
             return
         self.stats["started"] += 1
         self._arm(session)  # the dialplan's answer watchdog is short: this call is taken
+        if session.args[0] != self.instance:
+            self.claim(session.channel)
         self._launch(session, self.flow_factory, "flow")
 
     def _on_exec(self, event: Message) -> None:
@@ -152,10 +158,10 @@ class CallDispatcher:
         except CallHungUp:
             self.stats["hung_up"] += 1
             self.log.info("{kind} ended: {who} hung up", kind=kind, who=who)
-        except AgiLinkLost:
+        except AgiLinkLost as e:
             self.stats["link_lost"] += 1
-            self.log.warn("{kind} cut off by the AMI link: {who} is left for recovery",
-                          kind=kind, who=who)
+            self.log.warn("{kind} cut off ({why}): {who} is left for recovery",
+                          kind=kind, who=who, why=str(e))
         except AgiError as e:
             self.stats["failed"] += 1
             self.log.error("{kind} failed on {who}: {why}", kind=kind, who=who,
@@ -251,8 +257,11 @@ class CallDispatcher:
         application, so the dialplan's HOTLINE_AGI channel variable (sent as
         ChanVariable, see manager.conf channelvars) is the first witness.
         """
-        marker = f"{OWNER_VARIABLE}={self.instance}"
-        if marker in [v.strip() for v in channel.get_all("ChanVariable")]:
+        owners = {v.strip().partition("=")[2] for v in channel.get_all("ChanVariable")
+                  if v.strip().startswith(f"{OWNER_VARIABLE}=")} - {""}
+        if owners - {self.instance} - self.adopted:
+            return None  # another live daemon drives it (it may have adopted the call)
+        if owners:
             data = (channel.get("ApplicationData") or "").split(",")
             if data[0].strip() == "agi:async":
                 return [a.strip() for a in data[1:]]
@@ -315,6 +324,34 @@ class CallDispatcher:
         env.update({f"agi_arg_{i}": a for i, a in enumerate(data, 1)})
         return AgiSession(self.link, env["agi_channel"], env, self.clock, self.command_timeout,
                           id_prefix=f"{self.instance}-{tag}-{env['agi_uniqueid']}")
+
+    def claim(self, channel: str) -> None:
+        """Name this daemon as the driver of an adopted call (HOTLINE_AGI, and HOTLINE_OWNER
+        for the fallback's record), so that its first daemon, back, leaves it alone."""
+        for variable in (OWNER_VARIABLE, "HOTLINE_OWNER"):
+            self.link.action("Setvar", {"Channel": channel, "Variable": variable,
+                                        "Value": self.instance}) \
+                .addErrback(self._beat_failed, channel)
+
+    def adopt(self, channel: Message, flow: Flow) -> Deferred | None:
+        """Drive ``channel``, left in AsyncAGI by a dead daemon, with ``flow`` from now on
+        (None if this daemon drives it already)."""
+        uniqueid = channel.get("Uniqueid") or ""
+        if uniqueid in self.sessions:
+            return None
+        session = self._session_from(channel, "a")
+        self.stats["adopted"] += 1
+        self.claim(session.channel)
+        self._arm(session)
+        return self._launch(session, flow, "adopted call")
+
+    def let_go(self, why: str) -> int:
+        """Stop driving every call (another daemon drives them now): their flows end without
+        a command more. Returns how many."""
+        sessions, self.sessions = self.sessions, {}
+        for session in sessions.values():
+            session.end(AgiLinkLost(why))
+        return len(sessions)
 
     def _recover(self, channel: Message) -> None:
         session = self._session_from(channel, "r")

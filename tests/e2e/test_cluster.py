@@ -2,11 +2,13 @@
 synchronous standby, two Asterisk nodes behind Kamailio.
 
 One cluster for the whole story, in order: both daemons serve calls; a daemon killed
-with SIGKILL hands its scheduled jobs to the survivor within the lease time; the
+with SIGKILL in the middle of a 20,000-message send and with 20 callers in the menus
+hands its scheduled jobs, its SMS connection slot and its calls to the survivor (the
+calls adopted at the main menu, no caller silent 3 s or more); the
 PostgreSQL primary is killed and the standby promoted, and the survivor goes on
 (heartbeats, calls, alerts) within 60 s with nothing acknowledged lost; an Asterisk
-node is killed and new calls go to the other. A daemon is killed in the middle of a
-20,000-message send. The alert for a deposit posted at each step is accepted exactly once.
+node is killed and new calls go to the other. The alert for a deposit posted at each step
+is accepted exactly once.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from sandbox.cluster import NODES, Cluster
+from sandbox.cluster import NODES, Cluster, EventTap
 from sandbox.demo import DEPOSIT_ACCOUNT
 from sandbox.sipp import Pause, SippCall
 from sandbox.stack import credit_deposit
@@ -31,6 +33,7 @@ from tests.support.outbox import make_config
 pytestmark = pytest.mark.e2e
 
 TOTAL = 20_000
+CALLS = 20
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +112,43 @@ def sent(cluster) -> dict[str, int]:
                                "where template = 'cluster' group by state"))
 
 
+def open_calls(cluster) -> int:
+    return len(query(cluster, "select id from ivr_call where outcome is null"))
+
+
+def watch_takeover(cluster, calls: set, killed: float, survivor: str, limit: float
+                   ) -> dict:
+    """Per call the seconds from the kill until Asterisk shows it taken over: its HOTLINE_AGI
+    naming the survivor (adopted), empty (left AGI: the fallback) or the channel gone."""
+    settled: dict = {}
+    while len(settled) < len(calls) and time.monotonic() - killed < limit:
+        owners = cluster.channel_owners()
+        at = time.monotonic() - killed
+        for call in calls - set(settled):
+            owner = owners.get(call)
+            if owner != f"hotline-{survivor}" and owner not in ("", None):
+                continue
+            settled[call] = (at, {None: "gone", "": "left AGI"}.get(owner, "adopted"))
+        time.sleep(0.05)
+    return settled
+
+
+def longest_silences(events: list) -> dict:
+    """Per channel (node, name), the longest time Asterisk spent between the end of one AGI
+    command and the start of the next, or of the fallback: dead air nobody chose."""
+    ended: dict = {}
+    longest: dict = {}
+    for at, node, e in events:
+        key = (node, e.get("Channel", ""))
+        kind = e.get("Event")
+        if kind == "AGIExecEnd":
+            ended[key] = at
+        elif key in ended and (kind == "AGIExecStart" and not e.get("Command", "").startswith(
+                "HANGUP") or kind == "UserEvent" and e.get("UserEvent") == "HotlineFallback"):
+            longest[key] = max(longest.get(key, 0.0), at - ended.pop(key))
+    return longest
+
+
 def test_cluster_story(cluster, tmp_path):
     # 1. Both daemons alive and serving; each job leased to exactly one of them.
     state = cluster.status()
@@ -121,23 +161,63 @@ def test_cluster_story(cluster, tmp_path):
     deposit_alerted_once(cluster)
 
     # 2. The daemon holding the SMSC's one bind is killed in the middle of a 20,000-message
-    # send: the survivor takes the bind's slot, the dead one's claims and its job leases
-    # within the lease time and a retry; every message is delivered, the SMSC's duplicates
-    # no more than the outbox counted as possible.
+    # send with 20 callers in the menus: the survivor takes the bind's slot within 5 s, the
+    # dead one's claims and its job leases within the lease time and a retry, and its
+    # callers within 3 s (each resumed at the main menu, none silent 3 s or more); every
+    # message is delivered, the SMSC's duplicates no more than the outbox counted as possible.
     dead = holders(cluster)["smsc-local-0"].removeprefix("hotline-")
     survivor = next(n for n in NODES if n != dead)
     fill(cluster, TOTAL)
     wait_for("a third sent", lambda: sent(cluster).get("delivered", 0) >= TOTAL // 3, 300)
-    cluster.kill_daemon(dead)
-    killed = time.monotonic()
-    wait_for("the SMSC slot's takeover", lambda: holders(cluster).get("smsc-local-0")
-             == f"hotline-{survivor}", cluster.lease_ttl + 5)
-    slot = time.monotonic() - killed
-    wait_for("the job leases' takeover", lambda: set(holders(cluster).values())
-             == {f"hotline-{survivor}"}, cluster.lease_ttl + 5)
-    took = time.monotonic() - killed
-    before = sent(cluster)
-    assert before.get("delivered", 0) < TOTAL  # the kill really was mid-send
+    with EventTap(cluster, {"AGIExecStart", "AGIExecEnd", "UserEvent"}) as tap:
+        callers = SippCall("127.0.0.1", cluster.balancer.port, "12329", steps=[Pause(30000)],
+                           hangup="bye", calls=CALLS, rate=10, timeout_s=90,
+                           workdir=tmp_path / "live")
+        callers.start()
+        wait_for("20 callers in the menus", lambda: open_calls(cluster) >= CALLS, 30)
+        time.sleep(1.0)
+        owned = {call for call, owner in cluster.channel_owners().items()
+                 if owner == f"hotline-{dead}"}
+        assert owned, "Kamailio gave the doomed daemon's node no call"
+        cluster.kill_daemon(dead)
+        killed, killed_at = time.monotonic(), time.time()
+        # A caller right after the kill, on the dead daemon's node, whose dialplan still
+        # finds that daemon's heartbeat fresh: adopted, or the fallback within 3 s.
+        late = SippCall(NODES[dead], cluster.asterisks[dead].sip_port, "12329",
+                        steps=[Pause(8000)], hangup="bye", timeout_s=40,
+                        workdir=tmp_path / "late")
+        late.start()
+        takeover = watch_takeover(cluster, owned, killed, survivor, 8)
+        wait_for("the SMSC slot's takeover", lambda: holders(cluster).get("smsc-local-0")
+                 == f"hotline-{survivor}", 10)
+        slot = time.monotonic() - killed
+        assert slot < 5.0
+        wait_for("the job leases' takeover", lambda: set(holders(cluster).values())
+                 == {f"hotline-{survivor}"}, cluster.lease_ttl + 5)
+        took = time.monotonic() - killed
+        before = sent(cluster)
+        assert before.get("delivered", 0) < TOTAL  # the kill really was mid-send
+        answered = callers.finish(timeout=120)
+        late_result = late.finish(timeout=60)
+    assert answered.ok, answered.stdout + answered.errors
+    assert late_result.ok, late_result.stdout + late_result.errors
+    late_fallbacks = [float(e["At"]) - float(e["Answered"]) for _t, node, e in tap.events
+                      if node == dead and e.get("UserEvent") == "HotlineFallback"]
+    late_adopted = query(cluster, "select path from ivr_call where instance = :i and "
+                                  "started_at > :t and uniqueid like :node",
+                         i=f"hotline-{survivor}", t=killed_at,
+                         node=f"{cluster.asterisks[dead].name}-%")
+    assert len(late_adopted) + len(late_fallbacks) == 1, (late_adopted, late_fallbacks)
+    assert all(seconds < 3.0 for seconds in late_fallbacks), late_fallbacks
+    assert set(takeover) == owned, f"not taken over within 8 s: {owned - set(takeover)}"
+    slow = {call: t for call, t in takeover.items() if t[0] >= 3.0}
+    assert not slow, slow
+    adopted = [call for call, (_t, how) in takeover.items() if how == "adopted"]
+    resumed = query(cluster, "select uniqueid from ivr_call where instance = :i "
+                             "and path like 'adopted main%'", i=f"hotline-{survivor}")
+    assert {u for _node, u in adopted} <= {r[0] for r in resumed}
+    silences = longest_silences(tap.events)
+    assert silences and max(silences.values()) < 3.0, sorted(silences.values())[-3:]
     wait_for("all delivered", lambda: sent(cluster) == {"delivered": TOTAL}, 600)
     stats = cluster.smsc_stats()
     [(doubtful,)] = query(cluster, "select coalesce(sum(possible_duplicates), 0) "
@@ -165,6 +245,11 @@ def test_cluster_story(cluster, tmp_path):
     place_calls(cluster, 2, tmp_path / "calls2")
     new = query(cluster, "select instance from ivr_call order by id desc limit 2")
     assert [r[0] for r in new] == [f"hotline-{survivor}"] * 2
+    print(f"cluster: {len(owned)} of {CALLS} live calls on the killed daemon, {len(adopted)} "
+          f"adopted, the last {max(t for t, _ in takeover.values()):.1f} s after the kill; "
+          f"longest silence {max(silences.values()):.1f} s; a caller right after the kill: "
+          + (f"fallback {late_fallbacks[0]:.1f} s after answer" if late_fallbacks
+             else f"adopted ({late_adopted[0][0][:20]})"))
     print(f"cluster: {TOTAL} sent across a kill -9, {stats['duplicates']} duplicates at the "
           f"SMSC, {doubtful} counted possible; the SMSC slot moved {slot:.1f} s after the "
           f"kill, every lease {took:.1f} s after; a heartbeat "

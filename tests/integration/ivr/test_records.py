@@ -167,3 +167,30 @@ def test_fallback_lines_of_another_shape_are_ignored():
     assert FallbackCall.parse("1", "i|c|x|1|2|r|ivr|zh|****1") is None
     call = FallbackCall.parse("1", "i|c|1|1|2|r|ivr|zh|13800138000")
     assert call.caller == "138****8000"
+
+
+def test_an_adopted_call_goes_on_in_the_record_its_dead_daemon_opened(db):
+    """A call adopted from a dead daemon keeps one record: the open row of its first daemon
+    now names the adopter and keeps its start; the first daemon, back, settles nothing of it.
+    An adopted call with no row (its daemon died before writing it) gets a new one."""
+    clock = Clock()
+    records = CallRecords(SyncDatabase(db), clock)
+    _open(records, "2.1", now=1000.0, instance="hotline-1")
+    adopted = CallRecord.start(instance="hotline-2", center="demo", uniqueid="2.1",
+                               caller_id="13800138000", dnid="12329", language="en", now=1005.0)
+    adopted.adopted = True
+    fresh = CallRecord.start(instance="hotline-2", center="demo", uniqueid="2.2",
+                             caller_id="13800138000", dnid="12329", language="zh", now=1006.0)
+    fresh.adopted = True
+    for record in (adopted, fresh):
+        Deferred.fromCoroutine(records.open(record))
+    clock.advance(1010.0)
+    Deferred.fromCoroutine(records.close(adopted, "ivr_handled", 1))
+    out = []
+    Deferred.fromCoroutine(records.settle("hotline-1", [], set())).addCallback(out.append)
+    assert out == [(0, 0)]
+    rows = db.run_sync(lambda s: [(r.uniqueid, r.instance, r.started_at, r.ended_at, r.outcome,
+                                   r.language) for r in s.scalars(select(IvrCall)
+                                                                  .order_by(IvrCall.id))])
+    assert rows == [("2.1", "hotline-2", 1000.0, 1010.0, "ivr_handled", "en"),
+                    ("2.2", "hotline-2", 1006.0, None, None, "zh")]

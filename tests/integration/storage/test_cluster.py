@@ -89,3 +89,41 @@ def test_exclusive_job_runs_only_on_the_lease_holder(db):
     job_b()
     b.stopService()
     assert runs == ["a", "a", "b"]
+
+
+def test_lapsed_instances_with_who_adopted_them(db):
+    """A lapsed instance is listed with the live holder of its ``calls-`` lease, or None;
+    a live instance is not listed; ``holder`` names a lease's live holder; a released
+    lease leaves it unheld again."""
+    for name in ("a", "b", "c"):
+        db.run_sync(cluster.heartbeat, name, 0.3, {}, True)
+    time.sleep(0.5)
+    db.run_sync(cluster.heartbeat, "c", 5, {}, False)
+    assert db.run_sync(cluster.acquire, "calls-a", "c", 5)
+    assert db.run_sync(cluster.lapsed_with_holder, "calls-") == [("a", "c"), ("b", None)]
+    assert (db.run_sync(cluster.holder, "calls-a"), db.run_sync(cluster.holder, "calls-b")) \
+        == ("c", None)
+    db.run_sync(cluster.release, "calls-a", "b")  # not the holder: nothing happens
+    assert db.run_sync(cluster.lapsed_with_holder, "calls-")[0] == ("a", "c")
+    db.run_sync(cluster.release, "calls-a", "c")
+    assert db.run_sync(cluster.lapsed_with_holder, "calls-") == [("a", None), ("b", None)]
+
+
+def test_steady_only_after_a_lease_time_of_heartbeats_without_a_gap(db):
+    """``steady_for`` counts from the first heartbeat after start or after a gap longer
+    than the lease time (a database outage), and is 0 while a heartbeat is overdue."""
+    clock = Clock()
+    clock.advance(1000)
+    member = cluster.Membership(db, clock, "a", ttl=3.0)
+    assert member.steady_for() == 0.0
+    member.startService()
+    for _ in range(4):
+        clock.advance(1.0)
+    assert member.steady_for() == 4.0
+    member._beat.stop()  # the database is away: no heartbeat lands
+    clock.advance(4.0)
+    assert member.steady_for() == 0.0
+    member._beat.start(1.0, now=True)
+    clock.advance(2.0)
+    assert member.steady_for() == 2.0
+    member._beat.stop()

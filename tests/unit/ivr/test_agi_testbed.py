@@ -12,14 +12,17 @@ from sandbox.sipp import Keys, Pause, SippError, scenario_xml, wav_to_rtp_pcap
 
 
 def test_render_fills_every_placeholder(tmp_path):
-    """Rendering leaves no {{...}} behind and puts the instance name into the AGI call."""
+    """Rendering leaves no {{...}} behind; the instance, with its heartbeat variable, is the
+    one daemon the dialplan may pick for the AGI call."""
     written = dialplans.render({"ami_secret": "s", "instance": "node-7", "center": "gz"}, tmp_path)
     assert {p.name for p in written} >= {"extensions.conf", "manager.conf", "modules.conf",
                                          "pjsip.conf", "asterisk.conf", "queues.conf"}
     for path in written:
         assert "{{" not in path.read_text(), path.name
     ext = (tmp_path / "extensions.conf").read_text()
-    assert "AGI(agi:async,node-7,ivr,gz)" in ext and "AGI(agi:async,node-7,admin,gz)" in ext
+    assert "Set(HOTLINE_CANDIDATES=node-7/HOTLINE_HEARTBEAT)" in ext
+    assert "AGI(agi:async,${HOTLINE_OWNER},ivr,gz)" in ext
+    assert "AGI(agi:async,${HOTLINE_OWNER},admin,gz)" in ext
     assert "autoload = no" in (tmp_path / "modules.conf").read_text()
 
 
@@ -27,6 +30,7 @@ def test_render_fills_every_placeholder(tmp_path):
     ({}, "ami_secret is required"),
     ({"ami_secret": "s", "nonsense": "1"}, "unknown template variables: nonsense"),
     ({"ami_secret": "s\n[evil]"}, "line break"),
+    ({"ami_secret": "s", "instances": "a/HB_A&b"}, "instance/heartbeat_variable pairs"),
 ])
 def test_render_refuses_bad_values(tmp_path, values, problem):
     """A missing secret, an unknown name or a line break is a TemplateError, nothing written."""
@@ -36,8 +40,10 @@ def test_render_refuses_bad_values(tmp_path, values, problem):
 
 
 def test_every_placeholder_has_a_default_or_is_required():
-    """Templates and DEFAULTS agree, so render never meets an unknown placeholder."""
-    assert dialplans.placeholders() == set(dialplans.DEFAULTS) | set(dialplans.REQUIRED)
+    """Templates and DEFAULTS agree, so render never meets an unknown placeholder
+    (heartbeat_variable only makes the default of instances)."""
+    assert dialplans.placeholders() == (set(dialplans.DEFAULTS) | set(dialplans.REQUIRED)) \
+        - {"heartbeat_variable"}
 
 
 def _events(pcap):
