@@ -28,7 +28,7 @@ UPLOAD_SECONDS = 60.0  # a request (a prompt upload) must arrive whole within th
 def make_service(config, reactor, db, status, metrics, templates=None):
     """The console's listener and its rollup timer; ``templates`` is the running outbox's
     TemplateSet (None without SMS), which published template edits change."""
-    console = Console(config, db, reactor, status, metrics)
+    console = Console(config, db, reactor, status)
     if config.prompts is not None:
         from console.prompts_page import PromptPages
 
@@ -45,7 +45,9 @@ def make_service(config, reactor, db, status, metrics, templates=None):
                        idle_timeout=http.idle_timeout,
                        per_peer_connections=http.per_peer_connections,
                        per_peer_rate=http.per_peer_requests_per_second,
-                       log_formatter=masked_log_line)
+                       log_formatter=masked_log_line,
+                       on_response=metrics.http_counter(lambda _path: "console")
+                       if metrics is not None else None)
     top = MultiService()
     top.setName("console")
     listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)

@@ -65,10 +65,10 @@ class Console(Resource):
 
     isLeaf = True
 
-    def __init__(self, config, db, clock, status=None, metrics=None):
+    def __init__(self, config, db, clock, status=None):
         super().__init__()
         self.config, self.db, self.clock = config, db, clock
-        self.status, self.metrics = status, metrics
+        self.status = status
         rules = config.console
         self.rules = rules
         self.sessions = SessionStore(clock, rules.idle_minutes * 60)
@@ -112,8 +112,6 @@ class Console(Resource):
 
     async def _answer(self, request, gone: list[bool]) -> None:
         reply = await self._route(request)
-        if self.metrics is not None:
-            self.metrics.http_responses.labels("console", f"{reply.code // 100}xx").inc()
         if gone:
             return
         request.setResponseCode(reply.code)

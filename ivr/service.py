@@ -52,8 +52,10 @@ class CallHandler:
     def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
                  menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
-                 switches: Switches | None = None):
+                 switches: Switches | None = None,
+                 on_reply: Callable[[float], None] | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.on_reply = on_reply  # each reply time of a call's session (IVR latency metric)
         self.agents = agents
         self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
@@ -74,6 +76,7 @@ class CallHandler:
         raise UnknownCenter(f"no center for this call (args {args[1:]}, dnid {session.dnid!r})")
 
     async def __call__(self, session) -> str:
+        session.on_reply = self.on_reply
         center = self.center_for(session)
         library = self.config.prompts.library_dir
         lang = center.languages[0]
@@ -168,7 +171,8 @@ def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
 
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
-                 switches: Switches | None = None, on_call_closed=None) -> IvrService:
+                 switches: Switches | None = None, on_call_closed=None,
+                 on_reply: Callable[[float], None] | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start."""
@@ -187,7 +191,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         # A handler per node (agents answer on the node the call is on), the menus shared.
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
-                              agents=AgentAnswers(link, reactor), switches=switches)
+                              agents=AgentAnswers(link, reactor), switches=switches,
+                              on_reply=on_reply)
         handlers.append(handler)
         flow = CallsByRole(handler, AdminCalls(config, reactor, db))
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
