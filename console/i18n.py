@@ -25,7 +25,7 @@ WORDS = {
     "in_progress": ("通话中", "In progress"),
     "ivr_handled": ("自助完成", "IVR-handled"),
     "transferred": ("转人工", "Transferred"),
-    "abandoned": ("呼损", "Abandoned"),
+    "abandoned": ("放弃", "Abandoned"),
     "satisfaction": ("满意度", "Satisfaction"),
     "sms": ("短信", "SMS"),
     "queued": ("待发", "Queued"),

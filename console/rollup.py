@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
+from ivr.agents import ANSWERED
 from sms.outbox.sql import M
 from sms.outbox.states import DELIVERED, EXPIRED, FAILED
 
@@ -36,27 +37,37 @@ def local_day(ts: float, zone: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ts, zone).date().isoformat()
 
 
+CALL_COUNTS = ("calls", "ivr_handled", "transferred", "abandoned", "failed", "lost", "fallback",
+               "agent_offered", "agent_answered", "timed")
+
+
 class CallRollup:
-    """Adds one closed call to its day's row, inside the transaction that closes it."""
+    """Adds one closed call to its day's row, inside the transaction that closes it: the
+    daemon's own closes and the records settled later as ``lost`` or ``fallback``
+    (ivr.records), so every call the hotline took is counted once."""
 
     def __init__(self, zones: dict[str, str]):
         self.zones = {center: ZoneInfo(zone) for center, zone in zones.items()}
 
-    def __call__(self, session, record, ended_at: float, outcome: str) -> None:
+    def __call__(self, session, record, ended_at: float | None, outcome: str) -> None:
         center, started_at, survey = record.center, record.started_at, record.survey
         key = (local_day(started_at, self.zones[center]), center)
         row = session.get(RollupCalls, key, with_for_update=True)
         if row is None:
-            row = RollupCalls(day=key[0], center=center, calls=0, ivr_handled=0, transferred=0,
-                              abandoned=0, failed=0, seconds=0.0, survey_1=0, survey_2=0,
-                              survey_3=0)
+            row = RollupCalls(day=key[0], center=center, seconds=0.0, survey_1=0, survey_2=0,
+                              survey_3=0, **dict.fromkeys(CALL_COUNTS, 0))
             session.add(row)
         row.calls += 1
-        if outcome in ("ivr_handled", "transferred", "abandoned"):
+        if outcome in ("ivr_handled", "transferred", "abandoned", "lost", "fallback"):
             setattr(row, outcome, getattr(row, outcome) + 1)
         else:
             row.failed += 1
-        row.seconds += max(0.0, ended_at - started_at)
+        if record.agent is not None:  # handed to the agents' queue (ivr.flows.transfer)
+            row.agent_offered += 1
+            row.agent_answered += int(record.agent == ANSWERED)
+        if ended_at is not None:  # a lost call that left no trace has no known duration
+            row.timed += 1
+            row.seconds += max(0.0, ended_at - started_at)
         if survey in (1, 2, 3):
             setattr(row, f"survey_{survey}", getattr(row, f"survey_{survey}") + 1)
         for (node, digits), n in Counter(record.keys).items():
@@ -105,14 +116,18 @@ def fold_sms(session, now: float, zones: dict[str, str]) -> int:
 # ---- reports ---------------------------------------------------------------------------
 
 CALL_COLUMNS = ("period", "center", "calls", "ivr_handled", "transferred", "abandoned",
-                "failed", "abandon_rate", "average_seconds", "satisfaction")
+                "failed", "lost", "fallback", "agent_offered", "agent_answered",
+                "agent_answer_rate", "abandon_rate", "average_seconds", "satisfaction")
 KEY_COLUMNS = ("period", "center", "node", "key", "count")
 SMS_COLUMNS = ("period", "center", "template", "carrier", "pushed", "sent", "delivered",
                "failed", "expired", "success_rate")
 HEADINGS = {
     "period": "日期/月份 period", "center": "中心 center", "calls": "呼入 calls",
     "ivr_handled": "自助完成 IVR-handled", "transferred": "转人工 transferred",
-    "abandoned": "呼损 abandoned", "failed": "失败 failed", "abandon_rate": "呼损率 abandon rate",
+    "abandoned": "放弃 abandoned", "failed": "失败 failed", "lost": "中断 lost",
+    "fallback": "应急转接 fallback only", "agent_offered": "进入排队 queued for agents",
+    "agent_answered": "人工接通 agent-answered", "agent_answer_rate": "人工接通率 answer rate",
+    "abandon_rate": "呼损率 abandon rate",
     "average_seconds": "平均时长(秒) avg s", "satisfaction": "满意度 satisfaction",
     "template": "模板 template", "carrier": "通道 carrier", "pushed": "推送 pushed",
     "sent": "发送 sent", "delivered": "成功 delivered", "expired": "过期 expired",
@@ -136,26 +151,32 @@ def _rate(part: float, whole: float) -> float | None:
 
 
 def calls_report(session, centers: list[str], period: Period, by_center: bool = True) -> list[dict]:
-    """Hotline figures per day or month (per center, or the centers together)."""
+    """Hotline figures per day or month (per center, or the centers together).
+
+    呼损率 (abandon rate): calls the hotline lost, of all calls: the caller hung up before
+    being served or answered, the daemon died (``lost``), or only the dialplan's fallback
+    took the call. 人工接通率 (agent answer rate): callers an agent answered, of those sent
+    to the agents' queue, as Asterisk's queue reported it."""
     key = period.key(RollupCalls.day).label("period")
     group = [key, RollupCalls.center] if by_center else [key]
-    sums = [func.sum(getattr(RollupCalls, n)) for n in (
-        "calls", "ivr_handled", "transferred", "abandoned", "failed", "seconds", "survey_1",
-        "survey_2", "survey_3")]
-    q = (select(*group, *sums).where(RollupCalls.center.in_(centers),
-                                     RollupCalls.day >= period.first,
-                                     RollupCalls.day <= period.last)
+    names = (*CALL_COUNTS, "seconds", "survey_1", "survey_2", "survey_3")
+    q = (select(*group, *(func.sum(getattr(RollupCalls, n)) for n in names))
+         .where(RollupCalls.center.in_(centers), RollupCalls.day >= period.first,
+                RollupCalls.day <= period.last)
          .group_by(*group).order_by(*group))
     out = []
     for row in session.execute(q).all():
-        head, figures = row[:len(group)], [v or 0 for v in row[len(group):]]
-        calls, ivr, transferred, abandoned, failed, seconds, s1, s2, s3 = figures
+        head = row[:len(group)]
+        f = dict(zip(names, (v or 0 for v in row[len(group):]), strict=True))
+        calls = int(f["calls"])
         out.append({"period": head[0], "center": head[1] if by_center else "全省 province",
-                    "calls": int(calls), "ivr_handled": int(ivr),
-                    "transferred": int(transferred), "abandoned": int(abandoned),
-                    "failed": int(failed), "abandon_rate": _rate(abandoned, calls),
-                    "average_seconds": round(seconds / calls, 1) if calls else None,
-                    "satisfaction": _rate(s1 + s2, s1 + s2 + s3)})
+                    **{n: int(f[n]) for n in CALL_COUNTS if n != "timed"},
+                    "agent_answer_rate": _rate(f["agent_answered"], f["agent_offered"]),
+                    "abandon_rate": _rate(f["abandoned"] + f["lost"] + f["fallback"], calls),
+                    "average_seconds": round(f["seconds"] / f["timed"], 1) if f["timed"]
+                    else None,
+                    "satisfaction": _rate(f["survey_1"] + f["survey_2"],
+                                          f["survey_1"] + f["survey_2"] + f["survey_3"])})
     return out
 
 

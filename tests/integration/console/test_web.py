@@ -288,7 +288,7 @@ def test_report_csv_and_center_scoping(env):
     assert code == 200 and response.headers.getRawHeaders(b"content-type")[0].startswith(
         b"text/csv")
     lines = body.lstrip("\ufeff").splitlines()
-    assert lines[1].startswith("2027-01-15,nj,1,1,0,0,0,0.0,60.0,1.0") and len(lines) == 2
+    assert lines[1] == "2027-01-15,nj,1,1,0,0,0,0,0,0,0,,0.0,60.0,1.0" and len(lines) == 2
     assert b.get("/reports?center=sz")[0] == 403
     code, _, body = b.get("/reports?first=2027-01-01&last=2027-01-31")
     assert code == 200 and "自助完成" in body
