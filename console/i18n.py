@@ -121,7 +121,10 @@ WORDS = {
     "from": ("从", "From"),
     "to": ("至", "To"),
     "province_total": ("全省合计", "Province total"),
-    "by_template": ("按模板和通道", "By template and carrier"),
+    "by_template": ("按模板、通道和接入方", "By template, carrier and client"),
+    "sms_filtered": ("短信过滤", "SMS filtered"),
+    "filtered": ("已过滤", "Filtered"),
+    "filtered_today": ("今日短信过滤原因", "SMS filtered today, by reason"),
 }
 
 

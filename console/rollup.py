@@ -21,6 +21,8 @@ from sqlalchemy import func, select
 
 from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
 from ivr.agents import ANSWERED
+from sms.door.filters import HELD, REASONS
+from sms.door.tables import DoorTally
 from sms.outbox.sql import M
 from sms.outbox.states import DELIVERED, EXPIRED, FAILED
 
@@ -121,6 +123,8 @@ CALL_COLUMNS = ("period", "center", "calls", "ivr_handled", "transferred", "aban
 KEY_COLUMNS = ("period", "center", "node", "key", "count")
 SMS_COLUMNS = ("period", "center", "template", "carrier", "pushed", "sent", "delivered",
                "failed", "expired", "success_rate")
+FILTER_COLUMNS = ("period", "center", "client", "template", "pushed", "filtered", *REASONS,
+                  HELD)
 HEADINGS = {
     "period": "日期/月份 period", "center": "中心 center", "calls": "呼入 calls",
     "ivr_handled": "自助完成 IVR-handled", "transferred": "转人工 transferred",
@@ -132,7 +136,19 @@ HEADINGS = {
     "template": "模板 template", "carrier": "通道 carrier", "pushed": "推送 pushed",
     "sent": "发送 sent", "delivered": "成功 delivered", "expired": "过期 expired",
     "success_rate": "成功率 success rate", "node": "菜单 menu", "key": "按键 key",
-    "count": "次数 presses",
+    "count": "次数 presses", "client": "接入方 client", "filtered": "过滤 filtered",
+    # the SMS door's filter reasons (sms.door.filters.REASONS)
+    "bad_request": "请求错误 bad request", "center_not_allowed": "中心未授权 center not allowed",
+    "invalid_number": "号头不正确 invalid number",
+    "template_not_enabled": "模板未开通 template not enabled",
+    "class_not_allowed": "类别未授权 class not allowed",
+    "free_text_not_allowed": "不允许自由文本 free text not allowed",
+    "bad_params": "参数错误 bad parameters", "illegal_keyword": "非法关键字 illegal keyword",
+    "extension_not_allowed": "扩展号未授权 extension not allowed",
+    "duplicate": "重复 duplicate", "opted_out": "已退订 opted out",
+    "destination_limited": "号码限频 destination limited",
+    "quota_exceeded": "超出日配额 quota", "rate_limited": "超速 rate limited",
+    HELD: "静默时段暂缓 held (quiet hours)",
 }
 
 
@@ -210,6 +226,34 @@ def sms_report(session, centers: list[str], period: Period, detail: bool = False
                     "pushed": pushed, "sent": sent, "delivered": delivered, "failed": failed,
                     "expired": expired, "success_rate": _rate(delivered, sent)})
     return out
+
+
+def filtered_report(session, centers: list[str], period: Period, detail: bool = False
+                    ) -> list[dict]:
+    """SMS the door refused, by reason, per day or month and center (with ``detail`` also per
+    client and template), beside what was pushed and what was held for quiet hours.
+
+    The figures are the door's own tallies (``door_tally``), a rollup the accepting
+    transaction adds to as each item is accepted or refused, one row per center, client,
+    template, day and reason, so no message row is read here."""
+    t = DoorTally.__table__.c
+    key = period.key(t.day).label("period")
+    group = [key, t.center] + ([t.client, t.template] if detail else [])
+    q = (select(*group, t.what, func.sum(t.n))
+         .where(t.center.in_(centers), t.day >= period.first, t.day <= period.last)
+         .group_by(*group, t.what).order_by(*group))
+    rows: dict[tuple, dict] = {}
+    for *head, what, n in session.execute(q).all():
+        row = rows.setdefault(tuple(head), {
+            "period": head[0], "center": head[1], "client": head[2] if detail else "",
+            "template": head[3] if detail else "", "pushed": 0, "filtered": 0,
+            **dict.fromkeys(REASONS, 0), HELD: 0})
+        if what == "pushed" or what == HELD:
+            row[what] += int(n)
+        elif what in REASONS:
+            row[what] += int(n)
+            row["filtered"] += int(n)
+    return list(rows.values())
 
 
 def to_csv(rows: list[dict], columns: tuple[str, ...]) -> bytes:
