@@ -12,6 +12,7 @@ from twisted.web.http import combinedLogFormatter
 
 from common.masking import mask_text
 from common.web import GuardedSite
+from console.door_page import DoorPages
 from console.optout_page import OptOutPages
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
@@ -39,6 +40,7 @@ def make_service(config, reactor, db, status, metrics, templates=None):
     if templates is not None:
         TemplatePages(console, templates).mount()
         OptOutPages(console).mount()
+        DoorPages(console, templates).mount()
     http = config.http  # the API's limits, but uploads of prompts may be larger and slower
     site = GuardedSite(console, reactor, max_body=MAX_BODY,
                        read_timeout=max(http.read_timeout, UPLOAD_SECONDS),

@@ -113,3 +113,109 @@ def test_reports_and_dashboard_show_filtered_sms_by_reason(env):
     assert 'id="filtered-nj"' in body and 'id="filtered-sz"' not in body
     assert '<dd data-reason="template_not_enabled">1</dd>' in body
     assert '<td class="filtered">5</td>' in body
+
+
+def _client(db, name):
+    from sms.door.clients import load_all
+
+    return db.run_sync(load_all).get(name)
+
+
+def test_provincial_admin_adds_and_edits_a_client_with_the_doors_rules(env, monkeypatch):
+    """A client added and edited in the console is stored by the door's own functions (its
+    validation, its audit rows) and audited in the console's chain with old and new values;
+    the secret's variable is named with how to set it, the secret itself never shown."""
+    site, db, _clock = env
+    monkeypatch.setenv("DOOR_NJ_LOANS", "never-shown-secret-value")
+    b = Browser(site)
+    b.login("prov")
+    b.get("/door")
+    assert b.post("/door", {"name": "nj-loans", "center": "nj",
+                            "secret_env": "DOOR_NJ_LOANS", "daily_quota": "5000",
+                            "rate_per_second": "20"})[0] == 303
+    code, _, body = b.get("/door/client?name=nj-loans")
+    assert code == 200 and "$DOOR_NJ_LOANS" in body and "/etc/hotline/hotline.env" in body
+    assert "never-shown-secret-value" not in body
+    form = {"name": "nj-loans", "action": "save", "secret_env": "DOOR_NJ_LOANS",
+            "system_id": "njloans", "templates": "deposit_credited, loan_settled",
+            "classes": "transaction", "daily_quota": "8000", "rate_per_second": "50",
+            "source_exts": "01", "keywords": "dkcx", "ip_allow": "10.1.0.0/16",
+            "callback_url": "https://loans.nj.example/hook", "free_text": "yes"}
+    assert b.post("/door/client?name=nj-loans", form)[0] == 303
+    client = _client(db, "nj-loans")
+    assert (client.templates, client.classes, client.daily_quota, client.rate_per_second,
+            client.source_exts, client.keywords, client.ip_allow, client.free_text) == (
+        ("deposit_credited", "loan_settled"), ("transaction",), 8000, 50, ("01",),
+        ("DKCX",), ("10.1.0.0/16",), True)
+    assert client.allows_ip("10.1.2.3") and not client.allows_ip("10.2.0.1")
+    from console import audit
+    from sms.door.clients import audit_trail
+
+    entry = db.run_sync(audit.recent)[0]
+    assert (entry.who, entry.action, entry.target) == ("prov", "door.client_change",
+                                                       "door:nj-loans")
+    assert '"daily_quota": 5000' in entry.old and '"daily_quota": 8000' in entry.new
+    assert [r["action"] for r in db.run_sync(audit_trail, "nj-loans")] == ["add", "change"]
+    assert "never-shown-secret-value" not in (entry.old + entry.new)
+    assert db.run_sync(audit.verify).ok
+
+
+def test_a_value_the_door_refuses_is_refused_and_nothing_changes(env):
+    """The door's validation judges the form: a bad network, extension or number is
+    refused with its message, the client left as it was."""
+    site, db, _clock = env
+    b = Browser(site)
+    b.login("prov")
+    b.get("/door")
+    b.post("/door", {"name": "nj-loans", "center": "nj", "secret_env": "DOOR_NJ_LOANS"})
+    before = _client(db, "nj-loans")
+    for field, value, message in (("ip_allow", "10.300.0.0/16", "ip_allow"),
+                                  ("source_exts", "12a", "source_exts"),
+                                  ("daily_quota", "lots", "invalid literal")):
+        code, _, body = b.post("/door/client?name=nj-loans",
+                               {"name": "nj-loans", "action": "save", field: value})
+        assert code == 400 and message in body, field
+    assert _client(db, "nj-loans") == before
+    code, _, body = b.post("/door", {"name": "Bad Name", "center": "nj",
+                                     "secret_env": "DOOR_X"})
+    assert code == 400 and "name:" in body
+
+
+def test_center_admin_manages_only_the_own_centers_clients(env):
+    """A center administrator lists and edits the own center's clients, may neither open,
+    change nor add another center's (or a provincial) client; an auditor only reads; a
+    form without the session's CSRF token changes nothing."""
+    site, db, _clock = env
+    p = Browser(site)
+    p.login("prov")
+    p.get("/door")
+    for name, center in (("nj-loans", "nj"), ("sz-loans", "sz"), ("province-app", "*")):
+        assert p.post("/door", {"name": name, "center": center,
+                                "secret_env": "DOOR_" + name.upper().replace("-", "_")}
+                      )[0] == 303
+    b = Browser(site)
+    b.login("njadmin")
+    code, _, body = b.get("/door")
+    assert 'id="client-nj-loans"' in body and "sz-loans" not in body
+    assert "province-app" not in body
+    assert b.get("/door/client?name=sz-loans")[0] == 404
+    assert b.post("/door/client?name=sz-loans", {"name": "sz-loans",
+                                                 "action": "disable"})[0] == 404
+    assert _client(db, "sz-loans").enabled
+    assert b.post("/door", {"name": "nj-two", "center": "sz", "secret_env": "X"})[0] == 403
+    assert b.post("/door/client?name=nj-loans", {"name": "nj-loans", "action": "disable"},
+                  csrf=False)[0] == 403
+    assert _client(db, "nj-loans").enabled
+    assert b.post("/door/client?name=nj-loans", {"name": "nj-loans",
+                                                 "action": "disable"})[0] == 303
+    assert not _client(db, "nj-loans").enabled
+    from console import audit
+
+    entry = db.run_sync(audit.recent)[0]
+    assert (entry.who, entry.action, entry.center) == ("njadmin", "door.client_change", "nj")
+    a = Browser(site)
+    a.login("aud")
+    code, _, body = a.get("/door")
+    assert code == 200 and "sz-loans" in body and 'id="add-client"' not in body
+    assert a.post("/door/client?name=nj-loans", {"name": "nj-loans",
+                                                 "action": "enable"})[0] == 403

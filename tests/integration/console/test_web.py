@@ -12,6 +12,7 @@ import ivr.config
 import prompts.config
 from common.config import load
 from console import accounts, audit
+from console.door_page import DoorPages
 from console.optout_page import OptOutPages
 from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
@@ -108,6 +109,7 @@ def env(tmp_path):
     site.sms_templates = TemplateSet({"nj": "南京公积金", "sz": "苏州公积金"})
     TemplatePages(site, site.sms_templates).mount()
     OptOutPages(site).mount()
+    DoorPages(site, site.sms_templates).mount()
     UserPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
