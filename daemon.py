@@ -69,10 +69,12 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
     CorePreparation(cores).setServiceParent(top)
     codes = VerificationCodes(db, cores, config.codes, reactor)
 
+    from console.figures import monitoring
+
+    metrics = Metrics(Status(db), monitoring, reactor)
     resources: dict[bytes, Resource] = {}
     body_caps: dict[bytes, int] = {}
-    notifier = router = templates = None
-    ami_links: dict = {}
+    notifier = templates = None
     if config.sms.enabled and config.sms.smscs:
         from sms.service import make_service as make_sms
 
@@ -84,7 +86,8 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
             for name, binds in sms.router.states().items()})
         resources.update(sms.http_resources())
         body_caps.update(sms.http_body_caps())
-        notifier, router, templates = sms.notify_balance, sms.router, sms.templates
+        notifier, metrics.status.router, templates = (sms.notify_balance, sms.router,
+                                                       sms.templates)
     if config.ivr.ami.enabled:
         from console.menus import MenuBook, SwitchReader
         from console.rollup import CallRollup, zones
@@ -92,22 +95,27 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
 
         ivr_service = make_ivr(config, reactor, db, cores, notifier=notifier,
                                switches=SwitchReader(db, MenuBook(config), reactor),
-                               on_call_closed=CallRollup(zones(config)), cluster=cluster)
+                               on_call_closed=CallRollup(zones(config)), cluster=cluster,
+                               on_reply=metrics.ivr_reply.observe)
         ivr_service.setServiceParent(top)
         cluster.report("ivr", ivr_service.status)
-        ami_links = {node.name: node.link for node in ivr_service.nodes}
-    from console.figures import monitoring
-
-    metrics = Metrics(Status(db, ami_links, router), monitoring, reactor)
+        metrics.status.ami_links = {node.name: node.link for node in ivr_service.nodes}
     resources.update(monitoring_resources(metrics))
     if config.http.enabled:
-        make_http_service(config, reactor, resources, body_caps).setServiceParent(top)
+        make_http_service(config, reactor, resources, body_caps,
+                          metrics.http_counter(http_door)).setServiceParent(top)
     if config.console.enabled:
         from console.service import make_service as make_console
 
         make_console(config, reactor, db, metrics.status, metrics,
                      templates).setServiceParent(top)
     return top
+
+
+def http_door(path: bytes) -> str:
+    """Which door of the HTTP listener a path belongs to, for the response counters: the
+    SMS door's REST API, or the HTTP API (codes, monitoring) with everything else."""
+    return "door" if path == b"/v1/messages" or path.startswith(b"/v1/messages/") else "api"
 
 
 class CorePreparation(Service):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +22,8 @@ from twisted.web.server import NOT_DONE_YET
 
 log = Logger(namespace="hotline.metrics")
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# The IVR's reply time: a caller waits this long between one AGI command's end and the next.
+IVR_REPLY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,19 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = PlatformCollector(status)
         self.registry.register(self.collector)
-        self.http_responses = Counter("hotline_http_responses", "HTTP responses by listener "
-                                      "and status class", ["listener", "code"],
-                                      registry=self.registry)
+        self.http_responses = Counter("hotline_http_responses", "HTTP responses by door "
+                                      "(console, door, api) and status class",
+                                      ["listener", "code"], registry=self.registry)
+        self.ivr_reply = Histogram("hotline_ivr_reply_seconds", "From an AGI command's result "
+                                   "to the daemon's next command on that call",
+                                   buckets=IVR_REPLY_BUCKETS, registry=self.registry)
+
+    def http_counter(self, door_of: Callable[[bytes], str]) -> Callable[[bytes, int], None]:
+        """What a GuardedSite calls with each answer's path and status: counted under
+        ``door_of(path)`` and the status class (2xx ... 5xx)."""
+        def count(path: bytes, code: int) -> None:
+            self.http_responses.labels(door_of(path), f"{code // 100}xx").inc()
+        return count
 
     async def render(self) -> bytes:
         self.collector.figures = await self.status.db.run(self.read_figures,

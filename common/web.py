@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
@@ -152,6 +153,7 @@ class GuardedChannel(HTTPChannel):
             self._refused = True
             self._disarm()
             _refuse(self.transport, status)
+            self.site.responded(self._request_path or b"", int(status[:3]))
 
     def allContentReceived(self):
         self._disarm()
@@ -179,9 +181,12 @@ class GuardedSite(Site):
 
     def __init__(self, resource, reactor, *, max_body: int, read_timeout: float,
                  idle_timeout: float, per_peer_connections: int, per_peer_rate: float,
-                 log_formatter=None, body_caps: dict[bytes, int] | None = None):
+                 log_formatter=None, body_caps: dict[bytes, int] | None = None,
+                 on_response: Callable[[bytes, int], None] | None = None):
         super().__init__(resource, timeout=idle_timeout, reactor=reactor,
                          logFormatter=log_formatter)
+        # (path, status) of every answer, refusals too: the metrics' HTTP counters.
+        self.on_response = on_response
         self.max_body, self.read_timeout = max_body, read_timeout
         # Path prefixes whose resource reads larger bodies (the send API's batches).
         self.body_caps = sorted((body_caps or {}).items(), key=lambda kv: -len(kv[0]))
@@ -196,6 +201,15 @@ class GuardedSite(Site):
             if path == prefix or path.startswith(prefix + b"/") or path.startswith(prefix + b"?"):
                 return cap
         return self.max_body
+
+    def log(self, request) -> None:
+        """Twisted calls this as every request finishes (a 429 too): log it and count it."""
+        super().log(request)
+        self.responded(request.path, request.code)
+
+    def responded(self, path: bytes, code: int) -> None:
+        if self.on_response is not None:
+            self.on_response(path.split(b"?", 1)[0], code)
 
     def buildProtocol(self, addr):
         host = getattr(addr, "host", None) or "local"
@@ -217,18 +231,21 @@ class GuardedSite(Site):
 
 
 def make_site(config, reactor, resources: dict[bytes, Resource],
-              body_caps: dict[bytes, int] | None = None) -> GuardedSite:
+              body_caps: dict[bytes, int] | None = None,
+              on_response: Callable[[bytes, int], None] | None = None) -> GuardedSite:
     http = config.http
     return GuardedSite(make_root(resources), reactor, max_body=http.max_body,
                        read_timeout=http.read_timeout, idle_timeout=http.idle_timeout,
                        per_peer_connections=http.per_peer_connections,
-                       per_peer_rate=http.per_peer_requests_per_second, body_caps=body_caps)
+                       per_peer_rate=http.per_peer_requests_per_second, body_caps=body_caps,
+                       on_response=on_response)
 
 
 def make_http_service(config, reactor, resources: dict[bytes, Resource],
-                      body_caps: dict[bytes, int] | None = None):
+                      body_caps: dict[bytes, int] | None = None,
+                      on_response: Callable[[bytes, int], None] | None = None):
     endpoint = serverFromString(reactor, config.http.listen)
-    service = StreamServerEndpointService(endpoint,
-                                          make_site(config, reactor, resources, body_caps))
+    service = StreamServerEndpointService(
+        endpoint, make_site(config, reactor, resources, body_caps, on_response))
     service.setName("http")
     return service

@@ -12,6 +12,8 @@ from sqlalchemy import Integer, cast, func, select
 
 from ivr.stats import summary as ivr_summary
 from ivr.tables import IvrCall
+from sms.door.filters import REASONS
+from sms.door.tables import DoorTally
 from sms.outbox.sql import M
 from sms.outbox.states import DELIVERED, EXPIRED, FAILED, QUEUED, SUBMITTED, SUBMITTING
 
@@ -24,9 +26,10 @@ def day_start(now: float, zone: str) -> float:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def today(session, centers: list[str], since: float) -> dict:
+def today(session, centers: list[str], since: float, day: str) -> dict:
     """Per center: calls in progress, IVR-handled, transferred, abandoned, satisfaction and
-    SMS by state since ``since``; plus calls and messages by hour for the charts."""
+    SMS by state since ``since``, and the SMS the door filtered on ``day`` by reason; plus
+    calls and messages by hour for the charts."""
     result = {}
     for center in centers:
         stats = ivr_summary(session, center, since)
@@ -34,8 +37,14 @@ def today(session, centers: list[str], since: float) -> dict:
             "calls": stats.calls, "in_progress": stats.calls - stats.ended,
             "ivr_handled": stats.ivr_handled, "transferred": stats.transferred,
             "abandoned": stats.abandoned, "satisfaction": stats.satisfaction,
-            "sms": dict.fromkeys(SMS_STATES, 0),
+            "sms": dict.fromkeys(SMS_STATES, 0), "filtered": {},
         }
+    t = DoorTally.__table__.c
+    for center, what, n in session.execute(
+            select(t.center, t.what, func.sum(t.n))
+            .where(t.day == day, t.center.in_(centers), t.what.in_(REASONS))
+            .group_by(t.center, t.what).order_by(t.center, t.what)):
+        result[center]["filtered"][what] = int(n)
     rows = session.execute(
         select(M.c.center, M.c.state, func.count()).where(M.c.created_at >= since,
                                                            M.c.center.in_(centers))

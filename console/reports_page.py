@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from console import figures, rollup
 from console.web import Reply, Route, arg
 
-KINDS = ("calls", "keys", "sms")
+KINDS = ("calls", "keys", "sms", "filtered")
 ROWS_SHOWN = 500  # on the page; the CSV and XLSX downloads carry every row
 
 
@@ -48,10 +48,14 @@ class ReportPages:
         elif q["kind"] == "keys":
             rows = await self.console.db.run(rollup.keys_report, q["centers"], q["period"])
             columns, values = rollup.KEY_COLUMNS, [r["count"] for r in rows]
-        else:
+        elif q["kind"] == "sms":
             rows = await self.console.db.run(rollup.sms_report, q["centers"], q["period"],
                                               q["detail"])
             columns, values = rollup.SMS_COLUMNS, [r["pushed"] for r in rows]
+        else:
+            rows = await self.console.db.run(rollup.filtered_report, q["centers"],
+                                              q["period"], q["detail"])
+            columns, values = rollup.FILTER_COLUMNS, [r["filtered"] for r in rows]
         fmt = arg(request, "format")
         name = f"{q['kind']}-{q['period'].by}-{q['period'].first}-{q['period'].last}"
         if fmt == "csv":

@@ -12,6 +12,7 @@ from twisted.web.http import combinedLogFormatter
 
 from common.masking import mask_text
 from common.web import GuardedSite
+from console.door_page import DoorPages
 from console.optout_page import OptOutPages
 from console.reports_page import ReportPages
 from console.rollup import fold_sms, zones
@@ -28,7 +29,7 @@ UPLOAD_SECONDS = 60.0  # a request (a prompt upload) must arrive whole within th
 def make_service(config, reactor, db, status, metrics, templates=None):
     """The console's listener and its rollup timer; ``templates`` is the running outbox's
     TemplateSet (None without SMS), which published template edits change."""
-    console = Console(config, db, reactor, status, metrics)
+    console = Console(config, db, reactor, status)
     if config.prompts is not None:
         from console.prompts_page import PromptPages
 
@@ -39,13 +40,16 @@ def make_service(config, reactor, db, status, metrics, templates=None):
     if templates is not None:
         TemplatePages(console, templates).mount()
         OptOutPages(console).mount()
+        DoorPages(console, templates).mount()
     http = config.http  # the API's limits, but uploads of prompts may be larger and slower
     site = GuardedSite(console, reactor, max_body=MAX_BODY,
                        read_timeout=max(http.read_timeout, UPLOAD_SECONDS),
                        idle_timeout=http.idle_timeout,
                        per_peer_connections=http.per_peer_connections,
                        per_peer_rate=http.per_peer_requests_per_second,
-                       log_formatter=masked_log_line)
+                       log_formatter=masked_log_line,
+                       on_response=metrics.http_counter(lambda _path: "console")
+                       if metrics is not None else None)
     top = MultiService()
     top.setName("console")
     listener = StreamServerEndpointService(serverFromString(reactor, config.console.listen), site)

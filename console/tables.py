@@ -65,6 +65,11 @@ class RollupCalls(Base):
     transferred: Mapped[int] = mapped_column(Integer, default=0)
     abandoned: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)  # failed and error outcomes
+    lost: Mapped[int] = mapped_column(Integer, default=0)  # its daemon died (ivr.records)
+    fallback: Mapped[int] = mapped_column(Integer, default=0)  # only the fallback answered
+    agent_offered: Mapped[int] = mapped_column(Integer, default=0)  # sent to the queue
+    agent_answered: Mapped[int] = mapped_column(Integer, default=0)  # AgentConnect seen
+    timed: Mapped[int] = mapped_column(Integer, default=0)  # calls with a known duration
     seconds: Mapped[float] = mapped_column(Float, default=0.0)  # summed durations
     survey_1: Mapped[int] = mapped_column(Integer, default=0)  # 满意
     survey_2: Mapped[int] = mapped_column(Integer, default=0)  # 基本满意

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from console import accounts, audit, figures, menus
+from console import accounts, audit, figures, menus, rollup
 from console.accounts import Login, User
 from console.i18n import translate
 from console.sessions import RateLimit, Session, SessionStore, csrf_ok
@@ -65,10 +65,10 @@ class Console(Resource):
 
     isLeaf = True
 
-    def __init__(self, config, db, clock, status=None, metrics=None):
+    def __init__(self, config, db, clock, status=None):
         super().__init__()
         self.config, self.db, self.clock = config, db, clock
-        self.status, self.metrics = status, metrics
+        self.status = status
         rules = config.console
         self.rules = rules
         self.sessions = SessionStore(clock, rules.idle_minutes * 60)
@@ -112,8 +112,6 @@ class Console(Resource):
 
     async def _answer(self, request, gone: list[bool]) -> None:
         reply = await self._route(request)
-        if self.metrics is not None:
-            self.metrics.http_responses.labels("console", f"{reply.code // 100}xx").inc()
         if gone:
             return
         request.setResponseCode(reply.code)
@@ -245,14 +243,15 @@ class Console(Resource):
             return self.error_page(403, "forbidden", session.lang)
         now = self.clock.seconds()
         since = figures.day_start(now, self.menus.zone)
-        data = await self.db.run(figures.today, centers, since)
+        day = dt.datetime.fromtimestamp(since, ZoneInfo(self.menus.zone)).date().isoformat()
+        data = await self.db.run(figures.today, centers, since, day)
         links = self.status.links() if self.status is not None else []
         return Reply(self.page(
             "dashboard.html", session, centers=centers, data=data, links=links,
             all_centers=self.visible_centers(session.user),
             chosen=arg(request, "center") or "",
             calls_chart=figures.chart(data["hours"]["calls"]),
-            sms_chart=figures.chart(data["hours"]["sms"])))
+            sms_chart=figures.chart(data["hours"]["sms"]), reasons=rollup.HEADINGS))
 
     async def audit_page(self, request, session) -> Reply:
         before = arg(request, "before")

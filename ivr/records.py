@@ -48,6 +48,7 @@ class CallRecord:
     keys: list[tuple[str, str]] = field(default_factory=list)
     identified: bool = False
     survey: int | None = None
+    agent: str | None = None  # sent to the agents' queue: ivr.agents' answered/abandoned/unknown
     id: int | None = None
     adopted: bool = False  # taken over from a dead daemon: its open row goes on
 
@@ -117,11 +118,12 @@ class CallRecords:
     async def settle(self, instance: str, fallbacks: list[FallbackCall], busy: set[str]
                      ) -> tuple[int, int]:
         """Close this instance's records that no call is behind any more, and record calls
-        that met the fallback; returns (closed as lost, recorded as fallback).
+        that met the fallback; returns (closed as lost, recorded as fallback). Each is
+        handed to ``on_closed`` too, so the reports count them.
 
         ``busy``: uniqueids of calls still running here or still up in Asterisk, left open
         (one that meets the fallback later is settled by its fallback entry)."""
-        return await self.db.run(_settle, instance, fallbacks, busy)
+        return await self.db.run(_settle, instance, fallbacks, busy, self.on_closed)
 
 
 def _insert(session, record: CallRecord) -> int:
@@ -161,9 +163,9 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
         on_closed(session, record, now, outcome)
 
 
-def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str]
-            ) -> tuple[int, int]:
-    lost = recorded = 0
+def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str],
+            on_closed=None) -> tuple[int, int]:
+    closed: list[IvrCall] = []
     for fb in fallbacks:
         row = session.scalars(select(IvrCall).where(IvrCall.instance == instance,
                                                     IvrCall.uniqueid == fb.uniqueid)).first()
@@ -171,19 +173,27 @@ def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str
             if fb.role != "ivr":
                 continue  # an administrator's recording call is no hotline call
             # no daemon took it: the fallback was all the caller got
-            session.add(IvrCall(instance=instance, center=fb.center, uniqueid=fb.uniqueid,
-                                caller=fb.caller, dnid="", language=fb.language,
-                                started_at=fb.answered_at, answered_at=fb.answered_at,
-                                ended_at=fb.ended_at, path="fallback", keys="",
-                                identified=0, served=0, outcome="fallback"))
-            recorded += 1
+            row = IvrCall(instance=instance, center=fb.center, uniqueid=fb.uniqueid,
+                          caller=fb.caller, dnid="", language=fb.language,
+                          started_at=fb.answered_at, answered_at=fb.answered_at,
+                          ended_at=fb.ended_at, path="fallback", keys="",
+                          identified=0, served=0, outcome="fallback")
+            session.add(row)
+            closed.append(row)
         elif row.outcome is None:  # its daemon died; Asterisk knows when the call ended
             row.outcome, row.ended_at = "lost", fb.ended_at
             row.path = f"{row.path} fallback".strip()
-            lost += 1
+            closed.append(row)
     for row in session.scalars(select(IvrCall).where(IvrCall.instance == instance,
                                                      IvrCall.outcome.is_(None))):
         if row.uniqueid not in busy:  # gone without a trace: closed, duration unknown
             row.outcome = "lost"
-            lost += 1
-    return lost, recorded
+            closed.append(row)
+    if on_closed is not None:
+        for row in closed:
+            record = CallRecord(instance=row.instance, center=row.center,
+                                uniqueid=row.uniqueid, caller=row.caller, dnid=row.dnid,
+                                language=row.language, started_at=row.started_at)
+            on_closed(session, record, row.ended_at, row.outcome)
+    lost = sum(1 for row in closed if row.outcome == "lost")
+    return lost, len(closed) - lost

@@ -54,8 +54,10 @@ class CallHandler:
     def __init__(self, config: IvrRoomConfig, clock, records: CallRecords,
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
                  menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
-                 switches: Switches | None = None):
+                 switches: Switches | None = None,
+                 on_reply: Callable[[float], None] | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.on_reply = on_reply  # each reply time of a call's session (IVR latency metric)
         self.agents = agents
         self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
@@ -84,6 +86,7 @@ class CallHandler:
         return await self._run(session, resumed=True)
 
     async def _run(self, session, resumed: bool) -> str:
+        session.on_reply = self.on_reply
         center = self.center_for(session)
         library = self.config.prompts.library_dir
         lang = center.languages[0]
@@ -190,7 +193,8 @@ def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
 def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreClient],
                  notifier: Notifier | None = None,
                  switches: Switches | None = None, on_call_closed=None,
-                 cluster: Membership | None = None) -> IvrService:
+                 cluster: Membership | None = None,
+                 on_reply: Callable[[float], None] | None = None) -> IvrService:
     """The IVR part of the daemon: AMI link, dispatcher, and the menus and flows of every
     center, plus the administrators' prompt-recording calls (AGI role ``admin``).
     Menu files are loaded here, so a bad one stops the daemon at start. With ``cluster``
@@ -211,7 +215,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         # A handler per node (agents answer on the node the call is on), the menus shared.
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
-                              agents=AgentAnswers(link, reactor), switches=switches)
+                              agents=AgentAnswers(link, reactor), switches=switches,
+                              on_reply=on_reply)
         handlers.append(handler)
         admin = AdminCalls(config, reactor, db)
         flow = CallsByRole(handler, admin)

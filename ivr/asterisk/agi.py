@@ -19,6 +19,7 @@ are the API the IVR and prompt-recording flows are written against.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -220,6 +221,9 @@ class AgiSession:
         self._resumes = 0  # counts resumes: a probe outlived by a later one stands down
         self._response_timeout_s: float | None = None
         self._digit_timeout_s: float | None = None
+        # Told the seconds from a result to the next command (the metrics' IVR latency).
+        self.on_reply: Callable[[float], None] | None = None
+        self._result_at: float | None = None
 
     @classmethod
     def from_start(cls, ami: AmiSender, event: Message, clock: IReactorTime,
@@ -235,6 +239,7 @@ class AgiSession:
         command_id = event.get("CommandID") or ""
         if command_id not in self._pending:
             return False
+        self._result_at = self.clock.seconds()  # before the flow, which may reply at once
         return self._pending.resolve(command_id,
                                      parse_result(unquote(event.get("Result", "") or "")))
 
@@ -256,6 +261,7 @@ class AgiSession:
         """The AMI link is down: commands and actions wait for ``resume`` (or ``end``)."""
         if self._link_back is None and not self.ended:
             self._link_back = Deferred()
+        self._result_at = None  # the wait for the link is no reply time
 
     def resume(self) -> None:
         """The link is back and the channel still in AGI: commands wait no more, and those
@@ -321,6 +327,9 @@ class AgiSession:
         """Queue one already-formatted AGI command and wait for its AsyncAGIExec result."""
         if self.ended:
             raise CallHungUp(f"{self.channel} is no longer in AGI")
+        if self._result_at is not None and self.on_reply is not None:
+            self.on_reply(self.clock.seconds() - self._result_at)
+        self._result_at = None
         command_id = f"{self._prefix}-{next(self._ids)}"
         # data: the text (sent again after a blip) and what Asterisk has of it
         state = [text, _UNSENT]

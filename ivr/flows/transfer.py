@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ivr import speech
-from ivr.agents import ABANDONED
+from ivr.agents import ABANDONED, UNKNOWN
 from ivr.flows.context import CallContext, Step
 
 
@@ -25,9 +25,11 @@ async def transfer(ctx: CallContext) -> Step:
         return Step(preamble=hours, goto=ctx.menu.main)
     fate = ctx.agents.watch(ctx.session.uniqueid) if ctx.agents is not None else None
     ctx.transferring = True
+    ctx.record.agent = ABANDONED  # a hang-up from here on, before an agent answers
     await ctx.say(["ivr/transferring"])
     await ctx.session.leave(ctx.agent_context, ctx.agent_exten, 1)
-    if fate is not None and await fate == ABANDONED:
+    ctx.record.agent = await fate if fate is not None else UNKNOWN
+    if ctx.record.agent == ABANDONED:
         return Step(end="abandoned")
     return Step(end="transferred")
 

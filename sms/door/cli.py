@@ -7,17 +7,14 @@ import json
 import sys
 import time
 
-from sms.door.clients import Client, ClientError, add_client, audit_trail, change_client, load_all
+from sms.door.clients import (SETTINGS, Client, ClientError, add_client, audit_trail,
+                              change_client, load_all, split_list)
 
 
 def _db(args):
     from storage.db import Database
 
     return Database(args.load_config(args.config).database.url, None, 1)
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
 def _actor(args) -> str:
@@ -27,11 +24,11 @@ def _actor(args) -> str:
 def cmd_add(args) -> int:
     client = Client(
         name=args.name, center=args.center, secret_env=args.secret_env,
-        system_id=args.system_id or args.name[:15], templates=_csv(args.templates) or ("*",),
-        classes=_csv(args.classes) or ("transaction", "bulk"), free_text=args.free_text,
-        daily_quota=args.daily_quota, rate_per_second=args.rate, source_exts=_csv(args.exts),
-        keywords=tuple(w.upper() for w in _csv(args.keywords)),
-        ip_allow=_csv(args.ip_allow), callback_url=args.callback_url,
+        system_id=args.system_id or args.name[:15], templates=split_list(args.templates) or ("*",),
+        classes=split_list(args.classes) or ("transaction", "bulk"), free_text=args.free_text,
+        daily_quota=args.daily_quota, rate_per_second=args.rate, source_exts=split_list(args.exts),
+        keywords=tuple(w.upper() for w in split_list(args.keywords)),
+        ip_allow=split_list(args.ip_allow), callback_url=args.callback_url,
         callback_parts=args.callback_parts)
     try:
         _db(args).run_sync(add_client, client, _actor(args), time.time())
@@ -41,12 +38,6 @@ def cmd_add(args) -> int:
     print(f"client {client.name} added for center {client.center}; its secret is read from "
           f"${client.secret_env}")
     return 0
-
-
-_CHANGES = {"center": str, "secret_env": str, "system_id": str, "templates": _csv,
-            "classes": _csv, "daily_quota": int, "rate_per_second": int, "source_exts": _csv, "keywords": lambda v: tuple(w.upper() for w in _csv(v)),
-            "ip_allow": _csv, "callback_url": str, "callback_parts": lambda v: v == "yes",
-            "free_text": lambda v: v == "yes"}
 
 
 def _change(args, changes: dict) -> int:
@@ -63,12 +54,12 @@ def cmd_change(args) -> int:
     changes = {}
     for item in args.settings:
         key, sep, value = item.partition("=")
-        if not sep or key not in _CHANGES:
+        if not sep or key not in SETTINGS:
             print(f"hotline door client change: use KEY=VALUE with KEY one of "
-                  f"{', '.join(_CHANGES)}", file=sys.stderr)
+                  f"{', '.join(SETTINGS)}", file=sys.stderr)
             return 1
         try:
-            changes[key] = _CHANGES[key](value)
+            changes[key] = SETTINGS[key](value)
         except ValueError:
             print(f"hotline door client change: bad value for {key}", file=sys.stderr)
             return 1

@@ -128,6 +128,26 @@ def _public(c: Client) -> dict:
     return d
 
 
+def describe(c: Client) -> dict:
+    """A client's settings as listed and audited (a secret never, only its env name)."""
+    return _public(c)
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated setting (templates, extensions, CIDRs, keywords) as a tuple."""
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+# How each changeable setting is read from text: ``hotline door client change KEY=VALUE``
+# and the console's form; ``validate`` then judges the values.
+SETTINGS = {"center": str, "secret_env": str, "system_id": str, "templates": split_list,
+            "classes": split_list, "daily_quota": int, "rate_per_second": int,
+            "source_exts": split_list,
+            "keywords": lambda v: tuple(w.upper() for w in split_list(v)),
+            "ip_allow": split_list, "callback_url": lambda v: v.strip() or None,
+            "callback_parts": lambda v: v == "yes", "free_text": lambda v: v == "yes"}
+
+
 def load_all(session) -> dict[str, Client]:
     return {r.name: from_row(r) for r in session.execute(select(T))}
 

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "console-e2e-pass"
+DOOR_SECRET_ENV, DOOR_SECRET = "DOOR_CITY_LOANS", "console-e2e-door-secret"
 SHOTS = LOG_DIR / "screenshots"
 NORTH = """
 [center:north]
@@ -41,17 +42,22 @@ def stack(asterisk_root, tmp_path_factory):
     logs = LOG_DIR / "console-e2e"
     logs.mkdir(parents=True, exist_ok=True)
     state = tmp / "state"
-    with Stack(state, logs, persons=300, shared_core_centers=("north",),
-               extra_ini=NORTH.format(core_db=state / "core-demo.db")) as stack:
-        env = dict(stack.env, CONSOLE_PW=PASSWORD)
-        for name, role, center in (("admin", "province", None), ("demoadmin", "center", "demo"),
-                                   ("locky", "center", "north"), ("aud", "auditor", None)):
-            args = ["console", "adduser", "-c", str(stack.config_path), name, "--role", role,
-                    "--password-env", "CONSOLE_PW"] + (["--center", center] if center else [])
-            done = subprocess.run([sys.executable, str(REPO / "daemon.py"), *args], cwd=REPO,
-                                  env=env, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
-        yield stack
+    with pytest.MonkeyPatch.context() as env_patch:
+        env_patch.setenv(DOOR_SECRET_ENV, DOOR_SECRET)  # the daemon reads it at its start
+        with Stack(state, logs, persons=300, shared_core_centers=("north",),
+                   extra_ini=NORTH.format(core_db=state / "core-demo.db")) as stack:
+            env = dict(stack.env, CONSOLE_PW=PASSWORD)
+            for name, role, center in (("admin", "province", None),
+                                       ("demoadmin", "center", "demo"),
+                                       ("locky", "center", "north"), ("aud", "auditor", None)):
+                args = ["console", "adduser", "-c", str(stack.config_path), name, "--role",
+                        role, "--password-env", "CONSOLE_PW"] + (
+                    ["--center", center] if center else [])
+                done = subprocess.run([sys.executable, str(REPO / "daemon.py"), *args],
+                                      cwd=REPO, env=env, capture_output=True, text=True,
+                                      timeout=60)
+                assert done.returncode == 0, done.stderr
+            yield stack
 
 
 @pytest.fixture
@@ -289,6 +295,100 @@ def test_template_edited_by_one_published_by_another_is_the_next_sms(stack, brow
     assert text is not None and text.startswith("【示例公积金】【控制台测试】尾号")
 
 
+def door_batch(stack, items: list[dict]) -> tuple[int, dict]:
+    """POST a batch to the SMS door's REST API with the client's bearer secret."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.http_port}/v1/messages/batch",
+        data=json.dumps({"messages": items}).encode(), method="POST",
+        headers={"content-type": "application/json",
+                 "authorization": f"Bearer {DOOR_SECRET}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_door_client_added_in_the_browser_sends_and_its_refusals_are_reported(stack, browser):
+    """The provincial administrator adds a door client in the browser and limits it to one
+    template and a daily quota of 2; the daemon takes it within seconds: a batch from it is
+    accepted or refused by those rules, and the report of SMS filtered by reason (and its
+    CSV) shows each refusal as the door counted it, as does the dashboard. Disabled in the
+    browser, the client can no longer send."""
+    import csv
+    import io
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    login(browser, stack, "admin")
+    browser.get(stack.console_url + "/door")
+    browser.find_element(By.ID, "new-name").send_keys("city-loans")
+    Select(browser.find_element(By.ID, "new-center")).select_by_value("demo")
+    browser.find_element(By.ID, "new-secret_env").send_keys(DOOR_SECRET_ENV)
+    quota = browser.find_element(By.ID, "new-daily_quota")
+    quota.clear()
+    quota.send_keys("2")
+    browser.find_element(By.ID, "add-client-submit").click()
+    assert browser.find_element(By.ID, "client-name").text == "city-loans"
+    assert "$" + DOOR_SECRET_ENV in browser.find_element(By.ID, "secret-howto").text
+    assert DOOR_SECRET not in text(browser)
+    templates = browser.find_element(By.ID, "templates")
+    templates.clear()
+    templates.send_keys("deposit_credited")
+    browser.find_element(By.ID, "save-client").click()
+    assert browser.find_element(By.ID, "templates").get_attribute("value") == "deposit_credited"
+    shot(browser, SHOTS, "door-client")
+    deposit = {"template": "deposit_credited",
+               "params": {"account": "1234", "date": "2026-11-30", "amount": "10",
+                          "balance": "20"}}
+    mobiles = ["139" + f"{n:08d}" for n in (71, 72, 73, 74)]
+    items = [{"to": mobiles[0], **deposit}, {"to": "1390000", **deposit},
+             {"to": mobiles[1], "template": "loan_settled", "params": {}},
+             {"to": mobiles[0], **deposit}, {"to": mobiles[2], **deposit},
+             {"to": mobiles[3], **deposit}]
+    deadline = time.time() + 15  # the daemon reloads its clients every few seconds
+    status, answer = door_batch(stack, items)
+    while status == 401 and time.time() < deadline:
+        time.sleep(1)
+        status, answer = door_batch(stack, items)
+    assert status == 200, answer
+    reasons = [r.get("reason") for r in answer["results"]]
+    assert reasons == [None, "invalid_number", "template_not_enabled", "duplicate", None,
+                       "quota_exceeded"]
+    body = fetch_text(browser, stack.console_url + "/reports?kind=filtered&by=day&center=demo"
+                      "&first=2000-01-01&last=2100-01-01&detail=1&format=csv")
+    rows = [r for r in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))
+            if r["接入方 client"] == "city-loans"]
+    with sqlite3.connect(stack.state_dir / "hotline.db") as db:
+        tallies = dict(db.execute("SELECT what, sum(n) FROM door_tally WHERE client = "
+                                  "'city-loans' GROUP BY what").fetchall())
+    assert sum(int(r["推送 pushed"]) for r in rows) == tallies["pushed"] == 6
+    for column, reason in (("号头不正确 invalid number", "invalid_number"),
+                           ("模板未开通 template not enabled", "template_not_enabled"),
+                           ("重复 duplicate", "duplicate"), ("超出日配额 quota", "quota_exceeded")):
+        assert sum(int(r[column]) for r in rows) == tallies[reason] == 1, reason
+    browser.get(stack.console_url + "/reports?kind=filtered&by=day&first=2000-01-01"
+                "&last=2100-01-01&detail=1")
+    assert "city-loans" in browser.find_element(By.ID, "report").text
+    shot(browser, SHOTS, "sms-filtered")
+    browser.get(stack.console_url + "/")
+    dashboard = browser.find_element(By.ID, "filtered-demo").text
+    assert "重复 duplicate" in dashboard and "超出日配额 quota" in dashboard
+    browser.get(stack.console_url + "/door/client?name=city-loans")
+    browser.find_element(By.ID, "disable-client").click()
+    assert browser.find_element(By.ID, "client-state").text == "关闭"
+    deadline = time.time() + 15
+    while door_batch(stack, items[:1])[0] != 403 and time.time() < deadline:
+        time.sleep(1)
+    status, answer = door_batch(stack, items[:1])
+    assert (status, answer.get("error")) == (403, "client_disabled")
+
+
 def test_audit_log_verifies_then_fails_after_a_direct_edit(stack, browser):
     """The auditor reads the audit log of this run; `hotline audit verify` passes on it and
     fails once a row is edited directly in the database."""
@@ -296,6 +396,7 @@ def test_audit_log_verifies_then_fails_after_a_direct_edit(stack, browser):
     browser.get(stack.console_url + "/audit")
     assert "哈希链完整" in text(browser) and "menu.switch" in text(browser)
     assert "prompt.import" in text(browser) and "sms_template.publish" in text(browser)
+    assert "door.client_change" in text(browser)
     shot(browser, SHOTS, "audit")
     browser.get(stack.console_url + "/")
     shot(browser, SHOTS, "dashboard-end")  # the day's calls and SMS of the whole run

@@ -41,7 +41,7 @@ def db(tmp_path):
 _calls = iter(range(1, 1000))
 
 
-def close_call(db, center, start, seconds, outcome, survey=None):
+def close_call(db, center, start, seconds, outcome, survey=None, agent=None):
     n = next(_calls)
     clock = Clock()
     clock.advance(start)
@@ -49,6 +49,7 @@ def close_call(db, center, start, seconds, outcome, survey=None):
     record = CallRecord.start(instance="i", center=center, uniqueid=f"u{n}",
                               caller_id="02584001234", dnid="12329", language="zh", now=start)
     record.survey = survey
+    record.agent = agent
     record.key("main", "1")
     record.key("deposit", "1")
     Deferred.fromCoroutine(records.open(record))
@@ -80,6 +81,54 @@ def test_calls_report_equals_the_call_records(db):
     keys = db.run_sync(rollup.keys_report, ["nj"], period)
     assert [(k["node"], k["key"], k["count"]) for k in keys] == [("deposit", "1", 3),
                                                                  ("main", "1", 3)]
+
+
+def test_agent_answer_rate_counts_the_queues_answers(db):
+    """Callers handed to the agents' queue are counted, and those Asterisk reported an agent
+    answering (AgentConnect): the agent answer rate (人工接通率) is one over the other."""
+    close_call(db, "nj", DAY1, 90, "transferred", agent="answered")
+    close_call(db, "nj", DAY1 + 10, 90, "transferred", agent="answered")
+    close_call(db, "nj", DAY1 + 20, 60, "abandoned", agent="abandoned")
+    close_call(db, "nj", DAY1 + 30, 60, "transferred", agent="unknown")  # no agent events
+    close_call(db, "nj", DAY1 + 40, 20, "ivr_handled")
+    [row] = db.run_sync(calls_report, ["nj"], Period("day", "2026-05-29", "2026-05-29"))
+    assert (row["calls"], row["transferred"], row["agent_offered"],
+            row["agent_answered"]) == (5, 3, 4, 2)
+    assert row["agent_answer_rate"] == 0.5 and row["abandon_rate"] == 0.2
+
+
+def test_lost_and_fallback_calls_count_in_the_abandon_rate(db):
+    """Calls settled after the fact (a daemon died mid-call: ``lost``; no daemon took it:
+    ``fallback``) are added to the rollup as they are settled, once, so the report's calls
+    equal the records and its abandon rate counts them; a lost call whose end is unknown
+    does not skew the average duration."""
+    from ivr.records import FallbackCall
+
+    close_call(db, "nj", DAY1, 30, "ivr_handled")
+    close_call(db, "nj", DAY1 + 5, 50, "abandoned")
+    clock = Clock()
+    clock.advance(DAY1)
+    records = CallRecords(Inline(db), clock, CallRollup(ZONES))
+    for uniqueid in ("dead-1", "dead-2"):  # open rows of a daemon that died
+        Deferred.fromCoroutine(records.open(CallRecord.start(
+            instance="i", center="nj", uniqueid=uniqueid, caller_id="02584001234",
+            dnid="12329", language="zh", now=DAY1 + 60)))
+    fallbacks = [FallbackCall("dead-1", "i", "nj", DAY1 + 60, DAY1 + 100, "dead", "ivr", "zh",
+                              "****1234"),
+                 FallbackCall("nobody-1", "i", "nj", DAY1 + 70, DAY1 + 80, "down", "ivr", "zh",
+                              "****1234")]
+    out = []
+    Deferred.fromCoroutine(records.settle("i", fallbacks, set())).addCallback(out.append)
+    assert out == [(2, 1)]
+    Deferred.fromCoroutine(records.settle("i", fallbacks, set())).addCallback(out.append)
+    assert out[1] == (0, 0)  # settling again adds nothing
+    [row] = db.run_sync(calls_report, ["nj"], Period("day", "2026-05-29", "2026-05-29"))
+    stats = db.run_sync(summary, "nj", DAY1 - 3600, DAY1 + 3600)
+    assert (row["calls"], row["lost"], row["fallback"], row["abandoned"]) == (
+        stats.calls, stats.lost, stats.fallback, stats.abandoned) == (5, 2, 1, 1)
+    assert row["abandon_rate"] == round(4 / 5, 4)
+    assert row["average_seconds"] == round(stats.average_duration, 1) == round(
+        (30 + 50 + 40 + 10) / 4, 1)
 
 
 def _message(center, template, state, created, final, smsc="cmcc", submitted=True):
@@ -119,7 +168,9 @@ def test_a_message_final_within_the_lag_waits_for_the_next_fold(db):
 
 def test_csv_and_xlsx_carry_the_rows():
     rows = [{"period": "2026-05-29", "center": "nj", "calls": 3, "ivr_handled": 1,
-             "transferred": 1, "abandoned": 1, "failed": 0, "abandon_rate": 0.3333,
+             "transferred": 1, "abandoned": 1, "failed": 0, "lost": 0, "fallback": 0,
+             "agent_offered": 1, "agent_answered": 1, "agent_answer_rate": 1.0,
+             "abandon_rate": 0.3333,
              "average_seconds": 41.7, "satisfaction": None}]
     text = rollup.to_csv(rows, rollup.CALL_COLUMNS).decode("utf-8-sig")
     parsed = list(csv.reader(io.StringIO(text)))

@@ -12,6 +12,7 @@ import ivr.config
 import prompts.config
 from common.config import load
 from console import accounts, audit
+from console.door_page import DoorPages
 from console.optout_page import OptOutPages
 from console.prompts_page import PromptPages
 from console.reports_page import ReportPages
@@ -108,6 +109,7 @@ def env(tmp_path):
     site.sms_templates = TemplateSet({"nj": "南京公积金", "sz": "苏州公积金"})
     TemplatePages(site, site.sms_templates).mount()
     OptOutPages(site).mount()
+    DoorPages(site, site.sms_templates).mount()
     UserPages(site).mount()
     yield site, db, clock
     db.engine.dispose()
@@ -288,7 +290,7 @@ def test_report_csv_and_center_scoping(env):
     assert code == 200 and response.headers.getRawHeaders(b"content-type")[0].startswith(
         b"text/csv")
     lines = body.lstrip("\ufeff").splitlines()
-    assert lines[1].startswith("2027-01-15,nj,1,1,0,0,0,0.0,60.0,1.0") and len(lines) == 2
+    assert lines[1] == "2027-01-15,nj,1,1,0,0,0,0,0,0,0,,0.0,60.0,1.0" and len(lines) == 2
     assert b.get("/reports?center=sz")[0] == 403
     code, _, body = b.get("/reports?first=2027-01-01&last=2027-01-31")
     assert code == 200 and "自助完成" in body

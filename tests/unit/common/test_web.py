@@ -91,3 +91,20 @@ def test_a_request_that_arrives_too_slowly_is_aborted():
     assert not transport.disconnected
     clock.advance(0.2)
     assert transport.disconnected
+
+
+def test_every_answer_is_reported_with_its_path_and_status():
+    """``on_response`` hears each answer's path (without its query) and status: a page, a
+    missing one, a 429 from the per-peer rate and a 413 refused unread (the metrics'
+    HTTP counters)."""
+    clock = Clock()
+    heard: list[tuple[bytes, int]] = []
+    s = site(clock, per_peer_rate=1.0, on_response=lambda path, code: heard.append((path, code)))
+    channel, _ = connect(s)
+    channel.dataReceived(b"GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    channel, _ = connect(s, "10.0.0.2")
+    channel.dataReceived(b"POST /v1/codes HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n")
+    assert heard == [(b"/healthz", 200), (b"/nowhere", 404), (b"/healthz", 429),
+                     (b"/v1/codes", 413)]

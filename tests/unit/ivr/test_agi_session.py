@@ -329,3 +329,32 @@ def test_hangup_during_a_playback_raises():
     out = run(s.play(["ivr/transferring"]))
     answer(s, ami, "200 result=-1\n")
     assert out[0].check(CallHungUp)
+
+
+def test_reply_time_from_a_result_to_the_next_command_is_reported():
+    """The session tells ``on_reply`` how long the daemon took from an AGI result to its
+    next command on the call (the IVR latency metric); the first command, sent before any
+    result, and a wait for the AMI link to come back are no reply times."""
+    s, ami, clock = make()
+    times: list[float] = []
+    s.on_reply = times.append
+    thinking: Deferred = Deferred()
+
+    async def flow():
+        await s.run("ANSWER")
+        await thinking  # a core query between two commands
+        await s.run("NOOP")
+
+    out = run(flow())
+    answer(s, ami, "200 result=0")
+    assert times == []
+    clock.advance(0.25)
+    thinking.callback(None)
+    assert times == [0.25] and len(ami.agi()) == 2
+    answer(s, ami, "200 result=0")
+    assert out == [None]
+    s.suspend()
+    clock.advance(3)
+    s.resume()
+    run(s.run("NOOP"))
+    assert times == [0.25]

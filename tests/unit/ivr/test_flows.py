@@ -410,6 +410,21 @@ def test_hangup_before_an_agent_answers_is_abandoned():
         assert call.records.closed[0][1] == outcome, fate
 
 
+def test_the_record_keeps_what_the_queue_said():
+    """A caller handed to the agents' queue leaves the queue's answer in the call record
+    (the reports' agent answer rate): answered, abandoned, or unknown when no agent events
+    are watched; one who hangs up during "transferring" abandoned; a call never sent to
+    the queue has none."""
+    for agents, fate in ((FakeAgents(ANSWERED), ANSWERED), (FakeAgents(ABANDONED), ABANDONED),
+                         (None, UNKNOWN)):
+        call = place_call(["1", "0"], agents=agents)
+        assert call.records.closed[0][0].agent == fate
+    call = place_call(["1", "0", HANGUP_IN_PROMPT], agents=FakeAgents(ANSWERED))
+    assert call.records.closed[0][0].agent == ABANDONED
+    call = place_call(["1", "3", HANGUP_IN_PROMPT])
+    assert call.records.closed[0][0].agent is None
+
+
 def test_hangup_in_the_transferring_notice_is_abandoned():
     """The caller hangs up while hearing "transferring": abandoned, not transferred."""
     call = place_call(["1", "0", HANGUP_IN_PROMPT], agents=FakeAgents(ANSWERED))
