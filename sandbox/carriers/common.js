@@ -183,6 +183,25 @@ function delay(config) {
   return config.latency_ms + Math.random() * config.jitter_ms;
 }
 
+// Status reports belong to the gateway, not to the connection a submit came on (a real
+// gateway stores and forwards them): one falls due on the gateway's clock, even when that
+// link has closed meanwhile, and goes to a logged-in connection of the SP (the submit's
+// own while it lives, else one of the same version); with none, or when its connection
+// closes before acknowledging it, it is kept and delivered after the SP's next login.
+// Sessions offer live(), version and sendDeliver('report', body).
+class ReportStore {
+  constructor(listSessions) { this.listSessions = listSessions; this.kept = []; }
+  later(ms, fn) { if (ms <= 0) fn(); else setTimeout(fn, ms); }
+  forward(body, preferred) {
+    const target = preferred && preferred.live() ? preferred
+      : this.listSessions().find(s => s.live() && (!preferred || s.version === preferred.version));
+    if (target) target.sendDeliver('report', body); else this.kept.push(body);
+  }
+  keep(body) { this.kept.push(body); }
+  take() { return this.kept.splice(0); }
+  reset() { this.kept = []; }
+}
+
 // Counts accepted submits by destination + content; a second acceptance is a duplicate.
 class Accepted {
   constructor() { this.counts = new Map(); }
@@ -275,5 +294,5 @@ function publicConfig(config) {
 module.exports = {
   parseArgs, maskMobile, maskText, makeLogger, pad, yymmddhhmm, mmddhhmmss, beijing, octets,
   cstr, Cursor, u8, u16, u32, framer, FAULT_DEFAULTS, Fraction, Faults, delay, Accepted,
-  controlServer, applyConfig, moContent, cutter, publicConfig, keepAlive,
+  controlServer, applyConfig, moContent, cutter, publicConfig, keepAlive, ReportStore,
 };

@@ -37,9 +37,10 @@ function reset() {
 reset();
 
 const sessions = new Set();
-// Status reports sent but never acknowledged when their link closed: an ISMG keeps them
-// and delivers them again on the SP's next login (store and forward), as real ones do.
-const unacked = [];
+// Status reports due with no logged-in link, or sent and never acknowledged when their link
+// closed: an ISMG keeps them and delivers them after the SP's next login (store and
+// forward), as real ones do.
+const reports = new c.ReportStore(() => [...sessions]);
 let msgSeq = 0;
 let smscSeq = 0;
 
@@ -76,11 +77,13 @@ class Session {
     socket.on('close', () => {
       sessions.delete(this);
       for (const t of this.timers) clearTimeout(t);
-      for (const p of this.pending.values()) if (p.kind === 'report') unacked.push(p.body);
+      for (const p of this.pending.values()) if (p.kind === 'report') reports.keep(p.body);
       this.pending.clear();
     });
     socket.on('error', () => {});
   }
+
+  live() { return this.loggedIn && !this.socket.destroyed; }
 
   get wide() { return this.version >= 0x30; }
   get termWidth() { return this.wide ? 32 : 21; }
@@ -126,6 +129,7 @@ class Session {
         if (res !== 0) {
           log('DELIVER_RESP result', res, 'for', msgId.toString('hex'), '- sending it again');
           stats.redelivered++;
+          if (p.kind === 'report') return reports.later(500, () => reports.forward(p.body, this));
           return this.later(500, () => this.sendDeliver(p.kind, p.body));
         }
         if (p.kind === 'report') stats.reports_acked++;
@@ -167,10 +171,11 @@ class Session {
     stats.logins++;
     this.loggedIn = true;
     log(`CONNECT ok (version 0x${version.toString(16)})`);
-    if (unacked.length) {
-      stats.redelivered += unacked.length;
-      log('delivering', unacked.length, 'unacknowledged reports again');
-      for (const body of unacked.splice(0)) this.sendDeliver('report', body);
+    const kept = reports.take();
+    if (kept.length) {
+      stats.redelivered += kept.length;
+      log('delivering', kept.length, 'kept reports');
+      for (const body of kept) this.sendDeliver('report', body);
     }
   }
 
@@ -216,40 +221,39 @@ class Session {
     stats.accepted++;
     for (const d of dests) accepted.add(d, content);
     const resp = () => this.send(SUBMIT + RESP, sequence, Buffer.concat([msgId, this.result(0)]));
-    const reports = () => { for (const d of dests) this.report(msgId, d, s.src_id); };
+    const report = () => { for (const d of dests) this.report(msgId, d, s.src_id); };
     const wantsReport = config.reports && s.registered_delivery === 1;
     if (wantsReport && config.report_before_resp) {
-      reports();
+      report();
       return this.later(wait + config.report_delay_ms, resp);
     }
     this.later(wait, resp);
-    if (wantsReport) this.later(wait + config.report_delay_ms, reports);
+    // On the ISMG's clock, not the link's: a link closing meanwhile does not lose it.
+    if (wantsReport) reports.later(wait + config.report_delay_ms, report);
   }
 
-  deliver(msgId, destId, srcTerminal, registered, fmt, content) {
-    const body = Buffer.concat([
+  deliverBody(msgId, destId, srcTerminal, registered, fmt, content) {
+    return Buffer.concat([
       msgId, c.octets(destId, 21), c.octets('', 10), c.u8(0), c.u8(0), c.u8(fmt),
       c.octets(srcTerminal, this.termWidth), this.wide ? c.u8(0) : Buffer.alloc(0),
       c.u8(registered), c.u8(content.length), content,
       this.wide ? c.octets('', 20) : Buffer.alloc(8)]);
-    this.sendDeliver(registered ? 'report' : 'mo', body);
   }
 
   sendDeliver(kind, body) {
-    if (this.socket.destroyed) { if (kind === 'report') unacked.push(body); return; }
+    if (this.socket.destroyed) { if (kind === 'report') reports.keep(body); return; }
     const seq = this.nextSeq();
     this.pending.set(seq, { kind, body });
     this.send(DELIVER, seq, body);
   }
 
   report(msgId, dest, srcId) {
-    if (this.socket.destroyed) return;
     const now = c.yymmddhhmm();
     smscSeq = (smscSeq + 1) >>> 0;
     const content = Buffer.concat([msgId, c.octets(config.report_stat, 7), c.octets(now, 10),
                                    c.octets(now, 10), c.octets(dest, this.termWidth),
                                    c.u32(smscSeq)]);
-    this.deliver(newMsgId(), srcId, dest, 1, 0, content);
+    reports.forward(this.deliverBody(newMsgId(), srcId, dest, 1, 0, content), this);
     stats.reports_sent++;
   }
 }
@@ -258,7 +262,8 @@ function injectMo(data) {
   const target = [...sessions].filter(s => s.loggedIn).pop();
   if (!target) return { ok: false, error: 'no logged-in session' };
   const { coding, content } = c.moContent(data.text || '');
-  target.deliver(newMsgId(), data.destination, data.source, 0, coding, content);
+  target.sendDeliver('mo', target.deliverBody(newMsgId(), data.destination, data.source, 0,
+                                               coding, content));
   stats.mo_sent++;
   log('MO from', c.maskMobile(data.source));
   return { ok: true };

@@ -168,7 +168,9 @@ class Session {
       return this.later(wait + config.report_delay_ms, resp);
     }
     this.later(wait, resp);
-    if (wantsReport) this.later(wait + config.report_delay_ms, reports);
+    // On the SMG's clock, not the link's: reports go over the SMG's own connection to the
+    // SP, so the submitting link closing meanwhile must not lose them.
+    if (wantsReport) setTimeout(reports, wait + config.report_delay_ms);
   }
 }
 

@@ -30,7 +30,7 @@ let stats, accepted;
 function reset() {
   stats = { connections: 0, logins: 0, logins_refused: 0, submits: 0, accepted: 0,
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
-            mo_acked: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, exits: 0, cuts: 0,
+            mo_acked: 0, redelivered: 0, active_tests: 0, active_test_resps: 0, active_tests_sent: 0, exits: 0, cuts: 0,
             malformed: 0, held: 0, last_submits: [] };
   accepted = new c.Accepted();
   faults.reset();
@@ -39,6 +39,9 @@ function reset() {
 reset();
 
 const sessions = new Set();
+// Status reports due with no logged-in link, or sent and never acknowledged when their link
+// closed: kept and delivered after the client's next login (store and forward).
+const reports = new c.ReportStore(() => [...sessions]);
 let msgSeq = 0;
 
 // MsgID: 10 octets BCD = SMGW code (6 digits) + MMDDHHMM (8) + sequence (6).
@@ -69,9 +72,16 @@ class Session {
     stats.connections++;
     socket.setNoDelay(true);
     c.framer(socket, 12, f => this.frame(f), e => { stats.malformed++; log('framing', e.message); });
-    socket.on('close', () => { sessions.delete(this); for (const t of this.timers) clearTimeout(t); });
+    socket.on('close', () => {
+      sessions.delete(this);
+      for (const t of this.timers) clearTimeout(t);
+      for (const p of this.pending.values()) if (p.kind === 'report') reports.keep(p.body);
+      this.pending.clear();
+    });
     socket.on('error', () => {});
   }
+
+  live() { return this.loggedIn && !this.socket.destroyed; }
 
   later(ms, fn) {
     if (ms <= 0) return fn();
@@ -107,7 +117,7 @@ class Session {
       if (requestId === (DELIVER + RESP)) {
         cur.bytes(10);
         const status = cur.u32();
-        const kind = this.pending.get(sequence);
+        const p = this.pending.get(sequence), kind = p && p.kind;
         this.pending.delete(sequence);
         if (kind === 'report') stats.reports_acked++;
         if (kind === 'mo') stats.mo_acked++;
@@ -148,6 +158,12 @@ class Session {
     this.loggedIn = true;
     this.mode = mode;
     log('Login ok, mode', mode);
+    const kept = reports.take();
+    if (kept.length) {
+      stats.redelivered += kept.length;
+      log('delivering', kept.length, 'kept reports');
+      for (const body of kept) this.sendDeliver('report', body);
+    }
   }
 
   submit(cur, sequence) {
@@ -192,28 +208,31 @@ class Session {
     stats.accepted++;
     for (const d of dests) accepted.add(d, content);
     const resp = () => this.send(SUBMIT + RESP, sequence, Buffer.concat([msgId, c.u32(0)]));
-    const reports = () => { for (const d of dests) this.report(msgId, d, s.src_term_id, content); };
+    const report = () => { for (const d of dests) this.report(msgId, d, s.src_term_id, content); };
     const wantsReport = config.reports && s.need_report === 1;
     if (wantsReport && config.report_before_resp) {
-      reports();
+      report();
       return this.later(wait + config.report_delay_ms, resp);
     }
     this.later(wait, resp);
-    if (wantsReport) this.later(wait + config.report_delay_ms, reports);
+    // On the SMGW's clock, not the link's: a link closing meanwhile does not lose it.
+    if (wantsReport) reports.later(wait + config.report_delay_ms, report);
   }
 
-  deliver(isReport, fmt, src, dest, content) {
-    const body = Buffer.concat([newMsgId(), c.u8(isReport), c.u8(fmt),
-                                c.octets(beijingLong(), 14), c.octets(src, 21),
-                                c.octets(dest, 21), c.u8(content.length), content,
-                                Buffer.alloc(8)]);
+  deliverBody(isReport, fmt, src, dest, content) {
+    return Buffer.concat([newMsgId(), c.u8(isReport), c.u8(fmt), c.octets(beijingLong(), 14),
+                          c.octets(src, 21), c.octets(dest, 21), c.u8(content.length), content,
+                          Buffer.alloc(8)]);
+  }
+
+  sendDeliver(kind, body) {
+    if (this.socket.destroyed) { if (kind === 'report') reports.keep(body); return; }
     const seq = this.nextSeq();
-    this.pending.set(seq, isReport ? 'report' : 'mo');
+    this.pending.set(seq, { kind, body });
     this.send(DELIVER, seq, body);
   }
 
   report(msgId, dest, srcTermId, content) {
-    if (this.socket.destroyed) return;
     const now = c.yymmddhhmm();
     const text = Buffer.alloc(20);
     content.copy(text, 0, 0, 20);
@@ -223,7 +242,7 @@ class Session {
       c.octets(config.report_stat, 7), Buffer.from(' err:'),
       Buffer.from(config.report_stat === 'DELIVRD' ? '000' : '001'), Buffer.from(' text:'),
       text]);
-    this.deliver(1, 0, dest, srcTermId, report);
+    reports.forward(this.deliverBody(1, 0, dest, srcTermId, report), this);
     stats.reports_sent++;
   }
 }
@@ -232,7 +251,7 @@ function injectMo(data) {
   const target = [...sessions].filter(s => s.loggedIn).pop();
   if (!target) return { ok: false, error: 'no logged-in session' };
   const { coding, content } = c.moContent(data.text || '');
-  target.deliver(0, coding, data.source, data.destination, content);
+  target.sendDeliver('mo', target.deliverBody(0, coding, data.source, data.destination, content));
   stats.mo_sent++;
   log('MO from', c.maskMobile(data.source));
   return { ok: true };

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Callable
+from typing import ClassVar
 
 from sms.carrier.binary_pdu import RESPONSE_BIT, Frame
 from sms.carrier.links import beijing_now
@@ -20,6 +21,29 @@ from sms.carrier.protocol import CarrierProtocol
 from sms.sgip import codec
 
 _COUNTER_MAX = 0xFFFFFFFF
+
+
+class NodeCounter:
+    """The counter field of one node id's sequence numbers, 1 to 2**32 - 1 and round again.
+
+    A Report names its Submit by (node id, second, counter) and nothing else, so every
+    connection of a node id in this process counts on one counter: an account's several
+    connections, or a link and its next connection after a cut, each counting from 1
+    would give two Submits of one second the same name, and a report the wrong part.
+    """
+
+    _by_node: ClassVar[dict[int, NodeCounter]] = {}
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    @classmethod
+    def of(cls, node_id: int) -> NodeCounter:
+        return cls._by_node.setdefault(node_id, cls())
+
+    def next(self) -> int:
+        self.value = self.value + 1 if self.value < _COUNTER_MAX else 1
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -48,7 +72,7 @@ class SgipProtocol(CarrierProtocol):
         self.node_id = node_id
         self.check_bind = check_bind
         self.peer_bound = False
-        self._counter = 0
+        self._counter = NodeCounter.of(node_id)
         super().__init__(clock, **kw)
 
     def frame_splitter(self):
@@ -61,8 +85,7 @@ class SgipProtocol(CarrierProtocol):
         return codec.encode(pdu, sequence)
 
     def next_sequence(self) -> codec.SgipSequence:
-        self._counter = self._counter + 1 if self._counter < _COUNTER_MAX else 1
-        return codec.SgipSequence.at(self.node_id, beijing_now(self.clock), self._counter)
+        return codec.SgipSequence.at(self.node_id, beijing_now(self.clock), self._counter.next())
 
     def status(self, response) -> int:
         return getattr(response, "result", 0)

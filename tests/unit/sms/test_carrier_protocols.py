@@ -301,6 +301,25 @@ def test_sgip_submit_answer_carries_its_sequence_as_the_message_id():
     assert SgipLink.message_id(got[0]) == str(submit.sequence)
 
 
+def test_sgip_connections_of_one_node_never_number_two_submits_alike():
+    """A Report names its Submit by (node id, second, counter) and nothing else: a link's
+    next connection (after a cut) and an account's other connections, in the same second,
+    go on counting where the node's numbering is, so no two Submits share a name and no
+    report settles the wrong part (each connection counting from 1 did)."""
+    clock = Clock()
+    clock.advance(1_790_000_000)
+    config = carrier_config("sgip", name="smg", node_id=3020077777, carriers=("unicom",))
+    links = [SgipLink(f"smg-{i}", None, config, clock) for i in range(2)]
+    protocols = [links[0].build_protocol(), links[0].build_protocol(), links[1].build_protocol()]
+    names = []
+    for proto in protocols:
+        proto, transport = connected(proto)
+        for _ in range(2):
+            proto.request(sgip.Submit(("8613000000000",), b"hi"), "submit")
+        names += [str(f.sequence) for f in frames(transport, sgip.decode)]
+    assert len(set(names)) == len(names) == 6
+
+
 def sgip_listener_proto(on_deliver=None):
     config = carrier_config("sgip", name="smg", system_id="hotline", smg_login="smg",
                             smg_password="secret", listen="tcp:0", node_id=3020099999,
