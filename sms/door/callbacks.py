@@ -16,7 +16,7 @@ import random
 import secrets
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, text as sql_text, update
+from sqlalchemy import select, update
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.error import (ConnectError, ConnectingCancelledError, ConnectionClosed,
@@ -29,6 +29,7 @@ from sms.door.auth import sign
 from sms.door.tables import DoorEvent, DoorMessage
 from sms.outbox.sql import M, P
 from sms.outbox.states import FINAL
+from storage.driver_sql import DriverSql
 
 log = Logger(namespace="hotline.sms.door.callbacks")
 E = DoorEvent.__table__
@@ -47,13 +48,21 @@ def event_row(client, channel: str, kind: str, dedup_id: str, payload: dict, now
                 next_at=now, created_at=now)
 
 
+EVENT_COLUMNS = ("client", "channel", "kind", "dedup_id", "payload", "state", "attempts",
+                 "next_at", "created_at")
+INSERT_EVENT = (f"INSERT INTO door_event ({', '.join(EVENT_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT DO NOTHING")
+
+
 def insert_events(session, rows: list[dict]) -> None:
-    """Insert events; one whose dedup id exists already is skipped (a replayed sweep)."""
-    for row in rows:
-        session.execute(sql_text(
-            "INSERT INTO door_event (client, channel, kind, dedup_id, payload, state, attempts,"
-            " next_at, created_at) VALUES (:client, :channel, :kind, :dedup_id, :payload,"
-            " :state, :attempts, :next_at, :created_at) ON CONFLICT DO NOTHING"), row)
+    """Insert events; one whose dedup id exists already is skipped (a replayed sweep).
+    One driver-SQL executemany: a sweep records a receipt per message sent, and a Core
+    statement per row cost the single writer ~0.2 ms each (storage.driver_sql)."""
+    if not rows:
+        return
+    connection = session.connection()
+    connection.exec_driver_sql(DriverSql(connection.dialect.paramstyle).sql(INSERT_EVENT),
+                               [tuple(row[c] for c in EVENT_COLUMNS) for row in rows])
 
 
 def sweep(session, clients: dict, now: float, limit: int = 2000) -> int:
