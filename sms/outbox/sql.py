@@ -42,6 +42,7 @@ SCRUB_TEXT = update(M).where(M.c.id.in_(ids())).values(text=SCRUBBED, params="{}
 SCRUB_PARTS = update(P).where(P.c.message_id.in_(ids())).values(payload=b"")
 
 
+LIMITED = frozenset({"transaction", "bulk"})  # classes under the per-destination limit
 _VALUE = object()  # a placeholder's slot in an INSERT's VALUES row
 
 
@@ -96,6 +97,12 @@ class HotSql:
                                  " WHERE center = ? AND idem_key IN ({in})")
         self.opted_out = d.sql("SELECT center, mobile FROM sms_optout"
                                " WHERE center = ? AND mobile IN ({in})")
+        # The per-destination hourly limit: messages of the limited classes since a time.
+        self.recent_per_destination = d.sql(
+            "SELECT destination, count(*) FROM sms_message WHERE created_at > ?"
+            f" AND klass IN ({', '.join(repr(k) for k in sorted(LIMITED))})"
+            " AND destination IN ({in})"
+            " GROUP BY destination")
         self.insert_message = d.sql(
             "INSERT INTO sms_message (center, klass, priority, template, params, text, sensitive,"
             " destination, idem_key, part_count, state, attempts, possible_duplicates,"
