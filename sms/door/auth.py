@@ -16,10 +16,11 @@ from sqlalchemy import delete, text
 
 from core_client.signing import SignatureError, ascii_header, fresh
 from sms.door.tables import DoorNonce
+from storage.models import table_of
 
 WINDOW = 300.0
 MAX_NONCE = 64
-N = DoorNonce.__table__
+N = table_of(DoorNonce)
 
 
 class AuthError(Exception):

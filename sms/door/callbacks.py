@@ -30,10 +30,11 @@ from sms.door.tables import DoorEvent, DoorMessage
 from sms.outbox.sql import M, P
 from sms.outbox.states import FINAL
 from storage.driver_sql import DriverSql
+from storage.models import table_of
 
 log = Logger(namespace="hotline.sms.door.callbacks")
-E = DoorEvent.__table__
-DM = DoorMessage.__table__
+E = table_of(DoorEvent)
+DM = table_of(DoorMessage)
 PENDING, ACKED, DEAD = "pending", "acked", "dead"
 KEEP_ACKED = 7 * 86400.0  # acknowledged events are kept a week, then deleted
 PURGE_EVERY = 3600.0
@@ -155,7 +156,7 @@ def backoff(config, attempts: int, rng=random.random) -> float:
 class CallbackPusher(Service):
     """Sweeps final states into events and POSTs the HTTP ones; one pass per ``interval``."""
 
-    name = "door-callbacks"
+    name: str | None = "door-callbacks"  # type: ignore[assignment]
 
     def __init__(self, db, directory, http, clock, config, environ, interval: float = 0.5,
                  batch: int = 200, concurrency: int = 16, lock=None):
@@ -203,8 +204,7 @@ class CallbackPusher(Service):
         if not rows:
             return
         outcomes = await gatherResults(
-            [self._posts.run(lambda r=r: Deferred.fromCoroutine(self._post(directory, r)))
-             for r in rows])
+            [self._posts.run(self._post_now, directory, r) for r in rows])
         now = self.clock.seconds()
         acked = [r.id for r, (ok, _) in zip(rows, outcomes, strict=True) if ok]
         failed = []
@@ -224,6 +224,9 @@ class CallbackPusher(Service):
         if self.lock is None:
             return self.db.run(fn, *args)
         return self.lock.run(self.db.run, fn, *args)
+
+    def _post_now(self, directory, row) -> Deferred[tuple[bool, str]]:
+        return Deferred.fromCoroutine(self._post(directory, row))
 
     async def _post(self, directory, row) -> tuple[bool, str]:
         client = directory.by_name.get(row.client)
@@ -259,7 +262,7 @@ def store_mo(session, client, mo, now: float) -> None:
 
     at = mo.received_at
     received = at.timestamp() if hasattr(at, "timestamp") else float(at or now)
-    mo_id = session.execute(SmsMo.__table__.insert().values(
+    mo_id = session.execute(table_of(SmsMo).insert().values(
         center=client.center if client.center != "*" else None, source=mo.source,
         destination=mo.destination, text=mo.text[:500], smsc=mo.smsc, received_at=received,
         keyword=None, outcome=f"door:{client.name}"[:32])).inserted_primary_key[0]

@@ -6,6 +6,7 @@ import getpass
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from sms.door.clients import Client, ClientError, add_client, audit_trail, change_client, load_all
 
@@ -43,10 +44,12 @@ def cmd_add(args) -> int:
     return 0
 
 
-_CHANGES = {"center": str, "secret_env": str, "system_id": str, "templates": _csv,
-            "classes": _csv, "daily_quota": int, "rate_per_second": int, "source_exts": _csv, "keywords": lambda v: tuple(w.upper() for w in _csv(v)),
-            "ip_allow": _csv, "callback_url": str, "callback_parts": lambda v: v == "yes",
-            "free_text": lambda v: v == "yes"}
+_CHANGES: dict[str, Callable[[str], object]] = {
+    "center": str, "secret_env": str, "system_id": str, "templates": _csv, "classes": _csv,
+    "daily_quota": int, "rate_per_second": int, "source_exts": _csv,
+    "keywords": lambda v: tuple(w.upper() for w in _csv(v)), "ip_allow": _csv,
+    "callback_url": str, "callback_parts": lambda v: v == "yes",
+    "free_text": lambda v: v == "yes"}
 
 
 def _change(args, changes: dict) -> int:

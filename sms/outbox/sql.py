@@ -20,14 +20,15 @@ from sms.tables import (
     SmsUnmatchedReceipt,
 )
 from storage.driver_sql import DriverSql
+from storage.models import table_of
 
-M = SmsMessage.__table__
-P = SmsPart.__table__
-U = SmsUnmatchedReceipt.__table__
-OPTOUT = SmsOptOut.__table__
-C = SmsCounter.__table__
-A = SmsAlertCursor.__table__
-R = SmsRepaymentDue.__table__
+M = table_of(SmsMessage)
+P = table_of(SmsPart)
+U = table_of(SmsUnmatchedReceipt)
+OPTOUT = table_of(SmsOptOut)
+C = table_of(SmsCounter)
+A = table_of(SmsAlertCursor)
+R = table_of(SmsRepaymentDue)
 
 
 def ids(name: str = "ids"):
