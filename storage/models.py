@@ -1,5 +1,7 @@
 """The declarative base every room's tables hang on, so one Alembic env sees them all."""
-from sqlalchemy import MetaData
+from typing import cast
+
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -13,6 +15,12 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table. DeclarativeBase types ``__table__`` as any FromClause, which the type
+    check refuses to insert into, update or delete from; every model here has a Table."""
+    return cast(Table, model.__table__)
 
 
 # Modules that declare tables on Base; Alembic's env and create_all import them all.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -178,7 +179,7 @@ class DoorAccept:
             self.sql.give_back(session, client.name, f"d:{self._day(now)}", unused)
             self.sql.give_back(session, client.name, f"s:{int(now)}", unused)
         self._store_tallies(session, client.name, self._day(now), tallies)
-        return results
+        return cast(list[ItemResult], results)  # each item was refused, accepted or a duplicate
 
     @staticmethod
     def _labels(raw, client) -> tuple[str, str]:
@@ -231,7 +232,7 @@ class DoorAccept:
                         text=raw.text, destination=destination, idem_key=self._key(client, None),
                         parts=(EncodedPart(raw.payload, raw.data_coding, raw.esm_class),)), None
 
-    def _drop_duplicates(self, session, built, now, refuse):
+    def _drop_duplicates(self, session, built: list, now: float, refuse) -> list:
         """Refuse an item whose destination got the same text within the window (never codes)."""
         window = self.config.duplicate_window
         if not window or not built:

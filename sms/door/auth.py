@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 
 from sqlalchemy import delete, text
 
+from core_client.signing import SignatureError, ascii_header, fresh
 from sms.door.tables import DoorNonce
+from storage.models import table_of
 
 WINDOW = 300.0
 MAX_NONCE = 64
-N = DoorNonce.__table__
+N = table_of(DoorNonce)
 
 
 class AuthError(Exception):
@@ -32,18 +33,10 @@ class AuthError(Exception):
 
 def header(request, name: bytes) -> str:
     """A header as printable ASCII text ('' when absent), or AuthError 401: never a crash."""
-    value = request.getHeader(name)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = value.encode("utf-8")
     try:
-        text = value.decode("ascii")
-    except UnicodeDecodeError:
-        raise AuthError(401, "unauthorized", "headers must be ASCII") from None
-    if not text.isprintable():
-        raise AuthError(401, "unauthorized", "headers must not hold control characters")
-    return text
+        return ascii_header(request.getHeader(name)) or ""
+    except SignatureError as e:
+        raise AuthError(401, "unauthorized", f"{name.decode()}: {e}") from None
 
 
 def sign(secret: bytes, method: str, uri: str, stamp: str, nonce: str, body: bytes) -> str:
@@ -102,11 +95,11 @@ class Authenticator:
         if len(nonce) > MAX_NONCE:
             raise AuthError(401, "unauthorized", "X-Nonce is longer than 64 characters")
         try:
-            when = float(stamp)
-        except ValueError:
-            raise AuthError(401, "unauthorized", "X-Timestamp must be epoch seconds") from None
-        if not math.isfinite(when) or abs(now - when) > WINDOW:
-            raise AuthError(401, "unauthorized", "X-Timestamp is not within 300 s of now")
+            fresh(stamp, now, WINDOW)
+        except SignatureError as e:
+            raise AuthError(401, "unauthorized",
+                            f"X-Timestamp must be epoch seconds within {WINDOW:.0f} s of now"
+                            f" ({e})") from None
         client = clients.by_name.get(client_id)
         secret = client.secret(self.environ) if client is not None else None
         if secret is None:

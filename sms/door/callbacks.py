@@ -16,7 +16,7 @@ import random
 import secrets
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, text as sql_text, update
+from sqlalchemy import select, update
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.error import (ConnectError, ConnectingCancelledError, ConnectionClosed,
@@ -29,10 +29,12 @@ from sms.door.auth import sign
 from sms.door.tables import DoorEvent, DoorMessage
 from sms.outbox.sql import M, P
 from sms.outbox.states import FINAL
+from storage.driver_sql import DriverSql
+from storage.models import table_of
 
 log = Logger(namespace="hotline.sms.door.callbacks")
-E = DoorEvent.__table__
-DM = DoorMessage.__table__
+E = table_of(DoorEvent)
+DM = table_of(DoorMessage)
 PENDING, ACKED, DEAD = "pending", "acked", "dead"
 KEEP_ACKED = 7 * 86400.0  # acknowledged events are kept a week, then deleted
 PURGE_EVERY = 3600.0
@@ -47,13 +49,21 @@ def event_row(client, channel: str, kind: str, dedup_id: str, payload: dict, now
                 next_at=now, created_at=now)
 
 
+EVENT_COLUMNS = ("client", "channel", "kind", "dedup_id", "payload", "state", "attempts",
+                 "next_at", "created_at")
+INSERT_EVENT = (f"INSERT INTO door_event ({', '.join(EVENT_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT DO NOTHING")
+
+
 def insert_events(session, rows: list[dict]) -> None:
-    """Insert events; one whose dedup id exists already is skipped (a replayed sweep)."""
-    for row in rows:
-        session.execute(sql_text(
-            "INSERT INTO door_event (client, channel, kind, dedup_id, payload, state, attempts,"
-            " next_at, created_at) VALUES (:client, :channel, :kind, :dedup_id, :payload,"
-            " :state, :attempts, :next_at, :created_at) ON CONFLICT DO NOTHING"), row)
+    """Insert events; one whose dedup id exists already is skipped (a replayed sweep).
+    One driver-SQL executemany: a sweep records a receipt per message sent, and a Core
+    statement per row cost the single writer ~0.2 ms each (storage.driver_sql)."""
+    if not rows:
+        return
+    connection = session.connection()
+    connection.exec_driver_sql(DriverSql(connection.dialect.paramstyle).sql(INSERT_EVENT),
+                               [tuple(row[c] for c in EVENT_COLUMNS) for row in rows])
 
 
 def sweep(session, clients: dict, now: float, limit: int = 2000) -> int:
@@ -146,7 +156,7 @@ def backoff(config, attempts: int, rng=random.random) -> float:
 class CallbackPusher(Service):
     """Sweeps final states into events and POSTs the HTTP ones; one pass per ``interval``."""
 
-    name = "door-callbacks"
+    name: str | None = "door-callbacks"  # type: ignore[assignment]
 
     def __init__(self, db, directory, http, clock, config, environ, interval: float = 0.5,
                  batch: int = 200, concurrency: int = 16, lock=None):
@@ -194,8 +204,7 @@ class CallbackPusher(Service):
         if not rows:
             return
         outcomes = await gatherResults(
-            [self._posts.run(lambda r=r: Deferred.fromCoroutine(self._post(directory, r)))
-             for r in rows])
+            [self._posts.run(self._post_now, directory, r) for r in rows])
         now = self.clock.seconds()
         acked = [r.id for r, (ok, _) in zip(rows, outcomes, strict=True) if ok]
         failed = []
@@ -215,6 +224,9 @@ class CallbackPusher(Service):
         if self.lock is None:
             return self.db.run(fn, *args)
         return self.lock.run(self.db.run, fn, *args)
+
+    def _post_now(self, directory, row) -> Deferred[tuple[bool, str]]:
+        return Deferred.fromCoroutine(self._post(directory, row))
 
     async def _post(self, directory, row) -> tuple[bool, str]:
         client = directory.by_name.get(row.client)
@@ -250,7 +262,7 @@ def store_mo(session, client, mo, now: float) -> None:
 
     at = mo.received_at
     received = at.timestamp() if hasattr(at, "timestamp") else float(at or now)
-    mo_id = session.execute(SmsMo.__table__.insert().values(
+    mo_id = session.execute(table_of(SmsMo).insert().values(
         center=client.center if client.center != "*" else None, source=mo.source,
         destination=mo.destination, text=mo.text[:500], smsc=mo.smsc, received_at=received,
         keyword=None, outcome=f"door:{client.name}"[:32])).inserted_primary_key[0]

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field, replace
 from sqlalchemy import insert, select, update
 
 from sms.door.tables import DoorAudit, DoorClient
+from storage.models import table_of
 
-T = DoorClient.__table__
-AUDIT = DoorAudit.__table__
+T = table_of(DoorClient)
+AUDIT = table_of(DoorAudit)
 
 CLASSES = ("code", "transaction", "bulk", "reply")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")

@@ -17,11 +17,12 @@ from twisted.web.server import NOT_DONE_YET
 
 from sms.door.auth import AuthError
 from sms.door.tables import DoorMessage
+from storage.models import table_of
 from sms.outbox.sql import M, P
 from sms.outbox.states import FAILED, QUEUED
 
 log = Logger(namespace="hotline.sms.door.rest")
-DM = DoorMessage.__table__
+DM = table_of(DoorMessage)
 REFUSAL_STATUS = {"rate_limited": 429, "quota_exceeded": 429}
 
 

@@ -19,7 +19,7 @@ from sms.door.smpp_server import DoorSmppServer
 class DoorService(MultiService):
     """Owns what the door runs; ``resource`` is mounted at ``/v1/messages``."""
 
-    name = "door"
+    name: str | None = "door"  # type: ignore[assignment]
 
     def __init__(self, config, reactor, db, outbox, templates, encode, environ=os.environ):
         super().__init__()

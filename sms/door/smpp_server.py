@@ -20,7 +20,8 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import ITransport
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +29,7 @@ from twisted.python.failure import Failure
 from sms.carrier.text import decode, split_udh
 from sms.door.accept import SmppSubmit
 from sms.door.callbacks import backoff, claim_due, settle
+from sms.door.clients import Client
 from sms.outbox.group_commit import GroupCommit
 from sms.smpp import codec
 from sms.smpp.codec import (ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVDSTADR,
@@ -83,15 +85,17 @@ class TokenBucket:
 class DoorSmppProtocol(SmppProtocol):
     """One client connection, SMSC side: open -> bound (tx / rx / trx) -> closed."""
 
+    transport: ITransport  # requests are read, and answered, only on a made connection
+
     def __init__(self, server: DoorSmppServer, peer_host: str):
         super().__init__(server.clock, response_timeout=server.response_timeout,
                          enquire_link=server.enquire_link, name="door-smpp")
         self.server, self.peer_host = server, peer_host
-        self.client = None
+        self.client: Client | None = None
         self.mode: str | None = None
         self.inflight = 0
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         self.server.unbound(self)
 
@@ -140,7 +144,7 @@ class DoorSmppProtocol(SmppProtocol):
             return
         self.client, self.mode = client, mode
         self.transport.write(codec.encode(response, pdu.sequence, system_id="hotline"))
-        self.server.bound(self)
+        self.server.bound(self, client)
 
     def _submit(self, pdu) -> None:
         seq = pdu.sequence
@@ -197,7 +201,7 @@ class _Factory(Factory):
 class DoorSmppServer(MultiService):
     """The listening port, the bound sessions per client, and the deliver_sm pump."""
 
-    name = "door-smpp"
+    name: str | None = "door-smpp"  # type: ignore[assignment]
 
     def __init__(self, door_accept, directory, db, clock, config, environ, *,
                  response_timeout: float = 10.0, enquire_link: float = 30.0):
@@ -210,7 +214,8 @@ class DoorSmppServer(MultiService):
         self._buckets: dict[str, TokenBucket] = {}
         self._pumping: set[str] = set()
         outbox = door_accept.outbox
-        self._submits = GroupCommit(db, self._accept_batch, outbox.accept_lock, max_batch=500)
+        self._submits = GroupCommit(db, self._accept_batch, outbox.accept_lock, max_batch=500,
+                                    clock=clock)
         self._loop = LoopingCall(self.pump_all)
         self._loop.clock = clock
 
@@ -246,10 +251,10 @@ class DoorSmppServer(MultiService):
             return None
         return client
 
-    def bound(self, session: DoorSmppProtocol) -> None:
-        self.sessions.setdefault(session.client.name, []).append(session)
+    def bound(self, session: DoorSmppProtocol, client: Client) -> None:
+        self.sessions.setdefault(client.name, []).append(session)
         if session.receives:
-            self.pump(session.client.name)
+            self.pump(client.name)
 
     def unbound(self, session: DoorSmppProtocol) -> None:
         if session.client is not None:

@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 
 from sms.door.filters import HELD, REASONS
 from sms.door.tables import DoorMessage, DoorTally
+from storage.models import table_of
 from sms.outbox.sql import M
 from sms.outbox.states import DELIVERED, EXPIRED, FAILED, SUBMITTED, UNKNOWN
 
-T = DoorTally.__table__
-DM = DoorMessage.__table__
+T = table_of(DoorTally)
+DM = table_of(DoorMessage)
 
 
 def collect(session, since_day: str, timezone: str = "Asia/Shanghai") -> list[dict]:

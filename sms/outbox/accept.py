@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
 from common.masking import mask_mobile
 from sms.carrier.destinations import InvalidDestination, normalise
@@ -22,12 +22,11 @@ from sms.outbox.records import (
     OptedOut,
     Outgoing,
 )
-from sms.outbox.sql import OPTOUT, HotSql, M
+from sms.outbox.sql import LIMITED, OPTOUT, HotSql, M
 
 CLASSES = ("code", "reply", "transaction", "bulk")
 PRIORITY = {"code": 30, "reply": 25, "transaction": 20, "bulk": 10}
 OPTABLE = frozenset({"transaction", "bulk"})  # classes a TD opt-out stops
-LIMITED = frozenset({"transaction", "bulk"})  # classes under the per-destination limit
 IDEM_KEY_MAX = M.c.idem_key.type.length  # SQLite would store a longer one, PostgreSQL refuse
 
 
@@ -55,13 +54,9 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
     optable = {(m.center, m.destination) for _, m in live if m.klass in OPTABLE}
     opted = {(r.center, r.mobile) for r in hot.by_center(session, hot.opted_out, optable)}
     limited = {m.destination for _, m in live if m.klass in LIMITED}
-    counts: dict[str, int] = {}
-    if limited:
-        for row in session.execute(
-                select(M.c.destination, func.count()).where(
-                    M.c.destination.in_(limited), M.c.created_at > now - 3600,
-                    M.c.klass.in_(LIMITED)).group_by(M.c.destination)):
-            counts[row[0]] = row[1]
+    counts: dict[str, int] = dict(
+        hot.run(session, hot.recent_per_destination, (now - 3600,), sorted(limited)).all()
+        if limited else ())
     rows, owners = [], []
     for i, m in live:
         key = (m.center, m.idem_key)

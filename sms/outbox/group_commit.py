@@ -5,6 +5,7 @@ from typing import Any
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 log = Logger(namespace="hotline.sms.outbox")
@@ -20,9 +21,15 @@ class GroupCommit:
     """
 
     def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
-                 on_committed: Callable[[list], None] | None = None):
+                 on_committed: Callable[[list], None] | None = None,
+                 clock: IReactorTime | None = None):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
         self.on_committed = on_committed
+        # With a clock, an idle lane starts its transaction at the end of the reactor turn
+        # instead of at the first add: everything one read of a socket brought (a window of
+        # submit_sm) goes in one transaction, not the first item alone and the rest after.
+        self.clock = clock
+        self._turn: IDelayedCall | None = None
         self._pending: list[tuple[Any, Deferred | None]] = []
         self._running = False
 
@@ -37,6 +44,13 @@ class GroupCommit:
         self._kick()
 
     def _kick(self) -> None:
+        if self.clock is None:
+            self._start()
+        elif self._turn is None and not self._running:
+            self._turn = self.clock.callLater(0, self._start)
+
+    def _start(self) -> None:
+        self._turn = None
         if self._running or not self._pending:
             return
         self._running = True
@@ -57,7 +71,7 @@ class GroupCommit:
                 d.callback(result)
         if quiet and self.on_committed is not None:
             self.on_committed(quiet)
-        self._kick()
+        self._start()
 
     def _failed(self, failure, batch) -> None:
         self._running = False
@@ -65,4 +79,4 @@ class GroupCommit:
         for _, d in batch:
             if d is not None:
                 d.errback(failure)
-        self._kick()
+        self._start()

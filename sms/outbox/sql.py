@@ -20,14 +20,15 @@ from sms.tables import (
     SmsUnmatchedReceipt,
 )
 from storage.driver_sql import DriverSql
+from storage.models import table_of
 
-M = SmsMessage.__table__
-P = SmsPart.__table__
-U = SmsUnmatchedReceipt.__table__
-OPTOUT = SmsOptOut.__table__
-C = SmsCounter.__table__
-A = SmsAlertCursor.__table__
-R = SmsRepaymentDue.__table__
+M = table_of(SmsMessage)
+P = table_of(SmsPart)
+U = table_of(SmsUnmatchedReceipt)
+OPTOUT = table_of(SmsOptOut)
+C = table_of(SmsCounter)
+A = table_of(SmsAlertCursor)
+R = table_of(SmsRepaymentDue)
 
 
 def ids(name: str = "ids"):
@@ -42,6 +43,7 @@ SCRUB_TEXT = update(M).where(M.c.id.in_(ids())).values(text=SCRUBBED, params="{}
 SCRUB_PARTS = update(P).where(P.c.message_id.in_(ids())).values(payload=b"")
 
 
+LIMITED = frozenset({"transaction", "bulk"})  # classes under the per-destination limit
 _VALUE = object()  # a placeholder's slot in an INSERT's VALUES row
 
 
@@ -96,6 +98,12 @@ class HotSql:
                                  " WHERE center = ? AND idem_key IN ({in})")
         self.opted_out = d.sql("SELECT center, mobile FROM sms_optout"
                                " WHERE center = ? AND mobile IN ({in})")
+        # The per-destination hourly limit: messages of the limited classes since a time.
+        self.recent_per_destination = d.sql(
+            "SELECT destination, count(*) FROM sms_message WHERE created_at > ?"
+            f" AND klass IN ({', '.join(repr(k) for k in sorted(LIMITED))})"
+            " AND destination IN ({in})"
+            " GROUP BY destination")
         self.insert_message = d.sql(
             "INSERT INTO sms_message (center, klass, priority, template, params, text, sensitive,"
             " destination, idem_key, part_count, state, attempts, possible_duplicates,"

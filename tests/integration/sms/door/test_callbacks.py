@@ -131,3 +131,25 @@ def test_acknowledged_events_are_purged_after_a_week(door):
     door.clock.advance(7 * 86400 + 3600)
     run(door, p, 1)
     assert events() == 0
+
+
+def test_a_replayed_sweep_records_each_event_once(door):
+    """Events go in as one statement for the whole sweep; an event whose id is already
+    recorded (a sweep replayed after its messages were marked unnotified) is skipped, the
+    others of the same sweep are recorded."""
+    from sqlalchemy import select, update
+
+    from sms.door.callbacks import sweep
+    from sms.door.tables import DoorEvent, DoorMessage
+
+    door.add(callback_url="http://city.local/hook")
+    ids = deliver_all(door, 3)
+    assert door.db.run_sync(sweep, door.directory.by_name, door.clock.seconds()) == 3
+    unnotify = update(DoorMessage.__table__).values(notified=None)
+    door.db.run_sync(lambda s: s.execute(unnotify))
+    door.db.run_sync(lambda s: s.execute(DoorEvent.__table__.delete().where(
+        DoorEvent.__table__.c.dedup_id == f"r:{ids[1]}")))
+    door.db.run_sync(sweep, door.directory.by_name, door.clock.seconds())
+    with door.db.sessions() as s:
+        kept = s.execute(select(DoorEvent.dedup_id).order_by(DoorEvent.id)).scalars().all()
+    assert sorted(kept) == sorted(f"r:{i}" for i in ids)

@@ -160,6 +160,25 @@ def test_signed_request_with_nonce_once(door):
     assert door.request("POST", "", raw, headers=nan)[0].code == 401
 
 
+def test_signed_request_timestamp_and_header_checks(door):
+    """The signing helpers' checks (core_client.signing) answer 401 with the reason: a
+    timestamp 301 s old, one that is no number, and a header holding a control character
+    (named in the answer); a timestamp 299 s old passes."""
+    door.add()
+    raw = json.dumps(msg()).encode()
+    now = int(door.clock.seconds())
+    for nonce, stamp in (("n-old", str(now - 301)), ("n-word", "noon")):
+        response, body = door.request("POST", "", raw, headers=door.signed_headers(
+            "POST", "", raw, nonce=nonce, stamp=stamp))
+        assert response.code == 401 and "X-Timestamp" in body["message"]
+    control = door.signed_headers("POST", "", raw, nonce="n-ctl")
+    control[b"x-nonce"] = [b"n\x07ctl"]
+    response, body = door.request("POST", "", raw, headers=control)
+    assert response.code == 401 and body["message"].startswith("x-nonce:")
+    fine = door.signed_headers("POST", "", raw, nonce="n-ok", stamp=str(now - 299))
+    assert door.request("POST", "", raw, headers=fine)[0].code == 202
+
+
 def test_bad_credentials_and_disabled_client(door):
     """Wrong bearer 401, non-ASCII header 401 (answered, not hung), disabled 403,
     an address outside the allowlist 403."""

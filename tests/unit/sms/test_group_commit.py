@@ -1,0 +1,73 @@
+"""The outbox's group commit in memory: a fake database whose transactions the test ends."""
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.task import Clock
+
+from sms.outbox.group_commit import GroupCommit
+
+
+class HeldDatabase:
+    """``run(fn, items)`` records the batch and fires when the test calls ``commit``."""
+
+    def __init__(self):
+        self.batches: list[list] = []
+        self._open: list[tuple[Deferred, list]] = []
+
+    def run(self, fn, items):
+        self.batches.append(list(items))
+        d: Deferred = Deferred()
+        self._open.append((d, items))
+        return d
+
+    def commit(self) -> None:
+        d, items = self._open.pop(0)
+        d.callback([f"ok:{item}" for item in items])
+
+
+def test_without_a_clock_the_first_item_starts_its_transaction_alone():
+    """No clock: the first add starts a transaction at once; what comes while it runs
+    waits for the next one, and each Deferred fires only after its own commit."""
+    db = HeldDatabase()
+    lane = GroupCommit(db, None, DeferredLock())
+    first, second, third = lane.add(1), lane.add(2), lane.add(3)
+    assert db.batches == [[1]]
+    got: list = []
+    for d in (first, second, third):
+        d.addCallback(got.append)
+    db.commit()
+    assert got == ["ok:1"] and db.batches == [[1], [2, 3]]
+    db.commit()
+    assert got == ["ok:1", "ok:2", "ok:3"]
+
+
+def test_with_a_clock_one_reactor_turn_goes_in_one_transaction():
+    """With a clock, the items added in one reactor turn (one socket read of submits) start
+    one transaction together at the end of the turn; items added while it runs go in the
+    next, which starts as soon as the first commits."""
+    db, clock = HeldDatabase(), Clock()
+    lane = GroupCommit(db, None, DeferredLock(), clock=clock)
+    answers = [lane.add(i) for i in range(5)]
+    assert db.batches == []
+    clock.advance(0)
+    assert db.batches == [[0, 1, 2, 3, 4]]
+    later = lane.add(5)
+    clock.advance(0)
+    assert db.batches == [[0, 1, 2, 3, 4]]  # one transaction at a time
+    db.commit()
+    assert [a.result for a in answers] == [f"ok:{i}" for i in range(5)]
+    assert db.batches[1] == [5] and not later.called
+    db.commit()
+    assert later.result == "ok:5"
+
+
+def test_max_batch_splits_a_turn():
+    """A turn with more items than ``max_batch`` is committed in several transactions."""
+    db, clock = HeldDatabase(), Clock()
+    lane = GroupCommit(db, None, DeferredLock(), max_batch=2, clock=clock)
+    for i in range(5):
+        lane.add(i)
+    clock.advance(0)
+    db.commit()
+    db.commit()
+    assert db.batches == [[0, 1], [2, 3], [4]]
