@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from sqlalchemy import insert, select, update
@@ -141,12 +142,12 @@ def split_list(value: str | None) -> tuple[str, ...]:
 
 # How each changeable setting is read from text: ``hotline door client change KEY=VALUE``
 # and the console's form; ``validate`` then judges the values.
-SETTINGS = {"center": str, "secret_env": str, "system_id": str, "templates": split_list,
-            "classes": split_list, "daily_quota": int, "rate_per_second": int,
-            "source_exts": split_list,
-            "keywords": lambda v: tuple(w.upper() for w in split_list(v)),
-            "ip_allow": split_list, "callback_url": lambda v: v.strip() or None,
-            "callback_parts": lambda v: v == "yes", "free_text": lambda v: v == "yes"}
+SETTINGS: dict[str, Callable[[str], object]] = {
+    "center": str, "secret_env": str, "system_id": str, "templates": split_list,
+    "classes": split_list, "daily_quota": int, "rate_per_second": int,
+    "source_exts": split_list, "keywords": lambda v: tuple(w.upper() for w in split_list(v)),
+    "ip_allow": split_list, "callback_url": lambda v: v.strip() or None,
+    "callback_parts": lambda v: v == "yes", "free_text": lambda v: v == "yes"}
 
 
 def load_all(session) -> dict[str, Client]:
