@@ -5,7 +5,8 @@ X identity through language, deposits, balance, ID, password, listen, goodbye
 and survey, against the real daemon (``sandbox.stack``). Per round it reports
 calls completed (closed call records that were served the balance, and sipp's
 own verdict), the daemon's CPU from /proc/<pid>/stat, and two latencies taken
-on the wire and by a second AMI session that only listens:
+on the wire and by a second AMI session that only listens (the sandbox's ``observer``
+user: the daemon's own user is never sent keys):
 
 * daemon turnaround: an ``AsyncAGIExec`` event reaching the daemon's AMI
   connection to the next ``Action: AGI`` the daemon sends for that channel, by
@@ -263,6 +264,7 @@ def cut_daemon_ami(pid: int, ami_port: int) -> int:
 async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | None = None
                     ) -> dict:
     from ivr.asterisk.ami_link import AmiLink
+    from sandbox.asterisk import OBSERVER
     from sandbox.sipp import SippCall, caller_stream
     from sandbox.stack import balance_call, cpu_seconds
     from core_client.demo_data import demo_identities
@@ -270,8 +272,8 @@ async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | Non
     person = demo_identities()[0]
     meter = TurnaroundMeter()
     inst = stack.asterisk
-    link = AmiLink(TCP4ClientEndpoint(reactor, inst.address, inst.ami_port), inst.ami_username,
-                   inst.ami_secret, reactor, action_timeout=10, ping_interval=20,
+    link = AmiLink(TCP4ClientEndpoint(reactor, inst.address, inst.ami_port), OBSERVER,
+                   inst.observer_secret, reactor, action_timeout=10, ping_interval=20,
                    initial_delay=0.2, max_delay=2)
     for name in ("DTMFEnd", "AsyncAGIExec", "AGIExecStart", "AsyncAGIEnd", "Hangup"):
         link.subscribe(name, lambda e, name=name: meter.event(

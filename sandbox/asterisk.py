@@ -204,6 +204,9 @@ def _ami_login(host: str, port: int, username: str, secret: str, timeout: float 
         return False
 
 
+OBSERVER = "observer"  # the sandbox's listening AMI user (benches): events only
+
+
 class AsteriskInstance:
     """One running Asterisk inside the shared root, with its own config, ports and folders."""
 
@@ -220,6 +223,7 @@ class AsteriskInstance:
         self.variables = dict(variables or {})
         self.ami_username = self.variables.get("ami_username", "hotline")
         self.ami_secret = ami_secret or secrets.token_hex(12)
+        self.observer_secret = secrets.token_hex(12)  # OBSERVER's, see render
         self.owner = owner
         self.name = f"{self.workdir.name}-{ami_port}"
         self.process: subprocess.Popen | None = None
@@ -254,6 +258,12 @@ class AsteriskInstance:
         for sub in ("etc", "run", "spool", "log", "db", "cache"):
             (self.host_dir / sub).mkdir(parents=True, exist_ok=True)
         dialplans.render(values, self.host_dir / "etc")
+        # The shipped AMI user never sees keys (no dtmf); a bench timing key to prompt
+        # listens as this sandbox-only user, which may read events and do nothing else.
+        with (self.host_dir / "etc" / "manager.conf").open("a") as conf:
+            conf.write(f"\n[{OBSERVER}]\nsecret = {self.observer_secret}\n"
+                       f"deny = 0.0.0.0/0.0.0.0\npermit = {self.address}/255.255.255.255\n"
+                       "read = agi,dtmf,call,user\nwrite =\n")
 
     def start(self, timeout: float = 60.0) -> AsteriskInstance:
         if not is_built(self.root):
