@@ -38,6 +38,8 @@ class Engine:
             ctx.node = node
             ctx.record.visit(node.name)
             if node.kind == "menu":
+                if ctx.on_menu is not None:
+                    ctx.on_menu(node.name)
                 if node.name in history:
                     del history[history.index(node.name) + 1:]
                 else:

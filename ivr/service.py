@@ -8,6 +8,7 @@ a bad menu file stops the daemon at start), and runs the call with its record.
 from __future__ import annotations
 
 import random
+from functools import partial
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from common.config import CenterConfig, Config
 from core_client.interface import CoreClient
 from core_client.lockout import LockoutCore
 from ivr.agents import AgentAnswers
-from ivr.asterisk.adoption import Adoption
+from ivr.asterisk.adoption import Adoption, menu_keeper
 from ivr.asterisk.ami_link import AmiLink
 from ivr.config import IvrConfig
 from ivr.asterisk.calls import CallDispatcher
@@ -55,9 +56,10 @@ class CallHandler:
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
                  menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
                  switches: Switches | None = None,
-                 on_reply: Callable[[float], None] | None = None):
+                 on_reply: Callable[[float], None] | None = None, keep_menus: bool = False):
         self.config, self.clock, self.records = config, clock, records
         self.on_reply = on_reply  # each reply time of a call's session (IVR latency metric)
+        self.keep_menus = keep_menus  # in a cluster: the menu a call is in, for its adopter
         self.agents = agents
         self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
@@ -80,12 +82,12 @@ class CallHandler:
     async def __call__(self, session) -> str:
         return await self._run(session, resumed=False)
 
-    async def resume(self, session) -> str:
-        """A call adopted from a dead daemon (ivr.asterisk.adoption): the main menu again, in
-        the language the caller chose there."""
-        return await self._run(session, resumed=True)
+    async def resume(self, session, at: str | None = None) -> str:
+        """A call adopted from a dead daemon (ivr.asterisk.adoption): the menu ``at`` again
+        (the main menu if ``at`` names none), in the language the caller chose there."""
+        return await self._run(session, resumed=True, at=at)
 
-    async def _run(self, session, resumed: bool) -> str:
+    async def _run(self, session, resumed: bool, at: str | None = None) -> str:
         session.on_reply = self.on_reply
         center = self.center_for(session)
         library = self.config.prompts.library_dir
@@ -111,10 +113,14 @@ class CallHandler:
             agent_exten=self.config.ivr.agent_exten, lang=lang,
             resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
                                                             prompt_id))
+        if self.keep_menus:
+            ctx.on_menu = menu_keeper(session)
+        start = None
         if resumed:
             record.adopted = True
             record.visit("adopted")  # the record says where the call was taken over
-        outcome = await run_call(ctx, engine, self.records, menu.main if resumed else None)
+            start = at if at in menu.nodes and menu.nodes[at].kind == "menu" else menu.main
+        outcome = await run_call(ctx, engine, self.records, start)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,
                       path=" ".join(record.path))
@@ -185,6 +191,12 @@ class IvrService(Service):
                             "calls": len(node.dispatcher.sessions)} for node in self.nodes}
 
 
+def _resuming(handler: CallHandler, admin: AdminCalls) -> Callable[[str | None], CallsByRole]:
+    """The adopted calls' flow on one node: an administrator's call starts again, a caller
+    gets the menu it was in (``CallHandler.resume``)."""
+    return lambda at: CallsByRole(partial(handler.resume, at=at), admin)
+
+
 def _running(dispatcher: CallDispatcher) -> Callable[[], set[str]]:
     """The uniqueids of the calls ``dispatcher`` drives now."""
     return lambda: set(dispatcher.running)
@@ -216,7 +228,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
                               agents=AgentAnswers(link, reactor), switches=switches,
-                              on_reply=on_reply)
+                              on_reply=on_reply, keep_menus=cluster is not None)
         handlers.append(handler)
         admin = AdminCalls(config, reactor, db)
         flow = CallsByRole(handler, admin)
@@ -228,7 +240,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                                     resume_grace=ami.resume_grace)
         lost = LostCalls(link, config.daemon.instance, records, _running(dispatcher))
         nodes.append(AsteriskNode(node_name(endpoint), link, dispatcher, lost))
-        adopted_flows.append((dispatcher, CallsByRole(handler.resume, admin)))
+        adopted_flows.append((dispatcher, _resuming(handler, admin)))
     adoption = None
     if cluster is not None:
         # A dead daemon's calls are adopted within its lease time and a look more.

@@ -283,9 +283,10 @@ class Cluster:
         daemon.process.wait(10)
         daemon.process = None
 
-    def channel_owners(self) -> dict[tuple[str, str], str]:
+    def channel_owners(self, variable: str = "HOTLINE_AGI") -> dict[tuple[str, str], str]:
         """(node, uniqueid) of every channel on the live nodes -> the daemon its HOTLINE_AGI
-        names ('' when none drives it), over one blocking AMI session per node."""
+        names ('' when none drives it), or another of manager.conf's channelvars, over one
+        blocking AMI session per node."""
         owners = {}
         for node, inst in self.asterisks.items():
             if inst.process is None or inst.process.poll() is not None:
@@ -293,10 +294,12 @@ class Cluster:
             blocks = ami_blocks(inst.address, inst.ami_port, inst.ami_username,
                                 self.ami_secret, "Action: CoreShowChannels\r\n\r\n",
                                 b"CoreShowChannelsComplete", timeout=5)
-            for headers in blocks:
+            for block in blocks:
+                headers = dict(block)
                 if headers.get("Event") == "CoreShowChannel":
-                    owner = headers.get("ChanVariable", "").partition("=")[2]
-                    owners[(node, headers.get("Uniqueid", ""))] = owner
+                    held = [value.partition("=")[2] for name, value in block
+                            if name == "ChanVariable" and value.startswith(f"{variable}=")]
+                    owners[(node, headers.get("Uniqueid", ""))] = held[0] if held else ""
         return owners
 
     def smsc_stats(self) -> dict:

@@ -245,10 +245,10 @@ def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
 
 
 def ami_blocks(host: str, port: int, username: str, secret: str, actions: str, until: bytes,
-               timeout: float = 2.0) -> list[dict[str, str]]:
+               timeout: float = 2.0) -> list[list[tuple[str, str]]]:
     """Over one blocking AMI session (logged in, events off): send ``actions`` (raw AMI
-    text) and read until ``until`` arrives; every block as its headers. OSError when
-    unreachable."""
+    text) and read until ``until`` arrives; every block as its headers, in order (a name
+    may come more than once: ChanVariable). OSError when unreachable."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
                   f"Events: off\r\nActionID: l\r\n\r\n{actions}".encode())
@@ -258,7 +258,8 @@ def ami_blocks(host: str, port: int, username: str, secret: str, actions: str, u
             if not chunk:
                 break
             data += chunk
-    return [dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+    return [[(name, value) for name, _, value in (line.partition(": ")
+                                                  for line in block.split("\r\n")) if value]
             for block in data.decode(errors="replace").split("\r\n\r\n")]
 
 
@@ -271,7 +272,7 @@ def ami_getvar(host: str, port: int, username: str, secret: str, variable: str,
                             "Action: Logoff\r\nActionID: o\r\n\r\n", b"ActionID: o", timeout)
     except OSError:
         return None
-    for headers in blocks:
+    for headers in map(dict, blocks):
         if headers.get("ActionID") == "g" and headers.get("Response") == "Success":
             return headers.get("Value", "")
     return None

@@ -11,11 +11,12 @@ instance's lease lapsed, and the others need a moment to renew theirs.
   dialplan sent there while its heartbeat still looked fresh);
 - every channel still in the dead instance's AsyncAGI (``CoreShowChannels``,
   HOTLINE_AGI names the driver) gets a session here, its watchdog re-armed, its
-  HOTLINE_AGI rewritten to this daemon, and the adopted flow: the main menu in
-  the caller's language. A command the dead daemon left running (a menu being
-  read, a balance) finishes first, so the caller is not cut off mid-prompt; the
-  identity is not kept anywhere but in the dead process, so a caller who
-  identified is asked again when a service needs it.
+  HOTLINE_AGI rewritten to this daemon, and the adopted flow: the menu the call
+  was in (HOTLINE_MENU, kept on the channel by ``menu_keeper`` as the call enters
+  each menu), else the main menu, in the caller's language. A command the dead
+  daemon left running (a menu being read, a balance) finishes first, so the
+  caller is not cut off mid-prompt; the identity is not kept anywhere but in the
+  dead process, so a caller who identified is asked again when a service needs it.
 
 When the dead instance comes back (its lease alive again) or another daemon
 holds the lease, this daemon stops taking its new calls and gives the lease
@@ -26,7 +27,7 @@ The session machinery is the dispatcher's (``CallDispatcher.adopt``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from twisted.application.service import Service
@@ -43,6 +44,9 @@ from ivr.asterisk.calls import CallDispatcher, Flow
 from storage.cluster import Membership, acquire, holder, lapsed_with_holder, release
 
 LEASE_PREFIX = "calls-"
+MENU_VARIABLE = "HOTLINE_MENU"  # manager.conf's channelvars shows it in every listing
+# Per node: the adopted flow for a call last seen in the named menu (None: not known).
+AdoptedFlow = Callable[[str | None], Flow]
 # How much longer than this daemon another may take to reach the database again after an
 # outage (storage.db's longest retry delay), on top of one lease time.
 SETTLE = 2.0
@@ -64,13 +68,35 @@ def plan(lapsed: Sequence[tuple[str, str | None]], adopted: set[str], me: str) -
     return Plan(tuple(sorted(mine - adopted)), tuple(sorted(adopted - mine)))
 
 
-def owner(channel: Message) -> str:
-    """The daemon the channel's HOTLINE_AGI names ('' when none)."""
+def channel_variable(channel: Message, variable: str) -> str:
+    """A variable manager.conf's channelvars shows for the channel ('' when unset)."""
     for value in channel.get_all("ChanVariable"):
         name, _, held = value.strip().partition("=")
-        if name == OWNER_VARIABLE:
+        if name == variable:
             return held
     return ""
+
+
+def owner(channel: Message) -> str:
+    """The daemon the channel's HOTLINE_AGI names ('' when none)."""
+    return channel_variable(channel, OWNER_VARIABLE)
+
+
+def menu_keeper(session) -> Callable[[str], None]:
+    """``on_menu`` for a call's context: each menu entered is kept on the channel (an AMI
+    Setvar: no AGI command waits for it), for the daemon that may adopt the call."""
+    log = Logger(namespace="hotline.ivr")
+
+    def not_kept(failure: Failure) -> None:
+        failure.trap(AmiError)
+        log.debug("menu not kept on {channel}: {why}", channel=session.channel,
+                  why=str(failure.value))
+
+    def keep(name: str) -> None:
+        session.ami.action("Setvar", {"Channel": session.channel, "Variable": MENU_VARIABLE,
+                                      "Value": name}).addErrback(not_kept)
+
+    return keep
 
 
 def to_adopt(dispatcher: CallDispatcher, listing: ListResult, dead: str) -> list[Message]:
@@ -87,12 +113,13 @@ def _survey(session, me: str) -> tuple[list[tuple[str, str | None]], str | None]
 class Adoption(Service):
     """Looks for dead instances every ``interval`` s and adopts their calls (see the module).
 
-    ``nodes``: per Asterisk node, its dispatcher and the flow adopted calls run."""
+    ``nodes``: per Asterisk node, its dispatcher and the flow adopted calls run, given
+    the menu each was in."""
 
     log = Logger(namespace="hotline.ivr")
     name: str | None = "ivr-adoption"  # type: ignore[assignment]
 
-    def __init__(self, membership: Membership, nodes: Sequence[tuple[CallDispatcher, Flow]],
+    def __init__(self, membership: Membership, nodes: Sequence[tuple[CallDispatcher, AdoptedFlow]],
                  interval: float):
         self.membership = membership
         self.db, self.instance, self.ttl = membership.db, membership.instance, membership.ttl
@@ -163,13 +190,13 @@ class Adoption(Service):
         self.log.warn("instance {dead} is gone: {count} of its calls adopted", dead=dead,
                       count=count)
 
-    def _adopt_on(self, dispatcher: CallDispatcher, flow: Flow, dead: str) -> Deferred:
+    def _adopt_on(self, dispatcher: CallDispatcher, flow: AdoptedFlow, dead: str) -> Deferred:
         d = dispatcher.link.list_action("CoreShowChannels")
 
         def adopt(listing: ListResult) -> int:
             channels = to_adopt(dispatcher, listing, dead)
             for channel in channels:
-                dispatcher.adopt(channel, flow)
+                dispatcher.adopt(channel, flow(channel_variable(channel, MENU_VARIABLE) or None))
             return len(channels)
 
         def unreachable(failure: Failure) -> int:

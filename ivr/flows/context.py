@@ -60,6 +60,9 @@ class CallContext:
     transferring: bool = False
     agents: object = None  # ivr.agents.AgentAnswers, or None: the fate is not watched
     node: object = None  # the ivr.menu.Node being run
+    # Told each menu the call enters (ivr.asterisk.adoption keeps it on the channel, so a
+    # daemon adopting the call replays that menu); None: nobody needs to know.
+    on_menu: Callable[[str], None] | None = None
 
     @property
     def tz(self) -> dt.tzinfo:

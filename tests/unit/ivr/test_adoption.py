@@ -13,12 +13,13 @@ from tests.unit.ivr.test_engine_service import handler  # noqa: F401 (a fixture)
 from tests.support.ivr_fakes import HANGUP, FakeSession
 
 
-def channel(uniqueid: str, owner: str, app: str = "Read", data: str = "HOTLINE_DIGITS,menu,1,,1,"
-            ) -> Message:
+def channel(uniqueid: str, owner: str, app: str = "Read", data: str = "HOTLINE_DIGITS,menu,1,,1,",
+            menu: str = "") -> Message:
     return Message([("Event", "CoreShowChannel"), ("Channel", f"PJSIP/c-{uniqueid}"),
                     ("Uniqueid", uniqueid), ("Application", app), ("ApplicationData", data),
                     ("Language", "en"), ("Exten", "12329"), ("CallerIDNum", "13800138000"),
-                    ("ChanVariable", f"HOTLINE_AGI={owner}")])
+                    ("ChanVariable", f"HOTLINE_AGI={owner}"),
+                    ("ChanVariable", f"HOTLINE_MENU={menu}")])
 
 
 class FakeDb:
@@ -87,22 +88,25 @@ def test_only_the_dead_daemons_channels_without_a_session_are_adopted():
 
 def test_adopted_call_is_claimed_armed_and_driven_here():
     """Taking over a dead daemon: its channel waiting on the node gets HOTLINE_AGI naming this
-    daemon, its watchdog re-armed, and the adopted flow's first command; a new call the
-    dialplan still sends to the dead daemon is taken too and claimed."""
+    daemon, its watchdog re-armed, and the adopted flow for the menu it was in, whose first
+    command is sent; a new call the dialplan still sends to the dead daemon is taken too
+    and claimed."""
     link, clock = FakeLink(), Clock()
     d = make(link, "me", waits_in_menu, clock)
-    link.listing = [channel("2.1", "dead")]
+    link.listing = [channel("2.1", "dead", menu="deposit")]
     flows = []
 
-    async def resumed(session):
-        flows.append((session.uniqueid, session.language))
-        await session.get_data(["ivr/main-menu"], 4000, 1)
+    def resuming(at):
+        async def resumed(session):
+            flows.append((session.uniqueid, session.language, at))
+            await session.get_data(["ivr/main-menu"], 4000, 1)
+        return resumed
 
-    looking = adoption(FakeDb([("dead", None)]), clock, [(d, resumed)])
+    looking = adoption(FakeDb([("dead", None)]), clock, [(d, resuming)])
     looking.startService()
     clock.advance(0.25)
     assert looking.adopted == {"dead"} and d.adopted == {"dead"}
-    assert flows == [("2.1", "en")]
+    assert flows == [("2.1", "en", "deposit")]
     setvars = [(a.get("Channel"), a["Variable"], a["Value"]) for a in link.actions
                if a["Action"] == "Setvar"]
     assert ("PJSIP/c-2.1", "HOTLINE_AGI", "me") in setvars
@@ -121,7 +125,7 @@ def test_a_dead_daemon_alive_again_gets_its_new_calls_back():
     link, clock = FakeLink(), Clock()
     d = make(link, "me", waits_in_menu, clock)
     db = FakeDb([("dead", None)])
-    adoption(db, clock, [(d, waits_in_menu)]).startService()
+    adoption(db, clock, [(d, lambda at: waits_in_menu)]).startService()
     clock.advance(0.25)
     db.lapsed = []
     clock.advance(0.25)
@@ -137,7 +141,7 @@ def test_a_lease_held_elsewhere_adopts_nothing():
     link.listing = [channel("4.1", "dead")]
     db = FakeDb([("dead", None)])
     db.held = False
-    adoption(db, clock, [(d, waits_in_menu)]).startService()
+    adoption(db, clock, [(d, lambda at: waits_in_menu)]).startService()
     clock.advance(0.25)
     assert d.adopted == set() and d.sessions == {}
 
@@ -154,16 +158,52 @@ def test_the_first_daemon_back_leaves_an_adopted_call_alone():
 
 
 def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
-    """An adopted call skips the language menu: the main menu, in the language the channel
-    has; the record says it was adopted (and goes on in the dead daemon's row)."""
+    """An adopted call whose menu is not known skips the language menu: the main menu, in
+    the language the channel has; the record says it was adopted (and goes on in the dead
+    daemon's row)."""
     session = FakeSession([HANGUP])
     session.language = "en"
     out: list = []
-    Deferred.fromCoroutine(handler.resume(session)).addCallback(out.append)
+    Deferred.fromCoroutine(handler.resume(session, at="no-such-menu")).addCallback(out.append)
     assert out == ["abandoned"]
     assert "/en/ivr/main-menu" in session.log[0][1][0]
     record = handler.records.closed[0][0]
     assert record.path[:2] == ["adopted", "main"] and record.adopted
+
+
+def test_resumed_call_replays_the_menu_it_was_in(handler):
+    """An adopted call last seen in the deposit menu hears the deposit menu again."""
+    session = FakeSession([HANGUP])
+    Deferred.fromCoroutine(handler.resume(session, at="deposit"))
+    assert "/zh/ivr/deposit-menu" in session.log[0][1][-1]
+    assert handler.records.closed[0][0].path[:2] == ["adopted", "deposit"]
+
+
+class RecordingAmi:
+    def __init__(self):
+        self.actions = []
+
+    def action(self, name, headers=None, variables=None, timeout=None):
+        self.actions.append((name, headers))
+        return succeed(Message([("Response", "Success")]))
+
+
+def test_in_a_cluster_each_menu_entered_is_kept_on_the_channel(handler):
+    """With keep_menus (a cluster) every menu a call enters is set on its channel over AMI
+    (HOTLINE_MENU), for a daemon that may have to adopt it; without, nothing is sent."""
+    handler.keep_menus = True
+    session = FakeSession(["1", "1", HANGUP])
+    session.ami = RecordingAmi()
+    Deferred.fromCoroutine(handler(session))
+    kept = [h["Value"] for name, h in session.ami.actions
+            if name == "Setvar" and h["Variable"] == "HOTLINE_MENU"]
+    assert kept == ["language", "main", "deposit"]
+    assert {h["Channel"] for _name, h in session.ami.actions} == {session.channel}
+    handler.keep_menus = False
+    quiet = FakeSession([HANGUP])
+    quiet.ami = RecordingAmi()
+    Deferred.fromCoroutine(handler(quiet))
+    assert quiet.ami.actions == []
 
 
 def test_a_daemon_not_steady_itself_adopts_nothing():
@@ -174,7 +214,7 @@ def test_a_daemon_not_steady_itself_adopts_nothing():
     d = make(link, "me", waits_in_menu, clock)
     link.listing = [channel("6.1", "dead")]
     db = FakeDb([("dead", None)])
-    adoption(db, clock, [(d, waits_in_menu)], steady=3.0).startService()
+    adoption(db, clock, [(d, lambda at: waits_in_menu)], steady=3.0).startService()
     clock.advance(0.25)
     assert d.adopted == set() and d.sessions == {}
 
@@ -189,7 +229,7 @@ def test_a_daemon_whose_calls_were_adopted_lets_them_go():
     sent = len(link.agi())
     db = FakeDb([])
     db.adopter = "other"
-    adoption(db, clock, [(d, waits_in_menu)], steady=0.0).startService()
+    adoption(db, clock, [(d, lambda at: waits_in_menu)], steady=0.0).startService()
     clock.advance(0.25)
     assert d.sessions == {} and d.stats["link_lost"] == 1
     assert len(link.agi()) == sent
