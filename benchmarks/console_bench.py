@@ -70,8 +70,12 @@ def generate(db, today: dt.date, messages: int, calls: int, zone: str) -> dict:
             n = int(per_day_calls * peak * rnd.uniform(0.7, 1.3))
             ivr, transferred = int(n * 0.42), int(n * 0.45)
             abandoned = n - ivr - transferred
+            lost = n // 1000
             calls_rows.append(dict(day=day.isoformat(), center=center, calls=n, ivr_handled=ivr,
-                                   transferred=transferred, abandoned=abandoned, failed=0,
+                                   transferred=transferred, abandoned=abandoned - lost,
+                                   failed=0, lost=lost, fallback=0,
+                                   agent_offered=int(transferred / 0.91),
+                                   agent_answered=transferred, timed=n - lost,
                                    seconds=n * 95.0, survey_1=int(n * .3), survey_2=int(n * .05),
                                    survey_3=int(n * .002)))
             for node, key in KEYS:

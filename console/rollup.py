@@ -26,6 +26,7 @@ from sms.door.tables import DoorTally
 from sms.outbox.sql import M
 from sms.outbox.states import DELIVERED, EXPIRED, FAILED
 
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
 SMS_MARK = "sms_final_at"
 SMS_LAG = 5.0  # seconds behind the clock: transactions that finalised earlier have committed
 
@@ -53,7 +54,8 @@ class CallRollup:
 
     def __call__(self, session, record, ended_at: float | None, outcome: str) -> None:
         center, started_at, survey = record.center, record.started_at, record.survey
-        key = (local_day(started_at, self.zones[center]), center)
+        # A center no longer configured (a fallback line an old dialplan wrote) still counts.
+        key = (local_day(started_at, self.zones.get(center, DEFAULT_ZONE)), center)
         row = session.get(RollupCalls, key, with_for_update=True)
         if row is None:
             row = RollupCalls(day=key[0], center=center, seconds=0.0, survey_1=0, survey_2=0,
@@ -97,7 +99,7 @@ def fold_sms(session, now: float, zones: dict[str, str]) -> int:
                M.c.state.in_((DELIVERED, FAILED, EXPIRED)))).all()
     adds: dict[tuple, dict[str, int]] = {}
     for center, template, smsc, created, submitted, state in rows:
-        day = local_day(created, tz.get(center, ZoneInfo("Asia/Shanghai")))
+        day = local_day(created, tz.get(center, DEFAULT_ZONE))
         entry = adds.setdefault((day, center, template, smsc or ""),
                                 dict.fromkeys(("pushed", "sent", DELIVERED, FAILED, EXPIRED), 0))
         entry["pushed"] += 1

@@ -20,7 +20,7 @@ from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.templates import TemplateSet
 from tests.integration.console.test_web import Browser, env  # noqa: F401  (the fixture)
-from tests.support.outbox import TZ, make_config
+from tests.support.outbox import TZ, db_url, make_config  # noqa: F401  (the fixture)
 
 PARAMS = {"account": "1234", "date": "2026-11-30", "amount": "10", "balance": "20"}
 MOBILES = ["139" + f"{n:08d}" for n in range(1, 6)]  # synthetic, built so none sits whole here
@@ -64,8 +64,9 @@ def local_day(ts: float) -> str:
 
 
 @pytest.fixture
-def db(tmp_path):
-    db = InlineDatabase(f"sqlite:///{tmp_path / 'd.db'}", Clock())
+def db(db_url):
+    """On SQLite and on PostgreSQL (tests.support.outbox's ``db_url``)."""
+    db = InlineDatabase(db_url, Clock())
     db.create_all()
     yield db
     db.engine.dispose()
@@ -73,7 +74,8 @@ def db(tmp_path):
 
 def test_filtered_report_equals_the_doors_own_statistics(db):
     """Each item the door refused is in the report under its reason, per center, client and
-    template and per center alone, equal to ``hotline sms stats --door`` (sms.door.stats)."""
+    template and per center alone, equal to ``hotline sms stats --door`` (sms.door.stats);
+    the XLSX export carries the same figures."""
     now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=TZ).timestamp()
     send_through_the_door(db, now, ("nj", "sz"))
     day = local_day(now)
@@ -90,6 +92,13 @@ def test_filtered_report_equals_the_doors_own_statistics(db):
     [center] = db.run_sync(filtered_report, ["nj"], Period("month", day, day))
     assert (center["period"], center["center"], center["pushed"]) == (day[:7], "nj", 7)
     assert {k: center[k] for k in EXPECTED} == EXPECTED and center["filtered"] == 5
+    from openpyxl import load_workbook
+
+    from console.rollup import FILTER_COLUMNS, to_xlsx
+
+    sheet = load_workbook(io.BytesIO(to_xlsx([center], FILTER_COLUMNS, "filtered"))).active
+    heads, values = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
+    assert dict(zip(heads, values, strict=True))["重复 duplicate"] == 1
 
 
 def test_reports_and_dashboard_show_filtered_sms_by_reason(env):
