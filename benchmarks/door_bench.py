@@ -34,6 +34,9 @@ def register_bench(bench) -> None:
     p.add_argument("--batch", type=int, default=5_000)
     p.add_argument("--kannel-messages", type=int, default=2_000)
     p.add_argument("--pg", action="store_true", help="also on PostgreSQL (sandbox/postgres.py)")
+    p.add_argument("--cases", default="rest,smpp,kannel",
+                   help="which cases, comma-separated (rest includes end_to_end): a short "
+                        "A/B run on a shared machine can take smpp alone")
     p.add_argument("--out", default="benchmarks/results/door.json")
     p.set_defaults(func=main)
 
@@ -186,9 +189,13 @@ def run_db(label: str, db_url: str | None, args, root: Path) -> dict:
         stack.prepare()
         stack.start()
         out = {"database": label}
-        out.update(rest_case(stack, args.messages, args.batch, 10_000_000))
-        out["smpp_w64"] = smpp_case(stack, args.messages, 64, 20_000_000)
-        anchor = kannel_case(stack, root / label, log_dir, args.kannel_messages, 30_000_000)
+        cases = set(args.cases.split(","))
+        if "rest" in cases:
+            out.update(rest_case(stack, args.messages, args.batch, 10_000_000))
+        if "smpp" in cases:
+            out["smpp_w64"] = smpp_case(stack, args.messages, 64, 20_000_000)
+        anchor = (kannel_case(stack, root / label, log_dir, args.kannel_messages, 30_000_000)
+                  if "kannel" in cases else None)
         if anchor:
             out.update(anchor)
         return out
@@ -211,7 +218,8 @@ def main(args) -> int:
             server.stop(remove=True)
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{platform.machine()} {platform.python_version()}",
-              "messages": args.messages, "batch": args.batch, "runs": runs,
+              "messages": args.messages, "batch": args.batch, "cases": args.cases,
+              "runs": runs,
               # The machine is shared: its load says how much of it the run had.
               "load_average_before": load_before, "load_average_after": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

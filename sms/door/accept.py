@@ -143,11 +143,14 @@ class DoorAccept:
 
         built: list[tuple[int, Outgoing, str | None]] = []
         build = self._build_smpp if channel == "smpp" else self._build_rest
+        # Items without an idempotency key get this transaction's random token and their
+        # index: as unique as a uuid4 each, for one os.urandom per transaction.
+        token = uuid.uuid4().hex
         for i, raw in enumerate(raw_items):
             center, template = self._labels(raw, client)
             tally(center, template, "pushed")
             try:
-                built.append((i, *build(client, raw)))
+                built.append((i, *build(client, raw, f"auto:{token}:{i}")))
             except Refused as e:
                 refuse(i, center, template, e.reason, str(e))
         built = self._drop_duplicates(session, built, now, refuse)
@@ -191,10 +194,11 @@ class DoorAccept:
         return (center if isinstance(center, str) else client.center,
                 template if isinstance(template, str) else "free_text")
 
-    def _key(self, client, key: str | None) -> str:
-        return f"door:{client.name}:{key or 'auto:' + uuid.uuid4().hex}"
+    @staticmethod
+    def _key(client, key: str | None, auto: str) -> str:
+        return f"door:{client.name}:{key or auto}"
 
-    def _build_rest(self, client, raw) -> tuple[Outgoing, str | None]:
+    def _build_rest(self, client, raw, auto: str) -> tuple[Outgoing, str | None]:
         item = parse_item(raw, client, self.outbox.config.destination_formats)
         if item.center not in self.templates.signatures:
             raise Refused("center_not_allowed", "center is not served here")
@@ -210,10 +214,10 @@ class DoorAccept:
                       for p in encoded.parts)
         return Outgoing(center=item.center, klass=klass, template=name, params=logged,
                         text=text, destination=item.destination,
-                        idem_key=self._key(client, item.key), parts=parts,
+                        idem_key=self._key(client, item.key, auto), parts=parts,
                         sensitive=sensitive), item.reference
 
-    def _build_smpp(self, client, raw: SmppSubmit) -> tuple[Outgoing, str | None]:
+    def _build_smpp(self, client, raw: SmppSubmit, auto: str) -> tuple[Outgoing, str | None]:
         """One submit_sm as one outbox message of one part, its bytes (and UDH) kept."""
         if client.center == "*" or client.center not in self.templates.signatures:
             raise Refused("center_not_allowed", "an SMPP client must belong to one center")
@@ -229,7 +233,8 @@ class DoorAccept:
         if self.words.find(raw.text) is not None:
             raise Refused("illegal_keyword", "the text holds a word of the illegal keyword list")
         return Outgoing(center=client.center, klass=klass, template="smpp", params={},
-                        text=raw.text, destination=destination, idem_key=self._key(client, None),
+                        text=raw.text, destination=destination,
+                        idem_key=self._key(client, None, auto),
                         parts=(EncodedPart(raw.payload, raw.data_coding, raw.esm_class),)), None
 
     def _drop_duplicates(self, session, built: list, now: float, refuse) -> list:

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sms.carrier.text import decode, split_udh
-from sms.door.accept import SmppSubmit
+from sms.door.accept import ItemResult, SmppSubmit
 from sms.door.callbacks import backoff, claim_due, settle
 from sms.door.clients import Client
 from sms.outbox.group_commit import GroupCommit
@@ -94,6 +94,22 @@ class DoorSmppProtocol(SmppProtocol):
         self.client: Client | None = None
         self.mode: str | None = None
         self.inflight = 0
+        self._read: list[tuple[int, SmppSubmit]] | None = None  # this read's submits
+
+    def dataReceived(self, data: bytes) -> None:
+        """The submits of one read are accepted together and answered in one write."""
+        self._read = []
+        try:
+            super().dataReceived(data)
+        finally:
+            read, self._read = self._read, None
+            if read:
+                self._accept(read)
+
+    def _accept(self, read: list[tuple[int, SmppSubmit]]) -> None:
+        assert self.client is not None  # submits are read only once bound
+        d = self.server.accept(self.client, [submit for _, submit in read])
+        d.addBoth(self._answer, [seq for seq, _ in read])
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
@@ -172,22 +188,29 @@ class DoorSmppProtocol(SmppProtocol):
         submit = SmppSubmit(codec.as_text(pdu.destination_addr), ext, bytes(body), coding,
                             esm_class, text)
         self.inflight += 1
-        d = self.server.accept(self.client, submit)
-        d.addBoth(self._answer, seq)
+        if self._read is None:  # not from a read (a direct call): accepted on its own
+            self._accept([(seq, submit)])
+        else:
+            self._read.append((seq, submit))
 
-    def _answer(self, result, seq: int) -> None:
-        self.inflight -= 1
+    def _answer(self, results, seqs: list[int]) -> None:
+        self.inflight -= len(seqs)
         if not self.connected:
             return  # committed but unanswered: the client resubmits; counted as duplicate text
-        if isinstance(result, Failure):
-            log.failure("door SMPP submit failed", result)
-            self.transport.write(codec.encode("submit_sm_resp", seq, status=ESME_RSYSERR))
-        elif result.status in ("accepted", "duplicate"):
-            self.transport.write(codec.encode("submit_sm_resp", seq,
-                                              message_id=str(result.message_id)))
-        else:
-            status = REASON_STATUS.get(result.reason, ESME_RSUBMITFAIL)
-            self.transport.write(codec.encode("submit_sm_resp", seq, status=status))
+        if isinstance(results, Failure):
+            log.failure("door SMPP submits failed", results)
+            self.transport.write(b"".join(codec.encode("submit_sm_resp", seq,
+                                                       status=ESME_RSYSERR) for seq in seqs))
+            return
+        self.transport.write(b"".join(_submit_resp(seq, result)
+                                      for seq, result in zip(seqs, results, strict=True)))
+
+
+def _submit_resp(seq: int, result: ItemResult) -> bytes:
+    if result.status in ("accepted", "duplicate"):
+        return codec.encode("submit_sm_resp", seq, message_id=str(result.message_id))
+    status = REASON_STATUS.get(result.reason or "", ESME_RSUBMITFAIL)
+    return codec.encode("submit_sm_resp", seq, status=status)
 
 
 class _Factory(Factory):
@@ -269,29 +292,31 @@ class DoorSmppServer(MultiService):
         return b
 
     # -- submits ------------------------------------------------------------------
-    def accept(self, client, submit: SmppSubmit) -> Deferred:
-        """Fires with the ItemResult once the message is committed."""
-        d = self._submits.add((client, submit))
+    def accept(self, client: Client, submits: list[SmppSubmit]) -> Deferred:
+        """Fires with one ItemResult per submit once they are committed."""
+        d = self._submits.add((client, submits))
         d.addCallback(self._woken)
         return d
 
-    def _woken(self, result):
-        if result.status == "accepted":
+    def _woken(self, results: list[ItemResult]) -> list[ItemResult]:
+        if any(r.status == "accepted" for r in results):
             self.door_accept.outbox.notify_accepted()
-        return result
+        return results
 
     def _accept_batch(self, session, items: list) -> list:
+        """One accept per client over the submits of every read in the transaction; each
+        read gets its own results back."""
         now = self.clock.seconds()
         by_client: dict[str, list[int]] = {}
-        for i, (client, _submit) in enumerate(items):
+        for i, (client, _submits) in enumerate(items):
             by_client.setdefault(client.name, []).append(i)
         results: list = [None] * len(items)
         for indexes in by_client.values():
             client = items[indexes[0]][0]
-            answers = self.door_accept.accept_sync(session, client,
-                                                   [items[i][1] for i in indexes], now, "smpp")
-            for i, r in zip(indexes, answers, strict=True):
-                results[i] = r
+            answers = iter(self.door_accept.accept_sync(
+                session, client, [s for i in indexes for s in items[i][1]], now, "smpp"))
+            for i in indexes:
+                results[i] = [next(answers) for _ in items[i][1]]
         return results
 
     def _write(self, fn, *args) -> Deferred:

@@ -96,6 +96,19 @@ def test_idempotency_key_answers_the_first_message(door):
         assert len(s.execute(select(SmsMessage.id)).all()) == 1
 
 
+def test_messages_without_a_key_are_never_each_others_twins(door):
+    """Without an idempotency key (and with no duplicate window) every item is a message of
+    its own: the same text twice in one batch, and again in the next batch, makes four."""
+    door.accept.config = type(door.accept.config)(duplicate_window=0)
+    door.add()
+    ids = []
+    for _ in range(2):
+        response, body = door.request("POST", "/batch", {"messages": [msg(), msg()]})
+        assert response.code == 200 and body["accepted"] == 2
+        ids += [item["message_id"] for item in body["results"]]
+    assert len(set(ids)) == 4
+
+
 def test_daily_quota_and_rate_are_counted_atomically(door):
     """Beyond the daily quota 429 quota_exceeded; beyond the rate 429 rate_limited; the
     refused ones are given back, so the quota counts only accepted messages."""

@@ -86,6 +86,38 @@ def test_submit_is_committed_then_answered_and_receipt_delivered(door):
     assert b"stat:DELIVRD" in dlr.short_message and dlr.esm_class == 4
 
 
+def test_one_read_of_submits_is_one_transaction_and_one_write(door):
+    """Five submit_sm arriving in one read are committed together and their five
+    submit_sm_resp leave in one write, each with its own message id."""
+    from sqlalchemy import select
+
+    from sms.door.tables import DoorMessage
+
+    door.add(free_text=True)
+    server = make_server(door)
+    esme, pump = connect(door, server)
+    esme.bind("transmitter", "whloans", "pw123456")
+    flush(door, pump)
+    writes: list[bytes] = []
+    server_write = pump.serverIO.write
+    pump.serverIO.write = lambda data: (writes.append(data), server_write(data))[1]
+    answers = [esme.submit_sm(destination_addr=f"1391234{i:04d}", short_message=b"hello")
+               for i in range(5)]
+    flush(door, pump)
+    ids = [_result(d) for d in answers]
+    assert len(set(ids)) == 5 and all(i.isdigit() for i in ids)
+    [written] = writes
+    commands, offset = [], 0
+    while offset < len(written):
+        length, command_id, _status, _seq = codec.HEADER.unpack_from(written, offset)
+        commands.append(command_id)
+        offset += length
+    assert commands == [0x80000004] * 5  # submit_sm_resp
+    with door.db.sessions() as s:
+        owned = s.execute(select(DoorMessage.message_id)).scalars().all()
+    assert sorted(owned) == sorted(int(i) for i in ids)
+
+
 def test_throttle_window_and_garbage(door):
     """Beyond the client's rate ESME_RTHROTTLED; an unknown command gets generic_nack and the
     bind stays up; submit before bind is ESME_RINVBNDSTS."""
