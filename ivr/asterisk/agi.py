@@ -11,7 +11,8 @@ A short AMI blip is invisible to the flow of a ``resumable`` session: a command
 or action that meets the lost connection waits (``suspend``) until the
 dispatcher finds the channel still in AGI and calls ``resume``, which also sends
 again a command whose result was lost (the caller hears the menu or the reading
-again); a session the dispatcher gives up ends with ``AgiLinkLost``.
+again), after a probe, never blindly: a command cut before Asterisk's reply may be
+queued already; a session the dispatcher gives up ends with ``AgiLinkLost``.
 
 The helpers below (``stream_file``, ``get_data``, ``play``, ``record_file`` ...)
 are the API the IVR and prompt-recording flows are written against.
