@@ -84,7 +84,8 @@ class CallHandler:
 
     async def resume(self, session, at: str | None = None) -> str:
         """A call adopted from a dead daemon (ivr.asterisk.adoption): the menu ``at`` again
-        (the main menu if ``at`` names none), in the language the caller chose there."""
+        (the main menu if ``at`` names none; the start if the call never reached a menu),
+        in the language the caller chose there."""
         return await self._run(session, resumed=True, at=at)
 
     async def _run(self, session, resumed: bool, at: str | None = None) -> str:
@@ -119,7 +120,8 @@ class CallHandler:
         if resumed:
             record.adopted = True
             record.visit("adopted")  # the record says where the call was taken over
-            start = at if at in menu.nodes and menu.nodes[at].kind == "menu" else menu.main
+            start = menu.start if at is None else \
+                at if at in menu.nodes and menu.nodes[at].kind == "menu" else menu.main
         outcome = await run_call(ctx, engine, self.records, start)
         self.log.info("call {uniqueid} center {center} ended: {outcome}, path {path}",
                       uniqueid=session.uniqueid, center=center.code, outcome=outcome,

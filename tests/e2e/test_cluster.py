@@ -217,7 +217,7 @@ def test_cluster_story(cluster, tmp_path):
     resumed = dict(query(cluster, "select uniqueid, path from ivr_call where instance = :i "
                                   "and path like 'adopted %'", i=f"hotline-{survivor}"))
     assert {u: resumed.get(u, "").split()[1:2] for _node, u in adopted} \
-        == {u: [menus.get((node, u)) or "main"] for node, u in adopted}  # the same menu
+        == {u: [menus.get((node, u)) or "language"] for node, u in adopted}  # the same menu
     silences = longest_silences(tap.events)
     assert silences and max(silences.values()) < 3.0, sorted(silences.values())[-3:]
     wait_for("all delivered", lambda: sent(cluster) == {"delivered": TOTAL}, 600)

@@ -172,11 +172,15 @@ def test_resumed_call_starts_at_the_main_menu_in_the_callers_language(handler):
 
 
 def test_resumed_call_replays_the_menu_it_was_in(handler):
-    """An adopted call last seen in the deposit menu hears the deposit menu again."""
+    """An adopted call last seen in the deposit menu hears the deposit menu again; one that
+    never reached a menu (its daemon died as it arrived) starts at the beginning."""
     session = FakeSession([HANGUP])
     Deferred.fromCoroutine(handler.resume(session, at="deposit"))
     assert "/zh/ivr/deposit-menu" in session.log[0][1][-1]
     assert handler.records.closed[0][0].path[:2] == ["adopted", "deposit"]
+    new = FakeSession([HANGUP])
+    Deferred.fromCoroutine(handler.resume(new))
+    assert handler.records.closed[1][0].path[:2] == ["adopted", handler.menus["demo"].start]
 
 
 class RecordingAmi:
