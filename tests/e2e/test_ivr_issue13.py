@@ -261,7 +261,7 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     """The daemon is killed (-9) with a caller in the main menu, and a second caller dials
     while it is dead; both meet the fallback and hang up. The restarted daemon closes the
     first record as ``lost`` with the end Asterisk kept and records the second as
-    ``fallback``: no record stays open (defect 3)."""
+    ``fallback``: no record stays open (defect 3), and the report rollup counts both."""
     inst, make_config, library = bed
     config = make_config()
     ini = tmp_path / "hotline.ini"
@@ -305,6 +305,15 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     assert lost["uniqueid"] == open_rows[0]["uniqueid"]
     assert 14 < lost["ended_at"] - lost["started_at"] < 25  # the whole call, fallback included
     assert 4 < rows["fallback"]["ended_at"] - rows["fallback"]["started_at"] < 10
+    from console.tables import RollupCalls  # the reports count both once (issue 17)
+
+    db = Database(url, reactor=None)
+    try:
+        rollups = db.run_sync(lambda s: [(r.calls, r.lost, r.fallback) for r in
+                                         s.scalars(select(RollupCalls))])
+    finally:
+        db.engine.dispose()
+    assert rollups == [(2, 1, 1)]
 
 
 def test_recorded_fallback_lines_are_deleted_and_no_other(bed, tmp_path, log_dir):
