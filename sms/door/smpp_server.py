@@ -32,9 +32,9 @@ from sms.door.callbacks import backoff, claim_due, settle
 from sms.door.clients import Client
 from sms.outbox.group_commit import GroupCommit
 from sms.smpp import codec
+from sms.smpp.binds import TokenBucket
 from sms.smpp.codec import (ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVDSTADR,
                             ESME_RMSGQFUL, ESME_RSYSERR, ESME_RTHROTTLED)
-from sms.smpp.binds import TokenBucket
 from sms.smpp.protocol import SmppError, SmppProtocol
 
 log = Logger(namespace="hotline.sms.door.smpp")
