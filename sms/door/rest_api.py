@@ -17,9 +17,9 @@ from twisted.web.server import NOT_DONE_YET
 
 from sms.door.auth import AuthError
 from sms.door.tables import DoorMessage
-from storage.models import table_of
 from sms.outbox.sql import M, P
 from sms.outbox.states import FAILED, QUEUED
+from storage.models import table_of
 
 log = Logger(namespace="hotline.sms.door.rest")
 DM = table_of(DoorMessage)

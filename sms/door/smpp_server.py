@@ -32,6 +32,7 @@ from sms.door.callbacks import backoff, claim_due, settle
 from sms.door.clients import Client
 from sms.outbox.group_commit import GroupCommit
 from sms.smpp import codec
+from sms.smpp.binds import TokenBucket
 from sms.smpp.codec import (ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVDSTADR,
                             ESME_RMSGQFUL, ESME_RSYSERR, ESME_RTHROTTLED)
 from sms.smpp.protocol import SmppError, SmppProtocol
@@ -63,23 +64,6 @@ def deliver_fields(event: dict, own_addr: str) -> dict:
         return dict(source_addr=event["source"], destination_addr=event["destination"],
                     esm_class=0, data_coding=8, short_message=event["text"].encode("utf-16-be"))
     return receipt_fields(event, own_addr)
-
-
-class TokenBucket:
-    """``rate`` per second, bursts of one second's worth."""
-
-    def __init__(self, rate: float, clock):
-        self.rate, self.clock = rate, clock
-        self.tokens, self.at = float(rate), clock.seconds()
-
-    def take(self) -> bool:
-        now = self.clock.seconds()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class DoorSmppProtocol(SmppProtocol):
@@ -170,7 +154,7 @@ class DoorSmppProtocol(SmppProtocol):
         if self.inflight >= self.server.window:
             self.transport.write(codec.encode("submit_sm_resp", seq, status=ESME_RMSGQFUL))
             return
-        if not self.server.bucket(self.client).take():
+        if self.server.bucket(self.client).take() > 0:  # seconds until the next token
             self.transport.write(codec.encode("submit_sm_resp", seq, status=ESME_RTHROTTLED))
             return
         body = pdu.short_message or b""
@@ -286,9 +270,13 @@ class DoorSmppServer(MultiService):
                 live.remove(session)
 
     def bucket(self, client) -> TokenBucket:
+        """The client's messages per second, shared by its binds, bursts of a second's worth."""
         b = self._buckets.get(client.name)
-        if b is None or b.rate != client.rate_per_second:
-            b = self._buckets[client.name] = TokenBucket(client.rate_per_second, self.clock)
+        if b is None:
+            b = self._buckets[client.name] = TokenBucket(client.rate_per_second, self.clock,
+                                                         burst_seconds=1.0)
+        elif b.rate != client.rate_per_second:
+            b.set_rate(client.rate_per_second)
         return b
 
     # -- submits ------------------------------------------------------------------

@@ -47,17 +47,20 @@ THROTTLE_PAUSE = 0.1  # seconds a bind at a window of one waits after a "slow do
 
 
 class TokenBucket:
-    """PDUs per second on the injected clock; a rate of 0 means unlimited."""
+    """PDUs per second on the injected clock; a rate of 0 means unlimited. It holds at most
+    ``burst_seconds`` of the rate (a bind's: a tenth of a second; the door's SMPP clients:
+    one second)."""
 
-    def __init__(self, rate: float, clock: IReactorTime):
+    def __init__(self, rate: float, clock: IReactorTime, burst_seconds: float = 0.1):
         self.clock = clock
         self.rate = rate
+        self.burst_seconds = burst_seconds
         self.tokens = self.burst
         self._stamp = clock.seconds()
 
     @property
     def burst(self) -> float:
-        return max(1.0, self.rate / 10.0)
+        return max(1.0, self.rate * self.burst_seconds)
 
     def set_rate(self, rate: float) -> None:
         self._refill()

@@ -38,3 +38,20 @@ def test_demo_shows_the_call_and_the_sms(asterisk_root, tmp_path, log_dir):
     assert re.search(r"console: http://127\.0\.0\.1:\d+/", out)
     assert re.search(r"login:   admin / \S{12} ", out)
     assert find_personal_data(out) == []
+
+
+def test_door_demo_shows_the_rest_send_and_its_receipt_callback(tmp_path):
+    """``hotline door-demo`` (the README's SMS door demo) exits 0 after a city system's
+    signed POST is accepted (202), its receipt callback arrives with a verified signature
+    and the message reads as delivered, with nothing personal printed whole."""
+    done = subprocess.run([sys.executable, str(REPO / "daemon.py"), "door-demo",
+                           "--state-dir", str(tmp_path / "door-demo")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    print(out)
+    assert done.returncode == 0, out[-3000:]
+    assert re.search(r'-> 202 \{"status": "accepted", "message_id": \d+, "parts": 1\}', out)
+    assert "signature verified" in out and '"state": "delivered"' in out
+    assert re.search(r"200 state delivered, 1 part\(s\), reference LOAN-2026-0042", out)
+    assert "door demo: sent and called back" in out
+    assert find_personal_data(out) == []

@@ -235,3 +235,16 @@ def test_link_cut_during_bind_is_a_failed_attempt_and_rebinds():
     assert bind.state == DOWN and bind.tx.failures == 1 and bind.tx.ups == 0
     h.advance(1.1)
     assert bind.state == BOUND
+
+
+def test_token_bucket_burst_is_a_configurable_share_of_a_second():
+    """A bind's bucket holds a tenth of a second of its rate; the door's SMPP clients' bucket
+    (burst_seconds=1) lets a whole second's worth through at once, then one per 1/rate."""
+    clock = Clock()
+    bind = TokenBucket(20, clock)
+    assert [bind.take() == 0.0 for _ in range(3)] == [True, True, False]
+    door = TokenBucket(20, clock, burst_seconds=1.0)
+    assert all(door.take() == 0.0 for _ in range(20))
+    assert door.take() == pytest.approx(0.05)
+    clock.advance(0.05)
+    assert door.take() == 0.0
