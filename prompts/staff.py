@@ -7,8 +7,8 @@ checked against the hash it returns (on a pool thread), and ``end_login``
 records the outcome. Unknown and disabled numbers are checked against a hash
 nobody can match and lock exactly like real ones, so neither the answer, the
 time taken nor a lock tells which staff numbers exist. The per-caller rule
-(every staff number together) means one line can lock at most one
-administrator per lock period. Trivial PINs (0000, 1234, the staff number) are
+counts wrong PINs over every staff number together, so one line can lock at most
+one administrator per lock period; a right PIN gives its try back. Trivial PINs (0000, 1234, the staff number) are
 refused when set.
 
 Functions taking a ``session`` run under ``Database.run`` / ``run_sync``;
@@ -163,9 +163,12 @@ def pin_matches(_session: Session, pin: str, stored: str) -> bool:
 
 def end_login(session: Session, number: str, caller: str, ok: bool, now: float,
               rules: PinRules) -> Login:
-    """Record a checked PIN: a right one clears the number's count (the caller's stays)."""
+    """Record a checked PIN: a right one clears the number's count and gives the caller's
+    try back (only wrong PINs count against a line, so an administrator's own phone never
+    locks itself by logging in often)."""
     if ok:
         limits.succeeded(session, rules.staff, number)
+        limits.refund(session, rules.caller, caller or "anonymous", now)
         return Login.OK
     caller_lock = limits.failed(session, rules.caller, caller or "anonymous", now)
     number_lock = limits.failed(session, rules.staff, number[:16], now)

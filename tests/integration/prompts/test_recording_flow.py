@@ -118,6 +118,15 @@ def test_one_line_cannot_lock_many_administrators(env):
     assert login_now(db, "8002", "3579", "8101", store.now, rules) is staff.Login.OK
 
 
+def test_right_pins_never_count_against_the_administrators_line(env):
+    """Only wrong PINs count per caller number: an administrator who logs in more often
+    than pin_caller_failures in an hour from the office phone is never locked out."""
+    db, store = env
+    rules = staff.PinRules(3, 1800, 3)
+    seen = [login_now(db, "8001", "2468", "8100", store.now + i, rules) for i in range(6)]
+    assert seen == [staff.Login.OK] * 6
+
+
 def test_unknown_staff_number_is_answered_like_a_real_one(env):
     """Unknown numbers are told only 'wrong number or PIN', then locked after the same
     count as a real number (the store's limit, 3), so a lock tells nothing."""
