@@ -202,3 +202,25 @@ def place_call(script, *, now=OFFICE_TIME, core=None, notifier=None, menu=MENU,
 def keyed_id(person) -> str:
     """An ID number as keyed on a phone: X becomes *."""
     return person.id_number.replace("X", "*")
+
+
+# An INI with two centers (one English first) and AMI off, for call-handler tests.
+TWO_CENTERS_INI = """
+[daemon]
+state_dir = {state}
+[database]
+url = sqlite:///{state}/hotline.db
+[center:demo]
+name = 示例中心
+signature = 示例
+dnid = 12329
+[center:north]
+name = 北区中心
+signature = 北区
+dnid = 12329001
+languages = en, zh
+[ami]
+enabled = no
+[prompts]
+library_dir = {state}/prompts
+"""

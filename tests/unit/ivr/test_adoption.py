@@ -8,8 +8,7 @@ from ivr.asterisk.adoption import LEASE_PREFIX, Adoption, _survey, plan, to_adop
 from ivr.asterisk.ami_codec import Message
 from ivr.asterisk.ami_protocol import ListResult
 from storage.cluster import acquire, release
-from tests.unit.ivr.test_agi_dispatch import FakeLink, make, start
-from tests.unit.ivr.test_engine_service import handler  # noqa: F401 (a fixture)
+from tests.support.ami_fakes import FakeLink, make, start
 from tests.support.ivr_fakes import HANGUP, FakeSession
 
 

@@ -13,41 +13,9 @@ from twisted.python.failure import Failure
 from common.config import load
 from daemon import ROOMS
 from core_client.testing import FakeCore
-from ivr.service import CallHandler, UnknownCenter, make_service
+from ivr.service import UnknownCenter, make_service
 from ivr.routing import AdminCalls
-from tests.support.ivr_fakes import HANGUP, OFFICE_TIME, FakeSession, MemoryRecords
-
-INI = """
-[daemon]
-state_dir = {state}
-[database]
-url = sqlite:///{state}/hotline.db
-[center:demo]
-name = 示例中心
-signature = 示例
-dnid = 12329
-[center:north]
-name = 北区中心
-signature = 北区
-dnid = 12329001
-languages = en, zh
-[ami]
-enabled = no
-[prompts]
-library_dir = {state}/prompts
-"""
-
-
-@pytest.fixture
-def handler(tmp_path):
-    path = tmp_path / "hotline.ini"
-    path.write_text(INI.format(state=tmp_path), "utf-8")
-    config = load(path, ROOMS)
-    clock = Clock()
-    clock.advance(OFFICE_TIME)
-    cores = {"demo": FakeCore("demo"), "north": FakeCore("north")}
-    return CallHandler(config, clock, MemoryRecords(clock), cores)
-
+from tests.support.ivr_fakes import TWO_CENTERS_INI, HANGUP, FakeSession
 
 def _call(handler, session):
     out = []
@@ -102,7 +70,7 @@ def test_make_service_wires_link_and_dispatcher(tmp_path):
     center's menu, and hands this instance's calls to the call handler (administrators'
     calls to the prompt-recording flow)."""
     path = tmp_path / "hotline.ini"
-    path.write_text(INI.format(state=tmp_path).replace(
+    path.write_text(TWO_CENTERS_INI.format(state=tmp_path).replace(
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
         "utf-8")
     config = load(path, ROOMS)
@@ -159,7 +127,7 @@ def test_several_asterisk_nodes_get_a_link_and_dispatcher_each(tmp_path):
     daemon keeps one AMI link, call dispatcher and call handler per node (the menus
     loaded once), and reports link state and calls per node for ``hotline cluster status``."""
     path = tmp_path / "hotline.ini"
-    path.write_text(INI.format(state=tmp_path).replace(
+    path.write_text(TWO_CENTERS_INI.format(state=tmp_path).replace(
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.2:port=5038"
         "\n  tcp:host=127.0.0.3:port=5038"), "utf-8")
     config = load(path, ROOMS)
@@ -178,7 +146,7 @@ def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
     """Asterisk's manager refuses connections for 40 s: the link keeps trying at least every
     1.2 s, so it logs in again within 2 s of the manager's return (issue 13, defect 4)."""
     path = tmp_path / "hotline.ini"
-    path.write_text(INI.format(state=tmp_path).replace(
+    path.write_text(TWO_CENTERS_INI.format(state=tmp_path).replace(
         "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1"),
         "utf-8")
     reactor = MemoryReactorClock()
