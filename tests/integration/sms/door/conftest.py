@@ -17,10 +17,9 @@ from sms.door.rest_api import Messages, SendApi
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.templates import TemplateSet
+from tests.support.door import ENV, SECRET
 from tests.support.outbox import make_config, noon, result
 
-SECRET = "wuhan-loans-secret-for-tests"
-ENV = {"DOOR_WUHAN_LOANS": SECRET, "DOOR_PROVINCE": "province-secret-for-tests"}
 BASE = "http://door.local/v1/messages"
 
 

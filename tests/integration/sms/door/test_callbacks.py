@@ -12,8 +12,7 @@ from sms.door.auth import sign
 from sms.door.callbacks import CallbackPusher, dead_letters
 from sms.door.config import DoorConfig
 from sms.outbox.records import SubmitResult
-from tests.integration.sms.door.conftest import ENV, SECRET
-from tests.integration.sms.door.test_rest_api import msg
+from tests.support.door import ENV, SECRET, msg, outcome
 
 
 class Receiver(Resource):
@@ -48,7 +47,7 @@ def deliver_all(door, n: int) -> list[int]:
     for i in range(n):
         ids.append(door.request("POST", "", msg(to=f"1391234{i:04d}"))[1]["message_id"])
     claimed = door.outbox.claim(100)
-    claimed = [c for c in _result(claimed)]
+    claimed = [c for c in outcome(claimed)]
     for c in claimed:
         for part_id in c.part_ids:
             door.outbox.record(SubmitResult(part_id, c.message_id, "ok", f"S{part_id}", "fake"))
@@ -56,12 +55,6 @@ def deliver_all(door, n: int) -> list[int]:
         for part_id in c.part_ids:
             door.outbox.receipt(f"S{part_id}", "fake", "DELIVRD", None, None)
     return ids
-
-
-def _result(d):
-    out = []
-    d.addBoth(out.append)
-    return out[0]
 
 
 def pusher(door, receiver, **config):

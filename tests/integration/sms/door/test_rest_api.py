@@ -8,16 +8,7 @@ from sqlalchemy import select
 
 from sms.door.tables import DoorTally
 from sms.tables import SmsMessage
-
-DEPOSIT = {"template": "deposit_credited",
-           "params": {"account": "12345678", "date": "2026-11-26", "amount": "100",
-                      "balance": "2000"}}
-MOBILE = "13912340001"
-
-
-def msg(to=MOBILE, **over):
-    return {"to": to, **DEPOSIT, **over}
-
+from tests.support.door import MOBILE, msg
 
 def tallies(door):
     with door.db.sessions() as s:

@@ -12,8 +12,7 @@ from sms.door.smpp_server import DoorSmppProtocol, DoorSmppServer
 from sms.outbox.records import SubmitResult
 from sms.smpp import codec
 from sms.smpp.protocol import PermanentError, SmppProtocol, TemporaryError
-from tests.integration.sms.door.conftest import ENV
-from tests.integration.sms.door.test_callbacks import _result
+from tests.support.door import ENV, outcome
 
 SMPP_ENV = {**ENV, "DOOR_WUHAN_LOANS_SMPP": "pw123456"}
 
@@ -30,7 +29,7 @@ def connect(door, server, receipts=None):
 def make_server(door, **config):
     server = DoorSmppServer(door.accept, door.directory, door.db, door.clock,
                             DoorConfig(**config), SMPP_ENV)
-    _result(Deferred.fromCoroutine(door.directory.fresh()))
+    outcome(Deferred.fromCoroutine(door.directory.fresh()))
     return server
 
 
@@ -51,12 +50,12 @@ def test_bind_with_wrong_password_fails_and_right_one_binds(door):
     esme, pump = connect(door, server)
     d = esme.bind("transceiver", "whloans", "wrong")
     flush(door, pump)
-    failure = _result(d)
+    failure = outcome(d)
     assert isinstance(failure.value, PermanentError) and failure.value.status == 0x0D
     esme, pump = connect(door, server)
     d = esme.bind("transceiver", "whloans", "pw123456")
     flush(door, pump)
-    assert _result(d) == "hotline"
+    assert outcome(d) == "hotline"
 
 
 def test_submit_is_committed_then_answered_and_receipt_delivered(door):
@@ -72,10 +71,10 @@ def test_submit_is_committed_then_answered_and_receipt_delivered(door):
                        data_coding=8, short_message=ucs2("【示例公积金】您的提取业务已办结。"),
                        registered_delivery=1)
     flush(door, pump)
-    message_id = _result(d)
+    message_id = outcome(d)
     state = door.request("GET", f"/{message_id}")  # the REST view sees the same message
     assert state[0].code == 200 and state[1]["state"] == "queued"
-    [c] = _result(door.outbox.claim(10))
+    [c] = outcome(door.outbox.claim(10))
     door.outbox.record(SubmitResult(c.part_ids[0], c.message_id, "ok", "X1", "fake"))
     door.outbox.receipt("X1", "fake", "DELIVRD", None, None)
     door.db.run_sync(sweep, door.directory.by_name, door.clock.seconds())
@@ -104,7 +103,7 @@ def test_one_read_of_submits_is_one_transaction_and_one_write(door):
     answers = [esme.submit_sm(destination_addr=f"1391234{i:04d}", short_message=b"hello")
                for i in range(5)]
     flush(door, pump)
-    ids = [_result(d) for d in answers]
+    ids = [outcome(d) for d in answers]
     assert len(set(ids)) == 5 and all(i.isdigit() for i in ids)
     [written] = writes
     commands, offset = [], 0
@@ -126,20 +125,20 @@ def test_throttle_window_and_garbage(door):
     esme, pump = connect(door, server)
     early = esme.submit_sm(destination_addr="13912340001", short_message=b"hello")
     flush(door, pump)
-    assert _result(early).value.status == 0x04
+    assert outcome(early).value.status == 0x04
     esme.bind("transceiver", "whloans", "pw123456")
     flush(door, pump)
     answers = [esme.submit_sm(destination_addr=f"1391234000{i}", short_message=b"hello")
                for i in range(3)]
     flush(door, pump)
-    outcomes = [_result(d) for d in answers]
+    outcomes = [outcome(d) for d in answers]
     assert isinstance(outcomes[2].value, TemporaryError) and outcomes[2].value.status == 0x58
     esme.transport.write(codec.HEADER.pack(16, 0x00000077, 0, 99))
     flush(door, pump)
     door.clock.advance(1)
     d = esme.submit_sm(destination_addr="13912340009", short_message=b"again")
     flush(door, pump)
-    assert _result(d).isdigit()
+    assert outcome(d).isdigit()
 
 
 def test_mo_to_an_extension_goes_to_its_owner_on_rebind(door):
@@ -184,6 +183,6 @@ def test_mo_keyword_owner(door):
     """An MO whose first word is a client's keyword belongs to that client (case and a
     '#'-separated tail ignored); other words belong to nobody."""
     door.add(keywords=("GJJDK",))
-    _result(Deferred.fromCoroutine(door.directory.fresh()))
+    outcome(Deferred.fromCoroutine(door.directory.fresh()))
     assert door.directory.owner_of_keyword("gjjdk#110101").name == "wuhan-loans"
     assert door.directory.owner_of_keyword("YE") is None
