@@ -19,7 +19,7 @@ from sms.door.stats import collect
 from sms.outbox.outbox import Outbox
 from sms.outbox.testing import InlineDatabase, split_encode
 from sms.templates import TemplateSet
-from tests.integration.console.test_web import Browser, env  # noqa: F401  (the fixture)
+from tests.support.console_browser import Browser
 from tests.support.outbox import TZ, db_url, make_config  # noqa: F401  (the fixture)
 
 PARAMS = {"account": "1234", "date": "2026-11-30", "amount": "10", "balance": "20"}
