@@ -20,7 +20,7 @@ from sandbox.pytest_carriers import start_carrier_sim
 from sms.cmpp import codec as cmpp
 from sms.sgip import codec as sgip
 from sms.smgp import codec as smgp
-from tests.e2e.carrier_links import cmpp_login, sgip_bind, smgp_login
+from tests.support.carrier_links import cmpp_login, sgip_bind, smgp_login
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ from sms.carrier import text as smstext
 from sms.cmpp import codec as cmpp
 from sms.sgip import codec as sgip
 from sms.smgp import codec as smgp
-from tests.e2e.carrier_links import (
+from tests.support.carrier_links import (
     Link,
     SgipListener,
     cmpp_login,
