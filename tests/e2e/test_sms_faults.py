@@ -18,7 +18,7 @@ from sms.carrier import text
 from sms.carrier.send_journal import SendJournal
 from sms.outbox.records import EncodedPart, Outgoing
 from sms.outbox.sql import M, P
-from tests.e2e.test_sms_outbox import Stack
+from tests.support.sms_stack import Stack
 
 pytestmark = pytest.mark.e2e
 
