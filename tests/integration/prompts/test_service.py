@@ -16,7 +16,7 @@ from ivr.routing import AdminCalls, CallsByRole
 from prompts.service import PromptStore
 from storage.db import Database
 
-from .conftest import make_audio
+from tests.support.audio_files import make_audio
 from tests.support.prompt_fakes import FakeSession
 
 
