@@ -6,20 +6,17 @@ report is scanned for whole mobiles and ID numbers. A hit fails the run.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 from twisted.logger import formatEvent, globalLogPublisher
 
-from tests.privacy_scan import find_personal_data
+from tests.support.privacy_scan import find_personal_data
+from tests.support.run_logs import LOG_DIR
 
 pytest_plugins = ["sandbox.pytest_postgres", "sandbox.pytest_smsc", "sandbox.pytest_asterisk",
                   "sandbox.pytest_carriers"]
 
-LOG_DIR = Path(os.environ.setdefault("HOTLINE_TEST_LOG_DIR",
-                                     tempfile.mkdtemp(prefix="hotline-test-logs-")))
 _violations: list[str] = []
 
 

@@ -27,7 +27,7 @@ from sms.cli import WallClock
 from sms.outbox.outbox import Outbox
 from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database, engine_url
-from tests.conftest import LOG_DIR
+from tests.support.run_logs import LOG_DIR
 from tests.support.outbox import make_config
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.sipp import Keys, Pause, SippCall
 from sandbox.stack import Stack
-from tests.conftest import LOG_DIR
+from tests.support.run_logs import LOG_DIR
 from tests.support.ami_events import AgiCommands
 from tests.support.browser import shot, start_browser
 

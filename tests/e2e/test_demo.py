@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.privacy_scan import find_personal_data
+from tests.support.privacy_scan import find_personal_data
 
 pytestmark = pytest.mark.e2e
 

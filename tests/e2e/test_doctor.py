@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.ports import free_port, wait_for_port
 from sandbox.stack import Stack
-from tests.privacy_scan import find_personal_data
+from tests.support.privacy_scan import find_personal_data
 
 pytestmark = pytest.mark.e2e
 

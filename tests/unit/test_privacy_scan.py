@@ -1,5 +1,5 @@
 """The run-wide privacy scan recognises whole mobiles and ID numbers, and only those."""
-from tests.privacy_scan import find_personal_data
+from tests.support.privacy_scan import find_personal_data
 
 
 def test_finds_mobiles_and_ids_and_reports_them_masked():
