@@ -5,17 +5,12 @@ import pytest
 from twisted.internet import task
 
 from ivr.asterisk.agi import DigitsResult
-from ivr.asterisk.ami_link import AmiLink
 from ivr.asterisk.calls import CallDispatcher
-from sandbox.pytest_asterisk import ami_endpoint, run_reactor
+from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Keys, Pause, SippCall
+from tests.support.asterisk_ami import dispatching, make_link
 
 pytestmark = pytest.mark.e2e
-
-
-def make_link(reactor, inst):
-    return AmiLink(ami_endpoint(reactor, inst), inst.ami_username, inst.ami_secret, reactor,
-                   action_timeout=5, ping_interval=10, initial_delay=0.2, max_delay=2)
 
 
 async def wait_sipp(reactor, sipp: SippCall, limit: float = 40.0):
@@ -104,17 +99,6 @@ class Observer:
     def named(self, event, **headers):
         return [(t, m) for t, m in self.events if m.event == event
                 and all(m.get(k) == v for k, v in headers.items())]
-
-
-async def dispatching(reactor, inst, flow, **options):
-    """A link logged in to ``inst`` and a dispatcher handing that instance's calls to ``flow``."""
-    link = make_link(reactor, inst)
-    dispatcher = CallDispatcher(link, inst.variables["instance"], flow, reactor,
-                                **{"heartbeat_interval": 2, **options})
-    dispatcher.start()
-    link.start()
-    await link.when_up()
-    return link, dispatcher
 
 
 async def call_waiting_in_agi(reactor, inst, tmp_path, *, watchdog_s: int, pause_ms: int,
