@@ -1,7 +1,7 @@
 """Issue 13 as callers hear it, over real calls (Asterisk 22 + sipp RFC 2833 keys).
 
-Each test names the numbered defects it covers; helpers and the test bed are
-those of ``test_ivr_calls``.
+Each test names the numbered defects it covers; helpers and the test bed (``ivr_bed``)
+are those of ``test_ivr_calls``, from ``tests/support/ivr_calls.py``.
 """
 from __future__ import annotations
 
@@ -27,28 +27,26 @@ from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Pause, SippCall
 from sandbox.stack import ami_getvar
 from storage.db import Database
-from tests.e2e.test_asterisk_smoke import dispatching, make_link
-from tests.e2e import test_ivr_calls
-from tests.e2e.test_ivr_calls import (
+from tests.support.asterisk_ami import dispatching, make_link
+from tests.support.ivr_calls import (
     KEYED_ID,
     REPO,
     X_PERSON,
-    _collects,
-    _files,
-    _heard,
-    _press,
     call,
+    collects_keys,
+    press,
+    prompt_files,
+    prompts_heard,
 )
 
 pytestmark = pytest.mark.e2e
-bed = test_ivr_calls.bed  # the same test bed: Asterisk, a quiet prompt library, the config
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def _played(commands: list[str]) -> list[list[str]]:
     """The files of every Playback, in order."""
-    return [_files(c) for c in commands if c.startswith('EXEC "Playback"')]
+    return [prompt_files(c) for c in commands if c.startswith('EXEC "Playback"')]
 
 
 def _notice(commands: list[str], first: str) -> list[str]:
@@ -56,7 +54,7 @@ def _notice(commands: list[str], first: str) -> list[str]:
     take more than one Playback)."""
     out: list[str] = []
     for c in commands:
-        files = _files(c) if c.startswith('EXEC "Playback"') else []
+        files = prompt_files(c) if c.startswith('EXEC "Playback"') else []
         if out and not files and not c.startswith("SET VARIABLE"):
             return out
         if out or files[:1] == [first]:
@@ -64,7 +62,7 @@ def _notice(commands: list[str], first: str) -> list[str]:
     return out
 
 
-def test_typed_ahead_keys_twos_and_the_lock_time(bed):
+def test_typed_ahead_keys_twos_and_the_lock_time(ivr_bed):
     """One call through identification (defects 10, 7 and 1):
 
     - 22 keys at the ID prompt: collection stops at 18, the rest is flushed, "invalid ID"
@@ -74,18 +72,18 @@ def test_typed_ahead_keys_twos_and_the_lock_time(bed):
     - a wrong password: "您还可以输入两次" (num/liang), then 一次;
     - the third wrong password locks: the lock expiry is read in Beijing time.
     """
-    steps = (_press("1") + _press("1") + _press("1") + _press("1" * 22)
-             + _press(KEYED_ID + "#", 2500) + _press("1234567#", 2500)
-             + _press("000000#", 2500) + _press("000001#", 4000) + _press("000002#", 4000))
-    commands, _events, rows, result = call(bed, steps, hangup="bye", tail_ms=5000, limit=120)
-    asked = [h for h in _heard(commands) if h]
+    steps = (press("1") + press("1") + press("1") + press("1" * 22)
+             + press(KEYED_ID + "#", 2500) + press("1234567#", 2500)
+             + press("000000#", 2500) + press("000001#", 4000) + press("000002#", 4000))
+    commands, _events, rows, result = call(ivr_bed, steps, hangup="bye", tail_ms=5000, limit=120)
+    asked = [h for h in prompts_heard(commands) if h]
     assert asked[3:6] == [["ivr/enter-id"], ["ivr/invalid-id", "ivr/enter-id"],
                           ["ivr/enter-password"]], "\n".join(commands)
     assert asked[6] == ["ivr/invalid-password", "ivr/enter-password"]
     assert asked[7] == ["ivr/password-wrong", "ivr/attempts-left", "num/liang", "ivr/times",
                         "ivr/enter-password"]
-    heard = [f for c in commands if _collects(c) or c.startswith('EXEC "Playback"')
-             for f in _files(c)]
+    heard = [f for c in commands if collects_keys(c) or c.startswith('EXEC "Playback"')
+             for f in prompt_files(c)]
     assert "ivr/account-not-found" not in heard and "ivr/no-input" not in heard
     lock = _notice(commands, "ivr/account-locked")
     now = dt.datetime.now(BEIJING)
@@ -102,15 +100,15 @@ def _hours_not_now() -> str:
     return f"{start:02d}:00-{start + 1:02d}:00"
 
 
-def test_silent_caller_out_of_hours_is_told_goodbye(bed):
+def test_silent_caller_out_of_hours_is_told_goodbye(ivr_bed):
     """Out of office hours a silent caller hears the main menu three times, then the agents'
     hours and goodbye, and Asterisk hangs up: no loop (defect 2)."""
     started = time.monotonic()
-    commands, _events, rows, result = call(bed, _press("1"), hangup="wait",
+    commands, _events, rows, result = call(ivr_bed, press("1"), hangup="wait",
                                            hours=_hours_not_now(), limit=45)
     assert result.ok, result.stdout
     assert time.monotonic() - started < 45
-    assert [h for h in _heard(commands)][1:] == [["ivr/main-menu"]] + \
+    assert [h for h in prompts_heard(commands)][1:] == [["ivr/main-menu"]] + \
         [["ivr/no-input", "ivr/main-menu"]] * 2
     last = _notice(commands, "ivr/agent-hours")
     assert last[-1] == "ivr/goodbye"
@@ -184,12 +182,12 @@ def test_fallback_apologises_from_the_library_in_the_callers_language(asterisk_f
     assert seen["en"][:1] == [f"{base}/default/en/ivr/fallback-apology"], seen
 
 
-def test_no_asterisk_log_keeps_the_whole_caller_number(bed):
+def test_no_asterisk_log_keeps_the_whole_caller_number(ivr_bed):
     """A caller with a mobile number reaches the agents' queue: neither queue_log nor any
     other log the shipped config enables holds the whole number (defect 12)."""
-    inst = bed[0]
+    inst = ivr_bed[0]
     number = "139" + "12345678"
-    _commands, events, rows, result = call(bed, _press("1") + _press("0"), hangup="bye",
+    _commands, events, rows, result = call(ivr_bed, press("1") + press("0"), hangup="bye",
                                            tail_ms=4000, caller=number)
     assert [e for e in events if e.event == "QueueCallerJoin"]
     assert rows[0]["caller"] == "139****5678"
@@ -257,12 +255,12 @@ def _rows(url: str) -> list[dict]:
         db.engine.dispose()
 
 
-def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_path, log_dir):
+def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(ivr_bed, tmp_path, log_dir):
     """The daemon is killed (-9) with a caller in the main menu, and a second caller dials
     while it is dead; both meet the fallback and hang up. The restarted daemon closes the
     first record as ``lost`` with the end Asterisk kept and records the second as
     ``fallback``: no record stays open (defect 3), and the report rollup counts both."""
-    inst, make_config, library = bed
+    inst, make_config, library = ivr_bed
     config = make_config()
     ini = tmp_path / "hotline.ini"
     ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
@@ -276,7 +274,7 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     sipps = []
     try:
         assert _wait(lambda: bool(heartbeat()), 60), "the daemon never set its heartbeat"
-        first = SippCall("127.0.0.1", inst.sip_port, "12329", steps=_press("1") + [Pause(16000)],
+        first = SippCall("127.0.0.1", inst.sip_port, "12329", steps=press("1") + [Pause(16000)],
                          hangup="bye", workdir=tmp_path / "sipp-1", timeout_s=60)
         sipps.append(first)
         first.start()
@@ -316,13 +314,13 @@ def test_kill_9_leaves_no_open_record_and_fallback_calls_are_recorded(bed, tmp_p
     assert rollups == [(2, 1, 1)]
 
 
-def test_recorded_fallback_lines_are_deleted_and_no_other(bed, tmp_path, log_dir):
+def test_recorded_fallback_lines_are_deleted_and_no_other(ivr_bed, tmp_path, log_dir):
     """The daemon's AMI user may not DBDel (no write ``system``), yet the AstDB lines of
     fallback calls it recorded go away: it names them with Setvar and the next fallback
     call's hang-up handler deletes them. Over two rounds (a fallback call while no daemon
     runs, then a daemon records it) lines do not pile up, and lines nobody recorded stay:
     another instance's, and one written after the daemon's sweep (issue 13)."""
-    inst, make_config, _library = bed
+    inst, make_config, _library = ivr_bed
     config = make_config()
     ini = tmp_path / "hotline.ini"
     ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
@@ -372,10 +370,10 @@ def test_recorded_fallback_lines_are_deleted_and_no_other(bed, tmp_path, log_dir
     assert lines() == {"other-1", "late-2", c}
 
 
-def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log_dir):
+def test_the_daemon_logs_in_within_2_s_of_the_managers_return(ivr_bed, tmp_path, log_dir):
     """Asterisk (and its manager) is away for over 20 s: the daemon is logged in again, its
     heartbeat set, within 2 s of the manager accepting logins again (defect 4)."""
-    inst, make_config, _library = bed
+    inst, make_config, _library = ivr_bed
     make_config()
     ini = tmp_path / "hotline.ini"
     ini.write_text(ini.read_text("utf-8") + "[http]\nenabled = no\n", "utf-8")
@@ -414,16 +412,16 @@ def test_the_daemon_logs_in_within_2_s_of_the_managers_return(bed, tmp_path, log
 CALLS_IN_BLIP = 20
 
 
-def test_an_ami_blip_is_invisible_to_callers_mid_flow(bed, tmp_path):
+def test_an_ami_blip_is_invisible_to_callers_mid_flow(ivr_bed, tmp_path):
     """20 callers walk to their balance; the daemon's AMI socket is killed twice (while
     they key their ID, and while the reading plays). Every caller resumes and hears the
     rest of the flow, none is sent to the fallback, no caller waits more than 2 s between
     one command's end and the next one's start, every record says ivr_handled with the
     survey answer (defect 11)."""
-    inst, make_config, library = bed
+    inst, make_config, library = ivr_bed
     config = make_config()
-    steps = (_press("1") + _press("1") + _press("1") + _press(KEYED_ID + "#")
-             + _press(X_PERSON.password + "#") + _press("5", 6000) + _press("1", 2500)
+    steps = (press("1") + press("1") + press("1") + press(KEYED_ID + "#")
+             + press(X_PERSON.password + "#") + press("5", 6000) + press("1", 2500)
              + [Pause(1500)])
 
     async def main(reactor):

@@ -8,7 +8,6 @@ recording and the installed prompt are the same files the daemon sees.
 """
 from __future__ import annotations
 
-import struct
 import subprocess
 import wave
 from pathlib import Path
@@ -21,8 +20,6 @@ from common.config import load
 from daemon import ROOMS
 from core_client import demo_data
 from core_client.directory import build_cores
-from ivr.flows import FLOWS, all_prompts
-from ivr.menu import load as load_menu
 from ivr.service import make_service
 from prompts import catalog as catalog_mod, library, staff
 from prompts.layout import current_base, version_dir
@@ -30,12 +27,12 @@ from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Audio, Keys, Pause, SippCall, wav_to_rtp_pcap
 from storage.db import Database
 from storage.migrate import upgrade
+from tests.support.ivr_calls import short_defaults
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = catalog_mod.load()
-MENU = load_menu(REPO / "ivr" / "menus" / "default.toml", FLOWS)
 ADMIN_NUMBER = "12329000"
 INTERNAL = "127.0.0.2"  # dialplans' default internal_match
 
@@ -63,19 +60,6 @@ formats = wav, ulaw, alaw
 """
 
 
-def _short_defaults(library_dir: Path) -> None:
-    """A quiet 100 ms default for every prompt, so the calls' timing is predictable."""
-    for prompt_id in set(CATALOG.prompts) | all_prompts(MENU):
-        for lang in ("zh", "en"):
-            path = Path(current_base(library_dir, "default", lang, prompt_id) + ".wav")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with wave.open(str(path), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(8000)
-                w.writeframes(struct.pack("<h", 16) * 800)
-
-
 def _press(keys: str, after_ms: int, gap_ms: int = 500) -> list:
     return [Pause(after_ms), Keys(keys, gap_ms=gap_ms)]
 
@@ -83,7 +67,7 @@ def _press(keys: str, after_ms: int, gap_ms: int = 500) -> list:
 @pytest.fixture
 def bed(asterisk_factory, tmp_path):
     library_dir = tmp_path / "prompts"
-    _short_defaults(library_dir)
+    short_defaults(library_dir)
     demo_data.generate(tmp_path / "core-demo.db", persons=20)
     inst = asterisk_factory(variables={"center": "demo", "admin_number": ADMIN_NUMBER},
                             bind_mounts=[str(library_dir)])

@@ -23,8 +23,7 @@ from prompts import staff
 from sandbox.pytest_asterisk import run_reactor
 from sandbox.sipp import Keys, Pause, SippCall
 from storage.db import Database
-from tests.e2e.test_ivr_calls import INI
-from tests.e2e.test_prompt_recording import _short_defaults
+from tests.support.ivr_calls import INI, short_defaults
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +59,7 @@ class SlowCore:
 @pytest.fixture
 def bed(asterisk_factory, tmp_path):
     library = tmp_path / "prompts"
-    _short_defaults(library)  # every IVR and administrator prompt, 100 ms each
+    short_defaults(library)  # every IVR and administrator prompt, 100 ms each
     demo_data.generate(tmp_path / "core-demo.db", persons=20)
     inst = asterisk_factory(variables={"center": "demo", "admin_number": ADMIN_NUMBER,
                                        "internal_match": INTERNAL,
