@@ -91,3 +91,39 @@ def test_tests_are_filed_by_kind():
     helpers = sorted(str(p.relative_to(REPO)) for p in tests.rglob("test_*.py")
                      if "def test_" not in p.read_text())
     assert helpers == []
+
+
+def _imports_under_tests() -> list[tuple[Path, Path]]:
+    """(importing file, imported file) for every import, anywhere under tests/, of a module
+    that is a file under tests/; relative imports resolved, ``from pkg import module`` too."""
+    found = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        rel = path.relative_to(REPO)
+        package = list(rel.parent.parts)
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + (node.module.split(".") if node.module else []))
+                names = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                target = REPO / (name.replace(".", "/") + ".py")
+                if name.split(".")[0] == "tests" and target.is_file():
+                    found.append((path, target))
+    return found
+
+
+def test_tests_import_only_support_modules():
+    """No module under tests/ imports a test module or a conftest (fixtures reach tests through
+    pytest, shared code lives in tests/support), and a helper module outside tests/support
+    serves only its own folder."""
+    support = REPO / "tests" / "support"
+    offenders = sorted(
+        f"{src.relative_to(REPO)} imports {dst.relative_to(REPO)}"
+        for src, dst in _imports_under_tests()
+        if dst.name.startswith("test_") or dst.stem == "conftest"
+        or (support not in dst.parents and dst.parent != src.parent))
+    assert offenders == []
