@@ -32,8 +32,8 @@ class GroupCommit:
         self._kick()
         return d
 
-    def add_quiet(self, item: Any) -> None:
-        self._pending.append((item, None))
+    def add_quiet(self, *items: Any) -> None:
+        self._pending.extend((item, None) for item in items)
         self._kick()
 
     def _kick(self) -> None:

@@ -241,10 +241,10 @@ class Outbox:
         return self.lock.run(self.db.run, _claim.claim, self._hot, self.instance,
                              self.clock.seconds(), limit)
 
-    def record(self, result: SubmitResult) -> None:
-        """Record one submit outcome, batched with its neighbours; ``recorded`` listeners
-        hear it after the commit (a failed transaction is logged; recovery settles it)."""
-        self._progress.add_quiet(("result", result))
+    def record(self, *results: SubmitResult) -> None:
+        """Record submit outcomes, batched with their neighbours; ``recorded`` listeners
+        hear them after the commit (a failed transaction is logged; recovery settles it)."""
+        self._progress.add_quiet(*(("result", result) for result in results))
 
     def _results_committed(self, items: list) -> None:
         results = [result for _kind, result in items]
