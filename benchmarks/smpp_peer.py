@@ -257,7 +257,7 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
 
         load_all_tables().drop_all(db.engine)
     db.create_all()
-    box = Outbox(db, reactor, _outbox_config(), encode=text.encode)
+    box = Outbox(db, reactor, _outbox_config(), encode=text.encode, batch_turns=True)
 
     # Receipts committed, counted here so that waiting costs no queries; the time the
     # last one was committed is taken in its callback, exactly.

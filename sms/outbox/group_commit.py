@@ -5,6 +5,7 @@ from typing import Any
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 log = Logger(namespace="hotline.sms.outbox")
@@ -17,23 +18,39 @@ class GroupCommit:
     fails that item's Deferred); every Deferred fires only after the commit.
     Items added with ``add_quiet`` have no Deferred: ``on_committed(items)`` hears
     them once per transaction instead (the hot path's thousands of submit results).
+    With ``turns`` (the reactor), a transaction starts at the end of the reactor turn
+    rather than at the first item: the receipts of a burst, handled one by one in one
+    turn, then commit together instead of the first alone and the rest after it.
     """
 
     def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
-                 on_committed: Callable[[list], None] | None = None):
+                 on_committed: Callable[[list], None] | None = None,
+                 turns: IReactorTime | None = None):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
         self.on_committed = on_committed
+        self.turns = turns
         self._pending: list[tuple[Any, Deferred | None]] = []
         self._running = False
+        self._turn_end: IDelayedCall | None = None
 
     def add(self, item: Any) -> Deferred:
         d: Deferred = Deferred()
         self._pending.append((item, d))
-        self._kick()
+        self._added()
         return d
 
     def add_quiet(self, *items: Any) -> None:
         self._pending.extend((item, None) for item in items)
+        self._added()
+
+    def _added(self) -> None:
+        if self.turns is None:
+            self._kick()
+        elif self._turn_end is None and not self._running:
+            self._turn_end = self.turns.callLater(0, self._at_turn_end)
+
+    def _at_turn_end(self) -> None:
+        self._turn_end = None
         self._kick()
 
     def _kick(self) -> None:
