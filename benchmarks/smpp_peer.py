@@ -246,7 +246,8 @@ def sending_path(reactor, db, config, max_inflight: int, committed, instance: st
     from sms.carrier.send_journal import SendJournal
     from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 
-    box = Outbox(db, reactor, _outbox_config(), encode=text.encode, instance=instance)
+    box = Outbox(db, reactor, _outbox_config(), encode=text.encode, instance=instance,
+                 batch_turns=True)  # as the daemon's (sms.service)
 
     def on_receipt(r):
         done = r.done_at.timestamp() if r.done_at is not None else None

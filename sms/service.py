@@ -44,7 +44,8 @@ class SmsService(MultiService):
         rules = config.sms.outbox
         self.templates = TemplateSet({c: center.signature for c, center in config.centers.items()})
         self.outbox = Outbox(db, reactor, rules, encode=text.encode,
-                             instance=config.daemon.instance, templates=self.templates)
+                             instance=config.daemon.instance, templates=self.templates,
+                             batch_turns=True)
         self.keywords = KeywordHandler(db, self.outbox, cores, rules, reactor)
         # The send journal lets a restart count as possible duplicates only the parts that
         # went out unanswered (see sms.carrier.send_journal), however many parts a claim marks.

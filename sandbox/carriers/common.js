@@ -198,8 +198,17 @@ class ReportStore {
     if (target) target.sendDeliver('report', body); else this.kept.push(body);
   }
   keep(body) { this.kept.push(body); }
-  take() { return this.kept.splice(0); }
-  reset() { this.kept = []; }
+  // A closed session's unacknowledged DELIVERs ({kind, body} by sequence): its reports are kept.
+  keepPending(pending) {
+    for (const p of pending.values()) if (p.kind === 'report') this.kept.push(p.body);
+    pending.clear();
+  }
+  // After a login: every kept report goes to that session; how many went.
+  deliverKept(session) {
+    const kept = this.kept.splice(0);
+    for (const body of kept) session.sendDeliver('report', body);
+    return kept.length;
+  }
 }
 
 // Counts accepted submits by destination + content; a second acceptance is a duplicate.

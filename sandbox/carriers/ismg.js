@@ -77,8 +77,7 @@ class Session {
     socket.on('close', () => {
       sessions.delete(this);
       for (const t of this.timers) clearTimeout(t);
-      for (const p of this.pending.values()) if (p.kind === 'report') reports.keep(p.body);
-      this.pending.clear();
+      reports.keepPending(this.pending);
     });
     socket.on('error', () => {});
   }
@@ -171,12 +170,8 @@ class Session {
     stats.logins++;
     this.loggedIn = true;
     log(`CONNECT ok (version 0x${version.toString(16)})`);
-    const kept = reports.take();
-    if (kept.length) {
-      stats.redelivered += kept.length;
-      log('delivering', kept.length, 'kept reports');
-      for (const body of kept) this.sendDeliver('report', body);
-    }
+    const kept = reports.deliverKept(this);
+    if (kept) { stats.redelivered += kept; log('delivered', kept, 'kept reports'); }
   }
 
   submit(cur, sequence) {

@@ -19,7 +19,6 @@ import functools
 import hashlib
 import struct
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -149,15 +148,6 @@ class Reader:
         """The body must end here: trailing octets mean a layout (or version) mismatch."""
         if self.pos != self.end:
             raise BodyOverrun(f"{self.end - self.pos} octets left over")
-
-
-@contextmanager
-def decoding(command_id: int, sequence, name: str):
-    """Within it, a layout overrun or a refused value becomes this frame's ``MalformedPdu``."""
-    try:
-        yield
-    except (BodyOverrun, InvalidField) as e:
-        raise MalformedPdu(f"{name}: {e}", command_id=command_id, sequence=sequence) from None
 
 
 _U8 = tuple(bytes((i,)) for i in range(256))  # every octet, built once: u8 is on every PDU
@@ -296,10 +286,12 @@ def decode_frame(raw: bytes, length: int, command_id: int, sequence, body_start:
         raise MalformedPdu(f"unknown command id 0x{command_id:08X}", command_id=command_id,
                            sequence=sequence)
     name, decoder = entry
-    with decoding(command_id, sequence, name):
-        r = Reader(raw, body_start)
+    r = Reader(raw, body_start)
+    try:  # a layout overrun or a refused value becomes this frame's MalformedPdu
         pdu = decoder(r, *args)
         r.done()
+    except (BodyOverrun, InvalidField) as e:
+        raise MalformedPdu(f"{name}: {e}", command_id=command_id, sequence=sequence) from None
     return Frame(command_id, sequence, pdu)
 
 

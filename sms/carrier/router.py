@@ -146,8 +146,9 @@ class _Smsc:
         """The bound bind with the most free slots (None when none is bound)."""
         best, slots = None, 0
         for bind in self.binds:
-            if bind.bound:
-                free = bind.free_slots()
+            used = bind.load()
+            if used is not None:
+                free = bind.window - used
                 if best is None or free > slots:
                     best, slots = bind, free
         return best
@@ -351,9 +352,13 @@ class SmppRouter(MultiService):
         """Parts the SMSC that would take ``destination`` now can accept (window plus one
         window queued per bind); None when no bound bind serves it (a submit fails fast)."""
         for smsc in self.route(destination):
-            bound = [bind for bind in smsc.binds if bind.bound]
-            if bound:
-                return sum(max(0, bind.room()) for bind in bound)
+            room = None
+            for bind in smsc.binds:
+                used = bind.load()
+                if used is not None:  # its free window plus one window queued behind it
+                    room = (room or 0) + max(0, 2 * bind.window - used)
+            if room is not None:
+                return room
         return None
 
     def wait_for_capacity(self) -> Deferred:

@@ -16,6 +16,7 @@ as SMSGate print (MMDDHHMMSS, the ISMG code in 7 digits, the sequence in 5).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
@@ -402,35 +403,45 @@ def _encode_connect_resp(p: ConnectResp, version: int) -> bytes:
     return _result(p.status, version, "Status") + p.authenticator + u8(p.version, "Version")
 
 
+@functools.lru_cache(maxsize=64)
+def _submit_runs(version: int, service_id: str, fee_user_type: int, fee_terminal_id: str,
+                 fee_terminal_type: int, tp_pid: int, msg_src: str, fee_type: str,
+                 fee_code: str, valid_time: str, at_time: str, src_id: str,
+                 dest_terminal_type: int, link_id: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """The SUBMIT fields a link writes the same in every part, as the four runs of octets
+    between the per-part ones, remembered (a refused value raises and is not)."""
+    width = _terminal_width(version)
+    _only_v30(version, fee_terminal_type=fee_terminal_type,
+              dest_terminal_type=dest_terminal_type, link_id=link_id)
+    v30 = version == V30
+    return (
+        fixed(service_id, 10, "Service_Id") + u8(fee_user_type, "Fee_UserType")
+        + digits(fee_terminal_id, width, "Fee_terminal_Id")
+        + (u8(fee_terminal_type, "Fee_terminal_type") if v30 else b"") + u8(tp_pid, "TP_pId"),
+        fixed(msg_src, 6, "Msg_src") + fixed(fee_type, 2, "FeeType")
+        + fixed(fee_code, 6, "FeeCode") + fixed(valid_time, 17, "ValId_Time")
+        + fixed(at_time, 17, "At_Time") + digits(src_id, 21, "Src_Id"),
+        u8(dest_terminal_type, "Dest_terminal_type") if v30 else b"",
+        fixed(link_id, 20, "LinkID") if v30 else _ZERO_RESERVE)
+
+
 def _encode_submit(p: Submit, version: int) -> bytes:
     width = _terminal_width(version)
-    _only_v30(version, fee_terminal_type=p.fee_terminal_type,
-              dest_terminal_type=p.dest_terminal_type, link_id=p.link_id)
+    head, middle, dest_type, tail = _submit_runs(
+        version, p.service_id, p.fee_user_type, p.fee_terminal_id, p.fee_terminal_type,
+        p.tp_pid, p.msg_src, p.fee_type, p.fee_code, p.valid_time, p.at_time, p.src_id,
+        p.dest_terminal_type, p.link_id)
     dests = tuple(p.dest_terminal_ids)
     if not 1 <= len(dests) <= MAX_DESTINATIONS:
         raise InvalidField(f"DestUsr_tl is {len(dests)}, must be 1..{MAX_DESTINATIONS}")
-    parts = [
+    return b"".join((
         _ZERO_MSG_ID if p.msg_id is ZERO_MSG_ID else p.msg_id.to_bytes(),
         u8(p.pk_total, "Pk_total"), u8(p.pk_number, "Pk_number"),
         u8(p.registered_delivery, "Registered_Delivery"), u8(p.msg_level, "Msg_level"),
-        fixed(p.service_id, 10, "Service_Id"), u8(p.fee_user_type, "Fee_UserType"),
-        digits(p.fee_terminal_id, width, "Fee_terminal_Id"),
-    ]
-    if version == V30:
-        parts.append(u8(p.fee_terminal_type, "Fee_terminal_type"))
-    parts += [
-        u8(p.tp_pid, "TP_pId"), u8(p.tp_udhi, "TP_udhi"), u8(p.msg_fmt, "Msg_Fmt"),
-        fixed(p.msg_src, 6, "Msg_src"), fixed(p.fee_type, 2, "FeeType"),
-        fixed(p.fee_code, 6, "FeeCode"), fixed(p.valid_time, 17, "ValId_Time"),
-        fixed(p.at_time, 17, "At_Time"), digits(p.src_id, 21, "Src_Id"),
+        head, u8(p.tp_udhi, "TP_udhi"), u8(p.msg_fmt, "Msg_Fmt"), middle,
         u8(len(dests), "DestUsr_tl"),
-    ]
-    parts += [digits(d, width, "Dest_terminal_Id", allow_empty=False) for d in dests]
-    if version == V30:
-        parts.append(u8(p.dest_terminal_type, "Dest_terminal_type"))
-    parts.append(_content(p.content))
-    parts.append(fixed(p.link_id, 20, "LinkID") if version == V30 else _ZERO_RESERVE)
-    return b"".join(parts)
+        *[digits(d, width, "Dest_terminal_Id", allow_empty=False) for d in dests],
+        dest_type, _content(p.content), tail))
 
 
 def _encode_submit_resp(p: SubmitResp, version: int) -> bytes:

@@ -222,7 +222,7 @@ class DoorSmppServer(MultiService):
         self._pumping: set[str] = set()
         outbox = door_accept.outbox
         self._submits = GroupCommit(db, self._accept_batch, outbox.accept_lock, max_batch=500,
-                                    clock=clock)
+                                    turns=clock)
         self._loop = LoopingCall(self.pump_all)
         self._loop.clock = clock
 

@@ -70,6 +70,7 @@ class Dispatcher(Service):
         self._poll_call = None  # while drained: the next claim
         self._sweep_call = None
         self._pump_call = None
+        self._answered: list[SubmitResult] = []  # recorded after this turn's writes
         self.submitted = self.temporary_errors = self.permanent_errors = 0
         self.throttled_retries = 0
 
@@ -100,6 +101,7 @@ class Dispatcher(Service):
         super().stopService()
         if self.state != STOPPED:  # a second stop finds nothing to hand back
             self._to(STOPPED)
+        self._record_answered()
         if self.wake in self.outbox.listeners:
             self.outbox.listeners.remove(self.wake)
         if self._recorded in self.outbox.recorded:
@@ -246,11 +248,19 @@ class Dispatcher(Service):
                               errbackArgs=(part_id, m.message_id, m, part, tries))
 
     def _record(self, result: SubmitResult) -> None:
-        self.inflight -= 1  # answered: the result commits on the progress lane
-        self.outbox.record(result)
+        self.inflight -= 1  # answered: the result commits on the progress lane...
+        self._answered.append(result)  # ...once this turn's submits are written (_pump_soon)
         if self.journal is not None:
             self.journal.answered(result)
-        self._pump_soon()
+        if self.state == STOPPED:
+            self._record_answered()
+        else:
+            self._pump_soon()
+
+    def _record_answered(self) -> None:
+        if self._answered:
+            answered, self._answered = self._answered, []
+            self.outbox.record(*answered)
 
     def _recorded(self, results: list[SubmitResult]) -> None:
         """These results are committed: the journal may let go of their segments."""
@@ -258,12 +268,14 @@ class Dispatcher(Service):
             self.journal.committed(result.part_id)
 
     def _pump_soon(self) -> None:
-        """Pump once for a whole burst of responses, two reactor turns from now.
+        """Record a whole burst of responses and pump once for it, two reactor turns from now.
 
         The binds refill their windows from their own queues as the responses are read,
         and the transport writes those submits at the end of the next turn; topping
-        the queues up (a window ahead of need) can wait until after that write instead of
-        delaying it. (A test Clock runs both turns in one ``advance(0)``.)
+        the queues up (a window ahead of need) and starting the transaction that commits
+        the results can wait until after that write instead of delaying it: a transaction
+        begun earlier runs its thread beside the reactor just as it writes, and the two take
+        turns holding the interpreter. (A test Clock runs both turns in one ``advance(0)``.)
         """
         if self._pump_call is None and self.state != STOPPED:
             self._pump_call = self.clock.callLater(0, self._after_write)
@@ -273,9 +285,11 @@ class Dispatcher(Service):
             self._pump_call = self.clock.callLater(0, self._pump_later)
         else:
             self._pump_call = None
+            self._record_answered()
 
     def _pump_later(self) -> None:
         self._pump_call = None
+        self._record_answered()
         self._pump()
 
     def _ok(self, submitted, part_id: int, message_id: int) -> SubmitResult:

@@ -18,39 +18,43 @@ class GroupCommit:
     fails that item's Deferred); every Deferred fires only after the commit.
     Items added with ``add_quiet`` have no Deferred: ``on_committed(items)`` hears
     them once per transaction instead (the hot path's thousands of submit results).
+    With ``turns`` (the reactor), an idle lane starts its transaction at the end of the
+    reactor turn rather than at the first item: what one read of a socket brought (a
+    burst of receipts, a window of submit_sm at the door) commits together instead of
+    the first item alone and the rest after it.
     """
 
     def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
                  on_committed: Callable[[list], None] | None = None,
-                 clock: IReactorTime | None = None):
+                 turns: IReactorTime | None = None):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
         self.on_committed = on_committed
-        # With a clock, an idle lane starts its transaction at the end of the reactor turn
-        # instead of at the first add: everything one read of a socket brought (a window of
-        # submit_sm) goes in one transaction, not the first item alone and the rest after.
-        self.clock = clock
-        self._turn: IDelayedCall | None = None
+        self.turns = turns
         self._pending: list[tuple[Any, Deferred | None]] = []
         self._running = False
+        self._turn_end: IDelayedCall | None = None
 
     def add(self, item: Any) -> Deferred:
         d: Deferred = Deferred()
         self._pending.append((item, d))
-        self._kick()
+        self._added()
         return d
 
-    def add_quiet(self, item: Any) -> None:
-        self._pending.append((item, None))
+    def add_quiet(self, *items: Any) -> None:
+        self._pending.extend((item, None) for item in items)
+        self._added()
+
+    def _added(self) -> None:
+        if self.turns is None:
+            self._kick()
+        elif self._turn_end is None and not self._running:
+            self._turn_end = self.turns.callLater(0, self._at_turn_end)
+
+    def _at_turn_end(self) -> None:
+        self._turn_end = None
         self._kick()
 
     def _kick(self) -> None:
-        if self.clock is None:
-            self._start()
-        elif self._turn is None and not self._running:
-            self._turn = self.clock.callLater(0, self._start)
-
-    def _start(self) -> None:
-        self._turn = None
         if self._running or not self._pending:
             return
         self._running = True
@@ -71,7 +75,7 @@ class GroupCommit:
                 d.callback(result)
         if quiet and self.on_committed is not None:
             self.on_committed(quiet)
-        self._start()
+        self._kick()
 
     def _failed(self, failure, batch) -> None:
         self._running = False
@@ -79,4 +83,4 @@ class GroupCommit:
         for _, d in batch:
             if d is not None:
                 d.errback(failure)
-        self._start()
+        self._kick()

@@ -51,7 +51,10 @@ class Outbox:
     """Accepts messages durably and records what the dispatcher and the SMSC say about them."""
 
     def __init__(self, db, clock, config, *, encode: Callable, instance: str = "hotline-1",
-                 templates=None):
+                 templates=None, batch_turns: bool = False):
+        """``batch_turns``: submit results and receipts added in one reactor turn commit
+        together (sms.outbox.group_commit), as the daemon runs it; off, each commit starts
+        at once, which tests driving a Clock rely on."""
         self.db, self.clock, self.config = db, clock, config
         self.encode = encode  # text, max_parts -> EncodedMessage (sms.carrier.text.encode)
         self.instance = instance
@@ -69,7 +72,8 @@ class Outbox:
         self._accepts = GroupCommit(db, self._accept_batch, self.accept_lock, max_batch=250)
         # Submit results and receipts share one lane: one transaction carries them all.
         self._progress = GroupCommit(db, self._progress_batch, self.lock,
-                                     on_committed=self._results_committed)
+                                     on_committed=self._results_committed,
+                                     turns=clock if batch_turns else None)
         # Told the submit results of each committed transaction (the send journal).
         self.recorded: list[Callable[[list[SubmitResult]], None]] = []
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
@@ -241,10 +245,10 @@ class Outbox:
         return self.lock.run(self.db.run, _claim.claim, self._hot, self.instance,
                              self.clock.seconds(), limit)
 
-    def record(self, result: SubmitResult) -> None:
-        """Record one submit outcome, batched with its neighbours; ``recorded`` listeners
-        hear it after the commit (a failed transaction is logged; recovery settles it)."""
-        self._progress.add_quiet(("result", result))
+    def record(self, *results: SubmitResult) -> None:
+        """Record submit outcomes, batched with their neighbours; ``recorded`` listeners
+        hear them after the commit (a failed transaction is logged; recovery settles it)."""
+        self._progress.add_quiet(*(("result", result) for result in results))
 
     def _results_committed(self, items: list) -> None:
         results = [result for _kind, result in items]

@@ -188,12 +188,11 @@ class Bind(Service):
     def has_capacity(self) -> bool:
         return self.tx.is_up and self.inflight + len(self._queue) < self.window
 
-    def room(self) -> int:
-        """Parts this bind takes now: its free window plus one window queued behind it."""
-        return 2 * self.window - self.inflight - len(self._queue) if self.bound else 0
-
-    def free_slots(self) -> int:
-        return self.window - self.inflight - len(self._queue) if self.bound else 0
+    def load(self) -> int | None:
+        """Parts in its window or queued behind it; None while it is not bound. The router
+        weighs binds by this, once per bind for every part: one call answers both whether
+        the bind is bound and how full it is."""
+        return self.inflight + len(self._queue) if self.tx.is_up else None
 
     def snapshot(self) -> dict:
         """State, window use, current rate and counters, for ``states()`` and statistics."""

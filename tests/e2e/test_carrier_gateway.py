@@ -81,7 +81,7 @@ class Stack:
                              per_destination_per_hour=10**6,
                              keywords={"demo": {"YE": "balance", "TD": "unsubscribe"}})
         self.outbox = Outbox(self.db, reactor, config, encode=text.encode,
-                             templates=TemplateSet({"demo": "示例公积金"}))
+                             templates=TemplateSet({"demo": "示例公积金"}), batch_turns=True)
         self.core = core or FakeCore("demo", persons=20)
         self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
         self.router = SmppRouter(smscs, reactor, on_receipt=self._receipt,

@@ -82,15 +82,18 @@ def test_parts_are_committed_submitting_before_they_are_sent(env):
 
 
 def test_temporary_error_retries_after_backoff_and_delivers(env):
-    """Throttled: the message returns to queued, is resent after the backoff, and delivered."""
+    """Throttled: the message returns to queued (its result committed once the reactor turns,
+    after the turn's submits are written), is resent after the backoff, and delivered."""
     clock, box, router, disp = env
     accept(box, 1)
     disp.startService()
     router.fail(0, FakeTemporary("throttled"))
+    clock.advance(0)
     assert result(box.counts()) == {QUEUED: 1}
     clock.advance(5)
     assert len(router.pending) == 1
     mid = router.answer()
+    clock.advance(0)
     result(box.receipt(mid, "fake", "DELIVRD", None, None))
     assert result(box.counts()) == {DELIVERED: 1}
     assert disp.temporary_errors == 1

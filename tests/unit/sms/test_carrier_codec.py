@@ -90,9 +90,10 @@ def test_reader_is_strict_about_both_ends():
 
 
 def test_decoding_turns_overruns_into_malformed_pdu_with_the_header():
-    """Inside decoding(), a short body becomes MalformedPdu naming command and sequence."""
-    with pytest.raises(cc.MalformedPdu) as info, cc.decoding(0x4, 77, "SUBMIT"):
-        cc.Reader(b"").u8()
+    """A body shorter than its layout becomes MalformedPdu naming command and sequence."""
+    raw = struct.pack(">LLL", 12, 0x4, 77)
+    with pytest.raises(cc.MalformedPdu) as info:
+        cc.decode_frame(raw, 12, 0x4, 77, 12, {0x4: ("SUBMIT", lambda r: r.u8())})
     assert (info.value.command_id, info.value.sequence) == (4, 77)
     assert str(info.value).startswith("SUBMIT:")
 

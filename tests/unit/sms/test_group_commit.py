@@ -25,8 +25,8 @@ class HeldDatabase:
         d.callback([f"ok:{item}" for item in items])
 
 
-def test_without_a_clock_the_first_item_starts_its_transaction_alone():
-    """No clock: the first add starts a transaction at once; what comes while it runs
+def test_without_turns_the_first_item_starts_its_transaction_alone():
+    """Without ``turns``: the first add starts a transaction at once; what comes while it runs
     waits for the next one, and each Deferred fires only after its own commit."""
     db = HeldDatabase()
     lane = GroupCommit(db, None, DeferredLock())
@@ -41,12 +41,12 @@ def test_without_a_clock_the_first_item_starts_its_transaction_alone():
     assert got == ["ok:1", "ok:2", "ok:3"]
 
 
-def test_with_a_clock_one_reactor_turn_goes_in_one_transaction():
-    """With a clock, the items added in one reactor turn (one socket read of submits) start
+def test_with_turns_one_reactor_turn_goes_in_one_transaction():
+    """With ``turns`` (the reactor), the items added in one reactor turn (one socket read of submits) start
     one transaction together at the end of the turn; items added while it runs go in the
     next, which starts as soon as the first commits."""
     db, clock = HeldDatabase(), Clock()
-    lane = GroupCommit(db, None, DeferredLock(), clock=clock)
+    lane = GroupCommit(db, None, DeferredLock(), turns=clock)
     answers = [lane.add(i) for i in range(5)]
     assert db.batches == []
     clock.advance(0)
@@ -64,10 +64,23 @@ def test_with_a_clock_one_reactor_turn_goes_in_one_transaction():
 def test_max_batch_splits_a_turn():
     """A turn with more items than ``max_batch`` is committed in several transactions."""
     db, clock = HeldDatabase(), Clock()
-    lane = GroupCommit(db, None, DeferredLock(), max_batch=2, clock=clock)
+    lane = GroupCommit(db, None, DeferredLock(), max_batch=2, turns=clock)
     for i in range(5):
         lane.add(i)
     clock.advance(0)
     db.commit()
     db.commit()
     assert db.batches == [[0, 1], [2, 3], [4]]
+
+
+def test_quiet_items_join_the_turns_transaction_and_are_heard_once_committed():
+    """Items added with ``add_quiet`` (a burst's submit results) go in the same end-of-turn
+    transaction as the others and are told to ``on_committed`` once, after the commit."""
+    db, clock, heard = HeldDatabase(), Clock(), []
+    lane = GroupCommit(db, None, DeferredLock(), on_committed=heard.append, turns=clock)
+    answer = lane.add(1)
+    lane.add_quiet("a", "b")
+    clock.advance(0)
+    assert db.batches == [[1, "a", "b"]] and heard == []
+    db.commit()
+    assert answer.result == "ok:1" and heard == [["a", "b"]]
