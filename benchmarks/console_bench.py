@@ -23,6 +23,11 @@ CENTERS = [f"c{i:02d}" for i in range(1, 15)]
 TEMPLATES = ["deposit_credited", "repayment_due", "repayment_posted", "verification_code",
              "withdrawal", "interest_credited", "loan_disbursed", "account_changed"]
 CARRIERS = ["cmcc", "unicom", "telecom"]
+# The SMS door's sending systems per center, and the share of what each pushes that its
+# filters refuse, by reason (the published month: most refusals are one center's duplicates).
+DOOR_CLIENTS = ["portal", "loan"]
+REFUSED = {"duplicate": 0.05, "invalid_number": 0.004, "template_not_enabled": 0.002,
+           "bad_params": 0.002, "illegal_keyword": 0.0005, "opted_out": 0.001}
 KEYS = [("main", k) for k in "01235"] + [("deposit", k) for k in "123450"] + \
        [("loan", k) for k in "150"] + [("language", k) for k in "12"]
 PAGES = {
@@ -34,6 +39,8 @@ PAGES = {
     "report SMS by month x template x carrier, year":
         "/reports?kind=sms&by=month&detail=1&first={y0}&last={y1}",
     "report key presses, year": "/reports?kind=keys&first={y0}&last={y1}",
+    "report SMS filtered by reason, by month x client x template, year":
+        "/reports?kind=filtered&by=month&detail=1&first={y0}&last={y1}",
     "SMS search, today (100 newest)": "/sms",
     "call search, today (100 newest)": "/calls",
     "audit log": "/audit",
@@ -56,13 +63,14 @@ def generate(db, today: dt.date, messages: int, calls: int, zone: str) -> dict:
 
     from console.tables import RollupCalls, RollupKeys, RollupSms
     from ivr.tables import IvrCall
+    from sms.door.tables import DoorTally
     from sms.outbox.sql import M
 
     rnd = random.Random(12329)
     days = [today - dt.timedelta(days=i) for i in range(365)]
     per_day_calls = calls / 365 / len(CENTERS)
     per_day_sms = messages / 365 / len(CENTERS) / len(TEMPLATES) / len(CARRIERS)
-    calls_rows, sms_rows, key_rows = [], [], []
+    calls_rows, sms_rows, key_rows, tally_rows = [], [], [], []
     for day in days:
         # mid-month deposits and late-month repayments peak, as the published months do
         peak = 1.4 if day.day in range(10, 16) or day.day >= 25 else 0.85
@@ -88,6 +96,17 @@ def generate(db, today: dt.date, messages: int, calls: int, zone: str) -> dict:
                     sms_rows.append(dict(day=day.isoformat(), center=center, template=template,
                                          carrier=carrier, pushed=m, sent=m, delivered=delivered,
                                          failed=m - delivered - m // 500, expired=m // 500))
+                for client in DOOR_CLIENTS:
+                    pushed = int(per_day_sms * len(CARRIERS) * peak * rnd.uniform(0.5, 1.5))
+                    # the one center whose systems push the same message again and again
+                    dup = 3.0 if center == CENTERS[0] else 1.0
+                    tally_rows.append(dict(center=center, client=client, template=template,
+                                           day=day.isoformat(), what="pushed", n=pushed))
+                    tally_rows.extend(
+                        dict(center=center, client=client, template=template,
+                             day=day.isoformat(), what=reason,
+                             n=int(pushed * share * (dup if reason == "duplicate" else 1)))
+                        for reason, share in REFUSED.items())
     start = dt.datetime.combine(today, dt.time(), ZoneInfo(zone)).timestamp()
     raw_calls = [dict(instance="bench", center=rnd.choice(CENTERS), uniqueid=f"b{i}",
                       caller="025****1234", dnid="12329", language="zh",
@@ -111,7 +130,8 @@ def generate(db, today: dt.date, messages: int, calls: int, zone: str) -> dict:
 
     def write(session):
         for table, rows in ((RollupCalls.__table__, calls_rows), (RollupKeys.__table__, key_rows),
-                            (RollupSms.__table__, sms_rows), (IvrCall.__table__, raw_calls)):
+                            (RollupSms.__table__, sms_rows), (IvrCall.__table__, raw_calls),
+                            (DoorTally.__table__, tally_rows)):
             for i in range(0, len(rows), 5000):
                 session.execute(insert(table), rows[i:i + 5000])
         today_messages = int(messages / 365)
@@ -122,7 +142,8 @@ def generate(db, today: dt.date, messages: int, calls: int, zone: str) -> dict:
 
     db.run_sync(write)
     return {"rollup_call_rows": len(calls_rows), "rollup_sms_rows": len(sms_rows),
-            "rollup_key_rows": len(key_rows), "raw_calls_today": len(raw_calls),
+            "rollup_key_rows": len(key_rows), "door_tally_rows": len(tally_rows),
+            "raw_calls_today": len(raw_calls),
             "raw_messages_today": int(messages / 365),
             "messages_in_rollups": sum(r["pushed"] for r in sms_rows),
             "calls_in_rollups": sum(r["calls"] for r in calls_rows)}

@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from console.tables import RollupCalls, RollupKeys, RollupMark, RollupSms
 from ivr.agents import ANSWERED
@@ -209,8 +209,18 @@ def keys_report(session, centers: list[str], period: Period) -> list[dict]:
              "count": int(v)} for c, n, k, v in session.execute(q).all()]
 
 
+def _hash_the_groups(session) -> None:
+    """A detailed report over a year groups several hundred thousand rollup rows into some
+    tens of thousands of groups: with PostgreSQL's default 4 MB of work memory it sorts them
+    on disk (1.2 s for the door's filter tallies of 14 centers), with 64 MB for this
+    transaction it hashes them in memory (0.5 s)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
 def sms_report(session, centers: list[str], period: Period, detail: bool = False) -> list[dict]:
     """SMS figures per day or month and center; with ``detail`` also by template and carrier."""
+    _hash_the_groups(session)
     key = period.key(RollupSms.day).label("period")
     group = [key, RollupSms.center] + ([RollupSms.template, RollupSms.carrier] if detail else [])
     sums = [func.sum(getattr(RollupSms, n)) for n in ("pushed", "sent", "delivered", "failed",
@@ -238,6 +248,7 @@ def filtered_report(session, centers: list[str], period: Period, detail: bool = 
     The figures are the door's own tallies (``door_tally``), a rollup the accepting
     transaction adds to as each item is accepted or refused, one row per center, client,
     template, day and reason, so no message row is read here."""
+    _hash_the_groups(session)
     t = DoorTally.__table__.c
     key = period.key(t.day).label("period")
     group = [key, t.center] + ([t.client, t.template] if detail else [])
