@@ -18,20 +18,11 @@ from core_client.testing import FakeCore
 from sandbox.ports import free_port
 from sandbox.pytest_carriers import start_carrier_sim
 from sandbox.pytest_smsc import run_on_fresh_reactor, sleep, start_sim_smsc
-from sms.carrier import text
 from sms.carrier.destinations import carrier_of
-from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
 from sms.config import SmscConfig
-from sms.keywords import KeywordHandler
-from sms.outbox.dispatcher import Dispatcher
-from sms.outbox.outbox import Outbox
-from sms.outbox.records import EncodedPart, Outgoing
 from sms.outbox.states import DELIVERED
-from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 from sms.tables import SmsMessage, SmsPart
-from sms.templates import TemplateSet
-from storage.db import Database
-from tests.support.outbox import make_config
+from tests.support.sms_stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -69,70 +60,14 @@ def start_sim(protocol: str, log_dir, **knobs):
     return start_carrier_sim(kind, log_dir, **knobs)
 
 
-class Stack:
-    """Outbox, dispatcher, router and MO handler on one reactor, as SmsService wires them."""
-
-    def __init__(self, reactor, url: str, smsc: SmscConfig | list[SmscConfig], core=None):
-        smscs = smsc if isinstance(smsc, list) else [smsc]
-        self.reactor = reactor
-        self.db = Database(url, reactor, 2)
-        self.db.create_all()
-        config = make_config(retry_base=0.2, retry_max=1.0, quiet_hours={},
-                             per_destination_per_hour=10**6,
-                             keywords={"demo": {"YE": "balance", "TD": "unsubscribe"}})
-        self.outbox = Outbox(self.db, reactor, config, encode=text.encode,
-                             templates=TemplateSet({"demo": "示例公积金"}), batch_turns=True)
-        self.core = core or FakeCore("demo", persons=20)
-        self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
-        self.router = SmppRouter(smscs, reactor, on_receipt=self._receipt,
-                                 on_mo=self.keywords.on_mo)
-        self.dispatcher = Dispatcher(
-            self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
-                m.destination, "1069012329", p.payload, p.data_coding, p.esm_class),
-            temporary=(TemporaryError,), permanent=(PermanentError,),
-            doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,), throttled=(Throttled,),
-            batch=200, max_inflight=2 * sum(s.window for s in smscs), poll=0.1)
-
-    def _receipt(self, r):
-        done = r.done_at.timestamp() if r.done_at is not None else None
-        return self.outbox.receipt(r.message_id, r.smsc, r.state, r.error, done,
-                                   destination=r.source)
-
-    async def start(self):
-        self.router.startService()
-        await self.dispatcher.startService()
-
-    async def stop(self):
-        await self.dispatcher.stopService()
-        await self.router.stopService()
-        self.db.stopService()
-
-    async def accept(self, n: int, body: str, segment: str, start: int = 0) -> None:
-        enc = text.encode(body, max_parts=5)
-        parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-        for i in range(start, start + n):
-            await self.outbox.accept(Outgoing("demo", "bulk", "e2e", {}, body,
-                                              f"{segment}{i:08d}", f"{segment}-{i}", parts))
-
-    async def until_final(self, total: int, timeout: float = 30.0) -> dict:
-        waited = 0.0
-        while True:
-            counts = await self.outbox.counts()
-            final = sum(counts.get(s, 0) for s in ("delivered", "failed", "expired"))
-            if final == total:
-                return counts
-            if waited > timeout:
-                raise AssertionError(f"not final after {timeout}s: {counts}")
-            await sleep(self.reactor, 0.05)
-            waited += 0.05
-
-
 def run_stack(protocol, sim, tmp_path, body, config=None, core=None, timeout=60):
     """Run ``await body(stack)`` on a fresh reactor with the stack started, then stop it."""
     cfg = config or carrier_config(protocol, sim)
 
     async def go(reactor):
-        stack = Stack(reactor, f"sqlite:///{tmp_path / 'o.db'}", cfg, core=core)
+        smscs = cfg if isinstance(cfg, list) else [cfg]
+        stack = Stack(reactor, f"sqlite:///{tmp_path / 'o.db'}", smscs, core=core,
+                      window=sum(s.window for s in smscs), source="1069012329")
         await stack.start()
         try:
             return await body(stack)

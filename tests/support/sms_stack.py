@@ -6,6 +6,7 @@ from core_client.testing import FakeCore
 from sandbox.pytest_smsc import sleep
 from sms.carrier import text
 from sms.carrier.router import PermanentError, SmppRouter, SubmitPart, TemporaryError
+from sms.config import SmscConfig
 from sms.keywords import KeywordHandler
 from sms.outbox.dispatcher import Dispatcher
 from sms.outbox.outbox import Outbox
@@ -19,7 +20,9 @@ from tests.support.outbox import make_config
 class Stack:
     """Outbox, dispatcher, router and MO handler on one reactor, like SmsService."""
 
-    def __init__(self, reactor, url: str, smsc, core=None, window: int = 10, journal=None):
+    def __init__(self, reactor, url: str, smsc: SmscConfig | list[SmscConfig], core=None,
+                 window: int = 10, journal=None, source: str = "12329"):
+        smscs = smsc if isinstance(smsc, list) else [smsc]
         self.reactor = reactor
         self.db = Database(url, reactor, 2)
         self.db.create_all()
@@ -30,12 +33,12 @@ class Stack:
                              templates=TemplateSet({"demo": "示例公积金"}), batch_turns=True)
         self.core = core or FakeCore("demo", persons=20)
         self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
-        self.router = SmppRouter([smsc], reactor, on_receipt=self._receipt,
+        self.router = SmppRouter(smscs, reactor, on_receipt=self._receipt,
                                  on_mo=self.keywords.on_mo,
                                  on_send=journal.sent if journal is not None else None)
         self.dispatcher = Dispatcher(
             self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
-                m.destination, "12329", p.payload, p.data_coding, p.esm_class),
+                m.destination, source, p.payload, p.data_coding, p.esm_class),
             temporary=(TemporaryError,), permanent=(PermanentError,),
             doubtful=(SmppTimeout, LinkLost), unsent=(NeverSent,), throttled=(Throttled,),
             batch=200, max_inflight=2 * window, poll=0.1, journal=journal)
@@ -54,12 +57,14 @@ class Stack:
         await self.router.stopService()
         self.db.stopService()
 
-    async def accept(self, n: int, body: str, prefix: str = "1390") -> None:
+    async def accept(self, n: int, body: str, prefix: str = "1390", start: int = 0) -> None:
+        """``n`` messages to 11-digit numbers starting with ``prefix`` (a carrier's segment)."""
         enc = text.encode(body, max_parts=5)
         parts = tuple(EncodedPart(p, enc.data_coding, enc.esm_class) for p in enc.parts)
-        for i in range(n):
+        digits = 11 - len(prefix)
+        for i in range(start, start + n):
             await self.outbox.accept(Outgoing("demo", "bulk", "e2e", {}, body,
-                                              f"{prefix}{i:07d}", f"{prefix}-{i}", parts))
+                                              f"{prefix}{i:0{digits}d}", f"{prefix}-{i}", parts))
 
     async def until_final(self, total: int, timeout: float = 30.0) -> dict:
         waited = 0.0
