@@ -8,7 +8,8 @@ submit results through Core, 8 us through the driver). The few statements that
 run per window are written here as plain SQL, with ``?`` placeholders turned into
 the driver's own (``?`` for sqlite3, ``%s`` for psycopg2) and run with
 ``Connection.exec_driver_sql``. Tables, migrations and every other statement stay
-in SQLAlchemy; the SQL is portable (no dialect-specific syntax).
+in SQLAlchemy. The SQL is portable except where a statement says why PostgreSQL runs
+its own form (sms.outbox.sql: claims that skip locked rows, COPY, updates from arrays).
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
         found[(item.smpp_id, item.smsc)] = (part_id, message_id, item.state, destination)
         messages.add(message_id)
     if updates:
-        hot.run(session, hot.part_receipt, updates)
+        hot.update_by_id(session, hot.part_receipt, updates)
     if unmatched:
         session.execute(insert(U), unmatched)
     misattributed(session, wrong, now, warned)

@@ -22,7 +22,7 @@ def apply_results(session, hot: HotSql, results: list[SubmitResult], now: float,
     permanent = [r for r in results if r.outcome == "permanent"]
     doubtful = [r for r in temporary if r.outcome == "doubtful"]
     if ok:
-        hot.run(session, hot.part_ok, [(r.smpp_id, r.smsc, now, r.part_id) for r in ok])
+        hot.update_by_id(session, hot.part_ok, [(r.smpp_id, r.smsc, now, r.part_id) for r in ok])
     if temporary:
         session.execute(update(P).where(P.c.id == bindparam("pid")).values(
             state=QUEUED, error_code=bindparam("err")),

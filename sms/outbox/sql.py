@@ -76,16 +76,17 @@ class HotSql:
         self.mark = d.sql(f"UPDATE sms_part SET state = '{SUBMITTING}'"
                           f" WHERE message_id IN ({{in}}) AND state = '{QUEUED}'")
         # error_code cleared: an earlier attempt's error no longer describes the part
-        self.part_ok = d.sql(f"UPDATE sms_part SET state = '{SUBMITTED}', smpp_id = ?, smsc = ?,"
-                             " submitted_at = ?, error_code = NULL WHERE id = ?")
+        self.part_ok = self._by_id("sms_part", f"state = '{SUBMITTED}', error_code = NULL",
+                                   (("smpp_id", "text"), ("smsc", "text"),
+                                    ("submitted_at", "float8")))
         self.early = d.sql("SELECT id, smpp_id, smsc, state, error, done_at, destination"
                            " FROM sms_unmatched_receipt WHERE smpp_id IN ({in})")
         self.parts_by_smpp_id = d.sql(
             "SELECT p.id, p.message_id, p.state, p.smpp_id, p.smsc, m.destination"
             " FROM sms_part p JOIN sms_message m ON m.id = p.message_id"
             " WHERE p.smpp_id IN ({in})")
-        self.part_receipt = d.sql("UPDATE sms_part SET state = ?, error_code = ?, done_at = ?"
-                                  " WHERE id = ?")
+        self.part_receipt = self._by_id("sms_part", "", (
+            ("state", "text"), ("error_code", "text"), ("done_at", "float8")))
         self.rollup = d.sql(
             "SELECT m.id, m.state, m.attempts, m.valid_until, m.sensitive, p.state, p.error_code"
             " FROM sms_message m JOIN sms_part p ON p.message_id = m.id WHERE m.id IN ({in})")
@@ -112,6 +113,30 @@ class HotSql:
         self.insert_part = d.sql(
             "INSERT INTO sms_part (message_id, seq, payload, data_coding, esm_class, state)"
             f" VALUES (?, ?, ?, ?, ?, '{QUEUED}')")
+
+    def _by_id(self, table: str, fixed: str, columns: tuple[tuple[str, str], ...]) -> str:
+        """An UPDATE of rows by id, each with its own values for ``columns`` (name,
+        PostgreSQL type), for ``update_by_id``. On SQLite one row's statement, run as an
+        executemany (its rows cost no round trip); on PostgreSQL, where an executemany is a
+        statement per row, each parsed, planned and run by the server, one statement
+        joining the rows as arrays (``unnest``)."""
+        sets = [fixed] if fixed else []
+        if self.sqlite:
+            sets += [f"{name} = ?" for name, _ in columns]
+            return self.driver.sql(f"UPDATE {table} SET {', '.join(sets)} WHERE id = ?")
+        sets += [f"{name} = v.{name}" for name, _ in columns]
+        arrays = ", ".join(f"?::{kind}[]" for _, kind in (*columns, ("id", "int8")))
+        names = ", ".join(name for name, _ in (*columns, ("id", "")))
+        return self.driver.sql(f"UPDATE {table} SET {', '.join(sets)} FROM unnest({arrays})"
+                               f" AS v({names}) WHERE {table}.id = v.id")
+
+    def update_by_id(self, session, sql: str, rows: list[tuple]) -> None:
+        """Run an UPDATE from ``_by_id`` for ``rows``, each its columns' values then the id
+        (no id twice: PostgreSQL would apply one of them)."""
+        if self.sqlite:
+            self.run(session, sql, rows)
+        elif rows:
+            self.run(session, sql, tuple(list(column) for column in zip(*rows, strict=True)))
 
     def run(self, session, sql: str, params=(), ids: Sequence = ()):
         """Execute on the session's connection; ``ids`` fill the statement's IN list, after

@@ -1,0 +1,67 @@
+"""Statements per transaction on the dispatcher's hot path: a batch of submit results or
+receipts costs the same number of statements however many messages it carries.
+
+On PostgreSQL an executemany is one statement per row, each parsed, planned and run by
+the server: that was most of the progress lane's time (issue 18, point 6). Counted as
+the server sees them: an executemany counts its rows on PostgreSQL and once on SQLite,
+whose rows cost no round trip.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from sqlalchemy import event
+
+from sms.outbox.outbox import Outbox
+from sms.outbox.records import SubmitResult
+from sms.outbox.states import DELIVERED, SUBMITTED
+from sms.outbox.testing import split_encode
+from tests.support.outbox import clock, db, db_url, make_config, msg, result, states  # noqa: F401
+
+
+@contextlib.contextmanager
+def statements(db):
+    """A list that grows by one per statement the database server runs."""
+    seen: list[str] = []
+    per_row = not db.is_sqlite
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        rows = len(parameters) if executemany and per_row else 1
+        seen.extend([statement.split(None, 1)[0].upper()] * rows)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _send_and_deliver(db, clock, n: int, first: int) -> tuple[int, int]:
+    """Statements of the one transaction recording ``n`` messages' submit results, and of
+    the one recording their receipts."""
+    box = Outbox(db, clock, make_config(), encode=split_encode, batch_turns=True)
+    accepted = [result(box.accept(msg(f"k{first + i}", dest=f"1390000{first + i:04d}")))
+                for i in range(n)]
+    clock.advance(0)
+    claimed = result(box.claim(n))
+    assert len(claimed) == n
+    with statements(db) as submits:
+        box.record(*(SubmitResult(m.part_ids[0], m.message_id, "ok", smpp_id=f"id{m.part_ids[0]}",
+                                  smsc="s1") for m in claimed))
+        clock.advance(0)  # the lane's turn ends: one transaction for the batch
+    assert {states(db)[a.message_id] for a in accepted} == {SUBMITTED}
+    with statements(db) as receipts:
+        done = [box.receipt(f"id{m.part_ids[0]}", "s1", "DELIVRD", None, None) for m in claimed]
+        clock.advance(0)
+        for d in done:
+            result(d)
+    assert {states(db)[a.message_id] for a in accepted} == {DELIVERED}
+    return len(submits), len(receipts)
+
+
+def test_submit_results_and_receipts_cost_statements_per_batch_not_per_message(db, clock):
+    """Forty messages' submit results, then their receipts, run as many statements as
+    three messages' do: the parts are written by one statement per batch, not one each."""
+    few = _send_and_deliver(db, clock, 3, 0)
+    many = _send_and_deliver(db, clock, 40, 100)
+    assert many == few
