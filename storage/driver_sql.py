@@ -17,9 +17,13 @@ from collections.abc import Sequence
 
 
 class DriverSql:
-    """Turns ``?``-placeholder SQL into the driver's paramstyle; ``{in}`` marks an IN list."""
+    """Turns ``?``-placeholder SQL into the driver's paramstyle; ``IN ({in})`` marks an IN
+    list. With ``arrays`` (PostgreSQL's drivers bind a list as an array) the list is one
+    parameter, ``= ANY(%s)``: the statement's text is then the same whatever the count, so
+    the driver and the server parse it once, not once per size."""
 
-    def __init__(self, paramstyle: str):
+    def __init__(self, paramstyle: str, arrays: bool = False):
+        self.arrays = arrays
         if paramstyle == "qmark":
             self.mark = "?"
         elif paramstyle in ("format", "pyformat"):
@@ -31,9 +35,14 @@ class DriverSql:
         """Placeholders for this driver; the text must hold no other ``?`` (or ``%``)."""
         if "%" in text:
             raise ValueError("a literal % would be read as a placeholder by format drivers")
+        if self.arrays:
+            text = text.replace("IN ({in})", "= ANY({in})")
         return text.replace("?", self.mark)
 
-    def with_in(self, text: str, values: Sequence) -> str:
-        """``text`` (already through ``sql``) with ``{in}`` replaced by one mark per value
-        (``NULL`` for none: ``IN (NULL)`` matches no row)."""
-        return text.replace("{in}", ", ".join([self.mark] * len(values)) or "NULL")
+    def with_in(self, text: str, values: Sequence) -> tuple[str, tuple]:
+        """``text`` (already through ``sql``) and the parameters its IN list takes for
+        ``values``: one array, or one mark per value (``NULL`` for none: ``IN (NULL)``
+        matches no row)."""
+        if self.arrays:
+            return text.replace("{in}", self.mark), (list(values),)
+        return text.replace("{in}", ", ".join([self.mark] * len(values)) or "NULL"), tuple(values)

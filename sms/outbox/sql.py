@@ -62,7 +62,7 @@ class HotSql:
 
     def __init__(self, paramstyle: str, sqlite: bool):
         self.sqlite = sqlite
-        d = self.driver = DriverSql(paramstyle)
+        d = self.driver = DriverSql(paramstyle, arrays=not sqlite)
         lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"  # instances claim disjoint rows
         self.due = d.sql(
             "SELECT id, center, klass, priority, destination, valid_until FROM sms_message"
@@ -142,8 +142,8 @@ class HotSql:
         """Execute on the session's connection; ``ids`` fill the statement's IN list, after
         ``params``. A list of tuples as ``params`` is an executemany."""
         if "{in}" in sql:
-            sql = self.driver.with_in(sql, ids)
-            params = (*params, *ids)
+            sql, values = self.driver.with_in(sql, ids)
+            params = (*params, *values)
         return session.connection().exec_driver_sql(sql, params)
 
     def insert(self, session, sql: str, rows: list[tuple]) -> None:
