@@ -11,7 +11,8 @@ This is the facade the daemon, jobs and doors use; each concern has its own room
   ``group_commit``: one transaction for everything that arrived while the last one ran.
 
 Writes go through ``GroupCommit`` lanes and all lanes share one lock, so SQLite
-never has two writers spinning on its lock.
+never has two writers spinning on its lock; on PostgreSQL accepts and claims, which
+touch rows the other lanes do not, run beside them.
 """
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class Outbox:
         # which touches only rows already accepted; accepts still take turns among
         # themselves, so that twins in two batches meet as duplicates, not as a conflict.
         self.accept_lock = self.lock if db.is_sqlite else DeferredLock()
+        # Likewise claims (queued rows, skipping locked ones, as another daemon's would) run
+        # beside submit results and receipts (rows already claimed): a window's results
+        # never hold the next claim back. Work that moves both kinds (recovery, release,
+        # the expiry sweep) takes both locks (``_exclusive``).
+        self.claim_lock = self.lock if db.is_sqlite else DeferredLock()
         self._hot = HotSql(db.engine.dialect.paramstyle, db.is_sqlite)
         # Small accept batches: on SQLite the lock is shared, and a big batch would hold the
         # dispatcher's claims and results back while a bulk campaign is being accepted.
@@ -224,8 +230,8 @@ class Outbox:
         with the count of doubtful ones. The journal (already open for this run) is read on
         the pool thread, and the earlier runs' segments are removed once this has committed.
         """
-        d = self.lock.run(self.db.run, recovery.recover, self._hot, self.config,
-                          self.instance, self.clock.seconds(), journal)
+        d = self._exclusive(recovery.recover, self._hot, self.config, self.instance,
+                            self.clock.seconds(), journal)
         if journal is not None:
             d.addCallback(lambda n: (journal.discard_before_current(), n)[1])
         return d
@@ -233,8 +239,8 @@ class Outbox:
     def recover_lapsed(self) -> Deferred[int]:
         """Give the survivors a dead daemon's claims (sms.outbox.recovery.recover_lapsed);
         fires with the count of parts possibly sent twice."""
-        return self.lock.run(self.db.run, recovery.recover_lapsed, self._hot, self.config,
-                             self.clock.seconds())
+        return self._exclusive(recovery.recover_lapsed, self._hot, self.config,
+                               self.clock.seconds())
 
     def claim(self, limit: int) -> Deferred[list[ClaimedMessage]]:
         """Take up to ``limit`` due messages, highest priority first, and mark them ``submitting``.
@@ -242,7 +248,7 @@ class Outbox:
         Their unsent parts are committed ``submitting`` here, in the claim, so that no
         transaction stands between a window slot freeing and the next submit_sm.
         """
-        return self.lock.run(self.db.run, _claim.claim, self._hot, self.instance,
+        return self.claim_lock.run(self.db.run, _claim.claim, self._hot, self.instance,
                              self.clock.seconds(), limit)
 
     def record(self, *results: SubmitResult) -> None:
@@ -257,7 +263,13 @@ class Outbox:
 
     def release(self, message_ids: list[int]) -> Deferred:
         """Give back claimed messages the dispatcher will not send now (on stop)."""
-        return self.lock.run(self.db.run, _claim.release, message_ids)
+        return self._exclusive(_claim.release, message_ids)
+
+    def _exclusive(self, fn: Callable, *args) -> Deferred:
+        """``fn``'s transaction while neither a claim nor the progress lane runs."""
+        if self.claim_lock is self.lock:
+            return self.lock.run(self.db.run, fn, *args)
+        return self.lock.run(self.claim_lock.run, self.db.run, fn, *args)
 
     def _progress_batch(self, session, items: list) -> list:
         now = self.clock.seconds()
@@ -285,7 +297,7 @@ class Outbox:
     def expire_stale(self) -> Deferred[int]:
         """Expire messages whose validity ended (queued ones at once, submitted ones after a
         grace), mark overdue receipts unknown, and warn when receipts stay unmatched."""
-        return self.lock.run(self.db.run, self._sweep, self.clock.seconds())
+        return self._exclusive(self._sweep, self.clock.seconds())
 
     def _sweep(self, session, now: float) -> int:
         stale = expiry.expire_stale(session, self._hot, self.config, now)

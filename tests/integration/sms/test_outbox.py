@@ -82,6 +82,25 @@ def test_accepting_waits_for_the_dispatchers_transactions_only_on_sqlite(outbox,
     assert result(d).duplicate is False
 
 
+def test_claims_wait_for_submit_results_only_on_sqlite(outbox, db):
+    """On PostgreSQL a claim (queued rows, skipping locked ones) runs beside a transaction
+    of submit results and receipts (rows already claimed), so a window's results never hold
+    the next claim back; SQLite has one writer. The expiry sweep, which moves both kinds
+    of rows, still waits for a running claim."""
+    a = result(outbox.accept(msg("k-claim-while-busy")))
+    held = result(outbox.lock.acquire())  # a batch of submit results, running
+    d = outbox.claim(10)
+    assert d.called is (not db.is_sqlite)
+    held.release()
+    assert [m.message_id for m in result(d)] == [a.message_id]
+    claiming = result(outbox.claim_lock.acquire())
+    swept: list = []
+    outbox.expire_stale().addCallback(swept.append)
+    assert swept == []
+    claiming.release()
+    assert swept == [0]
+
+
 def test_opted_out_destination_refused_for_alerts_not_codes(outbox):
     """TD stops alerts and bulk for that center; verification codes still go out."""
     result(outbox.set_opt_out("demo", MOBILE, True))
