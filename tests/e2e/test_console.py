@@ -18,7 +18,7 @@ from sandbox.sipp import Keys, Pause, SippCall
 from sandbox.stack import Stack
 from tests.support.run_logs import LOG_DIR
 from tests.support.ami_events import AgiCommands
-from tests.support.browser import shot, start_browser
+from tests.support.browser import shot, start_browser, wait_text
 
 pytestmark = pytest.mark.e2e
 
@@ -158,7 +158,7 @@ def test_menu_item_switched_off_is_not_heard_on_the_next_call(stack, browser):
     login(browser, stack, "demoadmin")
     browser.get(stack.console_url + "/menus")
     browser.find_element(By.ID, "toggle-demo-loan").click()
-    assert browser.find_element(By.ID, "toggle-demo-loan").text == "开启"
+    assert wait_text(browser, By.ID, "toggle-demo-loan", lambda t: t == "开启") == "开启"
     shot(browser, SHOTS, "menus")
     assert "loan" not in place_call(stack, "12")["path"]
     browser.find_element(By.ID, "toggle-demo-loan").click()
@@ -201,7 +201,8 @@ def test_uploaded_prompt_is_what_the_next_call_plays(stack, browser, tmp_path):
     Select(browser.find_element(By.ID, "upload-id")).select_by_value("ivr/main-menu")
     browser.find_element(By.ID, "upload-file").send_keys(str(mp3))
     browser.find_element(By.ID, "upload-submit").click()
-    installed = browser.find_element(By.CSS_SELECTOR, "#prompt-ivr-main-menu .installed").text
+    installed = wait_text(browser, By.CSS_SELECTOR, "#prompt-ivr-main-menu .installed",
+                          lambda t: t == "v1")
     assert installed == "v1"
     shot(browser, SHOTS, "prompts")
     with AgiCommands(stack.asterisk) as agi:
@@ -281,14 +282,15 @@ def test_template_edited_by_one_published_by_another_is_the_next_sms(stack, brow
     area.clear()
     area.send_keys(new)
     browser.find_element(By.ID, "save-deposit_credited").click()
-    assert "控制台测试" in browser.find_element(By.CSS_SELECTOR,
-                                              "#template-deposit_credited .draft").text
+    assert "控制台测试" in wait_text(browser, By.CSS_SELECTOR, "#template-deposit_credited .draft",
+                                  lambda t: "控制台测试" in t)
     assert not browser.find_elements(By.ID, "publish-deposit_credited")  # not by its author
     browser.delete_all_cookies()
     login(browser, stack, "admin")
     browser.get(stack.console_url + "/templates?center=demo")
     browser.find_element(By.ID, "publish-deposit_credited").click()
-    current = browser.find_element(By.CSS_SELECTOR, "#template-deposit_credited .current").text
+    current = wait_text(browser, By.CSS_SELECTOR, "#template-deposit_credited .current",
+                        lambda t: "控制台测试" in t)
     assert "控制台测试" in current
     shot(browser, SHOTS, "templates")
     since = time.time()
@@ -344,7 +346,7 @@ def test_door_client_added_in_the_browser_sends_and_its_refusals_are_reported(st
     quota.clear()
     quota.send_keys("2")
     browser.find_element(By.ID, "add-client-submit").click()
-    assert browser.find_element(By.ID, "client-name").text == "city-loans"
+    assert wait_text(browser, By.ID, "client-name", lambda t: t == "city-loans") == "city-loans"
     assert "$" + DOOR_SECRET_ENV in browser.find_element(By.ID, "secret-howto").text
     assert DOOR_SECRET not in text(browser)
     templates = browser.find_element(By.ID, "templates")
@@ -388,7 +390,7 @@ def test_door_client_added_in_the_browser_sends_and_its_refusals_are_reported(st
     assert "重复 duplicate" in dashboard and "超出日配额 quota" in dashboard
     browser.get(stack.console_url + "/door/client?name=city-loans")
     browser.find_element(By.ID, "disable-client").click()
-    assert browser.find_element(By.ID, "client-state").text == "关闭"
+    assert wait_text(browser, By.ID, "client-state", lambda t: t == "关闭") == "关闭"
     deadline = time.time() + 15
     while door_batch(stack, items[:1])[0] != 403 and time.time() < deadline:
         time.sleep(1)

@@ -29,3 +29,18 @@ def shot(driver, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def wait_text(driver, by: str, value: str, accept, timeout: float = 10.0) -> str:
+    """The element's text once ``accept(text)`` holds. After a click that posts a form, the
+    old page's element can still be read, or go stale while it is read, before the next
+    page is there; this reads the element afresh until the next page shows it."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown(d):
+        text = d.find_element(by, value).text
+        return text if accept(text) else False
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(shown)
