@@ -49,13 +49,8 @@ class OptOutPages:
         allowed = Route(self.post, allowed=lambda u: u.may_change)
         self.console.add_page("/optout", Route(self.page), allowed, nav="optout")
 
-    def _center(self, request, user) -> str | None:
-        mine = user.centers(self.console.config.centers)
-        center = arg(request, "center") or mine[0]
-        return center if center in mine else None
-
     async def page(self, request, session, message: str | None = None) -> Reply:
-        center = self._center(request, session.user)
+        center = self.console.center_of(request, session.user)
         if center is None:
             return self.console.error_page(403, "forbidden", session.lang)
         total, rows = await self.console.db.run(listing, center)
@@ -64,7 +59,7 @@ class OptOutPages:
             all_centers=session.user.centers(self.console.config.centers)))
 
     async def post(self, request, session) -> Reply:
-        center = self._center(request, session.user)
+        center = self.console.center_of(request, session.user)
         if center is None:
             return self.console.error_page(403, "forbidden", session.lang)
         now, who = self.console.clock.seconds(), session.user.name

@@ -90,13 +90,8 @@ class TemplatePages:
             c.add_page(f"/templates/{action}", Route(self.page),
                        Route(getattr(self, action), allowed=lambda u: u.may_change))
 
-    def _center(self, request, user) -> str | None:
-        mine = user.centers(self.console.config.centers)
-        center = arg(request, "center") or mine[0]
-        return center if center in mine else None
-
     async def page(self, request, session, message: str | None = None) -> Reply:
-        center = self._center(request, session.user)
+        center = self.console.center_of(request, session.user)
         if center is None:
             return self.console.error_page(403, "forbidden", session.lang)
         rows = await self.console.db.run(edits, [center])
@@ -108,7 +103,7 @@ class TemplatePages:
             all_centers=session.user.centers(self.console.config.centers)))
 
     def _target(self, request, user):
-        center = self._center(request, user)
+        center = self.console.center_of(request, user)
         name = arg(request, "name") or ""
         if center is None or name not in self.templates.names(center):
             return None

@@ -166,6 +166,13 @@ class Console(Resource):
         return Reply((HERE / "static" / name).read_bytes(), content_type=STATIC[name].encode(),
                      headers={b"cache-control": b"max-age=3600"})
 
+    def center_of(self, request, user: User) -> str | None:
+        """The center a page is asked for (``?center=``, else the user's first); None when
+        the user may not see it."""
+        mine = user.centers(self.config.centers)
+        center = arg(request, "center") or mine[0]
+        return center if center in mine else None
+
     def error_page(self, code: int, key: str, lang: str) -> Reply:
         return Reply(self.page("error.html", None, lang, message=translate(key, lang)), code)
 

@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.door_stack import CallbackReceiver, DoorStack
 from sandbox.pytest_smsc import start_npm_smsc
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,16 +22,6 @@ LONG = "【示例公积金】" + "您的住房公积金贷款已于本月结清�
 
 def msg(to: str, **over) -> dict:
     return {"to": to, **DEPOSIT, **over}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def opted_out(stack) -> bool:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import pytest
 
 from sandbox.door_stack import DoorStack
 from sandbox.pytest_smsc import start_sim_smsc
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +34,6 @@ def counter(db: str, name: str) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
         row = conn.execute("SELECT value FROM sms_counter WHERE name = ?", (name,)).fetchone()
     return row[0] if row else 0
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 @pytest.fixture
@@ -76,7 +66,7 @@ def test_kill_9_during_rest_batch_load(sim, log_dir, tmp_path):
     try:
         sender = threading.Thread(target=push)
         sender.start()
-        wait_for(lambda: len(answered) >= 6, 120, "six batches answered")
+        wait_for(lambda: len(answered) >= 6, 120, "six batches answered", interval=0.3)
         stack.kill()
         sender.join(60)
         acknowledged = {r["message_id"] for body in answered.values() for r in body["results"]}
@@ -88,7 +78,7 @@ def test_kill_9_during_rest_batch_load(sim, log_dir, tmp_path):
                 assert status == 200
                 answered[b] = body
         everything = {r["message_id"] for body in answered.values() for r in body["results"]}
-        wait_for(lambda: counts(db).get("delivered", 0) >= TOTAL, 400, "all delivered")
+        wait_for(lambda: counts(db).get("delivered", 0) >= TOTAL, 400, "all delivered", interval=0.3)
         after = counts(db)
         possible = counter(db, "possible_duplicates")
         stats = sim.stats()
@@ -132,14 +122,14 @@ def test_kill_9_during_smpp_server_load(sim, log_dir, tmp_path):
     try:
         sender = threading.Thread(target=submit_until_dead)
         sender.start()
-        wait_for(lambda: len(acked) >= 500, 120, "500 submits answered")
+        wait_for(lambda: len(acked) >= 500, 120, "500 submits answered", interval=0.3)
         stack.kill()
         sender.join(30)
         stack.start()
         wanted = set(acked)
         with sqlite3.connect(db, timeout=30) as conn:
             stored = {str(r[0]) for r in conn.execute("SELECT id FROM sms_message")}
-        wait_for(lambda: counts(db).get("delivered", 0) >= len(stored), 120, "all delivered")
+        wait_for(lambda: counts(db).get("delivered", 0) >= len(stored), 120, "all delivered", interval=0.3)
         after = counts(db)
     finally:
         stack.stop()
