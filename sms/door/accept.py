@@ -56,6 +56,12 @@ class ItemResult:
     message: str | None = None
     held_until: float | None = None
 
+    @classmethod
+    def first_of(cls, index: int, first) -> ItemResult:
+        """The answer to an item whose idempotency key an earlier message (Accepted) has."""
+        return cls(index, "duplicate", first.message_id, first.part_count, reason="duplicate",
+                   message="same idempotency key as an earlier message")
+
     def as_json(self) -> dict:
         out = {"index": self.index, "status": self.status}
         for name in ("message_id", "parts", "reason", "message", "held_until"):
@@ -153,6 +159,7 @@ class DoorAccept:
                 built.append((i, *build(client, raw, f"auto:{token}:{i}")))
             except Refused as e:
                 refuse(i, center, template, e.reason, str(e))
+        built = self._answer_known_keys(session, client, token, built, results, tally)
         built = self._drop_duplicates(session, built, now, refuse)
         built = self._spend_quota(session, client, built, now, refuse)
         if built:
@@ -165,9 +172,7 @@ class DoorAccept:
                     refuse(i, m.center, m.template, reason, str(r))
                 elif r.duplicate:
                     unused += 1
-                    results[i] = ItemResult(i, "duplicate", r.message_id, r.part_count,
-                                            reason="duplicate", message="same idempotency key "
-                                            "as an earlier message")
+                    results[i] = ItemResult.first_of(i, r)
                     tally(m.center, m.template, "duplicate")
                 else:
                     held = self.outbox.quiet.release_at(m.klass, now)
@@ -236,6 +241,25 @@ class DoorAccept:
                         text=raw.text, destination=destination,
                         idem_key=self._key(client, None, auto),
                         parts=(EncodedPart(raw.payload, raw.data_coding, raw.esm_class),)), None
+
+    def _answer_known_keys(self, session, client, token: str, built: list, results: list,
+                           tally) -> list:
+        """A resent item (its key committed before: the client never saw the answer) gets
+        its first message, spending no quota and never refused as a duplicate text."""
+        auto = self._key(client, None, f"auto:{token}:")
+        keyed = [m for _, m, _ in built if not m.idem_key.startswith(auto)]
+        known = self.outbox.known_in(session, keyed) if keyed else {}
+        if not known:
+            return built
+        kept = []
+        for i, m, reference in built:
+            first = known.get((m.center, m.idem_key))
+            if first is None:
+                kept.append((i, m, reference))
+                continue
+            results[i] = ItemResult.first_of(i, first)
+            tally(m.center, m.template, "duplicate")
+        return kept
 
     def _drop_duplicates(self, session, built: list, now: float, refuse) -> list:
         """Refuse an item whose destination got the same text within the window (never codes)."""

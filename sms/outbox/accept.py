@@ -48,9 +48,7 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
         if destination != m.destination:
             items[i] = replace(m, destination=destination)
     live = [(i, m) for i, m in enumerate(items) if results[i] is None]
-    keys = {(m.center, m.idem_key) for _, m in live}
-    existing = {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
-                for r in hot.by_center(session, hot.by_idem_key, keys)}
+    existing: dict = known_keys(session, hot, [m for _, m in live])
     optable = {(m.center, m.destination) for _, m in live if m.klass in OPTABLE}
     opted = {(r.center, r.mobile) for r in hot.by_center(session, hot.opted_out, optable)}
     limited = {m.destination for _, m in live if m.klass in LIMITED}
@@ -101,6 +99,14 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
         if results[i] is None:  # an in-batch twin of a message inserted above
             results[i] = existing[(m.center, m.idem_key)]
     return results
+
+
+def known_keys(session, hot: HotSql, items: list[Outgoing]) -> dict:
+    """The messages already committed under these items' (center, idempotency key): a
+    resent item is answered with its first message before any filter can refuse it."""
+    keys = {(m.center, m.idem_key) for m in items}
+    return {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
+            for r in hot.by_center(session, hot.by_idem_key, keys)} if keys else {}
 
 
 def set_opt_out(session, center: str, mobile: str, opted_out: bool, now: float) -> None:

@@ -128,6 +128,11 @@ class Outbox:
         one Accepted or OutboxError per item. Call ``notify_accepted`` after the commit."""
         return self._accept_batch(session, items)
 
+    def known_in(self, session, items: list[Outgoing]) -> dict:
+        """(center, idempotency key) -> Accepted of the items committed before, within the
+        caller's transaction."""
+        return _accept.known_keys(session, self._hot, items)
+
     def notify_accepted(self) -> None:
         """Wake the dispatcher for messages committed through ``accept_in`` (once per
         reactor turn however many are told)."""

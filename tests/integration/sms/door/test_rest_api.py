@@ -87,6 +87,22 @@ def test_idempotency_key_answers_the_first_message(door):
         assert len(s.execute(select(SmsMessage.id)).all()) == 1
 
 
+def test_a_resent_batch_answers_its_first_messages_before_any_filter(door):
+    """A client that resends a batch it never saw answered (the daemon died after the commit)
+    gets every item's first message id: the same text to the same number within the duplicate
+    window, a spent rate and a spent quota refuse new messages, never a known key."""
+    door.add(daily_quota=2, rate_per_second=2)
+    batch = {"messages": [msg(key="b-1", to="13912340001"), msg(key="b-2", to="13912340002")]}
+    response, first = door.request("POST", "/batch", batch)
+    assert response.code == 200 and first["accepted"] == 2
+    response, again = door.request("POST", "/batch", batch)
+    assert response.code == 200
+    assert [(r["status"], r["message_id"]) for r in again["results"]] == \
+        [("duplicate", r["message_id"]) for r in first["results"]]
+    with door.db.sessions() as s:
+        assert len(s.execute(select(SmsMessage.id)).all()) == 2
+
+
 def test_messages_without_a_key_are_never_each_others_twins(door):
     """Without an idempotency key (and with no duplicate window) every item is a message of
     its own: the same text twice in one batch, and again in the next batch, makes four."""
