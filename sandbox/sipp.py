@@ -16,6 +16,7 @@ import struct
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sandbox.ports import free_port
 
 HERE = Path(__file__).parent / "sipp"
 KEY_EVENTS = "0123456789*#"  # RFC 4733 event codes 0-11
+SILENCE = b"\xff" * 160  # 20 ms of u-law silence
 KEY_PCAP_MS = 220  # 8 event packets and the end packet three times, 20 ms apart
 
 
@@ -329,16 +331,13 @@ def silence_pcap(pcap: Path, seconds: int) -> int:
     return _write_rtp_pcap(b"\xff" * 8000 * seconds, pcap)
 
 
-def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000,
-                  silence: bool = True) -> Audio:
-    """A caller's whole RTP stream as one pcap: u-law silence every 20 ms and an RFC 4733
+def caller_packets(presses: list[tuple[int, str]], tail_ms: int = 1000,
+                   ssrc: int = 0x5EED1234) -> Iterator[bytes]:
+    """A caller's whole RTP stream, one packet every 20 ms: u-law silence and an RFC 4733
     event (8 packets, the last 3 marking its end) per key, ``(wait_ms, key)`` after the
     previous one, with sequence numbers and timestamps rising through the call, as a
-    real phone sends; for one-step calls, and N identical calls in a benchmark.
-
-    ``silence=False`` is a phone with silence suppression: only the key events are sent
-    (sequence numbers still rise by one a packet, timestamps with time), so that sipp's
-    one pcap thread per call mostly sleeps and hundreds of callers fit beside Asterisk."""
+    real phone sends (its RTP keeps Asterisk's AsyncAGI queue polled every 20 ms).
+    Made as it is read: a stream is a few thousand packets."""
     starts, t = {}, 0
     for after_ms, key in presses:
         if len(key) != 1 or key not in KEY_EVENTS:
@@ -346,24 +345,26 @@ def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 100
         t += after_ms
         starts[t // 20] = key
         t += 160
-    total = (t + tail_ms) // 20
-    packets: list[tuple[int, bytes]] = []
     key, left, key_ts = "", 0, 0
-    for tick in range(total):
+    for tick in range((t + tail_ms) // 20):
         if tick in starts:
             key, left, key_ts = starts[tick], 8, tick * 160
-        seq = len(packets) + 1
         if left:
             duration = min(8 - left + 1, 5) * 160
             end = 0x80 if left <= 3 else 0
             event = struct.pack("!BBH", KEY_EVENTS.index(key), end | 10, duration)
-            packets.append((tick, _rtp(101, seq, key_ts, KeyPresses.SSRC, event,
-                                       marker=left == 8)))
+            yield _rtp(101, tick + 1, key_ts, ssrc, event, marker=left == 8)
             left -= 1
-        elif silence:
-            packets.append((tick, _rtp(0, seq, tick * 160, KeyPresses.SSRC, b"\xff" * 160)))
-    _write_pcap([p for _, p in packets], Path(path), ticks=[t for t, _ in packets])
-    return Audio(Path(path), total * 20)
+        else:
+            yield _rtp(0, tick + 1, tick * 160, ssrc, SILENCE)
+
+
+def caller_stream(presses: list[tuple[int, str]], path: Path, tail_ms: int = 1000) -> Audio:
+    """``caller_packets`` as one pcap, for one-step calls and N identical calls in a
+    benchmark."""
+    packets = list(caller_packets(presses, tail_ms, KeyPresses.SSRC))
+    _write_pcap(packets, Path(path))
+    return Audio(Path(path), len(packets) * 20)
 
 
 def _rtp(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
@@ -378,9 +379,8 @@ def _write_rtp_pcap(payload: bytes, pcap: Path) -> int:
     return len(chunks) * 20
 
 
-def _write_pcap(rtp_packets: list[bytes], pcap: Path, ticks: list[int] | None = None) -> None:
-    """RTP packets as UDP/IPv4/Ethernet frames 20 ms apart (or at their ``ticks`` of 20 ms),
-    in a classic pcap file."""
+def _write_pcap(rtp_packets: list[bytes], pcap: Path) -> None:
+    """RTP packets as UDP/IPv4/Ethernet frames 20 ms apart, in a classic pcap file."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
     for n, rtp in enumerate(rtp_packets):
@@ -390,7 +390,7 @@ def _write_pcap(rtp_packets: list[bytes], pcap: Path, ticks: list[int] | None = 
                          src, dst)
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
         frame = b"\x00\x11\x22\x33\x44\x55" + b"\x66\x77\x88\x99\xaa\xbb" + b"\x08\x00" + ip + udp
-        t = (ticks[n] if ticks is not None else n) * 0.02
+        t = n * 0.02
         out.append(struct.pack("<IIII", int(t), int((t % 1) * 1_000_000), len(frame), len(frame)))
         out.append(frame)
     pcap.write_bytes(b"".join(out))

@@ -74,11 +74,8 @@ def test_call_counts_and_table():
 
 
 def _wire_meter(port: int = 5038) -> WireMeter:
-    """A WireMeter without its capture socket (segments are fed by hand)."""
-    meter = WireMeter.__new__(WireMeter)
-    meter.port, meter.samples, meter._buffers, meter._pending, meter._drivers = \
-        port, [], {}, {}, set()
-    return meter
+    """A WireMeter without its capture (segments are fed by hand)."""
+    return WireMeter(port)
 
 
 def test_wire_meter_pairs_result_and_next_action_on_the_driving_connection():
@@ -86,10 +83,10 @@ def test_wire_meter_pairs_result_and_next_action_on_the_driving_connection():
     AGI action for the channel give one sample; the listening session's copy of the same
     event (another client port, never sending AGI) is ignored."""
     m = _wire_meter()
-    m.segment(0.0, 40000, 5038, b"Action: AGI\r\nChannel: PJSIP/a-1\r\nCommand: X\r\n\r\n")
-    m.segment(1.000, 5038, 40000, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\nRes")
-    m.segment(1.001, 5038, 40000, b"ult: 200%20result%3D1\r\n\r\n")
-    m.segment(1.002, 5038, 40001, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\n\r\n")
-    m.segment(1.004, 40000, 5038, b"Action: AGI\r\nActionID: 7\r\nChannel: PJSIP/a-1\r\n\r\n")
+    m.payload(0.0, 40000, 5038, b"Action: AGI\r\nChannel: PJSIP/a-1\r\nCommand: X\r\n\r\n")
+    m.payload(1.000, 5038, 40000, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\nRes")
+    m.payload(1.001, 5038, 40000, b"ult: 200%20result%3D1\r\n\r\n")
+    m.payload(1.002, 5038, 40001, b"Event: AsyncAGIExec\r\nChannel: PJSIP/a-1\r\n\r\n")
+    m.payload(1.004, 40000, 5038, b"Action: AGI\r\nActionID: 7\r\nChannel: PJSIP/a-1\r\n\r\n")
     assert m.samples == [pytest.approx(0.003)]
     assert m._pending == {}
