@@ -30,6 +30,14 @@ async def wait_for(reactor, predicate, limit: float = 20.0) -> bool:
     return predicate()
 
 
+def test_the_shipped_configuration_loads_without_a_refused_keyword(asterisk):
+    """Asterisk reads every option dialplans/ sets: none is refused as an invalid keyword
+    (a refused one is silently replaced by Asterisk's default, as manager.conf's
+    writetimeout once was: 100 ms instead of 1000 before a slow reader is dropped)."""
+    logged = (asterisk.log_dir / "messages").read_text(errors="replace")
+    assert "Invalid keyword" not in logged and "Unknown keyword" not in logged, logged[-2000:]
+
+
 def test_keys_pressed_by_caller_reach_get_data(asterisk, tmp_path):
     """A sipp call to 12329 pressing 1 2 # gives the flow's get_data the digits 12."""
     instance = asterisk.variables["instance"]
