@@ -219,7 +219,6 @@ async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | Non
                     callers: str = "pcap") -> dict:
     from ivr.asterisk.ami_link import AmiLink
     from sandbox.asterisk import OBSERVER
-    from benchmarks.rtp_callers import SipDialogs, StreamCallers, rtp_socket
     from sandbox.sipp import Pause, SippCall, Step, caller_stream
     from sandbox.stack import balance_call, cpu_seconds
     from core_client.demo_data import demo_identities
@@ -242,23 +241,15 @@ async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | Non
     workdir.mkdir(parents=True, exist_ok=True)
     presses = balance_call(person.id_number.replace("X", "*"), person.password,
                            listen_ms=LISTEN_MS)
-    streams = dialogs = None
+    streams = None
     if callers == "stream":
-        sock = rtp_socket()
-        streams = StreamCallers(reactor, stream_callers(stack.core_db, calls), sock)
-        dialogs = SipDialogs(
-            inst.sip_port,
-            lambda call_id, to: reactor.callFromThread(streams.answered, call_id, to),
-            lambda call_id: reactor.callFromThread(streams.ended, call_id)).capture()
+        streams = await start_stream_callers(reactor, inst.sip_port, stack.core_db, calls)
         script: Step = Pause(script_ms(presses, TAIL_MS))
     else:
         script = caller_stream(presses, workdir / "caller.pcap", tail_ms=TAIL_MS)
     sipp = SippCall("127.0.0.1", inst.sip_port, "12329", steps=[script], hangup="wait",
                     caller="02584001234", calls=calls, rate=max(1.0, min(rate, calls)),
                     wait_bye_ms=120000, timeout_s=60 + calls / rate + 120, workdir=workdir)
-    if streams is not None and dialogs is not None:
-        dialogs.start()
-        streams.start()
     wire = WireMeter(inst.ami_port)
     wire_capture = wire.capture()
     wire_capture.start()
@@ -290,15 +281,12 @@ async def run_round(reactor, stack, calls: int, rate: float, cut_at: float | Non
         if sipp.process.poll() is None:  # cancelled (Ctrl-C)
             sipp.process.terminate()
         wire_capture.stop()
-        if streams is not None and dialogs is not None:
-            dialogs.stop()
-            streams.stop()
-            streams.sock.close()
+        streamed = stop_stream_callers(streams) if streams is not None else None
         await link.stop()
     handled = sum(1 for r in records if r["outcome"] == "ivr_handled" and r["served"])
     return {
         "calls": calls, "rate_per_s": sipp.rate, "sipp_ok": result.ok, "callers": callers,
-        **({"caller_streams": streams.summary()} if streams is not None else {}),
+        **({"caller_streams": streamed} if streamed is not None else {}),
         **({"ami_cut_at_s": cut_at, "ami_connections_cut": sum(cut),
             "met_the_fallback": len(fallbacks)} if cut_at is not None else {}),
         "completed": handled, "records": len(records),
@@ -329,27 +317,30 @@ def script_ms(presses: list[tuple[int, str]], tail_ms: int) -> int:
     return sum(after for after, _ in presses) + 160 * len(presses) + tail_ms
 
 
-def stream_callers(core_db: Path, calls: int):
-    """Each answered call's RTP, for persons of their own: the demo core's normal,
-    unlocked accounts after the documented identities, keying ID (X as *) and the demo
-    password through the same balance walk as the pcap callers."""
-    import random
-    import sqlite3
+async def start_stream_callers(reactor, sip_port: int, core_db: Path, calls: int):
+    """``benchmarks.rtp_callers`` in a process of its own, once it listens."""
+    import subprocess
 
-    from core_client.demo_data import DEMO_PASSWORD
-    from sandbox.sipp import caller_packets
-    from sandbox.stack import balance_call
+    from twisted.internet.threads import deferToThreadPool
 
-    with sqlite3.connect(core_db) as conn:
-        ids = [r[0] for r in conn.execute(
-            "SELECT p.ZJHM FROM person p JOIN account a ON a.person_id = p.id "
-            "WHERE a.GRZHZT = 'normal' AND a.SDJZSJ IS NULL AND p.id > 6 ORDER BY p.id "
-            "LIMIT ?", (calls,))]
-    if len(ids) < calls:
-        raise SystemExit(f"the demo core has {len(ids)} usable persons for {calls} calls")
-    for id_number in ids:
-        presses = balance_call(id_number.replace("X", "*"), DEMO_PASSWORD, listen_ms=LISTEN_MS)
-        yield caller_packets(presses, TAIL_MS, ssrc=random.getrandbits(32))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.rtp_callers", "--sip-port", str(sip_port),
+         "--core-db", str(core_db), "--calls", str(calls), "--listen-ms", str(LISTEN_MS),
+         "--tail-ms", str(TAIL_MS)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = await deferToThreadPool(reactor, reactor.getThreadPool(), process.stdout.readline)
+    if line.strip() != "ready":
+        process.kill()
+        raise SystemExit(f"the stream callers did not start: {line!r}")
+    return process
+
+
+def stop_stream_callers(process) -> dict:
+    """SIGTERM, then what the callers sent (their last line)."""
+    process.terminate()
+    out, _ = process.communicate(timeout=10)
+    lines = out.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
 
 
 async def _records(reactor, stack, since: float, calls: int, limit: float = 30.0) -> list[dict]:

@@ -15,6 +15,8 @@ import threading
 import time
 
 SO_ATTACH_FILTER, SO_TIMESTAMP, ETH_P_ALL, PACKET_OUTGOING = 26, 29, 0x0003, 4
+SO_RCVBUFFORCE = 33  # beyond net.core.rmem_max (the capture needs CAP_NET_RAW anyway)
+CAPTURE_BUFFER = 16 << 20  # a busy second in the kernel, so a late read drops nothing
 TCP, UDP = 6, 17
 
 
@@ -48,6 +50,10 @@ class LoopbackCapture:
         fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(self._program))
         self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_BUFFER)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
         self.sock.bind(("lo", 0))
         self.sock.settimeout(0.2)
         self.thread = threading.Thread(target=self._read, name=name, daemon=True)

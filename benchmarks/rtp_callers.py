@@ -1,5 +1,7 @@
 """Callers light enough for 500 at once on two cores: sipp holds each SIP dialog and plays
-no media, and this module sends every caller's RTP from one socket on one timer.
+no media, and this module sends every caller's RTP from one socket on one timer, in a
+process of its own (``python -m benchmarks.rtp_callers``) so that the bench's measuring
+process is never busy sending.
 
 sipp plays a pcap on a thread of its own per call: 500 threads each waking every 20 ms
 left the machine's run queue at 335 and measured sipp more than the hotline. A phone
@@ -13,12 +15,20 @@ SIP port (``LoopbackCapture``), so sipp needs no change and Asterisk no privileg
 """
 from __future__ import annotations
 
+import argparse
+import json
+import random
 import re
+import signal
 import socket
+import sqlite3
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from twisted.internet import task
+from twisted.internet.selectreactor import SelectReactor
 
 from benchmarks.loopback_capture import UDP, LoopbackCapture
 
@@ -135,3 +145,58 @@ class StreamCallers:
         return {"calls_streamed": len(self.finished) + len(self.streams),
                 "packets_sent": self.packets_sent, "packets_dropped": self.packets_dropped,
                 "most_packets_behind_at_once": self.most_behind}
+
+
+def stream_callers(core_db: Path, calls: int, listen_ms: int, tail_ms: int
+                   ) -> Iterator[Iterator[bytes]]:
+    """Each answered call's RTP, for persons of their own: the demo core's normal,
+    unlocked accounts after the documented identities, keying ID (X as *) and the demo
+    password through the balance walk (``sandbox.stack.balance_call``)."""
+    from core_client.demo_data import DEMO_PASSWORD
+    from sandbox.sipp import caller_packets
+    from sandbox.stack import balance_call
+
+    with sqlite3.connect(core_db) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT p.ZJHM FROM person p JOIN account a ON a.person_id = p.id "
+            "WHERE a.GRZHZT = 'normal' AND a.SDJZSJ IS NULL AND p.id > 6 ORDER BY p.id "
+            "LIMIT ?", (calls,))]
+    if len(ids) < calls:
+        raise SystemExit(f"the demo core has {len(ids)} usable persons for {calls} calls")
+    for id_number in ids:
+        presses = balance_call(id_number.replace("X", "*"), DEMO_PASSWORD, listen_ms=listen_ms)
+        yield caller_packets(presses, tail_ms, ssrc=random.getrandbits(32))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stream callers for the calls answered on ``--sip-port`` until SIGTERM; prints
+    ``ready`` once listening, then one JSON line of what was sent."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.rtp_callers")
+    p.add_argument("--sip-port", type=int, required=True)
+    p.add_argument("--core-db", type=Path, required=True)
+    p.add_argument("--calls", type=int, required=True)
+    p.add_argument("--listen-ms", type=int, required=True)
+    p.add_argument("--tail-ms", type=int, required=True)
+    args = p.parse_args(argv)
+    reactor = SelectReactor()
+    sock = rtp_socket()
+    streams = StreamCallers(reactor, stream_callers(args.core_db, args.calls, args.listen_ms,
+                                                    args.tail_ms), sock)
+    capture = SipDialogs(
+        args.sip_port,
+        lambda call_id, to: reactor.callFromThread(streams.answered, call_id, to),
+        lambda call_id: reactor.callFromThread(streams.ended, call_id)).capture()
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    capture.start()
+    reactor.callWhenRunning(streams.start)
+    reactor.callWhenRunning(lambda: print("ready", flush=True))
+    reactor.run(installSignalHandlers=False)
+    capture.stop()
+    streams.stop()
+    sock.close()
+    print(json.dumps(streams.summary()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
