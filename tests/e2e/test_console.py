@@ -335,7 +335,8 @@ def test_door_client_added_in_the_browser_sends_and_its_refusals_are_reported(st
     import io
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     login(browser, stack, "admin")
     browser.get(stack.console_url + "/door")
@@ -352,7 +353,11 @@ def test_door_client_added_in_the_browser_sends_and_its_refusals_are_reported(st
     templates = browser.find_element(By.ID, "templates")
     templates.clear()
     templates.send_keys("deposit_credited")
-    browser.find_element(By.ID, "save-client").click()
+    save = browser.find_element(By.ID, "save-client")
+    save.click()
+    # The save is committed once its answer replaced the page: only then does the
+    # daemon's next reload (within 5 s) see it, so the wait starts there.
+    WebDriverWait(browser, 15).until(staleness_of(save))
     assert browser.find_element(By.ID, "templates").get_attribute("value") == "deposit_credited"
     shot(browser, SHOTS, "door-client")
     deposit = {"template": "deposit_credited",
