@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from common.masking import mask_account, mask_mobile
 from core_client import limits
@@ -73,16 +74,37 @@ class LockoutCore:
         await self._guarded(account_no, lambda: self.inner.change_password(account_no, old, new))
 
     async def _guarded(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
+        """The account's checks one at a time. A right password returns at once while its
+        count reset commits: the caller hears the next prompt sooner, and the account's
+        turn is held until the reset is stored, so its next check sees it."""
         turn = self._turns.setdefault(account_no, DeferredLock())
         await turn.acquire()
+        reset: Deferred[None] | None = None
         try:
-            await self._checked(account_no, call)
+            reset = await self._checked(account_no, call)
         finally:
-            turn.release()
-            if not turn.locked:  # nobody was waiting for it
-                self._turns.pop(account_no, None)
+            if reset is None:
+                self._end_turn(account_no, turn)
+            else:
+                reset.addErrback(self._reset_lost, account_no)
+                reset.addBoth(lambda _: self._end_turn(account_no, turn))
 
-    async def _checked(self, account_no: str, call: Callable[[], Awaitable[None]]) -> None:
+    def _end_turn(self, account_no: str, turn: DeferredLock) -> None:
+        turn.release()
+        if not turn.locked:  # nobody was waiting for it
+            self._turns.pop(account_no, None)
+
+    @staticmethod
+    def _reset_lost(failure: Failure, account_no: str) -> None:
+        """The right password stands; only its count reset was not stored (the count then
+        lapses with its window)."""
+        log.failure("the count reset after a right password for account {account} was not "
+                    "stored", failure, account=mask_account(account_no))
+
+    async def _checked(self, account_no: str, call: Callable[[], Awaitable[None]]
+                       ) -> Deferred[None]:
+        """The reservation, the check, the outcome counted; on a right password, the
+        Deferred of its count reset, still committing."""
         now = self._clock.seconds()
         granted = await limits.run(self._db, self._reserve, account_no, now)
         if not granted.allowed:
@@ -100,7 +122,7 @@ class LockoutCore:
         except CoreError:  # unavailable, locked by the core ...: this try was never judged
             await limits.run(self._db, self._refund, account_no, self._clock.seconds())
             raise
-        await self._db.run_exclusive(self._succeeded, account_no, self._clock.seconds())
+        return self._db.run_exclusive(self._succeeded, account_no, self._clock.seconds())
 
     def _reserve(self, session, account_no: str, now: float) -> limits.Reservation:
         """One transaction: the caller's count, then the account's (both or neither)."""

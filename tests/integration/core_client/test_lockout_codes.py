@@ -424,3 +424,42 @@ def test_concurrent_right_passwords_for_one_account_are_all_checked(db, fake, cl
     for d in tries:
         d.addErrback(failures.append)
     assert failures == [] and len(gated.gates) == 5
+
+
+class HeldResets:
+    """The platform database, but a right password's count reset waits for the test."""
+
+    def __init__(self, db):
+        self.db, self.gates = db, []
+
+    def run_exclusive(self, fn, *args):
+        done = self.db.run_exclusive(fn, *args)
+        if getattr(fn, "__name__", "") != "_succeeded":
+            return done
+        gate = Deferred()
+        self.gates.append(gate)
+        return gate.addCallback(lambda _: done)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def test_a_right_password_answers_before_its_count_reset_and_the_next_check_waits(
+        db, fake, clock, identities):
+    """The caller hears the next prompt while the right password's count reset commits
+    (one write fewer on the way to the balance); the account's next check starts only
+    once the reset is stored, so it is never judged on the old count."""
+    ident = identities[PLAIN]
+    held = HeldResets(db)
+    base = LockoutCore(fake, held, clock, attempts=3, lock_minutes=30)
+    with pytest.raises(WrongPassword):
+        wait(base.verify_password(ident.account_no, "000000"))
+    wait(base.verify_password(ident.account_no, ident.password))  # answered, reset held
+    assert len(held.gates) == 1
+    checks = fake.calls.count("verify_password")
+    after = ensureDeferred(base.verify_password(ident.account_no, "000000"))
+    assert not after.called and fake.calls.count("verify_password") == checks
+    held.gates[0].callback(None)
+    with pytest.raises(WrongPassword) as e:
+        wait(after)
+    assert e.value.attempts_left == 2  # the reset was seen: one wrong of three
