@@ -93,7 +93,17 @@ def test_an_adopted_identified_caller_hears_the_balance_without_identifying_agai
     assert record.identified and served == 1
 
 
-def test_an_adopted_caller_stays_identified_for_the_next_identification_too(handler):
+def test_an_adopted_identified_caller_who_asks_for_nothing_more_is_recorded_identified(handler):
+    """The record of an adopted call says identified once the kept identity is found, even
+    when the caller hangs up without choosing a service (the first daemon never closed it)."""
+    session = FakeSession([HANGUP])
+    with_identities(handler, FakeDb({session.uniqueid: (7, "demo", X_PERSON.account_no)}))
+    run(handler.resume(session, at="deposit"))
+    record, _outcome, served = handler.records.closed[0]
+    assert record.identified and served == 0
+
+
+def test_an_adopted_caller_stays_identified_for_every_later_service(handler):
     """The restored identity serves every later service of the call and is not written
     again (nothing new was identified)."""
     session = FakeSession(["1", "2", HANGUP])
