@@ -5,7 +5,9 @@ leaves an open row with no ``ended_at``) and completed when it ends, in one
 transaction with the call's key-press counts. A call another daemon adopts
 (``ivr.asterisk.adoption``) goes on in that open row, which then names the adopter. ``settle`` closes what a dead
 daemon left open (outcome ``lost``) and records the calls that met the
-dialplan's fallback (``fallback``), from what Asterisk kept about them.
+dialplan's fallback (``fallback``), from what Asterisk kept about them. A record
+that closes takes its caller's identity with it (``ivr.identities``); settling also
+sweeps identities past their expiry.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from common.masking import mask_mobile
+from ivr.identities import forget, forget_expired
 from ivr.tables import IvrCall, IvrKeyPress
 
 # How a call ended, as counted by ``hotline ivr stats``: ``lost`` when the daemon driving it
@@ -123,7 +126,8 @@ class CallRecords:
 
         ``busy``: uniqueids of calls still running here or still up in Asterisk, left open
         (one that meets the fallback later is settled by its fallback entry)."""
-        return await self.db.run(_settle, instance, fallbacks, busy, self.on_closed)
+        return await self.db.run(_settle, instance, fallbacks, busy, self.on_closed,
+                                 self.clock.seconds())
 
 
 def _insert(session, record: CallRecord) -> int:
@@ -156,6 +160,7 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
     row.served = served
     row.outcome = outcome
     row.survey = record.survey
+    forget(session, [record.uniqueid])
     for (node, key), count in Counter(record.keys).items():
         session.add(IvrKeyPress(call_id=record.id, center=record.center, node=node, key=key,
                                 count=count))
@@ -164,7 +169,7 @@ def _finish(session, record: CallRecord, outcome: str, served: int, now: float,
 
 
 def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str],
-            on_closed=None) -> tuple[int, int]:
+            on_closed, now: float) -> tuple[int, int]:
     closed: list[IvrCall] = []
     for fb in fallbacks:
         row = session.scalars(select(IvrCall).where(IvrCall.instance == instance,
@@ -189,6 +194,8 @@ def _settle(session, instance: str, fallbacks: list[FallbackCall], busy: set[str
         if row.uniqueid not in busy:  # gone without a trace: closed, duration unknown
             row.outcome = "lost"
             closed.append(row)
+    forget(session, [row.uniqueid for row in closed])
+    forget_expired(session, now)
     if on_closed is not None:
         for row in closed:
             record = CallRecord(instance=row.instance, center=row.center,

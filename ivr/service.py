@@ -29,6 +29,7 @@ from ivr.asterisk.lost_calls import LostCalls
 from ivr.engine import Engine, run_call
 from ivr.flows import FLOWS
 from ivr.flows.context import CallContext, Notifier
+from ivr.identities import Identities
 from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.config import PromptsConfig
@@ -56,10 +57,12 @@ class CallHandler:
                  cores: Mapping[str, CoreClient], notifier: Notifier | None = None,
                  menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
                  switches: Switches | None = None,
-                 on_reply: Callable[[float], None] | None = None, keep_menus: bool = False):
+                 on_reply: Callable[[float], None] | None = None, keep_menus: bool = False,
+                 identities: Identities | None = None):
         self.config, self.clock, self.records = config, clock, records
         self.on_reply = on_reply  # each reply time of a call's session (IVR latency metric)
         self.keep_menus = keep_menus  # in a cluster: the menu a call is in, for its adopter
+        self.identities = identities  # in a cluster: who an identified caller is, likewise
         self.agents = agents
         self.cores, self.notifier, self.switches = cores, notifier, switches
         self.menus = dict(menus) if menus is not None else {
@@ -85,7 +88,8 @@ class CallHandler:
     async def resume(self, session, at: str | None = None) -> str:
         """A call adopted from a dead daemon (ivr.asterisk.adoption): the menu ``at`` again
         (the main menu if ``at`` names none; the start if the call never reached a menu),
-        in the language the caller chose there."""
+        in the language the caller chose there, identified if the dead daemon kept who the
+        caller is (ivr.identities)."""
         return await self._run(session, resumed=True, at=at)
 
     async def _run(self, session, resumed: bool, at: str | None = None) -> str:
@@ -116,6 +120,10 @@ class CallHandler:
                                                             prompt_id))
         if self.keep_menus:
             ctx.on_menu = menu_keeper(session)
+        if self.identities is not None:
+            ctx.on_identified = partial(self.identities.remember, record)
+            if resumed:
+                self.identities.restore(ctx)
         start = None
         if resumed:
             record.adopted = True
@@ -216,6 +224,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     ami = config.ivr.ami
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
+    identities = Identities(db, reactor) if cluster is not None else None
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
     adopted_flows = []
@@ -230,7 +239,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
         handler = CallHandler(config, reactor, records, cores, notifier,
                               menus=handlers[0].menus if handlers else None,
                               agents=AgentAnswers(link, reactor), switches=switches,
-                              on_reply=on_reply, keep_menus=cluster is not None)
+                              on_reply=on_reply, keep_menus=cluster is not None,
+                              identities=identities)
         handlers.append(handler)
         admin = AdminCalls(config, reactor, db)
         flow = CallsByRole(handler, admin)

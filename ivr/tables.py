@@ -1,8 +1,10 @@
-"""The IVR room's tables: one row per call, and key presses per menu item per call.
+"""The IVR room's tables: one row per call, key presses per menu item per call, and the
+account of an identified caller while the call lives.
 
 Times are epoch seconds (floats) from the reactor's clock, as in the other
 rooms, so tests drive them with ``task.Clock``. Nothing secret is stored: the
-caller number is masked, and ID numbers and passwords never enter ``keys``.
+caller number is masked, ID numbers and passwords never enter ``keys`` nor any
+table, and an account number only lives as long as its call (``IvrIdentity``).
 """
 from __future__ import annotations
 
@@ -51,3 +53,19 @@ class IvrKeyPress(Base):
     node: Mapped[str] = mapped_column(String(48))
     key: Mapped[str] = mapped_column(String(8))
     count: Mapped[int] = mapped_column(Integer)
+
+
+class IvrIdentity(Base):
+    """Who the core said an identified caller is, while the call lives (``ivr.identities``):
+    a daemon adopting the call resumes it as identified. Never the password or ID number;
+    the account number goes with the call's record (deleted when it closes)."""
+
+    __tablename__ = "ivr_identity"
+    __table_args__ = (Index("ix_ivr_identity_expires_at", "expires_at"),)
+
+    uniqueid: Mapped[str] = mapped_column(String(64), primary_key=True)  # Asterisk's, as ivr_call
+    call_id: Mapped[int] = mapped_column(Integer)  # the ivr_call row it belongs to
+    center: Mapped[str] = mapped_column(String(32))
+    account_no: Mapped[str] = mapped_column(String(32))
+    identified_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

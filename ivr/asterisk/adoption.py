@@ -15,8 +15,9 @@ instance's lease lapsed, and the others need a moment to renew theirs.
   was in (HOTLINE_MENU, kept on the channel by ``menu_keeper`` as the call enters
   each menu), else the main menu, in the caller's language. A command the dead
   daemon left running (a menu being read, a balance) finishes first, so the
-  caller is not cut off mid-prompt; the identity is not kept anywhere but in the
-  dead process, so a caller who identified is asked again when a service needs it.
+  caller is not cut off mid-prompt; a caller who had identified stays identified
+  when the dead daemon's database row says who it is (``ivr.identities``), else is
+  asked again when a service needs it.
 
 When the dead instance comes back (its lease alive again) or another daemon
 holds the lease, this daemon stops taking its new calls and gives the lease

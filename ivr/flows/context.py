@@ -63,6 +63,12 @@ class CallContext:
     # Told each menu the call enters (ivr.asterisk.adoption keeps it on the channel, so a
     # daemon adopting the call replays that menu); None: nobody needs to know.
     on_menu: Callable[[str], None] | None = None
+    # Told when the core accepted the caller (ivr.identities keeps who the caller is, so a
+    # daemon adopting the call need not ask again); None: nobody needs to know.
+    on_identified: Callable[[Account], object] | None = None
+    # An adopted call: the look for the identity its first daemon kept (ivr.identities sets
+    # ``account`` when found); identification waits for it before asking the caller.
+    restoring: Awaitable[object] | None = None
 
     @property
     def tz(self) -> dt.tzinfo:

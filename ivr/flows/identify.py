@@ -6,7 +6,8 @@ WrongPassword(attempts_left) or AccountLocked(until) and this flow only tells
 the caller. A core link that refuses our signatures (wrong key, clock skew, an
 answer not from the core) cannot serve this call at all: the caller hears an
 apology and goes to an agent, with one log line. Nothing keyed here is logged or
-recorded.
+recorded; in a cluster the account the core found is kept while the call lives
+(``on_identified``, ``ivr.identities``), so that a daemon adopting the call does not ask again.
 """
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def is_password(keyed: str) -> bool:
 
 
 async def require_account(ctx: CallContext) -> Step | None:
-    """Identify the caller unless already done; a Step to leave with when that fails."""
+    """Identify the caller unless already done (also by the daemon that drove the call
+    before this one adopted it); a Step to leave with when that fails."""
+    if ctx.restoring is not None:
+        restoring, ctx.restoring = ctx.restoring, None
+        await restoring
     if ctx.account is not None:
         return None
     spec = ctx.menu.inputs["id"]
@@ -65,6 +70,8 @@ async def require_account(ctx: CallContext) -> Step | None:
         if step is None:
             ctx.account = account
             ctx.record.identified = True
+            if ctx.on_identified is not None:
+                ctx.on_identified(account)
         return step
     return ctx.give_up(("ivr/account-not-found",))
 

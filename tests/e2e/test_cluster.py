@@ -4,7 +4,8 @@ synchronous standby, two Asterisk nodes behind Kamailio.
 One cluster for the whole story, in order: both daemons serve calls; a daemon killed
 with SIGKILL in the middle of a 20,000-message send and with 20 callers in the menus
 hands its scheduled jobs, its SMS connection slot and its calls to the survivor (the
-calls resumed in the menu they were in, no caller silent 3 s or more); the
+calls resumed in the menu they were in, no caller silent 3 s or more, a caller who had
+identified hearing the balance again without identifying again); the
 PostgreSQL primary is killed and the standby promoted, and the survivor goes on
 (heartbeats, calls, alerts) within 60 s with nothing acknowledged lost; an Asterisk
 node is killed and new calls go to the other. The alert for a deposit posted at each step
@@ -20,13 +21,14 @@ import sqlalchemy as sa
 
 from sandbox.cluster import NODES, Cluster, EventTap
 from sandbox.demo import DEPOSIT_ACCOUNT
-from sandbox.sipp import Pause, SippCall
+from sandbox.sipp import Keys, Pause, SippCall
 from sandbox.stack import credit_deposit
 from sms.carrier import text
 from sms.cli import WallClock
 from sms.outbox.outbox import Outbox
 from sms.outbox.records import EncodedPart, Outgoing
 from storage.db import Database, engine_url
+from tests.support.ivr_calls import KEYED_ID, X_PERSON
 from tests.support.run_logs import LOG_DIR
 from tests.support.outbox import make_config
 
@@ -133,6 +135,23 @@ def watch_takeover(cluster, calls: set, killed: float, survivor: str, limit: flo
     return settled
 
 
+def identified_caller(cluster, node: str, workdir) -> SippCall:
+    """A caller on ``node`` (whose own daemon drives its calls) who keys Mandarin, deposit,
+    balance, the ID (X as *) and the password, then asks for the balance again every 4 s
+    for a minute and a half: long enough to be listening when that daemon is killed."""
+    steps = [Pause(2500), Keys("1"), Pause(1500), Keys("1"), Pause(1500), Keys("1"),
+             Pause(2000), Keys(KEYED_ID + "#", gap_ms=660),
+             Pause(1500), Keys(X_PERSON.password + "#", gap_ms=660)]
+    steps += [Pause(4000), Keys("1")] * 22
+    return SippCall(NODES[node], cluster.asterisks[node].sip_port, "12329", steps=steps,
+                    hangup="bye", timeout_s=180, workdir=workdir)
+
+
+def kept_identities(cluster) -> list[str]:
+    """The uniqueids of the calls whose caller's identity the database keeps."""
+    return [r[0] for r in query(cluster, "select uniqueid from ivr_identity")]
+
+
 def longest_silences(events: list) -> dict:
     """Per channel (node, name), the longest time Asterisk spent between the end of one AGI
     command and the start of the next, or of the fallback: dead air nobody chose."""
@@ -167,6 +186,11 @@ def test_cluster_story(cluster, tmp_path):
     # message is delivered, the SMSC's duplicates no more than the outbox counted as possible.
     dead = holders(cluster)["smsc-local-0"].removeprefix("hotline-")
     survivor = next(n for n in NODES if n != dead)
+    # One caller on the doomed daemon identifies first and keeps asking for the balance.
+    asking = identified_caller(cluster, dead, tmp_path / "identified")
+    asking.start()
+    wait_for("the identified caller's identity kept", lambda: kept_identities(cluster), 60)
+    [asker] = kept_identities(cluster)
     fill(cluster, TOTAL)
     wait_for("a third sent", lambda: sent(cluster).get("delivered", 0) >= TOTAL // 3, 300)
     with EventTap(cluster, {"AGIExecStart", "AGIExecEnd", "UserEvent"}) as tap:
@@ -200,8 +224,23 @@ def test_cluster_story(cluster, tmp_path):
         assert before.get("delivered", 0) < TOTAL  # the kill really was mid-send
         answered = callers.finish(timeout=120)
         late_result = late.finish(timeout=60)
+        asked = asking.finish(timeout=180)
     assert answered.ok, answered.stdout + answered.errors
     assert late_result.ok, late_result.stdout + late_result.errors
+    assert asked.ok, asked.stdout + asked.errors
+    # The identified caller, adopted, heard the balance again (served by the survivor, the
+    # record identified) and was never asked to identify after the kill; the identity went
+    # with the call's record.
+    [(instance, path, served, was_identified)] = query(
+        cluster, "select instance, path, served, identified from ivr_call where uniqueid = :u",
+        u=asker)
+    assert (instance, path.split()[:2]) == (f"hotline-{survivor}", ["adopted", "deposit"])
+    assert "balance" in path.split() and served >= 1 and was_identified == 1, path
+    asked_again = [e.get("Command") for t, _node, e in tap.events
+                   if t > killed and e.get("Uniqueid") == asker and "ivr/enter-" in
+                   e.get("Command", "")]
+    assert not asked_again, asked_again
+    assert asker not in kept_identities(cluster)
     late_fallbacks = [float(e["At"]) - float(e["Answered"]) for _t, node, e in tap.events
                       if node == dead and e.get("UserEvent") == "HotlineFallback"]
     late_adopted = query(cluster, "select path from ivr_call where instance = :i and "
@@ -251,7 +290,8 @@ def test_cluster_story(cluster, tmp_path):
           f"adopted, the last {max(t for t, _ in takeover.values()):.1f} s after the kill; "
           f"longest silence {max(silences.values()):.1f} s; a caller right after the kill: "
           + (f"fallback {late_fallbacks[0]:.1f} s after answer" if late_fallbacks
-             else f"adopted ({late_adopted[0][0][:20]})"))
+             else f"adopted ({late_adopted[0][0][:20]})")
+          + f"; the identified caller, adopted, served {served} time(s) without identifying")
     print(f"cluster: {TOTAL} sent across a kill -9, {stats['duplicates']} duplicates at the "
           f"SMSC, {doubtful} counted possible; the SMSC slot moved {slot:.1f} s after the "
           f"kill, every lease {took:.1f} s after; a heartbeat "

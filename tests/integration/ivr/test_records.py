@@ -3,41 +3,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from ivr.records import CallRecord, CallRecords, FallbackCall, mask_caller
 from ivr.stats import format_stats, summary
 from ivr.tables import IvrCall, IvrKeyPress
-from storage.db import Database
-from storage.migrate import upgrade
-
-
-class SyncDatabase:
-    """Database.run on the calling thread, so tests need no reactor or thread pool."""
-
-    def __init__(self, db: Database):
-        self.db = db
-
-    def run(self, fn, *args):
-        return succeed(self.db.run_sync(fn, *args))
-
-
-@pytest.fixture(params=["create_all", "migration", "postgresql"])
-def db(tmp_path, request):
-    """A fresh database: SQLite from the models or from the Alembic migration, and
-    PostgreSQL from the migration."""
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'hotline.db'}"
-    database = Database(url, reactor=None)
-    if request.param == "create_all":
-        database.create_all()
-    else:
-        upgrade(url)
-    yield database
-    database.engine.dispose()
+from tests.support.databases import SyncDatabase
 
 
 def _call(records, clock, *, keys=(), outcome="ivr_handled", served=1, survey=None,
