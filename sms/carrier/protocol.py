@@ -54,9 +54,9 @@ class Prepared:
     """A request encoded before its turn to be sent: every octet of its frame but the
     sequence number, which the connection writes in as it sends it.
 
-    A part waits in its bind's queue while the window is full; encoding it there (at
-    ``CarrierLink.prepare``) keeps the encoder out of the turn between reading a
-    window's responses and writing the parts they freed slots for. Every carrier
+    A part waits in its bind's queue while the window is full; encoding it before it
+    queues (``CarrierLink.prepare``, from the router) keeps the encoder out of the turn
+    between reading a window's responses and writing the parts they freed slots for. Every carrier
     header is the frame's length and command id (4 octets each), then the sequence.
     """
 
