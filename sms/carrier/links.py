@@ -23,7 +23,7 @@ from common.link import CLOSING, DOWN, PREPARING, UP, Link
 from sms.carrier import text as _text
 from sms.carrier.receipts import MoMessage, Receipt
 from sms.outbox.states import dlr_stat
-from sms.carrier.protocol import CarrierProtocol
+from sms.carrier.protocol import CarrierProtocol, Prepared
 from sms.config import SmscConfig
 from sms.smpp.protocol import SmppError
 
@@ -95,6 +95,18 @@ class CarrierLink(Link):
     @staticmethod
     def submit_pdu(part, config: SmscConfig):
         """The protocol's Submit for one of the outbox's parts (``router.SubmitPart``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def prepare(cls, part, config: SmscConfig) -> Prepared:
+        """The part's Submit encoded now, before it waits for a window slot, so that the
+        turn which refills a window only writes in sequence numbers; raises the codec's
+        CodecError when the protocol cannot carry the part."""
+        return cls.encode_ahead(cls.submit_pdu(part, config), config)
+
+    @staticmethod
+    def encode_ahead(pdu, config: SmscConfig) -> Prepared:
+        """``pdu`` encoded with a placeholder sequence, as ``Prepared``."""
         raise NotImplementedError
 
     @staticmethod

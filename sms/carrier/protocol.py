@@ -19,6 +19,7 @@ drops the link.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -46,6 +47,26 @@ class Unencodable(PermanentError):
     def __init__(self, label: str, error: Exception):
         SmppError.__init__(self, f"{label} not sent: {error}")
         self.status, self.command = 0, label
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request encoded before its turn to be sent: every octet of its frame but the
+    sequence number, which the connection writes in as it sends it.
+
+    A part waits in its bind's queue while the window is full; encoding it before it
+    queues (``CarrierLink.prepare``, from the router) keeps the encoder out of the turn
+    between reading a window's responses and writing the parts they freed slots for. Every carrier
+    header is the frame's length and command id (4 octets each), then the sequence.
+    """
+
+    head: bytes  # length and command id
+    body: bytes
+
+    @classmethod
+    def of(cls, frame: bytes, sequence_octets: int) -> Prepared:
+        """From a frame encoded with a placeholder sequence of that many octets."""
+        return cls(frame[:8], frame[8 + sequence_octets:])
 
 
 def _timeout_error(label: str, _seconds: float) -> SmppTimeout:
@@ -101,6 +122,11 @@ class CarrierProtocol(Protocol):
     def next_sequence(self):
         raise NotImplementedError
 
+    @staticmethod
+    def sequence_octets(sequence) -> bytes:
+        """A sequence number as its header writes it: one u32 (CMPP, SMGP)."""
+        return sequence.to_bytes(4, "big")
+
     def status(self, response) -> int:
         """The result code of a response PDU (0 is success)."""
         return response.result
@@ -152,7 +178,8 @@ class CarrierProtocol(Protocol):
     # ---- requests ---------------------------------------------------------------------
     def request(self, pdu, label: str, *, timeout: float | None = None,
                 answer: Deferred | None = None, checked: bool = True) -> Deferred:
-        """Send one request; fires with the response PDU, or a typed SmppError.
+        """Send one request (a PDU, or ``Prepared``); fires with the response PDU, or a
+        typed SmppError.
 
         ``checked``: a non-zero result fails the Deferred (``Throttled`` for flow
         control); unchecked, the caller reads the result itself (a login).
@@ -162,11 +189,14 @@ class CarrierProtocol(Protocol):
             d.errback(NeverSent(f"{label}: not connected"))
             return d
         sequence = self.next_sequence()
-        try:
-            raw = self.encode(pdu, sequence)
-        except CodecError as e:
-            d.errback(Unencodable(label, e))
-            return d
+        if isinstance(pdu, Prepared):
+            raw = pdu.head + self.sequence_octets(sequence) + pdu.body
+        else:
+            try:
+                raw = self.encode(pdu, sequence)
+            except CodecError as e:
+                d.errback(Unencodable(label, e))
+                return d
         self._pending.add(sequence, label, self.response_timeout if timeout is None else timeout,
                           d, data=checked)
         self.sent += 1

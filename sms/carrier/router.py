@@ -28,7 +28,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClien
 from twisted.logger import Logger
 
 from sms.carrier import receipts as _receipts
+from sms.carrier.binary_pdu import CodecError
 from sms.carrier.destinations import carrier_of
+from sms.carrier.protocol import Unencodable
 from sms.cmpp.link import CmppLink
 from sms.sgip.link import SgipLink, SgipListener
 from sms.smgp.link import SmgpLink
@@ -284,7 +286,17 @@ class SmppRouter(MultiService):
         self._count(part.destination, smsc)
         config = smsc.config
         if smsc.link_class is not None:
-            return bind.submit(smsc.link_class.submit_pdu(part, config), ref).addCallbacks(
+            try:
+                # Encoded now, while the part waits for a slot (the refill of a window
+                # then only writes in sequence numbers); a part the protocol cannot
+                # carry fails alone here and never takes a window slot.
+                prepared = smsc.link_class.prepare(part, config)
+            except CodecError as e:
+                self.faults.note(bind.name, "unsendable")
+                error = Unencodable("submit", e)
+                error.smsc = smsc.name
+                return fail(error)
+            return bind.submit(prepared, ref).addCallbacks(
                 self._submitted, self._failed, callbackArgs=(smsc, bind),
                 errbackArgs=(smsc, bind))
         fields = dict(source_addr=part.source or config.source_addr,

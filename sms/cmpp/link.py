@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
 from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt, source_number
-from sms.carrier.protocol import LoginRefused
+from sms.carrier.protocol import LoginRefused, Prepared
 from sms.cmpp import codec
 from sms.cmpp.protocol import CmppProtocol
 
@@ -29,7 +29,7 @@ class CmppLink(CarrierLink):
 
     @property
     def version(self) -> int:
-        return codec.V20 if self.config.protocol == "cmpp2" else codec.V30
+        return _version(self.config)
 
     def protocol_options(self) -> dict:
         return dict(super().protocol_options(), version=self.version)
@@ -65,6 +65,10 @@ class CmppLink(CarrierLink):
                             msg_level=part.priority_flag, fee_user_type=2)
 
     @staticmethod
+    def encode_ahead(pdu, config) -> Prepared:
+        return Prepared.of(codec.encode(pdu, 0, _version(config)), 4)
+
+    @staticmethod
     def incoming(pdu: codec.Deliver, smsc: str, now: datetime):
         """A DELIVER as a Receipt (status report) or an MoMessage."""
         report = pdu.report
@@ -73,3 +77,7 @@ class CmppLink(CarrierLink):
                            number=report.dest_terminal_id)
         return mo_message(pdu.src_terminal_id, pdu.dest_id, pdu.content, pdu.msg_fmt,
                           pdu.tp_udhi, smsc, now)
+
+
+def _version(config) -> int:
+    return codec.V20 if config.protocol == "cmpp2" else codec.V30

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from sms.carrier import text as _text
 from sms.carrier.links import CarrierLink, mo_message, mobile, source_number
-from sms.carrier.protocol import LoginRefused
+from sms.carrier.protocol import LoginRefused, Prepared
 from sms.carrier.receipts import Receipt
 from sms.sgip import codec
 from sms.sgip.protocol import SgipProtocol
@@ -28,6 +28,7 @@ _BIND_RESULT = {codec.RESULT_BAD_LOGIN: "wrong login or password",
                 codec.RESULT_REPEATED_LOGIN: "already bound",
                 codec.RESULT_TOO_MANY_CONNECTIONS: "too many connections",
                 codec.RESULT_BAD_LOGIN_TYPE: "wrong login type"}
+_PLACEHOLDER = codec.SgipSequence(0, 0, 0)  # written over as a prepared Submit is sent
 _REPORT_STATE = {codec.STATE_DELIVERED: "DELIVRD", codec.STATE_WAITING: "ENROUTE",
                  codec.STATE_FAILED: "UNDELIV"}
 
@@ -69,6 +70,10 @@ class SgipLink(CarrierLink):
                             report_flag=1 if part.registered_delivery else 2,
                             tp_udhi=1 if part.esm_class & _text.ESM_UDHI else 0,
                             message_coding=fmt)
+
+    @staticmethod
+    def encode_ahead(pdu, config) -> Prepared:
+        return Prepared.of(codec.encode(pdu, _PLACEHOLDER), 12)
 
     @staticmethod
     def incoming(pdu, smsc: str, now: datetime):

@@ -87,6 +87,10 @@ class SgipProtocol(CarrierProtocol):
     def next_sequence(self) -> codec.SgipSequence:
         return codec.SgipSequence.at(self.node_id, beijing_now(self.clock), self._counter.next())
 
+    @staticmethod
+    def sequence_octets(sequence: codec.SgipSequence) -> bytes:
+        return sequence.to_bytes()
+
     def status(self, response) -> int:
         return getattr(response, "result", 0)
 

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 
 from sms.carrier import text as _text
 from sms.carrier.links import CarrierLink, beijing_now, mo_message, receipt, source_number
-from sms.carrier.protocol import LoginRefused
+from sms.carrier.protocol import LoginRefused, Prepared
 from sms.smgp import codec
 from sms.smgp.protocol import SmgpProtocol
 
@@ -53,6 +53,10 @@ class SmgpLink(CarrierLink):
                             need_report=1 if part.registered_delivery else 0,
                             priority=part.priority_flag, service_id=config.service_id,
                             options=options)
+
+    @staticmethod
+    def encode_ahead(pdu, config) -> Prepared:
+        return Prepared.of(codec.encode(pdu, 0), 4)
 
     @staticmethod
     def incoming(pdu: codec.Deliver, smsc: str, now: datetime):

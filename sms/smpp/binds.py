@@ -231,8 +231,9 @@ class Bind(Service):
         return gatherResults([link.stopService() for link in self.links], consumeErrors=True)
 
     # ---- submitting ----------------------------------------------------------
-    def submit(self, fields: dict, ref: object = None) -> Deferred:
-        """Queue one part; fires with the raw message id, or a typed SmppError.
+    def submit(self, fields: object, ref: object = None) -> Deferred:
+        """Queue one part (what its link's ``send`` writes: SMPP's submit_sm fields, a
+        carrier's ``Prepared`` Submit); fires with the raw message id, or a typed SmppError.
 
         ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
         """

@@ -21,6 +21,7 @@ from sms.sgip import codec as sgip
 from sms.sgip.link import SgipLink, SgipListener
 from sms.sgip.protocol import SgipProtocol
 from sms.smgp import codec as smgp
+from sms.smgp.link import SmgpLink
 from sms.smgp.protocol import SmgpProtocol
 from sms.smpp.protocol import LinkLost, SmppTimeout, Throttled
 
@@ -480,3 +481,71 @@ def test_sgip_listener_stop_closes_the_smg_connections():
     assert transport.disconnecting
     proto.connectionLost(None)
     assert listener.open == set()
+
+
+@pytest.mark.parametrize("protocol, link_class, decode, encode", [
+    ("cmpp3", CmppLink, decode30, lambda pdu, seq: cmpp.encode(pdu, seq, cmpp.V30)),
+    ("cmpp2", CmppLink, lambda raw: cmpp.decode(raw, cmpp.V20),
+     lambda pdu, seq: cmpp.encode(pdu, seq, cmpp.V20)),
+    ("smgp", SmgpLink, smgp.decode, smgp.encode),
+    ("sgip", SgipLink, sgip.decode, sgip.encode),
+])
+def test_a_prepared_submit_goes_out_as_the_codec_writes_it(protocol, link_class, decode, encode):
+    """A Submit encoded before its turn (``CarrierLink.prepare``, while its part waits for a
+    window slot) goes out with the connection's next sequence numbers, octet for octet
+    what encoding it at the moment of sending writes."""
+    clock = Clock()
+    clock.advance(1_790_000_000)
+    config = carrier_config(protocol, system_id="90123456" if protocol == "smgp" else "901234",
+                            node_id=3020099999, corp_id="12345")
+    enc = text.encode("【示例公积金】您好")
+    part = SubmitPart("13800000000", "12329", enc.parts[0], enc.data_coding, enc.esm_class)
+    prepared = link_class.prepare(part, config)
+    proto, transport = connected(link_class("x-0", None, config, clock).build_protocol())
+    proto.request(prepared, "submit")
+    proto.request(prepared, "submit")
+    raw = transport.value()
+    sent = frames(transport, decode)
+    assert len({str(f.sequence) for f in sent}) == 2
+    pdu = link_class.submit_pdu(part, config)
+    assert raw == b"".join(encode(pdu, f.sequence) for f in sent)
+
+
+class _MemoryEndpoint:
+    """Connects a link's protocol to a StringTransport at once."""
+
+    def __init__(self):
+        self.transport = StringTransport()
+
+    def connect(self, factory):
+        protocol = factory.buildProtocol(None)
+        self.transport.protocol = protocol
+        protocol.makeConnection(self.transport)
+        return succeed(protocol)
+
+
+def test_router_fails_a_part_cmpp_cannot_carry_before_it_takes_a_window_slot():
+    """A part whose Submit does not encode (content beyond Msg_Length's 255 octets) fails
+    at the router for good, naming its SMSC: never counted as submitted (nor journalled as
+    sent), nothing written, the link up; the next part goes out."""
+    clock = Clock()
+    clock.advance(1_790_000_000)
+    endpoint = _MemoryEndpoint()
+    router = SmppRouter([carrier_config()], clock, on_receipt=fail, on_mo=fail,
+                        endpoint_for=lambda c: endpoint)
+    router.startService()
+    transport = endpoint.transport
+    [connect] = frames(transport, decode30)
+    auth = cmpp.authenticator_ismg(0, connect.pdu.authenticator, "secret")
+    transport.protocol.dataReceived(cmpp.encode(cmpp.ConnectResp(0, auth, cmpp.V30),
+                                                connect.sequence))
+    assert router.bound_count() == 1
+    errors = []
+    too_long = SubmitPart("13800000000", "12329", b"x" * 300, 8, 0)
+    router.submit(too_long, 1).addErrback(errors.append)
+    [bind] = router.states()["ismg"].values()
+    assert errors[0].check(Unencodable) and errors[0].value.smsc == "ismg"
+    assert (bind["submitted"], bind["inflight"], transport.value()) == (0, 0, b"")
+    router.submit(SubmitPart("13800000000", "12329", "您好".encode("utf-16-be"), 8, 0), 2)
+    [submit] = frames(transport, decode30)
+    assert submit.pdu.dest_terminal_ids == ("13800000000",)
