@@ -63,6 +63,7 @@ listen = tcp:port={http_port}:interface=127.0.0.1
 [console]
 enabled = yes
 listen = tcp:port={console_port}:interface=127.0.0.1
+login_per_minute = {console_logins}
 
 [center:{center}]
 name = 示例市住房公积金管理中心
@@ -306,6 +307,7 @@ class Stack:
     http_port: int = 0
     console_port: int = 0
     extra_ini: str = ""  # more sections (another center) appended to the generated INI
+    console_logins: int = 10  # [console] login_per_minute: its default, or more for a test
     shared_core_centers: tuple[str, ...] = ()  # centers of extra_ini on the same demo core
     code_pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
@@ -367,6 +369,7 @@ class Stack:
         self.config_path.write_text(CONFIG.format(
             instance=self.instance, state=self.state_dir, log_dir=self.log_dir,
             http_port=self.http_port, console_port=self.console_port, extra=self.extra_ini,
+            console_logins=self.console_logins,
             center=CENTER, core_db=self.core_db,
             ami_endpoint=self.asterisk.endpoint, system_id=SMPP_SYSTEM_ID,
             sms_enabled="yes" if self.sms else "no",

@@ -44,8 +44,12 @@ def stack(asterisk_root, tmp_path_factory):
     state = tmp / "state"
     with pytest.MonkeyPatch.context() as env_patch:
         env_patch.setenv(DOOR_SECRET_ENV, DOOR_SECRET)  # the daemon reads it at its start
+        # Every test logs in, some several times: at the default 10 logins a minute from
+        # one address a fast run is refused with 429 (that limit has its own test in
+        # tests/integration/console/test_web.py).
         with Stack(state, logs, persons=300, shared_core_centers=("north",),
-                   extra_ini=NORTH.format(core_db=state / "core-demo.db")) as stack:
+                   extra_ini=NORTH.format(core_db=state / "core-demo.db"),
+                   console_logins=120) as stack:
             env = dict(stack.env, CONSOLE_PW=PASSWORD)
             for name, role, center in (("admin", "province", None),
                                        ("demoadmin", "center", "demo"),
