@@ -230,10 +230,12 @@ def test_cluster_story(cluster, tmp_path):
     assert asked.ok, asked.stdout + asked.errors
     # The identified caller, adopted, heard the balance again (served by the survivor, the
     # record identified) and was never asked to identify after the kill; the identity went
-    # with the call's record.
-    [(instance, path, served, was_identified)] = query(
-        cluster, "select instance, path, served, identified from ivr_call where uniqueid = :u",
-        u=asker)
+    # with the call's record. The survivor closes the record once Asterisk tells it the
+    # caller hung up, a moment after sipp's own end.
+    closed = "select instance, path, served, identified from ivr_call where uniqueid = :u " \
+             "and outcome is not null"
+    wait_for("the identified caller's record closed", lambda: query(cluster, closed, u=asker), 15)
+    [(instance, path, served, was_identified)] = query(cluster, closed, u=asker)
     assert (instance, path.split()[:2]) == (f"hotline-{survivor}", ["adopted", "deposit"])
     assert "balance" in path.split() and served >= 1 and was_identified == 1, path
     asked_again = [e.get("Command") for t, _node, e in tap.events
