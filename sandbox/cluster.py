@@ -45,7 +45,7 @@ from sandbox.asterisk import AsteriskInstance, is_built, root_path
 from sandbox.kamailio import Balancer
 from sandbox.ports import free_port, free_udp_range
 from sandbox.postgres import ReplicatedPostgres
-from sandbox.stack import (CENTER, CONFIG, REPO, Smsc, StackError, _terminate, ami_blocks,
+from sandbox.stack import (CENTER, CONFIG, CONSOLE_LOGINS, REPO, Smsc, StackError, _terminate, ami_blocks,
                            latest_event, start_smsc)
 
 NODES = {"a": "127.0.0.2", "b": "127.0.0.3"}
@@ -229,7 +229,7 @@ class Cluster:
             instance=daemon.name, state=state, log_dir=self.log_dir, http_port=daemon.http_port,
             center=CENTER, core_db=self.core_db, ami_endpoint=endpoints, system_id="hotline",
             sms_enabled="yes", smpp_port=self.smsc.port, console_port=free_port(), extra="",
-            cmpp_port=free_port(), cmpp_sp_id="")
+            cmpp_port=free_port(), cmpp_sp_id="", console_logins=CONSOLE_LOGINS)
         # The cluster sends through its one SMPP SMSC: no carrier link in this configuration.
         text = text[:text.index("; China Mobile's numbers")] + text[text.index("[prompts]"):]
         text = text.replace(f"log_file = {self.log_dir}/daemon.log",

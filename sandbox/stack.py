@@ -42,6 +42,7 @@ SMPP_SYSTEM_ID = "hotline"
 CMPP_SP_ID = "901234"
 ISMG = REPO / "sandbox" / "carriers" / "ismg.js"
 
+CONSOLE_LOGINS = 10  # [console] login_per_minute's default (console/config.py)
 CONFIG = """\
 ; Written by sandbox/stack.py for one local stack; secrets come from the environment.
 [daemon]
@@ -307,7 +308,7 @@ class Stack:
     http_port: int = 0
     console_port: int = 0
     extra_ini: str = ""  # more sections (another center) appended to the generated INI
-    console_logins: int = 10  # [console] login_per_minute: its default, or more for a test
+    console_logins: int = CONSOLE_LOGINS  # [console] login_per_minute, more for a test
     shared_core_centers: tuple[str, ...] = ()  # centers of extra_ini on the same demo core
     code_pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
