@@ -33,7 +33,7 @@ from ivr.identities import Identities
 from ivr.menu import Menu, Switch, load_for_center
 from ivr.records import CallRecord, CallRecords
 from prompts.config import PromptsConfig
-from prompts.layout import prompt_path
+from prompts.installed import InstalledPrompts
 from storage.cluster import Membership
 from ivr.routing import AdminCalls, CallsByRole
 
@@ -58,8 +58,10 @@ class CallHandler:
                  menus: Mapping[str, Menu] | None = None, agents: AgentAnswers | None = None,
                  switches: Switches | None = None,
                  on_reply: Callable[[float], None] | None = None, keep_menus: bool = False,
-                 identities: Identities | None = None):
+                 identities: Identities | None = None, installed: InstalledPrompts | None = None):
         self.config, self.clock, self.records = config, clock, records
+        self.installed = installed if installed is not None else \
+            InstalledPrompts.defaults_only(config.prompts.library_dir)
         self.on_reply = on_reply  # each reply time of a call's session (IVR latency metric)
         self.keep_menus = keep_menus  # in a cluster: the menu a call is in, for its adopter
         self.identities = identities  # in a cluster: who an identified caller is, likewise
@@ -95,7 +97,7 @@ class CallHandler:
     async def _run(self, session, resumed: bool, at: str | None = None) -> str:
         session.on_reply = self.on_reply
         center = self.center_for(session)
-        library = self.config.prompts.library_dir
+        await self.installed.fresh()
         lang = center.languages[0]
         if resumed and session.language in center.languages:
             lang = session.language
@@ -116,8 +118,8 @@ class CallHandler:
             notifier=self.notifier, agents=self.agents,
             agent_context=self.config.ivr.agent_context,
             agent_exten=self.config.ivr.agent_exten, lang=lang,
-            resolve=lambda prompt_id, language: prompt_path(library, center.code, language,
-                                                            prompt_id))
+            resolve=lambda prompt_id, language: self.installed.path(center.code, language,
+                                                                    prompt_id))
         if self.keep_menus:
             ctx.on_menu = menu_keeper(session)
         if self.identities is not None:
@@ -224,6 +226,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     ami = config.ivr.ami
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
+    installed = InstalledPrompts(config.prompts.library_dir, db)
     identities = Identities(db, reactor) if cluster is not None else None
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
@@ -240,7 +243,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                               menus=handlers[0].menus if handlers else None,
                               agents=AgentAnswers(link, reactor), switches=switches,
                               on_reply=on_reply, keep_menus=cluster is not None,
-                              identities=identities)
+                              identities=identities, installed=installed)
         handlers.append(handler)
         admin = AdminCalls(config, reactor, db)
         flow = CallsByRole(handler, admin)

@@ -181,6 +181,16 @@ def installed(session: Session) -> dict[tuple[str, str, str], int]:
         select(PromptCurrent))}
 
 
+def installed_since(session: Session, change: int | None
+                    ) -> tuple[int | None, set[tuple[str, str, str]] | None]:
+    """The last prompt change (every install and rollback writes one audit row) and, if it
+    is not ``change``, every installed (center, lang, prompt id); else None for the keys."""
+    last = session.scalar(select(func.max(PromptAudit.id)))
+    if change is not None and last == change:
+        return last, None
+    return last, {(center, lang, pid) for pid, center, lang in installed(session)}
+
+
 def audit(session: Session, prompt_id: str | None = None) -> list[PromptAudit]:
     q = select(PromptAudit)
     if prompt_id:

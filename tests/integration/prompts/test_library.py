@@ -155,3 +155,21 @@ def test_rollback_of_a_centers_first_version_restores_the_default(db, tmp_path):
     assert ("a", "sz", "zh") not in db.run_sync(library.installed)
     last = db.run_sync(library.audit)[-1]
     assert (last.action, last.old_version, last.new_version) == ("rollback", 1, None)
+
+
+def test_installed_since_answers_the_keys_only_after_a_change(db, tmp_path):
+    """The IVR's look at a call's start: the last prompt change (audit id), and the installed
+    (center, lang, prompt) keys only when that moved: an install, a rollback to an earlier
+    version and the removal of a center's override each move it."""
+    lib = tmp_path / "lib"
+    assert db.run_sync(library.installed_since, None) == (None, set())
+    db.run_sync(library.install, lib, "a", "default", "zh", _audio(b"x"), "tts", "t", 1.0)
+    first, keys = db.run_sync(library.installed_since, None)
+    assert keys == {("default", "zh", "a")}
+    assert db.run_sync(library.installed_since, first) == (first, None)
+    db.run_sync(library.install, lib, "a", "sz", "zh", _audio(b"one"), "import", "ops", 2.0)
+    second, keys = db.run_sync(library.installed_since, first)
+    assert keys == {("default", "zh", "a"), ("sz", "zh", "a")}
+    db.run_sync(library.rollback, lib, "a", "sz", "zh", "ops", 3.0)
+    third, keys = db.run_sync(library.installed_since, second)
+    assert keys == {("default", "zh", "a")} and third != second

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
-from twisted.internet.defer import Deferred
+from sqlalchemy.exc import OperationalError
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -15,6 +17,7 @@ from daemon import ROOMS
 from core_client.testing import FakeCore
 from ivr.service import UnknownCenter, make_service
 from ivr.routing import AdminCalls
+from prompts.installed import InstalledPrompts
 from tests.support.ivr_fakes import TWO_CENTERS_INI, HANGUP, FakeSession
 
 def _call(handler, session):
@@ -163,3 +166,55 @@ def test_the_ami_link_is_back_within_2_s_of_a_long_outage(tmp_path):
             reactor.advance(0.05)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(gaps) > 30 and max(gaps) <= 1.25
+
+
+def test_a_calls_prompts_are_resolved_without_looking_at_any_file(handler, monkeypatch):
+    """Each prompt of a call names the center's own recording or the default one without a
+    file lookup: the lookup (up to six stats a prompt) ran on the reactor thread between a
+    caller's key and the next prompt (issue 13, the daemon's p99)."""
+    looked = []
+
+    def stat(path, *args, **kwargs):
+        looked.append(path)
+        raise FileNotFoundError(path)
+
+    session = FakeSession(["1", "1", HANGUP])
+    with monkeypatch.context() as m:
+        m.setattr(os, "stat", stat)
+        assert _call(handler, session) == "abandoned"
+    played = [p for entry in session.log if isinstance(entry[1], tuple) for p in entry[1]]
+    assert len(played) > 3 and all("/current/default/" in p for p in played)
+    assert looked == []
+
+
+class _PromptChanges:
+    """``Database.run(library.installed_since, change)`` answering from ``answers`` in turn
+    (a failure: the database is locked); what each call asked is kept in ``asked``."""
+
+    def __init__(self, *answers):
+        self.answers, self.asked = list(answers), []
+
+    def run(self, fn, change):
+        self.asked.append(change)
+        answer = self.answers.pop(0)
+        if answer is None:
+            return fail(OperationalError("SELECT", {}, Exception("database is locked")))
+        return succeed(answer)
+
+
+def test_a_centers_own_recording_is_played_from_the_next_call_after_its_install():
+    """Which center replaced which prompt comes from prompt_current (shared by a cluster),
+    read again at a call's start only when the audit trail shows a change since; a failed
+    read keeps what was known and the next call asks again."""
+    db = _PromptChanges((7, {("demo", "zh", "ivr/welcome")}), (7, None), None,
+                        (9, {("demo", "zh", "ivr/welcome"), ("demo", "zh", "menu/main")}))
+    installed = InstalledPrompts("/lib", db)
+    Deferred.fromCoroutine(installed.fresh())
+    assert installed.path("demo", "zh", "ivr/welcome") == "/lib/current/demo/zh/ivr/welcome"
+    assert installed.path("north", "zh", "ivr/welcome") == "/lib/current/default/zh/ivr/welcome"
+    assert installed.path("demo", "en", "ivr/welcome") == "/lib/current/default/en/ivr/welcome"
+    assert installed.path("demo", "zh", "menu/main") == "/lib/current/default/zh/menu/main"
+    for _ in range(3):
+        Deferred.fromCoroutine(installed.fresh())
+    assert db.asked == [None, 7, 7, 7]
+    assert installed.path("demo", "zh", "menu/main") == "/lib/current/demo/zh/menu/main"
