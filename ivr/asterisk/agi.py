@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -396,13 +396,24 @@ class AgiSession:
             except AmiError as e:
                 raise AgiLinkLost(str(e)) from None
 
-    async def _set_timeouts(self, response_s: float, digit_s: float | None) -> None:
+    def _ahead(self, name: str, headers: dict[str, str]) -> Deferred:
+        """An ``_ami`` action sent now, its answer awaited later: Asterisk runs one
+        session's actions in order, so what is sent before a command has taken effect
+        when the command is queued, without a round trip each in between."""
+        return Deferred.fromCoroutine(self._ami(name, headers))
+
+    def _set_timeouts(self, response_s: float, digit_s: float | None) -> list[Deferred]:
+        """The Setvars for the timeouts that change, sent ahead of the Read."""
+        sent = []
         if response_s != self._response_timeout_s:
-            await self._ami("Setvar", {"Variable": "TIMEOUT(response)", "Value": f"{response_s:g}"})
+            sent.append(self._ahead("Setvar", {"Variable": "TIMEOUT(response)",
+                                               "Value": f"{response_s:g}"}))
             self._response_timeout_s = response_s
         if digit_s is not None and digit_s != self._digit_timeout_s:
-            await self._ami("Setvar", {"Variable": "TIMEOUT(digit)", "Value": f"{digit_s:g}"})
+            sent.append(self._ahead("Setvar", {"Variable": "TIMEOUT(digit)",
+                                               "Value": f"{digit_s:g}"}))
             self._digit_timeout_s = digit_s
+        return sent
 
     async def get_data(self, prompts: list[str], timeout_ms: int, max_digits: int,
                        inter_digit_ms: int | None = None) -> DigitsResult:
@@ -416,16 +427,19 @@ class AgiSession:
         TIMEOUT(digit) between digits, ``#`` ends input. Timeouts and the result
         travel as AMI Setvar/Getvar, which do not wait behind AGI commands.
         """
-        await self._set_timeouts(timeout_ms / 1000,
-                                 inter_digit_ms / 1000 if inter_digit_ms else None)
         result = await self._exec_files("Read", (DIGITS_VARIABLE,), prompts,
                                         (str(max_digits), "", "1", ""),
-                                        timeout=self.command_timeout + timeout_ms / 1000)
+                                        timeout=self.command_timeout + timeout_ms / 1000,
+                                        timeouts=(timeout_ms / 1000, inter_digit_ms / 1000
+                                                  if inter_digit_ms else None))
         if result.result == "-1":
             raise CallHungUp(f"{self.channel} hung up during input")
-        digits = (await self._ami("Getvar", {"Variable": DIGITS_VARIABLE})).get("Value") or ""
-        status = (await self._ami("Getvar", {"Variable": "READSTATUS"})).get("Value") or ""
-        await self._ami("Setvar", {"Variable": DIGITS_VARIABLE, "Value": ""})  # may be a password
+        keyed, ended = await _answers([self._ahead("Getvar", {"Variable": DIGITS_VARIABLE}),
+                                       self._ahead("Getvar", {"Variable": "READSTATUS"})])
+        digits, status = keyed.get("Value") or "", ended.get("Value") or ""
+        # May be a password: cleared, after it was read, ahead of the next command.
+        self._ahead("Setvar", {"Variable": DIGITS_VARIABLE, "Value": ""}) \
+            .addErrback(_already_reported)
         if status == "HANGUP":
             raise CallHungUp(f"{self.channel} hung up during input")
         if status not in ("OK", "TIMEOUT"):
@@ -441,23 +455,32 @@ class AgiSession:
                 raise CallHungUp(f"{self.channel} hung up during a prompt")
 
     async def _exec_files(self, app: str, before: tuple[str, ...], files: list[str],
-                          after: tuple[str, ...], timeout: float | None = None) -> AgiResult:
+                          after: tuple[str, ...], timeout: float | None = None,
+                          timeouts: tuple[float, float | None] | None = None) -> AgiResult:
         """``app(before..., f1&f2..., after...)`` as one command, so a reading is never cut
         into parts with a gap between them (and never split inside a number).
 
         A list too long for one AMI line is parked in channel variables over AMI and
-        played by ``Exec``, which expands them (AGI EXEC itself does not)."""
+        played by ``Exec``, which expands them (AGI EXEC itself does not). Those Setvars,
+        and the ``timeouts`` (response, digit) of a Read, are sent before the command on
+        the same connection and answered while it is queued, not a round trip each
+        before it. After a cut their resends (on ``resume``) go out before the NOOP probe
+        that settles the command."""
         joined = app_args(*files).replace(",", "&")
+        chunks: list[list[str]] = []
         if len(joined) <= LINE_CHARS:
-            return await self.run("EXEC", app, app_args(*before, joined, *after), timeout=timeout)
-        refs = []
-        for i, chunk in enumerate(chunk_files(files, LINE_CHARS), 1):
-            await self._ami("Setvar", {"Variable": f"{PROMPTS_VARIABLE}{i}",
-                                       "Value": "&".join(chunk)})
-            refs.append(f"${{{PROMPTS_VARIABLE}{i}}}")
-        app_args(*before, *after)  # refuses separators, as in the direct form
-        args = ",".join([*before, "&".join(refs), *after])
-        return await self.run("EXEC", "Exec", f"{app}({args})", timeout=timeout)
+            verb_args = (app, app_args(*before, joined, *after))
+        else:
+            chunks = chunk_files(files, LINE_CHARS)
+            refs = "&".join(f"${{{PROMPTS_VARIABLE}{i}}}" for i in range(1, len(chunks) + 1))
+            app_args(*before, *after)  # refuses separators, as in the direct form
+            verb_args = ("Exec", f"{app}({','.join([*before, refs, *after])})")
+        setting = self._set_timeouts(*timeouts) if timeouts is not None else []
+        setting += [self._ahead("Setvar", {"Variable": f"{PROMPTS_VARIABLE}{i}",
+                                           "Value": "&".join(chunk)})
+                    for i, chunk in enumerate(chunks, 1)]
+        command = Deferred.fromCoroutine(self.run("EXEC", *verb_args, timeout=timeout))
+        return (await _answers([*setting, command]))[-1]
 
     async def record_file(self, path: str, fmt: str, escape_digits: str, timeout_ms: int,
                           beep: bool = True, silence_s: int | None = None) -> AgiResult:
@@ -521,6 +544,15 @@ class AgiSession:
 _UNSENT, _IN_DOUBT, _ACCEPTED = "unsent", "in doubt", "accepted"
 # get_data's Read, direct or through Exec: its outcome is in DIGITS_VARIABLE and READSTATUS.
 _READS = ('EXEC "Read" ', 'EXEC "Exec" "Read(')
+
+
+async def _answers(deferreds: list[Deferred]) -> list:
+    """Every answer, or the first failure; the others' failures are consumed, so a flow
+    sees one error and none is left unhandled."""
+    try:
+        return await gatherResults(deferreds, consumeErrors=True)
+    except FirstError as e:
+        e.subFailure.raiseException()
 
 
 def _already_reported(failure: Failure) -> None:

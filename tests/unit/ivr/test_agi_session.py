@@ -313,6 +313,62 @@ def test_a_reading_too_long_for_one_ami_line_is_still_one_command():
     assert out == [DigitsResult("1", False)]
 
 
+class HeldAmi(FakeAmi):
+    """Answers nothing until ``release``: shows what is written before any answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[tuple[Deferred, object]] = []
+
+    def action(self, name, headers=None, variables=None, timeout=None):
+        answered = super().action(name, headers, variables, timeout)
+        held: Deferred = Deferred()
+        self.held.append((held, answered))
+        return held
+
+    def release(self):
+        held, self.held = self.held, []
+        for d, answered in held:
+            answered.addBoth(d.callback)
+
+
+def test_setvars_ahead_of_a_read_and_its_getvars_go_out_without_waiting_for_answers():
+    """The timeouts and parked prompts of a Read are written with the Read's AGI action,
+    not one round trip each before it (Asterisk runs a session's actions in order), and
+    the Read's two Getvars go out together: the password's result to the balance reading
+    took 5-7 such round trips (issue 13, the daemon's p99). The digits are still cleared
+    after they were read, and the flow still sees them."""
+    s, _, _ = make()
+    ami = s.ami = HeldAmi()
+    ami.vars = {"HOTLINE_DIGITS": "123456", "READSTATUS": "OK"}
+    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(60)]
+    out = run(s.get_data(files, 5000, 6, 3000))
+    names = [(a["Action"], a.get("Variable")) for a in ami.actions]
+    assert names[:2] == [("Setvar", "TIMEOUT(response)"), ("Setvar", "TIMEOUT(digit)")]
+    assert names[-1] == ("AGI", None) and len(names) > 4
+    assert all(v.startswith("HOTLINE_PROMPTS") for _, v in names[2:-1])
+    ami.release()
+    answer(s, ami, "200 result=0\n")
+    assert [a["Variable"] for a in ami.actions[len(names):]] == ["HOTLINE_DIGITS", "READSTATUS"]
+    ami.release()
+    assert out == [DigitsResult("123456", False)]
+    assert (ami.last["Action"], ami.last["Variable"], ami.last["Value"]) == \
+        ("Setvar", "HOTLINE_DIGITS", "")
+
+
+def test_a_failed_setvar_ahead_of_a_command_fails_the_flow_once():
+    """A channel gone while its parked prompts are set: the flow sees one CallHungUp and
+    the command's own failure is not left unhandled."""
+    s, _, _ = make()
+    ami = s.ami = HeldAmi()
+    files = [f"/var/lib/hotline/prompts/current/demo/zh/num/{i % 10}" for i in range(40)]
+    out = run(s.play(files))
+    s.end()
+    for held, _ in ami.held:  # Asterisk refuses every action of the gone channel
+        held.errback(AmiActionError("Setvar", "Channel does not exist."))
+    assert out[0].check(CallHungUp)
+
+
 def test_a_long_notice_is_one_playback():
     """The same for a notice heard whole: one Exec of Playback over the parked files."""
     s, ami, _ = make()
