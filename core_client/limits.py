@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core_client.tables import SecurityLimit
+from storage.driver_sql import DriverSql
 
 
 @dataclass(frozen=True)
@@ -41,73 +40,115 @@ class Reservation:
     left: int = 0  # attempts left after this one, if it fails
 
 
-def _row(session: Session, rule: Rule, subject: str, now: float) -> SecurityLimit:
-    row = session.get(SecurityLimit, (rule.scope, subject), with_for_update=True)
-    if row is None:
-        row = SecurityLimit(scope=rule.scope, subject=subject, failures=0, window_start=now,
-                            locked_until=None, updated_at=now)
-        session.add(row)
-        session.flush()
-    elif row.locked_until is not None and row.locked_until <= now:
-        row.failures, row.window_start, row.locked_until = 0, now, None  # the lock ran out
-    elif row.locked_until is None and now - row.window_start > rule.window:
-        row.failures, row.window_start = 0, now  # old failures no longer count
-    return row
+# Driver SQL (storage.driver_sql): a password check runs three of these transactions
+# between a caller's last key and the balance reading, and the ORM's identity map and
+# flush cost more than the statements (3.5-6 ms a reservation under 20 calls).
+_SELECT = ("SELECT failures, window_start, locked_until FROM security_limit "
+           "WHERE scope = ? AND subject = ?")
+_INSERT = ("INSERT INTO security_limit (scope, subject, failures, window_start, locked_until, "
+           "updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+_UPDATE = ("UPDATE security_limit SET failures = ?, window_start = ?, locked_until = ?, "
+           "updated_at = ? WHERE scope = ? AND subject = ?")
+_DELETE = "DELETE FROM security_limit WHERE scope = ? AND subject = ?"
+
+
+@dataclass
+class _Count:
+    """One subject's row as read (``stored`` False: none yet), changed, then ``save``d."""
+
+    failures: int
+    window_start: float
+    locked_until: float | None
+    stored: bool
+
+
+def _execute(session: Session, text: str, params: tuple):
+    connection = session.connection()
+    return connection.exec_driver_sql(DriverSql(connection.dialect.paramstyle).sql(text), params)
+
+
+def _read(session: Session, rule: Rule, subject: str, lock: bool = True) -> _Count | None:
+    """The row, locked for this transaction on PostgreSQL (SQLite's transaction already
+    holds the write lock: ``Database.run_exclusive``)."""
+    postgres = session.connection().dialect.name == "postgresql"
+    row = _execute(session, _SELECT + (" FOR UPDATE" if lock and postgres else ""),
+                   (rule.scope, subject)).first()
+    return None if row is None else _Count(row[0], row[1], row[2], True)
+
+
+def _row(session: Session, rule: Rule, subject: str, now: float) -> _Count:
+    """The count as it stands at ``now``; every caller that goes on saves it."""
+    count = _read(session, rule, subject)
+    if count is None:
+        # Inserted by ``_save``: a concurrent first attempt on PostgreSQL fails on the
+        # key there, and ``run`` tries once more.
+        return _Count(0, now, None, False)
+    if count.locked_until is not None and count.locked_until <= now:
+        count.failures, count.window_start, count.locked_until = 0, now, None  # ran out
+    elif count.locked_until is None and now - count.window_start > rule.window:
+        count.failures, count.window_start = 0, now  # old failures no longer count
+    return count
+
+
+def _save(session: Session, rule: Rule, subject: str, count: _Count, now: float) -> None:
+    if count.stored:
+        _execute(session, _UPDATE, (count.failures, count.window_start, count.locked_until, now,
+                                    rule.scope, subject))
+    else:
+        _execute(session, _INSERT, (rule.scope, subject, count.failures, count.window_start,
+                                    count.locked_until, now))
+        count.stored = True
 
 
 def reserve(session: Session, rule: Rule, subject: str, now: float) -> Reservation:
     """Count one attempt for ``subject`` unless it is locked or every attempt is taken."""
-    row = _row(session, rule, subject, now)
-    if row.locked_until is not None:
-        return Reservation(False, row.locked_until)
-    if row.failures >= rule.attempts:  # answers still being checked hold every attempt
+    count = _row(session, rule, subject, now)
+    if count.locked_until is not None:
+        return Reservation(False, count.locked_until)
+    if count.failures >= rule.attempts:  # answers still being checked hold every attempt
         return Reservation(False, now + rule.lock)
-    row.failures += 1
-    row.updated_at = now
-    return Reservation(True, None, rule.attempts - row.failures)
+    count.failures += 1
+    _save(session, rule, subject, count, now)
+    return Reservation(True, None, rule.attempts - count.failures)
 
 
 def failed(session: Session, rule: Rule, subject: str, now: float) -> float | None:
     """The reserved attempt was wrong: the lock's end when it used up the last attempt."""
-    row = _row(session, rule, subject, now)
-    if row.locked_until is not None:
-        return row.locked_until
-    if row.failures == 0:  # a right answer reset the count meanwhile: this one still counts
-        row.failures = 1
-    row.updated_at = now
-    if row.failures >= rule.attempts:
-        row.locked_until = now + rule.lock
-        return row.locked_until
-    return None
+    count = _row(session, rule, subject, now)
+    if count.locked_until is not None:
+        return count.locked_until
+    if count.failures == 0:  # a right answer reset the count meanwhile: this one still counts
+        count.failures = 1
+    if count.failures >= rule.attempts:
+        count.locked_until = now + rule.lock
+    _save(session, rule, subject, count, now)
+    return count.locked_until
 
 
 def succeeded(session: Session, rule: Rule, subject: str) -> None:
     """A right answer: the subject starts afresh (a lock set meanwhile stays)."""
-    session.execute(delete(SecurityLimit).where(
-        SecurityLimit.scope == rule.scope, SecurityLimit.subject == subject,
-        SecurityLimit.locked_until.is_(None)))
+    _execute(session, _DELETE + " AND locked_until IS NULL", (rule.scope, subject))
 
 
 def refund(session: Session, rule: Rule, subject: str, now: float) -> None:
     """The attempt was never judged (the core was unavailable): give it back."""
-    row = session.get(SecurityLimit, (rule.scope, subject), with_for_update=True)
-    if row is not None and row.locked_until is None and row.failures > 0:
-        row.failures -= 1
-        row.updated_at = now
+    count = _read(session, rule, subject)
+    if count is not None and count.locked_until is None and count.failures > 0:
+        count.failures -= 1
+        _save(session, rule, subject, count, now)
 
 
 def locked_until(session: Session, rule: Rule, subject: str, now: float) -> float | None:
     """When ``subject`` is locked now, until when (read only)."""
-    row = session.get(SecurityLimit, (rule.scope, subject))
-    if row is not None and row.locked_until is not None and row.locked_until > now:
-        return row.locked_until
+    count = _read(session, rule, subject, lock=False)
+    if count is not None and count.locked_until is not None and count.locked_until > now:
+        return count.locked_until
     return None
 
 
 def unlock(session: Session, scope: str, subject: str) -> None:
     """Lift a lock by hand (an administrator's tool)."""
-    session.execute(delete(SecurityLimit).where(SecurityLimit.scope == scope,
-                                                SecurityLimit.subject == subject))
+    _execute(session, _DELETE, (scope, subject))
 
 
 async def run(db, fn, *args):
