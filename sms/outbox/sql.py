@@ -118,16 +118,30 @@ class HotSql:
         self.opted_out = d.sql("SELECT center, mobile FROM sms_optout"
                                " WHERE center = ? AND mobile IN ({in})")
         # The per-destination hourly limit: messages of the limited classes since a time.
-        self.recent_per_destination = d.sql(
-            "SELECT destination, count(*) FROM sms_message WHERE created_at > ?"
-            f" AND klass IN ({', '.join(repr(k) for k in sorted(LIMITED))})"
-            " AND destination IN ({in})"
-            " GROUP BY destination")
+        limited = ", ".join(repr(k) for k in sorted(LIMITED))
+        if sqlite:
+            self.recent_per_destination = d.sql(
+                f"SELECT destination, count(*) FROM sms_message WHERE created_at > ?"
+                f" AND klass IN ({limited}) AND destination IN ({{in}}) GROUP BY destination")
+        else:  # one destination at a time, as the receipts' lookup above
+            self.recent_per_destination = d.sql(
+                "SELECT d.destination, c.n FROM (VALUES (?::float8)) AS s(since)"
+                " CROSS JOIN unnest({in}::text[]) AS d(destination) CROSS JOIN LATERAL"
+                " (SELECT count(*) AS n FROM sms_message WHERE destination = d.destination"
+                f"  AND created_at > s.since AND klass IN ({limited}) OFFSET 0) AS c"
+                " WHERE c.n > 0")
+        # PostgreSQL takes the new messages' ids from their sequence first and writes them
+        # with the rows: no lookup by key afterwards to learn them.
+        self.new_message_ids = d.sql(
+            "SELECT nextval(pg_get_serial_sequence('sms_message', 'id'))"
+            " FROM generate_series(1, ?)")
         self.insert_message = d.sql(
             "INSERT INTO sms_message (center, klass, priority, template, params, text, sensitive,"
             " destination, idem_key, part_count, state, attempts, possible_duplicates,"
-            " next_attempt_at, valid_until, created_at)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{QUEUED}', 0, 0, ?, ?, ?)")
+            " next_attempt_at, valid_until, created_at"
+            + ("" if sqlite else ", id") +
+            f") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{QUEUED}', 0, 0, ?, ?, ?"
+            + ("" if sqlite else ", ?") + ")")
         self.insert_part = d.sql(
             "INSERT INTO sms_part (message_id, seq, payload, data_coding, esm_class, state)"
             f" VALUES (?, ?, ?, ?, ?, '{QUEUED}')")
@@ -190,6 +204,21 @@ class HotSql:
             for values in rows:
                 it = iter(values)
                 copy.write_row([next(it) if slot is _VALUE else slot for slot in slots])
+
+    def insert_messages(self, session, rows: list[tuple], keys: list[tuple[str, str]]) -> list[int]:
+        """Insert messages (``insert_message``'s values, no id) whose (center, idempotency
+        key) are ``keys``, in order; their new ids, in order. SQLite looks them up by key
+        after an executemany (RETURNING in parameter order costs it a statement per row);
+        PostgreSQL draws them from the sequence and copies them in with the rows."""
+        if self.sqlite:
+            self.insert(session, self.insert_message, rows)
+            new_ids = {(r.center, r.idem_key): r.id
+                       for r in self.by_center(session, self.by_idem_key, set(keys))}
+            return [new_ids[key] for key in keys]
+        ids = [i for (i,) in self.run(session, self.new_message_ids, (len(rows),))]
+        self.insert(session, self.insert_message,
+                    [(*row, i) for row, i in zip(rows, ids, strict=True)])
+        return ids
 
     def by_center(self, session, sql: str, pairs: set[tuple[str, str]]) -> list:
         """Rows by (center, key) pairs, one query per center, so that the unique index on

@@ -1,10 +1,10 @@
-"""The progress lane's lookups on PostgreSQL use their indexes on tables never analysed.
+"""The outbox's hot lookups on PostgreSQL use their indexes on tables never analysed.
 
 A new installation's outbox, or one a campaign grew since autovacuum last analysed
 it, has no statistics: the planner then guesses that a list of keys matches a large
 share of the table and scanned sms_part and sms_message whole for every batch of
-receipts, roll-ups and part updates (issue 18, point 6: a quarter of the server's
-statement time in the one-daemon bench).
+receipts, roll-ups, part updates and accepts (issue 18, point 6: a quarter of the
+server's statement time in the one-daemon bench).
 """
 from __future__ import annotations
 
@@ -43,10 +43,11 @@ def _plan(conn, sql: str, params) -> str:
     return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
 
 
-def test_receipts_rollup_and_part_updates_use_indexes_without_statistics(engine):
+def test_hot_lookups_use_indexes_without_statistics(engine):
     """With 128 keys per batch and no ANALYZE yet, the receipts' lookup by SMSC id, the
-    roll-up's read of messages with their parts and the parts' updates from arrays read
-    their rows through indexes, never a sequential scan of sms_part or sms_message."""
+    roll-up's read of messages with their parts, the parts' updates from arrays and the
+    accept's count per destination read their rows through indexes, never a sequential
+    scan of sms_part or sms_message."""
     hot = HotSql(engine.dialect.paramstyle, sqlite=False)
     ids = list(range(1000, 1128))
     with engine.connect() as conn:
@@ -57,7 +58,9 @@ def test_receipts_rollup_and_part_updates_use_indexes_without_statistics(engine)
         plans = {}
         for name, sql, params, keys in (
                 ("receipts", hot.parts_by_smpp_id, (), [f"id{i}" for i in ids]),
-                ("rollup", hot.rollup, (), ids)):
+                ("rollup", hot.rollup, (), ids),
+                ("per destination", hot.recent_per_destination, (-1.0,),
+                 [f"1390{i:07d}" for i in ids])):
             text, values = hot.driver.with_in(sql, keys)
             plans[name] = _plan(conn, text, (*params, *values))
         plans["part_ok"] = _plan(conn, hot.part_ok, hot.by_id_params(
