@@ -80,15 +80,11 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
             quiet.release_at(m.klass, now), now + valid_for, now))
         owners.append(i)
     if rows:
-        # Inserts without RETURNING and one lookup by key: RETURNING in parameter order
-        # costs SQLite one statement per row.
-        hot.insert(session, hot.insert_message, rows)
-        new_ids = {(r.center, r.idem_key): r.id for r in hot.by_center(
-            session, hot.by_idem_key, {(items[i].center, items[i].idem_key) for i in owners})}
+        new_ids = hot.insert_messages(session, rows,
+                                      [(items[i].center, items[i].idem_key) for i in owners])
         part_rows = []
-        for i in owners:
+        for i, message_id in zip(owners, new_ids, strict=True):
             m = items[i]
-            message_id = new_ids[(m.center, m.idem_key)]
             results[i] = Accepted(message_id, len(m.parts), False)
             existing[(m.center, m.idem_key)] = Accepted(message_id, len(m.parts), True)
             for seq, part in enumerate(m.parts):

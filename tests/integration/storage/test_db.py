@@ -5,7 +5,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from storage.db import Database
+from storage.db import Database, make_engine
 
 _meta = sa.MetaData()
 _items = sa.Table("items", _meta, sa.Column("id", sa.Integer, primary_key=True),
@@ -137,6 +137,26 @@ def test_postgresql_statements_are_planned_with_their_values(pg_url):
             assert conn.connection.driver_connection.prepare_threshold is None
     finally:
         db.engine.dispose()
+
+
+@pytest.mark.parametrize(("kind", "values"), [
+    ("text", ["12", "ab", "", "NULL", 'quo"te', "back\\slash", " s p,{}", "短信", None]),
+    ("text", ["0A1F", "1764547200"]),
+    ("int8", [1, -2, 2**40]), ("int8", [3, None]), ("int8", []),
+    ("float8", [1.5, 1764547200.123456, -0.0, 1e300]), ("float8", [None, 2.0])])
+def test_array_literals_reach_postgresql_unchanged(pg_url, kind, values):
+    """The hot statements bind lists as one text array (storage.driver_sql.array_literal):
+    PostgreSQL reads back every element as given, quotes, backslashes, separators, an
+    empty string, the word NULL and None (SQL NULL) included."""
+    from storage.driver_sql import array_literal
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            got = conn.exec_driver_sql(f"SELECT %s::{kind}[]", (array_literal(values),)).scalar()
+        assert got == values
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_files_and_log_file_are_owner_only(tmp_path):
