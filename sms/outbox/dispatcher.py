@@ -89,6 +89,7 @@ class Dispatcher(Service):
         if self.journal is not None:
             self.journal.open()  # before anything can be sent, even if recovery fails
         self.outbox.listeners.append(self.wake)
+        self.outbox.results_expected = self._expecting
         if self.journal is not None:
             self.outbox.recorded.append(self._recorded)
         d = self.outbox.recover(self.journal)
@@ -104,6 +105,8 @@ class Dispatcher(Service):
         self._record_answered()
         if self.wake in self.outbox.listeners:
             self.outbox.listeners.remove(self.wake)
+        if self.outbox.results_expected == self._expecting:
+            self.outbox.results_expected = None
         if self._recorded in self.outbox.recorded:
             self.outbox.recorded.remove(self._recorded)
         for call in (self._poll_call, self._sweep_call, self._pump_call):
@@ -256,6 +259,11 @@ class Dispatcher(Service):
             self._record_answered()
         else:
             self._pump_soon()
+
+    def _expecting(self) -> bool:
+        """Parts are at the router: their results will start a transaction soon, and a
+        receipt arriving meanwhile can ride in it (Outbox.receipt)."""
+        return self.inflight > 0
 
     def _record_answered(self) -> None:
         if self._answered:

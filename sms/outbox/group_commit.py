@@ -22,22 +22,42 @@ class GroupCommit:
     reactor turn rather than at the first item: what one read of a socket brought (a
     burst of receipts, a window of submit_sm at the door) commits together instead of
     the first item alone and the rest after it.
+
+    With ``turns`` and ``hold``, an item added with ``add_held`` (a receipt, while a
+    window's submit results are on their way) starts no transaction of its own: it rides
+    in the next one, which those results start just after their burst is written, or
+    starts one itself ``hold`` seconds later. A transaction of receipts alone would
+    otherwise run its thread beside the reactor as the next window's answers arrive, and
+    the two take turns holding the interpreter.
     """
 
     def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
                  on_committed: Callable[[list], None] | None = None,
-                 turns: IReactorTime | None = None):
+                 turns: IReactorTime | None = None, hold: float = 0.0):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
         self.on_committed = on_committed
         self.turns = turns
+        self.hold = hold if turns is not None else 0.0
         self._pending: list[tuple[Any, Deferred | None]] = []
         self._running = False
         self._turn_end: IDelayedCall | None = None
+        self._held_end: IDelayedCall | None = None  # the latest start of held items
 
     def add(self, item: Any) -> Deferred:
         d: Deferred = Deferred()
         self._pending.append((item, d))
         self._added()
+        return d
+
+    def add_held(self, item: Any) -> Deferred:
+        """``add``, but the item waits for the next transaction another item starts, at most
+        ``hold`` seconds (without ``turns`` or ``hold``: ``add``)."""
+        if not self.hold:
+            return self.add(item)
+        d: Deferred = Deferred()
+        self._pending.append((item, d))
+        if self._held_end is None:
+            self._held_end = self.turns.callLater(self.hold, self._held_due)
         return d
 
     def add_quiet(self, *items: Any) -> None:
@@ -54,10 +74,17 @@ class GroupCommit:
         self._turn_end = None
         self._kick()
 
+    def _held_due(self) -> None:
+        self._held_end = None
+        self._kick()
+
     def _kick(self) -> None:
         if self._running or not self._pending:
             return
         self._running = True
+        if self._held_end is not None:  # what is held goes in this transaction or the next
+            self._held_end.cancel()
+            self._held_end = None
         batch = self._pending[:self.max_batch]
         del self._pending[:self.max_batch]
         d = self.lock.run(self.db.run, self.fn, [item for item, _ in batch])

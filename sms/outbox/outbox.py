@@ -46,6 +46,9 @@ from sms.outbox.states import receipt_state
 from sms.templates import TemplateError
 
 log = Logger(namespace="hotline.sms.outbox")
+#: Seconds a receipt may wait for the next submit results' transaction while parts are in
+#: flight (sms.outbox.group_commit), at most.
+RECEIPT_HOLD = 0.05
 
 
 class Outbox:
@@ -76,13 +79,16 @@ class Outbox:
         # Small accept batches: on SQLite the lock is shared, and a big batch would hold the
         # dispatcher's claims and results back while a bulk campaign is being accepted.
         self._accepts = GroupCommit(db, self._accept_batch, self.accept_lock, max_batch=250)
-        # Submit results and receipts share one lane: one transaction carries them all.
+        # Submit results and receipts share one lane: one transaction carries them all, and
+        # while ``results_expected()`` receipts wait for the next results (group_commit).
         self._progress = GroupCommit(db, self._progress_batch, self.lock,
                                      on_committed=self._results_committed,
-                                     turns=clock if batch_turns else None)
+                                     turns=clock if batch_turns else None, hold=RECEIPT_HOLD)
         # Told the submit results of each committed transaction (the send journal).
         self.recorded: list[Callable[[list[SubmitResult]], None]] = []
         self.listeners: list[Callable[[], None]] = []  # woken when new work is accepted
+        # True while submit results are on their way (the dispatcher's parts in flight).
+        self.results_expected: Callable[[], bool] | None = None
         self._wake_call = None
         self._unmatched_seen: dict[str, int] = {}  # per SMSC, at the last sweep
         self._misattributed: dict[str, float] = {}  # per SMSC, when last warned about
@@ -295,9 +301,11 @@ class Outbox:
         final = receipt_state(state)
         if final is None:
             return succeed(None)  # ENROUTE, ACCEPTD: not a final state, nothing to record
-        return self._progress.add(("receipt", ReceiptIn(
-            smpp_id, smsc, final, error, done_at if done_at else self.clock.seconds(),
-            destination)))
+        item = ("receipt", ReceiptIn(smpp_id, smsc, final, error,
+                                     done_at if done_at else self.clock.seconds(), destination))
+        if self.results_expected is not None and self.results_expected():
+            return self._progress.add_held(item)
+        return self._progress.add(item)
 
     def expire_stale(self) -> Deferred[int]:
         """Expire messages whose validity ended (queued ones at once, submitted ones after a

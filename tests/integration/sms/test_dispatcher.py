@@ -269,3 +269,45 @@ def test_a_throttled_part_is_retried_soon_without_a_trip_through_the_queue(env):
     clock.advance(0)
     assert result(box.counts()) == {SUBMITTED: 1} and disp.inflight == 0
     result(disp.stopService())
+
+
+def test_a_receipt_waits_for_the_results_of_parts_in_flight_and_no_longer(db_url):
+    """As the daemon runs it (``batch_turns``): a receipt arriving while parts are at the
+    router commits in the transaction their results start (no receipts-only transaction
+    overlaps the next answers), at most RECEIPT_HOLD later; with nothing in flight it
+    commits at the end of its turn. Its Deferred (the DELIVER's answer) fires only after."""
+    from sms.outbox.outbox import RECEIPT_HOLD
+
+    clock = Clock()
+    clock.advance(noon())
+    db = InlineDatabase(db_url, None, 1)
+    db.create_all()
+    box = Outbox(db, clock, make_config(), encode=split_encode, batch_turns=True)
+    router = FakeRouter(window=4)
+    disp = Dispatcher(box, router, clock, make_part=lambda m, p: (m.message_id, p),
+                      temporary=(FakeTemporary,), permanent=(FakePermanent,),
+                      batch=10, max_inflight=4, poll=1.0)
+    accept(box, 2)
+    clock.advance(0)
+    disp.startService()
+    clock.advance(0)
+    assert len(router.pending) == 2
+    first = router.answer()
+    clock.advance(0)
+    clock.advance(0)
+    clock.advance(0)
+    assert result(box.counts()) == {SUBMITTED: 1, "submitting": 1}
+    receipt = box.receipt(first, "fake", "DELIVRD", None, None)
+    clock.advance(0)
+    clock.advance(RECEIPT_HOLD / 2)
+    assert not receipt.called  # the second part is in flight: its results will come
+    second = router.answer()
+    clock.advance(0)
+    clock.advance(0)
+    clock.advance(0)
+    assert receipt.called and result(box.counts()) == {DELIVERED: 1, SUBMITTED: 1}
+    late = box.receipt(second, "fake", "DELIVRD", None, None)
+    clock.advance(0)
+    assert late.called and result(box.counts()) == {DELIVERED: 2}  # nothing in flight
+    result(disp.stopService())
+    db.engine.dispose()

@@ -84,3 +84,59 @@ def test_quiet_items_join_the_turns_transaction_and_are_heard_once_committed():
     assert db.batches == [[1, "a", "b"]] and heard == []
     db.commit()
     assert answer.result == "ok:1" and heard == [["a", "b"]]
+
+
+
+def test_a_held_receipt_rides_in_the_next_transaction_another_item_starts():
+    """An item added with ``add_held`` (a receipt while a window's results are on their way)
+    starts no transaction of its own: it goes in the one the next results start, so no
+    receipts-only transaction overlaps the next window's answers."""
+    db, clock = HeldDatabase(), Clock()
+    lane = GroupCommit(db, None, DeferredLock(), turns=clock, hold=0.05)
+    receipt = lane.add_held("dlr")
+    clock.advance(0)
+    clock.advance(0.02)
+    assert db.batches == [] and not receipt.called
+    lane.add_quiet("r1")
+    clock.advance(0)
+    assert db.batches == [["dlr", "r1"]]
+    db.commit()
+    assert receipt.result == "ok:dlr"
+    clock.advance(1)
+    assert len(db.batches) == 1  # the held item's own deadline went with it
+
+
+def test_a_held_receipt_waits_at_most_hold():
+    """With no other item coming, a held item starts its own transaction ``hold`` seconds
+    after it was added."""
+    db, clock = HeldDatabase(), Clock()
+    lane = GroupCommit(db, None, DeferredLock(), turns=clock, hold=0.05)
+    receipt = lane.add_held("dlr")
+    clock.advance(0.049)
+    assert db.batches == []
+    clock.advance(0.001)
+    assert db.batches == [["dlr"]]
+    db.commit()
+    assert receipt.result == "ok:dlr"
+
+
+def test_a_held_receipt_added_while_a_transaction_runs_goes_in_the_next():
+    """A transaction that ends starts the next with everything pending, held items too:
+    that moment is after the burst its results followed, not during a read."""
+    db, clock = HeldDatabase(), Clock()
+    lane = GroupCommit(db, None, DeferredLock(), turns=clock, hold=0.05)
+    lane.add_quiet("r1")
+    clock.advance(0)
+    receipt = lane.add_held("dlr")
+    db.commit()
+    assert db.batches == [["r1"], ["dlr"]]
+    db.commit()
+    assert receipt.result == "ok:dlr"
+
+
+def test_without_turns_add_held_is_add():
+    """Tests driving the outbox without ``turns`` (batch_turns off) see no holding."""
+    db = HeldDatabase()
+    lane = GroupCommit(db, None, DeferredLock(), hold=0.05)
+    lane.add_held("dlr")
+    assert db.batches == [["dlr"]]
