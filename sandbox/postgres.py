@@ -227,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--port", type=int)
+    parser.add_argument("--durable", action="store_true",
+                        help="PostgreSQL's own durable defaults (fsync, synchronous_commit and "
+                             "full_page_writes on), as in production; else the tests' fast ones")
     args = parser.parse_args(argv)
     if args.action == "start":
-        server = PostgresServer.start(args.dir, args.port)
+        server = PostgresServer.start(args.dir, args.port, settings="" if args.durable else FAST)
         (args.dir / "hotline.url").write_text(server.url())
         print(server.url())
     else:
