@@ -19,8 +19,8 @@ import functools
 import hashlib
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from common.records import frozen_record
 
 RESPONSE_BIT = 0x80000000
 _U32 = struct.Struct(">L")
@@ -242,7 +242,7 @@ def secret_bytes(secret: str | bytes) -> bytes:
 
 # ---- the table-driven frame, shared by the three codecs ----------------------------
 
-@dataclass(frozen=True)
+@frozen_record
 class Frame:
     """One decoded PDU: its header's command id, its sequence (an int for CMPP and SMGP,
     an ``SgipSequence`` for SGIP) and the PDU dataclass."""

@@ -40,6 +40,7 @@ from datetime import datetime, UTC
 from sms.carrier import text as _text
 from sms.outbox.states import dlr_stat
 from sms.smpp.codec import MESSAGE_STATES
+from common.records import frozen_record
 
 ID_FORMATS = ("auto", "dec", "hex", "str")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -55,7 +56,7 @@ class ReceiptError(ValueError):
     """A deliver_sm claims to be a receipt but carries no message id."""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Receipt:
     message_id: str  # normalised
     state: str  # one of sms.outbox.states.DLR_STATES

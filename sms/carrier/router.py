@@ -17,7 +17,6 @@ TemporaryError) rather than queueing for a link that is down.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, UTC
 from collections.abc import Callable, Sequence
 
@@ -40,6 +39,7 @@ from sms.carrier.receipts import (IdFormWatch, MoMessage, Receipt, ReceiptError,
                                   normalise_message_id)
 from sms.smpp import codec
 from sms.smpp.codec import ESME_RINVDSTADR, ESME_RINVMSGLEN, ESME_RMSGQFUL, EncodeError
+from common.records import frozen_record
 from sms.smpp.protocol import (LinkLost, NotBound, PermanentError, SmppError, SmppTimeout,
                                TemporaryError, Throttled)
 
@@ -105,7 +105,7 @@ class FaultSummary:
         self._call = None
 
 
-@dataclass(frozen=True)
+@frozen_record
 class SubmitPart:
     """One submit_sm."""
 
@@ -121,7 +121,7 @@ class SubmitPart:
     center: str = ""  # the sending center: SMSCs with ``centers`` serve only theirs
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Submitted:
     message_id: str  # normalised (sms.carrier.receipts.normalise_message_id)
     smsc: str

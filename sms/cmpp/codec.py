@@ -17,7 +17,7 @@ as SMSGate print (MMDDHHMMSS, the ISMG code in 7 digits, the sequence in 5).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import ClassVar
 
@@ -46,6 +46,7 @@ from sms.carrier.binary_pdu import (
 )
 from sms.carrier.binary_pdu import FrameSplitter as _Splitter
 from sms.carrier.binary_pdu import command_name as _command_name
+from common.records import frozen_record
 
 __all__ = [
     "CodecError",
@@ -125,7 +126,7 @@ def _terminal_width(version: int) -> int:
 
 # ---- Msg_Id ------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@frozen_record
 class MsgId:
     """The ISMG's 8-octet message id, as its parts; any 8 octets are a valid MsgId."""
 
@@ -192,7 +193,7 @@ _ZERO_MSG_ID = bytes(8)  # what an SP sends in every SUBMIT, without the bit pac
 
 # ---- PDUs --------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@frozen_record
 class Connect:
     """CONNECT: the SP logs in. Build one with ``make_connect`` to get the authenticator right."""
 
@@ -203,7 +204,7 @@ class Connect:
     timestamp: int  # MMDDHHMMSS as an integer
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ConnectResp:
     COMMAND_ID: ClassVar[int] = CONNECT_RESP
     status: int
@@ -211,7 +212,7 @@ class ConnectResp:
     version: int
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Submit:
     """SUBMIT: one part of a message to up to 100 destinations. 3.0-only fields stay 0/"" on 2.0."""
 
@@ -240,14 +241,14 @@ class Submit:
     msg_id: MsgId = ZERO_MSG_ID  # filled by the ISMG; zeros from an SP
 
 
-@dataclass(frozen=True)
+@frozen_record
 class SubmitResp:
     COMMAND_ID: ClassVar[int] = SUBMIT_RESP
     msg_id: MsgId
     result: int
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Report:
     """The status report a DELIVER with Registered_Delivery = 1 carries in Msg_Content."""
 
@@ -259,7 +260,7 @@ class Report:
     smsc_sequence: int = 0
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Deliver:
     """DELIVER: an MO (``content``) or a status report (``report``, Registered_Delivery 1)."""
 
@@ -281,35 +282,35 @@ class Deliver:
         return 1 if self.report is not None else 0
 
 
-@dataclass(frozen=True)
+@frozen_record
 class DeliverResp:
     COMMAND_ID: ClassVar[int] = DELIVER_RESP
     msg_id: MsgId
     result: int = RESULT_OK
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ActiveTest:
     COMMAND_ID: ClassVar[int] = ACTIVE_TEST
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ActiveTestResp:
     COMMAND_ID: ClassVar[int] = ACTIVE_TEST_RESP
     reserved: int = 0
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Terminate:
     COMMAND_ID: ClassVar[int] = TERMINATE
 
 
-@dataclass(frozen=True)
+@frozen_record
 class TerminateResp:
     COMMAND_ID: ClassVar[int] = TERMINATE_RESP
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Query:
     """QUERY: the ISMG's traffic counters for a day (YYYYMMDD), total or per Service_Id."""
 
@@ -319,7 +320,7 @@ class Query:
     query_code: str = ""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class QueryResp:
     COMMAND_ID: ClassVar[int] = QUERY_RESP
     time: str

@@ -3,6 +3,7 @@ receipts, and the reasons a message is refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from common.records import frozen_record
 
 
 class OutboxError(Exception):
@@ -29,14 +30,14 @@ class DestinationLimited(OutboxError):
     """The destination reached its hourly limit for alerts and bulk messages."""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class EncodedPart:
     payload: bytes
     data_coding: int
     esm_class: int
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Outgoing:
     """A rendered, encoded message ready to be accepted."""
 
@@ -74,7 +75,7 @@ class Due:
     method: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Accepted:
     message_id: int
     part_count: int
@@ -95,7 +96,7 @@ class ClaimedMessage:
     parts: list[EncodedPart] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class SubmitResult:
     """What became of one submit_sm: ok (message id), temporary or permanent error, or
     doubtful: a temporary error after which the SMSC may hold the part all the same (no
@@ -110,7 +111,7 @@ class SubmitResult:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ReceiptIn:
     smpp_id: str
     smsc: str
