@@ -164,6 +164,8 @@ def u16(value: int, field: str) -> bytes:
 
 
 def u32(value: int, field: str) -> bytes:
+    if type(value) is int and 0 <= value <= 0xFFFFFFFF:  # every frame's length and sequence
+        return _U32.pack(value)
     return _uint(value, 4, field)
 
 

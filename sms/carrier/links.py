@@ -13,6 +13,8 @@ receipts and MO (``sms.cmpp.link``, ``sms.smgp.link``, ``sms.sgip.link``).
 """
 from __future__ import annotations
 
+import functools
+
 from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
 
@@ -132,8 +134,9 @@ def receipt(message_id: str, stat: str, done_time: str, smsc: str, err: str = ""
                    raw_id=message_id)
 
 
+@functools.lru_cache(maxsize=64)
 def _done_at(raw: str) -> datetime | None:
-    """Done_time YYMMDDHHMM in Beijing time."""
+    """Done_time YYMMDDHHMM in Beijing time; remembered, as a minute's reports share one."""
     raw = raw.strip()
     if len(raw) != 10 or not (raw.isascii() and raw.isdigit()):
         return None
