@@ -245,7 +245,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                               on_reply=on_reply, keep_menus=cluster is not None,
                               identities=identities, installed=installed)
         handlers.append(handler)
-        admin = AdminCalls(config, reactor, db)
+        admin = AdminCalls(config, reactor, db, installed=installed)
         flow = CallsByRole(handler, admin)
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                     heartbeat_interval=ami.heartbeat_interval,
