@@ -227,7 +227,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
     installed = InstalledPrompts(config.prompts.library_dir, db)
-    identities = Identities(db, reactor) if cluster is not None else None
+    identities = Identities(db, reactor, ttl=config.ivr.identity_minutes * 60) \
+        if cluster is not None else None
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
     adopted_flows = []
