@@ -40,6 +40,9 @@ class IvrConfig:
     # Wrong passwords from one caller number per hour, whatever the accounts, before its
     # password tries are refused for lock_minutes (one common password cannot be sprayed).
     caller_password_failures: int = 10
+    # How long an identified caller's account kept in ivr_identity counts, for a daemon
+    # adopting the call; longer than any call, short for privacy (README "Privacy").
+    identity_minutes: int = 60
     # Where a transfer to agents continues in the dialplan (the queue's entry). The queue
     # itself is named in the dialplan (dialplans/README.md, agent_queue), not here.
     agent_context: str = "hotline-queue"
@@ -77,6 +80,7 @@ def parse(ini, daemon, centers) -> IvrConfig:
         password_attempts=s.int("password_attempts", 3, min=1, max=10),
         lock_minutes=s.int("lock_minutes", 30, min=1, max=7 * 24 * 60),
         caller_password_failures=s.int("caller_password_failures", 10, min=1, max=1000),
+        identity_minutes=s.int("identity_minutes", 60, min=10, max=24 * 60),
         agent_context=s.str("agent_context", "hotline-queue"),
         agent_exten=s.str("agent_exten", "s"),
     )

@@ -10,6 +10,9 @@ than identifying again after an adoption. The row goes when the call's record cl
 as lost at its next start); a row past its expiry (a call whose daemon died and never came
 back) goes with the next identification or settlement on any daemon.
 
+The expiry is ``[ivr] identity_minutes`` (an hour by default), longer than any IVR call:
+a row that outlived its call is swept once it has passed.
+
 An adopted call looks its row up as it resumes, while its menu is replayed, and asks the
 core for the account by number again; no row, an expired one, or a database or core that
 does not answer within ``RESTORE_TIMEOUT`` leaves the caller to identify again.
@@ -33,8 +36,6 @@ if TYPE_CHECKING:
     from ivr.flows.context import CallContext
     from ivr.records import CallRecord
 
-# No IVR call lasts this long: a row that outlived its call is swept once it has passed.
-IDENTITY_TTL = 3600.0
 # The replayed menu takes longer than this: a caller choosing a service waits for no more.
 RESTORE_TIMEOUT = 3.0
 # What may fail on the way, each costing only a re-identification.
@@ -79,7 +80,7 @@ class Identities:
 
     log = Logger(namespace="hotline.ivr")
 
-    def __init__(self, db, clock, ttl: float = IDENTITY_TTL, timeout: float = RESTORE_TIMEOUT):
+    def __init__(self, db, clock, ttl: float, timeout: float = RESTORE_TIMEOUT):
         self.db, self.clock, self.ttl, self.timeout = db, clock, ttl, timeout
 
     def remember(self, record: CallRecord, account: Account) -> Deferred:

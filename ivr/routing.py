@@ -7,6 +7,7 @@ from typing import Any
 
 from prompts import catalog as catalog_mod
 from prompts.recording_flow import record_by_phone
+from prompts.installed import InstalledPrompts
 from prompts.service import PromptStore
 
 
@@ -17,9 +18,10 @@ class AdminCalls:
     ROLE = "admin"
 
     def __init__(self, config: Any, reactor: Any, db: Any, store: PromptStore | None = None,
-                 catalog: Any = None):
+                 catalog: Any = None, installed: InstalledPrompts | None = None):
         self.config = config
-        self.store = store if store is not None else PromptStore(config.prompts, db, reactor)
+        self.store = store if store is not None else \
+            PromptStore(config.prompts, db, reactor, installed=installed)
         self.catalog = catalog if catalog is not None else catalog_mod.load()
 
     @classmethod

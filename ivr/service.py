@@ -227,7 +227,8 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
     jitter = random.Random()
     records = CallRecords(db, reactor, on_call_closed)
     installed = InstalledPrompts(config.prompts.library_dir, db)
-    identities = Identities(db, reactor) if cluster is not None else None
+    identities = Identities(db, reactor, ttl=config.ivr.identity_minutes * 60) \
+        if cluster is not None else None
     nodes: list[AsteriskNode] = []
     handlers: list[CallHandler] = []
     adopted_flows = []
@@ -245,7 +246,7 @@ def make_service(config: IvrRoomConfig, reactor, db, cores: Mapping[str, CoreCli
                               on_reply=on_reply, keep_menus=cluster is not None,
                               identities=identities, installed=installed)
         handlers.append(handler)
-        admin = AdminCalls(config, reactor, db)
+        admin = AdminCalls(config, reactor, db, installed=installed)
         flow = CallsByRole(handler, admin)
         dispatcher = CallDispatcher(link, config.daemon.instance, flow, reactor,
                                     heartbeat_interval=ami.heartbeat_interval,

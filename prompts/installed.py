@@ -42,6 +42,12 @@ class InstalledPrompts:
         owner = center if (center, lang, prompt_id) in self._keys else DEFAULT_CENTER
         return current_base(self.library_dir, owner, lang, prompt_id)
 
+    def heard(self, center: str, lang: str, prompt_id: str) -> bool:
+        """Whether callers of ``center`` hear a recording of the prompt: the center's own
+        or the ``default`` center's. No file is looked at."""
+        return (center, lang, prompt_id) in self._keys or \
+            (DEFAULT_CENTER, lang, prompt_id) in self._keys
+
     async def fresh(self) -> None:
         """Catch up with the prompt changes made since the last look. A failed read keeps
         what was known (the call goes on) and the next call tries again."""

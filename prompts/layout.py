@@ -1,4 +1,4 @@
-"""Where prompt files live on disk, and the one lookup the IVR makes per playback.
+"""Where prompt files live on disk, and the file-system lookup the offline checks make.
 
 Layout under ``[prompts] library_dir``::
 
@@ -9,6 +9,9 @@ Layout under ``[prompts] library_dir``::
 ``<id>`` may contain ``/`` (``menu/main``) and becomes sub-folders. The center
 ``default`` holds the text-to-speech and imported defaults; a center that
 recorded its own version of a prompt overrides it there.
+
+The daemon never looks at these files on the reactor: calls and the recording flow ask
+``prompts.installed.InstalledPrompts`` (prompt_current, kept in memory).
 """
 from __future__ import annotations
 
@@ -35,8 +38,9 @@ def has_current(library_dir: str | os.PathLike, center: str, lang: str, prompt_i
 
 
 def prompt_path(library_dir: str | os.PathLike, center: str, lang: str, prompt_id: str) -> str:
-    """The path without extension for STREAM FILE / GET DATA: the center's own
-    recording if it installed one, else the ``default`` center's.
+    """The path without extension for STREAM FILE / GET DATA, as found on disk (blocking;
+    for the CLI's checks): the center's own recording if it installed one, else the
+    ``default`` center's.
 
     Asterisk picks the file format by the channel's codec, so no extension.
     """

@@ -41,9 +41,10 @@ DIGIT_TIMEOUT_MS = 6000
 class Store(Protocol):
     """What the flow needs from the library (``prompts.service.PromptStore``)."""
 
+    async def fresh(self) -> None: ...
     def path(self, center: str, lang: str, prompt_id: str) -> str: ...
     def exists(self, center: str, lang: str, prompt_id: str) -> bool: ...
-    def new_recording(self) -> str: ...
+    async def new_recording(self) -> str: ...
     async def login(self, number: str, pin: str, caller: str) -> Login: ...
     async def fetch(self, remote: str) -> str: ...
     async def install(self, path: str, prompt_id: str, center: str, lang: str, source: str,
@@ -83,6 +84,7 @@ async def record_by_phone(session: Any, store: Store, catalog: Catalog, center: 
     and with two a recording asks which one it is for).
     """
     call = _Call(session, store, catalog, center, languages, max_seconds, silence_seconds)
+    await store.fresh()
     await call.play("admin/welcome")
     staff = await _login(call)
     changes: list[Change] = []
@@ -150,13 +152,14 @@ async def _choose_language(call: _Call) -> str | None:
 
 async def _record(call: _Call, prompt: Prompt, lang: str, staff: str) -> Change | None:
     """Hear the current version, then record / review until accepted or cancelled."""
+    await call.store.fresh()  # a version installed since (another call, the console)
     if call.store.exists(call.center, lang, prompt.id):
         await call.session.play(call.paths("admin/current_version")
                                 + [call.store.path(call.center, lang, prompt.id)])
     else:
         await call.play("admin/no_current_version")
     for _ in range(RECORD_ROUNDS):
-        remote = call.store.new_recording()
+        remote = await call.store.new_recording()
         try:
             await call.play("admin/record_after_beep")
             await call.session.record_file(remote, "wav", "#", int(call.max_seconds * 1000),

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from core_client import limits
 from prompts import audio, library, staff, transfer
 from prompts.config import PromptsConfig
-from prompts.layout import DEFAULT_CENTER, has_current, prompt_path
+from prompts.installed import InstalledPrompts
 
 log = Logger()
 
@@ -27,11 +27,18 @@ def settings(config: PromptsConfig) -> audio.Settings:
 
 
 class PromptStore:
-    """Processing, installing and moving prompt files for the running daemon."""
+    """Processing, installing and moving prompt files for the running daemon.
 
-    def __init__(self, config: PromptsConfig, db: Any, reactor: Any, threadpool: Any = None):
+    The recording flow runs on the reactor thread, so nothing here looks at a file there:
+    what is installed comes from ``installed`` (prompt_current, read off the reactor; the
+    IVR's own instance when given) and every file operation runs on the pool."""
+
+    def __init__(self, config: PromptsConfig, db: Any, reactor: Any, threadpool: Any = None,
+                 installed: InstalledPrompts | None = None):
         self.config, self.db, self.reactor = config, db, reactor
         self._threadpool = threadpool
+        self.installed = installed if installed is not None else \
+            InstalledPrompts(config.library_dir, db)
         self.local_dir = Path(config.library_dir) / "incoming-local"
 
     @property
@@ -41,19 +48,26 @@ class PromptStore:
             self._threadpool = self.reactor.getThreadPool()
         return self._threadpool
 
+    def _in_thread(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        return deferToThreadPool(self.reactor, self.threadpool, f, *args, **kwargs)
+
+    async def fresh(self) -> None:
+        """Catch up with prompts installed since the last look (a database read)."""
+        await self.installed.fresh()
+
     def path(self, center: str, lang: str, prompt_id: str) -> str:
         """What Asterisk should play for this prompt (no extension)."""
-        return prompt_path(self.config.library_dir, center, lang, prompt_id)
+        return self.installed.path(center, lang, prompt_id)
 
     def exists(self, center: str, lang: str, prompt_id: str) -> bool:
         """Whether callers of this center hear anything for the prompt (own or default)."""
-        return has_current(self.config.library_dir, center, lang, prompt_id) or \
-            has_current(self.config.library_dir, DEFAULT_CENTER, lang, prompt_id)
+        return self.installed.heard(center, lang, prompt_id)
 
-    def new_recording(self) -> str:
+    async def new_recording(self) -> str:
         """A fresh path without extension, on Asterisk's host, for RECORD FILE."""
         if not self.config.fetch_command:  # a shared mount: make sure the folder exists
-            Path(self.config.recording_dir).mkdir(parents=True, exist_ok=True)
+            await self._in_thread(Path(self.config.recording_dir).mkdir, parents=True,
+                                  exist_ok=True)
         return str(Path(self.config.recording_dir) / f"rec-{uuid.uuid4().hex}")
 
     async def login(self, number: str, pin: str, caller: str) -> staff.Login:
@@ -74,7 +88,7 @@ class PromptStore:
         the same path on a shared mount, else copied by ``fetch_command``."""
         local = self.local_copy(remote)
         if self.config.fetch_command:
-            self.local_dir.mkdir(parents=True, exist_ok=True)
+            await self._in_thread(self.local_dir.mkdir, parents=True, exist_ok=True)
             argv = transfer.expand(self.config.fetch_command,
                                    {"remote": f"{remote}.wav", "local": local})
             await transfer.run(self.reactor, argv, self.config.command_timeout)
@@ -86,11 +100,11 @@ class PromptStore:
 
         Raises ``audio.AudioRejected`` for unusable audio, with nothing installed.
         """
-        processed = await deferToThreadPool(self.reactor, self.threadpool, audio.process_file,
-                                            path, settings(self.config))
+        processed = await self._in_thread(audio.process_file, path, settings(self.config))
         change = await self.db.run(library.install, self.config.library_dir, prompt_id,
                                    center, lang, processed, source, who,
                                    self.reactor.seconds())
+        await self.installed.fresh()  # this daemon's next calls play it at once
         log.info("prompt {prompt_id} ({center}, {lang}) version {new} installed by {who}",
                  prompt_id=prompt_id, center=center, lang=lang, new=change.new_version, who=who)
         await self.publish()
@@ -110,7 +124,11 @@ class PromptStore:
 
     async def discard(self, remote: str) -> None:
         """Remove the daemon's copy of a raw recording (on a shared mount, the only one)."""
-        try:
-            os.unlink(self.local_copy(remote))
-        except FileNotFoundError:
-            pass
+        await self._in_thread(_unlink, self.local_copy(remote))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

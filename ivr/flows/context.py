@@ -45,7 +45,7 @@ class CallContext:
     notifier: Notifier | None = None
     agent_context: str = "hotline-queue"
     agent_exten: str = "s"
-    # Prompt id and language to the file Asterisk plays (prompts.layout.prompt_path);
+    # Prompt id and language to the file Asterisk plays (prompts.installed.InstalledPrompts);
     # the identity by default, so tests see prompt ids.
     resolve: Callable[[str, str], str] = lambda prompt_id, lang: prompt_id
     lang: str = "zh"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -57,16 +58,15 @@ class Prepared:
     A part waits in its bind's queue while the window is full; encoding it before it
     queues (``CarrierLink.prepare``, from the router) keeps the encoder out of the turn
     between reading a window's responses and writing the parts they freed slots for. Every carrier
-    header is the frame's length and command id (4 octets each), then the sequence.
+    header is the frame's length and command id (4 octets each), then the sequence; made
+    by the protocol's ``CarrierProtocol.prepared``, which knows the sequence's length.
     """
 
     head: bytes  # length and command id
     body: bytes
 
-    @classmethod
-    def of(cls, frame: bytes, sequence_octets: int) -> Prepared:
-        """From a frame encoded with a placeholder sequence of that many octets."""
-        return cls(frame[:8], frame[8 + sequence_octets:])
+
+HEAD = 8  # a carrier frame's length and command id, before its sequence
 
 
 def _timeout_error(label: str, _seconds: float) -> SmppTimeout:
@@ -78,7 +78,8 @@ class CarrierProtocol(Protocol):
 
     A subclass sets ``name`` (for logs), the command ids ``ACTIVE_TEST`` (None when the
     protocol has none), ``TERMINATE`` and ``DELIVERS`` (requests handed to ``on_deliver``),
-    the result codes ``THROTTLING`` (flow control), and implements the codec hooks.
+    the result codes ``THROTTLING`` (flow control), and implements the codec hooks; its
+    ``PLACEHOLDER_SEQUENCE`` and ``sequence_octets`` say where a ``Prepared`` body starts.
     """
 
     log = Logger(namespace="hotline.sms.carrier")
@@ -87,6 +88,20 @@ class CarrierProtocol(Protocol):
     TERMINATE: int = 0
     DELIVERS: frozenset[int] = frozenset()
     THROTTLING: frozenset[int] = frozenset()
+    # The sequence a request is encoded ahead with; sending writes the real one over it.
+    PLACEHOLDER_SEQUENCE: ClassVar[Any] = 0
+    _body_at: ClassVar[int]  # where a prepared frame's body starts, set per protocol class
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each protocol's body offset, from how its header writes the placeholder: once,
+        here, so preparing a request costs no more than slicing its frame."""
+        super().__init_subclass__(**kwargs)
+        cls._body_at = HEAD + len(cls.sequence_octets(cls.PLACEHOLDER_SEQUENCE))
+
+    @classmethod
+    def prepared(cls, frame: bytes) -> Prepared:
+        """A request's frame, encoded with ``PLACEHOLDER_SEQUENCE``, as ``Prepared``."""
+        return Prepared(frame[:HEAD], frame[cls._body_at:])
 
     def __init__(self, clock: IReactorTime, *, response_timeout: float = 10.0,
                  active_test: float = 180.0, active_test_timeout: float = 60.0,

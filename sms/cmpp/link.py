@@ -66,7 +66,8 @@ class CmppLink(CarrierLink):
 
     @staticmethod
     def encode_ahead(pdu, config) -> Prepared:
-        return Prepared.of(codec.encode(pdu, 0, _version(config)), 4)
+        return CmppProtocol.prepared(
+            codec.encode(pdu, CmppProtocol.PLACEHOLDER_SEQUENCE, _version(config)))
 
     @staticmethod
     def incoming(pdu: codec.Deliver, smsc: str, now: datetime):

@@ -28,7 +28,6 @@ _BIND_RESULT = {codec.RESULT_BAD_LOGIN: "wrong login or password",
                 codec.RESULT_REPEATED_LOGIN: "already bound",
                 codec.RESULT_TOO_MANY_CONNECTIONS: "too many connections",
                 codec.RESULT_BAD_LOGIN_TYPE: "wrong login type"}
-_PLACEHOLDER = codec.SgipSequence(0, 0, 0)  # written over as a prepared Submit is sent
 _REPORT_STATE = {codec.STATE_DELIVERED: "DELIVRD", codec.STATE_WAITING: "ENROUTE",
                  codec.STATE_FAILED: "UNDELIV"}
 
@@ -73,7 +72,7 @@ class SgipLink(CarrierLink):
 
     @staticmethod
     def encode_ahead(pdu, config) -> Prepared:
-        return Prepared.of(codec.encode(pdu, _PLACEHOLDER), 12)
+        return SgipProtocol.prepared(codec.encode(pdu, SgipProtocol.PLACEHOLDER_SEQUENCE))
 
     @staticmethod
     def incoming(pdu, smsc: str, now: datetime):

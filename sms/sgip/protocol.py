@@ -66,6 +66,7 @@ class SgipProtocol(CarrierProtocol):
     TERMINATE = codec.UNBIND
     DELIVERS = frozenset({codec.DELIVER, codec.REPORT})
     THROTTLING = frozenset({codec.RESULT_NODE_BUSY, codec.RESULT_QUEUE_FULL})
+    PLACEHOLDER_SEQUENCE = codec.SgipSequence(0, 0, 0)
 
     def __init__(self, clock, *, node_id: int = 0,
                  check_bind: Callable[[codec.Bind], int] | None = None, **kw):

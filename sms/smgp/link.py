@@ -56,7 +56,7 @@ class SmgpLink(CarrierLink):
 
     @staticmethod
     def encode_ahead(pdu, config) -> Prepared:
-        return Prepared.of(codec.encode(pdu, 0), 4)
+        return SmgpProtocol.prepared(codec.encode(pdu, SmgpProtocol.PLACEHOLDER_SEQUENCE))
 
     @staticmethod
     def incoming(pdu: codec.Deliver, smsc: str, now: datetime):

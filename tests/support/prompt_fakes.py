@@ -5,7 +5,9 @@ import shutil
 from dataclasses import dataclass
 
 from prompts import audio, library, staff
-from prompts.layout import DEFAULT_CENTER, has_current, prompt_path
+from prompts.installed import InstalledPrompts
+
+from tests.support.databases import SyncDatabase
 
 
 class HungUp(Exception):
@@ -76,21 +78,25 @@ def login_now(db, number, pin, caller, now, rules):
 
 
 class SyncStore:
-    """PromptStore's interface over the real library and DB, run synchronously."""
+    """PromptStore's interface over the real library and DB, run synchronously; what is
+    installed comes from prompt_current through InstalledPrompts, as in the daemon."""
 
     def __init__(self, db, library_dir, recording_dir, settings, now=1000.0):
         self.db, self.library_dir, self.recording_dir = db, library_dir, recording_dir
         self.settings, self.now, self.counter = settings, now, 0
         self.discarded: list[str] = []
+        self.installed = InstalledPrompts(library_dir, SyncDatabase(db))
+
+    async def fresh(self):
+        await self.installed.fresh()
 
     def path(self, center, lang, prompt_id):
-        return prompt_path(self.library_dir, center, lang, prompt_id)
+        return self.installed.path(center, lang, prompt_id)
 
     def exists(self, center, lang, prompt_id):
-        return has_current(self.library_dir, center, lang, prompt_id) or \
-            has_current(self.library_dir, DEFAULT_CENTER, lang, prompt_id)
+        return self.installed.heard(center, lang, prompt_id)
 
-    def new_recording(self):
+    async def new_recording(self):
         self.counter += 1
         return str(self.recording_dir / f"rec-{self.counter}")
 
@@ -102,8 +108,10 @@ class SyncStore:
 
     async def install(self, path, prompt_id, center, lang, source, who):
         processed = audio.process_file(path, self.settings)
-        return self.db.run_sync(library.install, self.library_dir, prompt_id, center, lang,
-                                processed, source, who, self.now)
+        change = self.db.run_sync(library.install, self.library_dir, prompt_id, center, lang,
+                                  processed, source, who, self.now)
+        await self.installed.fresh()
+        return change
 
     async def discard(self, remote):
         self.discarded.append(remote)

@@ -7,13 +7,20 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from common.config import load
 from core_client.interface import Account
-from ivr.identities import IDENTITY_TTL, Identities, recall
+from core_client.testing import FakeCore
+from daemon import ROOMS
+from ivr.identities import Identities, recall
 from ivr.records import CallRecord, CallRecords
+from ivr.service import make_service
 from ivr.tables import IvrIdentity
+from storage.cluster import Membership
 from tests.support.databases import SyncDatabase
+from tests.support.ivr_fakes import TWO_CENTERS_INI
 
 ACCOUNT = Account("demo", "120000000001", "", "", "normal")  # synthetic
+TTL = 3600.0
 
 
 def started(records, uniqueid: str, clock, instance="hotline-1") -> CallRecord:
@@ -39,7 +46,7 @@ def setup(db):
     clock = Clock()
     clock.advance(1_000_000)
     sync = SyncDatabase(db)
-    return clock, CallRecords(sync, clock), Identities(sync, clock)
+    return clock, CallRecords(sync, clock), Identities(sync, clock, TTL)
 
 
 def test_kept_while_the_record_is_open_and_gone_when_it_closes(db):
@@ -83,11 +90,11 @@ def test_an_expired_identity_is_not_recalled_and_is_swept(db):
     clock, records, identities = setup(db)
     old = started(records, "4.1", clock)
     remembered(identities, old)
-    clock.advance(IDENTITY_TTL)
+    clock.advance(TTL)
     assert db.run_sync(recall, "4.1", "demo", clock.seconds()) is None
     remembered(identities, started(records, "4.2", clock))
     assert set(kept(db)) == {"4.2"}
-    clock.advance(IDENTITY_TTL)
+    clock.advance(TTL)
     out: list = []
     Deferred.fromCoroutine(records.settle("hotline-2", [], set())).addCallback(out.append)
     assert out == [(0, 0)] and kept(db) == {}
@@ -111,3 +118,24 @@ def test_the_migration_makes_the_models_table(db):
     assert columns == {c.name: c.nullable for c in IvrIdentity.__table__.columns}
     assert inspector.get_pk_constraint("ivr_identity")["constrained_columns"] == ["uniqueid"]
     assert [i["column_names"] for i in inspector.get_indexes("ivr_identity")] == [["expires_at"]]
+
+
+def test_the_configured_lifetime_expires_the_identity(db, tmp_path):
+    """The daemon's IVR keeps identities for ``[ivr] identity_minutes``: one kept at t is
+    recalled a second before t + 15 min and no longer at it."""
+    path = tmp_path / "hotline.ini"
+    path.write_text(TWO_CENTERS_INI.format(state=tmp_path).replace(
+        "enabled = no", "enabled = yes\nsecret = s3cret\nendpoint = tcp:host=127.0.0.1:port=1")
+        + "[ivr]\nidentity_minutes = 15\n", "utf-8")
+    clock = Clock()
+    clock.advance(1_000_000)
+    sync = SyncDatabase(db)
+    service = make_service(load(path, ROOMS), clock, sync,
+                           cores={"demo": FakeCore("demo"), "north": FakeCore("north")},
+                           cluster=Membership(sync, clock, "hotline-1"))
+    record = started(CallRecords(sync, clock), "6.1", clock)
+    assert remembered(service.handler.identities, record) == [True]
+    clock.advance(15 * 60 - 1)
+    assert db.run_sync(recall, "6.1", "demo", clock.seconds()) == ACCOUNT.account_no
+    clock.advance(1)
+    assert db.run_sync(recall, "6.1", "demo", clock.seconds()) is None

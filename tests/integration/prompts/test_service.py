@@ -49,7 +49,7 @@ class PromptStoreTest(TestCase):
         self.store = PromptStore(self.config, self.db, reactor)
 
     async def _install_fetched(self):
-        remote = self.store.new_recording()
+        remote = await self.store.new_recording()
         shutil.copyfile(self.audio / "padded.wav", f"{remote}.wav")
         local = await self.store.fetch(remote)
         self.assertNotEqual(local, f"{remote}.wav")  # copied by fetch_command

@@ -2,11 +2,16 @@
 when it does: balance without identifying again; anything missing or failing asks again."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from sqlalchemy.exc import OperationalError
 
+from common.config import ConfigError, load
+from daemon import ROOMS
 from ivr.identities import RESTORE_TIMEOUT, Identities, recall, remember
-from tests.support.ivr_fakes import HANGUP, X_PERSON, FakeSession, keyed_id
+from tests.support.ivr_fakes import HANGUP, TWO_CENTERS_INI, X_PERSON, FakeSession, keyed_id
 from tests.support.logs import Logged
 
 PASSWORD = X_PERSON.password + "#"
@@ -52,7 +57,7 @@ def run(coro) -> list:
 
 
 def with_identities(handler, db) -> Identities:
-    handler.identities = Identities(db, handler.clock)
+    handler.identities = Identities(db, handler.clock, ttl=3600)
     return handler.identities
 
 
@@ -189,3 +194,31 @@ def test_outside_a_cluster_nothing_is_kept_or_looked_up(handler):
     session = FakeSession(["1", HANGUP])
     run(handler.resume(session, at="deposit"))
     assert "ivr/enter-id" in heard(session)
+
+
+def _ivr_config(tmp_path, ivr_lines: str = ""):
+    path = tmp_path / "hotline.ini"
+    path.write_text(TWO_CENTERS_INI.format(state=tmp_path) + f"[ivr]\n{ivr_lines}\n", "utf-8")
+    return path, load(path, ROOMS)
+
+
+def test_the_identity_lifetime_is_the_ivr_setting_an_hour_by_default(tmp_path):
+    """``[ivr] identity_minutes`` sets how long a kept identity counts; absent, an hour;
+    the commented sample INI documents it with its default."""
+    assert _ivr_config(tmp_path)[1].ivr.identity_minutes == 60
+    assert _ivr_config(tmp_path, "identity_minutes = 15")[1].ivr.identity_minutes == 15
+    sample = (Path(__file__).resolve().parents[3] / "hotline.sample.ini").read_text("utf-8")
+    assert "\nidentity_minutes = 60\n" in sample.split("\n[ivr]\n", 1)[1].split("\n[", 1)[0]
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("0", "must be at least 10, not 0"),
+    ("2880", "must be at most 1440, not 2880"),
+    ("1h", "must be a whole number, not '1h'"),
+])
+def test_a_bad_identity_lifetime_stops_with_one_line(tmp_path, value, problem):
+    """Too short for a call, longer than a day, or not minutes: one line naming the file,
+    section and key."""
+    with pytest.raises(ConfigError) as e:
+        _ivr_config(tmp_path, f"identity_minutes = {value}")
+    assert str(e.value) == f"{tmp_path / 'hotline.ini'} [ivr] identity_minutes: {problem}"

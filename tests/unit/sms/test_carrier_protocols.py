@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from sms.carrier import text
-from sms.carrier.protocol import LoginRefused, Unencodable
+from sms.carrier.binary_pdu import FrameSplitter
+from sms.carrier.protocol import CarrierProtocol, LoginRefused, Unencodable
 from sms.carrier.router import SmppRouter, SubmitPart
 from sms.cmpp import codec as cmpp
 from sms.cmpp.link import CmppLink
@@ -509,6 +510,52 @@ def test_a_prepared_submit_goes_out_as_the_codec_writes_it(protocol, link_class,
     assert len({str(f.sequence) for f in sent}) == 2
     pdu = link_class.submit_pdu(part, config)
     assert raw == b"".join(encode(pdu, f.sequence) for f in sent)
+
+
+def _toy_encode(body: bytes, sequence: int) -> bytes:
+    """A made-up carrier's frame: length, command id, a 6-octet sequence, the body."""
+    return (14 + len(body)).to_bytes(4, "big") + (4).to_bytes(4, "big") \
+        + sequence.to_bytes(6, "big") + body
+
+
+class _SixOctetSequence(CarrierProtocol):
+    """A made-up carrier protocol: it states its placeholder sequence and how its header
+    writes a sequence (6 octets), and nothing about where a request's body starts."""
+
+    protocol_name = "TOY"
+    PLACEHOLDER_SEQUENCE = 0
+
+    def __init__(self, clock):
+        self.sequence = 0x0102030405
+        super().__init__(clock)
+
+    def frame_splitter(self):
+        return FrameSplitter(14, 4096)
+
+    def encode(self, pdu, sequence) -> bytes:
+        return _toy_encode(pdu, sequence)
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    @staticmethod
+    def sequence_octets(sequence) -> bytes:
+        return sequence.to_bytes(6, "big")
+
+
+def test_a_new_protocol_gets_its_prepared_requests_right_from_its_sequence_alone():
+    """A request encoded ahead with the protocol's placeholder sequence (``prepared``)
+    goes out octet for octet as encoding it at sending writes, for a sequence of any
+    length: where the body starts comes from the protocol, not from its caller."""
+    body = b"hello, carrier"
+    prepared = _SixOctetSequence.prepared(
+        _toy_encode(body, _SixOctetSequence.PLACEHOLDER_SEQUENCE))
+    proto, transport = connected(_SixOctetSequence(Clock()))
+    proto.request(prepared, "submit")
+    proto.request(prepared, "submit")
+    assert transport.value() == _toy_encode(body, 0x0102030406) + \
+        _toy_encode(body, 0x0102030407)
 
 
 class _MemoryEndpoint:
