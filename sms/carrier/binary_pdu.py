@@ -141,6 +141,16 @@ class Reader:
         nul = self.data.find(b"\0", pos, new)
         return self.data[pos:new if nul < 0 else nul].decode("latin-1")
 
+    def fields(self, layout: struct.Struct) -> tuple:
+        """Consecutive fixed fields in one ``struct`` unpack: the layout of a PDU every
+        message brings (a status report's DELIVER), read at a fraction of field by field."""
+        pos = self.pos
+        new = pos + layout.size
+        if new > self.end:
+            raise BodyOverrun(f"{layout.size} octets wanted, {self.end - pos} left")
+        self.pos = new
+        return layout.unpack_from(self.data, pos)
+
     def rest(self) -> bytes:
         return self.take(self.end - self.pos)
 
@@ -151,6 +161,12 @@ class Reader:
 
 
 _U8 = tuple(bytes((i,)) for i in range(256))  # every octet, built once: u8 is on every PDU
+
+
+def cstr(raw: bytes) -> str:
+    """A fixed-width octet string taken whole (from ``Reader.fields``) as ``Reader.text``
+    reads one: up to its first NUL, as latin-1."""
+    return raw.partition(b"\0")[0].decode("latin-1")
 
 
 def u8(value: int, field: str) -> bytes:

@@ -19,7 +19,7 @@ drops the link.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from common.records import frozen_record
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -50,7 +50,7 @@ class Unencodable(PermanentError):
         self.status, self.command = 0, label
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Prepared:
     """A request encoded before its turn to be sent: every octet of its frame but the
     sequence number, which the connection writes in as it sends it.

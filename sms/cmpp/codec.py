@@ -17,12 +17,12 @@ as SMSGate print (MMDDHHMMSS, the ISMG code in 7 digits, the sequence in 5).
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import field
 from datetime import datetime
 from typing import ClassVar
 
 from sms.carrier.binary_pdu import (
-    BodyOverrun,
     CodecError,
     FieldTooLong,
     Frame,
@@ -31,6 +31,7 @@ from sms.carrier.binary_pdu import (
     InvalidField,
     MalformedPdu,
     Reader,
+    cstr,
     decode_frame,
     digits,
     encode_frame,
@@ -176,7 +177,7 @@ class MsgId:
     def __str__(self) -> str:
         """The canonical form receipts are matched on: MMDDHHMMSS + 7-digit ISMG + 5-digit seq."""
         # %-formatting: a third of the f-string's cost, on every SUBMIT_RESP and report.
-        return "%02d%02d%02d%02d%02d%07d%05d" % (self.month, self.day, self.hour, self.minute,
+        return "%02d%02d%02d%02d%02d%07d%05d" % (self.month, self.day, self.hour, self.minute,  # noqa: UP031
                                                  self.second, self.gateway, self.sequence)
 
     @classmethod
@@ -562,35 +563,41 @@ def _decode_submit_resp(r: Reader, version: int) -> SubmitResp:
     return SubmitResp(_read_msg_id(r), _read_result(r, version))
 
 
+#: Status report (Msg_Content): Msg_Id, Stat, Submit_time, Done_time, Dest_terminal_Id, SMSC_sequence.
+_REPORT = {V30: struct.Struct(">Q7s10s10s32sL"), V20: struct.Struct(">Q7s10s10s21sL")}
+#: DELIVER up to Msg_Content: Msg_Id, Dest_Id, Service_Id, TP_pid, TP_udhi, Msg_Fmt,
+#: Src_terminal_Id, [Src_terminal_type (3.0)], Registered_Delivery, Msg_Length.
+_DELIVER_HEAD = {V30: struct.Struct(">Q21s10s3B32s3B"), V20: struct.Struct(">Q21s10s3B21s2B")}
+
+
 def decode_report(content: bytes, version: int = V30) -> Report:
     """A status report from a DELIVER's Msg_Content; raises InvalidField when it is not one."""
-    r = Reader(content)
-    try:
-        report = Report(_read_msg_id(r), r.text(7), r.text(10), r.text(10),
-                        r.text(32 if version == V30 else 21), r.u32())
-        r.done()
-    except BodyOverrun as e:
-        raise InvalidField(f"status report: {e}") from None
-    return report
+    layout = _REPORT[V30 if version == V30 else V20]
+    if len(content) != layout.size:
+        raise InvalidField(f"status report: {len(content)} octets, not {layout.size}")
+    msg_id, stat, submit_time, done_time, dest, smsc_sequence = layout.unpack(content)
+    return Report(MsgId.from_int(msg_id), cstr(stat), cstr(submit_time), cstr(done_time),
+                  cstr(dest), smsc_sequence)
 
 
 def _decode_deliver(r: Reader, version: int) -> Deliver:
-    width = 32 if version == V30 else 21
-    msg_id, dest_id, service_id = _read_msg_id(r), r.text(21), r.text(10)
-    tp_pid, tp_udhi, msg_fmt = r.u8(), r.u8(), r.u8()
-    src = r.text(width)
-    src_type = r.u8() if version == V30 else 0
-    registered = r.u8()
-    content = r.take(r.u8())
+    if version == V30:
+        (msg_id, dest_id, service_id, tp_pid, tp_udhi, msg_fmt, src, src_type, registered,
+         length) = r.fields(_DELIVER_HEAD[V30])
+    else:
+        (msg_id, dest_id, service_id, tp_pid, tp_udhi, msg_fmt, src, registered,
+         length) = r.fields(_DELIVER_HEAD[V20])
+        src_type = 0
+    content = r.take(length)
     link_id = r.text(20) if version == V30 else _skip_reserve(r)
     report = None
     if registered == 1:
         report, content = decode_report(content, version), b""
     elif registered != 0:
         raise InvalidField(f"Registered_Delivery {registered} is neither 0 nor 1")
-    return Deliver(msg_id, dest_id, src, content=content, report=report, service_id=service_id,
-                   tp_pid=tp_pid, tp_udhi=tp_udhi, msg_fmt=msg_fmt, src_terminal_type=src_type,
-                   link_id=link_id)
+    return Deliver(MsgId.from_int(msg_id), cstr(dest_id), cstr(src), content=content,
+                   report=report, service_id=cstr(service_id), tp_pid=tp_pid, tp_udhi=tp_udhi,
+                   msg_fmt=msg_fmt, src_terminal_type=src_type, link_id=link_id)
 
 
 def _decode_deliver_resp(r: Reader, version: int) -> DeliverResp:
