@@ -4,7 +4,6 @@ an Unbind from the SMG parks it too; the listener unbinds the SMG's idle connect
 part is lost across an Unbind, and a parked link is not reported as down."""
 from __future__ import annotations
 
-import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.task import Clock
@@ -317,35 +316,3 @@ def test_listener_answers_the_smg_unbind_and_closes():
     assert (resp.command_id, resp.sequence) == (sgip.UNBIND_RESP, SMG_SEQ)
     assert transport.disconnecting
 
-
-SGIP_INI = """
-[center:ly]
-name = 洛阳市住房公积金管理中心
-signature = 洛阳公积金
-[ami]
-secret = x
-[smsc:cucc]
-protocol = sgip
-endpoint = tcp:host=h:port=2
-system_id = hotline
-password = s
-carriers = unicom
-listen = tcp:8802
-smg_login = smg
-smg_password = s
-"""
-
-
-def test_config_idle_defaults_to_30_seconds_and_is_read_per_section(tmp_path):
-    """[smsc:NAME] idle: 30 s when absent, the section's value when given, never negative."""
-    from common.config import ConfigError, load
-    from daemon import ROOMS
-
-    path = tmp_path / "hotline.ini"
-    path.write_text(SGIP_INI, encoding="utf-8")
-    assert load(path, ROOMS).sms.smscs[0].idle == 30.0
-    path.write_text(SGIP_INI + "idle = 120\n", encoding="utf-8")
-    assert load(path, ROOMS).sms.smscs[0].idle == 120.0
-    path.write_text(SGIP_INI + "idle = -1\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="idle"):
-        load(path, ROOMS)
