@@ -8,9 +8,10 @@ with a timeout each; a non-zero result becomes the SMS side's typed error (a
 flow-control result is ``Throttled``, exactly as SMPP's ESME_RTHROTTLED, so the
 bind slows down and the outbox retries); the peer's keep-alive is answered and
 our own is sent when the link is idle (``IdleProbe``, with the specification's
-timers; SGIP, which has none, unbinds an idle connection instead, and a peer's
-goodbye is answered once the requests it crossed are answered); a DELIVER (MO or status report) is acknowledged only after the
-handler's Deferred fired, so it is committed before the gateway forgets it.
+timers; SGIP, which has none, unbinds an idle connection instead, and closes on
+a peer's goodbye once the requests it crossed are answered); a DELIVER (MO or
+status report) is acknowledged only after the handler's Deferred fired, so it is
+committed before the gateway forgets it.
 
 A PDU that does not decode fails alone: a malformed response fails its own
 request, a malformed DELIVER is answered with an error result so the gateway
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -117,7 +118,8 @@ class CarrierProtocol(Protocol):
         elif idle > 0:
             self._probe = self._sent_is_activity = IdleProbe(clock, idle, self._idle,
                                                              self._peer_silent)
-        self._close_call = None  # the peer said goodbye: close once its crossers are answered
+        # the peer said goodbye: close once the requests it crossed are answered
+        self._close_call: IDelayedCall | None = None
         self.connected = False
         self.closing = False
         self._handling = 0  # DELIVERs handed to on_deliver and not yet answered

@@ -93,7 +93,8 @@ class TokenBucket:
 class BindLink(Link[SmppProtocol]):
     """One SMPP connection in one bind mode, rebound after every loss."""
 
-    names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING, PARKED: PARKED}
+    names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING,
+             PARKED: PARKED}
     login_verb = "bind"
     errors = (SmppError,)
 
@@ -193,21 +194,23 @@ class Bind(Service):
 
     @property
     def ready(self) -> bool:
-        """Bound, or parked by design and bound again when a part comes: takes parts."""
-        return self.tx.is_up or self.tx.parked
+        """Takes parts: bound, or parked by design (or binding again after it), the parts
+        waiting in the queue for the bind."""
+        return self.tx.is_up or self.tx.parked or self._wake_call is not None
 
     def has_capacity(self) -> bool:
         return self.tx.is_up and self.inflight + len(self._queue) < self.window
 
     def load(self) -> int | None:
-        """Parts in its window or queued behind it; None while it is not bound. The router
-        weighs binds by this, once per bind for every part: one call answers both whether
-        the bind is bound and how full it is."""
-        return self.inflight + len(self._queue) if self.tx.is_up or self.tx.parked else None
+        """Parts in its window or queued behind it; None while it takes none (``ready``).
+        The router weighs binds by this, once per bind for every part: one call answers
+        both whether the bind is bound and how full it is."""
+        return self.inflight + len(self._queue) if self.ready else None
 
     def snapshot(self) -> dict:
         """State, window use, current rate and counters, for ``states()`` and statistics."""
-        return dict(state=self.state, ready=self.ready, links={link.name: link.state for link in self.links},
+        return dict(state=self.state, ready=self.ready,
+                    links={link.name: link.state for link in self.links},
                     inflight=self.inflight, queued=len(self._queue), window=self.window,
                     rate=self.bucket.rate, paused=self._paused_until > self.clock.seconds(),
                     binds=sum(link.ups for link in self.links),
@@ -237,7 +240,8 @@ class Bind(Service):
             d.errback(NotBound(f"{self.name}: {why}"))
 
     def _wake(self) -> None:
-        """A part for a parked link: bind again; the queue waits ``response_timeout``."""
+        """A part for a parked link: bind again; the queue waits ``response_timeout`` (and
+        takes more parts meanwhile)."""
         if self._wake_call is None:
             self._wake_call = self.clock.callLater(self.config.response_timeout,
                                                    self._not_woken)
@@ -278,7 +282,7 @@ class Bind(Service):
         ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
         """
         if not self.tx.is_up:
-            if not self.tx.parked:
+            if not self.ready:
                 return fail(NotBound(f"{self.name} is {self.tx.state}"))
             self._wake()
         d: Deferred = Deferred()

@@ -147,18 +147,22 @@ def park(router, endpoint, clock, idle=30.0):
 
 
 def test_part_routed_to_a_parked_link_goes_out_after_the_rebind():
-    """The router gives a parked link's bind the part (not NotBound, not a failover):
-    the link binds again at once and the part goes out on the new connection."""
+    """The router gives a parked link's bind the parts (not NotBound, not a failover):
+    the first binds the link again at once, the next one (routed while the Bind is being
+    answered) waits too, and both go out on the new connection."""
     router, endpoint, clock = bound_router()
     park(router, endpoint, clock)
     got = []
     router.submit(PART).addCallbacks(got.append, got.append)
-    assert len(endpoint.transports) == 2 and got == []
+    assert len(endpoint.transports) == 2 and state(router)["state"] == "logging in"
+    router.submit(PART).addCallbacks(got.append, got.append)
+    assert got == []
     bind_answered(endpoint)
-    [submit] = frames(endpoint.transport)
-    assert submit.command_id == sgip.SUBMIT
-    answer(endpoint.transport, sgip.submit_resp(0), submit.sequence)
-    assert got == [Submitted(str(submit.sequence), "smg", "smg-0")]
+    submits = frames(endpoint.transport)
+    assert [s.command_id for s in submits] == [sgip.SUBMIT, sgip.SUBMIT]
+    for submit in submits:
+        answer(endpoint.transport, sgip.submit_resp(0), submit.sequence)
+    assert got == [Submitted(str(s.sequence), "smg", "smg-0") for s in submits]
     assert state(router)["state"] == "up"
 
 
