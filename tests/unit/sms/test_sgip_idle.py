@@ -320,3 +320,26 @@ def test_listener_answers_the_smg_unbind_and_closes():
     assert (resp.command_id, resp.sequence) == (sgip.UNBIND_RESP, SMG_SEQ)
     assert transport.disconnecting
 
+
+
+def test_idle_rule_waits_an_idle_time_while_its_probe_is_unanswered():
+    """While the idle action (a probe, SGIP's Unbind) waits longer than ``idle`` for its
+    answer, the rule looks again an idle time later, not every millisecond (it did)."""
+    from sms.carrier.keepalive import IdleProbe
+
+    clock = Clock()
+    probes: list[Deferred] = []
+
+    def probe() -> Deferred:
+        probes.append(Deferred())
+        return probes[-1]
+
+    rule = IdleProbe(clock, 1.0, probe, lambda failure: None)
+    rule.start()
+    clock.advance(1.0)
+    assert len(probes) == 1
+    clock.advance(1.0)
+    assert [call.getTime() for call in clock.getDelayedCalls()] == [3.0]
+    probes[0].callback(None)
+    clock.advance(1.0)
+    assert len(probes) == 2
