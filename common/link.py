@@ -7,12 +7,17 @@ SMPP bind, CMPP CONNECT) and how to leave (``log_out``); the login runs in
 ``prepareConnection``, so a refused login counts as a failed connection and is
 retried like a refused TCP connect.
 
-The link's life is an explicit machine over four roles, each named in the
+The link's life is an explicit machine over five roles, each named in the
 protocol's own words by the subclass (``names``: SMPP says ``binding``/``bound``)::
 
     down -> preparing -> up -> closing -> down
-              |           |
-              +-> down    +-> down
+              |           |        |
+              +-> down    +-> down +-> parked -> down
+
+``parked`` is a link closed by design rather than lost (SGIP has no keep-alive: an
+idle side unbinds, ``park``): ClientService is stopped, so nothing reconnects
+until something needs the link (``demand``), and then the same ClientService
+and backoff bring it back.
 
 A move the table does not allow raises ``IllegalTransition``. Observers follow
 every move through one API, ``observe``.
@@ -42,12 +47,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-DOWN, PREPARING, UP, CLOSING = "down", "preparing", "up", "closing"
+DOWN, PREPARING, UP, CLOSING, PARKED = "down", "preparing", "up", "closing", "parked"
 TRANSITIONS = {
     DOWN: {PREPARING},
     PREPARING: {UP, DOWN},
     UP: {CLOSING, DOWN},
-    CLOSING: {DOWN},
+    CLOSING: {DOWN, PARKED},
+    PARKED: {DOWN},
 }
 JITTER = 0.1  # at most this fraction is added to a delay: links cut together return apart
 
@@ -114,6 +120,8 @@ class Link(Service, Generic[P]):
         self.role, self.since = DOWN, clock.seconds()
         self.ups = self.failures = self.failed_attempts = 0
         self.last_error: str | None = None
+        self._parking = False  # closing by design: the loss ends in ``parked``, not ``down``
+        self._wanted = False  # demanded while parking: reconnect as soon as parked
         self._observers: list[Callable[[Self, str, str], object]] = []
         self._attempt: _Guard[P] | None = None  # the connection prepareConnection is given next
         policy = backoff(min_delay, max(max_delay, min_delay),
@@ -145,6 +153,11 @@ class Link(Service, Generic[P]):
     @property
     def is_up(self) -> bool:
         return self.role == UP
+
+    @property
+    def parked(self) -> bool:
+        """Closed, or closing, by design: it comes back on ``demand``, not by itself."""
+        return self._parking or self.role == PARKED
 
     def snapshot(self) -> LinkState:
         return LinkState(self.state, self.since, self.ups, self.failures,
@@ -195,6 +208,36 @@ class Link(Service, Generic[P]):
         """Fires with the logged-in protocol (at once if the link is up)."""
         return self._service.whenConnected()
 
+    # ---- closed by design ----------------------------------------------------------
+    def park(self, say_goodbye: bool = True) -> Deferred:
+        """Close the connection by design (idle) and stay parked until ``demand``.
+
+        ``say_goodbye``: log out first (our idle timer); False when the server's own
+        goodbye is closing it. Either way the link leaves ``up`` at once, so nothing
+        more is sent on it, and ClientService stops when the connection is gone (not
+        before: it would cut answers still due on it). Fires once logged out.
+        """
+        protocol = self.protocol
+        if self.role != UP or protocol is None:
+            return succeed(None)
+        self._parking = True
+        self._move(CLOSING)
+        if not say_goodbye:
+            return succeed(None)
+        return maybeDeferred(self.log_out, protocol).addErrback(self._log_out_failed)
+
+    def demand(self) -> None:
+        """Something is to be sent: a parked link connects again (ClientService, its
+        backoff); one still closing by design does so once closed."""
+        if not self.running:
+            return
+        if self.role == PARKED:
+            self._parking = self._wanted = False
+            self._move(DOWN)
+            self._service.startService()
+        elif self._parking:
+            self._wanted = True
+
     def _log_out_failed(self, failure: Failure) -> None:
         if not failure.check(*self.errors):
             self.log.failure("{link}: log out failed", failure, link=self.label)
@@ -242,7 +285,14 @@ class Link(Service, Generic[P]):
                 self.protocol = None
             if self.role == UP:
                 self.last_error = reason.getErrorMessage()
-            if self.role in (UP, CLOSING):
+            if self._parking and self.role == CLOSING:
+                # ClientService is ``waiting`` to retry: stopped before observers hear of
+                # the park (one may demand the link back at once).
+                self._service.stopService()
+                self._move(PARKED)
+                if self._wanted:
+                    self.demand()
+            elif self.role in (UP, CLOSING):
                 self._move(DOWN)
         elif guard.login is not None and not guard.login.called:
             guard.login.cancel()  # a log_in that waits on something other than this connection

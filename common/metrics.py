@@ -51,7 +51,7 @@ class Status:
             for smsc, binds in self.router.states().items():
                 for bind, snap in binds.items():
                     out.append(LinkView("smpp", f"{smsc}/{bind}", snap["state"],
-                                        snap["state"] == "bound",
+                                        snap["ready"],
                                         f"window {snap['inflight']}/{snap['window']}"))
         return out
 

@@ -49,6 +49,8 @@ class SmscConfig:
     listen: str = ""  # SGIP: the server endpoint the carrier's SMG connects back to
     smg_login: str = ""  # SGIP: the login name and password the SMG binds with
     smg_password: str = field(default="", repr=False)
+    # SGIP: seconds with nothing to send after which a connection is unbound (0 = never)
+    idle: float = 30.0
     # center -> digits appended to source_addr (Src_Id, SrcTermID, SPNumber), so that each
     # center's messages and the MO answering them carry its own extension
     extensions: tuple[tuple[str, str], ...] = ()
@@ -151,6 +153,7 @@ def parse(ini, daemon, centers) -> SmsConfig:
             listen=sec.endpoint("listen", "", required=protocol == "sgip"),
             smg_login=sec.str("smg_login", "", required=protocol == "sgip"),
             smg_password=sec.str("smg_password", "", required=protocol == "sgip"),
+            idle=sec.float("idle", 30.0, min=0, max=3600),
             extensions=tuple(extensions),
         ))
     return SmsConfig(enabled=s.bool("enabled", True), smscs=tuple(smscs),

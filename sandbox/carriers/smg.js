@@ -10,7 +10,10 @@
 // Like a real SMG, it sends Deliver (MO) and Report (status reports) over its OWN
 // connection to the SP's listener (127.0.0.1:sp_port): it connects, binds with login
 // type 2 and sp_login_name/sp_password, sends, and unbinds after callback_idle_ms of
-// quiet. Faults: see common.js FAULT_DEFAULTS. Control: GET /stats, POST /config, /mo, /reset.
+// quiet. SGIP has no keep-alive: with sp_idle_ms > 0 the SMG also unbinds an SP link that
+// was quiet that long (Unbind, waits for Unbind_Resp, closes), and an SP's Unbind on the
+// SMG's own connection is answered and closes it.
+// Faults: see common.js FAULT_DEFAULTS. Control: GET /stats, POST /config, /mo, /reset.
 
 const net = require('net');
 const c = require('./common');
@@ -21,6 +24,7 @@ const RESP = 0x80000000;
 const config = c.parseArgs(process.argv.slice(2), Object.assign({
   port: 0, control_port: 0, login_name: 'hotline', password: 'secret', sp_port: 0,
   sp_login_name: 'smg', sp_password: 'secret', node_id: 3020012345, callback_idle_ms: 1000,
+  sp_idle_ms: 0,
 }, c.FAULT_DEFAULTS));
 const log = c.makeLogger('smg');
 const faults = new c.Faults();
@@ -31,6 +35,7 @@ function reset() {
             flow_controlled: 0, unanswered: 0, reports_sent: 0, reports_acked: 0, mo_sent: 0,
             mo_acked: 0, unbinds: 0, cuts: 0, malformed: 0, held: 0, callback_connections: 0,
             callback_binds: 0, callback_binds_refused: 0, callback_unbinds: 0,
+            callback_unbinds_received: 0, idle_unbinds_sent: 0, idle_unbind_resps: 0,
             last_submits: [] };
   accepted = new c.Accepted();
   faults.reset();
@@ -63,11 +68,16 @@ class Session {
     this.socket = socket;
     this.bound = false;
     this.timers = new Set();
+    this.idle = null;
     sessions.add(this);
     stats.connections++;
     socket.setNoDelay(true);
     c.framer(socket, 20, f => this.frame(f), e => { stats.malformed++; log('framing', e.message); });
-    socket.on('close', () => { sessions.delete(this); for (const t of this.timers) clearTimeout(t); });
+    socket.on('close', () => {
+      sessions.delete(this);
+      clearTimeout(this.idle);
+      for (const t of this.timers) clearTimeout(t);
+    });
     socket.on('error', () => {});
   }
 
@@ -81,9 +91,23 @@ class Session {
     if (!this.socket.destroyed) this.socket.write(frameOf(commandId, sequence, body));
   }
 
+  // Nothing from the SP for sp_idle_ms (and no answer of ours still due): Unbind it.
+  idleLater() {
+    clearTimeout(this.idle);
+    if (!config.sp_idle_ms || !this.bound) return;
+    this.idle = setTimeout(() => {
+      if (this.socket.destroyed) return;
+      if (this.timers.size) return this.idleLater();
+      stats.idle_unbinds_sent++;
+      log('SP link idle: Unbind');
+      this.send(UNBIND, newSequence(), Buffer.alloc(0));
+    }, config.sp_idle_ms);
+  }
+
   frame(buf) {
     const commandId = buf.readUInt32BE(4), sequence = Buffer.from(buf.subarray(8, 20));
     const cur = new c.Cursor(buf, 20);
+    this.idleLater();
     try {
       if (commandId === BIND) return this.bind(cur, sequence);
       if (!this.bound) { stats.malformed++; return this.socket.destroy(); }
@@ -93,7 +117,10 @@ class Session {
         this.send(UNBIND + RESP, sequence, Buffer.alloc(0));
         return this.socket.end();
       }
-      if (commandId === (UNBIND + RESP)) return;
+      if (commandId === (UNBIND + RESP)) {
+        stats.idle_unbind_resps++;
+        return this.socket.end();
+      }
       stats.malformed++;
       log('unknown Command ID', commandId.toString(16));
     } catch (e) {
@@ -121,6 +148,7 @@ class Session {
     stats.logins++;
     this.bound = true;
     log('Bind ok');
+    this.idleLater();
   }
 
   submit(cur, sequence) {
@@ -240,6 +268,7 @@ function callbackFrame(socket, buf) {
       return idleLater();
     }
     if (commandId === UNBIND) {
+      stats.callback_unbinds_received++;
       socket.write(frameOf(UNBIND + RESP, buf.subarray(8, 20), Buffer.alloc(0)));
       return socket.end();
     }

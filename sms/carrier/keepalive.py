@@ -1,11 +1,13 @@
-"""The idle-link probe every SMS protocol keeps: SMPP's enquire_link, CMPP's and SMGP's
-ACTIVE_TEST, written once.
+"""The idle-link rule every SMS protocol keeps: SMPP's enquire_link, CMPP's and SMGP's
+ACTIVE_TEST, and SGIP's Unbind (it has no keep-alive: the idle side unbinds), written once.
 
 A link that has read nothing for ``idle`` seconds sends a probe (the protocol's own
 request, with its own timeout); ``retries`` probes in a row without an answer mean the
 peer is gone and ``on_dead`` drops the link. CMPP's specification gives the timers:
 idle C = 3 min, answer T = 60 s, N = 3 tries; SMPP practice is 30 s and one try.
 Anything read resets the idle time (``touch``), so a busy link is never probed.
+For SGIP the "probe" is the Unbind itself (``CarrierProtocol._idle``), and a request
+sent counts as activity too.
 """
 from __future__ import annotations
 
@@ -50,9 +52,9 @@ class IdleProbe:
         if quiet >= self.idle and not self._probing:
             self._probing = True
             self.probe().addCallbacks(self._answered, self._silent)
-            delay = self.idle
-        else:
-            delay = max(self.idle - quiet, 0.001)
+        # While a probe waits for its answer, look again an idle time later, not every
+        # millisecond until it comes.
+        delay = self.idle if quiet >= self.idle else max(self.idle - quiet, 0.001)
         if self._call is None and self._running:
             self._call = self.clock.callLater(delay, self._check)
 

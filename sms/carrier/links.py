@@ -21,7 +21,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
-from common.link import CLOSING, DOWN, PREPARING, UP, Link
+from common.link import CLOSING, DOWN, PARKED, PREPARING, UP, Link
 from sms.carrier import text as _text
 from sms.carrier.receipts import MoMessage, Receipt
 from sms.outbox.states import dlr_stat
@@ -48,7 +48,8 @@ def beijing_now(clock: IReactorTime) -> datetime:
 class CarrierLink(Link):
     """One logged-in connection to a carrier gateway; a subclass names its protocol."""
 
-    names = {DOWN: "down", PREPARING: "logging in", UP: "up", CLOSING: "logging out"}
+    names = {DOWN: "down", PREPARING: "logging in", UP: "up", CLOSING: "logging out",
+             PARKED: "parked"}
     errors = (SmppError,)
     protocol_class: type[CarrierProtocol] = CarrierProtocol
 

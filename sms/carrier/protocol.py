@@ -8,8 +8,10 @@ with a timeout each; a non-zero result becomes the SMS side's typed error (a
 flow-control result is ``Throttled``, exactly as SMPP's ESME_RTHROTTLED, so the
 bind slows down and the outbox retries); the peer's keep-alive is answered and
 our own is sent when the link is idle (``IdleProbe``, with the specification's
-timers); a DELIVER (MO or status report) is acknowledged only after the
-handler's Deferred fired, so it is committed before the gateway forgets it.
+timers; SGIP, which has none, unbinds an idle connection instead, and closes on
+a peer's goodbye once the requests it crossed are answered); a DELIVER (MO or
+status report) is acknowledged only after the handler's Deferred fired, so it is
+committed before the gateway forgets it.
 
 A PDU that does not decode fails alone: a malformed response fails its own
 request, a malformed DELIVER is answered with an error result so the gateway
@@ -22,8 +24,8 @@ from collections.abc import Callable
 from common.records import frozen_record
 from typing import Any, ClassVar
 
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -107,7 +109,13 @@ class CarrierProtocol(Protocol):
                  active_test: float = 180.0, active_test_timeout: float = 60.0,
                  active_test_tries: int = 3,
                  on_deliver: Callable[[object], Deferred] | None = None,
-                 on_answered: Callable[[], None] | None = None, name: str = "carrier"):
+                 on_answered: Callable[[], None] | None = None, name: str = "carrier",
+                 idle: float = 0.0, on_idle: Callable[[], object] | None = None,
+                 on_goodbye: Callable[[], object] | None = None):
+        """``idle`` (a protocol without keep-alive: SGIP): seconds with nothing sent or read
+        and nothing in flight after which the connection is closed; ``on_idle`` does it
+        (the client link parks), else the protocol says goodbye itself (the listener's
+        side). ``on_goodbye`` is told when the peer says goodbye."""
         self.clock = clock
         self.response_timeout = response_timeout
         self.on_deliver, self.on_answered = on_deliver, on_answered
@@ -116,12 +124,20 @@ class CarrierProtocol(Protocol):
         self._pending: PendingRequests = PendingRequests(clock, _timeout_error)
         self._delivered = DeliverQueue(clock, self._deliver, lambda: self.connected)
         self.active_test_timeout = active_test_timeout
-        self._probe = None
+        self._probe: IdleProbe | None = None
+        self._sent_is_activity: IdleProbe | None = None
+        self.on_idle, self.on_goodbye = on_idle, on_goodbye
         if self.ACTIVE_TEST is not None:
             self._probe = IdleProbe(clock, active_test, self._active_test, self._peer_silent,
                                     retries=active_test_tries)
+        elif idle > 0:
+            self._probe = self._sent_is_activity = IdleProbe(clock, idle, self._idle,
+                                                             self._peer_silent)
+        # the peer said goodbye: close once the requests it crossed are answered
+        self._close_call: IDelayedCall | None = None
         self.connected = False
         self.closing = False
+        self._handling = 0  # DELIVERs handed to on_deliver and not yet answered
         self.received = self.sent = self.malformed = 0
 
     # ---- what a protocol supplies ---------------------------------------------------
@@ -183,6 +199,8 @@ class CarrierProtocol(Protocol):
         self._delivered.clear()
         if self._probe is not None:
             self._probe.stop()
+        if self._close_call is not None and self._close_call.active():
+            self._close_call.cancel()
         why = reason.getErrorMessage() if reason is not None else "closed"
         self._pending.fail_all(lambda label: LinkLost(f"{label}: link lost ({why})"))
 
@@ -214,6 +232,8 @@ class CarrierProtocol(Protocol):
                 return d
         self._pending.add(sequence, label, self.response_timeout if timeout is None else timeout,
                           d, data=checked)
+        if self._sent_is_activity is not None:
+            self._sent_is_activity.touch()
         self.sent += 1
         self.transport.write(raw)
         return d
@@ -268,6 +288,10 @@ class CarrierProtocol(Protocol):
                 self._request_received(frame)
         if answered and self.on_answered is not None:
             self.on_answered()
+        if self._close_call is not None and not self._pending:
+            self._close_call.cancel()
+            self._close_call = None
+            self.transport.loseConnection()
         self._delivered.kick()
 
     def _malformed(self, e: MalformedPdu) -> None:
@@ -303,9 +327,7 @@ class CarrierProtocol(Protocol):
         elif command_id == self.ACTIVE_TEST:
             self._write(self.reply(frame, True), frame.sequence)
         elif command_id == self.TERMINATE:
-            self.closing = True
-            self._write(self.reply(frame, True), frame.sequence)
-            self.transport.loseConnection()
+            self._goodbye(frame)
         else:
             self.other_request(frame)
 
@@ -316,9 +338,11 @@ class CarrierProtocol(Protocol):
         if self.on_deliver is None:
             self._write(self.reply(frame, False), frame.sequence)
             return
+        self._handling += 1
         d = maybeDeferred(self.on_deliver, frame.pdu)
 
         def answer(result):
+            self._handling -= 1
             ok = not isinstance(result, Failure)
             if not ok:
                 self.log.failure("{name}: DELIVER handler failed; asking the gateway to retry",
@@ -328,7 +352,30 @@ class CarrierProtocol(Protocol):
 
         d.addBoth(answer)
 
+    def _goodbye(self, frame: Frame) -> None:
+        """The peer says goodbye: answer it; close now, or, when requests of ours crossed
+        it, once they are answered (or their time is up), so that none is lost with it."""
+        self.closing = True
+        if self.on_goodbye is not None:
+            self.on_goodbye()
+        self._write(self.reply(frame, True), frame.sequence)
+        if self._pending:
+            self._close_call = self.clock.callLater(self.response_timeout,
+                                                    self.transport.loseConnection)
+        else:
+            self.transport.loseConnection()
+
     # ---- keep-alive -------------------------------------------------------------------
+    def _idle(self) -> Deferred:
+        """Nothing sent or read for ``idle`` seconds: say goodbye, unless something is in
+        flight after all (an answer or a DELIVER being handled): then look again later."""
+        if (self.closing or self._pending or self._handling or len(self._delivered)
+                or not self.connected):
+            return succeed(None)
+        if self.on_idle is not None:
+            return maybeDeferred(self.on_idle)
+        return self.terminate(timeout=min(self.response_timeout, 5.0))
+
     def _active_test(self) -> Deferred:
         if self.closing:
             return Deferred()  # going away anyway: no probe, no verdict

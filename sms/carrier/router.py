@@ -13,7 +13,8 @@ aggregator route). When the preferred SMSC has no bound bind the next one
 serving the destination takes the part (failover). ``centers`` keeps an SMSC to
 some centers' messages. Within an SMSC the bound bind with the most free window
 slots is used. ``submit`` fails at once with ``NoRoute`` or ``NotBound`` (both
-TemporaryError) rather than queueing for a link that is down.
+TemporaryError) rather than queueing for a link that is down; a link parked by
+design (SGIP's idle Unbind) is not down: its bind queues the part and binds again.
 """
 from __future__ import annotations
 
@@ -145,15 +146,20 @@ class _Smsc:
         self.listener: SgipListener | None = None  # SGIP: where the SMG connects back
 
     def best(self) -> Bind | None:
-        """The bound bind with the most free slots (None when none is bound)."""
-        best, slots = None, 0
+        """The bound bind with the most free slots; else a parked one (SGIP's idle Unbind),
+        which binds again for the part; None when none is either."""
+        best, slots, parked = None, 0, None
         for bind in self.binds:
             used = bind.load()
-            if used is not None:
-                free = bind.window - used
-                if best is None or free > slots:
-                    best, slots = bind, free
-        return best
+            if used is None:
+                continue
+            if not bind.bound:
+                parked = parked or bind
+                continue
+            free = bind.window - used
+            if best is None or free > slots:
+                best, slots = bind, free
+        return best or parked
 
 
 class SmppRouter(MultiService):
@@ -401,7 +407,9 @@ class SmppRouter(MultiService):
                     totals[key] = totals.get(key, 0) + value
             per_route[smsc.name] = dict(protocol=smsc.config.protocol,
                                         carriers=sorted(smsc.carriers),
-                                        bound=sum(1 for b in smsc.binds if b.bound), **totals)
+                                        bound=sum(1 for b in smsc.binds if b.bound),
+                                        parked=sum(1 for b in smsc.binds
+                                                   if b.ready and not b.bound), **totals)
             if smsc.listener is not None:
                 per_route[smsc.name]["smg_connections"] = len(smsc.listener.open)
         return dict(routes=per_route, carriers={k: dict(v) for k, v in self.by_carrier.items()})
@@ -415,7 +423,8 @@ class SmppRouter(MultiService):
         counts[smsc.name] = counts.get(smsc.name, 0) + 1
 
     def bound_count(self) -> int:
-        return sum(1 for smsc in self._smscs for bind in smsc.binds if bind.bound)
+        """Binds that take parts now: bound, or parked by design (not an outage)."""
+        return sum(1 for smsc in self._smscs for bind in smsc.binds if bind.ready)
 
     # ---- receipts and MO -----------------------------------------------------
     def _carrier_deliverer(self, config: SmscConfig, link_class) -> Callable:

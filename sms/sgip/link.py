@@ -5,6 +5,12 @@ The SP binds to the SMG (login type 1) and sends Submits; the SMG sends MO
 listener (``SgipListener``), after a Bind (login type 2) that the listener
 checks against ``smg_login``/``smg_password``. Receipts are matched by the
 Submit's sequence number (node id, time, counter), the only id SGIP has.
+
+SGIP has no keep-alive: a side with nothing to send unbinds. The SP's link, after
+``idle`` seconds with nothing sent and nothing in flight, sends Unbind, waits for
+Unbind_Resp and closes, then stays ``parked`` (no reconnect) until the router has a
+part for it (``common.link.Link.park``/``demand``); an Unbind from the SMG parks it
+the same way. The listener unbinds the SMG's idle connections too.
 """
 from __future__ import annotations
 
@@ -40,7 +46,12 @@ class SgipLink(CarrierLink):
     login_verb = "Bind"
 
     def protocol_options(self) -> dict:
-        return dict(response_timeout=self.config.response_timeout, node_id=self.config.node_id)
+        return dict(response_timeout=self.config.response_timeout, node_id=self.config.node_id,
+                    idle=self.config.idle, on_idle=self.park, on_goodbye=self._unbound)
+
+    def _unbound(self) -> None:
+        """The SMG unbound us (it found the link idle): parked, not lost."""
+        self.park(say_goodbye=False)
 
     def log_in(self, protocol: SgipProtocol) -> Deferred:
         c = self.config
@@ -113,7 +124,7 @@ class SgipListener(Service):
         protocol = _ListenerSide(self.reactor, node_id=self.config.node_id,
                                  check_bind=self.check_bind, on_deliver=self.on_deliver,
                                  response_timeout=self.config.response_timeout,
-                                 name=f"{self.config.name}-smg")
+                                 idle=self.config.idle, name=f"{self.config.name}-smg")
         protocol.listener = self
         return protocol
 

@@ -24,6 +24,11 @@ SMGP, SGIP) hand a ``Bind`` their own links, which say how one part is sent
 (``send``) and what id its answer carries (``message_id``), and raise the same
 typed errors (``Throttled`` for a flow-control result), so every protocol gets
 this one window and its slow-down.
+
+A link that parks (SGIP's idle Unbind, ``common.link.Link.park``) is not a bind that
+is down: the router still gives it parts; they wait in the queue while it binds
+again (``demand``), and fail with NotBound, for the outbox to retry or fail over,
+only if it is not up within ``response_timeout``.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.python.failure import Failure
 
-from common.link import CLOSING, PREPARING, UP, Link
+from common.link import CLOSING, PARKED, PREPARING, UP, Link
 from common.link import DOWN as LINK_DOWN
 from sms.config import SmscConfig
 from sms.smpp.codec import as_text
@@ -88,7 +93,8 @@ class TokenBucket:
 class BindLink(Link[SmppProtocol]):
     """One SMPP connection in one bind mode, rebound after every loss."""
 
-    names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING}
+    names = {LINK_DOWN: DOWN, PREPARING: BINDING, UP: BOUND, CLOSING: UNBINDING,
+             PARKED: PARKED}
     login_verb = "bind"
     errors = (SmppError,)
 
@@ -174,6 +180,7 @@ class Bind(Service):
         # the next reactor turn, for slots freed outside a read:
         self._refill_call: IDelayedCall | None = None
         self._recover_call: IDelayedCall | None = None
+        self._wake_call: IDelayedCall | None = None  # parts queued for a parked link's re-bind
         self.counters = dict(submitted=0, ok=0, temporary=0, permanent=0, throttled=0)
 
     # ---- state ---------------------------------------------------------------
@@ -185,18 +192,25 @@ class Bind(Service):
     def bound(self) -> bool:
         return self.tx.is_up
 
+    @property
+    def ready(self) -> bool:
+        """Takes parts: bound, or parked by design (or binding again after it), the parts
+        waiting in the queue for the bind."""
+        return self.tx.is_up or self.tx.parked or self._wake_call is not None
+
     def has_capacity(self) -> bool:
         return self.tx.is_up and self.inflight + len(self._queue) < self.window
 
     def load(self) -> int | None:
-        """Parts in its window or queued behind it; None while it is not bound. The router
-        weighs binds by this, once per bind for every part: one call answers both whether
-        the bind is bound and how full it is."""
-        return self.inflight + len(self._queue) if self.tx.is_up else None
+        """Parts in its window or queued behind it; None while it takes none (``ready``).
+        The router weighs binds by this, once per bind for every part: one call answers
+        both whether the bind is bound and how full it is."""
+        return self.inflight + len(self._queue) if self.ready else None
 
     def snapshot(self) -> dict:
         """State, window use, current rate and counters, for ``states()`` and statistics."""
-        return dict(state=self.state, links={link.name: link.state for link in self.links},
+        return dict(state=self.state, ready=self.ready,
+                    links={link.name: link.state for link in self.links},
                     inflight=self.inflight, queued=len(self._queue), window=self.window,
                     rate=self.bucket.rate, paused=self._paused_until > self.clock.seconds(),
                     binds=sum(link.ups for link in self.links),
@@ -205,14 +219,44 @@ class Bind(Service):
 
     def _link_changed(self, link: BindLink, old: str, new: str) -> None:
         up = link.names[UP]
-        if link is self.tx and new == up:
+        if link is not self.tx:
+            return
+        if new == up:
+            self._cancel_wake()
             self._drain()
             if self.on_capacity is not None:
                 self.on_capacity()
-        elif link is self.tx and old == up:
-            queued, self._queue = self._queue, deque()
-            for _fields, d, _ref in queued:
-                d.errback(NotBound(f"{self.name}: link went {new} before the part was sent"))
+        elif link.parked:
+            if new == link.names[PARKED] and self._queue:
+                self._wake()  # parts came while it was unbinding
+        elif old == up or (old == link.names[PREPARING] and self._wake_call is not None):
+            # lost, or its bind again refused: the outbox retries, or fails over
+            self._fail_queued(f"link went {new} before the part was sent")
+
+    def _fail_queued(self, why: str) -> None:
+        self._cancel_wake()
+        queued, self._queue = self._queue, deque()
+        for _fields, d, _ref in queued:
+            d.errback(NotBound(f"{self.name}: {why}"))
+
+    def _wake(self) -> None:
+        """A part for a parked link: bind again; the queue waits ``response_timeout`` (and
+        takes more parts meanwhile)."""
+        if self._wake_call is None:
+            self._wake_call = self.clock.callLater(self.config.response_timeout,
+                                                   self._not_woken)
+        self.tx.demand()
+
+    def _not_woken(self) -> None:
+        self._wake_call = None
+        if not self.tx.is_up:
+            self._fail_queued(f"not bound again within {self.config.response_timeout:g} s")
+
+    def _cancel_wake(self) -> None:
+        if self._wake_call is not None:
+            if self._wake_call.active():
+                self._wake_call.cancel()
+            self._wake_call = None
 
     # ---- service -------------------------------------------------------------
     def startService(self) -> None:
@@ -222,7 +266,7 @@ class Bind(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
-        for call in (self._drain_call, self._refill_call, self._recover_call):
+        for call in (self._drain_call, self._refill_call, self._recover_call, self._wake_call):
             if call is not None and call.active():
                 call.cancel()
         queued, self._queue = self._queue, deque()
@@ -238,7 +282,9 @@ class Bind(Service):
         ``ref`` (the outbox part id) is handed to ``on_send`` just before the PDU goes out.
         """
         if not self.tx.is_up:
-            return fail(NotBound(f"{self.name} is {self.tx.state}"))
+            if not self.ready:
+                return fail(NotBound(f"{self.name} is {self.tx.state}"))
+            self._wake()
         d: Deferred = Deferred()
         d.addBoth(self._done)  # the protocol fires ``d`` itself with the response PDU
         self._queue.append((fields, d, ref))

@@ -1,4 +1,5 @@
-"""The whole SMS path over each mainland carrier protocol, against the Node simulators.
+"""The whole SMS path over each mainland carrier protocol, against the Node simulators;
+SGIP's unbind after idle and its parked link at the end.
 
 CMPP 2.0 and 3.0 (ISMG), SMGP 3.0 (SMGW) and SGIP 1.2 (SMG, which connects back to
 the SP's listener for reports and MO): messages accepted into a real SQLite
@@ -305,3 +306,66 @@ def test_gbk_where_the_carrier_wants_it(log_dir, tmp_path):
     single = next(s for s in submits if s["tp_udhi"] == 0)
     assert bytes.fromhex(single["content_hex"]).decode("gbk") == SHORT
     assert all(s["content_hex"].startswith("050003") for s in submits if s["tp_udhi"] == 1)
+
+
+# ---- SGIP: unbind after idle (no keep-alive), parked until a message needs the link ------
+
+
+def test_idle_link_unbinds_closes_and_a_later_message_binds_again(log_dir, tmp_path):
+    """idle (0.5 s) after a delivered message: the SP's link sends Unbind, the SMG answers
+    and the connection closes; the link stays parked (one login in 2 s, no loop) and so
+    does the listener's side (it unbinds the SMG's idle connection); the next message
+    binds again and is delivered with its report."""
+    sim = start_sim("sgip", log_dir, callback_idle_ms=60_000)
+    config = carrier_config("sgip", sim, idle=0.5)
+    try:
+        async def body(stack):
+            await stack.accept(1, SHORT, "130")
+            first = await stack.until_final(1)
+            await sleep(stack.reactor, 2.0)
+            bind = stack.router._smscs[0].binds[0]
+            parked = (bind.state, bind.ready, bind.tx.last_error, sim.stats())
+            await stack.accept(1, SHORT, "130", start=1)
+            second = await stack.until_final(2)
+            return first, parked, second
+
+        first, parked, second = run_stack("sgip", sim, tmp_path, body, config=config)
+        stats = sim.stats()
+    finally:
+        sim.stop()
+    assert first == {DELIVERED: 1}
+    state, ready, last_error, during = parked
+    assert (state, ready, last_error) == ("parked", True, None)
+    assert during["unbinds"] == 1 and during["sessions"] == 0 and during["logins"] == 1
+    assert during["callback_unbinds_received"] == 1 and during["reports_acked"] == 1
+    assert second == {DELIVERED: 2}
+    assert stats["logins"] == 2 and stats["reports_acked"] == 2
+    assert stats["distinct_accepted"] == 2 and stats["duplicates"] == 0
+
+
+def test_smg_idle_unbind_parks_the_link_and_a_later_message_binds_again(log_dir, tmp_path):
+    """The SMG unbinds the SP's link after its own idle time (0.5 s, shorter than ours):
+    answered, closed, parked, not reconnected; the next message binds again and is
+    delivered with its report."""
+    sim = start_sim("sgip", log_dir, sp_idle_ms=500)
+    config = carrier_config("sgip", sim, idle=30.0)
+    try:
+        async def body(stack):
+            await stack.accept(1, SHORT, "130")
+            await stack.until_final(1)
+            await sleep(stack.reactor, 2.0)
+            bind = stack.router._smscs[0].binds[0]
+            parked = (bind.state, bind.ready, bind.tx.last_error, sim.stats())
+            await stack.accept(1, SHORT, "130", start=1)
+            return parked, await stack.until_final(2)
+
+        parked, counts = run_stack("sgip", sim, tmp_path, body, config=config)
+        stats = sim.stats()
+    finally:
+        sim.stop()
+    state, ready, last_error, during = parked
+    assert (state, ready, last_error) == ("parked", True, None)
+    assert during["idle_unbinds_sent"] == 1 and during["idle_unbind_resps"] == 1
+    assert during["logins"] == 1 and during["sessions"] == 0
+    assert counts == {DELIVERED: 2}
+    assert stats["logins"] == 2 and stats["reports_acked"] == 2 and stats["duplicates"] == 0

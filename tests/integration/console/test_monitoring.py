@@ -68,15 +68,21 @@ class Router:
     """The shape of SmppRouter.states(): SMSC -> bind -> snapshot."""
 
     def states(self):
-        return {"cmcc": {"cmcc-1": {"state": "bound", "inflight": 2, "window": 10},
-                         "cmcc-2": {"state": "binding", "inflight": 0, "window": 10}}}
+        return {"cmcc": {"cmcc-1": {"state": "bound", "ready": True, "inflight": 2,
+                                    "window": 10},
+                         "cmcc-2": {"state": "binding", "ready": False, "inflight": 0,
+                                    "window": 10}},
+                "cucc": {"cucc-0": {"state": "parked", "ready": True, "inflight": 0,
+                                    "window": 16}}}
 
     def bound_count(self):
         return 1
 
 
 def test_links_lists_every_bind():
-    """Each bind of each SMSC is one link on the dashboard, up only when bound."""
+    """Each bind of each SMSC is one link on the dashboard, up when it takes parts: bound,
+    or parked by design (SGIP's idle Unbind, not an outage); binding is not up."""
     views = Status(None, None, Router()).links()
     assert views == [LinkView("smpp", "cmcc/cmcc-1", "bound", True, "window 2/10"),
-                     LinkView("smpp", "cmcc/cmcc-2", "binding", False, "window 0/10")]
+                     LinkView("smpp", "cmcc/cmcc-2", "binding", False, "window 0/10"),
+                     LinkView("smpp", "cucc/cucc-0", "parked", True, "window 0/16")]

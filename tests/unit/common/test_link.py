@@ -13,8 +13,8 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
-from common.link import (CLOSING, DOWN, JITTER, PREPARING, UP, IllegalTransition, Link,
-                         backoff)
+from common.link import (CLOSING, DOWN, JITTER, PARKED, PREPARING, UP, IllegalTransition,
+                         Link, backoff)
 
 
 class Refused(Exception):
@@ -41,7 +41,8 @@ class Toy(Protocol):
 
 
 class ToyLink(Link):
-    names = {DOWN: "down", PREPARING: "joining", UP: "joined", CLOSING: "leaving"}
+    names = {DOWN: "down", PREPARING: "joining", UP: "joined", CLOSING: "leaving",
+             PARKED: "parked"}
     label = "toy link"
     errors = (Refused,)
 
@@ -277,6 +278,58 @@ def test_when_up_fires_with_the_logged_in_protocol():
     proto, _t = endpoint.last()
     proto.dataReceived(b"OK")
     assert got == [link.built[0]]
+
+
+def test_parked_link_logs_out_and_reconnects_only_when_demanded():
+    """park: log out, close, ``parked`` once the connection is gone (no error, no retry
+    however long); demand: ClientService connects again and the link logs in."""
+    clock, endpoint, link, seen = make()
+    link.startService()
+    proto, t = endpoint.last()
+    proto.dataReceived(b"OK")
+    link.park()
+    assert link.goodbyes == 1 and t.value().endswith(b"BYE") and link.state == "leaving"
+    assert link.parked and not link.is_up
+    proto.connectionLost(Failure(ConnectionDone()))
+    assert seen[-2:] == [("joined", "leaving"), ("leaving", "parked")]
+    assert link.last_error is None
+    clock.advance(3600)
+    assert len(endpoint.attempts) == 1
+    link.demand()
+    assert len(endpoint.attempts) == 2 and link.state == "joining" and not link.parked
+    endpoint.last()[0].dataReceived(b"OK")
+    assert link.is_up and link.ups == 2 and link.failures == 0
+
+
+def test_demand_while_parking_reconnects_as_soon_as_closed():
+    """A demand while the goodbye is under way is kept: parked, then connecting at once."""
+    clock, endpoint, link, seen = make()
+    link.startService()
+    proto, _t = endpoint.last()
+    proto.dataReceived(b"OK")
+    link.park(say_goodbye=False)
+    assert link.goodbyes == 0
+    link.demand()
+    assert len(endpoint.attempts) == 1
+    proto.connectionLost(Failure(ConnectionDone()))
+    assert ("leaving", "parked") in seen and ("parked", "down") in seen
+    assert len(endpoint.attempts) == 2
+
+
+def test_stop_while_parked_stops_and_a_demand_then_does_nothing():
+    """A parked link stops at once; nothing connects it afterwards."""
+    clock, endpoint, link, _ = make()
+    link.startService()
+    proto, _t = endpoint.last()
+    proto.dataReceived(b"OK")
+    link.park()
+    proto.connectionLost(Failure(ConnectionDone()))
+    stopped = []
+    link.stopService().addCallback(stopped.append)
+    assert stopped == [None]
+    link.demand()
+    clock.advance(60)
+    assert len(endpoint.attempts) == 1 and link.state == "parked"
 
 
 def test_no_module_patches_client_service_privates():

@@ -448,6 +448,22 @@ def test_config_reads_the_carrier_protocols(tmp_path):
     assert (cucc.protocol, cucc.listen, cucc.smg_login) == ("sgip", "tcp:8802", "smg")
 
 
+def test_config_reads_sgip_idle_with_a_30_second_default(tmp_path):
+    """[smsc:NAME] idle (SGIP's unbind after idle): 30 s when absent, the section's value
+    when given, never negative."""
+    from common.config import ConfigError, load
+    from daemon import ROOMS
+
+    path = tmp_path / "hotline.ini"
+    path.write_text(CARRIER_INI, encoding="utf-8")
+    assert load(path, ROOMS).sms.smscs[1].idle == 30.0
+    path.write_text(CARRIER_INI + "idle = 120\n", encoding="utf-8")
+    assert load(path, ROOMS).sms.smscs[1].idle == 120.0
+    path.write_text(CARRIER_INI + "idle = -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="idle"):
+        load(path, ROOMS)
+
+
 def test_config_refuses_an_sgip_link_without_its_listener(tmp_path):
     """SGIP cannot receive reports without the listener: a missing ``listen`` stops the
     daemon with the one-line error naming the key."""
