@@ -21,7 +21,6 @@ drops the link.
 from __future__ import annotations
 
 from collections.abc import Callable
-from common.records import frozen_record
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -29,6 +28,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from common.records import frozen_record
 
 from common.pending import PendingRequests
 from sms.carrier.binary_pdu import CodecError, Frame, FramingError, MalformedPdu, is_response
