@@ -29,9 +29,8 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from common.records import frozen_record
-
 from common.pending import PendingRequests
+from common.records import frozen_record
 from sms.carrier.binary_pdu import CodecError, Frame, FramingError, MalformedPdu, is_response
 from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
