@@ -8,10 +8,11 @@ A request leaves the table exactly once: answered (``resolve``/``fail``/``pop``)
 timed out (its Deferred fails with the table's timeout error), cancelled by its
 caller, or failed with every other one by ``fail_all`` when the connection ends.
 
-While a request is in the table its timer is pending, and the reverse: so taking
-one out cancels the timer without asking whether it is still active. The SMPP
-submit path goes through here for every part: one small object per request
-(where a tuple was before), no other allocation.
+The table keeps one timer, not one per request: each request carries its deadline,
+and the timer is set for the earliest. A busy link answers hundreds of requests a
+second, and a timer each was a ``callLater`` and a ``cancel`` (and the reactor's heap
+churning with the cancelled ones) for every SMS part sent. The timer is pending
+exactly while the table holds a request.
 """
 from __future__ import annotations
 
@@ -25,13 +26,21 @@ K = TypeVar("K", bound=Hashable)
 
 
 class Request:
-    """One outstanding request: its Deferred, its label, its timer, and what the protocol
-    keeps beside it (``data``: an AMI list action's events so far)."""
+    """One outstanding request: its Deferred, its label, its deadline and timeout, and
+    what the protocol keeps beside it (``data``: an AMI list action's events so far)."""
 
-    __slots__ = ("deferred", "label", "timer", "data")
+    __slots__ = ("deferred", "label", "deadline", "timeout", "data")
 
-    def __init__(self, deferred: Deferred, label: str, timer: IDelayedCall, data: object):
-        self.deferred, self.label, self.timer, self.data = deferred, label, timer, data
+    def __init__(self, deferred: Deferred, label: str, deadline: float, timeout: float,
+                 data: object):
+        self.deferred, self.label, self.data = deferred, label, data
+        self.deadline, self.timeout = deadline, timeout
+
+
+#: A request is due when the clock is this close to its deadline: the timer's own time
+#: is computed from "now" again when it is set for a later request, and may land an ulp
+#: before that request's deadline.
+_SLACK = 1e-6
 
 
 class PendingRequests(Generic[K]):
@@ -46,6 +55,7 @@ class PendingRequests(Generic[K]):
         self.clock = clock
         self.timeout_error = timeout_error
         self._requests: dict[K, Request] = {}
+        self._timer: IDelayedCall | None = None
 
     def add(self, key: K, label: str, timeout: float, deferred: Deferred | None = None,
             data: object = None) -> Deferred:
@@ -57,8 +67,13 @@ class PendingRequests(Generic[K]):
                 self.pop(key)
 
             deferred = Deferred(cancel)
-        timer = self.clock.callLater(timeout, self._expired, key, timeout)
-        self._requests[key] = Request(deferred, label, timer, data)
+        deadline = self.clock.seconds() + timeout
+        self._requests[key] = Request(deferred, label, deadline, timeout, data)
+        timer = self._timer
+        if timer is None:
+            self._timer = self.clock.callLater(timeout, self._expire_due)
+        elif deadline < timer.getTime():
+            timer.reset(timeout)
         return deferred
 
     def get(self, key: K) -> Request | None:
@@ -66,10 +81,11 @@ class PendingRequests(Generic[K]):
         return self._requests.get(key)
 
     def pop(self, key: K) -> Request | None:
-        """Take the request out with its timer stopped; the caller fires its Deferred."""
+        """Take the request out (the timer stops with the last one); the caller fires its
+        Deferred."""
         request = self._requests.pop(key, None)
-        if request is not None:
-            request.timer.cancel()
+        if request is not None and not self._requests:
+            self._stop_timer()
         return request
 
     def resolve(self, key: K, result: object) -> bool:
@@ -91,15 +107,29 @@ class PendingRequests(Generic[K]):
     def fail_all(self, error_for: Callable[[str], Exception]) -> int:
         """Fail every request with ``error_for(label)`` (the connection ended); how many."""
         requests, self._requests = self._requests, {}
-        for request in requests.values():
-            request.timer.cancel()
+        self._stop_timer()
         for request in requests.values():
             request.deferred.errback(error_for(request.label))
         return len(requests)
 
-    def _expired(self, key: K, timeout: float) -> None:
-        request = self._requests.pop(key)
-        request.deferred.errback(self.timeout_error(request.label, timeout))
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire_due(self) -> None:
+        """Fail every request whose time is up, then wait for the next deadline."""
+        self._timer = None
+        now = self.clock.seconds()
+        due = [(key, request) for key, request in self._requests.items()
+               if request.deadline <= now + _SLACK]
+        for key, _request in due:
+            del self._requests[key]
+        if self._requests:
+            next_deadline = min(request.deadline for request in self._requests.values())
+            self._timer = self.clock.callLater(max(next_deadline - now, 0.0), self._expire_due)
+        for _key, request in due:
+            request.deferred.errback(self.timeout_error(request.label, request.timeout))
 
     # ---- inspection ------------------------------------------------------------
     def __len__(self) -> int:

@@ -100,3 +100,65 @@ def test_a_key_already_outstanding_is_refused():
     table.add(1, "enquire_link", 5.0)
     with pytest.raises(KeyError):
         table.add(1, "enquire_link", 5.0)
+
+
+def test_requests_share_one_timer_and_each_times_out_at_its_own_deadline():
+    """One timer for the whole table (not a callLater per request), yet a request sent
+    later times out later: each at exactly its own deadline, never with an earlier one."""
+    clock, table = make()
+    first = outcome(table.add(1, "first", 5.0))
+    clock.advance(2.0)
+    second = outcome(table.add(2, "second", 5.0))
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(2.9)
+    assert first == [] and second == []
+    clock.advance(0.1)  # t = 5: the first's deadline
+    assert str(first[0].value) == "first after 5s" and second == [] and 2 in table
+    clock.advance(1.9)
+    assert second == []
+    clock.advance(0.1)  # t = 7: the second's
+    assert str(second[0].value) == "second after 5s"
+    assert len(table) == 0 and clock.getDelayedCalls() == []
+
+
+def test_a_shorter_timeout_added_later_brings_the_timer_forward():
+    """A request with a shorter timeout than those waiting fails at its own deadline."""
+    clock, table = make()
+    slow = outcome(table.add("slow", "Originate", 60.0))
+    quick = outcome(table.add("quick", "Ping", 1.0))
+    clock.advance(1.0)
+    assert str(quick[0].value) == "Ping after 1s" and slow == []
+    clock.advance(58.9)
+    assert slow == []
+    clock.advance(0.1)
+    assert str(slow[0].value) == "Originate after 60s" and clock.getDelayedCalls() == []
+
+
+def test_the_timer_stops_with_the_last_answer_and_restarts_with_the_next_request():
+    """Answered to the last one, the table leaves nothing on the clock; the next request
+    gets its full timeout from when it was sent."""
+    clock, table = make()
+    table.add(1, "a", 5.0)
+    table.resolve(1, "ok")
+    assert clock.getDelayedCalls() == []
+    clock.advance(4.0)
+    late = outcome(table.add(2, "b", 5.0))
+    clock.advance(4.9)
+    assert late == []
+    clock.advance(0.1)
+    assert str(late[0].value) == "b after 5s"
+
+
+def test_a_timeout_handler_may_send_again():
+    """A request's timeout errback that sends a new request (a retry) gets a live timer."""
+    clock, table = make()
+    retried: list = []
+
+    def retry(_failure):
+        retried.append(outcome(table.add(2, "retry", 3.0)))
+
+    table.add(1, "try", 2.0).addErrback(retry)
+    clock.advance(2.0)
+    assert retried and retried[0] == [] and len(clock.getDelayedCalls()) == 1
+    clock.advance(3.0)
+    assert str(retried[0][0].value) == "retry after 3s"
