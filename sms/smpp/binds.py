@@ -196,7 +196,8 @@ class Bind(Service):
     def ready(self) -> bool:
         """Takes parts: bound, or parked by design (or binding again after it), the parts
         waiting in the queue for the bind."""
-        return self.tx.is_up or self.tx.parked or self._wake_call is not None
+        tx = self.tx  # the router asks every bind, for every part
+        return tx.role == UP or tx.parked or self._wake_call is not None
 
     def has_capacity(self) -> bool:
         return self.tx.is_up and self.inflight + len(self._queue) < self.window
