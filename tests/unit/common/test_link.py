@@ -105,6 +105,14 @@ def make(**kw):
     return clock, endpoint, link, seen
 
 
+def logged_in(link, endpoint):
+    """Start the link and let its login succeed; its protocol and transport."""
+    link.startService()
+    proto, transport = endpoint.last()
+    proto.dataReceived(b"OK")
+    return proto, transport
+
+
 def test_backoff_starts_at_the_minimum_and_doubles_to_the_maximum():
     """Retry n waits min * 2**(n-1), capped at max, stretched by at most JITTER of itself."""
     policy = backoff(1.0, 8.0, jitter=lambda: 0.0)
@@ -117,9 +125,7 @@ def test_first_reconnect_happens_at_the_minimum_delay():
     """Issue 11: after a cut the link tried again 2.0-2.8 s later with reconnect_min = 1;
     now the first attempt comes after 1 s, then 2 s, 4 s (refused connects)."""
     clock, endpoint, link, _ = make()
-    link.startService()
-    proto, _t = endpoint.last()
-    proto.dataReceived(b"OK")
+    proto, _t = logged_in(link, endpoint)
     endpoint.refuse = True
     proto.connectionLost(Failure(ConnectionLost()))
     for wait in (1.0, 2.0, 4.0):
@@ -258,9 +264,7 @@ def test_stop_during_login_closes_the_connection_and_stops():
 def test_loss_when_up_goes_down_with_the_reason_and_reconnects():
     """A logged-in connection that drops: down with the reason, retried after min_delay."""
     clock, endpoint, link, _ = make()
-    link.startService()
-    proto, _t = endpoint.last()
-    proto.dataReceived(b"OK")
+    proto, _t = logged_in(link, endpoint)
     proto.connectionLost(Failure(ConnectionLost("peer went away")))
     assert link.state == "down" and link.protocol is None and "peer went away" in link.last_error
     clock.advance(1.0)
@@ -304,9 +308,7 @@ def test_parked_link_logs_out_and_reconnects_only_when_demanded():
 def test_demand_while_parking_reconnects_as_soon_as_closed():
     """A demand while the goodbye is under way is kept: parked, then connecting at once."""
     clock, endpoint, link, seen = make()
-    link.startService()
-    proto, _t = endpoint.last()
-    proto.dataReceived(b"OK")
+    proto, _t = logged_in(link, endpoint)
     link.park(say_goodbye=False)
     assert link.goodbyes == 0
     link.demand()
@@ -319,9 +321,7 @@ def test_demand_while_parking_reconnects_as_soon_as_closed():
 def test_stop_while_parked_stops_and_a_demand_then_does_nothing():
     """A parked link stops at once; nothing connects it afterwards."""
     clock, endpoint, link, _ = make()
-    link.startService()
-    proto, _t = endpoint.last()
-    proto.dataReceived(b"OK")
+    proto, _t = logged_in(link, endpoint)
     link.park()
     proto.connectionLost(Failure(ConnectionDone()))
     stopped = []
