@@ -80,10 +80,8 @@ def build_service(config: HotlineConfig, reactor) -> MultiService:
 
         sms = make_sms(config, reactor, db, cores, codes, scheduler, cluster)
         sms.setServiceParent(top)
-        cluster.report("sms", lambda: {
-            name: {"connections": sum(1 for b in binds.values()
-                                      for state in b["links"].values() if state == "bound")}
-            for name, binds in sms.router.states().items()})
+        cluster.report("sms", lambda: {name: {"connections": count} for name, count
+                                       in sms.router.connections().items()})
         resources.update(sms.http_resources())
         body_caps.update(sms.http_body_caps())
         notifier, metrics.status.router, templates = (sms.notify_balance, sms.router,

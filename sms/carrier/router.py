@@ -422,6 +422,12 @@ class SmppRouter(MultiService):
             counts = self.by_carrier[carrier] = {}
         counts[smsc.name] = counts.get(smsc.name, 0) + 1
 
+    def connections(self) -> dict[str, int]:
+        """Per SMSC, its connections logged in now (whatever the protocol calls that state):
+        what this daemon reports to the cluster."""
+        return {smsc.name: sum(1 for bind in smsc.binds for link in bind.links if link.is_up)
+                for smsc in self._smscs}
+
     def bound_count(self) -> int:
         """Binds that take parts now: bound, or parked by design (not an outage)."""
         return sum(1 for smsc in self._smscs for bind in smsc.binds if bind.ready)

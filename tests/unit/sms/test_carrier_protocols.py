@@ -587,10 +587,8 @@ class _MemoryEndpoint:
         return succeed(protocol)
 
 
-def test_router_fails_a_part_cmpp_cannot_carry_before_it_takes_a_window_slot():
-    """A part whose Submit does not encode (content beyond Msg_Length's 255 octets) fails
-    at the router for good, naming its SMSC: never counted as submitted (nor journalled as
-    sent), nothing written, the link up; the next part goes out."""
+def _router_logged_in():
+    """A router with one CMPP 3.0 connection, logged in over a memory transport."""
     clock = Clock()
     clock.advance(1_790_000_000)
     endpoint = _MemoryEndpoint()
@@ -599,9 +597,25 @@ def test_router_fails_a_part_cmpp_cannot_carry_before_it_takes_a_window_slot():
     router.startService()
     transport = endpoint.transport
     [connect] = frames(transport, decode30)
+    assert router.connections() == {"ismg": 0}
     auth = cmpp.authenticator_ismg(0, connect.pdu.authenticator, "secret")
     transport.protocol.dataReceived(cmpp.encode(cmpp.ConnectResp(0, auth, cmpp.V30),
                                                 connect.sequence))
+    return router, transport
+
+
+def test_the_cluster_is_told_of_a_carrier_connection_once_it_is_logged_in():
+    """The cluster report counts a CMPP connection that is up (carrier links say "up",
+    SMPP binds "bound"): 0 while the CONNECT waits, 1 once it is answered."""
+    router, _transport = _router_logged_in()
+    assert router.connections() == {"ismg": 1}
+
+
+def test_router_fails_a_part_cmpp_cannot_carry_before_it_takes_a_window_slot():
+    """A part whose Submit does not encode (content beyond Msg_Length's 255 octets) fails
+    at the router for good, naming its SMSC: never counted as submitted (nor journalled as
+    sent), nothing written, the link up; the next part goes out."""
+    router, transport = _router_logged_in()
     assert router.bound_count() == 1
     errors = []
     too_long = SubmitPart("13800000000", "12329", b"x" * 300, 8, 0)
