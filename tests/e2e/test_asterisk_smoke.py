@@ -282,7 +282,10 @@ def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
 
 
 def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
-    """An Asterisk whose owning process died is stopped and its mounts released by the next start."""
+    """An Asterisk is left alone while its owning process lives (as any other run's start
+    or stop cleans up the shared root), and once the owner died the next cleanup stops it
+    and releases its mounts. The owner dies only after the instance is up: an owner dead
+    from the start made the instance stale at once, for every run sharing the root."""
     import os
     import socket
     import subprocess
@@ -291,19 +294,26 @@ def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
     from sandbox.ports import free_port
     from sandbox.ports import free_udp_range
 
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    owner = subprocess.Popen(["sleep", "120"])
     inst = AsteriskInstance(asterisk_root, tmp_path / "crashed", free_port(),
-                            free_port(kind=socket.SOCK_DGRAM), free_udp_range(20), owner=gone.pid)
-    inst.start()
-    pid = inst.process.pid
-    target = str(asterisk_root.resolve()) + str(inst.workdir)
-    assert target in _mount_points()
-    cleanup_stale(asterisk_root)
-    inst.process.wait(10)
-    assert not _alive(pid, "asterisk")
-    assert target not in _mount_points()
-    assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
+                            free_port(kind=socket.SOCK_DGRAM), free_udp_range(20), owner=owner.pid)
+    try:
+        inst.start()
+        pid = inst.process.pid
+        target = str(asterisk_root.resolve()) + str(inst.workdir)
+        cleanup_stale(asterisk_root)
+        assert _alive(pid, "asterisk") and target in _mount_points()
+        owner.kill()
+        owner.wait()
+        cleanup_stale(asterisk_root)
+        inst.process.wait(10)
+        assert not _alive(pid, "asterisk")
+        assert target not in _mount_points()
+        assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
+    finally:
+        owner.kill()
+        owner.wait()
+        inst.stop()
 
 
 def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tmp_path):
