@@ -17,6 +17,7 @@ DIGITS_ALL = "0123456789*#"
 # After an input reached its length: how long to listen for keys typed beyond it (the
 # closing #, or the rest of a too-long entry) so they do not spill into the next prompt.
 FLUSH_MS = 1500
+FLUSH_DIGITS = 32  # keys one flush Read takes
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,14 @@ class CallContext:
         return None
 
     async def _flush(self) -> str:
-        """Keys still coming after a full entry, up to a # or a pause of FLUSH_MS."""
+        """Keys still coming after a full entry, up to a # or a pause of FLUSH_MS: one Read
+        (another only if the caller filled it), so the re-prompt follows that pause."""
         extra = ""
         while True:
-            more = (await self.session.get_data([], FLUSH_MS, 32, FLUSH_MS)).digits
-            if not more:
-                return extra
+            more = (await self.session.get_data([], FLUSH_MS, FLUSH_DIGITS, FLUSH_MS)).digits
             extra += more
+            if len(more) < FLUSH_DIGITS:
+                return extra
 
     def give_up(self, preamble: tuple[str, ...] = ()) -> Step:
         """Too many failures in a flow: on to the node's escalation (agent or goodbye)."""

@@ -282,7 +282,10 @@ def test_concurrent_calls_each_get_their_own_digits(asterisk, tmp_path):
 
 
 def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
-    """An Asterisk whose owning process died is stopped and its mounts released by the next start."""
+    """An Asterisk is left alone while its owning process lives (as any other run's start
+    or stop cleans up the shared root), and once the owner died the next cleanup stops it
+    and releases its mounts. The owner dies only after the instance is up: an owner dead
+    from the start made the instance stale at once, for every run sharing the root."""
     import os
     import socket
     import subprocess
@@ -291,19 +294,26 @@ def test_stale_instance_of_a_dead_owner_is_cleaned_up(asterisk_root, tmp_path):
     from sandbox.ports import free_port
     from sandbox.ports import free_udp_range
 
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    owner = subprocess.Popen(["sleep", "120"])
     inst = AsteriskInstance(asterisk_root, tmp_path / "crashed", free_port(),
-                            free_port(kind=socket.SOCK_DGRAM), free_udp_range(20), owner=gone.pid)
-    inst.start()
-    pid = inst.process.pid
-    target = str(asterisk_root.resolve()) + str(inst.workdir)
-    assert target in _mount_points()
-    cleanup_stale(asterisk_root)
-    inst.process.wait(10)
-    assert not _alive(pid, "asterisk")
-    assert target not in _mount_points()
-    assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
+                            free_port(kind=socket.SOCK_DGRAM), free_udp_range(20), owner=owner.pid)
+    try:
+        inst.start()
+        pid = inst.process.pid
+        target = str(asterisk_root.resolve()) + str(inst.workdir)
+        cleanup_stale(asterisk_root)
+        assert _alive(pid, "asterisk") and target in _mount_points()
+        owner.kill()
+        owner.wait()
+        cleanup_stale(asterisk_root)
+        inst.process.wait(10)
+        assert not _alive(pid, "asterisk")
+        assert target not in _mount_points()
+        assert os.path.isdir(inst.workdir)  # the host folder itself is untouched
+    finally:
+        owner.kill()
+        owner.wait()
+        inst.stop()
 
 
 def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tmp_path):
@@ -346,7 +356,11 @@ def test_two_daemons_on_one_asterisk_only_the_owner_drives_the_call(asterisk, tm
 
 def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, tmp_path):
     """A key during the first of two prompts ends both; the first-digit and inter-digit
-    timeouts are separate (silence waits timeout_ms, a pause after a key inter_digit_ms)."""
+    timeouts are separate (silence waits timeout_ms, a pause after a key inter_digit_ms).
+
+    The caller keys at fixed times while the flow's commands start a little later under
+    load, so each bound leaves a second for that: the second prompt lasts 5.7 s, and the
+    8 comes 1.6 s into the third Read (it came 0.6 s after the second, and fell into it)."""
     got = []
 
     async def timed(session, *args, **kw):
@@ -355,14 +369,14 @@ def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, 
         got.append((result, session.clock.seconds() - t0))
 
     async def flow(session):
-        await timed(session, ["all-circuits-busy-now", "beep"], 3000, 1)   # 1.8 s + 0.25 s
-        await timed(session, ["beep"], 2500, 4, inter_digit_ms=1000)      # silence
+        await timed(session, ["all-circuits-busy-now", "vm-intro"], 3000, 1)  # 1.8 s + 5.7 s
+        await timed(session, ["beep"], 2500, 4, inter_digit_ms=1000)      # 0.4 s + silence
         await timed(session, ["beep"], 6000, 4, inter_digit_ms=1000)      # one key, then pause
 
     async def main(reactor):
         link, dispatcher = await dispatching(reactor, asterisk, flow)
         sipp = SippCall("127.0.0.1", asterisk.sip_port, "12329",
-                        steps=[Pause(1500), Keys("5"), Pause(3200), Keys("8"), Pause(6000)],
+                        steps=[Pause(1500), Keys("5"), Pause(4200), Keys("8"), Pause(6000)],
                         hangup="wait", send_silence=True, workdir=tmp_path / "sipp")
         sipp.start()
         result = await wait_sipp(reactor, sipp)
@@ -372,7 +386,7 @@ def test_get_data_barge_in_over_several_prompts_and_separate_timeouts(asterisk, 
 
     result = run_reactor(main, timeout=60)
     (first, t1), (second, t2), (third, t3) = got
-    assert first == DigitsResult("5", False) and t1 < 1.75     # ended inside the first prompt
+    assert first == DigitsResult("5", False) and t1 < 3.0      # the key at ~1.6 s ended both
     assert second == DigitsResult("", True) and 2.4 < t2 < 3.6
     assert third == DigitsResult("8", True) and t3 < 4.0       # 1 s after the key, not 6 s
     assert result.ok, result.errors

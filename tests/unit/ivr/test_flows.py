@@ -444,6 +444,21 @@ def test_a_too_long_id_is_invalid_once_and_does_not_spill():
     assert call.ctx.account.account_no == X_PERSON.account_no
 
 
+def test_the_rest_of_a_too_long_entry_is_flushed_by_one_read_ending_at_a_pause():
+    """The keys typed beyond a full entry are taken by one Read that ends at a # or a pause
+    of FLUSH_MS, and the re-prompt follows at once: no second Read listening another
+    FLUSH_MS (silence for the caller, and an entry keyed again in it was swallowed). A
+    caller still typing when the flush Read is full gets another one."""
+    for typed, flush_reads in (("1" * 22, 1), ("1" * 60, 2)):
+        call = place_call(TO_BALANCE + [typed, keyed_id(X_PERSON) + "#", PASSWORD + "#",
+                                        HANGUP])
+        reads = [e for e in call.session.log if e[0] == "get_data"]
+        first = next(i for i, e in enumerate(reads) if e[1] == ("ivr/enter-id",))
+        assert [e[1] for e in reads[first + 1:first + 2 + flush_reads]] == \
+            [()] * flush_reads + [("ivr/invalid-id", "ivr/enter-id")], reads
+        assert call.ctx.account.account_no == X_PERSON.account_no
+
+
 def test_seven_digit_password_is_invalid_once_then_accepted():
     """7 digits and # at the password prompt: "invalid" once (not "you entered nothing"
     after it), and the next entry is taken."""
