@@ -124,11 +124,5 @@ class PromptStore:
 
     async def discard(self, remote: str) -> None:
         """Remove the daemon's copy of a raw recording (on a shared mount, the only one)."""
-        await self._in_thread(_unlink, self.local_copy(remote))
+        await self._in_thread(Path(self.local_copy(remote)).unlink, missing_ok=True)
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
