@@ -113,8 +113,9 @@ class CarrierLink(Link):
         raise NotImplementedError
 
     @staticmethod
-    def incoming(pdu, smsc: str, now: datetime) -> Receipt | MoMessage:
-        """A DELIVER (or SGIP Deliver/Report) as a Receipt or an MoMessage."""
+    def incoming(pdu, smsc: str, now: Callable[[], datetime]) -> Receipt | MoMessage:
+        """A DELIVER (or SGIP Deliver/Report) as a Receipt or an MoMessage; ``now()`` is the
+        time it came, asked only when the PDU has none of its own."""
         raise NotImplementedError
 
 

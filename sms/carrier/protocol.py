@@ -170,6 +170,11 @@ class CarrierProtocol(Protocol):
         """The response PDU to a request frame (success or a "try again" result)."""
         raise NotImplementedError
 
+    def reply_octets(self, frame: Frame, ok: bool) -> bytes:
+        """``reply`` encoded: a protocol may write its commonest answer (a status report's)
+        without building the PDU."""
+        return self.encode(self.reply(frame, ok), frame.sequence)
+
     def reject(self, command_id: int, sequence):
         """The error response to a request that did not decode, or None (not answered)."""
         return None
@@ -348,7 +353,7 @@ class CarrierProtocol(Protocol):
                 self.log.failure("{name}: DELIVER handler failed; asking the gateway to retry",
                                  result, name=self.name)
             if self.connected:
-                self._write(self.reply(frame, ok), frame.sequence)
+                self.transport.write(self.reply_octets(frame, ok))
 
         d.addBoth(answer)
 

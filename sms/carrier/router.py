@@ -27,6 +27,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
+from common.link import UP
 from sms.carrier import receipts as _receipts
 from sms.carrier.binary_pdu import CodecError
 from sms.carrier.destinations import carrier_of
@@ -153,7 +154,7 @@ class _Smsc:
             used = bind.load()
             if used is None:
                 continue
-            if not bind.bound:
+            if bind.tx.role != UP:  # ``bound`` written out: once per bind for every part
                 parked = parked or bind
                 continue
             free = bind.window - used
@@ -374,7 +375,8 @@ class SmppRouter(MultiService):
             for bind in smsc.binds:
                 used = bind.load()
                 if used is not None:  # its free window plus one window queued behind it
-                    room = (room or 0) + max(0, 2 * bind.window - used)
+                    free = 2 * bind.window - used
+                    room = (room or 0) + (free if free > 0 else 0)
             if room is not None:
                 return room
         return None
@@ -437,8 +439,10 @@ class SmppRouter(MultiService):
         """A carrier DELIVER (CMPP, SMGP) or Deliver/Report (SGIP) to the outbox."""
         name, incoming = config.name, link_class.incoming
 
+        def now() -> datetime:
+            return datetime.fromtimestamp(self.reactor.seconds(), UTC)
+
         def deliver(pdu) -> Deferred:
-            now = datetime.fromtimestamp(self.reactor.seconds(), UTC)
             message = incoming(pdu, name, now)
             if isinstance(message, Receipt):
                 self.receipts += 1

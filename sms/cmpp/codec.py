@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import field
 from datetime import datetime
 from typing import ClassVar
@@ -112,6 +113,9 @@ MSG_FMT_UCS2 = 8
 MSG_FMT_GBK = 15
 
 _ZERO_RESERVE = bytes(8)
+_HEADER = struct.Struct(">LLL")
+#: SUBMIT_RESP and DELIVER_RESP: Msg_Id, Result (u32 on 3.0, one octet on 2.0).
+_MSG_ID_RESULT = {V30: struct.Struct(">QL"), V20: struct.Struct(">QB")}
 
 
 def is_flow_control(result: int) -> bool:
@@ -506,6 +510,23 @@ _ENCODERS = {
 }
 
 
+#: A whole DELIVER_RESP: header, Msg_Id, Result.
+_DELIVER_RESP_FRAME = {version: struct.Struct(">LLLQ" + layout.format[-1])
+                       for version, layout in _MSG_ID_RESULT.items()}
+
+
+def encode_deliver_resp(msg_id: MsgId, result: int, sequence: int, version: int) -> bytes:
+    """``encode(DeliverResp(msg_id, result), sequence, version)``, in one ``struct`` pack: the
+    answer to every status report (a value out of range takes ``encode``'s checks)."""
+    layout = _DELIVER_RESP_FRAME.get(version)
+    if layout is not None:
+        try:
+            return layout.pack(layout.size, DELIVER_RESP, sequence, msg_id.to_int(), result)
+        except struct.error:
+            pass
+    return encode(DeliverResp(msg_id, result), sequence, version)
+
+
 def encode(pdu, sequence: int, version: int = V30) -> bytes:
     """One PDU as bytes with its header. Raises InvalidField/FieldTooLong/InvalidAddress."""
     _terminal_width(version)
@@ -560,7 +581,8 @@ def _decode_submit(r: Reader, version: int) -> Submit:
 
 
 def _decode_submit_resp(r: Reader, version: int) -> SubmitResp:
-    return SubmitResp(_read_msg_id(r), _read_result(r, version))
+    msg_id, result = r.fields(_MSG_ID_RESULT[version])  # every message's answer: one unpack
+    return SubmitResp(MsgId.from_int(msg_id), result)
 
 
 #: Status report (Msg_Content): Msg_Id, Stat, Submit_time, Done_time, Dest_terminal_Id, SMSC_sequence.
@@ -601,7 +623,8 @@ def _decode_deliver(r: Reader, version: int) -> Deliver:
 
 
 def _decode_deliver_resp(r: Reader, version: int) -> DeliverResp:
-    return DeliverResp(_read_msg_id(r), _read_result(r, version))
+    msg_id, result = r.fields(_MSG_ID_RESULT[version])
+    return DeliverResp(MsgId.from_int(msg_id), result)
 
 
 def _decode_query(r: Reader, version: int) -> Query:
@@ -647,7 +670,19 @@ def decode(raw: bytes, version: int = V30) -> Frame:
     layout of ``version``; FramingError when ``raw`` is not one whole frame.
     """
     _terminal_width(version)
-    length, command_id, sequence = header(raw)
+    return _decode(raw, version)
+
+
+def decoder(version: int) -> Callable[[bytes], Frame]:
+    """``decode`` for one connection: its version is checked here, once, not per frame."""
+    _terminal_width(version)
+    return functools.partial(_decode, version=version)
+
+
+def _decode(raw: bytes, version: int) -> Frame:
+    if len(raw) < HEADER_LENGTH:
+        header(raw)  # raises its FramingError
+    length, command_id, sequence = _HEADER.unpack_from(raw)
     return decode_frame(raw, length, command_id, sequence, HEADER_LENGTH, _DECODERS, version)
 
 

@@ -7,6 +7,7 @@ Receipts are matched by the Msg_Id of SUBMIT_RESP, in its 22-digit form.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from twisted.internet.defer import Deferred
@@ -70,14 +71,14 @@ class CmppLink(CarrierLink):
             codec.encode(pdu, CmppProtocol.PLACEHOLDER_SEQUENCE, _version(config)))
 
     @staticmethod
-    def incoming(pdu: codec.Deliver, smsc: str, now: datetime):
+    def incoming(pdu: codec.Deliver, smsc: str, now: Callable[[], datetime]):
         """A DELIVER as a Receipt (status report) or an MoMessage."""
         report = pdu.report
         if report is not None:
             return receipt(str(report.msg_id), report.stat, report.done_time, smsc,
                            number=report.dest_terminal_id)
         return mo_message(pdu.src_terminal_id, pdu.dest_id, pdu.content, pdu.msg_fmt,
-                          pdu.tp_udhi, smsc, now)
+                          pdu.tp_udhi, smsc, now())
 
 
 def _version(config) -> int:

@@ -26,6 +26,7 @@ class CmppProtocol(CarrierProtocol):
 
     def __init__(self, clock, *, version: int = codec.V30, **kw):
         self.version = version
+        self._decode = codec.decoder(version)  # raises InvalidField for a version not 2.0/3.0
         self._sequence = 0
         super().__init__(clock, **kw)
 
@@ -33,7 +34,7 @@ class CmppProtocol(CarrierProtocol):
         return codec.frame_splitter()
 
     def decode(self, raw: bytes) -> Frame:
-        return codec.decode(raw, self.version)
+        return self._decode(raw)
 
     def encode(self, pdu, sequence) -> bytes:
         return codec.encode(pdu, sequence, self.version)
@@ -44,6 +45,13 @@ class CmppProtocol(CarrierProtocol):
 
     def status(self, response) -> int:
         return getattr(response, "result", 0)
+
+    def reply_octets(self, frame: Frame, ok: bool) -> bytes:
+        if frame.command_id == codec.DELIVER:  # every status report's answer
+            return codec.encode_deliver_resp(
+                frame.pdu.msg_id, codec.RESULT_OK if ok else codec.RESULT_FLOW_CONTROL,
+                frame.sequence, self.version)
+        return super().reply_octets(frame, ok)
 
     def reply(self, frame: Frame, ok: bool):
         if frame.command_id == codec.DELIVER:

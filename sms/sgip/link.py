@@ -15,6 +15,7 @@ the same way. The listener unbinds the SMG's idle connections too.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import datetime
 
 from twisted.application.service import Service
@@ -86,14 +87,14 @@ class SgipLink(CarrierLink):
         return SgipProtocol.prepared(codec.encode(pdu, SgipProtocol.PLACEHOLDER_SEQUENCE))
 
     @staticmethod
-    def incoming(pdu, smsc: str, now: datetime):
+    def incoming(pdu, smsc: str, now: Callable[[], datetime]):
         if isinstance(pdu, codec.Report):
             state = _REPORT_STATE.get(pdu.state, "UNKNOWN")
             error = None if state == "DELIVRD" else f"{pdu.error_code:03d}"
-            return Receipt(str(pdu.submit_sequence), state, error, now, smsc,
+            return Receipt(str(pdu.submit_sequence), state, error, now(), smsc,
                            source=mobile(pdu.user_number), raw_id=str(pdu.submit_sequence))
         return mo_message(pdu.user_number, pdu.sp_number, pdu.content, pdu.message_coding,
-                          pdu.tp_udhi, smsc, now)
+                          pdu.tp_udhi, smsc, now())
 
 
 class SgipListener(Service):

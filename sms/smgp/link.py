@@ -6,6 +6,7 @@ Receipts are matched by the 10-octet MsgID, as 20 hex digits.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from twisted.internet.defer import Deferred
@@ -59,10 +60,10 @@ class SmgpLink(CarrierLink):
         return SmgpProtocol.prepared(codec.encode(pdu, SmgpProtocol.PLACEHOLDER_SEQUENCE))
 
     @staticmethod
-    def incoming(pdu: codec.Deliver, smsc: str, now: datetime):
+    def incoming(pdu: codec.Deliver, smsc: str, now: Callable[[], datetime]):
         report = pdu.report
         if report is not None:
             return receipt(str(report.msg_id), report.stat, report.done_time, smsc, report.err,
                            number=pdu.src_term_id)
         return mo_message(pdu.src_term_id, pdu.dest_term_id, pdu.content, pdu.msg_format,
-                          pdu.options.tp_udhi or 0, smsc, now)
+                          pdu.options.tp_udhi or 0, smsc, now())

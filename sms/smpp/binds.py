@@ -205,8 +205,12 @@ class Bind(Service):
     def load(self) -> int | None:
         """Parts in its window or queued behind it; None while it takes none (``ready``).
         The router weighs binds by this, once per bind for every part: one call answers
-        both whether the bind is bound and how full it is."""
-        return self.inflight + len(self._queue) if self.ready else None
+        both whether the bind is bound and how full it is (``ready`` written out: this is
+        the router's innermost loop)."""
+        tx = self.tx
+        if tx.role == UP or tx.parked or self._wake_call is not None:
+            return self.inflight + len(self._queue)
+        return None
 
     def snapshot(self) -> dict:
         """State, window use, current rate and counters, for ``states()`` and statistics."""

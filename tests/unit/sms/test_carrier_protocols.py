@@ -367,8 +367,8 @@ def test_sgip_listener_answers_report_and_deliver_after_a_good_bind():
     answers = frames(transport, sgip.decode)
     assert [(a.command_id, a.pdu.result) for a in answers] == [
         (sgip.BIND_RESP, 0), (sgip.REPORT_RESP, 0), (sgip.DELIVER_RESP, 0)]
-    receipt = SgipLink.incoming(seen[0], "smg", None)
-    mo = SgipLink.incoming(seen[1], "smg", None)
+    receipt = SgipLink.incoming(seen[0], "smg", lambda: None)
+    mo = SgipLink.incoming(seen[1], "smg", lambda: None)
     assert receipt.message_id == str(SEQ) and receipt.state == "DELIVRD"
     assert (mo.source, mo.text) == ("13000000000", "YE")
 

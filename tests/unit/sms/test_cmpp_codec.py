@@ -408,6 +408,34 @@ def test_small_pdus_round_trip(pdu, version):
     assert cmpp.decode(cmpp.encode(pdu, 3, version), version).pdu == pdu
 
 
+@pytest.mark.parametrize("version", [V20, V30])
+@pytest.mark.parametrize("msg_id,result", [
+    (cmpp.MsgId(1, 2, 3, 4, 5, 6, 7), 0), (cmpp.MsgId(12, 31, 23, 59, 59, (1 << 22) - 1, 65535), 8),
+])
+def test_deliver_resp_in_one_pack_is_the_encoders_frame(msg_id, result, version):
+    """The status report's answer written in one pack is byte for byte what ``encode`` writes
+    for the same DELIVER_RESP, on both versions."""
+    assert cmpp.encode_deliver_resp(msg_id, result, 0x7FFFFFFF, version) == cmpp.encode(
+        cmpp.DeliverResp(msg_id, result), 0x7FFFFFFF, version)
+
+
+def test_deliver_resp_in_one_pack_refuses_what_encode_refuses():
+    """A result too wide for 2.0's one octet gets ``encode``'s clear error, not struct's."""
+    with pytest.raises(cmpp.InvalidField, match="Result"):
+        cmpp.encode_deliver_resp(cmpp.MsgId(1, 2, 3, 4, 5, 6, 7), 300, 1, V20)
+
+
+def test_a_connections_decoder_checks_its_version_once_and_decodes_as_decode():
+    """``decoder(version)`` refuses a version that is neither 2.0 nor 3.0 when the connection
+    is made, and then reads every frame as ``decode`` does, framing errors included."""
+    with pytest.raises(cmpp.InvalidField):
+        cmpp.decoder(0x21)
+    for version, raw in ((V20, GOCMPP_SUBMIT_RESP_V2), (V30, GOCMPP_SUBMIT_RESP_V3)):
+        assert cmpp.decoder(version)(raw) == cmpp.decode(raw, version)
+    with pytest.raises(cmpp.FramingError):
+        cmpp.decoder(V30)(GOCMPP_SUBMIT_RESP_V3[:8])
+
+
 def test_errors_and_frames_are_shared_by_the_carrier_codecs():
     """One except clause (CodecError) covers every protocol's codec errors, and CMPP,
     SMGP and SGIP decode into the same Frame type (one mechanism, written once)."""
