@@ -278,12 +278,35 @@ def encoded_parts(parts: int) -> tuple:
     return tuple(EncodedPart(p, encoded.data_coding, encoded.esm_class) for p in encoded.parts)
 
 
+def all_fired(ds: list):
+    """Fires when every Deferred in ``ds`` has succeeded (or with the first failure): what
+    ``gatherResults`` waits for, without keeping each result in a list, so that the
+    harness's own share of the measured CPU stays small with 24,000 accepts."""
+    from twisted.internet.defer import Deferred
+
+    done: Deferred = Deferred()
+    left = [len(ds)]
+
+    def one(_):
+        left[0] -= 1
+        if not left[0] and not done.called:
+            done.callback(None)
+
+    def failed(failure):
+        if not done.called:
+            done.errback(failure)
+
+    for d in ds:
+        d.addCallbacks(one, failed)
+    if not ds:
+        done.callback(None)
+    return done
+
+
 async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int,
                    max_inflight: int | None = None, binds: int = 1,
                    password: str = "bench", config=None) -> dict:
     """One case; ``config`` is the [smsc] to send through (default: SMPP to ``port``)."""
-    from twisted.internet.defer import gatherResults
-
     from sms.outbox.records import Outgoing
     from storage.db import Database
 
@@ -315,7 +338,7 @@ async def run_case(reactor, url: str, port: int, window: int, parts: int, n: int
         # overlaps accepting, and every rate is counted from the first accept.
         await disp.startService()
         t0, cpu0 = time.perf_counter(), time.process_time()
-        await gatherResults([box.accept(Outgoing("demo", "bulk", "bench", {}, "", f"1390{i:07d}",
+        await all_fired([box.accept(Outgoing("demo", "bulk", "bench", {}, "", f"1390{i:07d}",
                                                  f"b{i}", enc)) for i in range(n)])
         t_accept = time.perf_counter()
         t_submitted = None

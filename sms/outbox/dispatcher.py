@@ -18,8 +18,7 @@ import heapq
 import itertools
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import deferLater
+from twisted.internet.defer import fail, succeed
 from twisted.logger import Logger
 
 from sms.outbox.records import ClaimedMessage, SubmitResult
@@ -232,23 +231,23 @@ class Dispatcher(Service):
     def _send(self, m: ClaimedMessage) -> None:
         """Hand the parts to the router; the claim already committed them ``submitting``."""
         for part_id, part in zip(m.part_ids, m.parts, strict=True):
-            self._attempt(m, part_id, part, 0).addCallback(self._record)
+            self._attempt(m, part_id, part, 0)
 
-    def _retry(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
+    def _retry(self, m: ClaimedMessage, part_id: int, part, tries: int) -> None:
         self.inflight += 1
-        return self._attempt(m, part_id, part, tries)
+        self._attempt(m, part_id, part, tries)
 
-    def _attempt(self, m: ClaimedMessage, part_id: int, part, tries: int) -> Deferred:
-        """One submit of one part; fires with its SubmitResult (after quick retries of a
-        throttled part)."""
+    def _attempt(self, m: ClaimedMessage, part_id: int, part, tries: int) -> None:
+        """One submit of one part; its SubmitResult is recorded when it is known (after
+        quick retries of a throttled part): ``_ok`` or ``_error`` records it."""
         try:
             d = self.router.submit(self.make_part(m, part), part_id)
         except Exception:
             # Building or routing this part raised (a bug or data no check foresaw):
             # the part fails (see _error) and the others go on.
             d = fail()
-        return d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
-                              errbackArgs=(part_id, m.message_id, m, part, tries))
+        d.addCallbacks(self._ok, self._error, callbackArgs=(part_id, m.message_id),
+                       errbackArgs=(part_id, m.message_id, m, part, tries))
 
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane...
@@ -300,19 +299,24 @@ class Dispatcher(Service):
         self._record_answered()
         self._pump()
 
-    def _ok(self, submitted, part_id: int, message_id: int) -> SubmitResult:
+    def _ok(self, submitted, part_id: int, message_id: int) -> None:
         self.submitted += 1
-        return SubmitResult(part_id, message_id, "ok", smpp_id=submitted.message_id, smsc=submitted.smsc)
+        self._record(SubmitResult(part_id, message_id, "ok", smpp_id=submitted.message_id,
+                                  smsc=submitted.smsc))
 
     def _error(self, failure, part_id: int, message_id: int, m: ClaimedMessage, part,
-               tries: int):
+               tries: int) -> None:
         if (self.throttled and failure.check(*self.throttled)
                 and tries < self.THROTTLE_TRIES and self.state != STOPPED):
             self.throttled_retries += 1
             self.inflight -= 1  # not at the router while it waits: its slot is for others
             self._pump_soon()
-            return deferLater(self.clock, self.THROTTLE_RETRY, self._retry, m, part_id, part,
-                              tries + 1)
+            self.clock.callLater(self.THROTTLE_RETRY, self._retry, m, part_id, part, tries + 1)
+            return
+        self._record(self._failed(failure, part_id, message_id))
+
+    def _failed(self, failure, part_id: int, message_id: int) -> SubmitResult:
+        """The result of a part the router failed (and that is not retried at once)."""
         if failure.check(*self.permanent):
             self.permanent_errors += 1
             status = getattr(failure.value, "status", None)

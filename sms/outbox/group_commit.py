@@ -17,7 +17,9 @@ class GroupCommit:
     ``fn(session, items)`` returns one result per item (an exception instance
     fails that item's Deferred); every Deferred fires only after the commit.
     Items added with ``add_quiet`` have no Deferred: ``on_committed(items)`` hears
-    them once per transaction instead (the hot path's thousands of submit results).
+    them once per transaction instead (the hot path's thousands of submit results);
+    ``on_results(results)`` hears every committed transaction's results, once, after
+    their Deferreds fired (what the whole batch wakes, woken by one call, not per item).
     With ``turns`` (the reactor), an idle lane starts its transaction at the end of the
     reactor turn rather than at the first item: what one read of a socket brought (a
     burst of receipts, a window of submit_sm at the door) commits together instead of
@@ -33,9 +35,10 @@ class GroupCommit:
 
     def __init__(self, db, fn: Callable, lock: DeferredLock, max_batch: int = 2000,
                  on_committed: Callable[[list], None] | None = None,
-                 turns: IReactorTime | None = None, hold: float = 0.0):
+                 turns: IReactorTime | None = None, hold: float = 0.0,
+                 on_results: Callable[[list], None] | None = None):
         self.db, self.fn, self.lock, self.max_batch = db, fn, lock, max_batch
-        self.on_committed = on_committed
+        self.on_committed, self.on_results = on_committed, on_results
         self.turns = turns
         self.hold = hold if turns is not None else 0.0
         self._pending: list[tuple[Any, Deferred | None]] = []
@@ -102,6 +105,8 @@ class GroupCommit:
                 d.callback(result)
         if quiet and self.on_committed is not None:
             self.on_committed(quiet)
+        if self.on_results is not None:
+            self.on_results(results)
         self._kick()
 
     def _failed(self, failure, batch) -> None:

@@ -78,7 +78,8 @@ class Outbox:
         self._hot = HotSql(db.engine.dialect.paramstyle, db.is_sqlite)
         # Small accept batches: on SQLite the lock is shared, and a big batch would hold the
         # dispatcher's claims and results back while a bulk campaign is being accepted.
-        self._accepts = GroupCommit(db, self._accept_batch, self.accept_lock, max_batch=250)
+        self._accepts = GroupCommit(db, self._accept_batch, self.accept_lock, max_batch=250,
+                                    on_results=self._accepted)
         # Submit results and receipts share one lane: one transaction carries them all, and
         # while ``results_expected()`` receipts wait for the next results (group_commit).
         self._progress = GroupCommit(db, self._progress_batch, self.lock,
@@ -120,9 +121,7 @@ class Outbox:
         """Commit the message (or find its twin by idempotency key); fires after the commit."""
         if message.klass not in _accept.PRIORITY:
             raise ValueError(f"unknown message class {message.klass!r}")
-        d = self._accepts.add(message)
-        d.addCallback(self._accepted)
-        return d
+        return self._accepts.add(message)
 
     def accept_blocking(self, messages: list[Outgoing]) -> list:
         """Accept in one transaction on the calling thread, for the command line and test
@@ -145,11 +144,12 @@ class Outbox:
         if self._wake_call is None:
             self._wake_call = self.clock.callLater(0, self._wake)
 
-    def _accepted(self, accepted: Accepted) -> Accepted:
-        if not accepted.duplicate and self._wake_call is None:
-            # Once for the whole committed batch, at the next reactor turn.
+    def _accepted(self, results: list) -> None:
+        """A batch of accepts committed: wake the dispatcher once for it, at the next reactor
+        turn, if it brought a message (not only twins of earlier ones, or refusals)."""
+        if self._wake_call is None and any(isinstance(r, Accepted) and not r.duplicate
+                                           for r in results):
             self._wake_call = self.clock.callLater(0, self._wake)
-        return accepted
 
     def _accept_batch(self, session, items: list[Outgoing]) -> list:
         return _accept.accept_batch(session, self._hot, self.config, self.quiet, items,

@@ -24,6 +24,10 @@ class HeldDatabase:
         d, items = self._open.pop(0)
         d.callback([f"ok:{item}" for item in items])
 
+    def fail(self, error: Exception) -> None:
+        d, _items = self._open.pop(0)
+        d.errback(error)
+
 
 def test_without_turns_the_first_item_starts_its_transaction_alone():
     """Without ``turns``: the first add starts a transaction at once; what comes while it runs
@@ -85,6 +89,24 @@ def test_quiet_items_join_the_turns_transaction_and_are_heard_once_committed():
     db.commit()
     assert answer.result == "ok:1" and heard == [["a", "b"]]
 
+
+
+def test_each_committed_transaction_is_told_once_with_its_results_after_its_deferreds():
+    """``on_results`` hears a transaction's results in one call, after every item's Deferred
+    fired (the accept lane wakes the dispatcher once per batch, not once per message), and
+    hears nothing of a transaction that failed."""
+    db, clock, heard, order = HeldDatabase(), Clock(), [], []
+    lane = GroupCommit(db, None, DeferredLock(), turns=clock,
+                       on_results=lambda results: (heard.append(results), order.append("batch")))
+    for item in (1, 2):
+        lane.add(item).addCallback(order.append)
+    clock.advance(0)
+    db.commit()
+    assert heard == [["ok:1", "ok:2"]] and order == ["ok:1", "ok:2", "batch"]
+    lane.add(3).addErrback(lambda f: order.append("failed"))
+    clock.advance(0)
+    db.fail(RuntimeError("disk full"))
+    assert heard == [["ok:1", "ok:2"]] and order[-1] == "failed"
 
 
 def test_a_held_receipt_rides_in_the_next_transaction_another_item_starts():
