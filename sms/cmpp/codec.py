@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable
-from dataclasses import field
+from dataclasses import FrozenInstanceError, field
 from datetime import datetime
 from typing import ClassVar
 
@@ -131,58 +131,39 @@ def _terminal_width(version: int) -> int:
 
 # ---- Msg_Id ------------------------------------------------------------------
 
-@frozen_record
 class MsgId:
-    """The ISMG's 8-octet message id, as its parts; any 8 octets are a valid MsgId."""
+    """The ISMG's 8-octet message id, as its parts; any 8 octets are a valid MsgId.
 
-    month: int = 0
-    day: int = 0
-    hour: int = 0
-    minute: int = 0
-    second: int = 0
-    gateway: int = 0  # the ISMG code, 22 bits
-    sequence: int = 0  # 16 bits
+    Kept as the 64-bit integer it is on the wire: every SUBMIT_RESP, status report and
+    DELIVER_RESP carries one, and there it is only compared, printed or echoed, so its
+    parts are read from the integer when asked for. Immutable, compared and hashed by value.
+    """
 
+    __slots__ = ("_value",)
     _BITS: ClassVar = (("month", 4), ("day", 5), ("hour", 5), ("minute", 6), ("second", 6),
-                       ("gateway", 22), ("sequence", 16))
+                       ("gateway", 22), ("sequence", 16))  # ISMG code; its own counter
 
-    def to_int(self) -> int:
-        m, d, h, mi, s, g, q = (self.month, self.day, self.hour, self.minute, self.second,
-                                self.gateway, self.sequence)
-        if (type(m) is type(d) is type(h) is type(mi) is type(s) is type(g) is type(q) is int
-                and 0 <= m < 16 and 0 <= d < 32 and 0 <= h < 32 and 0 <= mi < 64
-                and 0 <= s < 64 and 0 <= g < 1 << 22 and 0 <= q < 1 << 16):
-            # Every DELIVER_RESP echoes one: the _BITS layout unrolled, as in from_int.
-            return (m << 60 | d << 55 | h << 50 | mi << 44 | s << 38 | g << 16 | q)
-        value = 0  # a field out of range: find it, for the error
-        for name, bits in self._BITS:
-            part = getattr(self, name)
-            if not isinstance(part, int) or not 0 <= part < 1 << bits:
+    def __init__(self, month: int = 0, day: int = 0, hour: int = 0, minute: int = 0,
+                 second: int = 0, gateway: int = 0, sequence: int = 0):
+        parts = (month, day, hour, minute, second, gateway, sequence)
+        value = 0
+        for (name, bits), part in zip(self._BITS, parts, strict=True):
+            if type(part) is not int or not 0 <= part < 1 << bits:
                 raise InvalidField(f"Msg_Id {name} = {part!r} does not fit {bits} bits")
             value = (value << bits) | part
-        return value
-
-    def to_bytes(self) -> bytes:
-        return self.to_int().to_bytes(8, "big")
+        _set_value(self, value)
 
     @classmethod
     def from_int(cls, value: int) -> MsgId:
-        # The _BITS layout unrolled: every receipt and SUBMIT_RESP decodes one of these.
-        return cls((value >> 60) & 0xF, (value >> 55) & 0x1F, (value >> 50) & 0x1F,
-                   (value >> 44) & 0x3F, (value >> 38) & 0x3F, (value >> 16) & 0x3FFFFF,
-                   value & 0xFFFF)
+        msg_id = _new(cls)  # any u64 is one: nothing to check, nothing to unpack
+        _set_value(msg_id, value)
+        return msg_id
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> MsgId:
         if len(raw) != 8:
             raise InvalidField(f"Msg_Id is 8 octets, not {len(raw)}")
         return cls.from_int(int.from_bytes(raw, "big"))
-
-    def __str__(self) -> str:
-        """The canonical form receipts are matched on: MMDDHHMMSS + 7-digit ISMG + 5-digit seq."""
-        # %-formatting: a third of the f-string's cost, on every SUBMIT_RESP and report.
-        return "%02d%02d%02d%02d%02d%07d%05d" % (self.month, self.day, self.hour, self.minute,  # noqa: UP031
-                                                 self.second, self.gateway, self.sequence)
 
     @classmethod
     def parse(cls, text: str) -> MsgId:
@@ -191,6 +172,56 @@ class MsgId:
             raise InvalidField("a CMPP Msg_Id string is 22 digits")
         n = [int(text[i:i + 2]) for i in range(0, 10, 2)]
         return cls(*n, gateway=int(text[10:17]), sequence=int(text[17:]))
+
+    def to_int(self) -> int:
+        return self._value
+
+    def to_bytes(self) -> bytes:
+        return self._value.to_bytes(8, "big")
+
+    month = property(lambda self: self._value >> 60 & 0xF)
+    day = property(lambda self: self._value >> 55 & 0x1F)
+    hour = property(lambda self: self._value >> 50 & 0x1F)
+    minute = property(lambda self: self._value >> 44 & 0x3F)
+    second = property(lambda self: self._value >> 38 & 0x3F)
+    gateway = property(lambda self: self._value >> 16 & 0x3FFFFF)
+    sequence = property(lambda self: self._value & 0xFFFF)
+
+    def __str__(self) -> str:
+        """The canonical form receipts are matched on: MMDDHHMMSS + 7-digit ISMG + 5-digit seq."""
+        v = self._value  # %-formatting: a third of the f-string's cost
+        return "%02d%02d%02d%02d%02d%07d%05d" % (  # noqa: UP031
+            v >> 60, v >> 55 & 0x1F, v >> 50 & 0x1F, v >> 44 & 0x3F, v >> 38 & 0x3F,
+            v >> 16 & 0x3FFFFF, v & 0xFFFF)
+
+    def __repr__(self) -> str:
+        return "MsgId(" + ", ".join(f"{name}={getattr(self, name)}" for name, _ in self._BITS) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MsgId:
+            return NotImplemented
+        return self._value == other._value
+
+    def __hash__(self) -> int:
+        return hash((MsgId, self._value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self):
+        return _msg_id, (self._value,)
+
+
+def _msg_id(value: int) -> MsgId:
+    """Unpickles a MsgId (a function, so that any pickler takes it by name)."""
+    return MsgId.from_int(value)
+
+
+_new = object.__new__
+_set_value = MsgId._value.__set__  # type: ignore[attr-defined]  # the slot, past __setattr__
 
 
 ZERO_MSG_ID = MsgId()

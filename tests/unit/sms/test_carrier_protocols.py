@@ -71,7 +71,7 @@ def test_cmpp_responses_matched_by_sequence_in_any_order():
     proto.request(cmpp_submit(), "submit").addCallback(lambda r: got.append(("b", r.msg_id)))
     sent = frames(transport, decode30)
     assert [f.sequence for f in sent] == [1, 2]
-    other = replace(MSG_ID, sequence=8)
+    other = cmpp.MsgId(11, 30, 14, 5, 9, 123456, 8)
     proto.dataReceived(cmpp.encode(cmpp.SubmitResp(other, 0), 2)
                        + cmpp.encode(cmpp.SubmitResp(MSG_ID, 0), 1))
     assert got == [("b", other), ("a", MSG_ID)]
@@ -166,7 +166,7 @@ def test_cmpp_deliver_acknowledged_only_after_the_handler_committed():
 
     proto, transport, clock = cmpp_proto(on_deliver=on_deliver)
     report = cmpp.Report(MSG_ID, "DELIVRD", "2611301405", "2611301405", "13800000000", 1)
-    deliver = cmpp.Deliver(replace(MSG_ID, sequence=99), "1069012329", "13800000000",
+    deliver = cmpp.Deliver(cmpp.MsgId(11, 30, 14, 5, 9, 123456, 99), "1069012329", "13800000000",
                            report=report)
     proto.dataReceived(cmpp.encode(deliver, 5) + cmpp.encode(deliver, 6))
     clock.advance(0)

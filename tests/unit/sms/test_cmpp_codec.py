@@ -241,6 +241,25 @@ def test_msg_id_part_out_of_range_is_refused(field, value):
         cmpp.MsgId(**{field: value}).to_bytes()
 
 
+def test_a_msg_id_is_an_immutable_value():
+    """Kept as its 64-bit integer, a Msg_Id still reads as its parts, compares and hashes by
+    value (never equal to its integer), cannot be changed, and survives pickling."""
+    import dataclasses
+    import pickle
+
+    msg_id = cmpp.MsgId(11, 30, 13, 25, 35, 123456, 42)
+    same_id = cmpp.MsgId.from_int(msg_id.to_int())
+    assert (same_id.month, same_id.day, same_id.hour, same_id.minute, same_id.second,
+            same_id.gateway, same_id.sequence) == (11, 30, 13, 25, 35, 123456, 42)
+    assert same_id == msg_id and hash(same_id) == hash(msg_id) and len({msg_id, same_id}) == 1
+    assert msg_id != msg_id.to_int() and msg_id != cmpp.MsgId(11, 30, 13, 25, 35, 123456, 43)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        msg_id.month = 1  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(msg_id)) == msg_id
+    assert repr(msg_id) == ("MsgId(month=11, day=30, hour=13, minute=25, second=35, "
+                            "gateway=123456, sequence=42)")
+
+
 @given(st.integers(0, (1 << 64) - 1))
 def test_any_eight_octets_are_a_msg_id(value):
     """Every u64 decodes to parts that encode back to the same octets."""
