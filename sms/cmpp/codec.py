@@ -113,6 +113,8 @@ MSG_FMT_UCS2 = 8
 MSG_FMT_GBK = 15
 
 _ZERO_RESERVE = bytes(8)
+_SUBMIT_FLAGS = struct.Struct(">4B")  # Pk_total, Pk_number, Registered_Delivery, Msg_level
+_SUBMIT_FORM = struct.Struct(">3B")  # TP_udhi, Msg_Fmt; then (after Src_Id) DestUsr_tl
 _HEADER = struct.Struct(">LLL")
 #: SUBMIT_RESP and DELIVER_RESP: Msg_Id, Result (u32 on 3.0, one octet on 2.0).
 _MSG_ID_RESULT = {V30: struct.Struct(">QL"), V20: struct.Struct(">QB")}
@@ -472,14 +474,22 @@ def _encode_submit(p: Submit, version: int) -> bytes:
     dests = tuple(p.dest_terminal_ids)
     if not 1 <= len(dests) <= MAX_DESTINATIONS:
         raise InvalidField(f"DestUsr_tl is {len(dests)}, must be 1..{MAX_DESTINATIONS}")
-    return b"".join((
-        _ZERO_MSG_ID if p.msg_id is ZERO_MSG_ID else p.msg_id.to_bytes(),
-        u8(p.pk_total, "Pk_total"), u8(p.pk_number, "Pk_number"),
-        u8(p.registered_delivery, "Registered_Delivery"), u8(p.msg_level, "Msg_level"),
-        head, u8(p.tp_udhi, "TP_udhi"), u8(p.msg_fmt, "Msg_Fmt"), middle,
-        u8(len(dests), "DestUsr_tl"),
-        *[digits(d, width, "Dest_terminal_Id", allow_empty=False) for d in dests],
-        dest_type, _content(p.content), tail))
+    try:  # the one-octet fields of every part in two packs; one out of range is named below
+        flags = _SUBMIT_FLAGS.pack(p.pk_total, p.pk_number, p.registered_delivery, p.msg_level)
+        form = _SUBMIT_FORM.pack(p.tp_udhi, p.msg_fmt, len(dests))
+    except struct.error:
+        for value, name in ((p.pk_total, "Pk_total"), (p.pk_number, "Pk_number"),
+                            (p.registered_delivery, "Registered_Delivery"),
+                            (p.msg_level, "Msg_level"), (p.tp_udhi, "TP_udhi"),
+                            (p.msg_fmt, "Msg_Fmt")):
+            u8(value, name)  # raises the field's own InvalidField
+        raise InvalidField("a one-octet SUBMIT field is out of range") from None
+    if len(dests) == 1:
+        to = digits(dests[0], width, "Dest_terminal_Id", allow_empty=False)
+    else:
+        to = b"".join([digits(d, width, "Dest_terminal_Id", allow_empty=False) for d in dests])
+    return b"".join((_ZERO_MSG_ID if p.msg_id is ZERO_MSG_ID else p.msg_id.to_bytes(), flags,
+                     head, form[:2], middle, form[2:], to, dest_type, _content(p.content), tail))
 
 
 def _encode_submit_resp(p: SubmitResp, version: int) -> bytes:

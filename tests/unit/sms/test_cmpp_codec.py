@@ -295,6 +295,18 @@ def test_too_long_field_raises_field_too_long(version, changes):
     assert issubclass(cmpp.FieldTooLong, ValueError)
 
 
+@pytest.mark.parametrize("changes, field", [
+    (dict(pk_total=256), "Pk_total"), (dict(msg_level=-1), "Msg_level"),
+    (dict(msg_fmt=300), "Msg_Fmt"), (dict(tp_udhi=2.0), "TP_udhi"),
+])
+def test_a_one_octet_submit_field_out_of_range_is_refused_by_name(changes, field):
+    """The one-octet fields go out in one pack; one that does not fit is still refused with
+    its own name, never struct's message."""
+    submit = cmpp.Submit(("13800000000",), b"x", src_id="1069012329", **changes)
+    with pytest.raises(cmpp.InvalidField, match=field):
+        cmpp.encode(submit, 1, V30)
+
+
 def test_a_22_digit_destination_fits_on_three_zero_only():
     """32-octet terminal ids are the 3.0 widening: what 2.0 refuses, 3.0 carries."""
     submit = cmpp.Submit(("1" * 22,), b"x", src_id=SERVICE)
