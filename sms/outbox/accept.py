@@ -27,6 +27,9 @@ from sms.outbox.sql import LIMITED, OPTOUT, HotSql, M
 CLASSES = ("code", "reply", "transaction", "bulk")
 PRIORITY = {"code": 30, "reply": 25, "transaction": 20, "bulk": 10}
 OPTABLE = frozenset({"transaction", "bulk"})  # classes a TD opt-out stops
+#: A message's params as stored; one encoder for every message (``json.dumps`` with options
+#: builds a new one per call).
+_params_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 IDEM_KEY_MAX = M.c.idem_key.type.length  # SQLite would store a longer one, PostgreSQL refuse
 
 
@@ -75,7 +78,7 @@ def accept_batch(session, hot: HotSql, config, quiet: QuietHours, items: list[Ou
         existing[key] = None  # a twin later in this batch is a duplicate of this one
         rows.append((
             m.center, m.klass, PRIORITY[m.klass], m.template,
-            json.dumps(m.params, ensure_ascii=False, default=str), m.text,
+            _params_json(m.params), m.text,
             int(m.sensitive), m.destination, m.idem_key, len(m.parts),
             quiet.release_at(m.klass, now), now + valid_for, now))
         owners.append(i)
@@ -101,8 +104,8 @@ def known_keys(session, hot: HotSql, items: list[Outgoing]) -> dict:
     """The messages already committed under these items' (center, idempotency key): a
     resent item is answered with its first message before any filter can refuse it."""
     keys = {(m.center, m.idem_key) for m in items}
-    return {(r.center, r.idem_key): Accepted(r.id, r.part_count, True)
-            for r in hot.by_center(session, hot.by_idem_key, keys)} if keys else {}
+    return {(center, key): Accepted(message_id, parts, True) for message_id, center, key, parts
+            in hot.by_center(session, hot.by_idem_key, keys)} if keys else {}
 
 
 def set_opt_out(session, center: str, mobile: str, opted_out: bool, now: float) -> None:

@@ -212,8 +212,8 @@ class HotSql:
         PostgreSQL draws them from the sequence and copies them in with the rows."""
         if self.sqlite:
             self.insert(session, self.insert_message, rows)
-            new_ids = {(r.center, r.idem_key): r.id
-                       for r in self.by_center(session, self.by_idem_key, set(keys))}
+            new_ids = {(center, key): message_id for message_id, center, key, _parts
+                       in self.by_center(session, self.by_idem_key, set(keys))}
             return [new_ids[key] for key in keys]
         ids = [i for (i,) in self.run(session, self.new_message_ids, (len(rows),))]
         self.insert(session, self.insert_message,
