@@ -367,18 +367,21 @@ class SmppRouter(MultiService):
                     return True
         return False
 
-    def room(self, destination: str) -> int | None:
-        """Parts the SMSC that would take ``destination`` now can accept (window plus one
-        window queued per bind); None when no bound bind serves it (a submit fails fast)."""
+    def has_room(self, destination: str) -> bool | None:
+        """Whether the SMSC that would take ``destination`` can take a part now (a bind with
+        a free slot, or room for one window queued behind its own); None when no bound bind
+        serves it (a submit fails fast). Asked for every message: the first bind with room
+        answers."""
         for smsc in self.route(destination):
-            room = None
+            answer = None
             for bind in smsc.binds:
                 used = bind.load()
-                if used is not None:  # its free window plus one window queued behind it
-                    free = 2 * bind.window - used
-                    room = (room or 0) + (free if free > 0 else 0)
-            if room is not None:
-                return room
+                if used is not None:
+                    if used < 2 * bind.window:
+                        return True
+                    answer = False
+            if answer is not None:
+                return answer
         return None
 
     def wait_for_capacity(self) -> Deferred:

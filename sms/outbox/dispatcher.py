@@ -203,8 +203,8 @@ class Dispatcher(Service):
             n = len(m.part_ids)
             if self.inflight + n > self.max_inflight and self.inflight:
                 break
-            room = self.router.room(m.destination)
-            if room == 0 or (room is None and not any_bound):
+            room = self.router.has_room(m.destination)
+            if room is False or (room is None and not any_bound):
                 passed.append(heapq.heappop(self._ready))
                 continue
             heapq.heappop(self._ready)

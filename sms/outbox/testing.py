@@ -83,12 +83,12 @@ class FakeRouter:
     full: set = field(default_factory=set)  # destination prefixes whose SMSC has no room
     up: bool = True  # False: no bind is bound
 
-    def room(self, destination: str) -> int | None:
+    def has_room(self, destination: str) -> bool | None:
         if not self.up:
             return None
         if any(destination.startswith(p) for p in self.full):
-            return 0
-        return max(0, self.window - len(self.pending))
+            return False
+        return len(self.pending) < self.window
 
     def bound_count(self) -> int:
         return 1 if self.up else 0

@@ -78,18 +78,21 @@ def test_capacity_and_waiting_for_it():
 
 
 def test_room_counts_one_window_queued_per_bind_and_none_when_nothing_is_bound():
-    """room() is what the dispatcher hands over: free slots plus one window queued behind
-    each bound bind; None when no bound bind serves the destination."""
+    """has_room() is whether the dispatcher may hand over a part: a free slot or room for one
+    window queued behind some bound bind; None when no bound bind serves the destination."""
     h = Harness(smsc("a", window=2, binds=2, prefixes=("139",)),
                 sims={"a": SimConfig(password="pw", latency=1.0)})
-    assert h.router.room("13900000000") is None
+    assert h.router.has_room("13900000000") is None
     h.start()
-    assert h.router.room("13900000000") == 8
-    for i in range(6):
+    assert h.router.has_room("13900000000") is True
+    for i in range(7):
         h.router.submit(_part("13900000000", b"%d" % i))
     h.flush()
-    assert h.router.room("13900000000") == 2
-    assert h.router.room("13300000000") is None  # no SMSC serves it
+    assert h.router.has_room("13900000000") is True  # 7 of 2 x (2 in flight + 2 queued)
+    h.router.submit(_part("13900000000", b"7"))
+    h.flush()
+    assert h.router.has_room("13900000000") is False
+    assert h.router.has_room("13300000000") is None  # no SMSC serves it
 
 
 def test_capacity_waiters_fire_when_a_bind_comes_up():
