@@ -50,7 +50,7 @@ def _field(value) -> str:
     """A value on one tab-separated line, reversibly (SMSC ids are free text)."""
     if value is None:
         return ""
-    text = str(value)
+    text = value if type(value) is str else str(value)
     if "\\" in text or "\t" in text or "\n" in text:
         text = "".join(_ESCAPES.get(c, c) for c in text)
     return text
