@@ -20,6 +20,7 @@ drops the link.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -69,6 +70,7 @@ class Prepared:
 
 
 HEAD = 8  # a carrier frame's length and command id, before its sequence
+_LENGTH_AND_COMMAND = struct.Struct(">LL")
 
 
 def _timeout_error(label: str, _seconds: float) -> SmppTimeout:
@@ -104,6 +106,11 @@ class CarrierProtocol(Protocol):
     def prepared(cls, frame: bytes) -> Prepared:
         """A request's frame, encoded with ``PLACEHOLDER_SEQUENCE``, as ``Prepared``."""
         return Prepared(frame[:HEAD], frame[cls._body_at:])
+
+    @classmethod
+    def prepared_body(cls, command_id: int, body: bytes) -> Prepared:
+        """A request of ``command_id`` whose body its codec wrote alone, as ``Prepared``."""
+        return Prepared(_LENGTH_AND_COMMAND.pack(cls._body_at + len(body), command_id), body)
 
     def __init__(self, clock: IReactorTime, *, response_timeout: float = 10.0,
                  active_test: float = 180.0, active_test_timeout: float = 60.0,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable
-from dataclasses import FrozenInstanceError, field
+from dataclasses import FrozenInstanceError, field, fields
 from datetime import datetime
 from typing import ClassVar
 
@@ -473,30 +473,57 @@ def _submit_runs(version: int, service_id: str, fee_user_type: int, fee_terminal
 
 
 def _encode_submit(p: Submit, version: int) -> bytes:
-    width = _terminal_width(version)
-    head, middle, dest_type, tail = _submit_runs(
+    runs = _submit_runs(
         version, p.service_id, p.fee_user_type, p.fee_terminal_id, p.fee_terminal_type,
         p.tp_pid, p.msg_src, p.fee_type, p.fee_code, p.valid_time, p.at_time, p.src_id,
         p.dest_terminal_type, p.link_id)
-    dests = tuple(p.dest_terminal_ids)
+    return _submit_body(runs, _terminal_width(version), p.msg_id, p.pk_total, p.pk_number,
+                        p.registered_delivery, p.msg_level, p.tp_udhi, p.msg_fmt,
+                        tuple(p.dest_terminal_ids), p.content)
+
+
+_SP_DEFAULTS = {f.name: f.default for f in fields(Submit)}  # what an SP leaves as it is
+
+
+def sp_submit_body(version: int, destination: str, content: bytes, *, src_id: str,
+                   msg_src: str, service_id: str, msg_fmt: int, tp_udhi: int, pk_total: int,
+                   pk_number: int, registered_delivery: int, msg_level: int,
+                   fee_user_type: int) -> bytes:
+    """The body ``encode`` writes for ``Submit((destination,), content, ...)`` with these
+    fields and every other at its default, without building the Submit: an SP's link
+    writes one for every part (``CmppLink.prepare``)."""
+    d = _SP_DEFAULTS
+    runs = _submit_runs(version, service_id, fee_user_type, d["fee_terminal_id"],
+                        d["fee_terminal_type"], d["tp_pid"], msg_src, d["fee_type"],
+                        d["fee_code"], d["valid_time"], d["at_time"], src_id,
+                        d["dest_terminal_type"], d["link_id"])
+    return _submit_body(runs, _terminal_width(version), ZERO_MSG_ID, pk_total, pk_number,
+                        registered_delivery, msg_level, tp_udhi, msg_fmt, (destination,),
+                        content)
+
+
+def _submit_body(runs: tuple[bytes, bytes, bytes, bytes], width: int, msg_id: MsgId,
+                 pk_total: int, pk_number: int, registered_delivery: int, msg_level: int,
+                 tp_udhi: int, msg_fmt: int, dests: tuple, content: bytes) -> bytes:
+    head, middle, dest_type, tail = runs
     if not 1 <= len(dests) <= MAX_DESTINATIONS:
         raise InvalidField(f"DestUsr_tl is {len(dests)}, must be 1..{MAX_DESTINATIONS}")
     try:  # the one-octet fields of every part in two packs; one out of range is named below
-        flags = _SUBMIT_FLAGS.pack(p.pk_total, p.pk_number, p.registered_delivery, p.msg_level)
-        form = _SUBMIT_FORM.pack(p.tp_udhi, p.msg_fmt, len(dests))
+        flags = _SUBMIT_FLAGS.pack(pk_total, pk_number, registered_delivery, msg_level)
+        form = _SUBMIT_FORM.pack(tp_udhi, msg_fmt, len(dests))
     except struct.error:
-        for value, name in ((p.pk_total, "Pk_total"), (p.pk_number, "Pk_number"),
-                            (p.registered_delivery, "Registered_Delivery"),
-                            (p.msg_level, "Msg_level"), (p.tp_udhi, "TP_udhi"),
-                            (p.msg_fmt, "Msg_Fmt")):
+        for value, name in ((pk_total, "Pk_total"), (pk_number, "Pk_number"),
+                            (registered_delivery, "Registered_Delivery"),
+                            (msg_level, "Msg_level"), (tp_udhi, "TP_udhi"),
+                            (msg_fmt, "Msg_Fmt")):
             u8(value, name)  # raises the field's own InvalidField
         raise InvalidField("a one-octet SUBMIT field is out of range") from None
     if len(dests) == 1:
         to = digits(dests[0], width, "Dest_terminal_Id", allow_empty=False)
     else:
         to = b"".join([digits(d, width, "Dest_terminal_Id", allow_empty=False) for d in dests])
-    return b"".join((_ZERO_MSG_ID if p.msg_id is ZERO_MSG_ID else p.msg_id.to_bytes(), flags,
-                     head, form[:2], middle, form[2:], to, dest_type, _content(p.content), tail))
+    return b"".join((_ZERO_MSG_ID if msg_id is ZERO_MSG_ID else msg_id.to_bytes(), flags,
+                     head, form[:2], middle, form[2:], to, dest_type, _content(content), tail))
 
 
 def _encode_submit_resp(p: SubmitResp, version: int) -> bytes:

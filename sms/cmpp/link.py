@@ -53,17 +53,15 @@ class CmppLink(CarrierLink):
     @staticmethod
     def submit_pdu(part, config) -> codec.Submit:
         """The SUBMIT for one of the outbox's parts (``sms.carrier.router.SubmitPart``)."""
-        content, fmt = _text.for_carrier(part.short_message, part.data_coding, part.esm_class,
-                                         config.gbk)
-        udhi = 1 if part.esm_class & _text.ESM_UDHI else 0
-        total, number = _text.concatenation(part.short_message, part.esm_class)
-        src = source_number(part, config)
-        return codec.Submit((part.destination,), content, src_id=src,
-                            msg_src=config.msg_src or config.system_id,
-                            service_id=config.service_id, msg_fmt=fmt, tp_udhi=udhi,
-                            pk_total=total, pk_number=number,
-                            registered_delivery=1 if part.registered_delivery else 0,
-                            msg_level=part.priority_flag, fee_user_type=2)
+        content, fields = _submit_fields(part, config)
+        return codec.Submit((part.destination,), content, **fields)
+
+    @classmethod
+    def prepare(cls, part, config) -> Prepared:
+        """``submit_pdu`` encoded, without building the Submit: every part comes here."""
+        content, fields = _submit_fields(part, config)
+        return CmppProtocol.prepared_body(codec.SUBMIT, codec.sp_submit_body(
+            _version(config), part.destination, content, **fields))
 
     @staticmethod
     def encode_ahead(pdu, config) -> Prepared:
@@ -79,6 +77,20 @@ class CmppLink(CarrierLink):
                            number=report.dest_terminal_id)
         return mo_message(pdu.src_terminal_id, pdu.dest_id, pdu.content, pdu.msg_fmt,
                           pdu.tp_udhi, smsc, now())
+
+
+def _submit_fields(part, config) -> tuple[bytes, dict]:
+    """A part's content and the SUBMIT fields it sets (the others stay at their defaults)."""
+    content, fmt = _text.for_carrier(part.short_message, part.data_coding, part.esm_class,
+                                     config.gbk)
+    total, number = _text.concatenation(part.short_message, part.esm_class)
+    return content, dict(src_id=source_number(part, config),
+                         msg_src=config.msg_src or config.system_id,
+                         service_id=config.service_id, msg_fmt=fmt,
+                         tp_udhi=1 if part.esm_class & _text.ESM_UDHI else 0,
+                         pk_total=total, pk_number=number,
+                         registered_delivery=1 if part.registered_delivery else 0,
+                         msg_level=part.priority_flag, fee_user_type=2)
 
 
 def _version(config) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -485,6 +487,24 @@ def test_each_center_sends_from_its_extension():
                       center="ly")
     assert CmppLink.submit_pdu(part, config).src_id == "106901232902"
     assert CmppLink.submit_pdu(replace(part, center="demo"), config).src_id == "1069012329"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(min_size=1, max_size=150), st.sampled_from(["cmpp2", "cmpp3"]), st.booleans(),
+       st.sampled_from(["ly", "demo"]), st.booleans(), st.integers(0, 3),
+       st.text(alphabet="0123456789", min_size=1, max_size=21))
+def test_a_cmpp_part_is_prepared_as_its_submit_encodes(body, protocol, gbk, center, receipt,
+                                                        priority, destination):
+    """``CmppLink.prepare`` writes a part's SUBMIT without building it: octet for octet what
+    encoding ``submit_pdu`` writes, for any text (one part or several, GSM, UCS2 or GBK), either
+    version, a center with or without its extension, with or without a receipt asked."""
+    config = carrier_config(protocol, gbk=gbk, extensions=(("ly", "02"),))
+    enc = text.encode(body, max_parts=3)
+    for payload in enc.parts:
+        part = SubmitPart(destination, "12329", payload, enc.data_coding, enc.esm_class,
+                          registered_delivery=receipt, priority_flag=priority, center=center)
+        assert CmppLink.prepare(part, config) == CmppLink.encode_ahead(
+            CmppLink.submit_pdu(part, config), config)
 
 
 def test_sgip_listener_stop_closes_the_smg_connections():
