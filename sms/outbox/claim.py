@@ -19,7 +19,7 @@ def claim(session, hot: HotSql, instance: str, now: float, limit: int) -> list[C
     those past their validity expire on the way."""
     claimed: dict[int, ClaimedMessage] = {}
     expired = []
-    for id_, center, klass, priority, destination, valid_until in hot.run(
+    for id_, center, klass, priority, destination, valid_until in hot.rows(
             session, hot.due, (now, limit)):
         if valid_until <= now:
             expired.append(id_)
@@ -34,7 +34,7 @@ def claim(session, hot: HotSql, instance: str, now: float, limit: int) -> list[C
         return []
     ids = list(claimed)
     hot.run(session, hot.claim, (instance,), ids)
-    for part_id, message_id, payload, data_coding, esm_class in hot.run(
+    for part_id, message_id, payload, data_coding, esm_class in hot.rows(
             session, hot.unsent_parts, (), ids):
         c = claimed[message_id]
         c.part_ids.append(part_id)

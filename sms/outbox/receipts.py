@@ -24,7 +24,7 @@ def apply_receipts(session, hot: HotSql, items: list[ReceiptIn], now: float,
     """Write final states to the parts the receipts name; the ids of the messages touched.
     ``warned`` (SMSC -> when, kept by the caller) spaces the misattribution warnings."""
     found: dict[tuple[str, str], tuple[int, int, str, str]] = {}
-    for part_id, message_id, state, smpp_id, smsc, destination in hot.run(
+    for part_id, message_id, state, smpp_id, smsc, destination in hot.rows(
             session, hot.parts_by_smpp_id, (), list({i.smpp_id for i in items})):
         found[(smpp_id, smsc)] = (part_id, message_id, state, destination)
     updates, unmatched, messages, wrong = [], [], set(), []

@@ -52,7 +52,7 @@ def count_possible_duplicates(session, message_ids: list[int]) -> None:
 
 def _match_early_receipts(session, hot: HotSql, ok: list[SubmitResult], now: float,
                           warned: dict[str, float]) -> None:
-    early = list(hot.run(session, hot.early, (), list({r.smpp_id for r in ok})))
+    early = hot.rows(session, hot.early, (), list({r.smpp_id for r in ok}))
     if not early:
         return
     by_key = {(r.smpp_id, r.smsc): r for r in ok}

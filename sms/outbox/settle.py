@@ -37,7 +37,7 @@ def settle(session, hot: HotSql, retry, message_ids: Iterable[int], now: float,
     parts: dict[int, list[str]] = {}
     errors: dict[tuple[int, str], str] = {}  # (message, part state) -> a part's error
     rows = {}
-    for r in hot.run(session, hot.rollup, (), message_ids):
+    for r in hot.rows(session, hot.rollup, (), message_ids):
         parts.setdefault(r[0], []).append(r[5])
         if r[6] is not None:
             errors.setdefault((r[0], r[5]), r[6])

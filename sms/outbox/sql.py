@@ -188,6 +188,11 @@ class HotSql:
             params = (*params, *values)
         return session.connection().exec_driver_sql(sql, params)
 
+    def rows(self, session, sql: str, params=(), ids: Sequence = ()) -> list:
+        """``run`` a query and take all its rows at once: one fetch from the driver instead
+        of one per row (half the cost of iterating the result, on every message's rows)."""
+        return self.run(session, sql, params, ids).fetchall()
+
     def insert(self, session, sql: str, rows: list[tuple]) -> None:
         """Insert ``rows`` with ``sql`` (an INSERT of one VALUES row, ``?`` for each value
         and literals for constants). On PostgreSQL through COPY, one stream for the
@@ -215,7 +220,7 @@ class HotSql:
             new_ids = {(center, key): message_id for message_id, center, key, _parts
                        in self.by_center(session, self.by_idem_key, set(keys))}
             return [new_ids[key] for key in keys]
-        ids = [i for (i,) in self.run(session, self.new_message_ids, (len(rows),))]
+        ids = [i for (i,) in self.rows(session, self.new_message_ids, (len(rows),))]
         self.insert(session, self.insert_message,
                     [(*row, i) for row, i in zip(rows, ids, strict=True)])
         return ids
@@ -227,7 +232,7 @@ class HotSql:
         for center, key in pairs:
             by_center.setdefault(center, []).append(key)
         return [row for center, keys in by_center.items()
-                for row in self.run(session, sql, (center,), keys)]
+                for row in self.rows(session, sql, (center,), keys)]
 
 
 def bump(session, name: str, n: int) -> None:
