@@ -115,7 +115,6 @@ MSG_FMT_GBK = 15
 _ZERO_RESERVE = bytes(8)
 _SUBMIT_FLAGS = struct.Struct(">4B")  # Pk_total, Pk_number, Registered_Delivery, Msg_level
 _SUBMIT_FORM = struct.Struct(">3B")  # TP_udhi, Msg_Fmt; then (after Src_Id) DestUsr_tl
-_HEADER = struct.Struct(">LLL")
 #: SUBMIT_RESP and DELIVER_RESP: Msg_Id, Result (u32 on 3.0, one octet on 2.0).
 _MSG_ID_RESULT = {V30: struct.Struct(">QL"), V20: struct.Struct(">QB")}
 
@@ -755,9 +754,7 @@ def decoder(version: int) -> Callable[[bytes], Frame]:
 
 
 def _decode(raw: bytes, version: int) -> Frame:
-    if len(raw) < HEADER_LENGTH:
-        header(raw)  # raises its FramingError
-    length, command_id, sequence = _HEADER.unpack_from(raw)
+    length, command_id, sequence = header(raw)
     return decode_frame(raw, length, command_id, sequence, HEADER_LENGTH, _DECODERS, version)
 
 

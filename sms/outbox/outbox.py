@@ -51,6 +51,13 @@ log = Logger(namespace="hotline.sms.outbox")
 RECEIPT_HOLD = 0.05
 
 
+
+def _brought_new(results: list) -> bool:
+    """A batch of accepts brought a message to send (not only twins of earlier ones, or
+    refusals): the dispatcher has something to claim."""
+    return any(isinstance(r, Accepted) and not r.duplicate for r in results)
+
+
 class Outbox:
     """Accepts messages durably and records what the dispatcher and the SMSC say about them."""
 
@@ -147,9 +154,8 @@ class Outbox:
     def _accepted(self, results: list) -> None:
         """A batch of accepts committed: wake the dispatcher once for it, at the next reactor
         turn, if it brought a message (not only twins of earlier ones, or refusals)."""
-        if self._wake_call is None and any(isinstance(r, Accepted) and not r.duplicate
-                                           for r in results):
-            self._wake_call = self.clock.callLater(0, self._wake)
+        if _brought_new(results):
+            self.notify_accepted()
 
     def _accept_batch(self, session, items: list[Outgoing]) -> list:
         return _accept.accept_batch(session, self._hot, self.config, self.quiet, items,
@@ -214,7 +220,7 @@ class Outbox:
         return results
 
     def _woken(self, results: list) -> list:
-        if any(isinstance(r, Accepted) and not r.duplicate for r in results):
+        if _brought_new(results):
             self._wake()
         return results
 
