@@ -256,7 +256,7 @@ def sending_path(reactor, db, config, max_inflight: int, committed, instance: st
     # The daemon's send journal is part of the measured path.
     journal = SendJournal(Path(tempfile.mkdtemp(prefix="hotline-bench-journal-")), instance)
     router = SmppRouter([config], reactor, on_receipt=on_receipt,
-                        on_mo=lambda mo: None, on_send=journal.sent)
+                        on_mo=lambda mo: None, journal=journal)
 
     def part(m, p):
         return SubmitPart(m.destination, "12329", p.payload, p.data_coding, p.esm_class)

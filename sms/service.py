@@ -52,7 +52,7 @@ class SmsService(MultiService):
         self.journal = SendJournal(config.daemon.state_dir / "sms-journal",
                                    config.daemon.instance)
         self.router = SmppRouter(config.sms.smscs, reactor, on_receipt=self._on_receipt,
-                                 on_mo=self._on_mo, on_send=self.journal.sent,
+                                 on_mo=self._on_mo, journal=self.journal,
                                  slot=cluster.leased_endpoint if cluster else None)
         self.router.setServiceParent(self)
         # Parts queued in the binds beyond their windows refill a freed slot at once.

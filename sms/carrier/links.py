@@ -56,6 +56,7 @@ class CarrierLink(Link):
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, *, on_deliver: Callable | None = None,
                  on_state: Callable | None = None, on_answered: Callable[[], None] | None = None,
+                 on_window: Callable[[list], list] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         super().__init__(name, endpoint, clock, min_delay=initial_delay, max_delay=max_delay,
@@ -63,6 +64,7 @@ class CarrierLink(Link):
         self.label = f"{self.protocol_class.protocol_name} {name}"
         self.config = config
         self.on_deliver, self.on_answered = on_deliver, on_answered
+        self.on_window = on_window  # the Bind's window_answered
         if on_state is not None:
             self.observe(on_state)
 
@@ -79,8 +81,8 @@ class CarrierLink(Link):
 
     def build_protocol(self) -> CarrierProtocol:
         return self.protocol_class(self.clock, on_deliver=self.on_deliver,
-                                   on_answered=self.on_answered, name=self.name,
-                                   **self.protocol_options())
+                                   on_answered=self.on_answered, on_window=self.on_window,
+                                   name=self.name, **self.protocol_options())
 
     def log_out(self, protocol: CarrierProtocol) -> Deferred:
         return protocol.terminate(timeout=min(self.config.response_timeout, 5.0))
@@ -88,7 +90,7 @@ class CarrierLink(Link):
     @staticmethod
     def send(protocol: CarrierProtocol, submit, answer: Deferred) -> None:
         """Write one Submit PDU; ``answer`` fires with the response or a typed error."""
-        protocol.request(submit, "submit", answer=answer)
+        protocol.request(submit, "submit", answer=answer, window=True)
 
     @staticmethod
     def message_id(response) -> str:

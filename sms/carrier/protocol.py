@@ -11,7 +11,9 @@ our own is sent when the link is idle (``IdleProbe``, with the specification's
 timers; SGIP, which has none, unbinds an idle connection instead, and closes on
 a peer's goodbye once the requests it crossed are answered); a DELIVER (MO or
 status report) is acknowledged only after the handler's Deferred fired, so it is
-committed before the gateway forgets it.
+committed before the gateway forgets it. A read's successful answers to the
+window's submits go to the bind (``on_window``) before they fire: it refills the
+window, which is written at once, and only then does the outbox hear of them.
 
 A PDU that does not decode fails alone: a malformed response fails its own
 request, a malformed DELIVER is answered with an error result so the gateway
@@ -73,6 +75,11 @@ HEAD = 8  # a carrier frame's length and command id, before its sequence
 _LENGTH_AND_COMMAND = struct.Struct(">LL")
 
 
+#: What a pending request keeps beside it (``Request.data``): whether a non-zero result fails
+#: it, and whether it is one of the bind's window of submits.
+UNCHECKED, CHECKED, WINDOW = 0, 1, 2
+
+
 def _timeout_error(label: str, _seconds: float) -> SmppTimeout:
     return SmppTimeout(f"{label}: no response in time")
 
@@ -116,16 +123,20 @@ class CarrierProtocol(Protocol):
                  active_test: float = 180.0, active_test_timeout: float = 60.0,
                  active_test_tries: int = 3,
                  on_deliver: Callable[[object], Deferred] | None = None,
-                 on_answered: Callable[[], None] | None = None, name: str = "carrier",
+                 on_answered: Callable[[], None] | None = None,
+                 on_window: Callable[[list], list] | None = None, name: str = "carrier",
                  idle: float = 0.0, on_idle: Callable[[], object] | None = None,
                  on_goodbye: Callable[[], object] | None = None):
         """``idle`` (a protocol without keep-alive: SGIP): seconds with nothing sent or read
         and nothing in flight after which the connection is closed; ``on_idle`` does it
         (the client link parks), else the protocol says goodbye itself (the listener's
-        side). ``on_goodbye`` is told when the peer says goodbye."""
+        side). ``on_goodbye`` is told when the peer says goodbye. ``on_window(answers)`` (the
+        bind's ``window_answered``) takes a read's successful answers to window requests,
+        ``(Deferred, response)`` each, and returns what to fire each Deferred with."""
         self.clock = clock
         self.response_timeout = response_timeout
         self.on_deliver, self.on_answered = on_deliver, on_answered
+        self.on_window = on_window
         self.name = name
         self._splitter = self.frame_splitter()
         self._pending: PendingRequests = PendingRequests(clock, _timeout_error)
@@ -222,12 +233,14 @@ class CarrierProtocol(Protocol):
 
     # ---- requests ---------------------------------------------------------------------
     def request(self, pdu, label: str, *, timeout: float | None = None,
-                answer: Deferred | None = None, checked: bool = True) -> Deferred:
+                answer: Deferred | None = None, checked: bool = True,
+                window: bool = False) -> Deferred:
         """Send one request (a PDU, or ``Prepared``); fires with the response PDU, or a
         typed SmppError.
 
         ``checked``: a non-zero result fails the Deferred (``Throttled`` for flow
-        control); unchecked, the caller reads the result itself (a login).
+        control); unchecked, the caller reads the result itself (a login). ``window``: a
+        bind's submit, whose success goes through ``on_window`` (checked).
         """
         d = Deferred() if answer is None else answer
         if not self.connected:
@@ -243,7 +256,7 @@ class CarrierProtocol(Protocol):
                 d.errback(Unencodable(label, e))
                 return d
         self._pending.add(sequence, label, self.response_timeout if timeout is None else timeout,
-                          d, data=checked)
+                          d, data=WINDOW if window else CHECKED if checked else UNCHECKED)
         if self._sent_is_activity is not None:
             self._sent_is_activity.touch()
         self.sent += 1
@@ -281,6 +294,7 @@ class CarrierProtocol(Protocol):
         if frames and self._probe is not None:
             self._probe.touch()
         answered = False
+        window: list = []  # successful answers to the window's submits, for on_window
         for raw in frames:
             if not self.connected:
                 return
@@ -295,9 +309,14 @@ class CarrierProtocol(Protocol):
                 self.transport.abortConnection()
                 return
             if is_response(frame.command_id):
-                answered = self._response(frame) or answered
+                answered = self._response(frame, window) or answered
             else:
                 self._request_received(frame)
+        if window:
+            fire = self.on_window(window)
+            self._flush()
+            for d, result in fire:
+                d.callback(result)
         if answered and self.on_answered is not None:
             self.on_answered()
         if self._close_call is not None and not self._pending:
@@ -318,19 +337,31 @@ class CarrierProtocol(Protocol):
         if answer is not None:
             self.transport.write(self.encode(answer, e.sequence))
 
-    def _response(self, frame: Frame) -> bool:
-        """Fire the pending request's Deferred; False when nothing was pending."""
+    def _response(self, frame: Frame, window: list) -> bool:
+        """Fire the pending request's Deferred, or, a window request's success, add it to
+        ``window`` for ``on_window``; False when nothing was pending."""
         request = self._pending.pop(frame.sequence)
         if request is None:
             self.log.warn("{name}: response 0x{cid:08X} to no pending request", name=self.name,
                           cid=frame.command_id)
             return False
-        status = self.status(frame.pdu) if request.data else 0
+        kind = request.data
+        status = self.status(frame.pdu) if kind else 0
         if status:
             request.deferred.errback(self.error_for(status, request.label))
+        elif kind == WINDOW and self.on_window is not None:
+            window.append((request.deferred, self.answer_of(frame)))
         else:
             request.deferred.callback(self.answer_of(frame))
         return True
+
+    def _flush(self) -> None:
+        """Write what the transport holds now, not at the reactor's next turn: the window's
+        refill leaves before the answers that freed it are handed on."""
+        transport = self.transport
+        write_now = getattr(transport, "doWrite", None)  # a TCP connection's
+        if write_now is not None and transport.connected and not transport.disconnecting:
+            write_now()  # an error is the reactor's to see: it calls doWrite again
 
     def _request_received(self, frame: Frame) -> None:
         command_id = frame.command_id

@@ -32,6 +32,7 @@ from sms.carrier import receipts as _receipts
 from sms.carrier.binary_pdu import CodecError
 from sms.carrier.destinations import carrier_of
 from sms.carrier.protocol import Unencodable
+from sms.carrier.send_journal import SendJournal
 from sms.cmpp.link import CmppLink
 from sms.sgip.link import SgipLink, SgipListener
 from sms.smgp.link import SmgpLink
@@ -133,8 +134,9 @@ class Submitted:
 class _Smsc:
     """One SMSC's binds and its message-id forms."""
 
-    def __init__(self, config: SmscConfig, binds: list[Bind]):
-        self.config, self.name, self.binds = config, config.name, binds
+    def __init__(self, config: SmscConfig):
+        self.config, self.name = config, config.name
+        self.binds: list[Bind] = []
         self.prefixes = tuple(p.lstrip("+") for p in config.prefixes)
         self.link_class = LINKS.get(config.protocol)  # None for SMPP
         # Carrier ids are exact strings, written the same in responses and reports.
@@ -172,13 +174,14 @@ class SmppRouter(MultiService):
     def __init__(self, smscs: Sequence[SmscConfig], reactor, *,
                  on_receipt: Callable[[Receipt], Deferred],
                  on_mo: Callable[[MoMessage], Deferred],
-                 on_send: Callable[[list], None] | None = None,
+                 journal: SendJournal | None = None,
                  endpoint_for: Callable[[SmscConfig], IStreamClientEndpoint] | None = None,
                  listen_for: Callable[[SmscConfig], object] | None = None,
                  slot: Callable[[str, IStreamClientEndpoint], IStreamClientEndpoint]
                  | None = None,
                  jitter: Callable[[], float] | None = None):
-        """``slot(name, endpoint)``, in a cluster, wraps each bind's endpoint so that the
+        """``journal`` hears each part as it is written and each success as it is read
+        (sms.carrier.send_journal). ``slot(name, endpoint)``, in a cluster, wraps each bind's endpoint so that the
         bind connects only while its instance holds connection slot ``name``
         (storage.cluster.LeasedEndpoint): the cluster never opens more binds than
         configured, and a dead instance's binds are taken over."""
@@ -196,19 +199,19 @@ class SmppRouter(MultiService):
             link_class = LINKS.get(config.protocol)
             deliverer = self._carrier_deliverer(config, link_class) if link_class \
                 else self._deliverer(config)
-            binds = []
+            smsc = _Smsc(config)
             for i in range(config.binds):
                 name = f"{config.name}-{i}"
                 bind = Bind(name, slot(f"smsc-{name}", endpoint) if slot else endpoint,
                             config, reactor,
-                            on_deliver=deliverer,
-                            on_capacity=self._capacity, on_send=on_send, jitter=jitter,
-                            initial_delay=config.reconnect_min,
+                            on_deliver=deliverer, on_capacity=self._capacity,
+                            on_send=journal.sent if journal is not None else None,
+                            on_answer_ok=_journal_ok(journal, smsc) if journal else None,
+                            jitter=jitter, initial_delay=config.reconnect_min,
                             max_delay=max(config.reconnect_max, config.reconnect_min),
                             make_links=link_class.make_links if link_class else None)
                 bind.setServiceParent(self)
-                binds.append(bind)
-            smsc = _Smsc(config, binds)
+                smsc.binds.append(bind)
             if link_class is SgipLink:
                 smsc.listener = SgipListener(config, reactor, deliverer,
                                              endpoint=listen_for(config) if listen_for else None)
@@ -284,7 +287,8 @@ class SmppRouter(MultiService):
     def submit(self, part: SubmitPart, ref: object = None) -> Deferred:
         """Send one part; fires with Submitted, or a TemporaryError/PermanentError.
 
-        ``ref`` goes to ``on_send`` when the part's submit_sm is about to be written.
+        ``ref`` (the dispatcher's ``(part id, message id)``) goes to the journal when the
+        part's submit_sm is about to be written, and again when it is accepted.
         """
         try:
             smsc, bind = self._pick(part.destination, part.center)
@@ -480,6 +484,19 @@ class SmppRouter(MultiService):
                 pdu, name, datetime.fromtimestamp(self.reactor.seconds(), UTC)))
 
         return deliver
+
+
+def _journal_ok(journal: SendJournal, smsc: _Smsc) -> Callable[[object, str], None]:
+    """A bind's ``on_answer_ok``: the journal's line for a part accepted under a raw id,
+    with the id as ``SmppRouter._submitted`` records it."""
+    def answered_ok(ref, raw_id: str) -> None:
+        try:
+            message_id = normalise_message_id(raw_id, smsc.resp_form)
+        except ValueError:
+            return  # no usable id: the part fails (_submitted), and the dispatcher journals that
+        journal.answered_ok(ref, message_id, smsc.name)
+
+    return answered_ok
 
 
 def _source_numbering(source: str) -> dict:

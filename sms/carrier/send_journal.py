@@ -5,7 +5,9 @@ and its submit_sm_resp may have arrived without being committed. The journal
 tells these apart: an ``S`` line is appended before a part's submit_sm is handed
 to the socket, an ``R`` line (the outcome) when its response arrives; pending
 ``R`` lines are written with the next ``S``, so the parts with an ``S`` and no
-``R`` are never more than the binds' windows. At recovery a part whose last
+``R`` are never more than the binds' windows. A successful answer is journalled by
+the bind that read it (``answered_ok``), before that bind refills its window; a
+failure by the dispatcher (``answered``), which decides what it means. At recovery a part whose last
 line is ``R`` gets that answer and is not sent again, one whose last line is
 ``S`` is resent and counted as a possible duplicate, and one with no line never
 left and is simply resent.
@@ -164,14 +166,15 @@ class SendJournal:
         os.write(self._fd, data)
         self._size += len(data)
 
-    def sent(self, part_ids) -> None:
+    def sent(self, parts) -> None:
         """Called just before these parts' submit_sm are written (one write for a burst);
-        earlier answers go first."""
+        earlier answers go first. Each part is ``(part id, message id)``, the ref the
+        dispatcher gives the router."""
         if self._fd is None:
             return
         lines, self._answers = self._answers, []
         current = self._pending[self._segment]
-        for part_id in part_ids:
+        for part_id, _message_id in parts:
             old = self._where.get(part_id)
             if old is not None:
                 self._pending[old].discard(part_id)
@@ -184,10 +187,19 @@ class SendJournal:
             self._drop_done()
 
     def answered(self, r: SubmitResult) -> None:
-        """The part's response (or failure) arrived; written with the next ``S`` or flush."""
+        """The part failed (an error answer, a timeout, a lost link); written with the next
+        ``S`` or on close."""
         if self._fd is not None:
             self._answers.append(f"R\t{r.part_id}\t{r.message_id}\t{r.outcome}\t"
                                  f"{_field(r.smpp_id)}\t{_field(r.smsc)}\t{_field(r.error)}\n")
+
+    def answered_ok(self, part, smpp_id: str, smsc: str) -> None:
+        """``part`` (``(part id, message id)``) was accepted as ``smpp_id``: the result the
+        dispatcher will record, journalled as the bind reads it (with the next ``S``)."""
+        if self._fd is not None:
+            part_id, message_id = part
+            self._answers.append(f"R\t{part_id}\t{message_id}\tok\t{_field(smpp_id)}\t"
+                                 f"{_field(smsc)}\t\n")
 
     def committed(self, part_id: int) -> None:
         """The part's result is in the database: its segment may go once all of them are."""

@@ -60,7 +60,7 @@ class Dispatcher(Service):
         self.throttled = throttled  # "slow down" answers: the part is retried soon (the bind
         # slows itself down), not put back in the queue
         self.batch, self.max_inflight, self.poll, self.sweep = batch, max_inflight, poll, sweep
-        self.journal = journal  # the router's on_send must be journal.sent
+        self.journal = journal  # the router's too: it journals parts sent and accepted
         self._ready: list = []  # heap of (-priority, order, ClaimedMessage)
         self._order = itertools.count()
         self.inflight = 0  # parts handed to the router and not yet answered
@@ -241,7 +241,7 @@ class Dispatcher(Service):
         """One submit of one part; its SubmitResult is recorded when it is known (after
         quick retries of a throttled part): ``_ok`` or ``_error`` records it."""
         try:
-            d = self.router.submit(self.make_part(m, part), part_id)
+            d = self.router.submit(self.make_part(m, part), (part_id, m.message_id))
         except Exception:
             # Building or routing this part raised (a bug or data no check foresaw):
             # the part fails (see _error) and the others go on.
@@ -252,8 +252,8 @@ class Dispatcher(Service):
     def _record(self, result: SubmitResult) -> None:
         self.inflight -= 1  # answered: the result commits on the progress lane...
         self._answered.append(result)  # ...once this turn's submits are written (_pump_soon)
-        if self.journal is not None:
-            self.journal.answered(result)
+        if self.journal is not None and result.outcome != "ok":
+            self.journal.answered(result)  # a success was journalled by its bind
         if self.state == STOPPED:
             self._record_answered()
         else:

@@ -35,7 +35,7 @@ class Stack:
         self.keywords = KeywordHandler(self.db, self.outbox, {"demo": self.core}, config, reactor)
         self.router = SmppRouter(smscs, reactor, on_receipt=self._receipt,
                                  on_mo=self.keywords.on_mo,
-                                 on_send=journal.sent if journal is not None else None)
+                                 journal=journal)
         self.dispatcher = Dispatcher(
             self.outbox, self.router, reactor, make_part=lambda m, p: SubmitPart(
                 m.destination, source, p.payload, p.data_coding, p.esm_class),

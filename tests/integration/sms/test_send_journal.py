@@ -20,10 +20,10 @@ def test_answered_parts_keep_their_answer_and_unanswered_ones_are_marked_sent(tm
     """The last line per part wins: an R gives its result, an S alone means sent, unanswered."""
     j = journal(tmp_path)
     j.open()
-    j.sent([1])
-    j.sent([2])
-    j.answered(SubmitResult(1, 10, "ok", smpp_id="ab12", smsc="s1"))
-    j.sent([3])  # writes the pending answer first
+    j.sent([(1, 10)])
+    j.sent([(2, 20)])
+    j.answered_ok((1, 10), "ab12", "s1")
+    j.sent([(3, 30)])  # writes the pending answer first
     view = journal(tmp_path).read()
     assert view.last == {1: SubmitResult(1, 10, "ok", "ab12", "s1", None), 2: None, 3: None}
 
@@ -32,7 +32,7 @@ def test_an_answer_is_written_only_with_the_next_send_or_on_close(tmp_path):
     """Until the next S the answer is buffered: a crash then counts the part, never more than sent."""
     j = journal(tmp_path)
     j.open()
-    j.sent([1])
+    j.sent([(1, 10)])
     j.answered(SubmitResult(1, 10, "temporary", error="Throttled"))
     assert journal(tmp_path).read().last == {1: None}
     j.close()
@@ -44,7 +44,7 @@ def test_a_journal_from_another_boot_or_with_a_damaged_line_is_not_trusted(tmp_p
     """After a machine restart the unsynced file may be stale: recovery falls back to the database."""
     j = journal(tmp_path)
     j.open()
-    j.sent([1])
+    j.sent([(1, 10)])
     j.close()
     assert journal(tmp_path, boot_id="boot-b").read() is None
     assert journal(tmp_path, boot_id="").read() is None
@@ -58,7 +58,7 @@ def test_closed_segments_go_oldest_first_once_their_parts_are_committed(tmp_path
     j = journal(tmp_path, segment_bytes=12)  # one part per segment
     j.open()
     for part in range(1, 7):
-        j.sent([part])
+        j.sent([(part, 10 * part)])
     assert len(j.segments()) >= 3
     first = j.segments()[0]
     for part in range(2, 7):
@@ -91,10 +91,10 @@ def test_recovery_with_the_journal_counts_only_parts_sent_and_unanswered(outbox,
     pa, pb, pc = (claimed[x.message_id].part_ids[0] for x in (a, b, c))
     j = journal(tmp_path)
     j.open()
-    j.sent([pa])
-    j.sent([pb])
-    j.answered(SubmitResult(pa, a.message_id, "ok", smpp_id="77", smsc="s1"))
-    j.sent([pb])  # a second write of b (after a retry) flushes a's answer
+    j.sent([(pa, a.message_id)])
+    j.sent([(pb, b.message_id)])
+    j.answered_ok((pa, a.message_id), "77", "s1")
+    j.sent([(pb, b.message_id)])  # a second write of b (after a retry) flushes a's answer
     # kill -9 here: a was answered, b went out unanswered, c never left
     restart = journal(tmp_path)
     restart.open()
@@ -112,7 +112,7 @@ def test_recovery_without_a_trusted_journal_counts_every_submitting_part(outbox,
     claimed = result(outbox.claim(10))
     j = journal(tmp_path, boot_id="before-reboot")
     j.open()
-    j.sent([claimed[0].part_ids[0]])
+    j.sent([(claimed[0].part_ids[0], a.message_id)])
     restart = journal(tmp_path)
     restart.open()
     assert result(outbox.recover(restart)) == 2
@@ -123,7 +123,7 @@ def test_an_odd_message_id_is_journalled_without_stopping_the_send(tmp_path):
     """Ids are SMSC text: a non-ASCII or tabbed one is written and read back as it was."""
     j = journal(tmp_path)
     j.open()
-    j.sent([1])
-    j.answered(SubmitResult(1, 10, "ok", smpp_id="id\té", smsc="s1"))
-    j.sent([2])
+    j.sent([(1, 10)])
+    j.answered_ok((1, 10), "id\té", "s1")
+    j.sent([(2, 20)])
     assert journal(tmp_path).read().last[1].smpp_id == "id\té"

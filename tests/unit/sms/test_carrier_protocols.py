@@ -15,7 +15,8 @@ from twisted.internet.testing import StringTransport
 from sms.carrier import text
 from sms.carrier.binary_pdu import FrameSplitter
 from sms.carrier.protocol import CarrierProtocol, LoginRefused, Unencodable
-from sms.carrier.router import SmppRouter, SubmitPart
+from sms.carrier.router import SmppRouter, Submitted, SubmitPart
+from sms.carrier.send_journal import SendJournal
 from sms.cmpp import codec as cmpp
 from sms.cmpp.link import CmppLink
 from sms.cmpp.protocol import CmppProtocol
@@ -607,13 +608,16 @@ class _MemoryEndpoint:
         return succeed(protocol)
 
 
-def _router_logged_in():
+PART_CMPP = SubmitPart("13800000000", "12329", "您好".encode("utf-16-be"), 8, 0)
+
+
+def _router_logged_in(journal=None, **config):
     """A router with one CMPP 3.0 connection, logged in over a memory transport."""
     clock = Clock()
     clock.advance(1_790_000_000)
     endpoint = _MemoryEndpoint()
-    router = SmppRouter([carrier_config()], clock, on_receipt=fail, on_mo=fail,
-                        endpoint_for=lambda c: endpoint)
+    router = SmppRouter([carrier_config(**config)], clock, on_receipt=fail, on_mo=fail,
+                        endpoint_for=lambda c: endpoint, journal=journal)
     router.startService()
     transport = endpoint.transport
     [connect] = frames(transport, decode30)
@@ -646,3 +650,75 @@ def test_router_fails_a_part_cmpp_cannot_carry_before_it_takes_a_window_slot():
     router.submit(SubmitPart("13800000000", "12329", "您好".encode("utf-16-be"), 8, 0), 2)
     [submit] = frames(transport, decode30)
     assert submit.pdu.dest_terminal_ids == ("13800000000",)
+
+
+def _journal_lines(journal: SendJournal) -> list[str]:
+    """The journal's lines on disk after its header, as ``kind part`` (R lines with outcome)."""
+    lines = []
+    for path in journal.segments():
+        for line in path.read_text().splitlines()[1:]:
+            kind, part, *rest = line.split("\t")
+            lines.append(f"{kind} {part}" + (f" {rest[1]}" if kind == "R" else ""))
+    return lines
+
+
+def _answer(transport, submits, result=0):
+    """One read carrying a SUBMIT_RESP for each of ``submits`` (Msg_Id from its sequence)."""
+    transport.protocol.dataReceived(b"".join(
+        cmpp.encode(cmpp.SubmitResp(cmpp.MsgId(11, 30, 14, 5, 9, 1, s.sequence), result),
+                    s.sequence) for s in submits))
+
+
+def test_answers_read_together_refill_the_window_before_the_outbox_hears_of_them(tmp_path):
+    """A read that answers the window frees its slots, journals the answers and writes the
+    parts waiting for those slots, all before any answer's Deferred fires: the next burst
+    is on its way while the outbox records the last one. The journal has each answer's R
+    line before the refill's S lines, so a kill -9 still leaves at most a window in doubt."""
+    journal = SendJournal(tmp_path / "j", "t", boot_id="b")
+    journal.open()
+    router, transport = _router_logged_in(journal=journal, window=2)
+    seen = []  # at each answer's callback: (its result, the SUBMITs written by then)
+
+    def heard(submitted):
+        seen.append((submitted, [f.pdu for f in frames(transport, decode30)]))
+
+    for part_id in range(1, 5):
+        router.submit(PART_CMPP, (part_id, 100 + part_id)).addCallback(heard)
+    first = frames(transport, decode30)
+    assert len(first) == 2 and _journal_lines(journal) == ["S 1", "S 2"]
+    _answer(transport, first)
+    [(one, refill), (two, nothing)] = seen
+    assert len(refill) == 2 and nothing == []  # written before the first answer was heard
+    assert one == Submitted(str(cmpp.MsgId(11, 30, 14, 5, 9, 1, first[0].sequence)), "ismg",
+                            "ismg-0")
+    assert two.message_id == str(cmpp.MsgId(11, 30, 14, 5, 9, 1, first[1].sequence))
+    assert _journal_lines(journal) == ["S 1", "S 2", "R 1 ok", "R 2 ok", "S 3", "S 4"]
+    assert journal.read().last[1].smpp_id == one.message_id
+    assert journal.read().last[1].message_id == 101
+    [bind] = router.states()["ismg"].values()
+    assert (bind["inflight"], bind["queued"], bind["ok"]) == (2, 0, 2)
+
+
+def test_a_refused_answer_in_the_read_fails_alone_and_is_not_journalled_as_sent_ok(tmp_path):
+    """Flow control for one part and success for the other in one read: the refused part
+    fails Throttled (the dispatcher retries it and journals what it decides), the accepted
+    one is journalled ok and fires with its id; both slots are free for the refill."""
+    journal = SendJournal(tmp_path / "j", "t", boot_id="b")
+    journal.open()
+    router, transport = _router_logged_in(journal=journal, window=2)
+    outcomes = []
+    for part_id in (1, 2, 3):
+        router.submit(PART_CMPP, (part_id, 100 + part_id)).addBoth(outcomes.append)
+    ok, refused = frames(transport, decode30)
+    transport.protocol.dataReceived(
+        cmpp.encode(cmpp.SubmitResp(cmpp.MsgId(11, 30, 14, 5, 9, 1, 7), 0), ok.sequence)
+        + cmpp.encode(cmpp.SubmitResp(cmpp.ZERO_MSG_ID, cmpp.RESULT_FLOW_CONTROL),
+                      refused.sequence))
+    [accepted] = [o for o in outcomes if isinstance(o, Submitted)]
+    [throttled] = [o for o in outcomes if not isinstance(o, Submitted)]
+    assert accepted.message_id == str(cmpp.MsgId(11, 30, 14, 5, 9, 1, 7))
+    assert throttled.check(Throttled)
+    assert len(frames(transport, decode30)) == 1  # the third part took a freed slot
+    assert _journal_lines(journal) == ["S 1", "S 2", "R 1 ok", "S 3"]
+    [bind] = router.states()["ismg"].values()
+    assert (bind["inflight"], bind["ok"], bind["throttled"]) == (1, 1, 1)
