@@ -181,10 +181,10 @@ class SmppRouter(MultiService):
                  | None = None,
                  jitter: Callable[[], float] | None = None):
         """``journal`` hears each part as it is written and each success as it is read
-        (sms.carrier.send_journal). ``slot(name, endpoint)``, in a cluster, wraps each bind's endpoint so that the
-        bind connects only while its instance holds connection slot ``name``
-        (storage.cluster.LeasedEndpoint): the cluster never opens more binds than
-        configured, and a dead instance's binds are taken over."""
+        (sms.carrier.send_journal). ``slot(name, endpoint)``, in a cluster, wraps each
+        bind's endpoint so that the bind connects only while its instance holds connection
+        slot ``name`` (storage.cluster.LeasedEndpoint): the cluster never opens more binds
+        than configured, and a dead instance's binds are taken over."""
         super().__init__()
         self.reactor = reactor
         self.on_receipt, self.on_mo = on_receipt, on_mo

@@ -7,10 +7,10 @@ to the socket, an ``R`` line (the outcome) when its response arrives; pending
 ``R`` lines are written with the next ``S``, so the parts with an ``S`` and no
 ``R`` are never more than the binds' windows. A successful answer is journalled by
 the bind that read it (``answered_ok``), before that bind refills its window; a
-failure by the dispatcher (``answered``), which decides what it means. At recovery a part whose last
-line is ``R`` gets that answer and is not sent again, one whose last line is
-``S`` is resent and counted as a possible duplicate, and one with no line never
-left and is simply resent.
+failure by the dispatcher (``answered``), which decides what it means. At recovery
+a part whose last line is ``R`` gets that answer and is not sent again, one whose
+last line is ``S`` is resent and counted as a possible duplicate, and one with no
+line never left and is simply resent.
 
 Lines go out with ``os.write``: that survives the process, not the machine.
 Each segment begins with the kernel's boot id, and a journal from another boot
