@@ -12,8 +12,7 @@ timers; SGIP, which has none, unbinds an idle connection instead, and closes on
 a peer's goodbye once the requests it crossed are answered); a DELIVER (MO or
 status report) is acknowledged only after the handler's Deferred fired, so it is
 committed before the gateway forgets it. A read's successful answers to the
-window's submits go to the bind (``on_window``) before they fire: it refills the
-window, which is written at once, and only then does the outbox hear of them.
+window's submits go to the bind before they fire (``sms.smpp.window``).
 
 A PDU that does not decode fails alone: a malformed response fails its own
 request, a malformed DELIVER is answered with an error result so the gateway
@@ -39,6 +38,7 @@ from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
 from sms.smpp.protocol import (LinkLost, NeverSent, PermanentError, SmppError, SmppTimeout,
                                TemporaryError, Throttled)
+from sms.smpp.window import answer_window
 
 
 class LoginRefused(PermanentError):
@@ -313,10 +313,7 @@ class CarrierProtocol(Protocol):
             else:
                 self._request_received(frame)
         if window:
-            fire = self.on_window(window)
-            self._flush()
-            for d, result in fire:
-                d.callback(result)
+            answer_window(self.on_window, window, self.transport)
         if answered and self.on_answered is not None:
             self.on_answered()
         if self._close_call is not None and not self._pending:
@@ -354,14 +351,6 @@ class CarrierProtocol(Protocol):
         else:
             request.deferred.callback(self.answer_of(frame))
         return True
-
-    def _flush(self) -> None:
-        """Write what the transport holds now, not at the reactor's next turn: the window's
-        refill leaves before the answers that freed it are handed on."""
-        transport = self.transport
-        write_now = getattr(transport, "doWrite", None)  # a TCP connection's
-        if write_now is not None and transport.connected and not transport.disconnecting:
-            write_now()  # an error is the reactor's to see: it calls doWrite again
 
     def _request_received(self, frame: Frame) -> None:
         command_id = frame.command_id

@@ -1,0 +1,29 @@
+"""A read's successful answers to a bind's window, handed to the bind before they fire.
+
+Every protocol a ``Bind`` sends through (SMPP, CMPP, SMGP, SGIP) ends a read with
+``answer_window``: the bind (``Bind.window_answered``) journals the answers, frees
+their slots and refills the window; the refill is written to the socket at once,
+and only then do the answers' Deferreds fire. The next burst so leaves before the
+outbox's bookkeeping of the last one: a connection's rate is its window over the
+round trip, and that bookkeeping was most of the gateway's share of it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def answer_window(on_window: Callable[[list], list], answers: list, transport) -> None:
+    """``answers`` (``(Deferred, response)`` each) to the bind, the refill written, then
+    each Deferred fired with what the bind returned for it."""
+    fire = on_window(answers)
+    write_now(transport)
+    for d, result in fire:
+        d.callback(result)
+
+
+def write_now(transport) -> None:
+    """Write what the transport holds now, not at the reactor's next turn (a TCP
+    connection's ``doWrite``; other transports write when they write)."""
+    write = getattr(transport, "doWrite", None)
+    if write is not None and transport.connected and not transport.disconnecting:
+        write()  # an error is the reactor's to see: it calls doWrite again
