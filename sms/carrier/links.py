@@ -56,7 +56,7 @@ class CarrierLink(Link):
     def __init__(self, name: str, endpoint: IStreamClientEndpoint, config: SmscConfig,
                  clock: IReactorTime, *, on_deliver: Callable | None = None,
                  on_state: Callable | None = None, on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[[list], list] | None = None,
+                 on_window: Callable[..., None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         super().__init__(name, endpoint, clock, min_delay=initial_delay, max_delay=max_delay,

@@ -124,15 +124,16 @@ class CarrierProtocol(Protocol):
                  active_test_tries: int = 3,
                  on_deliver: Callable[[object], Deferred] | None = None,
                  on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[[list], list] | None = None, name: str = "carrier",
+                 on_window: Callable[..., None] | None = None, name: str = "carrier",
                  idle: float = 0.0, on_idle: Callable[[], object] | None = None,
                  on_goodbye: Callable[[], object] | None = None):
         """``idle`` (a protocol without keep-alive: SGIP): seconds with nothing sent or read
         and nothing in flight after which the connection is closed; ``on_idle`` does it
         (the client link parks), else the protocol says goodbye itself (the listener's
-        side). ``on_goodbye`` is told when the peer says goodbye. ``on_window(answers)`` (the
-        bind's ``window_answered``) takes a read's successful answers to window requests,
-        ``(Deferred, response)`` each, and returns what to fire each Deferred with."""
+        side). ``on_goodbye`` is told when the peer says goodbye. ``on_window(answers,
+        write_now)`` (the bind's ``window_answered``) takes a read's successful answers to
+        window requests, ``(Deferred, response)`` each, and fires them
+        (``sms.smpp.window``)."""
         self.clock = clock
         self.response_timeout = response_timeout
         self.on_deliver, self.on_answered = on_deliver, on_answered

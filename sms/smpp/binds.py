@@ -118,7 +118,7 @@ class BindLink(Link[SmppProtocol]):
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
                  on_state: Callable[[BindLink, str, str], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[[list], list] | None = None,
+                 on_window: Callable[..., None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         super().__init__(name, endpoint, clock, min_delay=initial_delay, max_delay=max_delay,
@@ -361,30 +361,40 @@ class Bind(Service):
         for fields, d, _ref in burst:
             send(proto, fields, d)
 
-    def window_answered(self, answers: list[tuple[Deferred, object]]) -> list:
-        """A read's successful answers (each part's Deferred and its response), before they
-        fire: journal them, free their slots and refill the window (see the module's
-        docstring). Returns what to fire each Deferred with, once the refill is written."""
-        message_id, on_ok, refs = self.tx.message_id, self.on_answer_ok, self._refs
-        fire = []
-        for d, response in answers:
-            raw = message_id(response)
-            if on_ok is not None:
-                ref = refs.get(d)
-                if ref is not None:
-                    on_ok(ref, raw)
-            fire.append((d, Answered(raw)))
-        n = len(fire)
-        self.inflight -= n
-        self._answers += n
-        self.counters["ok"] += n
-        if self._answers >= self.window or not self.inflight:
-            self._adapt()
-        if self._queue and self._drain_call is None:
-            self._drain()
-        if self.on_capacity is not None:
-            self.on_capacity()
-        return fire
+    def window_answered(self, answers: list[tuple[Deferred, object]],
+                        write_now: Callable[[], None]) -> None:
+        """A read's successful answers (each part's Deferred and its response): journal them,
+        free their slots, refill the window and ``write_now`` the refill, then fire them (see
+        the module's docstring). They fire whatever happens: a refill that fails (the
+        journal's disk) raises only after every answer has reached the outbox."""
+        fire: list = []
+        try:
+            message_id, on_ok, refs = self.tx.message_id, self.on_answer_ok, self._refs
+            marked = []
+            for d, response in answers:
+                raw = message_id(response)
+                if on_ok is not None:
+                    ref = refs.get(d)
+                    if ref is not None:
+                        on_ok(ref, raw)
+                marked.append((d, Answered(raw)))
+            n = len(marked)
+            self.inflight -= n
+            self._answers += n
+            self.counters["ok"] += n
+            fire = marked  # counted: from here they fire as Answered
+            if self._answers >= self.window or not self.inflight:
+                self._adapt()
+            if self._queue and self._drain_call is None:
+                self._drain()
+                write_now()
+            if self.on_capacity is not None:
+                self.on_capacity()
+        finally:
+            for d, answered in fire:
+                d.callback(answered)
+            for d, response in answers[len(fire):]:  # not counted: _done counts them
+                d.callback(response)
 
     def _done(self, result, d: Deferred):
         """First callback of every queued part: window and counters, then the raw message id.

@@ -108,7 +108,7 @@ class SmppProtocol(Protocol):
                  on_deliver: Callable[[object], Deferred] | None = None,
                  on_unbind: Callable[[SmppProtocol], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[[list], list] | None = None,
+                 on_window: Callable[..., None] | None = None,
                  name: str = "smpp"):
         self.clock = clock
         self.response_timeout = response_timeout

@@ -722,3 +722,24 @@ def test_a_refused_answer_in_the_read_fails_alone_and_is_not_journalled_as_sent_
     assert _journal_lines(journal) == ["S 1", "S 2", "R 1 ok", "S 3"]
     [bind] = router.states()["ismg"].values()
     assert (bind["inflight"], bind["ok"], bind["throttled"]) == (1, 1, 1)
+
+
+def test_answers_reach_the_outbox_even_when_the_refill_cannot_be_journalled(tmp_path):
+    """The journal's disk fails as the bind refills its window: the read's answers still
+    fire (their results reach the outbox) before the error is raised, as it was before the
+    refill came first; nothing answered is lost with the refill."""
+    journal = SendJournal(tmp_path / "j", "t", boot_id="b")
+    journal.open()
+    router, transport = _router_logged_in(journal=journal, window=2)
+    heard = []
+    for part_id in range(1, 5):
+        router.submit(PART_CMPP, (part_id, 100 + part_id)).addCallback(heard.append)
+    first = frames(transport, decode30)
+
+    def disk_full(parts):
+        raise OSError(28, "No space left on device")
+
+    router._smscs[0].binds[0].on_send = disk_full
+    with pytest.raises(OSError):
+        _answer(transport, first)
+    assert [type(h) for h in heard] == [Submitted, Submitted]
