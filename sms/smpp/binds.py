@@ -45,13 +45,17 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from common.link import CLOSING, PARKED, PREPARING, UP, Link
 from common.link import DOWN as LINK_DOWN
 from sms.config import SmscConfig
 from sms.smpp.codec import as_text
-from sms.smpp.protocol import NotBound, PermanentError, SmppError, SmppProtocol, Throttled
+from sms.smpp.protocol import (NeverSent, NotBound, PermanentError, SmppError, SmppProtocol,
+                               Throttled)
+
+log = Logger(namespace="hotline.sms.binds")
 
 DOWN, BINDING, BOUND, UNBINDING = "down", "binding", "bound", "unbinding"
 THROTTLE_PAUSE = 0.1  # seconds a bind at a window of one waits after a "slow down"
@@ -94,6 +98,11 @@ class TokenBucket:
             return 0.0
         # At least a millisecond: a wait lost in float rounding would spin the clock.
         return max((1.0 - self.tokens) / self.rate, 0.001)
+
+
+class NotJournalled(NeverSent):
+    """The send journal could not record the burst (its disk is full or failing): none of
+    its parts was written, and the outbox sends them again later."""
 
 
 class Answered:
@@ -354,9 +363,18 @@ class Bind(Service):
             self.inflight += 1
         if not burst:
             return
-        self.counters["submitted"] += len(burst)
         if self.on_send is not None:
-            self.on_send([ref for _, _, ref in burst if ref is not None])
+            try:
+                self.on_send([ref for _, _, ref in burst if ref is not None])
+            except OSError as e:
+                # Sending a part the journal does not know of could duplicate it unseen
+                # after a crash: the burst fails, unsent, and the outbox retries it.
+                log.error("{bind}: the send journal could not be written ({error}); {n} parts "
+                          "not sent, to be retried", bind=self.name, error=str(e), n=len(burst))
+                for _fields, d, _ref in burst:
+                    d.errback(NotJournalled(f"{self.name}: send journal not written"))
+                return
+        self.counters["submitted"] += len(burst)
         send = self.tx.send
         for fields, d, _ref in burst:
             send(proto, fields, d)

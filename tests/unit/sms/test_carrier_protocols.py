@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from sms.carrier import text
 from sms.carrier.binary_pdu import FrameSplitter
@@ -27,7 +28,7 @@ from sms.sgip.protocol import SgipProtocol
 from sms.smgp import codec as smgp
 from sms.smgp.link import SmgpLink
 from sms.smgp.protocol import SmgpProtocol
-from sms.smpp.protocol import LinkLost, SmppTimeout, Throttled
+from sms.smpp.protocol import LinkLost, NeverSent, SmppTimeout, Throttled
 
 
 def connected(protocol):
@@ -724,22 +725,26 @@ def test_a_refused_answer_in_the_read_fails_alone_and_is_not_journalled_as_sent_
     assert (bind["inflight"], bind["ok"], bind["throttled"]) == (1, 1, 1)
 
 
-def test_answers_reach_the_outbox_even_when_the_refill_cannot_be_journalled(tmp_path):
+def test_a_refill_the_journal_cannot_record_fails_unsent_and_the_answers_still_arrive(tmp_path):
     """The journal's disk fails as the bind refills its window: the read's answers still
-    fire (their results reach the outbox) before the error is raised, as it was before the
-    refill came first; nothing answered is lost with the refill."""
+    reach the outbox, the refill's parts fail NeverSent (not written, so the outbox retries
+    them with no duplicate counted) instead of vanishing, and the link stays up."""
     journal = SendJournal(tmp_path / "j", "t", boot_id="b")
     journal.open()
     router, transport = _router_logged_in(journal=journal, window=2)
-    heard = []
+    outcomes = []
     for part_id in range(1, 5):
-        router.submit(PART_CMPP, (part_id, 100 + part_id)).addCallback(heard.append)
+        router.submit(PART_CMPP, (part_id, 100 + part_id)).addBoth(outcomes.append)
     first = frames(transport, decode30)
 
     def disk_full(parts):
         raise OSError(28, "No space left on device")
 
-    router._smscs[0].binds[0].on_send = disk_full
-    with pytest.raises(OSError):
-        _answer(transport, first)
-    assert [type(h) for h in heard] == [Submitted, Submitted]
+    bind = router._smscs[0].binds[0]
+    bind.on_send = disk_full
+    _answer(transport, first)
+    assert [type(o) for o in outcomes[:2]] == [Failure, Failure]  # the refill, first
+    assert all(o.check(NeverSent) for o in outcomes[:2])
+    assert [type(o) for o in outcomes[2:]] == [Submitted, Submitted]
+    assert frames(transport, decode30) == [] and router.bound_count() == 1
+    assert (bind.inflight, len(bind._queue)) == (0, 0)
