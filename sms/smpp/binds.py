@@ -25,11 +25,11 @@ SMGP, SGIP) hand a ``Bind`` their own links, which say how one part is sent
 typed errors (``Throttled`` for a flow-control result), so every protocol gets
 this one window and its slow-down.
 
-A link's protocol hands a read's successful answers to ``window_answered`` before
-it fires them (``sms.smpp.window``): the bind journals them, frees their slots and
-writes the refill first. Failures (an error result, a timeout, a lost link) come
-through each part's Deferred; the slots they free are refilled once the read is
-done (``_refill``) or at the next reactor turn.
+A carrier link's protocol hands a read's successful answers to ``window_answered``
+before it fires them (``sms.smpp.window``): the bind journals them, frees their
+slots and writes the refill first. An SMPP bind hears each answer through its
+Deferred and refills once the read is done (``_refill``); so do failures on every
+link (an error result, a timeout, a lost link), or at the next reactor turn.
 
 A link that parks (SGIP's idle Unbind, ``common.link.Link.park``) is not a bind that
 is down: the router still gives it parts; they wait in the queue while it binds
@@ -127,7 +127,6 @@ class BindLink(Link[SmppProtocol]):
                  clock: IReactorTime, mode: str, *, on_deliver: Callable | None = None,
                  on_state: Callable[[BindLink, str, str], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[..., None] | None = None,
                  jitter: Callable[[], float] | None = None, initial_delay: float = 1.0,
                  max_delay: float = 60.0):
         super().__init__(name, endpoint, clock, min_delay=initial_delay, max_delay=max_delay,
@@ -135,15 +134,13 @@ class BindLink(Link[SmppProtocol]):
         self.label = f"SMPP {name}"
         self.config, self.mode = config, mode
         self.on_deliver, self.on_answered = on_deliver, on_answered
-        self.on_window = on_window  # the Bind's window_answered
         if on_state is not None:
             self.observe(on_state)
 
     def build_protocol(self) -> SmppProtocol:
         return SmppProtocol(self.clock, response_timeout=self.config.response_timeout,
                             enquire_link=self.config.enquire_link, on_deliver=self.on_deliver,
-                            on_answered=self.on_answered, on_window=self.on_window,
-                            name=self.name)
+                            on_answered=self.on_answered, name=self.name)
 
     def log_in(self, protocol: SmppProtocol) -> Deferred:
         return protocol.bind(self.mode, self.config.system_id, self.config.password,
@@ -155,7 +152,7 @@ class BindLink(Link[SmppProtocol]):
     @staticmethod
     def send(protocol: SmppProtocol, fields: dict, answer: Deferred) -> None:
         """Write one part; ``answer`` fires with the response PDU or a typed error."""
-        protocol.request("submit_sm", answer=answer, window=True, **fields)
+        protocol.request("submit_sm", answer=answer, **fields)
 
     @staticmethod
     def message_id(response) -> str:
@@ -192,8 +189,7 @@ class Bind(Service):
         def link(link_name: str, mode: str) -> BindLink:
             return BindLink(link_name, endpoint, config, clock, mode, on_deliver=on_deliver,
                             on_state=self._link_changed, on_answered=self._refill,
-                            on_window=self.window_answered, jitter=jitter,
-                            initial_delay=initial_delay, max_delay=max_delay)
+                            jitter=jitter, initial_delay=initial_delay, max_delay=max_delay)
 
         if make_links is not None:
             self.links = make_links(name, endpoint, config, clock, on_deliver=on_deliver,

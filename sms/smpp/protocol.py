@@ -22,7 +22,6 @@ from common.pending import PendingRequests
 from sms.carrier.deliveries import DeliverQueue
 from sms.carrier.keepalive import IdleProbe
 from sms.smpp import codec
-from sms.smpp.window import answer_window
 from sms.smpp.codec import (ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED,
                             ESME_RX_T_APPN, FramingError, MalformedPdu)
 
@@ -96,9 +95,7 @@ class SmppProtocol(Protocol):
     success is acknowledged with ESME_ROK, its failure with ESME_RX_T_APPN so
     the SMSC delivers again. ``on_unbind(protocol)`` is told when the SMSC unbinds;
     ``on_answered()`` once after each read that answered requests, so that a bind
-    refills its window with one burst per read; ``on_window(answers)`` (the bind's
-    ``window_answered``) first, with the read's successful answers to window requests
-    (``sms.smpp.window``).
+    refills its window with one burst per read.
     """
 
     log = Logger(namespace="hotline.sms.smpp")
@@ -108,13 +105,12 @@ class SmppProtocol(Protocol):
                  on_deliver: Callable[[object], Deferred] | None = None,
                  on_unbind: Callable[[SmppProtocol], None] | None = None,
                  on_answered: Callable[[], None] | None = None,
-                 on_window: Callable[..., None] | None = None,
                  name: str = "smpp"):
         self.clock = clock
         self.response_timeout = response_timeout
         self.on_deliver = on_deliver
         self.on_unbind = on_unbind
-        self.on_answered, self.on_window = on_answered, on_window
+        self.on_answered = on_answered
         self.name = name
         self._splitter = codec.FrameSplitter()
         self._pending: PendingRequests[int] = PendingRequests(clock, _timeout_error)
@@ -154,12 +150,11 @@ class SmppProtocol(Protocol):
         return seq
 
     def request(self, command: str, *, timeout: float | None = None,
-                answer: Deferred | None = None, window: bool = False, **fields) -> Deferred:
+                answer: Deferred | None = None, **fields) -> Deferred:
         """Send one request PDU; the Deferred fires with the response PDU or a typed error.
 
         ``answer`` is the Deferred to fire, when the caller already has one (a bind's
-        queued part): one Deferred per part instead of two on the hot path. ``window``: a
-        bind's submit, whose success goes through ``on_window``.
+        queued part): one Deferred per part instead of two on the hot path.
         """
         d = Deferred() if answer is None else answer
         if not self.connected:
@@ -171,8 +166,7 @@ class SmppProtocol(Protocol):
         except codec.CodecError as e:
             d.errback(e)
             return d
-        self._pending.add(seq, command, self.response_timeout if timeout is None else timeout, d,
-                          data=window)
+        self._pending.add(seq, command, self.response_timeout if timeout is None else timeout, d)
         self.sent += 1
         self.transport.write(raw)
         return d
@@ -215,7 +209,6 @@ class SmppProtocol(Protocol):
         if frames:
             self._probe.touch()
         answered = False
-        window: list = []  # successful answers to the window's submits, for on_window
         for raw in frames:
             if not self.connected:
                 return
@@ -227,11 +220,9 @@ class SmppProtocol(Protocol):
                 continue
             command_id = codec.header(raw)[1]
             if command_id & codec.RESPONSE_BIT:
-                answered = self._response(pdu, command_id, window) or answered
+                answered = self._response(pdu, command_id) or answered
             else:
                 self._request_received(pdu)
-        if window:
-            answer_window(self.on_window, window, self.transport)
         if answered and self.on_answered is not None:
             self.on_answered()
         self._delivered.kick()
@@ -246,9 +237,8 @@ class SmppProtocol(Protocol):
             return
         self.transport.write(codec.generic_nack(e.sequence, e.status))
 
-    def _response(self, pdu, command_id: int, window: list) -> bool:
-        """Fire the pending request's Deferred, or, a window request's success, add it to
-        ``window`` for ``on_window``; False when nothing was pending."""
+    def _response(self, pdu, command_id: int) -> bool:
+        """Fire the pending request's Deferred; False when nothing was pending."""
         request = self._pending.pop(pdu.sequence)
         if request is None:
             if command_id == codec.GENERIC_NACK:
@@ -259,8 +249,6 @@ class SmppProtocol(Protocol):
             request.deferred.errback(error_for_status(pdu.status, request.label))
         elif command_id == codec.GENERIC_NACK:
             request.deferred.errback(PermanentError(ESME_ROK, request.label))
-        elif request.data and self.on_window is not None:
-            window.append((request.deferred, pdu))
         else:
             request.deferred.callback(pdu)
         return True

@@ -1,11 +1,14 @@
 """A read's successful answers to a bind's window, handed to the bind before they fire.
 
-Every protocol a ``Bind`` sends through (SMPP, CMPP, SMGP, SGIP) ends a read with
-``answer_window``: the bind (``Bind.window_answered``) journals the answers, frees
-their slots and refills the window; the refill is written to the socket at once,
-and only then does the bind fire the answers' Deferreds. The next burst so leaves
-before the outbox's bookkeeping of the last one: a connection's rate is its window
-over the round trip, and that bookkeeping was about a third of the gateway's share of it.
+The carrier protocols (CMPP, SMGP, SGIP) end a read with ``answer_window``: the
+bind (``Bind.window_answered``) journals the answers, frees their slots and
+refills the window; the refill is written to the socket at once, and only then
+does the bind fire the answers' Deferreds. The next burst so leaves before the
+outbox's bookkeeping of the last one: a connection's rate is its window over the
+round trip, and that bookkeeping was about a third of the gateway's share of it.
+SMPP binds keep the older order (answers, then the refill): with it, an SMSC that
+drops the link holding a full window lost receipts in the e2e smoke test, and
+that was not investigated.
 """
 from __future__ import annotations
 

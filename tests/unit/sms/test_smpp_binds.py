@@ -248,30 +248,3 @@ def test_token_bucket_burst_is_a_configurable_share_of_a_second():
     assert door.take() == pytest.approx(0.05)
     clock.advance(0.05)
     assert door.take() == 0.0
-
-
-def _commands(raw: bytes) -> list[int]:
-    """The command ids of the whole PDUs in ``raw``."""
-    out, i = [], 0
-    while i + 8 <= len(raw):
-        out.append(int.from_bytes(raw[i + 4:i + 8], "big"))
-        i += int.from_bytes(raw[i:i + 4], "big")
-    return out
-
-
-def test_a_bind_refills_its_window_before_the_answers_are_heard():
-    """As on the carrier links (sms.smpp.window): a read of submit_sm_resps frees their slots,
-    and the parts waiting for them are written before the first answer's callback runs, so
-    the next burst is on its way while the outbox records the last one."""
-    h = Harness(smsc(window=2), sims={"a": SimConfig(password="pw", latency=1.0)}).start()
-    pump = h.endpoints["a"].pumps[-1]
-    written_by_then = []  # at each answer's callback: the bind's writes not yet delivered
-    for i in range(4):
-        h.router.submit(submit_part(i)).addCallback(
-            lambda _: written_by_then.append(_commands(b"".join(pump.clientIO.stream))))
-    h.flush()
-    assert h.sims["a"].stats["submits"] == 2
-    h.advance(1.0, step=1.0)
-    assert written_by_then[0] == [0x00000004, 0x00000004]  # the two refills: submit_sm
-    h.advance(1.0, step=1.0)
-    assert h.sims["a"].stats["accepted"] == 4 and len(written_by_then) == 4
